@@ -1,0 +1,13 @@
+DROP TABLE audit_head;
+DROP TABLE audit_log;
+DROP TABLE deposits;
+DROP TABLE ledger_entries;
+DROP FUNCTION ledger_transaction_balanced();
+DROP TABLE ledger_transactions;
+DROP TABLE accounts;
+DROP TABLE participants;
+DROP TABLE skus;
+DROP TABLE hub_latency;
+DROP TABLE clusters;
+DROP TABLE hubs;
+DROP FUNCTION refuse_history_change();

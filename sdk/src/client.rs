@@ -1,0 +1,177 @@
+//! An async HTTP client with one method per API operation.
+
+use reqwest::{Method, RequestBuilder, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::audit::ChainVerifier;
+use crate::error::Error;
+use crate::types::*;
+
+/// A connection to one exchange, optionally authenticated with a bearer token.
+///
+/// Cloning is cheap and shares the connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    token: Option<String>,
+}
+
+impl Client {
+    /// A client for the exchange at `base_url` (e.g. `http://127.0.0.1:8080`), without a token.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        let base_url = base_url.into().trim_end_matches('/').to_owned();
+        Client { http: reqwest::Client::new(), base_url, token: None }
+    }
+
+    /// The same connection, sending `token` as its bearer token.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Client { token: Some(token.into()), ..self.clone() }
+    }
+
+    /// Exchanges `api_key` for a token and returns a client that uses it.
+    pub async fn login(&self, api_key: &str) -> Result<Self, Error> {
+        let token = self.token(api_key).await?;
+        Ok(self.with_token(token.access_token))
+    }
+
+    /// The bearer token this client sends, if any.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The exchange's base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The full URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// A request to `path` carrying this client's token, for calls the typed methods don't cover.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, self.url(path));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    async fn send<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, Error> {
+        let response = builder.send().await?;
+        decode(response).await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Error> {
+        self.send(self.request(Method::POST, path).json(body)).await
+    }
+
+    /// `GET /healthz`: the process is up.
+    pub async fn healthz(&self) -> Result<Health, Error> {
+        self.get("/healthz").await
+    }
+
+    /// `GET /readyz`: the process can reach its database.
+    pub async fn readyz(&self) -> Result<Health, Error> {
+        self.get("/readyz").await
+    }
+
+    /// `GET /v1/hubs`: the eight hubs with their clusters and figures.
+    pub async fn hubs(&self) -> Result<Vec<Hub>, Error> {
+        self.get("/v1/hubs").await
+    }
+
+    /// `GET /v1/hubs/latency`: the hub-to-hub latency matrix.
+    pub async fn hub_latency(&self) -> Result<Latency, Error> {
+        self.get("/v1/hubs/latency").await
+    }
+
+    /// `GET /v1/skus`: what can be traded.
+    pub async fn skus(&self) -> Result<Vec<Sku>, Error> {
+        self.get("/v1/skus").await
+    }
+
+    /// `POST /v1/auth/token`: exchanges an API key for a bearer token.
+    pub async fn token(&self, api_key: &str) -> Result<TokenResponse, Error> {
+        self.post("/v1/auth/token", &TokenRequest { api_key: api_key.to_owned() }).await
+    }
+
+    /// `POST /v1/participants` (admin): creates a participant; its API key is in the answer only.
+    pub async fn create_participant(&self, new: &NewParticipant) -> Result<CreatedParticipant, Error> {
+        self.post("/v1/participants", new).await
+    }
+
+    /// `GET /v1/participants/me`: who this token belongs to.
+    pub async fn me(&self) -> Result<Participant, Error> {
+        self.get("/v1/participants/me").await
+    }
+
+    /// `POST /v1/participants/{id}/deposits` (admin): credits a buyer. Retrying with the same
+    /// `idempotency_key` returns the first deposit and credits nothing more.
+    pub async fn deposit(&self, participant: Uuid, deposit: &NewDeposit) -> Result<Deposit, Error> {
+        self.post(&format!("/v1/participants/{participant}/deposits"), deposit).await
+    }
+
+    /// `GET /v1/accounts/me`: the caller's available and held money.
+    pub async fn account(&self) -> Result<Account, Error> {
+        self.get("/v1/accounts/me").await
+    }
+
+    /// `GET /v1/audit/log` (regulator): entries after `after_seq`, at most `limit` of them.
+    pub async fn audit_log(&self, after_seq: i64, limit: u32) -> Result<AuditPage, Error> {
+        self.get(&format!("/v1/audit/log?after_seq={after_seq}&limit={limit}")).await
+    }
+
+    /// `GET /v1/audit/verify` (regulator): the server's own check of the chain.
+    pub async fn audit_verify(&self) -> Result<AuditVerification, Error> {
+        self.get("/v1/audit/verify").await
+    }
+
+    /// Downloads the whole audit log, `page_size` entries at a time, and recomputes the chain
+    /// here, trusting nothing the server says about it. `progress` is called after every page
+    /// with the number of entries checked so far.
+    pub async fn verify_audit_chain(
+        &self,
+        page_size: u32,
+        mut progress: impl FnMut(u64),
+    ) -> Result<AuditVerification, Error> {
+        let mut verifier = ChainVerifier::new();
+        let mut after_seq = 0;
+        let mut checked = 0;
+        loop {
+            let page = self.audit_log(after_seq, page_size).await?;
+            for entry in &page.items {
+                verifier.push(entry);
+            }
+            checked += page.items.len() as u64;
+            progress(checked);
+            match page.next_after_seq {
+                Some(next) if !page.items.is_empty() => after_seq = next,
+                _ => break,
+            }
+        }
+        Ok(verifier.finish())
+    }
+}
+
+/// Turns a response into `T`, or into [`Error::Api`] when the server refused.
+async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes)
+            .map_err(|error| Error::Unexpected { status, detail: error.to_string() });
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) => Err(Error::Api { status, code: body.code, message: body.message }),
+        Err(_) => Err(Error::Unexpected { status, detail: String::from_utf8_lossy(&bytes).into_owned() }),
+    }
+}

@@ -1,0 +1,179 @@
+//! Wiring: from configuration to a running exchange, and the demo participants of `dev` mode.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+
+use actix_web::dev::Server;
+use actix_web::web;
+use anyhow::Context;
+use rust_decimal::Decimal;
+use suanli_sdk::{NewDeposit, ParticipantKind, ProviderType};
+
+use crate::auth::{self, TokenKeys};
+use crate::config::Config;
+use crate::db::{self, audit, ledger, participants};
+use crate::http::{self, AppState, HttpLimits};
+use crate::pg_private::PrivateCluster;
+use crate::telemetry::Metrics;
+
+/// The database the exchange uses: the configured one, or its private cluster.
+pub struct Database {
+    pub url: String,
+    /// Set when the exchange runs its own cluster, which it stops on the way out.
+    pub private_cluster: Option<PrivateCluster>,
+}
+
+/// Uses `DATABASE_URL`, or starts the private cluster under `data_dir/postgres`.
+pub fn database(config: &Config) -> anyhow::Result<Database> {
+    match &config.database_url {
+        Some(url) => Ok(Database { url: url.clone(), private_cluster: None }),
+        None => {
+            let cluster = PrivateCluster::start(&config.data_dir.join("postgres"), "suanli")?;
+            Ok(Database { url: cluster.url("suanli"), private_cluster: Some(cluster) })
+        }
+    }
+}
+
+/// Connects, migrates, loads reference data, makes sure the bootstrap admin exists, and returns
+/// the state every handler shares.
+pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<AppState>> {
+    let pool = db::connect(database_url, config.db_pool_size_max)?;
+    let mut connection = pool.get().context("Failed to connect to PostgreSQL")?;
+    db::migrate(&mut connection)?;
+    let reference = db::reference::load(&mut connection).context("Failed to load reference data")?;
+    if let Some(key) = &config.admin_api_key {
+        ensure_bootstrap_admin(&mut connection, key)?;
+    }
+    drop(connection);
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone().into_bytes(),
+        None => {
+            tracing::warn!("SUANLI_JWT_SECRET is not set: using a random secret; tokens will not survive a restart");
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let public_key = match &config.jwt_public_key {
+        Some(value) if !value.trim_start().starts_with("-----BEGIN") => Some(
+            std::fs::read_to_string(value).with_context(|| format!("Failed to read SUANLI_JWT_PUBLIC_KEY file {value}"))?,
+        ),
+        other => other.clone(),
+    };
+    let tokens = TokenKeys::new(&secret, public_key.as_deref(), config.token_ttl_seconds)?;
+    Ok(web::Data::new(AppState { pool, tokens, reference, metrics: Metrics::new() }))
+}
+
+/// Makes sure an admin with API key `key` exists: creates it on first start, changes its key
+/// when the configured one changed.
+pub fn ensure_bootstrap_admin(connection: &mut diesel::PgConnection, key: &str) -> anyhow::Result<()> {
+    let existing = participants::by_api_key_id(connection, participants::BOOTSTRAP_ADMIN_KEY_ID)?;
+    match existing {
+        Some(admin) if auth::api_key_matches(key, &admin.api_key_hash) => {}
+        Some(admin) => {
+            let hash = auth::hash_api_key(key).map_err(|error| anyhow::anyhow!("{error}"))?;
+            participants::rotate_key(connection, audit::SYSTEM_ACTOR, admin.id, participants::BOOTSTRAP_ADMIN_KEY_ID, &hash)?;
+            tracing::info!(admin = %admin.id, "bootstrap admin key changed");
+        }
+        None => {
+            let hash = auth::hash_api_key(key).map_err(|error| anyhow::anyhow!("{error}"))?;
+            let admin = participants::create(
+                connection,
+                audit::SYSTEM_ACTOR,
+                &participants::NewParticipantRow {
+                    name: "admin",
+                    kind: ParticipantKind::Admin,
+                    provider_type: None,
+                    hub: None,
+                    api_key_id: participants::BOOTSTRAP_ADMIN_KEY_ID,
+                    api_key_hash: &hash,
+                },
+            )?;
+            tracing::info!(admin = %admin.id, "bootstrap admin created");
+        }
+    }
+    Ok(())
+}
+
+/// Binds `config.listen` and builds the server; returns it with the address actually bound.
+pub fn listen(config: &Config, state: web::Data<AppState>) -> anyhow::Result<(Server, SocketAddr)> {
+    let listener =
+        TcpListener::bind(&config.listen).with_context(|| format!("Failed to listen on {}", config.listen))?;
+    let address = listener.local_addr()?;
+    let limits = HttpLimits { json_body_bytes_max: config.http_json_body_bytes_max, workers: config.http_workers };
+    let server = http::server(listener, state, limits)?;
+    tracing::info!(%address, "listening");
+    Ok((server, address))
+}
+
+/// The HS256 secret of `dev` mode: kept in the data folder so tokens survive a restart.
+pub fn dev_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(name);
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_owned());
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    Ok(secret)
+}
+
+/// One demo participant: who it is and a fresh API key and token for it.
+pub struct DemoParticipant {
+    pub kind: ParticipantKind,
+    pub name: String,
+    pub id: uuid::Uuid,
+    pub api_key: String,
+    pub token: String,
+}
+
+const DEMO_PARTICIPANTS: &[(&str, ParticipantKind, Option<ProviderType>, Option<&str>)] = &[
+    ("China Telecom Gansu (demo)", ParticipantKind::Provider, Some(ProviderType::TelecomOperator), None),
+    ("Tianfu Compute Co. (demo)", ParticipantKind::Provider, Some(ProviderType::ComputeProvider), None),
+    ("Yunhai Cloud (demo)", ParticipantKind::Provider, Some(ProviderType::CloudVendor), None),
+    ("Shanghai AI Lab (demo buyer)", ParticipantKind::Buyer, None, None),
+    ("Ningxia hub operator (demo)", ParticipantKind::HubOperator, None, Some("nx")),
+    ("Beijing–Tianjin–Hebei hub operator (demo)", ParticipantKind::HubOperator, None, Some("bth")),
+    ("Computing regulator (demo)", ParticipantKind::Regulator, None, None),
+];
+
+/// Demo money credited to the demo buyer once.
+const DEMO_DEPOSIT_CNY: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// Creates the demo participants (or gives the existing ones new keys, since keys are only stored
+/// hashed), credits the demo buyer once, and returns every participant's key and token.
+pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<DemoParticipant>> {
+    let mut connection = state.pool.get()?;
+    let mut seeded = Vec::new();
+    for (name, kind, provider_type, hub) in DEMO_PARTICIPANTS {
+        let key = auth::new_api_key().map_err(|error| anyhow::anyhow!("{error}"))?;
+        let id = match participants::by_name(&mut connection, name, *kind)? {
+            Some(existing) => {
+                participants::rotate_key(&mut connection, audit::SYSTEM_ACTOR, existing.id, &key.key_id, &key.hash)?;
+                existing.id
+            }
+            None => {
+                let new = participants::NewParticipantRow {
+                    name,
+                    kind: *kind,
+                    provider_type: *provider_type,
+                    hub: *hub,
+                    api_key_id: &key.key_id,
+                    api_key_hash: &key.hash,
+                };
+                participants::create(&mut connection, &admin_id.to_string(), &new)?.id
+            }
+        };
+        if *kind == ParticipantKind::Buyer {
+            let deposit = NewDeposit {
+                amount: DEMO_DEPOSIT_CNY,
+                reference: "demo opening balance".into(),
+                idempotency_key: format!("demo-opening-balance-{id}"),
+            };
+            ledger::deposit(&mut connection, admin_id, id, &deposit).map_err(|error| anyhow::anyhow!("{error}"))?;
+        }
+        let token = state.tokens.issue(id, *kind, hub.map(str::to_owned)).map_err(|error| anyhow::anyhow!("{error}"))?;
+        seeded.push(DemoParticipant { kind: *kind, name: (*name).to_owned(), id, api_key: key.key, token });
+    }
+    Ok(seeded)
+}

@@ -1,0 +1,75 @@
+//! Configuration, all from environment variables (or the matching command-line flags).
+//!
+//! Every variable is listed in `.env.sample` at the repository root with its default; every limit
+//! carries its unit in its name. The names of API.md "Operating" are fixed.
+
+use std::path::PathBuf;
+
+/// Settings of a running exchange.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    /// PostgreSQL to use. Without it the exchange runs its own private cluster under `data_dir`.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Address and port to serve on; port 0 picks a free port (the chosen address is logged).
+    #[arg(long, env = "SUANLI_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// When set, an `admin` participant with this API key exists at start-up.
+    #[arg(long, env = "SUANLI_ADMIN_API_KEY", hide_env_values = true)]
+    pub admin_api_key: Option<String>,
+
+    /// HS256 secret for the tokens the exchange issues. Without it a random secret is made at
+    /// start-up (tokens then do not survive a restart, and several servers cannot share them).
+    #[arg(long, env = "SUANLI_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Optional PEM public key (RS256 or EdDSA), or the path of a file holding one, whose tokens
+    /// are accepted too.
+    #[arg(long, env = "SUANLI_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<String>,
+
+    /// How long issued tokens live.
+    #[arg(long, env = "SUANLI_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    pub token_ttl_seconds: u64,
+
+    /// Where the private PostgreSQL cluster and other local state live.
+    #[arg(long, env = "SUANLI_DATA_DIR", default_value = ".data")]
+    pub data_dir: PathBuf,
+
+    /// Most database connections the server holds open.
+    #[arg(long, env = "SUANLI_DB_POOL_SIZE_MAX", default_value_t = 16)]
+    pub db_pool_size_max: u32,
+
+    /// Largest JSON request body accepted; larger ones are refused with 413.
+    #[arg(long, env = "SUANLI_HTTP_JSON_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
+    pub http_json_body_bytes_max: usize,
+
+    /// HTTP worker threads.
+    #[arg(long, env = "SUANLI_HTTP_WORKERS", default_value_t = 2)]
+    pub http_workers: usize,
+
+    /// Log format: `text` for people, `json` for collectors. Levels come from `RUST_LOG`.
+    #[arg(long, env = "SUANLI_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    /// The configuration tests use: everything default, nothing read from the environment.
+    pub fn for_tests(database_url: String) -> Self {
+        Config {
+            database_url: Some(database_url),
+            listen: "127.0.0.1:0".into(),
+            admin_api_key: None,
+            jwt_secret: Some("test-secret-not-for-production".into()),
+            jwt_public_key: None,
+            token_ttl_seconds: 3600,
+            data_dir: PathBuf::from(".data"),
+            db_pool_size_max: 8,
+            http_json_body_bytes_max: 64 * 1024,
+            http_workers: 2,
+            log_format: "text".into(),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The hash-chained audit log (API.md "The hash chain").
+//!
+//! [`append`] locks the single `audit_head` row, so entries get gapless `seq`s in commit order even
+//! with many concurrent writers, and an aborted transaction leaves no hole. The canonical text and
+//! the hash are computed by the sdk's functions, the same ones a client verifies with.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use serde_json::Value;
+use suanli_sdk::audit::{ChainVerifier, canonical_entry, chain_hash};
+use suanli_sdk::{AuditEntry, AuditVerification};
+
+use super::schema::{audit_head, audit_log};
+
+/// Who caused a change: a participant, or the exchange itself.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// Formats a time as the log stores and hashes it: RFC 3339, UTC, microseconds.
+pub fn format_at(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = audit_log)]
+struct Row {
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: String,
+    kind: String,
+    payload: Value,
+    canonical: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl From<Row> for AuditEntry {
+    fn from(row: Row) -> Self {
+        AuditEntry {
+            seq: row.seq,
+            at: format_at(row.at),
+            actor: row.actor,
+            kind: row.kind,
+            payload: row.payload,
+            canonical: row.canonical,
+            prev_hash: row.prev_hash,
+            hash: row.hash,
+        }
+    }
+}
+
+/// Appends one entry in the caller's transaction and returns its `seq`.
+///
+/// Call it last in a transaction: the head row stays locked until commit, which serialises every
+/// writer of the log for that long.
+pub fn append(connection: &mut PgConnection, actor: &str, kind: &str, payload: Value) -> QueryResult<i64> {
+    let (head_seq, head_hash): (i64, String) = audit_head::table
+        .select((audit_head::seq, audit_head::hash))
+        .for_update()
+        .first(connection)?;
+    let seq = head_seq + 1;
+    let at = Utc::now().trunc_subsecs(6);
+    let canonical = canonical_entry(seq, &format_at(at), actor, kind, &payload);
+    let hash = chain_hash(&head_hash, &canonical).expect("the head hash is 64 hex digits by a CHECK");
+    diesel::insert_into(audit_log::table)
+        .values((
+            audit_log::seq.eq(seq),
+            audit_log::at.eq(at),
+            audit_log::actor.eq(actor),
+            audit_log::kind.eq(kind),
+            audit_log::payload.eq(&payload),
+            audit_log::canonical.eq(&canonical),
+            audit_log::prev_hash.eq(&head_hash),
+            audit_log::hash.eq(&hash),
+        ))
+        .execute(connection)?;
+    diesel::update(audit_head::table)
+        .set((audit_head::seq.eq(seq), audit_head::hash.eq(&hash)))
+        .execute(connection)?;
+    Ok(seq)
+}
+
+/// At most `limit` entries with `seq > after_seq`, in order.
+pub fn page(connection: &mut PgConnection, after_seq: i64, limit: i64) -> QueryResult<Vec<AuditEntry>> {
+    let rows: Vec<Row> = audit_log::table
+        .filter(audit_log::seq.gt(after_seq))
+        .order(audit_log::seq.asc())
+        .limit(limit)
+        .select(Row::as_select())
+        .load(connection)?;
+    Ok(rows.into_iter().map(AuditEntry::from).collect())
+}
+
+/// Recomputes the whole chain from the stored rows, `batch` rows at a time, and checks that the
+/// head row points at the last entry (so that entries removed from the end are noticed too).
+pub fn verify(connection: &mut PgConnection, batch: i64) -> QueryResult<AuditVerification> {
+    let mut verifier = ChainVerifier::new();
+    let mut after_seq = 0;
+    let mut last: Option<AuditEntry> = None;
+    loop {
+        let entries = page(connection, after_seq, batch)?;
+        let Some(tail) = entries.last() else { break };
+        after_seq = tail.seq;
+        for entry in &entries {
+            verifier.push(entry);
+        }
+        last = entries.into_iter().last();
+    }
+    let mut verdict = verifier.finish();
+    let (head_seq, head_hash): (i64, String) =
+        audit_head::table.select((audit_head::seq, audit_head::hash)).first(connection)?;
+    let last_seq = last.as_ref().map_or(0, |entry| entry.seq);
+    if verdict.ok && (head_seq != last_seq || head_hash != verdict.head_hash) {
+        verdict.ok = false;
+        verdict.first_bad_seq = Some(last_seq.min(head_seq) + 1);
+    }
+    Ok(verdict)
+}

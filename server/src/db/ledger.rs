@@ -1,0 +1,220 @@
+//! The double-entry ledger: accounts, balanced transactions of append-only entries, deposits.
+//!
+//! Every movement of money goes through [`post`], which writes the entries and moves the cached
+//! balances in one go, so that "each account's balance equals the sum of its entries" holds by
+//! construction; PostgreSQL re-checks that each transaction sums to zero (a deferred trigger) and
+//! that no balance but `external` goes below zero (a CHECK).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use rust_decimal::Decimal;
+use suanli_sdk::{Deposit, NewDeposit};
+use uuid::Uuid;
+
+use super::audit;
+use super::schema::{accounts, deposits, ledger_entries, ledger_transactions, participants};
+use crate::error::ApiError;
+
+/// The account that mirrors money which came in from outside; its balance is minus all deposits.
+pub const EXTERNAL_ACCOUNT: Uuid = Uuid::from_u128(1);
+/// The exchange's fee income.
+pub const EXCHANGE_FEES_ACCOUNT: Uuid = Uuid::from_u128(2);
+
+/// The kinds of account a participant owns.
+pub mod kind {
+    pub const BUYER_AVAILABLE: &str = "buyer_available";
+    pub const BUYER_HELD: &str = "buyer_held";
+    pub const PROVIDER: &str = "provider";
+    pub const HUB_LEVY: &str = "hub_levy";
+}
+
+/// Writes one balanced transaction: `legs` are (account, signed amount) and must sum to zero.
+///
+/// Balances are updated in account-id order so that concurrent transactions touching the same
+/// accounts cannot deadlock.
+pub fn post(
+    connection: &mut PgConnection,
+    transaction_kind: &str,
+    reference: &str,
+    legs: &[(Uuid, Decimal)],
+) -> QueryResult<Uuid> {
+    assert!(
+        legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
+        "ledger transaction {transaction_kind} is unbalanced: {legs:?}"
+    );
+    let transaction_id = Uuid::new_v4();
+    diesel::insert_into(ledger_transactions::table)
+        .values((
+            ledger_transactions::id.eq(transaction_id),
+            ledger_transactions::kind.eq(transaction_kind),
+            ledger_transactions::reference.eq(reference),
+        ))
+        .execute(connection)?;
+    let mut sorted: Vec<(Uuid, Decimal)> = legs.iter().copied().filter(|(_, amount)| !amount.is_zero()).collect();
+    sorted.sort_by_key(|(account, _)| *account);
+    let rows: Vec<_> = sorted
+        .iter()
+        .map(|(account, amount)| {
+            (
+                ledger_entries::transaction_id.eq(transaction_id),
+                ledger_entries::account_id.eq(*account),
+                ledger_entries::amount.eq(*amount),
+            )
+        })
+        .collect();
+    diesel::insert_into(ledger_entries::table).values(&rows).execute(connection)?;
+    for (account, amount) in sorted {
+        diesel::update(accounts::table.find(account))
+            .set(accounts::balance.eq(accounts::balance + amount))
+            .execute(connection)?;
+    }
+    Ok(transaction_id)
+}
+
+/// Creates the accounts a new participant of `kind` needs.
+pub fn open_participant_accounts(connection: &mut PgConnection, participant: Uuid, kind: &str) -> QueryResult<()> {
+    let kinds: &[&str] = match kind {
+        "buyer" => &[kind::BUYER_AVAILABLE, kind::BUYER_HELD],
+        "provider" => &[kind::PROVIDER],
+        _ => &[],
+    };
+    for account_kind in kinds {
+        diesel::insert_into(accounts::table)
+            .values((
+                accounts::id.eq(Uuid::new_v4()),
+                accounts::kind.eq(*account_kind),
+                accounts::participant_id.eq(participant),
+            ))
+            .execute(connection)?;
+    }
+    Ok(())
+}
+
+/// The id of a participant's account of `kind`.
+pub fn participant_account(connection: &mut PgConnection, participant: Uuid, account_kind: &str) -> QueryResult<Uuid> {
+    accounts::table
+        .filter(accounts::participant_id.eq(participant).and(accounts::kind.eq(account_kind)))
+        .select(accounts::id)
+        .first(connection)
+}
+
+/// The balance of a participant's account of `kind`, or zero if it has none.
+pub fn participant_balance(connection: &mut PgConnection, participant: Uuid, account_kind: &str) -> QueryResult<Decimal> {
+    let balance: Option<Decimal> = accounts::table
+        .filter(accounts::participant_id.eq(participant).and(accounts::kind.eq(account_kind)))
+        .select(accounts::balance)
+        .first(connection)
+        .optional()?;
+    Ok(balance.unwrap_or_default().normalize())
+}
+
+/// The levy balance of a hub.
+pub fn hub_levy_balance(connection: &mut PgConnection, hub: &str) -> QueryResult<Decimal> {
+    let balance: Decimal = accounts::table
+        .filter(accounts::hub.eq(hub).and(accounts::kind.eq(kind::HUB_LEVY)))
+        .select(accounts::balance)
+        .first(connection)?;
+    Ok(balance.normalize())
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = deposits)]
+struct DepositRow {
+    id: Uuid,
+    participant_id: Uuid,
+    amount: Decimal,
+    reference: String,
+    idempotency_key: String,
+    transaction_id: Uuid,
+    created_at: DateTime<Utc>,
+}
+
+impl From<DepositRow> for Deposit {
+    fn from(row: DepositRow) -> Self {
+        Deposit {
+            id: row.id,
+            participant_id: row.participant_id,
+            amount: row.amount.normalize(),
+            currency: "CNY".into(),
+            reference: row.reference,
+            idempotency_key: row.idempotency_key,
+            transaction_id: row.transaction_id,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// Credits a buyer's available balance, once per (admin, idempotency key).
+///
+/// A repeat with the same key and body returns the first deposit and changes nothing; the same
+/// key with another body is a 409. `deposit.amount` must already be validated.
+pub fn deposit(
+    connection: &mut PgConnection,
+    admin: Uuid,
+    participant: Uuid,
+    deposit: &NewDeposit,
+) -> Result<Deposit, ApiError> {
+    connection.transaction(|connection| {
+        let existing: Option<DepositRow> = deposits::table
+            .filter(deposits::created_by.eq(admin).and(deposits::idempotency_key.eq(&deposit.idempotency_key)))
+            .select(DepositRow::as_select())
+            .first(connection)
+            .optional()?;
+        if let Some(existing) = existing {
+            let same = existing.participant_id == participant
+                && existing.amount == deposit.amount
+                && existing.reference == deposit.reference;
+            return if same {
+                Ok(existing.into())
+            } else {
+                Err(ApiError::conflict(
+                    "idempotency_conflict",
+                    "this idempotency key was already used for a different deposit",
+                ))
+            };
+        }
+
+        let kind: Option<String> =
+            participants::table.find(participant).select(participants::kind).first(connection).optional()?;
+        match kind.as_deref() {
+            None => return Err(ApiError::not_found("no such participant")),
+            Some("buyer") => {}
+            Some(_) => return Err(ApiError::unprocessable("not_a_buyer", "deposits are credited to buyers only")),
+        }
+
+        let available = participant_account(connection, participant, kind::BUYER_AVAILABLE)?;
+        let transaction_id = post(
+            connection,
+            "deposit",
+            &deposit.reference,
+            &[(EXTERNAL_ACCOUNT, -deposit.amount), (available, deposit.amount)],
+        )?;
+        let row: DepositRow = diesel::insert_into(deposits::table)
+            .values((
+                deposits::id.eq(Uuid::new_v4()),
+                deposits::participant_id.eq(participant),
+                deposits::amount.eq(deposit.amount),
+                deposits::reference.eq(&deposit.reference),
+                deposits::idempotency_key.eq(&deposit.idempotency_key),
+                deposits::created_by.eq(admin),
+                deposits::transaction_id.eq(transaction_id),
+            ))
+            .returning(DepositRow::as_returning())
+            .get_result(connection)?;
+        let created = Deposit::from(row);
+        audit::append(
+            connection,
+            &admin.to_string(),
+            "deposit",
+            serde_json::json!({
+                "deposit_id": created.id,
+                "participant_id": participant,
+                "amount": created.amount.to_string(),
+                "currency": "CNY",
+                "reference": created.reference,
+                "transaction_id": transaction_id,
+            }),
+        )?;
+        Ok(created)
+    })
+}

@@ -1,0 +1,53 @@
+//! The store: PostgreSQL through diesel. Only this module (and `pg_private`) knows SQL.
+//!
+//! Every function takes a `&mut PgConnection` and runs inside the caller's transaction, so that a
+//! change, its ledger entries and its audit entry commit together or not at all.
+
+pub mod audit;
+pub mod ledger;
+pub mod participants;
+pub mod reference;
+pub mod schema;
+
+use anyhow::Context;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// A pool of PostgreSQL connections.
+pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+
+/// The migrations of `migrations/`, compiled into the binary.
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
+
+/// Opens a pool of at most `size_max` connections to `database_url`.
+pub fn connect(database_url: &str, size_max: u32) -> anyhow::Result<DbPool> {
+    let manager = ConnectionManager::<PgConnection>::new(database_url);
+    Pool::builder()
+        .max_size(size_max)
+        .connection_timeout(std::time::Duration::from_secs(10))
+        .build(manager)
+        .context("Failed to connect to PostgreSQL")
+}
+
+/// Applies every pending migration. Safe to call on every start: applied ones are skipped.
+pub fn migrate(connection: &mut PgConnection) -> anyhow::Result<()> {
+    // Several servers may start at once against one database: serialise their migrations.
+    diesel::sql_query("SELECT pg_advisory_lock(727400001)")
+        .execute(connection)
+        .context("Failed to take the migration lock")?;
+    let result = connection
+        .run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.len())
+        .map_err(|error| anyhow::anyhow!("Failed to run migrations: {error}"));
+    diesel::sql_query("SELECT pg_advisory_unlock(727400001)")
+        .execute(connection)
+        .context("Failed to release the migration lock")?;
+    let applied = result?;
+    if applied > 0 {
+        tracing::info!(applied, "migrations applied");
+    }
+    Ok(())
+}
+
+use diesel::RunQueryDsl;

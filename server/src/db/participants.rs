@@ -1,0 +1,126 @@
+//! Participants and their API-key credentials.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use suanli_sdk::{Participant, ParticipantKind, ProviderType};
+use uuid::Uuid;
+
+use super::schema::participants;
+use super::{audit, ledger};
+
+/// The `api_key_id` of the admin whose key comes from `SUANLI_ADMIN_API_KEY`: that key has a
+/// free form, so it is found by this fixed id rather than by a prefix of the key.
+pub const BOOTSTRAP_ADMIN_KEY_ID: &str = "bootstrap-admin";
+
+/// A participant row, with its credential hash.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = participants)]
+pub struct ParticipantRow {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub provider_type: Option<String>,
+    pub hub: Option<String>,
+    pub api_key_id: String,
+    pub api_key_hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ParticipantRow {
+    /// The participant as the API shows it.
+    pub fn to_wire(&self) -> Participant {
+        Participant {
+            id: self.id,
+            name: self.name.clone(),
+            // CHECK constraints keep both columns to the names `parse` knows.
+            kind: ParticipantKind::parse(&self.kind).unwrap_or(ParticipantKind::Buyer),
+            provider_type: self.provider_type.as_deref().and_then(ProviderType::parse),
+            hub: self.hub.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// What is needed to create a participant; the key hash is computed by the caller, off the
+/// database connection's time.
+pub struct NewParticipantRow<'a> {
+    pub name: &'a str,
+    pub kind: ParticipantKind,
+    pub provider_type: Option<ProviderType>,
+    pub hub: Option<&'a str>,
+    pub api_key_id: &'a str,
+    pub api_key_hash: &'a str,
+}
+
+/// Creates a participant with its ledger accounts and an audit entry, in one transaction.
+pub fn create(connection: &mut PgConnection, actor: &str, new: &NewParticipantRow<'_>) -> QueryResult<ParticipantRow> {
+    connection.transaction(|connection| {
+        let row: ParticipantRow = diesel::insert_into(participants::table)
+            .values((
+                participants::id.eq(Uuid::new_v4()),
+                participants::name.eq(new.name),
+                participants::kind.eq(new.kind.as_str()),
+                participants::provider_type.eq(new.provider_type.map(ProviderType::as_str)),
+                participants::hub.eq(new.hub),
+                participants::api_key_id.eq(new.api_key_id),
+                participants::api_key_hash.eq(new.api_key_hash),
+            ))
+            .returning(ParticipantRow::as_returning())
+            .get_result(connection)?;
+        ledger::open_participant_accounts(connection, row.id, &row.kind)?;
+        audit::append(
+            connection,
+            actor,
+            "participant_created",
+            serde_json::json!({
+                "participant_id": row.id,
+                "name": row.name,
+                "kind": row.kind,
+                "provider_type": row.provider_type,
+                "hub": row.hub,
+            }),
+        )?;
+        Ok(row)
+    })
+}
+
+/// The participant with this id.
+pub fn get(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<ParticipantRow>> {
+    participants::table.find(id).select(ParticipantRow::as_select()).first(connection).optional()
+}
+
+/// The participant whose API key has this lookup id.
+pub fn by_api_key_id(connection: &mut PgConnection, api_key_id: &str) -> QueryResult<Option<ParticipantRow>> {
+    participants::table
+        .filter(participants::api_key_id.eq(api_key_id))
+        .select(ParticipantRow::as_select())
+        .first(connection)
+        .optional()
+}
+
+/// The participant with this exact name and kind (the demo finds its participants this way).
+pub fn by_name(connection: &mut PgConnection, name: &str, kind: ParticipantKind) -> QueryResult<Option<ParticipantRow>> {
+    participants::table
+        .filter(participants::name.eq(name).and(participants::kind.eq(kind.as_str())))
+        .order(participants::created_at.asc())
+        .select(ParticipantRow::as_select())
+        .first(connection)
+        .optional()
+}
+
+/// Replaces a participant's API key (the old one stops working) and records that it happened.
+pub fn rotate_key(
+    connection: &mut PgConnection,
+    actor: &str,
+    id: Uuid,
+    api_key_id: &str,
+    api_key_hash: &str,
+) -> QueryResult<()> {
+    connection.transaction(|connection| {
+        diesel::update(participants::table.find(id))
+            .set((participants::api_key_id.eq(api_key_id), participants::api_key_hash.eq(api_key_hash)))
+            .execute(connection)?;
+        audit::append(connection, actor, "api_key_rotated", serde_json::json!({ "participant_id": id }))?;
+        Ok(())
+    })
+}

@@ -1,0 +1,159 @@
+//! The one error type of the exchange, and the single place where failures become HTTP answers.
+//!
+//! Policy: handlers, the store and the domain return [`ApiError`]. A refusal the client caused
+//! carries a stable snake_case `code` and the right status (400, 401, 403, 404, 409, 413, 422);
+//! anything else is [`ApiError::internal`], logged once here with its cause and answered with a
+//! generic 500 that leaks nothing. Named database constraints that a client can trip are mapped to
+//! client errors in [`From<diesel::result::Error>`]. `anyhow` is used only at the edges (start-up,
+//! the CLI), never in a request path.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use suanli_sdk::ErrorBody;
+
+/// Which family of failure, which fixes the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    Conflict,
+    PayloadTooLarge,
+    Unprocessable,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A failure on its way to becoming a JSON error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: ErrorKind,
+    /// Stable snake_case code clients match on.
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { kind, code, message: message.into() }
+    }
+
+    /// 400: the request is malformed (bad JSON, bad decimal, unknown hub…).
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadRequest, code, message)
+    }
+
+    /// 401: no usable credentials.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unauthorized, code, message)
+    }
+
+    /// 403: authenticated, but not allowed to do this.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Forbidden, code, message)
+    }
+
+    /// 404: no such thing (or not one the caller may know about).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::NotFound, "not_found", message)
+    }
+
+    /// 409: conflicts with what already happened (idempotency key reuse, double settlement).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Conflict, code, message)
+    }
+
+    /// 413: body or module too large.
+    pub fn too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::PayloadTooLarge, code, message)
+    }
+
+    /// 422: well-formed but against a business rule (insufficient funds, window too long…).
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unprocessable, code, message)
+    }
+
+    /// 503: a dependency (the database) is not reachable right now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, "unavailable", message)
+    }
+
+    /// 500: our fault. The cause is logged here, once, and not shown to the client.
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(ErrorKind::Internal, "internal_error", "internal error; the incident was logged")
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.kind.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code())
+            .json(ErrorBody { code: self.code.to_owned(), message: self.message.clone() })
+    }
+}
+
+impl From<DieselError> for ApiError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            DieselError::NotFound => ApiError::not_found("no such record"),
+            DieselError::DatabaseError(kind, info) => match (kind, info.constraint_name()) {
+                (DatabaseErrorKind::CheckViolation, Some("accounts_balance_not_negative")) => {
+                    ApiError::unprocessable("insufficient_funds", "not enough available money")
+                }
+                (DatabaseErrorKind::UniqueViolation, Some(constraint)) if constraint.ends_with("idempotency_key") => {
+                    ApiError::conflict("idempotency_conflict", "this idempotency key was used concurrently; retry")
+                }
+                (DatabaseErrorKind::ClosedConnection, _) => ApiError::unavailable("database connection lost"),
+                (DatabaseErrorKind::SerializationFailure, _) => {
+                    ApiError::unavailable("concurrent update; retry the request")
+                }
+                _ => ApiError::internal(format!("database: {error}")),
+            },
+            _ => ApiError::internal(format!("database: {error}")),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for ApiError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        tracing::warn!(%error, "no database connection");
+        ApiError::unavailable("database not reachable")
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        ApiError::internal(format!("blocking pool: {error}"))
+    }
+}

@@ -1,0 +1,140 @@
+//! The HTTP layer: the only code that knows actix-web. Each submodule is one resource with a
+//! `configure` function; handlers decode and authorize, call the store, and answer with sdk types.
+
+pub mod audit;
+pub mod openapi;
+pub mod participants;
+pub mod public;
+
+use std::net::TcpListener;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, error, web};
+use diesel::PgConnection;
+use futures_util::FutureExt;
+
+use crate::auth::TokenKeys;
+use crate::db::DbPool;
+use crate::db::reference::Reference;
+use crate::error::ApiError;
+use crate::telemetry::Metrics;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub pool: DbPool,
+    pub tokens: TokenKeys,
+    pub reference: Reference,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Runs `work` with a pooled connection on the blocking thread pool, off the async executor.
+    pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        web::block(move || {
+            let mut connection = pool.get()?;
+            work(&mut connection)
+        })
+        .await?
+    }
+
+    /// Runs CPU-heavy `work` (password hashing) on the blocking thread pool.
+    pub async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    {
+        web::block(work).await?
+    }
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest JSON body, in bytes; larger ones get a 413.
+    pub json_body_bytes_max: usize,
+    pub workers: usize,
+}
+
+/// Registers every route, the JSON error handlers and the fallback 404.
+pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone {
+    move |config: &mut web::ServiceConfig| {
+        config
+            .app_data(web::JsonConfig::default().limit(limits.json_body_bytes_max).error_handler(json_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .configure(public::configure)
+            .configure(participants::configure)
+            .configure(audit::configure);
+    }
+}
+
+/// Builds the server on an already bound listener (bind port 0 to let the OS pick).
+pub fn server(listener: TcpListener, state: web::Data<AppState>, limits: HttpLimits) -> std::io::Result<Server> {
+    let routes = configure(limits);
+    let server = HttpServer::new(move || {
+        let metrics = state.metrics.clone();
+        App::new()
+            .app_data(state.clone())
+            .configure(routes.clone())
+            .default_service(web::to(not_found))
+            .wrap_fn(move |request, service| {
+                let started = Instant::now();
+                let metrics = metrics.clone();
+                service.call(request).map(move |result| {
+                    if let Ok(response) = &result {
+                        let request = response.request();
+                        let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                        let method = request.method().as_str();
+                        let status = response.status().as_u16().to_string();
+                        metrics.http_requests.with_label_values(&[method, &route, &status]).inc();
+                        metrics
+                            .http_request_seconds
+                            .with_label_values(&[method, &route])
+                            .observe(started.elapsed().as_secs_f64());
+                    }
+                    result
+                })
+            })
+    })
+    .workers(limits.workers.max(1))
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no route for {} {}", request.method(), request.path())))
+}
+
+fn json_error(error: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api_error = match &error {
+        error::JsonPayloadError::OverflowKnownLength { .. } | error::JsonPayloadError::Overflow { .. } => {
+            ApiError::too_large("body_too_large", error.to_string())
+        }
+        error::JsonPayloadError::ContentType => {
+            ApiError::bad_request("invalid_content_type", "send the body as `Content-Type: application/json`")
+        }
+        error::JsonPayloadError::Deserialize(cause) => ApiError::bad_request("invalid_body", cause.to_string()),
+        _ => ApiError::bad_request("invalid_body", error.to_string()),
+    };
+    api_error.into()
+}
+
+fn query_error(error: error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("invalid_query", error.to_string()).into()
+}
+
+fn path_error(error: error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::bad_request("invalid_path", error.to_string()).into()
+}
+
+/// A 200 answer with a JSON body.
+pub fn ok<T: serde::Serialize>(body: &T) -> HttpResponse {
+    HttpResponse::Ok().json(body)
+}

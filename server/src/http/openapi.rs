@@ -1,0 +1,33 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and the sdk's types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{audit, participants, public};
+
+/// The whole API; served at `/v1/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Suanli exchange", description = "Compute capacity exchange: REST API v1."),
+    paths(
+        public::healthz, public::readyz, public::metrics, public::openapi,
+        public::hubs, public::hub_latency, public::skus,
+        participants::issue_token, participants::create_participant, participants::me,
+        participants::deposit, participants::account,
+        audit::log, audit::verify,
+    ),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}

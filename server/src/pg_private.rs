@@ -1,0 +1,166 @@
+//! A private PostgreSQL cluster under a data folder of the project, for running the exchange (and
+//! its tests) on a machine where no `DATABASE_URL` is configured.
+//!
+//! It uses the machine's PostgreSQL binaries (`initdb`, `pg_ctl`): created on first use, reused on
+//! the next start, stopped by [`PrivateCluster::stop`]. PostgreSQL refuses to run as root, so when
+//! we are root the folder is given to the `postgres` user and the binaries run as that user. The
+//! cluster listens on 127.0.0.1 only, on a free port, with no Unix socket.
+
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, bail};
+use diesel::{Connection, PgConnection, RunQueryDsl};
+
+/// A running private cluster.
+#[derive(Debug)]
+pub struct PrivateCluster {
+    root: PathBuf,
+    bin_dir: PathBuf,
+    port: u16,
+    as_postgres_user: bool,
+}
+
+impl PrivateCluster {
+    /// Starts (creating if needed) the cluster under `root`, or adopts it if it is already
+    /// running, and makes sure a database named `database` exists in it.
+    pub fn start(root: &Path, database: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(root).with_context(|| format!("Failed to create {}", root.display()))?;
+        let root = root.canonicalize()?;
+        let as_postgres_user = std::fs::metadata("/proc/self")?.uid() == 0;
+        let cluster = PrivateCluster { bin_dir: find_bin_dir()?, port: 0, root, as_postgres_user };
+        let data = cluster.data_dir();
+        if as_postgres_user {
+            cluster.chown_to_postgres()?;
+        }
+        if !data.join("PG_VERSION").exists() {
+            tracing::info!(data = %data.display(), "creating a private PostgreSQL cluster");
+            cluster.run("initdb", &["-D", path_str(&data)?, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])?;
+        }
+        let port = match cluster.running_port() {
+            Some(port) => port,
+            None => cluster.start_server()?,
+        };
+        let cluster = PrivateCluster { port, ..cluster };
+        cluster.ensure_database(database)?;
+        tracing::info!(port, data = %data.display(), "private PostgreSQL running");
+        Ok(cluster)
+    }
+
+    /// The URL of `database` in this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the cluster, letting running transactions roll back (`pg_ctl stop -m fast`).
+    pub fn stop(&self) -> anyhow::Result<()> {
+        self.run("pg_ctl", &["-D", path_str(&self.data_dir())?, "-m", "fast", "-w", "stop"])?;
+        tracing::info!("private PostgreSQL stopped");
+        Ok(())
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.root.join("pgdata")
+    }
+
+    fn chown_to_postgres(&self) -> anyhow::Result<()> {
+        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.root).status()?;
+        if !status.success() {
+            bail!("Failed to give {} to the postgres user (is PostgreSQL installed?)", self.root.display());
+        }
+        Ok(())
+    }
+
+    /// The port of a server already running on this data folder, read from `postmaster.pid`.
+    fn running_port(&self) -> Option<u16> {
+        let data = self.data_dir();
+        let status = self.command("pg_ctl").arg("status").arg("-D").arg(&data).stdout(Stdio::null()).status().ok()?;
+        if !status.success() {
+            return None;
+        }
+        let pid_file = std::fs::read_to_string(data.join("postmaster.pid")).ok()?;
+        pid_file.lines().nth(3)?.trim().parse().ok()
+    }
+
+    fn start_server(&self) -> anyhow::Result<u16> {
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let options = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''");
+        let log = self.root.join("postgres.log");
+        self.run(
+            "pg_ctl",
+            &["-D", path_str(&self.data_dir())?, "-l", path_str(&log)?, "-w", "-t", "60", "-o", &options, "start"],
+        )
+        .with_context(|| format!("Failed to start PostgreSQL; see {}", log.display()))?;
+        Ok(port)
+    }
+
+    fn ensure_database(&self, database: &str) -> anyhow::Result<()> {
+        let mut connection = PgConnection::establish(&self.url("postgres"))
+            .context("Failed to connect to the private PostgreSQL")?;
+        #[derive(diesel::QueryableByName)]
+        struct Found {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            found: bool,
+        }
+        let found: Found = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
+            .bind::<diesel::sql_types::Text, _>(database)
+            .get_result(&mut connection)?;
+        if !found.found {
+            diesel::sql_query(format!("CREATE DATABASE \"{}\"", database.replace('"', ""))).execute(&mut connection)?;
+        }
+        Ok(())
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let binary = self.bin_dir.join(program);
+        let mut command = if self.as_postgres_user {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(binary);
+            command
+        } else {
+            Command::new(binary)
+        };
+        // The server must not hold our stdout/stderr open after pg_ctl returns.
+        command.stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
+        let output = self.command(program).args(args).stderr(Stdio::piped()).stdout(Stdio::null()).output()?;
+        if !output.status.success() {
+            bail!("{program} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        Ok(())
+    }
+}
+
+/// The newest `/usr/lib/postgresql/<version>/bin`, or `pg_config --bindir`.
+fn find_bin_dir() -> anyhow::Result<PathBuf> {
+    let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    candidates.sort();
+    if let Some((_, bin)) = candidates.pop() {
+        return Ok(bin);
+    }
+    let output = Command::new("pg_config").arg("--bindir").output();
+    match output {
+        Ok(output) if output.status.success() => {
+            Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_owned()))
+        }
+        _ => bail!("PostgreSQL server binaries not found: install the `postgresql` package or set DATABASE_URL"),
+    }
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str().with_context(|| format!("{} is not UTF-8", path.display()))
+}

@@ -1,0 +1,61 @@
+//! Structured logs (tracing) and Prometheus metrics.
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+/// Installs the global log subscriber: `RUST_LOG` picks levels (default `info`), `format` is
+/// `text` or `json`. Calling it twice is harmless (tests do).
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _already_installed = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// The exchange's metrics, registered in their own registry (no process-wide globals).
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// HTTP requests by method, route pattern and status.
+    pub http_requests: IntCounterVec,
+    /// HTTP latency by method and route pattern.
+    pub http_request_seconds: HistogramVec,
+    /// Changes of state by kind (`participant_created`, `deposit`, …), counted when committed.
+    pub events: IntCounterVec,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new("suanli_http_requests_total", "HTTP requests answered"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric");
+        let http_request_seconds = HistogramVec::new(
+            HistogramOpts::new("suanli_http_request_seconds", "HTTP request latency"),
+            &["method", "route"],
+        )
+        .expect("valid metric");
+        let events = IntCounterVec::new(Opts::new("suanli_events_total", "state changes committed"), &["kind"])
+            .expect("valid metric");
+        registry.register(Box::new(http_requests.clone())).expect("registered once");
+        registry.register(Box::new(http_request_seconds.clone())).expect("registered once");
+        registry.register(Box::new(events.clone())).expect("registered once");
+        Metrics { registry, http_requests, http_request_seconds, events }
+    }
+
+    /// Everything in Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buffer = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metrics.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buffer);
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,110 @@
+//! Checks of client input that need no database: text fields, money amounts, page limits.
+//! Each failure is a 400 with a code naming what was wrong, raised before anything is written.
+
+use rust_decimal::Decimal;
+
+use crate::error::ApiError;
+
+/// Most CNY one deposit may credit: 1 trillion, far above any real transfer, far below the
+/// ledger's numeric(20,2) range.
+pub const DEPOSIT_AMOUNT_CNY_MAX: Decimal = Decimal::from_parts(3_567_587_328, 232, 0, false, 0);
+
+/// Most entries one page of any list may hold (API.md).
+pub const PAGE_LIMIT_MAX: u32 = 500;
+
+/// A required piece of text: 1 to `length_max` characters, no control characters (which also
+/// keeps NUL bytes away from PostgreSQL).
+pub fn text(field: &str, value: &str, length_max: usize) -> Result<(), ApiError> {
+    let length = value.chars().count();
+    if length == 0 || value.trim().is_empty() {
+        return Err(ApiError::bad_request("invalid_field", format!("`{field}` must not be empty")));
+    }
+    if length > length_max {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`{field}` is longer than {length_max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("invalid_field", format!("`{field}` contains control characters")));
+    }
+    Ok(())
+}
+
+/// An amount of money to credit: > 0, at most 2 fractional digits (fen), at most `max`.
+pub fn positive_cny(field: &str, amount: Decimal, max: Decimal) -> Result<Decimal, ApiError> {
+    let amount = amount.normalize();
+    if amount <= Decimal::ZERO {
+        return Err(ApiError::bad_request("invalid_amount", format!("`{field}` must be greater than zero")));
+    }
+    if amount.scale() > 2 {
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            format!("`{field}` has more than 2 fractional digits (CNY is counted in fen)"),
+        ));
+    }
+    if amount > max {
+        return Err(ApiError::bad_request("invalid_amount", format!("`{field}` is larger than {max}")));
+    }
+    Ok(amount)
+}
+
+/// A page size: 1 to [`PAGE_LIMIT_MAX`], `default` when absent.
+pub fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
+    match limit.unwrap_or(default) {
+        limit @ 1..=PAGE_LIMIT_MAX => Ok(limit),
+        _ => Err(ApiError::bad_request("invalid_limit", format!("`limit` must be between 1 and {PAGE_LIMIT_MAX}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(text: &str) -> Decimal {
+        Decimal::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn deposit_ceiling_is_one_trillion() {
+        assert_eq!(DEPOSIT_AMOUNT_CNY_MAX, d("1000000000000"));
+    }
+
+    #[test]
+    fn amounts() {
+        let max = DEPOSIT_AMOUNT_CNY_MAX;
+        let cases: &[(&str, Option<&str>)] = &[
+            ("10", Some("10")),
+            ("10.50", Some("10.5")),
+            ("0.01", Some("0.01")),
+            ("10.500000", Some("10.5")),
+            ("0", None),
+            ("-1", None),
+            ("0.001", None),
+            ("1000000000000.01", None),
+        ];
+        for (input, expected) in cases {
+            let result = positive_cny("amount", d(input), max).ok().map(|v| v.to_string());
+            assert_eq!(result.as_deref(), *expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn texts() {
+        assert!(text("name", "Gansu Telecom", 200).is_ok());
+        assert!(text("name", "算力 provider", 200).is_ok());
+        for bad in ["", "   ", "a\u{0}b", "line\nbreak"] {
+            assert_eq!(text("name", bad, 200).unwrap_err().code, "invalid_field", "{bad:?}");
+        }
+        assert!(text("name", &"x".repeat(201), 200).is_err());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(page_limit(None, 100).unwrap(), 100);
+        assert_eq!(page_limit(Some(500), 100).unwrap(), 500);
+        assert!(page_limit(Some(0), 100).is_err());
+        assert!(page_limit(Some(501), 100).is_err());
+    }
+}

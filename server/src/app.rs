@@ -37,7 +37,7 @@ pub fn database(config: &Config) -> anyhow::Result<Database> {
 /// Connects, migrates, loads reference data, makes sure the bootstrap admin exists, and returns
 /// the state every handler shares.
 pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<AppState>> {
-    let pool = db::connect(database_url, config.db_pool_size_max)?;
+    let pool = db::connect(database_url, config.db_pool_size_max, config.db_connect_timeout_ms)?;
     let mut connection = pool.get().context("Failed to connect to PostgreSQL")?;
     db::migrate(&mut connection)?;
     let reference = db::reference::load(&mut connection).context("Failed to load reference data")?;

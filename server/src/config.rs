@@ -42,6 +42,10 @@ pub struct Config {
     #[arg(long, env = "SUANLI_DB_POOL_SIZE_MAX", default_value_t = 16)]
     pub db_pool_size_max: u32,
 
+    /// How long a request waits for a database connection before it is answered with 503.
+    #[arg(long, env = "SUANLI_DB_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_connect_timeout_ms: u64,
+
     /// Largest JSON request body accepted; larger ones are refused with 413.
     #[arg(long, env = "SUANLI_HTTP_JSON_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
     pub http_json_body_bytes_max: usize,
@@ -67,6 +71,7 @@ impl Config {
             token_ttl_seconds: 3600,
             data_dir: PathBuf::from(".data"),
             db_pool_size_max: 8,
+            db_connect_timeout_ms: 2000,
             http_json_body_bytes_max: 64 * 1024,
             http_workers: 2,
             log_format: "text".into(),

@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
             telemetry::init_logging(&config.log_format);
             let database = app::database(&config)?;
             let result = (|| {
-                let pool = db::connect(&database.url, 1)?;
+                let pool = db::connect(&database.url, 1, config.db_connect_timeout_ms)?;
                 let mut connection = pool.get()?;
                 db::migrate(&mut connection)
             })();

@@ -1,1 +1,161 @@
+//! The test harness every whole-system test uses: a fresh PostgreSQL database per test (dropped
+//! afterwards), the real server on 127.0.0.1 port 0, and the sdk as the client.
+//!
+//! The database server is `DATABASE_URL` when set; otherwise a private cluster under
+//! `target/suanli-test-pg`, started on first use and reused by later runs (the README's test
+//! command stops it at the end).
 
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use suanli_sdk::{Client, CreatedParticipant, NewParticipant, ParticipantKind, ProviderType};
+use suanli_server::app;
+use suanli_server::config::Config;
+use suanli_server::http::{self, AppState, HttpLimits};
+use suanli_server::pg_private::PrivateCluster;
+
+/// The URL of a database on the test PostgreSQL server, which may create databases.
+fn server_url(database: &str) -> String {
+    static BASE: OnceLock<String> = OnceLock::new();
+    let base = BASE.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) => url,
+        Err(_) => {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/suanli-test-pg");
+            let cluster = PrivateCluster::start(&root, "postgres").expect("start the private test PostgreSQL");
+            cluster.url("postgres")
+        }
+    });
+    with_database(base, database)
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (without_query, query) = match url.split_once('?') {
+        Some((head, query)) => (head, format!("?{query}")),
+        None => (url, String::new()),
+    };
+    let authority_end = without_query.find("://").map_or(0, |index| index + 3);
+    let base = match without_query[authority_end..].find('/') {
+        Some(slash) => &without_query[..authority_end + slash],
+        None => without_query,
+    };
+    format!("{base}/{database}{query}")
+}
+
+/// A running exchange on its own database.
+pub struct TestExchange {
+    /// A client without a token.
+    pub anonymous: Client,
+    /// A client logged in as the bootstrap admin.
+    pub admin: Client,
+    /// The bootstrap admin's API key.
+    pub admin_api_key: String,
+    /// The configuration the server runs with.
+    pub config: Config,
+    /// The URL of this test's database.
+    pub database_url: String,
+    /// The server's shared state, for tests that look behind the API.
+    pub state: web::Data<AppState>,
+    database: String,
+    handle: ServerHandle,
+}
+
+impl TestExchange {
+    /// An exchange with the test configuration.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// An exchange whose configuration `adjust` may change first.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let database = format!("suanli_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin_connection = PgConnection::establish(&server_url("postgres")).expect("connect to PostgreSQL");
+        diesel::sql_query(format!("CREATE DATABASE {database}")).execute(&mut admin_connection).expect("create database");
+        let database_url = server_url(&database);
+
+        let admin_api_key = format!("test-admin-{}", uuid::Uuid::new_v4());
+        let mut config = Config::for_tests(database_url.clone());
+        config.admin_api_key = Some(admin_api_key.clone());
+        adjust(&mut config);
+
+        let state = app::prepare(&config, &database_url).expect("prepare the exchange");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let address = listener.local_addr().expect("bound address");
+        let limits = HttpLimits { json_body_bytes_max: config.http_json_body_bytes_max, workers: config.http_workers };
+        let server = http::server(listener, state.clone(), limits).expect("build the server");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+
+        let anonymous = Client::new(format!("http://{address}"));
+        let admin = anonymous.login(&admin_api_key).await.expect("admin login");
+        TestExchange { anonymous, admin, admin_api_key, config, database_url, state, database, handle }
+    }
+
+    /// Creates a participant of `kind` (a provider is a compute provider; a hub operator runs
+    /// `nx`) and returns it with a client logged in as it.
+    pub async fn participant(&self, kind: ParticipantKind, name: &str) -> (CreatedParticipant, Client) {
+        let new = NewParticipant {
+            name: name.to_owned(),
+            kind,
+            provider_type: (kind == ParticipantKind::Provider).then_some(ProviderType::ComputeProvider),
+            hub: (kind == ParticipantKind::HubOperator).then(|| "nx".to_owned()),
+        };
+        self.participant_from(&new).await
+    }
+
+    /// Creates the participant `new` and returns it with a client logged in as it.
+    pub async fn participant_from(&self, new: &NewParticipant) -> (CreatedParticipant, Client) {
+        let created = self.admin.create_participant(new).await.expect("create participant");
+        let client = self.anonymous.login(&created.api_key).await.expect("participant login");
+        (created, client)
+    }
+
+    /// A direct connection to this test's database, for looking behind the API (or tampering).
+    pub fn sql(&self) -> PgConnection {
+        PgConnection::establish(&self.database_url).expect("connect to the test database")
+    }
+
+    /// A connection to the PostgreSQL server's `postgres` database, for acts on this test's
+    /// database as a whole.
+    pub fn server_sql(&self) -> PgConnection {
+        PgConnection::establish(&server_url("postgres")).expect("connect to the PostgreSQL server")
+    }
+
+    /// A number from `SELECT <expression>` on this test's database.
+    pub fn count(&self, query: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let row: Count = diesel::sql_query(format!("SELECT ({query})::bigint AS n"))
+            .get_result(&mut self.sql())
+            .expect("count query");
+        row.n
+    }
+}
+
+impl Drop for TestExchange {
+    fn drop(&mut self) {
+        drop(self.handle.stop(false));
+        if let Ok(mut connection) = PgConnection::establish(&server_url("postgres")) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
+                .execute(&mut connection);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_swapped_in_urls() {
+        assert_eq!(with_database("postgres://u@h:5/a", "b"), "postgres://u@h:5/b");
+        assert_eq!(with_database("postgres://u@h:5", "b"), "postgres://u@h:5/b");
+        assert_eq!(with_database("postgres://u@h/a?sslmode=disable", "b"), "postgres://u@h/b?sslmode=disable");
+    }
+}

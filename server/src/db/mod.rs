@@ -20,12 +20,13 @@ pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 /// The migrations of `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
-/// Opens a pool of at most `size_max` connections to `database_url`.
-pub fn connect(database_url: &str, size_max: u32) -> anyhow::Result<DbPool> {
+/// Opens a pool of at most `size_max` connections to `database_url`; a request waits at most
+/// `connect_timeout_ms` for one.
+pub fn connect(database_url: &str, size_max: u32, connect_timeout_ms: u64) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<PgConnection>::new(database_url);
     Pool::builder()
         .max_size(size_max)
-        .connection_timeout(std::time::Duration::from_secs(10))
+        .connection_timeout(std::time::Duration::from_millis(connect_timeout_ms))
         .build(manager)
         .context("Failed to connect to PostgreSQL")
 }

@@ -326,3 +326,364 @@ pub struct AuditVerification {
 pub struct Health {
     pub status: String,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Orders
+
+/// A delivery window: whole UTC hours `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Window {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// The life of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Open,
+    PartiallyFilled,
+    Filled,
+    Cancelled,
+    Expired,
+}
+
+impl OrderStatus {
+    /// The snake_case name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderStatus::Open => "open",
+            OrderStatus::PartiallyFilled => "partially_filled",
+            OrderStatus::Filled => "filled",
+            OrderStatus::Cancelled => "cancelled",
+            OrderStatus::Expired => "expired",
+        }
+    }
+
+    /// Parses the snake_case name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "open" => OrderStatus::Open,
+            "partially_filled" => OrderStatus::PartiallyFilled,
+            "filled" => OrderStatus::Filled,
+            "cancelled" => OrderStatus::Cancelled,
+            "expired" => OrderStatus::Expired,
+            _ => return None,
+        })
+    }
+
+    /// Whether the order still rests in the book.
+    pub fn is_resting(self) -> bool {
+        matches!(self, OrderStatus::Open | OrderStatus::PartiallyFilled)
+    }
+}
+
+/// How long a bid may rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum TimeInForce {
+    /// Good till cancelled (or until its window starts).
+    #[default]
+    #[serde(rename = "GTC")]
+    Gtc,
+    /// Immediate or cancel: fill what it can now, cancel the rest.
+    #[serde(rename = "IOC")]
+    Ioc,
+    /// Fill or kill: fill completely now or not at all.
+    #[serde(rename = "FOK")]
+    Fok,
+    /// Good till date: rests until `expires_at`.
+    #[serde(rename = "GTD")]
+    Gtd,
+}
+
+impl TimeInForce {
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeInForce::Gtc => "GTC",
+            TimeInForce::Ioc => "IOC",
+            TimeInForce::Fok => "FOK",
+            TimeInForce::Gtd => "GTD",
+        }
+    }
+
+    /// Parses the name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "GTC" => TimeInForce::Gtc,
+            "IOC" => TimeInForce::Ioc,
+            "FOK" => TimeInForce::Fok,
+            "GTD" => TimeInForce::Gtd,
+            _ => return None,
+        })
+    }
+}
+
+/// How sensitive the data behind a bid is; residency policies decide where each may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DataClass {
+    #[default]
+    General,
+    Important,
+    Core,
+}
+
+impl DataClass {
+    /// The snake_case name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataClass::General => "general",
+            DataClass::Important => "important",
+            DataClass::Core => "core",
+        }
+    }
+
+    /// Parses the snake_case name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "general" => DataClass::General,
+            "important" => DataClass::Important,
+            "core" => DataClass::Core,
+            _ => return None,
+        })
+    }
+}
+
+/// Which side of a match rested first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    Bid,
+    Offer,
+}
+
+impl Side {
+    /// The snake_case name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Bid => "bid",
+            Side::Offer => "offer",
+        }
+    }
+}
+
+/// Lists capacity (providers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewOffer {
+    pub cluster: String,
+    pub sku: String,
+    /// Units available in every hour of the window.
+    pub quantity: u32,
+    pub window: Window,
+    /// The provider's floor, CNY per unit-hour, at most 6 fractional digits.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.500000"))]
+    pub ask_price: Decimal,
+    /// Share of renewable power behind this capacity, whole percent 0–100.
+    pub green_share: u8,
+    /// Free-form facts about the capacity (interconnect, region tags…), a JSON object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    pub idempotency_key: String,
+}
+
+/// An offer as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Offer {
+    pub id: Uuid,
+    pub provider_id: Uuid,
+    pub cluster: String,
+    pub hub: String,
+    pub sku: String,
+    pub quantity: u32,
+    pub window: Window,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub ask_price: Decimal,
+    pub green_share: u8,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub status: OrderStatus,
+    /// Units still free in every hour of the window.
+    pub remaining: u32,
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The answer to placing an offer: the offer and the contracts it produced at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlacedOffer {
+    pub offer: Offer,
+    pub contracts: Vec<Contract>,
+}
+
+/// Bids for capacity (buyers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewBid {
+    /// Acceptable SKUs, one or more.
+    pub skus: Vec<String>,
+    pub quantity: u32,
+    pub window: Window,
+    /// The most the buyer pays, CNY per unit-hour, at most 6 fractional digits.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15.000000"))]
+    pub limit_price: Decimal,
+    /// Hubs where the work may run; absent means any (subject to `max_latency_ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubs: Option<Vec<String>>,
+    /// The hub the data comes from; its compliance policy must let the data leave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_origin: Option<String>,
+    /// Only hubs within this round-trip latency of `data_origin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ms: Option<u32>,
+    /// Whole percent 0–100 (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_green_share: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_class: Option<DataClass>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_in_force: Option<TimeInForce>,
+    /// Required for GTD, refused otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Fewest units worth filling at once (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_fill: Option<u32>,
+    pub idempotency_key: String,
+}
+
+/// A bid as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Bid {
+    pub id: Uuid,
+    pub buyer_id: Uuid,
+    pub skus: Vec<String>,
+    pub quantity: u32,
+    pub window: Window,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub limit_price: Decimal,
+    /// The hubs the bid may run in, after applying `max_latency_ms`.
+    pub hubs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_ms: Option<u32>,
+    pub min_green_share: u8,
+    pub data_class: DataClass,
+    pub time_in_force: TimeInForce,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub min_fill: u32,
+    pub status: OrderStatus,
+    /// Units not yet filled (zero once filled, cancelled or expired).
+    pub remaining: u32,
+    /// Money still held for the remaining units, CNY.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub held: Decimal,
+    pub idempotency_key: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The answer to placing a bid: the bid and the contracts it produced at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PlacedBid {
+    pub bid: Bid,
+    pub contracts: Vec<Contract>,
+}
+
+/// Whether a contract still awaits delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ContractStatus {
+    Active,
+    Settled,
+}
+
+/// What one fill created: `units` of `sku` for every hour of `window`, at `unit_price`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Contract {
+    pub id: Uuid,
+    pub bid_id: Uuid,
+    pub offer_id: Uuid,
+    pub buyer_id: Uuid,
+    pub provider_id: Uuid,
+    pub hub: String,
+    pub cluster: String,
+    pub sku: String,
+    pub units: u32,
+    pub window: Window,
+    pub hours: u32,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub unit_price: Decimal,
+    /// `unit_price × units × hours`, rounded half-even to the fen.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub notional: Decimal,
+    /// The hub's levy from the pricing decision, basis points of the charge.
+    pub levy_bps: u32,
+    /// Which side rested first.
+    pub maker: Side,
+    pub status: ContractStatus,
+    /// The policy decisions that produced the contract (empty under the built-in rules).
+    pub decisions: Vec<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One price level of the public book.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BookLevel {
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub price: Decimal,
+    /// Units resting at this price.
+    pub units: u64,
+    pub orders: u64,
+}
+
+/// Resting offers (asks, lowest first) and bids (highest first), aggregated by price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MarketBook {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sku: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    pub offers: Vec<BookLevel>,
+    pub bids: Vec<BookLevel>,
+}
+
+/// A recent contract as the public sees it: no participant ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Trade {
+    pub hub: String,
+    pub cluster: String,
+    pub sku: String,
+    pub units: u32,
+    pub window: Window,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub unit_price: Decimal,
+    pub created_at: DateTime<Utc>,
+}

@@ -17,6 +17,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod market;
 pub mod pg_private;
 pub mod telemetry;
 pub mod validate;

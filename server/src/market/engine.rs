@@ -1,0 +1,511 @@
+//! The matching engine: the book of resting offers and bids, and continuous matching of each
+//! incoming order against it.
+//!
+//! Priority: an incoming bid takes eligible offers by quoted unit price (lowest first), then offer
+//! arrival; an incoming offer takes resting bids by limit (highest first), then bid arrival. Each
+//! pairing fills `min(bid remaining, offer units free over the bid's window)` for the bid's whole
+//! window. At most `candidates_max` resting orders are examined per incoming order.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use rust_decimal::Decimal;
+use suanli_sdk::{OrderStatus, Side, TimeInForce};
+use uuid::Uuid;
+
+use super::capacity::Capacity;
+use super::money;
+use super::policy::{DecisionRecord, PairFacts, Policies, PriceDecision};
+use super::{BidSpec, HubId, Hours, OfferSpec, OrderState, Seq, SkuId};
+
+/// Limits of the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Most resting orders examined for one incoming order.
+    pub candidates_max: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { candidates_max: 256 }
+    }
+}
+
+/// One pairing of a bid and an offer: what becomes a contract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fill {
+    pub bid: Seq,
+    pub offer: Seq,
+    pub bid_id: Uuid,
+    pub offer_id: Uuid,
+    pub buyer: Uuid,
+    pub provider: Uuid,
+    pub hub: HubId,
+    pub cluster: String,
+    pub sku: SkuId,
+    pub units: u32,
+    /// The bid's window.
+    pub window: Hours,
+    pub unit_price: Decimal,
+    pub levy_bps: u32,
+    pub maker: Side,
+    /// `unit_price × units × hours`, rounded half-even to the fen.
+    pub notional: Decimal,
+    /// The part of the bid's hold for these units that the notional does not use, released to
+    /// the buyer: `unit_hold × units − notional`, never negative.
+    pub hold_released: Decimal,
+    pub decisions: Vec<DecisionRecord>,
+    /// The resting counterparty's state after this fill.
+    pub counterparty: OrderState,
+}
+
+/// What happened to an incoming bid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BidOutcome {
+    pub state: OrderState,
+    pub fills: Vec<Fill>,
+    /// Hold released because the bid will not rest (IOC/FOK remainder, unreachable minimum).
+    pub hold_released: Decimal,
+}
+
+/// What happened to an incoming offer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferOutcome {
+    pub state: OrderState,
+    pub fills: Vec<Fill>,
+}
+
+/// Why an order left the book without filling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovalReason {
+    Cancelled,
+    Expired,
+}
+
+/// An order taken out of the book by a cancel or by expiry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removal {
+    pub state: OrderState,
+    pub reason: RemovalReason,
+    pub owner: Uuid,
+    /// Units that were still unfilled.
+    pub unfilled: u32,
+    /// For bids: the hold released (`unit_hold × unfilled`).
+    pub hold_released: Decimal,
+}
+
+#[derive(Debug, Clone)]
+struct RestingOffer {
+    spec: OfferSpec,
+    capacity: Capacity,
+}
+
+#[derive(Debug, Clone)]
+struct RestingBid {
+    spec: BidSpec,
+    remaining: u32,
+    min_fill: u32,
+}
+
+/// Why a cancel was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelError {
+    /// No resting order with that number (never existed, or already done).
+    NotResting,
+    /// The order belongs to someone else.
+    NotOwner,
+}
+
+/// The book and the matching rules.
+#[derive(Debug, Default)]
+pub struct Engine {
+    config: EngineConfig,
+    next_seq: Seq,
+    offers: HashMap<Seq, RestingOffer>,
+    bids: HashMap<Seq, RestingBid>,
+    /// Resting offers by (SKU, hub), cheapest ask first, then arrival.
+    offers_by_market: HashMap<(SkuId, HubId), BTreeSet<(Decimal, Seq)>>,
+    /// Resting bids by SKU, highest limit first, then arrival.
+    bids_by_sku: HashMap<SkuId, BTreeSet<(Reverse<Decimal>, Seq)>>,
+    /// When each resting order stops resting (Unix seconds).
+    expiries: BTreeSet<(i64, Seq)>,
+}
+
+impl Engine {
+    /// An empty book.
+    pub fn new(config: EngineConfig) -> Self {
+        Engine { config, next_seq: 1, ..Default::default() }
+    }
+
+    /// The number the next order will get.
+    pub fn next_seq(&self) -> Seq {
+        self.next_seq
+    }
+
+    /// Resting offers and bids.
+    pub fn resting(&self) -> (usize, usize) {
+        (self.offers.len(), self.bids.len())
+    }
+
+    /// Puts a stored resting offer back, with what was already sold (start-up recovery).
+    pub fn restore_offer(&mut self, seq: Seq, spec: OfferSpec, sold: &[(Hours, u32)]) {
+        let mut capacity = Capacity::new(spec.quantity, spec.window);
+        for (range, units) in sold {
+            capacity.take(*range, *units);
+        }
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.rest_offer(seq, RestingOffer { spec, capacity });
+    }
+
+    /// Puts a stored resting bid back (start-up recovery).
+    pub fn restore_bid(&mut self, seq: Seq, spec: BidSpec, remaining: u32, min_fill: u32) {
+        self.next_seq = self.next_seq.max(seq + 1);
+        self.rest_bid(seq, RestingBid { spec, remaining, min_fill });
+    }
+
+    /// Takes every order whose time is up at `now` (Unix seconds) out of the book.
+    pub fn expire(&mut self, now: i64) -> Vec<Removal> {
+        let mut removals = Vec::new();
+        while let Some(&(at, seq)) = self.expiries.first() {
+            if at > now {
+                break;
+            }
+            if let Some(removal) = self.remove(seq, RemovalReason::Expired) {
+                removals.push(removal);
+            }
+        }
+        removals
+    }
+
+    /// Cancels the unfilled part of a resting order owned by `owner`.
+    pub fn cancel(&mut self, seq: Seq, owner: Uuid) -> Result<Removal, CancelError> {
+        let actual_owner = match (self.offers.get(&seq), self.bids.get(&seq)) {
+            (Some(offer), _) => offer.spec.provider,
+            (_, Some(bid)) => bid.spec.buyer,
+            _ => return Err(CancelError::NotResting),
+        };
+        if actual_owner != owner {
+            return Err(CancelError::NotOwner);
+        }
+        Ok(self.remove(seq, RemovalReason::Cancelled).expect("the order rests"))
+    }
+
+    /// Matches an incoming bid at `now` and rests what is left (GTC/GTD).
+    pub fn submit_bid(&mut self, spec: BidSpec, now: i64, policies: &mut dyn Policies) -> BidOutcome {
+        let seq = self.take_seq();
+        let hours = spec.window.len();
+        let mut quotes = self.quote_offers_for(&spec, now, policies);
+        quotes.sort_by(|a, b| (a.unit_price, a.offer).cmp(&(b.unit_price, b.offer)));
+
+        // Plan first: FOK and the minimum fill are all-or-nothing.
+        let mut planned = Vec::new();
+        let mut wanted = spec.quantity;
+        for quote in quotes {
+            if wanted == 0 {
+                break;
+            }
+            let units = quote.units.min(wanted);
+            wanted -= units;
+            planned.push((quote, units));
+        }
+        let fillable = spec.quantity - wanted;
+        let all_or_nothing_fails =
+            (spec.time_in_force == TimeInForce::Fok && wanted > 0) || fillable < spec.min_fill.max(1);
+        if all_or_nothing_fails {
+            planned.clear();
+        }
+
+        let mut fills = Vec::with_capacity(planned.len());
+        for (quote, units) in planned {
+            let offer = self.offers.get_mut(&quote.offer).expect("quoted offers rest");
+            offer.capacity.take(spec.window, units);
+            let notional = money::notional(quote.unit_price, units, hours);
+            let counterparty = offer_state(quote.offer, offer);
+            fills.push(Fill {
+                bid: seq,
+                offer: quote.offer,
+                bid_id: spec.id,
+                offer_id: offer.spec.id,
+                buyer: spec.buyer,
+                provider: offer.spec.provider,
+                hub: offer.spec.hub,
+                cluster: offer.spec.cluster.clone(),
+                sku: offer.spec.sku,
+                units,
+                window: spec.window,
+                unit_price: quote.unit_price,
+                levy_bps: quote.levy_bps,
+                maker: Side::Offer,
+                notional,
+                hold_released: spec.unit_hold * Decimal::from(units) - notional,
+                decisions: quote.decisions,
+                counterparty,
+            });
+            if counterparty.status == OrderStatus::Filled {
+                self.remove_offer_from_book(quote.offer);
+            }
+        }
+
+        let filled: u32 = fills.iter().map(|fill| fill.units).sum();
+        let remaining = spec.quantity - filled;
+        let rests = remaining > 0 && matches!(spec.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd);
+        let status = match (remaining, rests, filled) {
+            (0, _, _) => OrderStatus::Filled,
+            (_, true, 0) => OrderStatus::Open,
+            (_, true, _) => OrderStatus::PartiallyFilled,
+            (_, false, _) => OrderStatus::Cancelled,
+        };
+        let min_fill = if filled > 0 { 1 } else { spec.min_fill };
+        let state = OrderState { seq, id: spec.id, side: Side::Bid, remaining: if rests { remaining } else { 0 }, status, min_fill };
+        let hold_released = if rests { Decimal::ZERO } else { spec.unit_hold * Decimal::from(remaining) };
+        if rests {
+            self.rest_bid(seq, RestingBid { spec, remaining, min_fill });
+        }
+        BidOutcome { state, fills, hold_released }
+    }
+
+    /// Matches an incoming offer at `now` against resting bids and rests what is left.
+    pub fn submit_offer(&mut self, spec: OfferSpec, now: i64, policies: &mut dyn Policies) -> OfferOutcome {
+        let seq = self.take_seq();
+        let mut offer = RestingOffer { capacity: Capacity::new(spec.quantity, spec.window), spec };
+        let candidates: Vec<Seq> = self
+            .bids_by_sku
+            .get(&offer.spec.sku)
+            .into_iter()
+            .flatten()
+            .take_while(|(Reverse(limit), _)| *limit >= offer.spec.ask_price)
+            .take(self.config.candidates_max)
+            .map(|(_, seq)| *seq)
+            .collect();
+
+        let mut fills = Vec::new();
+        for bid_seq in candidates {
+            if offer.capacity.sold_out() {
+                break;
+            }
+            let bid = &self.bids[&bid_seq];
+            if !pair_is_eligible(&offer.spec, &bid.spec, now) {
+                continue;
+            }
+            let units = offer.capacity.free(bid.spec.window).min(bid.remaining);
+            if units == 0 || units < bid.min_fill {
+                continue;
+            }
+            let facts = PairFacts { offer: &offer.spec, bid: &bid.spec, maker: Side::Bid, hours: bid.spec.window.len(), units };
+            let Some(quote) = quote_pair(&facts, policies) else { continue };
+
+            let bid = self.bids.get_mut(&bid_seq).expect("candidate bids rest");
+            offer.capacity.take(bid.spec.window, units);
+            bid.remaining -= units;
+            bid.min_fill = 1;
+            let status = if bid.remaining == 0 { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
+            let counterparty =
+                OrderState { seq: bid_seq, id: bid.spec.id, side: Side::Bid, remaining: bid.remaining, status, min_fill: 1 };
+            let notional = money::notional(quote.unit_price, units, bid.spec.window.len());
+            fills.push(Fill {
+                bid: bid_seq,
+                offer: seq,
+                bid_id: bid.spec.id,
+                offer_id: offer.spec.id,
+                buyer: bid.spec.buyer,
+                provider: offer.spec.provider,
+                hub: offer.spec.hub,
+                cluster: offer.spec.cluster.clone(),
+                sku: offer.spec.sku,
+                units,
+                window: bid.spec.window,
+                unit_price: quote.unit_price,
+                levy_bps: quote.levy_bps,
+                maker: Side::Bid,
+                notional,
+                hold_released: bid.spec.unit_hold * Decimal::from(units) - notional,
+                decisions: quote.decisions,
+                counterparty,
+            });
+            if status == OrderStatus::Filled {
+                self.remove_bid_from_book(bid_seq);
+            }
+        }
+
+        let state = offer_state(seq, &offer);
+        if state.status != OrderStatus::Filled {
+            self.rest_offer(seq, offer);
+        }
+        OfferOutcome { state, fills }
+    }
+
+    /// Quotes every eligible resting offer for `bid`, examining at most `candidates_max` of them
+    /// in ask order across all the (SKU, hub) markets the bid accepts.
+    fn quote_offers_for(&self, bid: &BidSpec, now: i64, policies: &mut dyn Policies) -> Vec<Quote> {
+        let mut markets: Vec<std::collections::btree_set::Iter<'_, (Decimal, Seq)>> = bid
+            .skus
+            .iter()
+            .flat_map(|sku| bid.hubs.iter().map(move |hub| (*sku, hub)))
+            // A SKU named twice must not make an offer a candidate twice.
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .filter_map(|market| self.offers_by_market.get(&market))
+            .map(|book| book.iter())
+            .collect();
+        let mut heads: Vec<Option<(Decimal, Seq)>> = markets.iter_mut().map(|market| market.next().copied()).collect();
+        let mut quotes = Vec::new();
+        let mut examined = 0;
+        while examined < self.config.candidates_max {
+            // The cheapest head across the markets (few markets: a linear scan is enough).
+            let Some((best, (ask, offer_seq))) = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(index, head)| head.map(|head| (index, head)))
+                .min_by_key(|(_, head)| *head)
+            else {
+                break;
+            };
+            if ask > bid.limit_price {
+                // Nothing cheaper remains in that market; a quote is never below the ask.
+                heads[best] = None;
+                continue;
+            }
+            heads[best] = markets[best].next().copied();
+            examined += 1;
+            let offer = &self.offers[&offer_seq];
+            if !pair_is_eligible(&offer.spec, bid, now) {
+                continue;
+            }
+            let units = offer.capacity.free(bid.window).min(bid.quantity);
+            if units == 0 {
+                continue;
+            }
+            let facts = PairFacts { offer: &offer.spec, bid, maker: Side::Offer, hours: bid.window.len(), units };
+            if let Some(mut quote) = quote_pair(&facts, policies) {
+                quote.offer = offer_seq;
+                quote.units = units;
+                quotes.push(quote);
+            }
+        }
+        quotes
+    }
+
+    fn take_seq(&mut self) -> Seq {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    fn rest_offer(&mut self, seq: Seq, offer: RestingOffer) {
+        self.offers_by_market.entry((offer.spec.sku, offer.spec.hub)).or_default().insert((offer.spec.ask_price, seq));
+        self.expiries.insert((offer.spec.window.end_seconds(), seq));
+        self.offers.insert(seq, offer);
+    }
+
+    fn rest_bid(&mut self, seq: Seq, bid: RestingBid) {
+        for sku in &bid.spec.skus {
+            self.bids_by_sku.entry(*sku).or_default().insert((Reverse(bid.spec.limit_price), seq));
+        }
+        self.expiries.insert((bid.spec.expiry(), seq));
+        self.bids.insert(seq, bid);
+    }
+
+    fn remove_offer_from_book(&mut self, seq: Seq) -> Option<RestingOffer> {
+        let offer = self.offers.remove(&seq)?;
+        let market = (offer.spec.sku, offer.spec.hub);
+        if let Some(book) = self.offers_by_market.get_mut(&market) {
+            book.remove(&(offer.spec.ask_price, seq));
+            if book.is_empty() {
+                self.offers_by_market.remove(&market);
+            }
+        }
+        self.expiries.remove(&(offer.spec.window.end_seconds(), seq));
+        Some(offer)
+    }
+
+    fn remove_bid_from_book(&mut self, seq: Seq) -> Option<RestingBid> {
+        let bid = self.bids.remove(&seq)?;
+        for sku in &bid.spec.skus {
+            if let Some(book) = self.bids_by_sku.get_mut(sku) {
+                book.remove(&(Reverse(bid.spec.limit_price), seq));
+                if book.is_empty() {
+                    self.bids_by_sku.remove(sku);
+                }
+            }
+        }
+        self.expiries.remove(&(bid.spec.expiry(), seq));
+        Some(bid)
+    }
+
+    fn remove(&mut self, seq: Seq, reason: RemovalReason) -> Option<Removal> {
+        let status = match reason {
+            RemovalReason::Cancelled => OrderStatus::Cancelled,
+            RemovalReason::Expired => OrderStatus::Expired,
+        };
+        if let Some(offer) = self.remove_offer_from_book(seq) {
+            let state = OrderState { status, remaining: 0, ..offer_state(seq, &offer) };
+            return Some(Removal {
+                state,
+                reason,
+                owner: offer.spec.provider,
+                unfilled: offer.capacity.free_everywhere(),
+                hold_released: Decimal::ZERO,
+            });
+        }
+        let bid = self.remove_bid_from_book(seq)?;
+        Some(Removal {
+            state: OrderState { seq, id: bid.spec.id, side: Side::Bid, remaining: 0, status, min_fill: bid.min_fill },
+            reason,
+            owner: bid.spec.buyer,
+            unfilled: bid.remaining,
+            hold_released: bid.spec.unit_hold * Decimal::from(bid.remaining),
+        })
+    }
+}
+
+/// A pair's quote, once inside the band.
+#[derive(Debug)]
+struct Quote {
+    offer: Seq,
+    units: u32,
+    unit_price: Decimal,
+    levy_bps: u32,
+    decisions: Vec<DecisionRecord>,
+}
+
+/// The rules of SPEC §5 that need no policy: hub, window, green share, self-trade, expiry.
+fn pair_is_eligible(offer: &OfferSpec, bid: &BidSpec, now: i64) -> bool {
+    bid.skus.contains(&offer.sku)
+        && bid.hubs.contains(offer.hub)
+        && offer.window.contains(bid.window)
+        && offer.green_share >= bid.min_green_share
+        && offer.provider != bid.buyer
+        && bid.expiry() > now
+        && offer.window.end_seconds() > now
+}
+
+/// Asks compliance, then pricing; keeps the quote only inside `ask ≤ price ≤ limit`.
+fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Option<Quote> {
+    let allowed = policies.allow(facts);
+    if !allowed.decision {
+        return None;
+    }
+    let priced = policies.price(facts);
+    let PriceDecision::Quote { unit_price, levy_bps } = priced.decision else { return None };
+    if unit_price < facts.offer.ask_price {
+        policies.quote_below_ask(facts, unit_price);
+        return None;
+    }
+    if unit_price > facts.bid.limit_price {
+        return None;
+    }
+    let mut decisions = allowed.records;
+    decisions.extend(priced.records);
+    Some(Quote { offer: 0, units: 0, unit_price, levy_bps, decisions })
+}
+
+fn offer_state(seq: Seq, offer: &RestingOffer) -> OrderState {
+    let status = if offer.capacity.sold_out() {
+        OrderStatus::Filled
+    } else if offer.capacity.any_sold() {
+        OrderStatus::PartiallyFilled
+    } else {
+        OrderStatus::Open
+    };
+    OrderState { seq, id: offer.spec.id, side: Side::Offer, remaining: offer.capacity.free_everywhere(), status, min_fill: 1 }
+}

@@ -1,0 +1,94 @@
+//! The narrow interface between matching and the hubs' policies.
+//!
+//! The engine asks [`Policies`] two questions about each candidate pair: may it trade
+//! ([`Policies::allow`], compliance of the offer's hub and of the data-origin hub), and at what
+//! unit price ([`Policies::price`], the offer hub's pricing). Each answer carries the records of
+//! the evaluations that produced it, so contracts keep them for replay.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use suanli_sdk::Side;
+
+use super::{BidSpec, OfferSpec};
+
+/// Everything known about a candidate pair.
+#[derive(Debug, Clone, Copy)]
+pub struct PairFacts<'a> {
+    pub offer: &'a OfferSpec,
+    pub bid: &'a BidSpec,
+    /// Which side rested first.
+    pub maker: Side,
+    /// Hours of the bid's window.
+    pub hours: u32,
+    /// Units that would trade.
+    pub units: u32,
+}
+
+/// A pricing answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PriceDecision {
+    /// The unit price (CNY per unit-hour) and the hub's levy in basis points.
+    Quote { unit_price: Decimal, levy_bps: u32 },
+    /// No trade, with the policy's reason (or the fault that stopped it).
+    Reject { reason: String },
+}
+
+/// One policy evaluation, kept with the contract it contributed to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionRecord {
+    /// SHA-256 of the policy module, lowercase hex.
+    pub policy_digest: String,
+    /// `pricing` or `compliance`.
+    pub kind: String,
+    pub hub: String,
+    /// The canonical input bytes, as a UTF-8 string.
+    pub input: String,
+    /// The policy's output, canonical JSON.
+    pub output: String,
+    pub fuel_used: u64,
+}
+
+/// An answer with the evaluations behind it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided<T> {
+    pub decision: T,
+    pub records: Vec<DecisionRecord>,
+}
+
+impl<T> Decided<T> {
+    /// An answer from built-in rules: no evaluation behind it.
+    pub fn built_in(decision: T) -> Self {
+        Decided { decision, records: Vec::new() }
+    }
+}
+
+/// The hubs' policies as matching sees them.
+pub trait Policies {
+    /// Whether the pair may trade at all.
+    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<bool>;
+
+    /// The unit price the offer's hub quotes for the pair.
+    fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision>;
+
+    /// A quote the exchange refused because it broke the rules (below the ask): a policy fault.
+    fn quote_below_ask(&mut self, _pair: &PairFacts<'_>, _unit_price: Decimal) {}
+}
+
+/// The rules of a hub with no active policies: everything is allowed, and the price is the
+/// maker's (the ask of a resting offer, the limit of a resting bid).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltInRules;
+
+impl Policies for BuiltInRules {
+    fn allow(&mut self, _pair: &PairFacts<'_>) -> Decided<bool> {
+        Decided::built_in(true)
+    }
+
+    fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
+        let unit_price = match pair.maker {
+            Side::Offer => pair.offer.ask_price,
+            Side::Bid => pair.bid.limit_price,
+        };
+        Decided::built_in(PriceDecision::Quote { unit_price, levy_bps: 0 })
+    }
+}

@@ -125,6 +125,84 @@ impl Client {
         self.get("/v1/accounts/me").await
     }
 
+    /// `POST /v1/offers` (provider): lists capacity; the answer carries the contracts made at once.
+    pub async fn place_offer(&self, offer: &NewOffer) -> Result<PlacedOffer, Error> {
+        self.post("/v1/offers", offer).await
+    }
+
+    /// `GET /v1/offers/{id}`.
+    pub async fn offer(&self, id: Uuid) -> Result<Offer, Error> {
+        self.get(&format!("/v1/offers/{id}")).await
+    }
+
+    /// `GET /v1/offers`: one page of the caller's offers (a regulator's: everyone's), newest first.
+    pub async fn offers(&self, status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Result<Page<Offer>, Error> {
+        let builder = self.request(Method::GET, "/v1/offers").query(&list_query(status, cursor, limit));
+        self.send(builder).await
+    }
+
+    /// `DELETE /v1/offers/{id}`: cancels the unfilled part.
+    pub async fn cancel_offer(&self, id: Uuid) -> Result<Offer, Error> {
+        self.send(self.request(Method::DELETE, &format!("/v1/offers/{id}"))).await
+    }
+
+    /// `POST /v1/bids` (buyer): holds the money, matches at once, rests the rest (GTC/GTD).
+    pub async fn place_bid(&self, bid: &NewBid) -> Result<PlacedBid, Error> {
+        self.post("/v1/bids", bid).await
+    }
+
+    /// `GET /v1/bids/{id}`.
+    pub async fn bid(&self, id: Uuid) -> Result<Bid, Error> {
+        self.get(&format!("/v1/bids/{id}")).await
+    }
+
+    /// `GET /v1/bids`: one page of the caller's bids (a regulator's: everyone's), newest first.
+    pub async fn bids(&self, status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Result<Page<Bid>, Error> {
+        let builder = self.request(Method::GET, "/v1/bids").query(&list_query(status, cursor, limit));
+        self.send(builder).await
+    }
+
+    /// `DELETE /v1/bids/{id}`: cancels the unfilled part and releases its hold.
+    pub async fn cancel_bid(&self, id: Uuid) -> Result<Bid, Error> {
+        self.send(self.request(Method::DELETE, &format!("/v1/bids/{id}"))).await
+    }
+
+    /// `GET /v1/contracts/{id}`.
+    pub async fn contract(&self, id: Uuid) -> Result<Contract, Error> {
+        self.get(&format!("/v1/contracts/{id}")).await
+    }
+
+    /// `GET /v1/contracts`: one page of the caller's contracts, newest first.
+    pub async fn contracts(
+        &self,
+        hub: Option<&str>,
+        sku: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Contract>, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(hub.map(|hub| ("hub", hub.to_owned())));
+        query.extend(sku.map(|sku| ("sku", sku.to_owned())));
+        query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.send(self.request(Method::GET, "/v1/contracts").query(&query)).await
+    }
+
+    /// `GET /v1/market/book`: resting orders aggregated by price.
+    pub async fn market_book(&self, sku: Option<&str>, hub: Option<&str>) -> Result<MarketBook, Error> {
+        let mut query = Vec::new();
+        query.extend(sku.map(|sku| ("sku", sku)));
+        query.extend(hub.map(|hub| ("hub", hub)));
+        self.send(self.request(Method::GET, "/v1/market/book").query(&query)).await
+    }
+
+    /// `GET /v1/market/trades`: recent contracts without participant ids.
+    pub async fn market_trades(&self, sku: Option<&str>, hub: Option<&str>, limit: u32) -> Result<Vec<Trade>, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(sku.map(|sku| ("sku", sku.to_owned())));
+        query.extend(hub.map(|hub| ("hub", hub.to_owned())));
+        self.send(self.request(Method::GET, "/v1/market/trades").query(&query)).await
+    }
+
     /// `GET /v1/audit/log` (regulator): entries after `after_seq`, at most `limit` of them.
     pub async fn audit_log(&self, after_seq: i64, limit: u32) -> Result<AuditPage, Error> {
         self.get(&format!("/v1/audit/log?after_seq={after_seq}&limit={limit}")).await
@@ -160,6 +238,13 @@ impl Client {
         }
         Ok(verifier.finish())
     }
+}
+
+fn list_query(status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Vec<(&'static str, String)> {
+    let mut query = vec![("limit", limit.to_string())];
+    query.extend(status.map(|status| ("status", status.as_str().to_owned())));
+    query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+    query
 }
 
 /// Turns a response into `T`, or into [`Error::Api`] when the server refused.

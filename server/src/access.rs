@@ -5,6 +5,7 @@
 //! participant acts only on its own things; nobody acts as someone else.
 
 use suanli_sdk::ParticipantKind;
+use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -20,6 +21,16 @@ pub enum Action {
     ReadOwnAccount,
     /// Read the audit log and verify it (regulators).
     ReadAuditLog,
+    /// List capacity (providers).
+    PlaceOffer,
+    /// Bid for capacity (buyers).
+    PlaceBid,
+    /// List orders or contracts: one's own (providers, buyers), or everyone's (regulators).
+    ListOwnOrEverything,
+    /// Read one order or contract whose parties are these.
+    Read { party: Uuid, other_party: Option<Uuid> },
+    /// Cancel an order: its owner only.
+    Cancel { owner: Uuid },
 }
 
 /// Allows or refuses `action` for `caller`, with a 403 naming what was refused.
@@ -29,6 +40,23 @@ pub fn authorize(caller: &Caller, action: Action) -> Result<(), ApiError> {
         Action::CreateParticipant | Action::Deposit => caller.role == Admin,
         Action::ReadOwnAccount => matches!(caller.role, Buyer | Provider | HubOperator),
         Action::ReadAuditLog => caller.role == Regulator,
+        Action::PlaceOffer => caller.role == Provider,
+        Action::PlaceBid => caller.role == Buyer,
+        Action::ListOwnOrEverything => matches!(caller.role, Provider | Buyer | Regulator),
+        Action::Read { party, other_party } => {
+            let is_party = caller.id == party || Some(caller.id) == other_party;
+            if !(is_party || caller.role == Regulator) {
+                // Someone else's order or contract: do not even confirm it exists.
+                return Err(ApiError::not_found("no such order or contract"));
+            }
+            true
+        }
+        Action::Cancel { owner } => {
+            if caller.id != owner {
+                return Err(ApiError::not_found("no such order"));
+            }
+            true
+        }
     };
     if allowed {
         Ok(())
@@ -46,13 +74,17 @@ fn describe(action: Action) -> &'static str {
         Action::Deposit => "credit deposits",
         Action::ReadOwnAccount => "hold an account",
         Action::ReadAuditLog => "read the audit log",
+        Action::PlaceOffer => "place offers",
+        Action::PlaceBid => "place bids",
+        Action::ListOwnOrEverything => "list orders or contracts",
+        Action::Read { .. } => "read this",
+        Action::Cancel { .. } => "cancel this",
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use uuid::Uuid;
 
     fn caller(role: ParticipantKind) -> Caller {
         Caller { id: Uuid::nil(), role, hub: None }
@@ -66,6 +98,9 @@ mod tests {
             (Action::Deposit, &[Admin]),
             (Action::ReadOwnAccount, &[Buyer, Provider, HubOperator]),
             (Action::ReadAuditLog, &[Regulator]),
+            (Action::PlaceOffer, &[Provider]),
+            (Action::PlaceBid, &[Buyer]),
+            (Action::ListOwnOrEverything, &[Provider, Buyer, Regulator]),
         ];
         for (action, allowed) in table {
             for role in [Provider, Buyer, HubOperator, Regulator, Admin] {
@@ -73,5 +108,20 @@ mod tests {
                 assert_eq!(result.is_ok(), allowed.contains(&role), "{action:?} by {role:?}");
             }
         }
+    }
+
+    #[test]
+    fn only_parties_and_regulators_read_and_only_owners_cancel() {
+        let owner = Uuid::from_u128(7);
+        let me = |role| Caller { id: owner, role, hub: None };
+        let stranger = Caller { id: Uuid::from_u128(8), role: ParticipantKind::Buyer, hub: None };
+        let regulator = Caller { id: Uuid::from_u128(9), role: ParticipantKind::Regulator, hub: None };
+        let read = Action::Read { party: owner, other_party: Some(Uuid::from_u128(10)) };
+        assert!(authorize(&me(ParticipantKind::Buyer), read).is_ok());
+        assert!(authorize(&regulator, read).is_ok());
+        assert_eq!(authorize(&stranger, read).unwrap_err().code, "not_found");
+        assert!(authorize(&me(ParticipantKind::Buyer), Action::Cancel { owner }).is_ok());
+        assert!(authorize(&stranger, Action::Cancel { owner }).is_err());
+        assert!(authorize(&regulator, Action::Cancel { owner }).is_err());
     }
 }

@@ -11,6 +11,9 @@ use suanli_sdk::{NewDeposit, ParticipantKind, ProviderType};
 
 use crate::auth::{self, TokenKeys};
 use crate::config::Config;
+use crate::exchange::{Exchange, ExchangeConfig};
+use crate::market::EngineConfig;
+use std::sync::Arc;
 use crate::db::{self, audit, ledger, participants};
 use crate::http::{self, AppState, HttpLimits};
 use crate::pg_private::PrivateCluster;
@@ -59,7 +62,15 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         other => other.clone(),
     };
     let tokens = TokenKeys::new(&secret, public_key.as_deref(), config.token_ttl_seconds)?;
-    Ok(web::Data::new(AppState { pool, tokens, reference, metrics: Metrics::new() }))
+    let metrics = Metrics::new();
+    let exchange_config = ExchangeConfig {
+        queue_max: config.order_queue_max,
+        batch_commands_max: config.match_batch_commands_max,
+        engine: EngineConfig { candidates_max: config.match_candidates_max },
+        expiry_tick_ms: config.expiry_tick_ms,
+    };
+    let exchange = Exchange::start(database_url, Arc::new(reference.clone()), exchange_config, metrics.clone())?;
+    Ok(web::Data::new(AppState { pool, exchange, tokens, reference, metrics }))
 }
 
 /// Makes sure an admin with API key `key` exists: creates it on first start, changes its key

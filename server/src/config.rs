@@ -50,6 +50,22 @@ pub struct Config {
     #[arg(long, env = "SUANLI_HTTP_JSON_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
     pub http_json_body_bytes_max: usize,
 
+    /// Most order commands waiting for the sequenced writer; more callers wait their turn.
+    #[arg(long, env = "SUANLI_ORDER_QUEUE_MAX", default_value_t = 4096)]
+    pub order_queue_max: usize,
+
+    /// Most commands the writer matches and commits in one database transaction.
+    #[arg(long, env = "SUANLI_MATCH_BATCH_COMMANDS_MAX", default_value_t = 512)]
+    pub match_batch_commands_max: usize,
+
+    /// Most resting orders examined for one incoming order.
+    #[arg(long, env = "SUANLI_MATCH_CANDIDATES_MAX", default_value_t = 256)]
+    pub match_candidates_max: usize,
+
+    /// How often resting orders are checked for expiry.
+    #[arg(long, env = "SUANLI_EXPIRY_TICK_MS", default_value_t = 1000)]
+    pub expiry_tick_ms: u64,
+
     /// HTTP worker threads.
     #[arg(long, env = "SUANLI_HTTP_WORKERS", default_value_t = 2)]
     pub http_workers: usize,
@@ -74,6 +90,10 @@ impl Config {
             db_connect_timeout_ms: 2000,
             http_json_body_bytes_max: 64 * 1024,
             http_workers: 2,
+            order_queue_max: 4096,
+            match_batch_commands_max: 512,
+            match_candidates_max: 256,
+            expiry_tick_ms: 1000,
             log_format: "text".into(),
         }
     }

@@ -13,9 +13,11 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod exchange;
 pub mod http;
 pub mod market;
 pub mod pg_private;

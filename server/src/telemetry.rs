@@ -1,6 +1,6 @@
 //! Structured logs (tracing) and Prometheus metrics.
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Installs the global log subscriber: `RUST_LOG` picks levels (default `info`), `format` is
 /// `text` or `json`. Calling it twice is harmless (tests do).
@@ -21,6 +21,14 @@ pub struct Metrics {
     pub http_request_seconds: HistogramVec,
     /// Changes of state by kind (`participant_created`, `deposit`, …), counted when committed.
     pub events: IntCounterVec,
+    /// Orders by side and outcome (`accepted`, `replayed`, `refused`).
+    pub orders: IntCounterVec,
+    /// Contracts created (one per fill).
+    pub contracts: IntCounter,
+    /// Commands per committed batch of the sequenced writer.
+    pub batch_commands: Histogram,
+    /// Time to process and commit one batch.
+    pub batch_seconds: Histogram,
 }
 
 impl Metrics {
@@ -39,10 +47,24 @@ impl Metrics {
         .expect("valid metric");
         let events = IntCounterVec::new(Opts::new("suanli_events_total", "state changes committed"), &["kind"])
             .expect("valid metric");
+        let orders = IntCounterVec::new(Opts::new("suanli_orders_total", "orders by side and outcome"), &["side", "outcome"])
+            .expect("valid metric");
+        let contracts = IntCounter::new("suanli_contracts_total", "contracts created").expect("valid metric");
+        let batch_commands = Histogram::with_opts(
+            HistogramOpts::new("suanli_batch_commands", "commands per committed batch")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
+        )
+        .expect("valid metric");
+        let batch_seconds = Histogram::with_opts(HistogramOpts::new("suanli_batch_seconds", "time to process and commit a batch"))
+            .expect("valid metric");
+        registry.register(Box::new(orders.clone())).expect("registered once");
+        registry.register(Box::new(contracts.clone())).expect("registered once");
+        registry.register(Box::new(batch_commands.clone())).expect("registered once");
+        registry.register(Box::new(batch_seconds.clone())).expect("registered once");
         registry.register(Box::new(http_requests.clone())).expect("registered once");
         registry.register(Box::new(http_request_seconds.clone())).expect("registered once");
         registry.register(Box::new(events.clone())).expect("registered once");
-        Metrics { registry, http_requests, http_request_seconds, events }
+        Metrics { registry, http_requests, http_request_seconds, events, orders, contracts, batch_commands, batch_seconds }
     }
 
     /// Everything in Prometheus text format.

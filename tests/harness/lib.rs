@@ -45,6 +45,36 @@ fn with_database(url: &str, database: &str) -> String {
     format!("{base}/{database}{query}")
 }
 
+/// A fresh database on the test PostgreSQL server, dropped when this is dropped.
+pub struct TestDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a unique name (migrations run when a server starts on it).
+    pub fn create() -> Self {
+        let name = format!("suanli_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin_connection = PgConnection::establish(&server_url("postgres")).expect("connect to PostgreSQL");
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin_connection).expect("create database");
+        TestDatabase { url: server_url(&name), name }
+    }
+
+    /// A direct connection to this database.
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.url).expect("connect to the test database")
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut connection) = PgConnection::establish(&server_url("postgres")) {
+            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+                .execute(&mut connection);
+        }
+    }
+}
+
 /// A running exchange on its own database.
 pub struct TestExchange {
     /// A client without a token.
@@ -59,7 +89,7 @@ pub struct TestExchange {
     pub database_url: String,
     /// The server's shared state, for tests that look behind the API.
     pub state: web::Data<AppState>,
-    database: String,
+    database: Option<TestDatabase>,
     handle: ServerHandle,
 }
 
@@ -71,15 +101,26 @@ impl TestExchange {
 
     /// An exchange whose configuration `adjust` may change first.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
-        let database = format!("suanli_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin_connection = PgConnection::establish(&server_url("postgres")).expect("connect to PostgreSQL");
-        diesel::sql_query(format!("CREATE DATABASE {database}")).execute(&mut admin_connection).expect("create database");
-        let database_url = server_url(&database);
-
         let admin_api_key = format!("test-admin-{}", uuid::Uuid::new_v4());
-        let mut config = Config::for_tests(database_url.clone());
+        let database = TestDatabase::create();
+        let mut config = Config::for_tests(database.url.clone());
         config.admin_api_key = Some(admin_api_key.clone());
         adjust(&mut config);
+        Self::start_on(database, config, admin_api_key).await
+    }
+
+    /// Stops this server (waiting for requests in flight) and starts a new one on the same
+    /// database, as after a restart.
+    pub async fn restart(mut self) -> Self {
+        self.handle.stop(true).await;
+        let database = self.database.take().expect("the database is ours");
+        let (config, admin_api_key) = (self.config.clone(), self.admin_api_key.clone());
+        drop(self);
+        Self::start_on(database, config, admin_api_key).await
+    }
+
+    async fn start_on(database: TestDatabase, config: Config, admin_api_key: String) -> Self {
+        let database_url = database.url.clone();
 
         let state = app::prepare(&config, &database_url).expect("prepare the exchange");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -91,7 +132,7 @@ impl TestExchange {
 
         let anonymous = Client::new(format!("http://{address}"));
         let admin = anonymous.login(&admin_api_key).await.expect("admin login");
-        TestExchange { anonymous, admin, admin_api_key, config, database_url, state, database, handle }
+        TestExchange { anonymous, admin, admin_api_key, config, database_url, state, database: Some(database), handle }
     }
 
     /// Creates a participant of `kind` (a provider is a compute provider; a hub operator runs
@@ -118,6 +159,18 @@ impl TestExchange {
         PgConnection::establish(&self.database_url).expect("connect to the test database")
     }
 
+    /// A buyer with `amount` CNY deposited, and a client logged in as it.
+    pub async fn funded_buyer(&self, name: &str, amount: &str) -> (CreatedParticipant, Client) {
+        let (buyer, client) = self.participant(ParticipantKind::Buyer, name).await;
+        let deposit = suanli_sdk::NewDeposit {
+            amount: amount.parse().expect("a decimal amount"),
+            reference: format!("opening balance of {name}"),
+            idempotency_key: format!("opening-{}", buyer.participant.id),
+        };
+        self.admin.deposit(buyer.participant.id, &deposit).await.expect("deposit");
+        (buyer, client)
+    }
+
     /// A connection to the PostgreSQL server's `postgres` database, for acts on this test's
     /// database as a whole.
     pub fn server_sql(&self) -> PgConnection {
@@ -141,10 +194,6 @@ impl TestExchange {
 impl Drop for TestExchange {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
-        if let Ok(mut connection) = PgConnection::establish(&server_url("postgres")) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database))
-                .execute(&mut connection);
-        }
     }
 }
 
@@ -157,5 +206,47 @@ mod tests {
         assert_eq!(with_database("postgres://u@h:5/a", "b"), "postgres://u@h:5/b");
         assert_eq!(with_database("postgres://u@h:5", "b"), "postgres://u@h:5/b");
         assert_eq!(with_database("postgres://u@h/a?sslmode=disable", "b"), "postgres://u@h/b?sslmode=disable");
+    }
+}
+
+/// A delivery window of `hours` whole hours starting `from_now_hours` hours after the current
+/// hour began (so 1 is the next whole hour).
+pub fn window(from_now_hours: i64, hours: i64) -> suanli_sdk::Window {
+    use chrono::{DurationRound, TimeDelta, Utc};
+    let this_hour = Utc::now().duration_trunc(TimeDelta::hours(1)).expect("truncate to the hour");
+    let start = this_hour + TimeDelta::hours(from_now_hours);
+    suanli_sdk::Window { start, end: start + TimeDelta::hours(hours) }
+}
+
+/// An offer of `quantity` units of `sku` in `cluster` at `ask` CNY per unit-hour.
+pub fn new_offer(cluster: &str, sku: &str, quantity: u32, window: suanli_sdk::Window, ask: &str) -> suanli_sdk::NewOffer {
+    suanli_sdk::NewOffer {
+        cluster: cluster.into(),
+        sku: sku.into(),
+        quantity,
+        window,
+        ask_price: ask.parse().expect("a decimal price"),
+        green_share: 60,
+        attributes: None,
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// A GTC bid for `quantity` units of `sku` anywhere, up to `limit` CNY per unit-hour.
+pub fn new_bid(sku: &str, quantity: u32, window: suanli_sdk::Window, limit: &str) -> suanli_sdk::NewBid {
+    suanli_sdk::NewBid {
+        skus: vec![sku.into()],
+        quantity,
+        window,
+        limit_price: limit.parse().expect("a decimal price"),
+        hubs: None,
+        data_origin: None,
+        max_latency_ms: None,
+        min_green_share: None,
+        data_class: None,
+        time_in_force: None,
+        expires_at: None,
+        min_fill: None,
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
     }
 }

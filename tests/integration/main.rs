@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod money;
+mod orders;
 mod participants;
 mod public;
 

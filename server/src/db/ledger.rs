@@ -71,6 +71,17 @@ pub fn post(
     Ok(transaction_id)
 }
 
+/// The id of a participant's account of `account_kind`: derived from the two, so that the
+/// sequenced writer can name accounts without asking the database.
+pub fn participant_account_id(participant: Uuid, account_kind: &str) -> Uuid {
+    Uuid::new_v5(&participant, account_kind.as_bytes())
+}
+
+/// The id of a contract's escrow account.
+pub fn contract_escrow_account(contract: Uuid) -> Uuid {
+    Uuid::new_v5(&contract, b"contract_escrow")
+}
+
 /// Creates the accounts a new participant of `kind` needs.
 pub fn open_participant_accounts(connection: &mut PgConnection, participant: Uuid, kind: &str) -> QueryResult<()> {
     let kinds: &[&str] = match kind {
@@ -81,7 +92,7 @@ pub fn open_participant_accounts(connection: &mut PgConnection, participant: Uui
     for account_kind in kinds {
         diesel::insert_into(accounts::table)
             .values((
-                accounts::id.eq(Uuid::new_v4()),
+                accounts::id.eq(participant_account_id(participant, account_kind)),
                 accounts::kind.eq(*account_kind),
                 accounts::participant_id.eq(participant),
             ))

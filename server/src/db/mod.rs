@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod ledger;
+pub mod orders;
 pub mod participants;
 pub mod reference;
 pub mod schema;

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use suanli_sdk::{Cluster, ComputeClass, Hub, Latency, Sku, Tier};
 
 use super::schema::{clusters, hub_latency, hubs, skus};
+use crate::market::{HubId, SkuId};
 
 /// Everything `GET /v1/hubs`, `/v1/hubs/latency` and `/v1/skus` serve, and what validation of
 /// orders looks codes up in.
@@ -32,6 +33,31 @@ impl Reference {
     /// The SKU with this code.
     pub fn sku(&self, code: &str) -> Option<&Sku> {
         self.skus.iter().find(|sku| sku.code == code)
+    }
+
+    /// The engine's number for a hub (its index in `hubs`).
+    pub fn hub_id(&self, code: &str) -> Option<HubId> {
+        self.hubs.iter().position(|hub| hub.code == code).map(|index| index as HubId)
+    }
+
+    /// The hub with the engine's number `id`.
+    pub fn hub_by_id(&self, id: HubId) -> &Hub {
+        &self.hubs[usize::from(id)]
+    }
+
+    /// The engine's number for a SKU (its index in `skus`).
+    pub fn sku_id(&self, code: &str) -> Option<SkuId> {
+        self.skus.iter().position(|sku| sku.code == code).map(|index| index as SkuId)
+    }
+
+    /// The SKU with the engine's number `id`.
+    pub fn sku_by_id(&self, id: SkuId) -> &Sku {
+        &self.skus[usize::from(id)]
+    }
+
+    /// Round-trip latency between two hubs, ms.
+    pub fn latency_ms(&self, from: &str, to: &str) -> Option<u32> {
+        self.latency.ms.get(from)?.get(to).copied()
     }
 }
 
@@ -87,5 +113,8 @@ pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
         })
         .collect();
 
-    Ok(Reference { hubs, latency: Latency { ms }, skus })
+    let reference = Reference { hubs, latency: Latency { ms }, skus };
+    // The engine numbers hubs into a 64-bit set and SKUs into a u16.
+    assert!(reference.hubs.len() <= 64 && reference.skus.len() <= usize::from(u16::MAX));
+    Ok(reference)
 }

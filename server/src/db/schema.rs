@@ -117,11 +117,90 @@ diesel::table! {
     }
 }
 
+
+diesel::table! {
+    offers (id) {
+        id -> Uuid,
+        seq -> Int8,
+        provider_id -> Uuid,
+        cluster -> Text,
+        hub -> Text,
+        sku -> Text,
+        quantity -> Int4,
+        window_start -> Timestamptz,
+        window_end -> Timestamptz,
+        ask_price -> Numeric,
+        green_share -> Int2,
+        attributes -> Jsonb,
+        status -> Text,
+        remaining -> Int4,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    bids (id) {
+        id -> Uuid,
+        seq -> Int8,
+        buyer_id -> Uuid,
+        skus -> Array<Text>,
+        quantity -> Int4,
+        window_start -> Timestamptz,
+        window_end -> Timestamptz,
+        limit_price -> Numeric,
+        hubs -> Array<Text>,
+        requested_hubs -> Nullable<Array<Text>>,
+        data_origin -> Nullable<Text>,
+        max_latency_ms -> Nullable<Int4>,
+        min_green_share -> Int2,
+        data_class -> Text,
+        time_in_force -> Text,
+        expires_at -> Nullable<Timestamptz>,
+        min_fill -> Int4,
+        unit_hold -> Numeric,
+        status -> Text,
+        remaining -> Int4,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contracts (id) {
+        id -> Uuid,
+        seq -> Int8,
+        bid_id -> Uuid,
+        offer_id -> Uuid,
+        buyer_id -> Uuid,
+        provider_id -> Uuid,
+        hub -> Text,
+        cluster -> Text,
+        sku -> Text,
+        data_origin -> Nullable<Text>,
+        units -> Int4,
+        window_start -> Timestamptz,
+        window_end -> Timestamptz,
+        hours -> Int4,
+        unit_price -> Numeric,
+        notional -> Numeric,
+        levy_bps -> Int4,
+        maker -> Text,
+        status -> Text,
+        decisions -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(clusters -> hubs (hub));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hubs, clusters, hub_latency, skus, participants, accounts, ledger_transactions,
-    ledger_entries, deposits, audit_log, audit_head,
+    ledger_entries, deposits, audit_log, audit_head, offers, bids, contracts,
 );

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod openapi;
+pub mod orders;
 pub mod participants;
 pub mod public;
 
@@ -18,11 +19,14 @@ use crate::auth::TokenKeys;
 use crate::db::DbPool;
 use crate::db::reference::Reference;
 use crate::error::ApiError;
+use crate::exchange::Exchange;
 use crate::telemetry::Metrics;
 
 /// What every request handler shares.
 pub struct AppState {
     pub pool: DbPool,
+    /// The sequenced writer that owns the order book.
+    pub exchange: Exchange,
     pub tokens: TokenKeys,
     pub reference: Reference,
     pub metrics: Metrics,
@@ -70,6 +74,7 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
             .app_data(web::PathConfig::default().error_handler(path_error))
             .configure(public::configure)
             .configure(participants::configure)
+            .configure(orders::configure)
             .configure(audit::configure);
     }
 }

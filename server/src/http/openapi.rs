@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, participants, public};
+use super::{audit, orders, participants, public};
 
 /// The whole API; served at `/v1/openapi.json`.
 #[derive(OpenApi)]
@@ -14,6 +14,9 @@ use super::{audit, participants, public};
         public::hubs, public::hub_latency, public::skus,
         participants::issue_token, participants::create_participant, participants::me,
         participants::deposit, participants::account,
+        orders::place_offer, orders::list_offers, orders::get_offer, orders::cancel_offer,
+        orders::place_bid, orders::list_bids, orders::get_bid, orders::cancel_bid,
+        orders::list_contracts, orders::get_contract, orders::book, orders::trades,
         audit::log, audit::verify,
     ),
     modifiers(&BearerAuth),

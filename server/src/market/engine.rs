@@ -142,6 +142,11 @@ impl Engine {
         self.next_seq
     }
 
+    /// Makes the next order number at least `seq` (start-up recovery: numbers are never reused).
+    pub fn ensure_next_seq(&mut self, seq: Seq) {
+        self.next_seq = self.next_seq.max(seq);
+    }
+
     /// Resting offers and bids.
     pub fn resting(&self) -> (usize, usize) {
         (self.offers.len(), self.bids.len())

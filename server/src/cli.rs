@@ -1,0 +1,97 @@
+//! The `suanli-server` command line: run the exchange (`serve`), apply migrations (`migrate`), or
+//! start a demo (`dev`). Every setting comes from an environment variable; see `.env.sample`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::{app, db, telemetry};
+
+#[derive(Parser)]
+#[command(name = "suanli-server", version, about = "The Suanli compute-capacity exchange")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the exchange.
+    Serve(Config),
+    /// Apply pending database migrations and exit.
+    Migrate(Config),
+    /// Run the exchange as a demo: private database, demo participants with keys and tokens.
+    Dev(Config),
+}
+
+/// Runs the command line given to the process.
+pub fn main() -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(run_cli())
+}
+
+async fn run_cli() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(config) => serve(config, false).await,
+        Command::Dev(config) => serve(config, true).await,
+        Command::Migrate(config) => {
+            telemetry::init_logging(&config.log_format);
+            let database = app::database(&config)?;
+            let result = (|| {
+                let pool = db::connect(&database.url, 1, config.db_connect_timeout_ms)?;
+                let mut connection = pool.get()?;
+                db::migrate(&mut connection)
+            })();
+            if let Some(cluster) = &database.private_cluster {
+                cluster.stop()?;
+            }
+            result
+        }
+    }
+}
+
+async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+    telemetry::init_logging(&config.log_format);
+    if demo {
+        if config.jwt_secret.is_none() {
+            config.jwt_secret = Some(app::dev_secret(&config.data_dir, "dev-jwt-secret")?);
+        }
+        if config.admin_api_key.is_none() {
+            config.admin_api_key = Some(app::dev_secret(&config.data_dir, "dev-admin-api-key")?);
+        }
+    }
+    let database = app::database(&config)?;
+    let result = run(&config, &database.url, demo).await;
+    if let Some(cluster) = &database.private_cluster {
+        cluster.stop()?;
+    }
+    result
+}
+
+async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<()> {
+    let state = app::prepare(config, database_url)?;
+    let (server, address) = app::listen(config, state.clone())?;
+    println!("suanli-server listening on http://{address}");
+    if demo {
+        let admin_key = config.admin_api_key.clone().context("the demo has an admin key")?;
+        print_demo(&state, &admin_key, address)?;
+    }
+    server.await.context("HTTP server failed")
+}
+
+fn print_demo(state: &crate::http::AppState, admin_key: &str, address: std::net::SocketAddr) -> anyhow::Result<()> {
+    let mut connection = state.pool.get()?;
+    let admin = db::participants::by_api_key_id(&mut connection, db::participants::BOOTSTRAP_ADMIN_KEY_ID)?
+        .context("the bootstrap admin exists")?;
+    drop(connection);
+    let demo = app::seed_demo(state, admin.id)?;
+    println!("\nSuanli demo exchange on http://{address}  (Ctrl-C stops it and its database)\n");
+    println!("admin  {}  api_key={admin_key}", admin.id);
+    for participant in &demo {
+        println!("{:<12} {}  {}", participant.kind.as_str(), participant.id, participant.name);
+        println!("             api_key={}", participant.api_key);
+        println!("             token={}", participant.token);
+    }
+    println!("\nTry: curl -s http://{address}/v1/hubs | head -c 300; echo");
+    Ok(())
+}

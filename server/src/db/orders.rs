@@ -1,0 +1,563 @@
+//! Storage of offers, bids and contracts: the batched writes of the sequenced writer, the reads
+//! of start-up recovery, and the reads behind `GET` endpoints.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Int4, Numeric, Text};
+use rust_decimal::Decimal;
+use suanli_sdk::{
+    Bid, BookLevel, Contract, ContractStatus, DataClass, Offer, OrderStatus, Side, TimeInForce, Trade, Window,
+};
+use uuid::Uuid;
+
+use super::ledger::{self, kind};
+use super::schema::{accounts, bids, contracts, ledger_entries, ledger_transactions, offers};
+
+/// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound parameters per statement).
+const INSERT_ROWS_MAX: usize = 1000;
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = offers)]
+pub struct OfferRow {
+    pub id: Uuid,
+    pub seq: i64,
+    pub provider_id: Uuid,
+    pub cluster: String,
+    pub hub: String,
+    pub sku: String,
+    pub quantity: i32,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub ask_price: Decimal,
+    pub green_share: i16,
+    pub attributes: serde_json::Value,
+    pub status: String,
+    pub remaining: i32,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl OfferRow {
+    /// The offer as the API shows it.
+    pub fn to_wire(&self) -> Offer {
+        Offer {
+            id: self.id,
+            provider_id: self.provider_id,
+            cluster: self.cluster.clone(),
+            hub: self.hub.clone(),
+            sku: self.sku.clone(),
+            quantity: self.quantity as u32,
+            window: Window { start: self.window_start, end: self.window_end },
+            ask_price: self.ask_price.normalize(),
+            green_share: self.green_share as u8,
+            attributes: self.attributes.as_object().cloned().unwrap_or_default(),
+            status: OrderStatus::parse(&self.status).unwrap_or(OrderStatus::Open),
+            remaining: self.remaining as u32,
+            idempotency_key: self.idempotency_key.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = bids)]
+pub struct BidRow {
+    pub id: Uuid,
+    pub seq: i64,
+    pub buyer_id: Uuid,
+    pub skus: Vec<String>,
+    pub quantity: i32,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub limit_price: Decimal,
+    pub hubs: Vec<String>,
+    pub requested_hubs: Option<Vec<String>>,
+    pub data_origin: Option<String>,
+    pub max_latency_ms: Option<i32>,
+    pub min_green_share: i16,
+    pub data_class: String,
+    pub time_in_force: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub min_fill: i32,
+    pub unit_hold: Decimal,
+    pub status: String,
+    pub remaining: i32,
+    pub idempotency_key: String,
+    pub request_hash: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl BidRow {
+    /// The bid as the API shows it.
+    pub fn to_wire(&self) -> Bid {
+        Bid {
+            id: self.id,
+            buyer_id: self.buyer_id,
+            skus: self.skus.clone(),
+            quantity: self.quantity as u32,
+            window: Window { start: self.window_start, end: self.window_end },
+            limit_price: self.limit_price.normalize(),
+            hubs: self.hubs.clone(),
+            data_origin: self.data_origin.clone(),
+            max_latency_ms: self.max_latency_ms.map(|ms| ms as u32),
+            min_green_share: self.min_green_share as u8,
+            data_class: DataClass::parse(&self.data_class).unwrap_or_default(),
+            time_in_force: TimeInForce::parse(&self.time_in_force).unwrap_or_default(),
+            expires_at: self.expires_at,
+            min_fill: self.min_fill as u32,
+            status: OrderStatus::parse(&self.status).unwrap_or(OrderStatus::Open),
+            remaining: self.remaining as u32,
+            held: (self.unit_hold * Decimal::from(self.remaining)).normalize(),
+            idempotency_key: self.idempotency_key.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contracts)]
+pub struct ContractRow {
+    pub id: Uuid,
+    #[diesel(skip_insertion)]
+    pub seq: i64,
+    pub bid_id: Uuid,
+    pub offer_id: Uuid,
+    pub buyer_id: Uuid,
+    pub provider_id: Uuid,
+    pub hub: String,
+    pub cluster: String,
+    pub sku: String,
+    pub data_origin: Option<String>,
+    pub units: i32,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    pub hours: i32,
+    pub unit_price: Decimal,
+    pub notional: Decimal,
+    pub levy_bps: i32,
+    pub maker: String,
+    pub status: String,
+    pub decisions: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ContractRow {
+    /// The contract as the API shows it.
+    pub fn to_wire(&self) -> Contract {
+        Contract {
+            id: self.id,
+            bid_id: self.bid_id,
+            offer_id: self.offer_id,
+            buyer_id: self.buyer_id,
+            provider_id: self.provider_id,
+            hub: self.hub.clone(),
+            cluster: self.cluster.clone(),
+            sku: self.sku.clone(),
+            units: self.units as u32,
+            window: Window { start: self.window_start, end: self.window_end },
+            hours: self.hours as u32,
+            unit_price: self.unit_price.normalize(),
+            notional: self.notional.normalize(),
+            levy_bps: self.levy_bps as u32,
+            maker: if self.maker == "bid" { Side::Bid } else { Side::Offer },
+            status: if self.status == "settled" { ContractStatus::Settled } else { ContractStatus::Active },
+            decisions: self.decisions.as_array().cloned().unwrap_or_default(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// One balanced ledger transaction produced by the writer.
+#[derive(Debug, Clone)]
+pub struct LedgerTransaction {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub reference: String,
+    pub legs: Vec<(Uuid, Decimal)>,
+}
+
+/// Everything one batch of commands changes, written with a few statements.
+#[derive(Debug, Default)]
+pub struct BatchWrites {
+    pub new_offers: Vec<OfferRow>,
+    pub new_bids: Vec<BidRow>,
+    /// Offer id → (remaining, status).
+    pub offer_updates: HashMap<Uuid, (i32, &'static str)>,
+    /// Bid id → (remaining, status, min_fill).
+    pub bid_updates: HashMap<Uuid, (i32, &'static str, i32)>,
+    pub contracts: Vec<ContractRow>,
+    pub ledger: Vec<LedgerTransaction>,
+    /// Audit entries: (actor, kind, payload), in order.
+    pub audit: Vec<(String, &'static str, serde_json::Value)>,
+}
+
+/// Writes a batch in the caller's transaction.
+pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<Utc>) -> QueryResult<()> {
+    for chunk in writes.new_offers.chunks(INSERT_ROWS_MAX) {
+        diesel::insert_into(offers::table).values(chunk).execute(connection)?;
+    }
+    for chunk in writes.new_bids.chunks(INSERT_ROWS_MAX) {
+        diesel::insert_into(bids::table).values(chunk).execute(connection)?;
+    }
+    if !writes.offer_updates.is_empty() {
+        let (ids, rest): (Vec<Uuid>, Vec<(i32, &str)>) = writes.offer_updates.iter().map(|(id, v)| (*id, *v)).unzip();
+        let (remaining, status): (Vec<i32>, Vec<&str>) = rest.into_iter().unzip();
+        diesel::sql_query(
+            "UPDATE offers o SET remaining = v.remaining, status = v.status, updated_at = $4 \
+             FROM unnest($1, $2, $3) AS v(id, remaining, status) WHERE o.id = v.id",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<Array<Int4>, _>(remaining)
+        .bind::<Array<Text>, _>(status)
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .execute(connection)?;
+    }
+    if !writes.bid_updates.is_empty() {
+        let mut ids = Vec::new();
+        let mut remaining = Vec::new();
+        let mut status = Vec::new();
+        let mut min_fill = Vec::new();
+        for (id, (left, state, minimum)) in &writes.bid_updates {
+            ids.push(*id);
+            remaining.push(*left);
+            status.push(*state);
+            min_fill.push(*minimum);
+        }
+        diesel::sql_query(
+            "UPDATE bids b SET remaining = v.remaining, status = v.status, min_fill = v.min_fill, updated_at = $5 \
+             FROM unnest($1, $2, $3, $4) AS v(id, remaining, status, min_fill) WHERE b.id = v.id",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<Array<Int4>, _>(remaining)
+        .bind::<Array<Text>, _>(status)
+        .bind::<Array<Int4>, _>(min_fill)
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .execute(connection)?;
+    }
+    for chunk in writes.contracts.chunks(INSERT_ROWS_MAX) {
+        diesel::insert_into(contracts::table).values(chunk).execute(connection)?;
+        let escrows: Vec<_> = chunk
+            .iter()
+            .map(|contract| {
+                (
+                    accounts::id.eq(ledger::contract_escrow_account(contract.id)),
+                    accounts::kind.eq("contract_escrow"),
+                    accounts::contract_id.eq(contract.id),
+                )
+            })
+            .collect();
+        diesel::insert_into(accounts::table).values(&escrows).execute(connection)?;
+    }
+    write_ledger(connection, &writes.ledger)?;
+    super::audit::append_batch(connection, &writes.audit)?;
+    Ok(())
+}
+
+fn write_ledger(connection: &mut PgConnection, transactions: &[LedgerTransaction]) -> QueryResult<()> {
+    let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
+    let mut entries = Vec::new();
+    for transaction in transactions {
+        assert!(
+            transaction.legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
+            "unbalanced {transaction:?}"
+        );
+        for (account, amount) in &transaction.legs {
+            if !amount.is_zero() {
+                *deltas.entry(*account).or_default() += *amount;
+                entries.push((
+                    ledger_entries::transaction_id.eq(transaction.id),
+                    ledger_entries::account_id.eq(*account),
+                    ledger_entries::amount.eq(*amount),
+                ));
+            }
+        }
+    }
+    let headers: Vec<_> = transactions
+        .iter()
+        .map(|t| {
+            (
+                ledger_transactions::id.eq(t.id),
+                ledger_transactions::kind.eq(t.kind),
+                ledger_transactions::reference.eq(&t.reference),
+            )
+        })
+        .collect();
+    for chunk in headers.chunks(INSERT_ROWS_MAX) {
+        diesel::insert_into(ledger_transactions::table).values(chunk).execute(connection)?;
+    }
+    for chunk in entries.chunks(INSERT_ROWS_MAX) {
+        diesel::insert_into(ledger_entries::table).values(chunk).execute(connection)?;
+    }
+    let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().filter(|(_, delta)| !delta.is_zero()).collect();
+    // One order for every writer, so concurrent transactions cannot deadlock on accounts.
+    deltas.sort_by_key(|(account, _)| *account);
+    if !deltas.is_empty() {
+        let (ids, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
+        diesel::sql_query(
+            "UPDATE accounts a SET balance = a.balance + v.delta FROM unnest($1, $2) AS v(id, delta) WHERE a.id = v.id",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<Array<Numeric>, _>(amounts)
+        .execute(connection)?;
+    }
+    Ok(())
+}
+
+/// Available balances of `buyers`, locked until the transaction ends so that no concurrent
+/// change (a deposit) can interleave with the holds the writer places.
+pub fn lock_available(connection: &mut PgConnection, buyers: &[Uuid]) -> QueryResult<HashMap<Uuid, Decimal>> {
+    let rows: Vec<(Option<Uuid>, Decimal)> = accounts::table
+        .filter(accounts::kind.eq(kind::BUYER_AVAILABLE).and(accounts::participant_id.eq_any(buyers)))
+        .order(accounts::id)
+        .select((accounts::participant_id, accounts::balance))
+        .for_update()
+        .load(connection)?;
+    Ok(rows.into_iter().filter_map(|(buyer, balance)| Some((buyer?, balance))).collect())
+}
+
+/// Offers already placed under any of these (provider, key) pairs: key → (id, request hash).
+pub fn existing_offers(
+    connection: &mut PgConnection,
+    keys: &[(Uuid, String)],
+) -> QueryResult<HashMap<(Uuid, String), (Uuid, String)>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let owners: Vec<Uuid> = keys.iter().map(|(owner, _)| *owner).collect();
+    let names: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
+    let rows: Vec<(Uuid, String, Uuid, String)> = offers::table
+        .filter(offers::provider_id.eq_any(owners).and(offers::idempotency_key.eq_any(names)))
+        .select((offers::provider_id, offers::idempotency_key, offers::id, offers::request_hash))
+        .load(connection)?;
+    Ok(rows.into_iter().map(|(owner, key, id, hash)| ((owner, key), (id, hash))).collect())
+}
+
+/// Bids already placed under any of these (buyer, key) pairs: key → (id, request hash).
+pub fn existing_bids(
+    connection: &mut PgConnection,
+    keys: &[(Uuid, String)],
+) -> QueryResult<HashMap<(Uuid, String), (Uuid, String)>> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let owners: Vec<Uuid> = keys.iter().map(|(owner, _)| *owner).collect();
+    let names: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
+    let rows: Vec<(Uuid, String, Uuid, String)> = bids::table
+        .filter(bids::buyer_id.eq_any(owners).and(bids::idempotency_key.eq_any(names)))
+        .select((bids::buyer_id, bids::idempotency_key, bids::id, bids::request_hash))
+        .load(connection)?;
+    Ok(rows.into_iter().map(|(owner, key, id, hash)| ((owner, key), (id, hash))).collect())
+}
+
+/// Resting offers in arrival order, each with what its contracts sold: (window, units).
+pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<(OfferRow, Vec<(DateTime<Utc>, DateTime<Utc>, i32)>)>> {
+    let rows: Vec<OfferRow> = offers::table
+        .filter(offers::status.eq_any(["open", "partially_filled"]))
+        .order(offers::seq)
+        .select(OfferRow::as_select())
+        .load(connection)?;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+    let sold: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>, i32)> = contracts::table
+        .filter(contracts::offer_id.eq_any(&ids))
+        .select((contracts::offer_id, contracts::window_start, contracts::window_end, contracts::units))
+        .load(connection)?;
+    let mut by_offer: HashMap<Uuid, Vec<(DateTime<Utc>, DateTime<Utc>, i32)>> = HashMap::new();
+    for (offer, start, end, units) in sold {
+        by_offer.entry(offer).or_default().push((start, end, units));
+    }
+    Ok(rows.into_iter().map(|row| {
+        let sold = by_offer.remove(&row.id).unwrap_or_default();
+        (row, sold)
+    }).collect())
+}
+
+/// Resting bids in arrival order.
+pub fn resting_bids(connection: &mut PgConnection) -> QueryResult<Vec<BidRow>> {
+    bids::table
+        .filter(bids::status.eq_any(["open", "partially_filled"]))
+        .order(bids::seq)
+        .select(BidRow::as_select())
+        .load(connection)
+}
+
+/// The highest order number ever given, 0 if none.
+pub fn last_seq(connection: &mut PgConnection) -> QueryResult<i64> {
+    let offers: Option<i64> = offers::table.select(diesel::dsl::max(offers::seq)).first(connection)?;
+    let bids: Option<i64> = bids::table.select(diesel::dsl::max(bids::seq)).first(connection)?;
+    Ok(offers.unwrap_or(0).max(bids.unwrap_or(0)))
+}
+
+/// One offer.
+pub fn offer(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<OfferRow>> {
+    offers::table.find(id).select(OfferRow::as_select()).first(connection).optional()
+}
+
+/// One bid.
+pub fn bid(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<BidRow>> {
+    bids::table.find(id).select(BidRow::as_select()).first(connection).optional()
+}
+
+/// One contract.
+pub fn contract(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<ContractRow>> {
+    contracts::table.find(id).select(ContractRow::as_select()).first(connection).optional()
+}
+
+/// The contracts an order produced when it arrived (it was the taker), oldest first.
+pub fn contracts_taken_by(connection: &mut PgConnection, side: Side, id: Uuid) -> QueryResult<Vec<ContractRow>> {
+    let query = contracts::table.select(ContractRow::as_select()).order(contracts::seq).into_boxed();
+    let query = match side {
+        Side::Bid => query.filter(contracts::bid_id.eq(id).and(contracts::maker.eq("offer"))),
+        Side::Offer => query.filter(contracts::offer_id.eq(id).and(contracts::maker.eq("bid"))),
+    };
+    query.load(connection)
+}
+
+/// A page of offers, newest first: `owner` = None lists everyone's.
+pub fn list_offers(
+    connection: &mut PgConnection,
+    owner: Option<Uuid>,
+    status: Option<OrderStatus>,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<OfferRow>> {
+    let mut query = offers::table.select(OfferRow::as_select()).order(offers::seq.desc()).limit(limit).into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(offers::provider_id.eq(owner));
+    }
+    if let Some(status) = status {
+        query = query.filter(offers::status.eq(status.as_str()));
+    }
+    if let Some(before) = before_seq {
+        query = query.filter(offers::seq.lt(before));
+    }
+    query.load(connection)
+}
+
+/// A page of bids, newest first: `owner` = None lists everyone's.
+pub fn list_bids(
+    connection: &mut PgConnection,
+    owner: Option<Uuid>,
+    status: Option<OrderStatus>,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<BidRow>> {
+    let mut query = bids::table.select(BidRow::as_select()).order(bids::seq.desc()).limit(limit).into_boxed();
+    if let Some(owner) = owner {
+        query = query.filter(bids::buyer_id.eq(owner));
+    }
+    if let Some(status) = status {
+        query = query.filter(bids::status.eq(status.as_str()));
+    }
+    if let Some(before) = before_seq {
+        query = query.filter(bids::seq.lt(before));
+    }
+    query.load(connection)
+}
+
+/// Filters of a contract listing.
+#[derive(Debug, Default, Clone)]
+pub struct ContractFilter {
+    /// Only contracts where this participant is buyer or provider.
+    pub party: Option<Uuid>,
+    pub hub: Option<String>,
+    pub sku: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// A page of contracts, newest first.
+pub fn list_contracts(
+    connection: &mut PgConnection,
+    filter: &ContractFilter,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<ContractRow>> {
+    let mut query =
+        contracts::table.select(ContractRow::as_select()).order(contracts::seq.desc()).limit(limit).into_boxed();
+    if let Some(party) = filter.party {
+        query = query.filter(contracts::buyer_id.eq(party).or(contracts::provider_id.eq(party)));
+    }
+    if let Some(hub) = &filter.hub {
+        query = query.filter(contracts::hub.eq(hub.clone()));
+    }
+    if let Some(sku) = &filter.sku {
+        query = query.filter(contracts::sku.eq(sku.clone()));
+    }
+    if let Some(from) = filter.from {
+        query = query.filter(contracts::created_at.ge(from));
+    }
+    if let Some(to) = filter.to {
+        query = query.filter(contracts::created_at.lt(to));
+    }
+    if let Some(before) = before_seq {
+        query = query.filter(contracts::seq.lt(before));
+    }
+    query.load(connection)
+}
+
+/// Recent trades for the public: no participant ids.
+pub fn trades(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str>, limit: i64) -> QueryResult<Vec<Trade>> {
+    let mut query = contracts::table
+        .select((contracts::hub, contracts::cluster, contracts::sku, contracts::units, contracts::window_start,
+                 contracts::window_end, contracts::unit_price, contracts::created_at))
+        .order(contracts::seq.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(hub) = hub {
+        query = query.filter(contracts::hub.eq(hub.to_owned()));
+    }
+    if let Some(sku) = sku {
+        query = query.filter(contracts::sku.eq(sku.to_owned()));
+    }
+    let rows: Vec<(String, String, String, i32, DateTime<Utc>, DateTime<Utc>, Decimal, DateTime<Utc>)> = query.load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|(hub, cluster, sku, units, start, end, price, at)| Trade {
+            hub,
+            cluster,
+            sku,
+            units: units as u32,
+            window: Window { start, end },
+            unit_price: price.normalize(),
+            created_at: at,
+        })
+        .collect())
+}
+
+/// Resting offers (cheapest first) and bids (highest first) aggregated by price.
+pub fn book(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str>, levels_max: i64) -> QueryResult<(Vec<BookLevel>, Vec<BookLevel>)> {
+    #[derive(QueryableByName)]
+    struct Level {
+        #[diesel(sql_type = Numeric)]
+        price: Decimal,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        units: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        orders: i64,
+    }
+    let offers: Vec<Level> = diesel::sql_query(
+        "SELECT ask_price AS price, sum(remaining)::bigint AS units, count(*) AS orders FROM offers \
+         WHERE status IN ('open', 'partially_filled') AND ($1::text IS NULL OR hub = $1) AND ($2::text IS NULL OR sku = $2) \
+         GROUP BY ask_price ORDER BY ask_price ASC LIMIT $3",
+    )
+    .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
+    .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
+    .bind::<diesel::sql_types::BigInt, _>(levels_max)
+    .load(connection)?;
+    let bids: Vec<Level> = diesel::sql_query(
+        "SELECT limit_price AS price, sum(remaining)::bigint AS units, count(*) AS orders FROM bids \
+         WHERE status IN ('open', 'partially_filled') AND ($1::text IS NULL OR $1 = ANY(hubs)) AND ($2::text IS NULL OR $2 = ANY(skus)) \
+         GROUP BY limit_price ORDER BY limit_price DESC LIMIT $3",
+    )
+    .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
+    .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
+    .bind::<diesel::sql_types::BigInt, _>(levels_max)
+    .load(connection)?;
+    let level = |level: Level| BookLevel { price: level.price.normalize(), units: level.units as u64, orders: level.orders as u64 };
+    Ok((offers.into_iter().map(level).collect(), bids.into_iter().map(level).collect()))
+}

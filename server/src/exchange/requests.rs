@@ -1,0 +1,269 @@
+//! Turning an order as a client sent it into an order the engine can take: every check of
+//! SPEC §4 that needs no database, with a clear error for each. Pure: time is an argument.
+
+use chrono::{DateTime, Timelike, Utc};
+use rust_decimal::Decimal;
+use suanli_sdk::audit::canonical_json;
+use suanli_sdk::{DataClass, NewBid, NewOffer, TimeInForce, Window};
+use uuid::Uuid;
+
+use crate::db::reference::Reference;
+use crate::error::ApiError;
+use crate::market::{BidSpec, HubSet, Hours, OfferSpec, money};
+use crate::validate;
+
+/// Longest delivery window: 90 days.
+pub const WINDOW_HOURS_MAX: i64 = 2160;
+/// Most units one order may carry.
+pub const QUANTITY_MAX: u32 = 1_000_000;
+/// Highest price accepted, CNY per unit-hour.
+pub const PRICE_MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+/// Most SKUs one bid may accept.
+pub const BID_SKUS_MAX: usize = 16;
+/// Largest `attributes` object of an offer, as JSON bytes.
+pub const ATTRIBUTES_BYTES_MAX: usize = 4096;
+
+/// A checked offer, ready for the engine and the store.
+#[derive(Debug, Clone)]
+pub struct OfferRequest {
+    pub spec: OfferSpec,
+    pub window: Window,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub idempotency_key: String,
+    /// SHA-256 of the canonical request, to tell a retry from a different order with a reused key.
+    pub request_hash: String,
+}
+
+/// A checked bid, ready for the engine and the store.
+#[derive(Debug, Clone)]
+pub struct BidRequest {
+    pub spec: BidSpec,
+    pub window: Window,
+    pub sku_codes: Vec<String>,
+    pub hub_codes: Vec<String>,
+    pub requested_hubs: Option<Vec<String>>,
+    pub data_origin: Option<String>,
+    pub max_latency_ms: Option<u32>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub idempotency_key: String,
+    pub request_hash: String,
+}
+
+impl BidRequest {
+    /// All the money the bid holds when placed.
+    pub fn hold(&self) -> Decimal {
+        self.spec.unit_hold * Decimal::from(self.spec.quantity)
+    }
+}
+
+/// Checks an offer from `provider` at time `now`.
+pub fn offer(new: NewOffer, provider: Uuid, reference: &Reference, now: DateTime<Utc>) -> Result<OfferRequest, ApiError> {
+    let request_hash = hash_of(&new);
+    validate::text("idempotency_key", &new.idempotency_key, 200)?;
+    let hub = reference
+        .hub_of_cluster(&new.cluster)
+        .ok_or_else(|| ApiError::bad_request("unknown_cluster", format!("no cluster `{}`", new.cluster)))?;
+    let hub_id = reference.hub_id(&hub.code).expect("a cluster's hub is a hub");
+    let sku = reference.sku_id(&new.sku).ok_or_else(|| unknown_sku(&new.sku))?;
+    let hours = window(new.window, now)?;
+    quantity(new.quantity)?;
+    let ask_price = price("ask_price", new.ask_price)?;
+    if new.green_share > 100 {
+        return Err(ApiError::bad_request("invalid_field", "`green_share` is a percentage, 0 to 100"));
+    }
+    let attributes = new.attributes.unwrap_or_default();
+    if serde_json::to_vec(&attributes).map_or(usize::MAX, |bytes| bytes.len()) > ATTRIBUTES_BYTES_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`attributes` is larger than {ATTRIBUTES_BYTES_MAX} bytes"),
+        ));
+    }
+    if !json_is_storable(&serde_json::Value::Object(attributes.clone())) {
+        return Err(ApiError::bad_request("invalid_field", "`attributes` contains control characters"));
+    }
+    Ok(OfferRequest {
+        spec: OfferSpec {
+            id: Uuid::new_v4(),
+            provider,
+            hub: hub_id,
+            cluster: new.cluster,
+            sku,
+            quantity: new.quantity,
+            window: hours,
+            ask_price,
+            green_share: new.green_share,
+        },
+        window: new.window,
+        attributes,
+        idempotency_key: new.idempotency_key,
+        request_hash,
+    })
+}
+
+/// Checks a bid from `buyer` at time `now`, and works out the hubs it may run in.
+pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) -> Result<BidRequest, ApiError> {
+    let request_hash = hash_of(&new);
+    validate::text("idempotency_key", &new.idempotency_key, 200)?;
+    if new.skus.is_empty() || new.skus.len() > BID_SKUS_MAX {
+        return Err(ApiError::bad_request("invalid_field", format!("`skus` must name 1 to {BID_SKUS_MAX} SKUs")));
+    }
+    let mut skus = Vec::with_capacity(new.skus.len());
+    for code in &new.skus {
+        let sku = reference.sku_id(code).ok_or_else(|| unknown_sku(code))?;
+        if skus.contains(&sku) {
+            return Err(ApiError::bad_request("invalid_field", format!("`skus` names `{code}` twice")));
+        }
+        skus.push(sku);
+    }
+    let hours = window(new.window, now)?;
+    quantity(new.quantity)?;
+    let limit_price = price("limit_price", new.limit_price)?;
+    let min_green_share = new.min_green_share.unwrap_or(0);
+    if min_green_share > 100 {
+        return Err(ApiError::bad_request("invalid_field", "`min_green_share` is a percentage, 0 to 100"));
+    }
+    let time_in_force = new.time_in_force.unwrap_or_default();
+    let expires_at = match (time_in_force, new.expires_at) {
+        (TimeInForce::Gtd, None) => return Err(ApiError::bad_request("invalid_field", "a GTD bid needs `expires_at`")),
+        (TimeInForce::Gtd, Some(at)) if at <= now => {
+            return Err(ApiError::unprocessable("expiry_passed", "`expires_at` is not in the future"));
+        }
+        (TimeInForce::Gtd, Some(at)) => Some(at),
+        (_, Some(_)) => return Err(ApiError::bad_request("invalid_field", "only GTD bids take `expires_at`")),
+        (_, None) => None,
+    };
+    let min_fill = new.min_fill.unwrap_or(1);
+    if min_fill == 0 || min_fill > new.quantity {
+        return Err(ApiError::bad_request("invalid_field", "`min_fill` must be between 1 and `quantity`"));
+    }
+
+    let data_origin = match &new.data_origin {
+        Some(code) => Some(reference.hub_id(code).ok_or_else(|| unknown_hub(code))?),
+        None => None,
+    };
+    if new.max_latency_ms.is_some() && data_origin.is_none() {
+        return Err(ApiError::bad_request("invalid_field", "`max_latency_ms` needs a `data_origin`"));
+    }
+    if new.max_latency_ms == Some(0) {
+        return Err(ApiError::bad_request("invalid_field", "`max_latency_ms` must be positive"));
+    }
+    let mut hubs = HubSet::default();
+    match &new.hubs {
+        Some(codes) if codes.is_empty() => {
+            return Err(ApiError::bad_request("invalid_field", "`hubs`, when given, must name at least one hub"));
+        }
+        Some(codes) => {
+            for code in codes {
+                hubs = hubs.with(reference.hub_id(code).ok_or_else(|| unknown_hub(code))?);
+            }
+        }
+        None => {
+            for index in 0..reference.hubs.len() {
+                hubs = hubs.with(index as u8);
+            }
+        }
+    }
+    if let (Some(origin), Some(bound)) = (&new.data_origin, new.max_latency_ms) {
+        for hub in hubs.iter() {
+            let code = &reference.hub_by_id(hub).code;
+            if reference.latency_ms(origin, code).is_none_or(|latency| latency > bound) {
+                hubs = HubSet(hubs.0 & !(1 << hub));
+            }
+        }
+    }
+    if hubs.is_empty() {
+        return Err(ApiError::unprocessable("no_eligible_hub", "no hub satisfies `hubs` and `max_latency_ms`"));
+    }
+
+    let unit_hold = money::unit_hold(limit_price, hours.len());
+    if unit_hold * Decimal::from(new.quantity) > validate::DEPOSIT_AMOUNT_CNY_MAX {
+        return Err(ApiError::unprocessable("order_too_large", "the bid would hold more than 10^12 CNY"));
+    }
+    Ok(BidRequest {
+        spec: BidSpec {
+            id: Uuid::new_v4(),
+            buyer,
+            skus,
+            hubs,
+            data_origin,
+            quantity: new.quantity,
+            window: hours,
+            limit_price,
+            min_green_share,
+            data_class: new.data_class.unwrap_or(DataClass::General),
+            time_in_force,
+            expires_at: expires_at.map(|at| at.timestamp()),
+            min_fill,
+            unit_hold,
+        },
+        window: new.window,
+        sku_codes: new.skus,
+        hub_codes: hubs.iter().map(|hub| reference.hub_by_id(hub).code.clone()).collect(),
+        requested_hubs: new.hubs,
+        data_origin: new.data_origin,
+        max_latency_ms: new.max_latency_ms,
+        expires_at,
+        idempotency_key: new.idempotency_key,
+        request_hash,
+    })
+}
+
+fn hash_of(body: &impl serde::Serialize) -> String {
+    use sha2::{Digest, Sha256};
+    let value = serde_json::to_value(body).unwrap_or_default();
+    hex::encode(Sha256::digest(canonical_json(&value).as_bytes()))
+}
+
+fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
+    let on_the_hour = |at: DateTime<Utc>| at.minute() == 0 && at.second() == 0 && at.nanosecond() == 0;
+    if !on_the_hour(window.start) || !on_the_hour(window.end) {
+        return Err(ApiError::bad_request("invalid_window", "a window starts and ends on a whole UTC hour"));
+    }
+    let hours = Hours { start: window.start.timestamp() / 3600, end: window.end.timestamp() / 3600 };
+    if hours.is_empty() {
+        return Err(ApiError::bad_request("invalid_window", "a window ends after it starts"));
+    }
+    if hours.end - hours.start > WINDOW_HOURS_MAX {
+        return Err(ApiError::unprocessable("window_too_long", format!("a window is at most {WINDOW_HOURS_MAX} hours")));
+    }
+    if window.start <= now {
+        return Err(ApiError::unprocessable("window_started", "the window must start in the future"));
+    }
+    Ok(hours)
+}
+
+fn quantity(quantity: u32) -> Result<(), ApiError> {
+    if quantity == 0 || quantity > QUANTITY_MAX {
+        return Err(ApiError::bad_request("invalid_quantity", format!("`quantity` must be 1 to {QUANTITY_MAX} units")));
+    }
+    Ok(())
+}
+
+fn price(field: &str, price: Decimal) -> Result<Decimal, ApiError> {
+    let price = price.normalize();
+    if price <= Decimal::ZERO || price.scale() > 6 || price > PRICE_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_price",
+            format!("`{field}` must be > 0, at most {PRICE_MAX} CNY, with at most 6 fractional digits"),
+        ));
+    }
+    Ok(price)
+}
+
+fn unknown_sku(code: &str) -> ApiError {
+    ApiError::bad_request("unknown_sku", format!("no SKU `{code}`"))
+}
+
+fn unknown_hub(code: &str) -> ApiError {
+    ApiError::bad_request("unknown_hub", format!("no hub `{code}`"))
+}
+
+/// Whether PostgreSQL's jsonb can store the value (no NUL characters anywhere).
+fn json_is_storable(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => !text.contains('\u{0}'),
+        serde_json::Value::Array(items) => items.iter().all(json_is_storable),
+        serde_json::Value::Object(map) => map.iter().all(|(key, value)| !key.contains('\u{0}') && json_is_storable(value)),
+        _ => true,
+    }
+}

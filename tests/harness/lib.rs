@@ -250,3 +250,57 @@ pub fn new_bid(sku: &str, quantity: u32, window: suanli_sdk::Window, limit: &str
         idempotency_key: uuid::Uuid::new_v4().to_string(),
     }
 }
+
+/// The exchange running as its own process (the `suanli-test-server` binary, which is the
+/// `suanli-server` command line), for tests that must kill it.
+pub struct ServerProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+}
+
+impl ServerProcess {
+    /// Starts `<binary> serve` with `env` and waits (at most 60 s) until it listens. Pass
+    /// `env!("CARGO_BIN_EXE_suanli-test-server")` as `binary` (only tests know that path).
+    pub fn spawn(binary: &str, env: &[(&str, String)]) -> Self {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(binary);
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("SUANLI_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the server process");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("suanli-server listening on ") {
+                    let _ = sender.send(url.trim().to_owned());
+                }
+            }
+        });
+        let base_url = receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("the server starts listening");
+        ServerProcess { child, base_url }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

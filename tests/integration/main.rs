@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod bad_input;
+mod crash;
 mod money;
 mod orders;
 mod participants;

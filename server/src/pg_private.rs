@@ -137,7 +137,7 @@ impl PrivateCluster {
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin`, or `pg_config --bindir`.
-fn find_bin_dir() -> anyhow::Result<PathBuf> {
+pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
     let mut candidates: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()

@@ -196,11 +196,29 @@ diesel::table! {
     }
 }
 
+
+diesel::table! {
+    settlements (contract_id) {
+        contract_id -> Uuid,
+        delivered_unit_hours -> Int8,
+        charged -> Numeric,
+        refunded -> Numeric,
+        provider_paid -> Numeric,
+        exchange_fee -> Numeric,
+        hub_levy -> Numeric,
+        exchange_fee_bps -> Int4,
+        idempotency_key -> Text,
+        transaction_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(clusters -> hubs (hub));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
+diesel::joinable!(settlements -> contracts (contract_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hubs, clusters, hub_latency, skus, participants, accounts, ledger_transactions,
-    ledger_entries, deposits, audit_log, audit_head, offers, bids, contracts,
+    ledger_entries, deposits, audit_log, audit_head, offers, bids, contracts, settlements,
 );

@@ -7,7 +7,7 @@
 //! window. At most `candidates_max` resting orders are examined per incoming order.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use rust_decimal::Decimal;
 use suanli_sdk::{OrderStatus, Side, TimeInForce};
@@ -94,6 +94,30 @@ pub struct Removal {
     pub hold_released: Decimal,
 }
 
+/// What the offer index keeps beside each entry.
+#[derive(Debug, Clone, Copy)]
+struct OfferKey {
+    window: Hours,
+    green_share: u8,
+    provider: Uuid,
+}
+
+/// What the bid index keeps beside each entry.
+#[derive(Debug, Clone, Copy)]
+struct BidKey {
+    window: Hours,
+    hubs: super::HubSet,
+    min_green_share: u8,
+    buyer: Uuid,
+}
+
+/// A price in whole micro-CNY: exact for prices with at most 6 fractional digits, and far
+/// cheaper to compare than a `Decimal`.
+fn micros(price: Decimal) -> i64 {
+    use rust_decimal::prelude::ToPrimitive;
+    (price * Decimal::from(1_000_000)).trunc().to_i64().unwrap_or(i64::MAX)
+}
+
 #[derive(Debug, Clone)]
 struct RestingOffer {
     spec: OfferSpec,
@@ -123,10 +147,11 @@ pub struct Engine {
     next_seq: Seq,
     offers: HashMap<Seq, RestingOffer>,
     bids: HashMap<Seq, RestingBid>,
-    /// Resting offers by (SKU, hub), cheapest ask first, then arrival.
-    offers_by_market: HashMap<(SkuId, HubId), BTreeSet<(Decimal, Seq)>>,
-    /// Resting bids by SKU, highest limit first, then arrival.
-    bids_by_sku: HashMap<SkuId, BTreeSet<(Reverse<Decimal>, Seq)>>,
+    /// Resting offers by (SKU, hub), cheapest ask first (in micro-CNY), then arrival. The values
+    /// repeat what eligibility needs, so most candidates are turned down without a lookup.
+    offers_by_market: HashMap<(SkuId, HubId), BTreeMap<(i64, Seq), OfferKey>>,
+    /// Resting bids by SKU, highest limit first (in micro-CNY), then arrival.
+    bids_by_sku: HashMap<SkuId, BTreeMap<(Reverse<i64>, Seq), BidKey>>,
     /// When each resting order stops resting (Unix seconds).
     expiries: BTreeSet<(i64, Seq)>,
 }
@@ -273,14 +298,21 @@ impl Engine {
     pub fn submit_offer(&mut self, spec: OfferSpec, now: i64, policies: &mut dyn Policies) -> OfferOutcome {
         let seq = self.take_seq();
         let mut offer = RestingOffer { capacity: Capacity::new(spec.quantity, spec.window), spec };
+        let ask = micros(offer.spec.ask_price);
         let candidates: Vec<Seq> = self
             .bids_by_sku
             .get(&offer.spec.sku)
             .into_iter()
             .flatten()
-            .take_while(|(Reverse(limit), _)| *limit >= offer.spec.ask_price)
+            .take_while(|((Reverse(limit), _), _)| *limit >= ask)
             .take(self.config.candidates_max)
-            .map(|(_, seq)| *seq)
+            .filter(|(_, key)| {
+                key.hubs.contains(offer.spec.hub)
+                    && offer.spec.window.contains(key.window)
+                    && offer.spec.green_share >= key.min_green_share
+                    && offer.spec.provider != key.buyer
+            })
+            .map(|((_, seq), _)| *seq)
             .collect();
 
         let mut fills = Vec::new();
@@ -342,7 +374,7 @@ impl Engine {
     /// Quotes every eligible resting offer for `bid`, examining at most `candidates_max` of them
     /// in ask order across all the (SKU, hub) markets the bid accepts.
     fn quote_offers_for(&self, bid: &BidSpec, now: i64, policies: &mut dyn Policies) -> Vec<Quote> {
-        let mut markets: Vec<std::collections::btree_set::Iter<'_, (Decimal, Seq)>> = bid
+        let mut markets: Vec<std::collections::btree_map::Iter<'_, (i64, Seq), OfferKey>> = bid
             .skus
             .iter()
             .flat_map(|sku| bid.hubs.iter().map(move |hub| (*sku, hub)))
@@ -352,26 +384,47 @@ impl Engine {
             .filter_map(|market| self.offers_by_market.get(&market))
             .map(|book| book.iter())
             .collect();
-        let mut heads: Vec<Option<(Decimal, Seq)>> = markets.iter_mut().map(|market| market.next().copied()).collect();
+        let mut heads: Vec<Option<((i64, Seq), OfferKey)>> =
+            markets.iter_mut().map(|market| market.next().map(|(key, value)| (*key, *value))).collect();
+        let limit = micros(bid.limit_price);
         let mut quotes = Vec::new();
         let mut examined = 0;
+        // Units already quoted strictly below the ask about to be examined: no later candidate can
+        // beat them (a quote is never below its own ask), so once they cover the bid, stop.
+        let mut covered: u64 = 0;
+        let mut pending: std::collections::BinaryHeap<Reverse<(i64, u32)>> = std::collections::BinaryHeap::new();
         while examined < self.config.candidates_max {
+            if let Some(next_ask) = heads.iter().filter_map(|head| head.map(|((ask, _), _)| ask)).min() {
+                while let Some(Reverse((price, units))) = pending.peek().copied() {
+                    if price >= next_ask {
+                        break;
+                    }
+                    pending.pop();
+                    covered += u64::from(units);
+                }
+                if covered >= u64::from(bid.quantity) {
+                    break;
+                }
+            }
             // The cheapest head across the markets (few markets: a linear scan is enough).
-            let Some((best, (ask, offer_seq))) = heads
+            let Some((best, ((ask, offer_seq), key))) = heads
                 .iter()
                 .enumerate()
                 .filter_map(|(index, head)| head.map(|head| (index, head)))
-                .min_by_key(|(_, head)| *head)
+                .min_by_key(|(_, (order, _))| *order)
             else {
                 break;
             };
-            if ask > bid.limit_price {
+            if ask > limit {
                 // Nothing cheaper remains in that market; a quote is never below the ask.
                 heads[best] = None;
                 continue;
             }
-            heads[best] = markets[best].next().copied();
+            heads[best] = markets[best].next().map(|(key, value)| (*key, *value));
             examined += 1;
+            if !(key.window.contains(bid.window) && key.green_share >= bid.min_green_share && key.provider != bid.buyer) {
+                continue;
+            }
             let offer = &self.offers[&offer_seq];
             if !pair_is_eligible(&offer.spec, bid, now) {
                 continue;
@@ -384,6 +437,7 @@ impl Engine {
             if let Some(mut quote) = quote_pair(&facts, policies) {
                 quote.offer = offer_seq;
                 quote.units = units;
+                pending.push(Reverse((micros(quote.unit_price), units)));
                 quotes.push(quote);
             }
         }
@@ -397,14 +451,21 @@ impl Engine {
     }
 
     fn rest_offer(&mut self, seq: Seq, offer: RestingOffer) {
-        self.offers_by_market.entry((offer.spec.sku, offer.spec.hub)).or_default().insert((offer.spec.ask_price, seq));
+        let key = OfferKey { window: offer.spec.window, green_share: offer.spec.green_share, provider: offer.spec.provider };
+        self.offers_by_market.entry((offer.spec.sku, offer.spec.hub)).or_default().insert((micros(offer.spec.ask_price), seq), key);
         self.expiries.insert((offer.spec.window.end_seconds(), seq));
         self.offers.insert(seq, offer);
     }
 
     fn rest_bid(&mut self, seq: Seq, bid: RestingBid) {
+        let key = BidKey {
+            window: bid.spec.window,
+            hubs: bid.spec.hubs,
+            min_green_share: bid.spec.min_green_share,
+            buyer: bid.spec.buyer,
+        };
         for sku in &bid.spec.skus {
-            self.bids_by_sku.entry(*sku).or_default().insert((Reverse(bid.spec.limit_price), seq));
+            self.bids_by_sku.entry(*sku).or_default().insert((Reverse(micros(bid.spec.limit_price)), seq), key);
         }
         self.expiries.insert((bid.spec.expiry(), seq));
         self.bids.insert(seq, bid);
@@ -414,7 +475,7 @@ impl Engine {
         let offer = self.offers.remove(&seq)?;
         let market = (offer.spec.sku, offer.spec.hub);
         if let Some(book) = self.offers_by_market.get_mut(&market) {
-            book.remove(&(offer.spec.ask_price, seq));
+            book.remove(&(micros(offer.spec.ask_price), seq));
             if book.is_empty() {
                 self.offers_by_market.remove(&market);
             }
@@ -427,7 +488,7 @@ impl Engine {
         let bid = self.bids.remove(&seq)?;
         for sku in &bid.spec.skus {
             if let Some(book) = self.bids_by_sku.get_mut(sku) {
-                book.remove(&(Reverse(bid.spec.limit_price), seq));
+                book.remove(&(Reverse(micros(bid.spec.limit_price)), seq));
                 if book.is_empty() {
                     self.bids_by_sku.remove(sku);
                 }

@@ -1,0 +1,2 @@
+DROP INDEX contracts_created;
+DROP TABLE settlements;

@@ -1,0 +1,106 @@
+//! End-to-end load: bids per second over HTTP with auth, matching, holds and commits, next to
+//! PostgreSQL's own single-row insert rate (pgbench) on the same server, in the same run.
+//!
+//! `cargo run --release -p suanli-tests --bin suanli-load -- [seconds] [connections]`
+//! (defaults 10 s, 32 connections). Uses `DATABASE_URL`'s server when set, otherwise the private
+//! test cluster under `target/suanli-test-pg`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use suanli_sdk::ParticipantKind;
+use suanli_tests::{TestExchange, new_bid, new_offer, window};
+
+const SKU: &str = "ai.nvidia-h20";
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
+    let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
+
+    let exchange = TestExchange::start_with(|config| {
+        config.db_pool_size_max = 16;
+        config.http_workers = 2;
+    })
+    .await;
+    println!("pgbench, {connections} clients, single-row INSERT, {seconds} s: {}", pgbench(&exchange.database_url, connections, seconds)?);
+
+    // Capacity that half of the bids cross: one big offer per cluster.
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Load provider").await;
+    for cluster in ["qingyang", "zhongwei", "guian", "helinger"] {
+        provider.place_offer(&new_offer(cluster, SKU, 1_000_000, window(1, 48), "10")).await?;
+    }
+    let mut buyers = Vec::new();
+    for n in 0..connections {
+        buyers.push(exchange.funded_buyer(&format!("Load buyer {n}"), "1000000000").await.1);
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    let started = Instant::now();
+    for (index, buyer) in buyers.into_iter().enumerate() {
+        let (stop, accepted, failed) = (stop.clone(), accepted.clone(), failed.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let limit = if (n + index as u64) % 2 == 0 { "10.5" } else { "9" };
+                let sent = Instant::now();
+                match buyer.place_bid(&new_bid(SKU, 1, window(2, 4), limit)).await {
+                    Ok(_) => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        latencies.push(sent.elapsed());
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    actix_web::rt::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let percentile = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
+    let contracts = exchange.count("SELECT count(*) FROM contracts");
+    println!(
+        "suanli, {connections} connections, POST /v1/bids, {seconds} s: {:.0} bids/s accepted ({} accepted, {} failed, {contracts} contracts), latency p50 {:?} p99 {:?}",
+        accepted.load(Ordering::Relaxed) as f64 / elapsed,
+        accepted.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        percentile(0.50).copied().unwrap_or_default(),
+        percentile(0.99).copied().unwrap_or_default(),
+    );
+    println!("{}", exchange.state.metrics.render().lines().filter(|l| l.starts_with("suanli_batch_commands_sum") || l.starts_with("suanli_batch_commands_count")).collect::<Vec<_>>().join("\n"));
+    Ok(())
+}
+
+/// PostgreSQL's single-row insert rate with `clients` clients, as pgbench reports it.
+fn pgbench(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<String> {
+    use diesel::RunQueryDsl;
+    let mut connection = <diesel::PgConnection as diesel::Connection>::establish(database_url)?;
+    diesel::sql_query("CREATE TABLE pgbench_single_row (id bigserial PRIMARY KEY, value integer NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+        .execute(&mut connection)?;
+    let script = std::env::temp_dir().join(format!("suanli-pgbench-{}.sql", std::process::id()));
+    std::fs::write(&script, "INSERT INTO pgbench_single_row (value) VALUES (1);\n")?;
+    let pgbench = suanli_server::pg_private::find_bin_dir()?.join("pgbench");
+    let output = std::process::Command::new(pgbench)
+        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .arg(&script)
+        .arg(database_url)
+        .output()?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&output.stdout);
+    Ok(text.lines().find(|line| line.starts_with("tps")).unwrap_or("pgbench printed no tps").to_owned())
+}

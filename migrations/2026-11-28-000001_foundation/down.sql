@@ -2,7 +2,7 @@ DROP TABLE audit_head;
 DROP TABLE audit_log;
 DROP TABLE deposits;
 DROP TABLE ledger_entries;
-DROP FUNCTION ledger_transaction_balanced();
+DROP FUNCTION ledger_entries_balanced();
 DROP TABLE ledger_transactions;
 DROP TABLE accounts;
 DROP TABLE participants;

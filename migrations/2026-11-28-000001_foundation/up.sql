@@ -86,20 +86,22 @@ CREATE TABLE ledger_entries (
 CREATE INDEX ledger_entries_account ON ledger_entries (account_id);
 CREATE INDEX ledger_entries_transaction ON ledger_entries (transaction_id);
 
--- Every ledger transaction must sum to zero when its database transaction commits.
-CREATE FUNCTION ledger_transaction_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
+-- Every INSERT of ledger entries must balance per ledger transaction: a transaction's legs are
+-- written by one statement, and the rows of each statement are checked together (one query per
+-- statement, not per row).
+CREATE FUNCTION ledger_entries_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
-    total numeric;
+    unbalanced uuid;
 BEGIN
-    SELECT sum(amount) INTO total FROM ledger_entries WHERE transaction_id = NEW.transaction_id;
-    IF total <> 0 THEN
-        RAISE EXCEPTION 'ledger transaction % is unbalanced by %', NEW.transaction_id, total
+    SELECT transaction_id INTO unbalanced FROM inserted GROUP BY transaction_id HAVING sum(amount) <> 0 LIMIT 1;
+    IF unbalanced IS NOT NULL THEN
+        RAISE EXCEPTION 'ledger transaction % is unbalanced', unbalanced
             USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_transaction_balanced';
     END IF;
     RETURN NULL;
 END $$;
-CREATE CONSTRAINT TRIGGER ledger_transaction_balanced AFTER INSERT ON ledger_entries
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ledger_transaction_balanced();
+CREATE TRIGGER ledger_entries_balanced AFTER INSERT ON ledger_entries
+    REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_balanced();
 
 CREATE TABLE deposits (
     id uuid PRIMARY KEY,

@@ -1,9 +1,6 @@
 -- Orders (offers and bids) and the contracts their fills create. `seq` is the matching engine's
 -- arrival number (time priority); windows are whole UTC hours, at most 2,160 of them.
 
-CREATE FUNCTION on_the_hour(at timestamptz) RETURNS boolean LANGUAGE sql IMMUTABLE AS
-    $$ SELECT extract(epoch FROM at)::numeric % 3600 = 0 $$;
-
 CREATE TABLE offers (
     id uuid PRIMARY KEY,
     seq bigint NOT NULL UNIQUE CHECK (seq > 0),
@@ -24,7 +21,7 @@ CREATE TABLE offers (
     request_hash text NOT NULL,
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
-    CHECK (on_the_hour(window_start) AND on_the_hour(window_end)),
+    CHECK (extract(epoch FROM window_start) % 3600 = 0 AND extract(epoch FROM window_end) % 3600 = 0),
     CHECK (window_end > window_start AND window_end - window_start <= interval '2160 hours'),
     CONSTRAINT offers_idempotency_key UNIQUE (provider_id, idempotency_key)
 );
@@ -59,7 +56,7 @@ CREATE TABLE bids (
     request_hash text NOT NULL,
     created_at timestamptz NOT NULL,
     updated_at timestamptz NOT NULL,
-    CHECK (on_the_hour(window_start) AND on_the_hour(window_end)),
+    CHECK (extract(epoch FROM window_start) % 3600 = 0 AND extract(epoch FROM window_end) % 3600 = 0),
     CHECK (window_end > window_start AND window_end - window_start <= interval '2160 hours'),
     CHECK ((time_in_force = 'GTD') = (expires_at IS NOT NULL)),
     CHECK (status IN ('open', 'partially_filled') OR remaining = 0),

@@ -127,6 +127,7 @@ impl ChainVerifier {
             entries: self.entries,
             head_hash: self.head_hash,
             first_bad_seq: self.first_bad_seq,
+            invariants: Vec::new(),
         }
     }
 }

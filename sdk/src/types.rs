@@ -318,6 +318,10 @@ pub struct AuditVerification {
     /// The first entry whose link, canonical text or hash does not hold.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_bad_seq: Option<i64>,
+    /// The server's check of the ledger and book invariants (absent in a client's own check of
+    /// the chain). `ok` is false if any of them fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invariants: Vec<InvariantCheck>,
 }
 
 /// Answer of `/healthz` and `/readyz`.
@@ -686,4 +690,106 @@ pub struct Trade {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub unit_price: Decimal,
     pub created_at: DateTime<Utc>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Settlement and the regulator's view
+
+/// The provider's report of what it delivered, which settles the contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewDelivery {
+    /// Unit-hours delivered, at most `units × hours` of the contract.
+    pub delivered_unit_hours: u64,
+    pub idempotency_key: String,
+}
+
+/// How a contract was paid out. `charged = provider_paid + exchange_fee + hub_levy` and
+/// `charged + refunded = notional`, to the fen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Settlement {
+    pub contract_id: Uuid,
+    pub delivered_unit_hours: u64,
+    /// What the buyer pays: the notional pro rata to delivery, rounded half-even to the fen.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub charged: Decimal,
+    /// The undelivered part, back to the buyer.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub refunded: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub provider_paid: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub exchange_fee: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub hub_levy: Decimal,
+    pub exchange_fee_bps: u32,
+    pub idempotency_key: String,
+    pub settled_at: DateTime<Utc>,
+}
+
+/// A contract with its settlement, if it has one (the regulator's listing and export).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditedContract {
+    #[serde(flatten)]
+    pub contract: Contract,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<Settlement>,
+}
+
+/// Volume and value of contracts in one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatsRow {
+    /// The hub, SKU or class code; for flows `origin→hub`.
+    pub key: String,
+    pub contracts: u64,
+    /// Contracted unit-hours.
+    pub unit_hours: u64,
+    /// Contracted value (notional), CNY.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub value: Decimal,
+}
+
+/// What regulators watch, computed from the contract and settlement records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Stats {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<DateTime<Utc>>,
+    pub by_hub: Vec<StatsRow>,
+    pub by_sku: Vec<StatsRow>,
+    pub by_class: Vec<StatsRow>,
+    /// Contracts whose data comes from an eastern hub and whose compute runs in a western one.
+    pub east_to_west: Vec<StatsRow>,
+    /// Unit-hours delivered (settled contracts).
+    pub delivered_unit_hours: u64,
+    /// Share of delivered unit-hours backed by renewable power (weighted by each offer's green
+    /// share), percent with 2 decimals.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub green_share_of_delivered: Decimal,
+}
+
+/// One invariant of the ledger and the book, checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InvariantCheck {
+    pub name: String,
+    pub ok: bool,
+    /// For a broken invariant: what breaks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

@@ -70,7 +70,10 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         expiry_tick_ms: config.expiry_tick_ms,
     };
     let exchange = Exchange::start(database_url, Arc::new(reference.clone()), exchange_config, metrics.clone())?;
-    Ok(web::Data::new(AppState { pool, exchange, tokens, reference, metrics }))
+    if config.exchange_fee_bps > 10_000 {
+        anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");
+    }
+    Ok(web::Data::new(AppState { pool, exchange, tokens, reference, metrics, exchange_fee_bps: config.exchange_fee_bps }))
 }
 
 /// Makes sure an admin with API key `key` exists: creates it on first start, changes its key

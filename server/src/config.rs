@@ -66,6 +66,10 @@ pub struct Config {
     #[arg(long, env = "SUANLI_EXPIRY_TICK_MS", default_value_t = 1000)]
     pub expiry_tick_ms: u64,
 
+    /// The exchange's fee on each settlement, basis points of the charge.
+    #[arg(long, env = "SUANLI_EXCHANGE_FEE_BPS", default_value_t = 50)]
+    pub exchange_fee_bps: u32,
+
     /// HTTP worker threads.
     #[arg(long, env = "SUANLI_HTTP_WORKERS", default_value_t = 2)]
     pub http_workers: usize,
@@ -94,6 +98,7 @@ impl Config {
             match_batch_commands_max: 512,
             match_candidates_max: 256,
             expiry_tick_ms: 1000,
+            exchange_fee_bps: 50,
             log_format: "text".into(),
         }
     }

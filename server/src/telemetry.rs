@@ -29,6 +29,8 @@ pub struct Metrics {
     pub batch_commands: Histogram,
     /// Time to process and commit one batch.
     pub batch_seconds: Histogram,
+    /// Time to settle one contract.
+    pub settlement_seconds: Histogram,
 }
 
 impl Metrics {
@@ -57,6 +59,10 @@ impl Metrics {
         .expect("valid metric");
         let batch_seconds = Histogram::with_opts(HistogramOpts::new("suanli_batch_seconds", "time to process and commit a batch"))
             .expect("valid metric");
+        let settlement_seconds =
+            Histogram::with_opts(HistogramOpts::new("suanli_settlement_seconds", "time to settle one contract"))
+                .expect("valid metric");
+        registry.register(Box::new(settlement_seconds.clone())).expect("registered once");
         registry.register(Box::new(orders.clone())).expect("registered once");
         registry.register(Box::new(contracts.clone())).expect("registered once");
         registry.register(Box::new(batch_commands.clone())).expect("registered once");
@@ -64,7 +70,7 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone())).expect("registered once");
         registry.register(Box::new(http_request_seconds.clone())).expect("registered once");
         registry.register(Box::new(events.clone())).expect("registered once");
-        Metrics { registry, http_requests, http_request_seconds, events, orders, contracts, batch_commands, batch_seconds }
+        Metrics { registry, http_requests, http_request_seconds, events, orders, contracts, batch_commands, batch_seconds, settlement_seconds }
     }
 
     /// Everything in Prometheus text format.

@@ -25,7 +25,6 @@ async fn main() -> anyhow::Result<()> {
         config.http_workers = 2;
     })
     .await;
-    println!("pgbench, {connections} clients, single-row INSERT, {seconds} s: {}", pgbench(&exchange.database_url, connections, seconds)?);
 
     // Capacity that half of the bids cross: one big offer per cluster.
     let (_, provider) = exchange.participant(ParticipantKind::Provider, "Load provider").await;
@@ -82,6 +81,8 @@ async fn main() -> anyhow::Result<()> {
         percentile(0.50).copied().unwrap_or_default(),
         percentile(0.99).copied().unwrap_or_default(),
     );
+    // PostgreSQL's own rate on the same server, right after (not during) the exchange's run.
+    println!("pgbench, {connections} clients, single-row INSERT, {seconds} s: {}", pgbench(&exchange.database_url, connections, seconds)?);
     println!("{}", exchange.state.metrics.render().lines().filter(|l| l.starts_with("suanli_batch_commands_sum") || l.starts_with("suanli_batch_commands_count")).collect::<Vec<_>>().join("\n"));
     Ok(())
 }

@@ -4,11 +4,14 @@
 //! change, its ledger entries and its audit entry commit together or not at all.
 
 pub mod audit;
+pub mod invariants;
 pub mod ledger;
 pub mod orders;
 pub mod participants;
 pub mod reference;
 pub mod schema;
+pub mod settlement;
+pub mod regulator;
 
 use anyhow::Context;
 use diesel::pg::PgConnection;
@@ -17,6 +20,9 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 /// A pool of PostgreSQL connections.
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+
+/// A connection taken from a [`DbPool`].
+pub type PooledConnection = diesel::r2d2::PooledConnection<ConnectionManager<PgConnection>>;
 
 /// The migrations of `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");

@@ -260,16 +260,21 @@ pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<
 
 fn write_ledger(connection: &mut PgConnection, transactions: &[LedgerTransaction]) -> QueryResult<()> {
     let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
-    let mut entries = Vec::new();
+    // Entries are written in chunks of whole transactions: each INSERT must balance by itself.
+    let mut chunks: Vec<Vec<_>> = vec![Vec::new()];
     for transaction in transactions {
         assert!(
             transaction.legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
             "unbalanced {transaction:?}"
         );
+        if chunks.last().is_some_and(|chunk| chunk.len() + transaction.legs.len() > INSERT_ROWS_MAX) {
+            chunks.push(Vec::new());
+        }
+        let chunk = chunks.last_mut().expect("at least one chunk");
         for (account, amount) in &transaction.legs {
             if !amount.is_zero() {
                 *deltas.entry(*account).or_default() += *amount;
-                entries.push((
+                chunk.push((
                     ledger_entries::transaction_id.eq(transaction.id),
                     ledger_entries::account_id.eq(*account),
                     ledger_entries::amount.eq(*amount),
@@ -290,7 +295,7 @@ fn write_ledger(connection: &mut PgConnection, transactions: &[LedgerTransaction
     for chunk in headers.chunks(INSERT_ROWS_MAX) {
         diesel::insert_into(ledger_transactions::table).values(chunk).execute(connection)?;
     }
-    for chunk in entries.chunks(INSERT_ROWS_MAX) {
+    for chunk in chunks.iter().filter(|chunk| !chunk.is_empty()) {
         diesel::insert_into(ledger_entries::table).values(chunk).execute(connection)?;
     }
     let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().filter(|(_, delta)| !delta.is_zero()).collect();

@@ -1,20 +1,29 @@
-//! The regulator's view of the audit log.
+//! The regulator's view: the audit log and its verification, contracts with their settlements,
+//! streamed exports, statistics.
 
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use suanli_sdk::{AuditPage, AuditVerification, ErrorBody};
+use suanli_sdk::{AuditPage, AuditVerification, AuditedContract, ErrorBody, Page, Stats};
+use uuid::Uuid;
 
+use super::orders::{cursor, known_codes, next_cursor};
 use super::{AppState, ok};
 use crate::access::{Action, authorize};
 use crate::auth::Caller;
-use crate::db::audit;
+use crate::db::orders::ContractFilter;
+use crate::db::{audit, invariants, regulator};
 use crate::error::ApiError;
 use crate::validate;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/v1/audit/log", web::get().to(log))
-        .route("/v1/audit/verify", web::get().to(verify));
+        .route("/v1/audit/verify", web::get().to(verify))
+        .route("/v1/audit/contracts", web::get().to(contracts))
+        .route("/v1/audit/export", web::get().to(export))
+        .route("/v1/audit/stats", web::get().to(stats));
 }
 
 /// Query of `GET /v1/audit/log`.
@@ -26,8 +35,42 @@ pub struct LogQuery {
     pub limit: Option<u32>,
 }
 
-/// Rows read per query while verifying the chain.
-const VERIFY_BATCH_ROWS: i64 = 1000;
+/// Query of `GET /v1/audit/contracts`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ContractsQuery {
+    /// Contracts made at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Contracts made before this time.
+    pub to: Option<DateTime<Utc>>,
+    pub hub: Option<String>,
+    pub sku: Option<String>,
+    /// Contracts where this participant is buyer or provider.
+    pub participant: Option<Uuid>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Query of `GET /v1/audit/export`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExportQuery {
+    /// `csv` or `jsonl`.
+    pub format: String,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Query of `GET /v1/audit/stats`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct StatsQuery {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Rows read per query while verifying the chain or exporting.
+const BATCH_ROWS: i64 = 1000;
+/// Export chunks in flight between the database reader and the client: bounds the memory an
+/// export uses, however large.
+const EXPORT_CHUNKS_IN_FLIGHT_MAX: usize = 4;
 
 /// A page of the hash-chained audit log (regulators).
 #[utoipa::path(get, path = "/v1/audit/log", tag = "audit", params(LogQuery), security(("bearer" = [])),
@@ -48,11 +91,173 @@ pub async fn log(
     Ok(ok(&AuditPage { items, next_after_seq }))
 }
 
-/// Recomputes the whole chain on the server and names the first bad entry (regulators).
+/// Recomputes the whole chain on the server, names the first bad entry, and checks the ledger and
+/// book invariants (regulators).
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = AuditVerification), (status = 403, body = ErrorBody)))]
 pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
-    let verdict = state.db(|connection| Ok(audit::verify(connection, VERIFY_BATCH_ROWS)?)).await?;
+    let verdict = state
+        .db(|connection| {
+            let mut verdict = audit::verify(connection, BATCH_ROWS)?;
+            verdict.invariants = invariants::check(connection)?;
+            verdict.ok &= verdict.invariants.iter().all(|check| check.ok);
+            Ok(verdict)
+        })
+        .await?;
     Ok(ok(&verdict))
+}
+
+/// Contracts with their settlements, newest first, by time, hub, SKU and participant.
+#[utoipa::path(get, path = "/v1/audit/contracts", tag = "audit", params(ContractsQuery), security(("bearer" = [])),
+    responses((status = 200, body = Page<AuditedContract>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn contracts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ContractsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller, Action::ReadAuditLog)?;
+    let query = query.into_inner();
+    known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
+    let limit = validate::page_limit(query.limit, 100)?;
+    let before = cursor(query.cursor.as_deref())?;
+    let filter = ContractFilter { party: query.participant, hub: query.hub, sku: query.sku, from: query.from, to: query.to };
+    let rows = state
+        .db(move |connection| Ok(regulator::audited_contracts(connection, &filter, before, true, i64::from(limit))?))
+        .await?;
+    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(seq, _)| *seq));
+    Ok(ok(&Page { items: rows.into_iter().map(|(_, contract)| contract).collect(), next_cursor }))
+}
+
+/// Every contract (with its settlement) made in `[from, to)`, oldest first, streamed as CSV or
+/// JSON Lines: the server never holds more than a few thousand rows at once.
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(ExportQuery), security(("bearer" = [])),
+    responses((status = 200, description = "text/csv or application/x-ndjson"), (status = 400, body = ErrorBody)))]
+pub async fn export(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller, Action::ReadAuditLog)?;
+    let query = query.into_inner();
+    let (csv, content_type) = match query.format.as_str() {
+        "csv" => (true, "text/csv; charset=utf-8"),
+        "jsonl" => (false, "application/x-ndjson"),
+        _ => return Err(ApiError::bad_request("invalid_query", "`format` is `csv` or `jsonl`")),
+    };
+    let filter = ContractFilter { from: query.from, to: query.to, ..Default::default() };
+    let connection = state.pool.get()?;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHUNKS_IN_FLIGHT_MAX);
+    actix_web::rt::task::spawn_blocking(move || export_rows(connection, filter, csv, sender));
+    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    Ok(HttpResponse::Ok().content_type(content_type).streaming(body))
+}
+
+fn export_rows(
+    mut connection: crate::db::PooledConnection,
+    filter: ContractFilter,
+    csv: bool,
+    sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) {
+    if csv && sender.blocking_send(Ok(Bytes::from(format!("{CSV_HEADER}\r\n")))).is_err() {
+        return;
+    }
+    let result = regulator::for_each_batch(&mut connection, &filter, BATCH_ROWS, |rows| {
+        let mut chunk = String::new();
+        for (_, contract) in rows {
+            if csv {
+                csv_row(contract, &mut chunk);
+            } else {
+                chunk.push_str(&serde_json::to_string(contract).unwrap_or_default());
+                chunk.push('\n');
+            }
+        }
+        // A failed send means the client went away: stop reading.
+        sender.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+    });
+    if let Err(error) = result {
+        tracing::error!(%error, "export failed");
+        let _ = sender.blocking_send(Err(std::io::Error::other("export failed")));
+    }
+}
+
+const CSV_HEADER: &str = "contract_id,created_at,bid_id,offer_id,buyer_id,provider_id,hub,cluster,sku,data_origin,\
+units,window_start,window_end,hours,unit_price,notional,levy_bps,maker,status,delivered_unit_hours,charged,refunded,\
+provider_paid,exchange_fee,hub_levy,settled_at";
+
+fn csv_row(audited: &AuditedContract, out: &mut String) {
+    let c = &audited.contract;
+    let s = audited.settlement.as_ref();
+    let fields: [String; 26] = [
+        c.id.to_string(),
+        c.created_at.to_rfc3339(),
+        c.bid_id.to_string(),
+        c.offer_id.to_string(),
+        c.buyer_id.to_string(),
+        c.provider_id.to_string(),
+        c.hub.clone(),
+        c.cluster.clone(),
+        c.sku.clone(),
+        audited.data_origin.clone().unwrap_or_default(),
+        c.units.to_string(),
+        c.window.start.to_rfc3339(),
+        c.window.end.to_rfc3339(),
+        c.hours.to_string(),
+        c.unit_price.to_string(),
+        c.notional.to_string(),
+        c.levy_bps.to_string(),
+        c.maker.as_str().to_owned(),
+        if s.is_some() { "settled".into() } else { "active".into() },
+        s.map(|s| s.delivered_unit_hours.to_string()).unwrap_or_default(),
+        s.map(|s| s.charged.to_string()).unwrap_or_default(),
+        s.map(|s| s.refunded.to_string()).unwrap_or_default(),
+        s.map(|s| s.provider_paid.to_string()).unwrap_or_default(),
+        s.map(|s| s.exchange_fee.to_string()).unwrap_or_default(),
+        s.map(|s| s.hub_levy.to_string()).unwrap_or_default(),
+        s.map(|s| s.settled_at.to_rfc3339()).unwrap_or_default(),
+    ];
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        csv_field(field, out);
+    }
+    out.push_str("\r\n");
+}
+
+/// RFC 4180: a field with a comma, quote or line break is quoted, its quotes doubled.
+fn csv_field(field: &str, out: &mut String) {
+    if field.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&field.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(field);
+    }
+}
+
+/// Volume and value by hub, SKU and class, east→west flows, green share of delivered compute.
+#[utoipa::path(get, path = "/v1/audit/stats", tag = "audit", params(StatsQuery), security(("bearer" = [])),
+    responses((status = 200, body = Stats), (status = 403, body = ErrorBody)))]
+pub async fn stats(state: web::Data<AppState>, caller: Caller, query: web::Query<StatsQuery>) -> Result<HttpResponse, ApiError> {
+    authorize(&caller, Action::ReadAuditLog)?;
+    let StatsQuery { from, to } = query.into_inner();
+    let stats = state.db(move |connection| Ok(regulator::stats(connection, from, to)?)).await?;
+    Ok(ok(&stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_field;
+
+    #[test]
+    fn csv_fields_are_quoted_when_they_must_be() {
+        for (field, expected) in [("plain", "plain"), ("a,b", "\"a,b\""), ("say \"hi\"", "\"say \"\"hi\"\"\""), ("two\nlines", "\"two\nlines\"")] {
+            let mut out = String::new();
+            csv_field(field, &mut out);
+            assert_eq!(out, expected);
+        }
+    }
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub reference: Reference,
     pub metrics: Metrics,
+    /// The exchange's fee on settlements, basis points.
+    pub exchange_fee_bps: u32,
 }
 
 impl AppState {

@@ -16,8 +16,8 @@ use super::{audit, orders, participants, public};
         participants::deposit, participants::account,
         orders::place_offer, orders::list_offers, orders::get_offer, orders::cancel_offer,
         orders::place_bid, orders::list_bids, orders::get_bid, orders::cancel_bid,
-        orders::list_contracts, orders::get_contract, orders::book, orders::trades,
-        audit::log, audit::verify,
+        orders::list_contracts, orders::get_contract, orders::report_delivery, orders::book, orders::trades,
+        audit::log, audit::verify, audit::contracts, audit::export, audit::stats,
     ),
     modifiers(&BearerAuth),
 )]

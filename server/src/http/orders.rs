@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use suanli_sdk::{
-    Bid, Contract, ErrorBody, MarketBook, NewBid, NewOffer, Offer, OrderStatus, Page, PlacedBid, PlacedOffer, Side,
+    Bid, Contract, ErrorBody, MarketBook, NewBid, NewDelivery, NewOffer, Settlement, Offer, OrderStatus, Page, PlacedBid, PlacedOffer, Side,
     Trade,
 };
 use uuid::Uuid;
@@ -29,6 +29,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/bids/{id}", web::delete().to(cancel_bid))
         .route("/v1/contracts", web::get().to(list_contracts))
         .route("/v1/contracts/{id}", web::get().to(get_contract))
+        .route("/v1/contracts/{id}/delivery", web::post().to(report_delivery))
         .route("/v1/market/book", web::get().to(book))
         .route("/v1/market/trades", web::get().to(trades));
 }
@@ -223,6 +224,33 @@ pub async fn list_contracts(
     Ok(ok(&Page { items: rows.iter().map(|row| row.to_wire()).collect(), next_cursor }))
 }
 
+/// The provider reports delivery, which settles the contract, exactly once.
+#[utoipa::path(post, path = "/v1/contracts/{id}/delivery", tag = "contracts", params(("id" = Uuid, Path)),
+    request_body = NewDelivery, security(("bearer" = [])),
+    responses((status = 200, body = Settlement), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn report_delivery(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<NewDelivery>,
+) -> Result<HttpResponse, ApiError> {
+    if caller.role != suanli_sdk::ParticipantKind::Provider && caller.role != suanli_sdk::ParticipantKind::Buyer {
+        return Err(ApiError::forbidden("forbidden", "only the contract's provider reports delivery"));
+    }
+    let id = path.into_inner();
+    let delivery = body.into_inner();
+    validate::text("idempotency_key", &delivery.idempotency_key, 200)?;
+    let fee_bps = state.exchange_fee_bps;
+    let started = std::time::Instant::now();
+    let settlement = state
+        .db(move |connection| crate::db::settlement::settle(connection, caller.id, id, &delivery, fee_bps))
+        .await?;
+    state.metrics.events.with_label_values(&["contract_settled"]).inc();
+    state.metrics.settlement_seconds.observe(started.elapsed().as_secs_f64());
+    Ok(ok(&settlement))
+}
+
 /// Resting offers and bids aggregated by price (public).
 #[utoipa::path(get, path = "/v1/market/book", tag = "market", params(MarketQuery),
     responses((status = 200, body = MarketBook), (status = 400, body = ErrorBody)))]
@@ -269,7 +297,7 @@ fn own_unless_regulator(caller: &Caller) -> Option<Uuid> {
     (caller.role != suanli_sdk::ParticipantKind::Regulator).then_some(caller.id)
 }
 
-fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
+pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     match cursor {
         None | Some("") => Ok(None),
         Some(text) => text
@@ -281,11 +309,11 @@ fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     }
 }
 
-fn next_cursor(items: usize, limit: u32, last_seq: Option<i64>) -> Option<String> {
+pub fn next_cursor(items: usize, limit: u32, last_seq: Option<i64>) -> Option<String> {
     if items == limit as usize { last_seq.map(|seq| seq.to_string()) } else { None }
 }
 
-fn known_codes(state: &AppState, hub: Option<&str>, sku: Option<&str>) -> Result<(), ApiError> {
+pub fn known_codes(state: &AppState, hub: Option<&str>, sku: Option<&str>) -> Result<(), ApiError> {
     if let Some(hub) = hub {
         state.reference.hub(hub).ok_or_else(|| ApiError::bad_request("unknown_hub", format!("no hub `{hub}`")))?;
     }

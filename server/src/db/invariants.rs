@@ -1,0 +1,81 @@
+//! The invariants of SPEC §7 and §5, checked against the stored records. Used by
+//! `suanli-server check` and by `GET /v1/audit/verify`.
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use suanli_sdk::InvariantCheck;
+
+#[derive(QueryableByName)]
+struct Violation {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    detail: Option<String>,
+}
+
+/// Each invariant as a query returning at most one row describing a violation.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "ledger_sums_to_zero",
+        "SELECT 'all balances sum to ' || sum(balance)::text AS detail FROM accounts HAVING sum(balance) <> 0",
+    ),
+    (
+        "entries_balance_per_transaction",
+        "SELECT 'ledger transaction ' || transaction_id::text || ' sums to ' || sum(amount)::text AS detail \
+         FROM ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0 LIMIT 1",
+    ),
+    (
+        "no_negative_balance",
+        "SELECT kind || ' account ' || id::text || ' holds ' || balance::text AS detail FROM accounts \
+         WHERE balance < 0 AND kind <> 'external' LIMIT 1",
+    ),
+    (
+        "balances_equal_their_entries",
+        "SELECT 'account ' || a.id::text || ' says ' || a.balance::text || ' but its entries sum to ' || \
+         coalesce(e.total, 0)::text AS detail FROM accounts a \
+         LEFT JOIN (SELECT account_id, sum(amount) AS total FROM ledger_entries GROUP BY account_id) e ON e.account_id = a.id \
+         WHERE a.balance <> coalesce(e.total, 0) LIMIT 1",
+    ),
+    (
+        "holds_equal_open_exposure",
+        "SELECT 'buyer ' || a.participant_id::text || ' holds ' || a.balance::text || ' against open bids worth ' || \
+         coalesce(b.exposure, 0)::text AS detail FROM accounts a \
+         LEFT JOIN (SELECT buyer_id, sum(unit_hold * remaining) AS exposure FROM bids \
+                    WHERE status IN ('open', 'partially_filled') GROUP BY buyer_id) b ON b.buyer_id = a.participant_id \
+         WHERE a.kind = 'buyer_held' AND a.balance <> coalesce(b.exposure, 0) LIMIT 1",
+    ),
+    (
+        "settled_escrow_is_empty",
+        "SELECT 'contract ' || c.id::text || ' is ' || c.status || ' with ' || a.balance::text || ' in escrow' AS detail \
+         FROM contracts c JOIN accounts a ON a.contract_id = c.id AND a.kind = 'contract_escrow' \
+         WHERE (c.status = 'settled' AND a.balance <> 0) OR (c.status = 'active' AND a.balance <> c.notional) LIMIT 1",
+    ),
+    (
+        "capacity_never_oversold",
+        "SELECT 'offer ' || c.offer_id::text || ' sold ' || sum(c.units)::text || ' of ' || o.quantity::text || \
+         ' units at ' || hour::text AS detail \
+         FROM contracts c JOIN offers o ON o.id = c.offer_id, \
+              generate_series(c.window_start, c.window_end - interval '1 hour', interval '1 hour') AS hour \
+         GROUP BY c.offer_id, o.quantity, hour HAVING sum(c.units) > o.quantity LIMIT 1",
+    ),
+    (
+        "contracts_inside_their_offer",
+        "SELECT 'contract ' || c.id::text || ' lies outside offer ' || o.id::text AS detail \
+         FROM contracts c JOIN offers o ON o.id = c.offer_id \
+         WHERE c.window_start < o.window_start OR c.window_end > o.window_end OR c.unit_price < o.ask_price LIMIT 1",
+    ),
+];
+
+/// Runs every check in one read-only snapshot.
+pub fn check(connection: &mut PgConnection) -> QueryResult<Vec<InvariantCheck>> {
+    connection.build_transaction().read_only().repeatable_read().run(|connection| {
+        let mut results = Vec::with_capacity(CHECKS.len());
+        for (name, query) in CHECKS {
+            let violation: Option<Violation> = diesel::sql_query(*query).get_result(connection).optional()?;
+            results.push(InvariantCheck {
+                name: (*name).to_owned(),
+                ok: violation.is_none(),
+                detail: violation.and_then(|violation| violation.detail),
+            });
+        }
+        Ok(results)
+    })
+}

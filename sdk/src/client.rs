@@ -187,6 +187,51 @@ impl Client {
         self.send(self.request(Method::GET, "/v1/contracts").query(&query)).await
     }
 
+    /// `POST /v1/contracts/{id}/delivery` (the contract's provider): reports delivery and settles.
+    /// Retrying with the same `idempotency_key` returns the same settlement.
+    pub async fn report_delivery(&self, contract: Uuid, delivery: &NewDelivery) -> Result<Settlement, Error> {
+        self.post(&format!("/v1/contracts/{contract}/delivery"), delivery).await
+    }
+
+    /// `GET /v1/audit/contracts` (regulator): contracts with their settlements, newest first.
+    pub async fn audit_contracts(&self, filter: &AuditFilter, cursor: Option<&str>, limit: u32) -> Result<Page<AuditedContract>, Error> {
+        let mut query = filter.query();
+        query.push(("limit", limit.to_string()));
+        query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.send(self.request(Method::GET, "/v1/audit/contracts").query(&query)).await
+    }
+
+    /// `GET /v1/audit/export` (regulator): every contract in `[from, to)` as CSV or JSON Lines,
+    /// written to `out` as it streams in; `progress` gets the bytes received so far. Returns the
+    /// bytes written.
+    pub async fn audit_export(
+        &self,
+        format: ExportFormat,
+        filter: &AuditFilter,
+        out: &mut (impl std::io::Write + ?Sized),
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64, Error> {
+        let mut query = filter.query();
+        query.push(("format", format.as_str().to_owned()));
+        let mut response = self.request(Method::GET, "/v1/audit/export").query(&query).send().await?;
+        if !response.status().is_success() {
+            return decode::<()>(response).await.map(|_| 0);
+        }
+        let mut written = 0;
+        while let Some(chunk) = response.chunk().await? {
+            out.write_all(&chunk)
+                .map_err(|error| Error::Unexpected { status: reqwest::StatusCode::OK, detail: error.to_string() })?;
+            written += chunk.len() as u64;
+            progress(written);
+        }
+        Ok(written)
+    }
+
+    /// `GET /v1/audit/stats` (regulator).
+    pub async fn audit_stats(&self, filter: &AuditFilter) -> Result<Stats, Error> {
+        self.send(self.request(Method::GET, "/v1/audit/stats").query(&filter.query())).await
+    }
+
     /// `GET /v1/market/book`: resting orders aggregated by price.
     pub async fn market_book(&self, sku: Option<&str>, hub: Option<&str>) -> Result<MarketBook, Error> {
         let mut query = Vec::new();
@@ -237,6 +282,44 @@ impl Client {
             }
         }
         Ok(verifier.finish())
+    }
+}
+
+/// Which contracts a regulator's query covers; every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
+    pub hub: Option<String>,
+    pub sku: Option<String>,
+    pub participant: Option<Uuid>,
+}
+
+impl AuditFilter {
+    fn query(&self) -> Vec<(&'static str, String)> {
+        let mut query = Vec::new();
+        query.extend(self.from.map(|at| ("from", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))));
+        query.extend(self.to.map(|at| ("to", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))));
+        query.extend(self.hub.clone().map(|hub| ("hub", hub)));
+        query.extend(self.sku.clone().map(|sku| ("sku", sku)));
+        query.extend(self.participant.map(|id| ("participant", id.to_string())));
+        query
+    }
+}
+
+/// The formats of `GET /v1/audit/export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    JsonLines,
+}
+
+impl ExportFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            ExportFormat::Csv => "csv",
+            ExportFormat::JsonLines => "jsonl",
+        }
     }
 }
 

@@ -16,6 +16,6 @@ pub mod client;
 pub mod error;
 pub mod types;
 
-pub use client::Client;
+pub use client::{AuditFilter, Client, ExportFormat};
 pub use error::Error;
 pub use types::*;

@@ -22,6 +22,8 @@ enum Command {
     Migrate(Config),
     /// Run the exchange as a demo: private database, demo participants with keys and tokens.
     Dev(Config),
+    /// Check the audit chain and every ledger and book invariant; exit 1 if any fails.
+    Check(Config),
 }
 
 /// Runs the command line given to the process.
@@ -34,6 +36,7 @@ async fn run_cli() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(config, false).await,
         Command::Dev(config) => serve(config, true).await,
+        Command::Check(config) => check(config),
         Command::Migrate(config) => {
             telemetry::init_logging(&config.log_format);
             let database = app::database(&config)?;
@@ -48,6 +51,37 @@ async fn run_cli() -> anyhow::Result<()> {
             result
         }
     }
+}
+
+fn check(config: Config) -> anyhow::Result<()> {
+    telemetry::init_logging(&config.log_format);
+    let database = app::database(&config)?;
+    let result = (|| -> anyhow::Result<bool> {
+        let pool = db::connect(&database.url, 1, config.db_connect_timeout_ms)?;
+        let mut connection = pool.get()?;
+        let chain = db::audit::verify(&mut connection, 1000)?;
+        println!(
+            "{:<34} {}",
+            "audit_chain",
+            if chain.ok { format!("ok ({} entries)", chain.entries) } else { format!("BROKEN at seq {:?}", chain.first_bad_seq) }
+        );
+        let mut ok = chain.ok;
+        for check in db::invariants::check(&mut connection)? {
+            ok &= check.ok;
+            match &check.detail {
+                None => println!("{:<34} ok", check.name),
+                Some(detail) => println!("{:<34} BROKEN: {detail}", check.name),
+            }
+        }
+        Ok(ok)
+    })();
+    if let Some(cluster) = &database.private_cluster {
+        cluster.stop()?;
+    }
+    if !result? {
+        anyhow::bail!("invariants broken");
+    }
+    Ok(())
 }
 
 async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ mod money;
 mod orders;
 mod participants;
 mod public;
+mod settlement;
 
 use suanli_sdk::Error;
 

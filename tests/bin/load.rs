@@ -16,7 +16,18 @@ const SKU: &str = "ai.nvidia-h20";
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("export") {
+        args.next();
+        let rows: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+        return export(rows).await;
+    }
+    if args.peek().map(String::as_str) == Some("settle") {
+        args.next();
+        let contracts: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5_000);
+        let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
+        return settle(contracts, connections).await;
+    }
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
 
@@ -104,4 +115,90 @@ fn pgbench(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<S
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&output.stdout);
     Ok(text.lines().find(|line| line.starts_with("tps")).unwrap_or("pgbench printed no tps").to_owned())
+}
+
+/// Peak resident memory of this process (server and client together), from /proc.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status.lines().find(|line| line.starts_with("VmHWM:")).and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Streams an export of `rows` contracts (made directly in SQL) and reports time and peak memory.
+async fn export(rows: u64) -> anyhow::Result<()> {
+    use diesel::RunQueryDsl;
+    let exchange = TestExchange::start().await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Export provider").await;
+    let (_, buyer) = exchange.funded_buyer("Export buyer", "1000000").await;
+    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Export regulator").await;
+    provider.place_offer(&new_offer("guian", SKU, 10, window(1, 10), "10")).await?;
+    let template = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "10")).await?.contracts.remove(0);
+    let mut connection = exchange.sql();
+    diesel::sql_query(format!(
+        "INSERT INTO contracts (id, bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, units, window_start, \
+         window_end, hours, unit_price, notional, levy_bps, maker, status, decisions, created_at) \
+         SELECT gen_random_uuid(), bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, units, window_start, \
+         window_end, hours, unit_price, notional, levy_bps, maker, status, decisions, created_at \
+         FROM contracts, generate_series(2, {rows}) WHERE id = '{}'",
+        template.id
+    ))
+    .execute(&mut connection)?;
+    let before = peak_rss_kib();
+    for format in [suanli_sdk::ExportFormat::Csv, suanli_sdk::ExportFormat::JsonLines] {
+        let started = Instant::now();
+        let bytes = regulator
+            .audit_export(format, &suanli_sdk::AuditFilter::default(), &mut std::io::sink(), |_| {})
+            .await?;
+        println!(
+            "export {format:?} of {rows} contracts: {bytes} bytes in {:.2} s; peak RSS of server+client {} MiB (before the export {} MiB)",
+            started.elapsed().as_secs_f64(),
+            peak_rss_kib() / 1024,
+            before / 1024,
+        );
+    }
+    Ok(())
+}
+
+/// Settles `contracts` contracts from `connections` concurrent clients; reports settlements/s.
+async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
+    let exchange = TestExchange::start().await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Settling provider").await;
+    let (_, buyer) = exchange.funded_buyer("Settling buyer", "1000000000").await;
+    provider.place_offer(&new_offer("guian", SKU, 1_000_000, window(1, 10), "10")).await?;
+    let mut ids = Vec::with_capacity(contracts);
+    let chunk = 64;
+    while ids.len() < contracts {
+        let placing = (0..chunk.min(contracts - ids.len())).map(|_| {
+            let buyer = buyer.clone();
+            async move { buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "10")).await }
+        });
+        for placed in futures_util::future::join_all(placing).await {
+            ids.push(placed?.contracts[0].id);
+        }
+    }
+    let queue = Arc::new(std::sync::Mutex::new(ids));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let (queue, provider) = (queue.clone(), provider.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            loop {
+                let Some(id) = queue.lock().expect("queue").pop() else { return Ok::<_, suanli_sdk::Error>(()) };
+                let delivery = suanli_sdk::NewDelivery { delivered_unit_hours: 1, idempotency_key: id.to_string() };
+                provider.report_delivery(id, &delivery).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "settled {contracts} contracts from {connections} connections in {elapsed:.2} s: {:.0} settlements/s",
+        contracts as f64 / elapsed
+    );
+    Ok(())
 }

@@ -1,0 +1,96 @@
+//! Qualification: sensitive (`important` or `core`) data runs only on capacity whose provider
+//! declares a security qualification of at least level 3 (attribute `qualification` =
+//! `level-3` or `level-4`, as in China's multi-level protection scheme), and `core` data only on
+//! intelligent or supercomputing capacity at least 50 % renewable-powered (a hub's green target).
+
+suanli_policy_sdk::compliance_policy!(check);
+
+pub fn check(input: &MatchInput) -> Result<(), Denial> {
+    let class = input.bid.data_class.as_str();
+    if class == "general" {
+        return Ok(());
+    }
+    let qualification = input
+        .offer
+        .attributes
+        .iter()
+        .find(|(key, _)| key == "qualification")
+        .map(|(_, value)| value.as_str());
+    if !matches!(qualification, Some("level-3" | "level-4")) {
+        return Err(Denial {
+            code: "unqualified".into(),
+            message: format!("{class} data needs capacity qualified at level 3 or above"),
+        });
+    }
+    if class == "core" && input.offer.green_share < 50 {
+        return Err(Denial { code: "not_green".into(), message: "core data needs capacity at least 50 % renewable".into() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(data_class: &str, qualification: Option<&str>, green_share: u8) -> MatchInput {
+        let hub = HubFacts {
+            code: "gz".into(),
+            tier: "west".into(),
+            region: "south".into(),
+            renewable_share: 55,
+            carbon_g_per_kwh: 380,
+            pue: "1.20".into(),
+        };
+        MatchInput {
+            offer: OfferFacts {
+                id: "o".into(),
+                provider: "p".into(),
+                cluster: "guian".into(),
+                hub: "gz".into(),
+                sku: "ai.ascend-910b".into(),
+                sku_class: "intelligent".into(),
+                quantity: 1,
+                window_start: 0,
+                window_end: 3600,
+                ask_price: "1".into(),
+                green_share,
+                attributes: qualification.map(|q| vec![("qualification".to_owned(), q.to_owned())]).unwrap_or_default(),
+            },
+            bid: BidFacts {
+                id: "b".into(),
+                buyer: "u".into(),
+                skus: vec!["ai.ascend-910b".into()],
+                quantity: 1,
+                window_start: 0,
+                window_end: 3600,
+                limit_price: "1".into(),
+                data_origin: None,
+                max_latency_ms: None,
+                min_green_share: 0,
+                data_class: data_class.into(),
+            },
+            offer_hub: hub,
+            origin_hub: None,
+            maker: Side::Offer,
+            hours: 1,
+            units: 1,
+            latency_ms: None,
+        }
+    }
+
+    #[test]
+    fn sensitive_data_needs_qualified_capacity() {
+        let cases = [
+            ("general", None, 0, Ok(())),
+            ("important", None, 80, Err("unqualified")),
+            ("important", Some("level-2"), 80, Err("unqualified")),
+            ("important", Some("level-3"), 0, Ok(())),
+            ("core", Some("level-4"), 49, Err("not_green")),
+            ("core", Some("level-4"), 50, Ok(())),
+        ];
+        for (class, qualification, green, expected) in cases {
+            let result = check(&input(class, qualification, green)).map_err(|denial| denial.code);
+            assert_eq!(result.as_ref().map_err(String::as_str), expected.as_ref().map_err(|e| *e), "{class} {qualification:?} {green}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The guest SDK for hub policies.
+//!
+//! A hub writes its policy as a plain Rust function over the types that `wit-bindgen` generates
+//! from `policies/wit/policy.wit`, tests it natively with `cargo test`, and exports it with one
+//! macro:
+//!
+//! ```ignore
+//! suanli_policy_sdk::pricing_policy!(price);
+//!
+//! fn price(input: &MatchInput) -> Result<Quote, Rejection> { … }
+//! ```
+//!
+//! The macro generates the bindings in the calling crate (so `MatchInput`, `Quote`, `Rejection`,
+//! `Denial`, `Side`, `HubFacts`… live at the crate root) and exports the function. The crate must
+//! depend on `wit-bindgen` and sit two folders below `policies/` (as `policies/examples/*` do).
+//!
+//! Policies import nothing: no clock, no randomness, no I/O. Money travels as decimal strings;
+//! [`micros`] and [`format_micros`] turn them into exact integers of millionths and back, so a
+//! policy never needs floating point.
+
+/// Generates the `pricing` world's bindings in the calling crate and exports `$function`
+/// (`fn(&MatchInput) -> Result<Quote, Rejection>`) as its `price` export.
+#[macro_export]
+macro_rules! pricing_policy {
+    ($function:path) => {
+        wit_bindgen::generate!({ world: "pricing", path: "../../wit" });
+        pub use suanli::policy::types::*;
+
+        struct Policy;
+
+        impl Guest for Policy {
+            fn price(input: MatchInput) -> Result<Quote, Rejection> {
+                $function(&input)
+            }
+        }
+
+        export!(Policy);
+    };
+}
+
+/// Generates the `compliance` world's bindings in the calling crate and exports `$function`
+/// (`fn(&MatchInput) -> Result<(), Denial>`) as its `check` export.
+#[macro_export]
+macro_rules! compliance_policy {
+    ($function:path) => {
+        wit_bindgen::generate!({ world: "compliance", path: "../../wit" });
+        pub use suanli::policy::types::*;
+
+        struct Policy;
+
+        impl Guest for Policy {
+            fn check(input: MatchInput) -> Result<(), Denial> {
+                $function(&input)
+            }
+        }
+
+        export!(Policy);
+    };
+}
+
+/// A decimal string (`"12.5"`, `"0.034000"`) as whole millionths; `None` if it is not a plain
+/// non-negative decimal with at most 6 fractional digits.
+pub fn micros(text: &str) -> Option<i64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || fraction.len() > 6 || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = whole.parse().ok()?;
+    let mut fraction_micros: i64 = if fraction.is_empty() { 0 } else { fraction.parse().ok()? };
+    for _ in fraction.len()..6 {
+        fraction_micros *= 10;
+    }
+    whole.checked_mul(1_000_000)?.checked_add(fraction_micros)
+}
+
+/// Whole millionths as a decimal string with 6 fractional digits (`12500000` → `"12.500000"`).
+pub fn format_micros(value: i64) -> String {
+    let sign = if value < 0 { "-" } else { "" };
+    let value = value.unsigned_abs();
+    format!("{sign}{}.{:06}", value / 1_000_000, value % 1_000_000)
+}
+
+/// `value × basis_points / 10 000`, rounded down.
+pub fn basis_points(value: i64, basis_points: i64) -> i64 {
+    value.saturating_mul(basis_points) / 10_000
+}
+
+/// Hour of the day (0-23) in China Standard Time (UTC+8) of a Unix time in seconds.
+pub fn china_hour(unix_seconds: i64) -> u32 {
+    ((unix_seconds + 8 * 3600).rem_euclid(86_400) / 3600) as u32
+}
+
+/// Whether any hour of `[start, end)` (Unix seconds) falls between `from` and `to` o'clock China
+/// time (`from` inclusive, `to` exclusive; `from > to` wraps past midnight).
+pub fn touches_hours(start: i64, end: i64, from: u32, to: u32) -> bool {
+    let mut at = start;
+    // A window longer than a day touches every hour.
+    if end - start >= 86_400 {
+        return true;
+    }
+    while at < end {
+        let hour = china_hour(at);
+        let inside = if from <= to { hour >= from && hour < to } else { hour >= from || hour < to };
+        if inside {
+            return true;
+        }
+        at += 3600;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_round_trip_through_micros() {
+        for (text, value) in [("12.5", 12_500_000), ("0.000001", 1), ("7", 7_000_000), ("0.034000", 34_000)] {
+            assert_eq!(micros(text), Some(value), "{text}");
+        }
+        for bad in ["", ".5", "1.2345678", "-1", "1e3", "abc", "1.2.3"] {
+            assert_eq!(micros(bad), None, "{bad}");
+        }
+        assert_eq!(format_micros(12_500_000), "12.500000");
+        assert_eq!(format_micros(1), "0.000001");
+    }
+
+    #[test]
+    fn hours_are_counted_in_china_time() {
+        // 2026-11-28T00:00:00Z is 08:00 in Beijing.
+        let midnight_utc = 1_795_824_000;
+        assert_eq!(china_hour(midnight_utc), 8);
+        assert!(touches_hours(midnight_utc, midnight_utc + 3600, 8, 22));
+        assert!(!touches_hours(midnight_utc + 14 * 3600, midnight_utc + 20 * 3600, 8, 22));
+        assert!(touches_hours(midnight_utc + 14 * 3600, midnight_utc + 20 * 3600, 22, 8));
+    }
+}

@@ -793,3 +793,72 @@ pub struct InvariantCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
+
+// ---------------------------------------------------------------------------------------------
+// Hub policies
+
+/// A stored policy version of a hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicySummary {
+    /// SHA-256 of the component, lowercase hex: its content address.
+    pub digest: String,
+    /// `pricing` or `compliance`.
+    pub kind: String,
+    pub hub: String,
+    /// `stored` or `active`.
+    pub status: String,
+    pub size_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uploaded_at: Option<DateTime<Utc>>,
+}
+
+/// A dry run: evaluate a stored policy on an offer and a bid without activating it. The orders
+/// are checked as if placed (idempotency keys are ignored); nothing is written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRequest {
+    pub offer: NewOffer,
+    pub bid: NewBid,
+    /// Which side rested first (default: the offer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maker: Option<Side>,
+}
+
+/// What a policy decided, or why it could not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PolicyDecision {
+    pub policy_digest: String,
+    pub kind: String,
+    /// The policy's answer (`{"decision":"quote","unit_price",…}`, `allow`, `deny`, `reject`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<serde_json::Value>,
+    /// When the evaluation failed: its class (`out_of_fuel`, `deadline`, `memory`, `trap`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
+    pub fuel_used: u64,
+    /// The canonical input the policy saw.
+    pub input: serde_json::Value,
+}
+
+/// One recorded decision of a contract, re-executed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplayedDecision {
+    pub policy_digest: String,
+    pub kind: String,
+    pub matches: bool,
+    /// The output recorded when the contract was made (canonical JSON).
+    pub recorded: String,
+    /// The output of re-executing the stored module on the stored input.
+    pub replayed: String,
+}
+
+/// The replay of every decision behind a contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReplayReport {
+    pub decisions: Vec<ReplayedDecision>,
+}

@@ -36,6 +36,7 @@ fn offer(rng: &mut StdRng, low: i64, high: i64) -> OfferSpec {
         window: Hours { start, end: start + rng.random_range(168..720) },
         ask_price: price(rng, low, high),
         green_share: rng.random_range(20..100),
+        attributes: Vec::new(),
     }
 }
 

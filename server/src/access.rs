@@ -12,7 +12,7 @@ use crate::error::ApiError;
 
 /// Something a caller wants to do.
 #[derive(Debug, Clone, Copy)]
-pub enum Action {
+pub enum Action<'a> {
     /// Create a participant (admin).
     CreateParticipant,
     /// Credit a buyer's deposit (admin).
@@ -31,10 +31,14 @@ pub enum Action {
     Read { party: Uuid, other_party: Option<Uuid> },
     /// Cancel an order: its owner only.
     Cancel { owner: Uuid },
+    /// Upload, activate and dry-run the policies of a hub: that hub's operator only.
+    ManageHubPolicies { hub: &'a str },
+    /// See a hub's policies: that hub's operator, and regulators.
+    ReadHubPolicies { hub: &'a str },
 }
 
 /// Allows or refuses `action` for `caller`, with a 403 naming what was refused.
-pub fn authorize(caller: &Caller, action: Action) -> Result<(), ApiError> {
+pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
     use ParticipantKind::*;
     let allowed = match action {
         Action::CreateParticipant | Action::Deposit => caller.role == Admin,
@@ -57,6 +61,10 @@ pub fn authorize(caller: &Caller, action: Action) -> Result<(), ApiError> {
             }
             true
         }
+        Action::ManageHubPolicies { hub } => caller.role == HubOperator && caller.hub.as_deref() == Some(hub),
+        Action::ReadHubPolicies { hub } => {
+            caller.role == Regulator || (caller.role == HubOperator && caller.hub.as_deref() == Some(hub))
+        }
     };
     if allowed {
         Ok(())
@@ -68,7 +76,7 @@ pub fn authorize(caller: &Caller, action: Action) -> Result<(), ApiError> {
     }
 }
 
-fn describe(action: Action) -> &'static str {
+fn describe(action: Action<'_>) -> &'static str {
     match action {
         Action::CreateParticipant => "create participants",
         Action::Deposit => "credit deposits",
@@ -79,6 +87,8 @@ fn describe(action: Action) -> &'static str {
         Action::ListOwnOrEverything => "list orders or contracts",
         Action::Read { .. } => "read this",
         Action::Cancel { .. } => "cancel this",
+        Action::ManageHubPolicies { .. } => "manage this hub's policies",
+        Action::ReadHubPolicies { .. } => "see this hub's policies",
     }
 }
 
@@ -123,5 +133,16 @@ mod tests {
         assert!(authorize(&me(ParticipantKind::Buyer), Action::Cancel { owner }).is_ok());
         assert!(authorize(&stranger, Action::Cancel { owner }).is_err());
         assert!(authorize(&regulator, Action::Cancel { owner }).is_err());
+    }
+
+    #[test]
+    fn only_a_hubs_operator_manages_its_policies() {
+        let operator = |hub: &str| Caller { id: Uuid::nil(), role: ParticipantKind::HubOperator, hub: Some(hub.into()) };
+        let regulator = caller(ParticipantKind::Regulator);
+        assert!(authorize(&operator("nx"), Action::ManageHubPolicies { hub: "nx" }).is_ok());
+        assert!(authorize(&operator("bth"), Action::ManageHubPolicies { hub: "nx" }).is_err());
+        assert!(authorize(&regulator, Action::ManageHubPolicies { hub: "nx" }).is_err());
+        assert!(authorize(&regulator, Action::ReadHubPolicies { hub: "nx" }).is_ok());
+        assert!(authorize(&operator("bth"), Action::ReadHubPolicies { hub: "nx" }).is_err());
     }
 }

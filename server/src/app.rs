@@ -69,11 +69,22 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         engine: EngineConfig { candidates_max: config.match_candidates_max },
         expiry_tick_ms: config.expiry_tick_ms,
     };
-    let exchange = Exchange::start(database_url, Arc::new(reference.clone()), exchange_config, metrics.clone())?;
+    let policy_host = crate::policy::PolicyHost::new(config.sandbox_limits())?;
+    let exchange =
+        Exchange::start(database_url, Arc::new(reference.clone()), exchange_config, metrics.clone(), policy_host.clone())?;
     if config.exchange_fee_bps > 10_000 {
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");
     }
-    Ok(web::Data::new(AppState { pool, exchange, tokens, reference, metrics, exchange_fee_bps: config.exchange_fee_bps }))
+    Ok(web::Data::new(AppState {
+        pool,
+        exchange,
+        tokens,
+        reference,
+        metrics,
+        exchange_fee_bps: config.exchange_fee_bps,
+        policy_host,
+        compiled_policies: Default::default(),
+    }))
 }
 
 /// Makes sure an admin with API key `key` exists: creates it on first start, changes its key
@@ -135,6 +146,7 @@ pub fn dev_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
 /// One demo participant: who it is and a fresh API key and token for it.
 pub struct DemoParticipant {
     pub kind: ParticipantKind,
+    pub hub: Option<String>,
     pub name: String,
     pub id: uuid::Uuid,
     pub api_key: String,
@@ -150,6 +162,36 @@ const DEMO_PARTICIPANTS: &[(&str, ParticipantKind, Option<ProviderType>, Option<
     ("Beijing–Tianjin–Hebei hub operator (demo)", ParticipantKind::HubOperator, None, Some("bth")),
     ("Computing regulator (demo)", ParticipantKind::Regulator, None, None),
 ];
+
+/// The example policies the demo activates: (hub, kind, file under target/policies/).
+const DEMO_POLICIES: &[(&str, crate::policy::PolicyKind, &str)] = &[
+    ("bth", crate::policy::PolicyKind::Pricing, "east-peak-pricing"),
+    ("bth", crate::policy::PolicyKind::Compliance, "data-residency"),
+    ("nx", crate::policy::PolicyKind::Pricing, "west-green-pricing"),
+    ("nx", crate::policy::PolicyKind::Compliance, "qualification"),
+];
+
+/// Uploads and activates the example policies (built by `scripts/build-policies` into
+/// `policies_dir`) as the demo hub operators; skips, with a warning, any that is not built.
+pub fn activate_demo_policies(state: &AppState, policies_dir: &Path, operators: &[DemoParticipant]) -> anyhow::Result<()> {
+    let mut connection = state.pool.get()?;
+    for (hub, kind, file) in DEMO_POLICIES {
+        let Some(operator) = operators.iter().find(|p| p.kind == ParticipantKind::HubOperator && p.hub.as_deref() == Some(*hub)) else {
+            continue;
+        };
+        let path = policies_dir.join(format!("{file}.wasm"));
+        let Ok(bytes) = std::fs::read(&path) else {
+            tracing::warn!(path = %path.display(), "example policy not built; run scripts/build-policies");
+            continue;
+        };
+        let (component, compiled) =
+            state.policy_host.prepare_upload(*kind, &bytes).map_err(|error| anyhow::anyhow!("{file}: {error}"))?;
+        crate::db::policies::store(&mut connection, hub, kind.as_str(), &compiled.digest, &component, operator.id)?;
+        crate::db::policies::activate(&mut connection, hub, &compiled.digest, operator.id)?;
+        println!("policy       {hub:<4} {:<10} {file:<20} {}", kind.as_str(), compiled.digest);
+    }
+    Ok(())
+}
 
 /// Demo money credited to the demo buyer once.
 const DEMO_DEPOSIT_CNY: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
@@ -187,7 +229,7 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
             ledger::deposit(&mut connection, admin_id, id, &deposit).map_err(|error| anyhow::anyhow!("{error}"))?;
         }
         let token = state.tokens.issue(id, *kind, hub.map(str::to_owned)).map_err(|error| anyhow::anyhow!("{error}"))?;
-        seeded.push(DemoParticipant { kind: *kind, name: (*name).to_owned(), id, api_key: key.key, token });
+        seeded.push(DemoParticipant { kind: *kind, hub: hub.map(str::to_owned), name: (*name).to_owned(), id, api_key: key.key, token });
     }
     Ok(seeded)
 }

@@ -126,6 +126,7 @@ fn print_demo(state: &crate::http::AppState, admin_key: &str, address: std::net:
         println!("             api_key={}", participant.api_key);
         println!("             token={}", participant.token);
     }
+    app::activate_demo_policies(state, std::path::Path::new("target/policies"), &demo)?;
     println!("\nTry: curl -s http://{address}/v1/hubs | head -c 300; echo");
     Ok(())
 }

@@ -70,6 +70,34 @@ pub struct Config {
     #[arg(long, env = "SUANLI_EXCHANGE_FEE_BPS", default_value_t = 50)]
     pub exchange_fee_bps: u32,
 
+    /// Fuel one policy evaluation may burn (about 23 million per millisecond).
+    #[arg(long, env = "SUANLI_POLICY_FUEL_MAX", default_value_t = 50_000_000)]
+    pub policy_fuel_max: u64,
+
+    /// Linear memory one policy evaluation may use.
+    #[arg(long, env = "SUANLI_POLICY_MEMORY_BYTES_MAX", default_value_t = 16 << 20)]
+    pub policy_memory_bytes_max: usize,
+
+    /// Wall-clock time one policy evaluation may take.
+    #[arg(long, env = "SUANLI_POLICY_DEADLINE_MS", default_value_t = 50)]
+    pub policy_deadline_ms: u64,
+
+    /// Largest policy answer accepted (sum of its strings).
+    #[arg(long, env = "SUANLI_POLICY_OUTPUT_BYTES_MAX", default_value_t = 4096)]
+    pub policy_output_bytes_max: usize,
+
+    /// Largest policy module accepted at upload (bigger uploads get 413).
+    #[arg(long, env = "SUANLI_POLICY_MODULE_BYTES_MAX", default_value_t = 4 << 20)]
+    pub policy_module_bytes_max: usize,
+
+    /// Longest compilation of an uploaded policy.
+    #[arg(long, env = "SUANLI_POLICY_COMPILE_MS_MAX", default_value_t = 10_000)]
+    pub policy_compile_ms_max: u64,
+
+    /// Policy evaluations that may run at once (sizes the pooling allocator).
+    #[arg(long, env = "SUANLI_POLICY_CONCURRENT_EVALUATIONS_MAX", default_value_t = 16)]
+    pub policy_concurrent_evaluations_max: u32,
+
     /// HTTP worker threads.
     #[arg(long, env = "SUANLI_HTTP_WORKERS", default_value_t = 2)]
     pub http_workers: usize,
@@ -99,7 +127,29 @@ impl Config {
             match_candidates_max: 256,
             expiry_tick_ms: 1000,
             exchange_fee_bps: 50,
+            policy_fuel_max: 50_000_000,
+            policy_memory_bytes_max: 16 << 20,
+            policy_deadline_ms: 50,
+            policy_output_bytes_max: 4096,
+            policy_module_bytes_max: 4 << 20,
+            policy_compile_ms_max: 10_000,
+            policy_concurrent_evaluations_max: 16,
             log_format: "text".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The sandbox limits these settings describe.
+    pub fn sandbox_limits(&self) -> crate::policy::SandboxLimits {
+        crate::policy::SandboxLimits {
+            fuel_max: self.policy_fuel_max,
+            memory_bytes_max: self.policy_memory_bytes_max,
+            deadline_ms: self.policy_deadline_ms,
+            output_bytes_max: self.policy_output_bytes_max,
+            module_bytes_max: self.policy_module_bytes_max,
+            compile_ms_max: self.policy_compile_ms_max,
+            concurrent_evaluations_max: self.policy_concurrent_evaluations_max,
         }
     }
 }

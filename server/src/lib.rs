@@ -21,5 +21,6 @@ pub mod exchange;
 pub mod http;
 pub mod market;
 pub mod pg_private;
+pub mod policy;
 pub mod telemetry;
 pub mod validate;

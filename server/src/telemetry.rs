@@ -31,6 +31,8 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     /// Time to settle one contract.
     pub settlement_seconds: Histogram,
+    /// Policy evaluations that failed, by class (`out_of_fuel`, `deadline`, `memory`, …).
+    pub policy_faults: IntCounterVec,
 }
 
 impl Metrics {
@@ -63,6 +65,10 @@ impl Metrics {
             Histogram::with_opts(HistogramOpts::new("suanli_settlement_seconds", "time to settle one contract"))
                 .expect("valid metric");
         registry.register(Box::new(settlement_seconds.clone())).expect("registered once");
+        let policy_faults =
+            IntCounterVec::new(Opts::new("suanli_policy_faults_total", "policy evaluations that failed"), &["class"])
+                .expect("valid metric");
+        registry.register(Box::new(policy_faults.clone())).expect("registered once");
         registry.register(Box::new(orders.clone())).expect("registered once");
         registry.register(Box::new(contracts.clone())).expect("registered once");
         registry.register(Box::new(batch_commands.clone())).expect("registered once");
@@ -70,7 +76,7 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone())).expect("registered once");
         registry.register(Box::new(http_request_seconds.clone())).expect("registered once");
         registry.register(Box::new(events.clone())).expect("registered once");
-        Metrics { registry, http_requests, http_request_seconds, events, orders, contracts, batch_commands, batch_seconds, settlement_seconds }
+        Metrics { registry, http_requests, http_request_seconds, events, orders, contracts, batch_commands, batch_seconds, settlement_seconds, policy_faults }
     }
 
     /// Everything in Prometheus text format.

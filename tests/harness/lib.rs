@@ -304,3 +304,11 @@ impl Drop for ServerProcess {
         let _ = self.child.wait();
     }
 }
+
+/// A policy component built by `scripts/build-policies` (`target/policies/<name>.wasm`).
+pub fn policy_component(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/policies/{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|error| {
+        panic!("{}: {error}; run scripts/build-policies first (scripts/test does)", path.display())
+    })
+}

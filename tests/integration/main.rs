@@ -8,6 +8,7 @@ mod crash;
 mod money;
 mod orders;
 mod participants;
+mod policies;
 mod public;
 mod settlement;
 

@@ -4,7 +4,7 @@
 //! from `policies/wit/policy.wit`, tests it natively with `cargo test`, and exports it with one
 //! macro:
 //!
-//! ```ignore
+//! ```text
 //! suanli_policy_sdk::pricing_policy!(price);
 //!
 //! fn price(input: &MatchInput) -> Result<Quote, Rejection> { … }

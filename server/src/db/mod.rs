@@ -7,6 +7,7 @@ pub mod audit;
 pub mod invariants;
 pub mod ledger;
 pub mod orders;
+pub mod policies;
 pub mod participants;
 pub mod reference;
 pub mod schema;

@@ -194,6 +194,8 @@ pub struct BatchWrites {
     pub ledger: Vec<LedgerTransaction>,
     /// Audit entries: (actor, kind, payload), in order.
     pub audit: Vec<(String, &'static str, serde_json::Value)>,
+    /// Faults the hubs' policies caused while matching.
+    pub faults: Vec<super::policies::FaultRecord>,
 }
 
 /// Writes a batch in the caller's transaction.
@@ -254,6 +256,7 @@ pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<
         diesel::insert_into(accounts::table).values(&escrows).execute(connection)?;
     }
     write_ledger(connection, &writes.ledger)?;
+    super::policies::record_faults(connection, &writes.faults, now)?;
     super::audit::append_batch(connection, &writes.audit)?;
     Ok(())
 }

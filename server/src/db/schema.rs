@@ -213,12 +213,57 @@ diesel::table! {
     }
 }
 
+
+diesel::table! {
+    policy_modules (digest) {
+        digest -> Text,
+        bytes -> Bytea,
+        size_bytes -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    hub_policies (hub, kind, digest) {
+        hub -> Text,
+        kind -> Text,
+        digest -> Text,
+        uploaded_by -> Uuid,
+        uploaded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    active_policies (hub, kind) {
+        hub -> Text,
+        kind -> Text,
+        digest -> Text,
+        activated_by -> Uuid,
+        activated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    policy_faults (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        hub -> Text,
+        kind -> Text,
+        digest -> Text,
+        class -> Text,
+        message -> Text,
+        input -> Text,
+    }
+}
+
 diesel::joinable!(clusters -> hubs (hub));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(settlements -> contracts (contract_id));
+diesel::joinable!(hub_policies -> policy_modules (digest));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hubs, clusters, hub_latency, skus, participants, accounts, ledger_transactions,
     ledger_entries, deposits, audit_log, audit_head, offers, bids, contracts, settlements,
+    policy_modules, hub_policies, active_policies, policy_faults,
 );

@@ -7,6 +7,7 @@
 //! to retry and the book is rebuilt again, so memory never runs ahead of the database.
 
 pub mod requests;
+pub mod policies;
 mod writer;
 
 use std::sync::Arc;
@@ -56,9 +57,15 @@ pub struct Exchange {
 impl Exchange {
     /// Rebuilds the book from the database at `database_url` and starts the writer thread and
     /// the expiry ticker.
-    pub fn start(database_url: &str, reference: Arc<Reference>, config: ExchangeConfig, metrics: Metrics) -> anyhow::Result<Self> {
+    pub fn start(
+        database_url: &str,
+        reference: Arc<Reference>,
+        config: ExchangeConfig,
+        metrics: Metrics,
+        host: Arc<crate::policy::PolicyHost>,
+    ) -> anyhow::Result<Self> {
         let (sender, receiver) = mpsc::channel(config.queue_max.max(1));
-        let writer = writer::Writer::open(database_url, reference, config, metrics)?;
+        let writer = writer::Writer::open(database_url, reference, config, metrics, host)?;
         std::thread::Builder::new().name("suanli-writer".into()).spawn(move || writer.run(receiver))?;
         // The ticker holds only a weak handle, so the writer stops once the server drops the last
         // real one.

@@ -92,6 +92,7 @@ pub fn offer(new: NewOffer, provider: Uuid, reference: &Reference, now: DateTime
             window: hours,
             ask_price,
             green_share: new.green_share,
+            attributes: attribute_pairs(&attributes),
         },
         window: new.window,
         attributes,
@@ -256,6 +257,20 @@ fn unknown_sku(code: &str) -> ApiError {
 
 fn unknown_hub(code: &str) -> ApiError {
     ApiError::bad_request("unknown_hub", format!("no hub `{code}`"))
+}
+
+/// An offer's attributes as text pairs: strings as they are, anything else as its JSON text.
+pub fn attribute_pairs(attributes: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+    attributes
+        .iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text.clone(),
+                other => other.to_string(),
+            };
+            (key.clone(), text)
+        })
+        .collect()
 }
 
 /// Whether PostgreSQL's jsonb can store the value (no NUL characters anywhere).

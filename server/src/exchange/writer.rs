@@ -18,11 +18,17 @@ use crate::db::ledger::{self, kind};
 use crate::db::orders::{self, BatchWrites, BidRow, ContractRow, LedgerTransaction, OfferRow};
 use crate::db::reference::Reference;
 use crate::error::ApiError;
-use crate::market::{BidSpec, BuiltInRules, Engine, Fill, HubSet, Hours, OfferSpec, Removal, RemovalReason};
+use super::policies::{ActivePolicies, HubPolicies};
+use crate::market::{BidSpec, Engine, Fill, HubSet, Hours, OfferSpec, Policies, Removal, RemovalReason};
+use crate::policy::{Compiled, PolicyHost, PolicyKind};
 use crate::telemetry::Metrics;
 
 pub struct Writer {
     connection: PgConnection,
+    host: Arc<PolicyHost>,
+    /// Compiled policies by digest, loaded on first use.
+    compiled: HashMap<String, Arc<Compiled>>,
+    active: ActivePolicies,
     database_url: String,
     engine: Engine,
     reference: Arc<Reference>,
@@ -42,12 +48,56 @@ enum Answer {
 
 impl Writer {
     /// Connects and rebuilds the book.
-    pub fn open(database_url: &str, reference: Arc<Reference>, config: ExchangeConfig, metrics: Metrics) -> anyhow::Result<Self> {
+    pub fn open(
+        database_url: &str,
+        reference: Arc<Reference>,
+        config: ExchangeConfig,
+        metrics: Metrics,
+        host: Arc<PolicyHost>,
+    ) -> anyhow::Result<Self> {
         let mut connection = PgConnection::establish(database_url)?;
         let engine = load_engine(&mut connection, &reference, config)?;
         let (offers, bids) = engine.resting();
         tracing::info!(offers, bids, "order book rebuilt from the database");
-        Ok(Writer { connection, database_url: database_url.to_owned(), engine, reference, config, metrics, stale: false })
+        Ok(Writer {
+            connection,
+            host,
+            compiled: HashMap::new(),
+            active: ActivePolicies::new(),
+            database_url: database_url.to_owned(),
+            engine,
+            reference,
+            config,
+            metrics,
+            stale: false,
+        })
+    }
+
+    /// Loads the active policy of every hub, compiling those not seen before.
+    fn refresh_policies(
+        connection: &mut PgConnection,
+        host: &Arc<PolicyHost>,
+        reference: &Reference,
+        compiled: &mut HashMap<String, Arc<Compiled>>,
+    ) -> diesel::QueryResult<ActivePolicies> {
+        let mut active = ActivePolicies::new();
+        for (hub, kind, digest) in crate::db::policies::active(connection)? {
+            let (Some(hub_id), Some(kind)) = (reference.hub_id(&hub), PolicyKind::parse(&kind)) else { continue };
+            if !compiled.contains_key(&digest) {
+                let Some((bytes, _)) = crate::db::policies::module(connection, &digest)? else { continue };
+                match host.compile(kind, &bytes) {
+                    Ok(policy) => {
+                        compiled.insert(digest.clone(), policy);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, %hub, %digest, "active policy does not compile");
+                        continue;
+                    }
+                }
+            }
+            active.insert((hub_id, kind), compiled[&digest].clone());
+        }
+        Ok(active)
     }
 
     /// Serves commands until every sender is gone.
@@ -73,9 +123,11 @@ impl Writer {
         }
         // Microseconds: what PostgreSQL keeps, so answers equal later reads.
         let now = Utc::now().trunc_subsecs(6);
-        let Writer { connection, engine, reference, metrics, .. } = self;
+        let Writer { connection, engine, reference, metrics, host, compiled, active, .. } = self;
         let mut answers = Vec::with_capacity(batch.len());
         let result = connection.transaction::<_, diesel::result::Error, _>(|connection| {
+            *active = Self::refresh_policies(connection, host, reference, compiled)?;
+            let mut policies = HubPolicies { host, active, reference, faults: Vec::new() };
             let mut builder = Builder::new(reference, now);
             for removal in engine.expire(now.timestamp()) {
                 builder.removal(removal, SYSTEM_ACTOR.to_owned());
@@ -102,11 +154,11 @@ impl Writer {
             for command in batch {
                 match command {
                     Command::PlaceOffer(request, reply) => {
-                        let result = builder.place_offer(engine, *request);
+                        let result = builder.place_offer(engine, &mut policies, *request);
                         answers.push(Answer::Offer(reply, result));
                     }
                     Command::PlaceBid(request, reply) => {
-                        let result = builder.place_bid(engine, *request);
+                        let result = builder.place_bid(engine, &mut policies, *request);
                         answers.push(Answer::Bid(reply, result));
                     }
                     Command::Cancel { owner, side, seq, reply } => {
@@ -122,6 +174,10 @@ impl Writer {
                     Command::Tick => {}
                 }
             }
+            for fault in &policies.faults {
+                metrics.policy_faults.with_label_values(&[fault.class.as_str()]).inc();
+            }
+            builder.writes.faults = policies.faults;
             orders::write(connection, &builder.writes, now)?;
             Ok(builder.contracts_created)
         });
@@ -240,7 +296,12 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn place_offer(&mut self, engine: &mut Engine, request: OfferRequest) -> Result<Placed<PlacedOffer>, ApiError> {
+    fn place_offer(
+        &mut self,
+        engine: &mut Engine,
+        policies: &mut dyn Policies,
+        request: OfferRequest,
+    ) -> Result<Placed<PlacedOffer>, ApiError> {
         let key = (request.spec.provider, request.idempotency_key.clone());
         if let Some((id, hash)) = self.seen_offers.get(&key) {
             return replay(*id, hash, &request.request_hash);
@@ -248,7 +309,7 @@ impl<'a> Builder<'a> {
         if request.spec.window.start_seconds() <= self.now.timestamp() {
             return Err(ApiError::unprocessable("window_started", "the window must start in the future"));
         }
-        let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), &mut BuiltInRules);
+        let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), policies);
         self.seen_offers.insert(key, (request.spec.id, request.request_hash.clone()));
         let spec = &request.spec;
         let row = OfferRow {
@@ -287,7 +348,12 @@ impl<'a> Builder<'a> {
         Ok(Placed::New(PlacedOffer { offer, contracts }))
     }
 
-    fn place_bid(&mut self, engine: &mut Engine, request: BidRequest) -> Result<Placed<PlacedBid>, ApiError> {
+    fn place_bid(
+        &mut self,
+        engine: &mut Engine,
+        policies: &mut dyn Policies,
+        request: BidRequest,
+    ) -> Result<Placed<PlacedBid>, ApiError> {
         let buyer = request.spec.buyer;
         let key = (buyer, request.idempotency_key.clone());
         if let Some((id, hash)) = self.seen_bids.get(&key) {
@@ -310,7 +376,7 @@ impl<'a> Builder<'a> {
             (ledger::participant_account_id(buyer, kind::BUYER_HELD), hold),
         ]);
 
-        let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), &mut BuiltInRules);
+        let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), policies);
         self.seen_bids.insert(key, (request.spec.id, request.request_hash.clone()));
         let spec = &request.spec;
         let row = BidRow {
@@ -522,6 +588,7 @@ fn load_engine(connection: &mut PgConnection, reference: &Reference, config: Exc
             window: hours_of(row.window_start, row.window_end),
             ask_price: row.ask_price,
             green_share: row.green_share as u8,
+            attributes: super::requests::attribute_pairs(row.attributes.as_object().unwrap_or(&Default::default())),
         };
         let sold: Vec<(Hours, u32)> = sold.iter().map(|(start, end, units)| (hours_of(*start, *end), *units as u32)).collect();
         engine.restore_offer(row.seq as u64, spec, &sold);

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod openapi;
 pub mod orders;
 pub mod participants;
+pub mod policies;
 pub mod public;
 
 use std::net::TcpListener;
@@ -32,6 +33,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// The exchange's fee on settlements, basis points.
     pub exchange_fee_bps: u32,
+    /// The sandbox for uploads, dry runs and replays.
+    pub policy_host: std::sync::Arc<crate::policy::PolicyHost>,
+    /// Policies compiled for dry runs and replays, by digest.
+    pub compiled_policies: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<crate::policy::Compiled>>>,
 }
 
 impl AppState {
@@ -77,6 +82,7 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
             .configure(public::configure)
             .configure(participants::configure)
             .configure(orders::configure)
+            .configure(policies::configure)
             .configure(audit::configure);
     }
 }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, orders, participants, public};
+use super::{audit, orders, participants, policies, public};
 
 /// The whole API; served at `/v1/openapi.json`.
 #[derive(OpenApi)]
@@ -18,6 +18,7 @@ use super::{audit, orders, participants, public};
         orders::place_bid, orders::list_bids, orders::get_bid, orders::cancel_bid,
         orders::list_contracts, orders::get_contract, orders::report_delivery, orders::book, orders::trades,
         audit::log, audit::verify, audit::contracts, audit::export, audit::stats,
+        policies::upload, policies::list, policies::activate, policies::dry_run, policies::module, policies::replay,
     ),
     modifiers(&BearerAuth),
 )]

@@ -105,6 +105,8 @@ pub struct OfferSpec {
     pub window: Hours,
     pub ask_price: Decimal,
     pub green_share: u8,
+    /// The offer's free-form attributes as text pairs, for policies (matching ignores them).
+    pub attributes: Vec<(String, String)>,
 }
 
 /// A bid as the engine knows it.

@@ -31,6 +31,7 @@ fn offer(provider: u128, hub: HubId, sku: SkuId, quantity: u32, window: (i64, i6
         window: Hours { start: window.0, end: window.1 },
         ask_price: d(ask),
         green_share: 50,
+        attributes: Vec::new(),
     }
 }
 
@@ -373,6 +374,7 @@ fn run(commands: &[Command], check: bool) -> Run {
                     window: Hours { start: BASE_HOUR + start, end: BASE_HOUR + start + length + 4 },
                     ask_price: Decimal::from(*ask),
                     green_share: 50,
+                    attributes: Vec::new(),
                 };
                 let outcome = engine.submit_offer(spec.clone(), now, &mut BuiltInRules);
                 settle_fills(&outcome.fills, &mut held, &mut available, &mut resting_hold, &mut escrow, &mut result);

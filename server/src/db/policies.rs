@@ -1,0 +1,170 @@
+//! Stored policies: modules by digest (kept forever), which hub uploaded which, which is active,
+//! and the faults policies caused.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::audit;
+use super::schema::{active_policies, hub_policies, policy_faults, policy_modules};
+
+/// One stored version as its hub sees it.
+#[derive(Debug, Clone)]
+pub struct StoredPolicy {
+    pub hub: String,
+    pub kind: String,
+    pub digest: String,
+    pub size_bytes: i32,
+    pub uploaded_at: DateTime<Utc>,
+    pub active: bool,
+}
+
+/// Stores a validated component for `hub` (once per content) and records the upload.
+pub fn store(
+    connection: &mut PgConnection,
+    hub: &str,
+    kind: &str,
+    digest: &str,
+    bytes: &[u8],
+    uploader: Uuid,
+) -> QueryResult<StoredPolicy> {
+    connection.transaction(|connection| {
+        diesel::insert_into(policy_modules::table)
+            .values((
+                policy_modules::digest.eq(digest),
+                policy_modules::bytes.eq(bytes),
+                policy_modules::size_bytes.eq(bytes.len() as i32),
+            ))
+            .on_conflict_do_nothing()
+            .execute(connection)?;
+        let now = Utc::now().trunc_subsecs(6);
+        let inserted = diesel::insert_into(hub_policies::table)
+            .values((
+                hub_policies::hub.eq(hub),
+                hub_policies::kind.eq(kind),
+                hub_policies::digest.eq(digest),
+                hub_policies::uploaded_by.eq(uploader),
+                hub_policies::uploaded_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(connection)?;
+        if inserted > 0 {
+            audit::append(
+                connection,
+                &uploader.to_string(),
+                "policy_uploaded",
+                json!({"hub": hub, "kind": kind, "digest": digest, "size_bytes": bytes.len()}),
+            )?;
+        }
+        let stored = list(connection, hub)?
+            .into_iter()
+            .find(|policy| policy.digest == digest && policy.kind == kind)
+            .ok_or(diesel::result::Error::NotFound)?;
+        Ok(stored)
+    })
+}
+
+/// Every version `hub` uploaded, newest first, marking the active ones.
+pub fn list(connection: &mut PgConnection, hub: &str) -> QueryResult<Vec<StoredPolicy>> {
+    let rows: Vec<(String, String, String, i32, DateTime<Utc>)> = hub_policies::table
+        .inner_join(policy_modules::table)
+        .filter(hub_policies::hub.eq(hub))
+        .order(hub_policies::uploaded_at.desc())
+        .select((hub_policies::hub, hub_policies::kind, hub_policies::digest, policy_modules::size_bytes, hub_policies::uploaded_at))
+        .load(connection)?;
+    let active: Vec<(String, String)> = active_policies::table
+        .filter(active_policies::hub.eq(hub))
+        .select((active_policies::kind, active_policies::digest))
+        .load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|(hub, kind, digest, size_bytes, uploaded_at)| {
+            let is_active = active.iter().any(|(k, d)| *k == kind && *d == digest);
+            StoredPolicy { hub, kind, digest, size_bytes, uploaded_at, active: is_active }
+        })
+        .collect())
+}
+
+/// Makes `digest` the active policy of its kind for `hub`; `None` if the hub never uploaded it.
+pub fn activate(connection: &mut PgConnection, hub: &str, digest: &str, actor: Uuid) -> QueryResult<Option<String>> {
+    connection.transaction(|connection| {
+        let kind: Option<String> = hub_policies::table
+            .filter(hub_policies::hub.eq(hub).and(hub_policies::digest.eq(digest)))
+            .select(hub_policies::kind)
+            .first(connection)
+            .optional()?;
+        let Some(kind) = kind else { return Ok(None) };
+        let now = Utc::now().trunc_subsecs(6);
+        diesel::insert_into(active_policies::table)
+            .values((
+                active_policies::hub.eq(hub),
+                active_policies::kind.eq(&kind),
+                active_policies::digest.eq(digest),
+                active_policies::activated_by.eq(actor),
+                active_policies::activated_at.eq(now),
+            ))
+            .on_conflict((active_policies::hub, active_policies::kind))
+            .do_update()
+            .set((
+                active_policies::digest.eq(digest),
+                active_policies::activated_by.eq(actor),
+                active_policies::activated_at.eq(now),
+            ))
+            .execute(connection)?;
+        audit::append(connection, &actor.to_string(), "policy_activated", json!({"hub": hub, "kind": kind, "digest": digest}))?;
+        Ok(Some(kind))
+    })
+}
+
+/// The active policies: (hub, kind, digest).
+pub fn active(connection: &mut PgConnection) -> QueryResult<Vec<(String, String, String)>> {
+    active_policies::table
+        .select((active_policies::hub, active_policies::kind, active_policies::digest))
+        .load(connection)
+}
+
+/// A stored module's bytes and the hubs that uploaded it (with the kind).
+pub fn module(connection: &mut PgConnection, digest: &str) -> QueryResult<Option<(Vec<u8>, Vec<(String, String)>)>> {
+    let bytes: Option<Vec<u8>> =
+        policy_modules::table.find(digest).select(policy_modules::bytes).first(connection).optional()?;
+    let Some(bytes) = bytes else { return Ok(None) };
+    let owners: Vec<(String, String)> = hub_policies::table
+        .filter(hub_policies::digest.eq(digest))
+        .select((hub_policies::hub, hub_policies::kind))
+        .load(connection)?;
+    Ok(Some((bytes, owners)))
+}
+
+/// A fault to keep.
+#[derive(Debug, Clone)]
+pub struct FaultRecord {
+    pub hub: String,
+    pub kind: String,
+    pub digest: String,
+    pub class: String,
+    pub message: String,
+    pub input: String,
+}
+
+/// Keeps faults a batch produced.
+pub fn record_faults(connection: &mut PgConnection, faults: &[FaultRecord], at: DateTime<Utc>) -> QueryResult<()> {
+    let rows: Vec<_> = faults
+        .iter()
+        .map(|fault| {
+            (
+                policy_faults::at.eq(at),
+                policy_faults::hub.eq(&fault.hub),
+                policy_faults::kind.eq(&fault.kind),
+                policy_faults::digest.eq(&fault.digest),
+                policy_faults::class.eq(&fault.class),
+                policy_faults::message.eq(&fault.message),
+                policy_faults::input.eq(&fault.input),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(500) {
+        diesel::insert_into(policy_faults::table).values(chunk).execute(connection)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! Hub policies: upload, list, activate, dry-run, module download; and the regulator's replay of
+//! a contract's decisions.
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use suanli_sdk::{DryRunRequest, ErrorBody, PolicyDecision, PolicySummary, ReplayReport, ReplayedDecision, Side};
+use uuid::Uuid;
+
+use super::{AppState, ok};
+use crate::access::{Action, authorize};
+use crate::auth::Caller;
+use crate::db::{orders, policies};
+use crate::error::ApiError;
+use crate::exchange::policies::{fault_json, policy_input};
+use crate::exchange::requests;
+use crate::market::{DecisionRecord, PairFacts};
+use crate::policy::{Compiled, PolicyInput, PolicyKind, UploadError};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/v1/hubs/{hub}/policies", web::post().to(upload))
+        .route("/v1/hubs/{hub}/policies", web::get().to(list))
+        .route("/v1/hubs/{hub}/policies/{digest}/activate", web::post().to(activate))
+        .route("/v1/hubs/{hub}/policies/{digest}/dry-run", web::post().to(dry_run))
+        .route("/v1/policies/{digest}/module", web::get().to(module))
+        .route("/v1/audit/contracts/{id}/replay", web::post().to(replay));
+}
+
+/// Query of an upload.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct UploadQuery {
+    /// `pricing` or `compliance`.
+    pub kind: String,
+}
+
+fn known_hub<'a>(state: &'a AppState, hub: &str) -> Result<&'a str, ApiError> {
+    state
+        .reference
+        .hub(hub)
+        .map(|hub| hub.code.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("no hub `{hub}`")))
+}
+
+fn summary(stored: &policies::StoredPolicy) -> PolicySummary {
+    PolicySummary {
+        digest: stored.digest.clone(),
+        kind: stored.kind.clone(),
+        hub: stored.hub.clone(),
+        status: if stored.active { "active".into() } else { "stored".into() },
+        size_bytes: stored.size_bytes as u64,
+        uploaded_at: Some(stored.uploaded_at),
+    }
+}
+
+/// Uploads a policy module (raw bytes, `application/wasm`): validated, compiled under a time
+/// bound, stored by digest. Not active until activated.
+#[utoipa::path(post, path = "/v1/hubs/{hub}/policies", tag = "policies", params(("hub" = String, Path), UploadQuery),
+    request_body(content = Vec<u8>, content_type = "application/wasm"), security(("bearer" = [])),
+    responses((status = 201, body = PolicySummary), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn upload(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<UploadQuery>,
+    mut body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let hub = known_hub(&state, &path)?.to_owned();
+    authorize(&caller, Action::ManageHubPolicies { hub: &hub })?;
+    let kind = PolicyKind::parse(&query.kind)
+        .ok_or_else(|| ApiError::bad_request("invalid_query", "`kind` is `pricing` or `compliance`"))?;
+    let limit = state.policy_host.limits().module_bytes_max;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::too_large("module_too_large", format!("a policy module is at most {limit} bytes")));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let host = state.policy_host.clone();
+    let (component, compiled) = state
+        .blocking(move || host.prepare_upload(kind, &bytes).map_err(upload_error))
+        .await?;
+    let digest = compiled.digest.clone();
+    state.compiled_policies.lock().map_err(ApiError::internal)?.insert(digest.clone(), compiled);
+    let uploader = caller.id;
+    let stored = state
+        .db(move |connection| Ok(policies::store(connection, &hub, kind.as_str(), &digest, &component, uploader)?))
+        .await?;
+    state.metrics.events.with_label_values(&["policy_uploaded"]).inc();
+    let mut answer = summary(&stored);
+    answer.status = "stored".into();
+    Ok(HttpResponse::Created().json(answer))
+}
+
+fn upload_error(error: UploadError) -> ApiError {
+    match error {
+        UploadError::TooLarge(_) => ApiError::too_large("module_too_large", error.to_string()),
+        UploadError::NotAComponent(_) | UploadError::Compile(_) => ApiError::bad_request("invalid_module", error.to_string()),
+        UploadError::Imports(_) => ApiError::unprocessable("policy_imports", error.to_string()),
+        UploadError::WrongWorld(..) => ApiError::unprocessable("wrong_world", error.to_string()),
+        UploadError::CompileTimeout(_) => ApiError::unprocessable("compile_timeout", error.to_string()),
+    }
+}
+
+/// Every version a hub uploaded, with which is active (that hub's operator, regulators).
+#[utoipa::path(get, path = "/v1/hubs/{hub}/policies", tag = "policies", params(("hub" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, body = Vec<PolicySummary>), (status = 403, body = ErrorBody)))]
+pub async fn list(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let hub = known_hub(&state, &path)?.to_owned();
+    authorize(&caller, Action::ReadHubPolicies { hub: &hub })?;
+    let stored = state.db(move |connection| Ok(policies::list(connection, &hub)?)).await?;
+    Ok(ok(&stored.iter().map(summary).collect::<Vec<_>>()))
+}
+
+/// Makes a stored version the hub's active policy of its kind (that hub's operator).
+#[utoipa::path(post, path = "/v1/hubs/{hub}/policies/{digest}/activate", tag = "policies",
+    params(("hub" = String, Path), ("digest" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = PolicySummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn activate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (hub, digest) = path.into_inner();
+    let hub = known_hub(&state, &hub)?.to_owned();
+    authorize(&caller, Action::ManageHubPolicies { hub: &hub })?;
+    let actor = caller.id;
+    let stored = state
+        .db(move |connection| {
+            policies::activate(connection, &hub, &digest, actor)?
+                .ok_or_else(|| ApiError::not_found("this hub has no stored policy with that digest"))?;
+            let stored = policies::list(connection, &hub)?.into_iter().find(|p| p.digest == digest && p.active);
+            stored.ok_or_else(|| ApiError::internal("activated policy not listed"))
+        })
+        .await?;
+    state.metrics.events.with_label_values(&["policy_activated"]).inc();
+    Ok(ok(&summary(&stored)))
+}
+
+/// Loads (and compiles once) a stored policy for dry runs and replays.
+async fn compiled(state: &web::Data<AppState>, digest: &str, kind: PolicyKind) -> Result<Arc<Compiled>, ApiError> {
+    if let Some(policy) = state.compiled_policies.lock().map_err(ApiError::internal)?.get(digest) {
+        return Ok(policy.clone());
+    }
+    let owned = digest.to_owned();
+    let (bytes, _) = state
+        .db(move |connection| policies::module(connection, &owned)?.ok_or_else(|| ApiError::not_found("no such policy")))
+        .await?;
+    let host = state.policy_host.clone();
+    let policy = state
+        .blocking(move || host.compile(kind, &bytes).map_err(|error| ApiError::internal(error.to_string())))
+        .await?;
+    state.compiled_policies.lock().map_err(ApiError::internal)?.insert(digest.to_owned(), policy.clone());
+    Ok(policy)
+}
+
+/// Evaluates a stored policy on an offer and a bid without activating it (that hub's operator).
+#[utoipa::path(post, path = "/v1/hubs/{hub}/policies/{digest}/dry-run", tag = "policies",
+    params(("hub" = String, Path), ("digest" = String, Path)), request_body = DryRunRequest, security(("bearer" = [])),
+    responses((status = 200, body = PolicyDecision), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)))]
+pub async fn dry_run(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<DryRunRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (hub, digest) = path.into_inner();
+    let hub = known_hub(&state, &hub)?.to_owned();
+    authorize(&caller, Action::ManageHubPolicies { hub: &hub })?;
+    let (owned_hub, owned_digest) = (hub.clone(), digest.clone());
+    let kind = state
+        .db(move |connection| {
+            policies::list(connection, &owned_hub)?
+                .into_iter()
+                .find(|p| p.digest == owned_digest)
+                .map(|p| p.kind)
+                .ok_or_else(|| ApiError::not_found("this hub has no stored policy with that digest"))
+        })
+        .await?;
+    let kind = PolicyKind::parse(&kind).ok_or_else(|| ApiError::internal("stored kind"))?;
+    let request = body.into_inner();
+    let now = Utc::now();
+    let offer = requests::offer(request.offer, Uuid::nil(), &state.reference, now)?;
+    let bid = requests::bid(request.bid, Uuid::from_u128(1), &state.reference, now)?;
+    let facts = PairFacts {
+        offer: &offer.spec,
+        bid: &bid.spec,
+        maker: request.maker.unwrap_or(Side::Offer),
+        hours: bid.spec.window.len(),
+        units: bid.spec.quantity.min(offer.spec.quantity),
+    };
+    let input = policy_input(&facts, &state.reference);
+    let policy = compiled(&state, &digest, kind).await?;
+    let host = state.policy_host.clone();
+    let evaluated = input.clone();
+    let evaluation = state.blocking(move || Ok(host.evaluate(&policy, &evaluated))).await?;
+    let (decision, fault) = match &evaluation.output {
+        Ok(output) => (serde_json::to_value(output).ok(), None),
+        Err(fault) => (None, Some(fault.class().to_owned())),
+    };
+    Ok(ok(&PolicyDecision {
+        policy_digest: digest,
+        kind: kind.as_str().into(),
+        decision,
+        fault,
+        fuel_used: evaluation.fuel_used,
+        input: serde_json::to_value(&input).unwrap_or_default(),
+    }))
+}
+
+/// The stored bytes of a policy (regulators, and the operators of hubs that uploaded it).
+#[utoipa::path(get, path = "/v1/policies/{digest}/module", tag = "policies", params(("digest" = String, Path)),
+    security(("bearer" = [])), responses((status = 200, content_type = "application/wasm"), (status = 404, body = ErrorBody)))]
+pub async fn module(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let digest = path.into_inner();
+    let (bytes, owners) = state
+        .db(move |connection| policies::module(connection, &digest)?.ok_or_else(|| ApiError::not_found("no such policy")))
+        .await?;
+    let allowed = owners.iter().any(|(hub, _)| authorize(&caller, Action::ReadHubPolicies { hub }).is_ok());
+    if !allowed {
+        return Err(ApiError::not_found("no such policy"));
+    }
+    Ok(HttpResponse::Ok().content_type("application/wasm").body(bytes))
+}
+
+/// Re-executes every policy decision behind a contract against the stored modules and the stored
+/// inputs, and says, decision by decision, whether the output is the same (regulators).
+#[utoipa::path(post, path = "/v1/audit/contracts/{id}/replay", tag = "audit", params(("id" = Uuid, Path)),
+    security(("bearer" = [])), responses((status = 200, body = ReplayReport), (status = 404, body = ErrorBody)))]
+pub async fn replay(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    authorize(&caller, Action::ReadAuditLog)?;
+    let id = path.into_inner();
+    let contract = state
+        .db(move |connection| orders::contract(connection, id)?.ok_or_else(|| ApiError::not_found("no such contract")))
+        .await?;
+    let records: Vec<DecisionRecord> = serde_json::from_value(contract.decisions.clone()).map_err(ApiError::internal)?;
+    let mut decisions = Vec::with_capacity(records.len());
+    for record in records {
+        let kind = PolicyKind::parse(&record.kind).ok_or_else(|| ApiError::internal("recorded kind"))?;
+        let input: PolicyInput = serde_json::from_str(&record.input).map_err(ApiError::internal)?;
+        let policy = compiled(&state, &record.policy_digest, kind).await?;
+        let host = state.policy_host.clone();
+        let evaluation = state.blocking(move || Ok(host.evaluate(&policy, &input))).await?;
+        let replayed = match &evaluation.output {
+            Ok(output) => output.canonical(),
+            Err(fault) => fault_json(fault),
+        };
+        decisions.push(ReplayedDecision {
+            matches: replayed == record.output,
+            policy_digest: record.policy_digest,
+            kind: record.kind,
+            recorded: record.output,
+            replayed,
+        });
+    }
+    Ok(ok(&ReplayReport { decisions }))
+}

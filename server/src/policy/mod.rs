@@ -1,0 +1,369 @@
+//! The policy host: runs the hubs' WebAssembly policies in a sandbox. Knows wasmtime; knows
+//! nothing of HTTP or the database.
+//!
+//! One [`wasmtime::Engine`] (pooling allocator, fuel, epoch interruption); each uploaded module is
+//! validated and compiled once into an `InstancePre` ([`Compiled`]), cached by digest; every
+//! evaluation gets a fresh `Store` with a fuel budget, a memory cap and a wall-clock deadline,
+//! and nothing survives between evaluations. Policies may import nothing. Every failure is
+//! classified ([`Fault`]) and fails closed: the caller treats it as "no trade".
+
+pub mod input;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+pub use input::{PolicyInput, PolicyOutput};
+
+mod bindings {
+    pub mod pricing {
+        wasmtime::component::bindgen!({ world: "pricing", path: "../policies/wit" });
+    }
+    pub mod compliance {
+        wasmtime::component::bindgen!({
+            world: "compliance",
+            path: "../policies/wit",
+            with: { "suanli:policy/types": super::pricing::suanli::policy::types },
+        });
+    }
+}
+
+pub use bindings::pricing::suanli::policy::types as wit;
+
+/// What a policy decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    Pricing,
+    Compliance,
+}
+
+impl PolicyKind {
+    /// The snake_case name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PolicyKind::Pricing => "pricing",
+            PolicyKind::Compliance => "compliance",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "pricing" => Some(PolicyKind::Pricing),
+            "compliance" => Some(PolicyKind::Compliance),
+            _ => None,
+        }
+    }
+}
+
+/// Limits of the sandbox, all configurable.
+#[derive(Debug, Clone, Copy)]
+pub struct SandboxLimits {
+    /// Fuel for one evaluation (≈ 23 million per millisecond of guest time on this machine).
+    pub fuel_max: u64,
+    /// Linear memory one evaluation may use.
+    pub memory_bytes_max: usize,
+    /// Wall-clock time one evaluation may take.
+    pub deadline_ms: u64,
+    /// Largest answer (sum of its strings) accepted.
+    pub output_bytes_max: usize,
+    /// Largest module accepted at upload.
+    pub module_bytes_max: usize,
+    /// Longest compilation accepted at upload.
+    pub compile_ms_max: u64,
+    /// Evaluations that may run at once (pooling allocator slots).
+    pub concurrent_evaluations_max: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            fuel_max: 50_000_000,
+            memory_bytes_max: 16 << 20,
+            deadline_ms: 50,
+            output_bytes_max: 4096,
+            module_bytes_max: 4 << 20,
+            compile_ms_max: 10_000,
+            concurrent_evaluations_max: 16,
+        }
+    }
+}
+
+/// Why an upload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("the module is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("not a WebAssembly component, nor a core module carrying a component type section: {0}")]
+    NotAComponent(String),
+    #[error("the policy imports `{0}`; policies may import nothing")]
+    Imports(String),
+    #[error("the policy does not export the `{0}` world of suanli:policy: {1}")]
+    WrongWorld(&'static str, String),
+    #[error("compiling took longer than {0} ms")]
+    CompileTimeout(u64),
+    #[error("compilation failed: {0}")]
+    Compile(String),
+}
+
+/// Why an evaluation produced no decision. Every fault fails closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    #[error("out of fuel")]
+    OutOfFuel,
+    #[error("wall-clock deadline passed")]
+    Deadline,
+    #[error("memory limit reached")]
+    Memory,
+    #[error("stack overflow")]
+    StackOverflow,
+    #[error("trap: {0}")]
+    Trap(String),
+    #[error("bad output: {0}")]
+    BadOutput(String),
+    #[error("output larger than {0} bytes")]
+    OversizedOutput(usize),
+    #[error("quote below the ask")]
+    PriceBelowAsk,
+    #[error("the sandbox could not start: {0}")]
+    Instantiate(String),
+}
+
+impl Fault {
+    /// A short snake_case class, for metrics and records.
+    pub fn class(&self) -> &'static str {
+        match self {
+            Fault::OutOfFuel => "out_of_fuel",
+            Fault::Deadline => "deadline",
+            Fault::Memory => "memory",
+            Fault::StackOverflow => "stack_overflow",
+            Fault::Trap(_) => "trap",
+            Fault::BadOutput(_) => "bad_output",
+            Fault::OversizedOutput(_) => "oversized_output",
+            Fault::PriceBelowAsk => "price_below_ask",
+            Fault::Instantiate(_) => "instantiate",
+        }
+    }
+}
+
+/// One evaluation's result, with the fuel it used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub output: Result<PolicyOutput, Fault>,
+    pub fuel_used: u64,
+}
+
+enum Pre {
+    Pricing(bindings::pricing::PricingPre<Sandbox>),
+    Compliance(bindings::compliance::CompliancePre<Sandbox>),
+}
+
+/// A validated, compiled policy, ready to instantiate many times.
+pub struct Compiled {
+    pub digest: String,
+    pub kind: PolicyKind,
+    pre: Pre,
+}
+
+/// The per-evaluation state: only the memory limiter.
+struct Sandbox {
+    memory_bytes_max: usize,
+    memory_exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for Sandbox {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes_max {
+            self.memory_exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The sandbox: one engine for every policy.
+pub struct PolicyHost {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    limits: SandboxLimits,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for PolicyHost {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// SHA-256 of a module, lowercase hex: its content address.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl PolicyHost {
+    /// An engine with the pooling allocator sized for `limits`, fuel metering and an epoch
+    /// ticker (one tick per millisecond) for deadlines.
+    pub fn new(limits: SandboxLimits) -> anyhow::Result<Arc<Self>> {
+        let mut pooling = wasmtime::PoolingAllocationConfig::default();
+        let slots = limits.concurrent_evaluations_max.max(1);
+        pooling.total_component_instances(slots);
+        pooling.total_core_instances(slots * 4);
+        pooling.total_memories(slots * 2);
+        pooling.total_tables(slots * 2);
+        pooling.max_memory_size(limits.memory_bytes_max.max(1 << 16));
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(512 * 1024);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
+        let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("Failed to create the policy engine: {error}"))?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticking, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new().name("suanli-policy-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+                ticking.increment_epoch();
+            }
+        })?;
+        let mut linker = Linker::new(&engine);
+        linker
+            .instance(TYPES_INTERFACE_VERSIONED)
+            .map_err(|error| anyhow::anyhow!("Failed to provide the type interface: {error}"))?;
+        Ok(Arc::new(PolicyHost { linker, engine, limits, stop_ticker }))
+    }
+
+    /// The limits this host enforces.
+    pub fn limits(&self) -> SandboxLimits {
+        self.limits
+    }
+
+    /// Validates and compiles an uploaded module: size, form (a component, or a core module with
+    /// wit-bindgen's type section, which is wrapped here), no imports, the expected world, and a
+    /// bounded compile time. Returns the component's bytes (what is stored) and the compiled policy.
+    pub fn prepare_upload(self: &Arc<Self>, kind: PolicyKind, bytes: &[u8]) -> Result<(Vec<u8>, Arc<Compiled>), UploadError> {
+        if bytes.len() > self.limits.module_bytes_max {
+            return Err(UploadError::TooLarge(self.limits.module_bytes_max));
+        }
+        let component_bytes = if wasmparser::Parser::is_component(bytes) {
+            bytes.to_vec()
+        } else if wasmparser::Parser::is_core_wasm(bytes) {
+            if !carries_component_type(bytes) {
+                return Err(UploadError::NotAComponent("a core module without wit-bindgen's component-type section".into()));
+            }
+            wit_component::ComponentEncoder::default()
+                .module(bytes)
+                .and_then(|encoder| encoder.validate(true).encode())
+                .map_err(|error| UploadError::NotAComponent(format!("{error:#}")))?
+        } else {
+            return Err(UploadError::NotAComponent("no WebAssembly header".into()));
+        };
+        let compiled = self.compile(kind, &component_bytes)?;
+        Ok((component_bytes, compiled))
+    }
+
+    /// Compiles a stored component (already validated once) under the compile time bound.
+    pub fn compile(self: &Arc<Self>, kind: PolicyKind, component_bytes: &[u8]) -> Result<Arc<Compiled>, UploadError> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let (engine, owned) = (self.engine.clone(), component_bytes.to_vec());
+        std::thread::spawn(move || {
+            let _ = sender.send(Component::new(&engine, &owned));
+        });
+        let component = match receiver.recv_timeout(Duration::from_millis(self.limits.compile_ms_max)) {
+            Ok(Ok(component)) => component,
+            Ok(Err(error)) => return Err(UploadError::Compile(format!("{error:#}"))),
+            Err(_) => return Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
+        };
+        // The only import allowed is the WIT package's own type-only interface: it carries record
+        // and enum definitions, no function, so the host provides it empty.
+        for (name, item) in component.component_type().imports(&self.engine) {
+            let types_only = match item.ty {
+                ComponentItem::ComponentInstance(instance) => {
+                    instance.exports(&self.engine).all(|(_, export)| matches!(export.ty, ComponentItem::Type(_)))
+                }
+                _ => false,
+            };
+            if !(types_only && name.starts_with(TYPES_INTERFACE)) {
+                return Err(UploadError::Imports(name.to_owned()));
+            }
+        }
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|error| UploadError::Compile(format!("{error:#}")))?;
+        let pre = match kind {
+            PolicyKind::Pricing => Pre::Pricing(
+                bindings::pricing::PricingPre::new(instance_pre)
+                    .map_err(|error| UploadError::WrongWorld("pricing", format!("{error:#}")))?,
+            ),
+            PolicyKind::Compliance => Pre::Compliance(
+                bindings::compliance::CompliancePre::new(instance_pre)
+                    .map_err(|error| UploadError::WrongWorld("compliance", format!("{error:#}")))?,
+            ),
+        };
+        Ok(Arc::new(Compiled { digest: digest(component_bytes), kind, pre }))
+    }
+
+    /// Runs one evaluation in a fresh instance under every limit.
+    pub fn evaluate(&self, policy: &Compiled, input: &PolicyInput) -> Evaluation {
+        let mut store = Store::new(
+            &self.engine,
+            Sandbox { memory_bytes_max: self.limits.memory_bytes_max, memory_exceeded: false },
+        );
+        store.limiter(|sandbox| sandbox);
+        if store.set_fuel(self.limits.fuel_max).is_err() {
+            return Evaluation { output: Err(Fault::Instantiate("fuel".into())), fuel_used: 0 };
+        }
+        store.set_epoch_deadline(self.limits.deadline_ms.max(1));
+        store.epoch_deadline_trap();
+        let wit_input = input.to_wit();
+        let result = match &policy.pre {
+            Pre::Pricing(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|instance| instance.call_price(&mut store, &wit_input))
+                .map(|answer| PolicyOutput::from_pricing(answer, self.limits.output_bytes_max)),
+            Pre::Compliance(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|instance| instance.call_check(&mut store, &wit_input))
+                .map(|answer| PolicyOutput::from_compliance(answer, self.limits.output_bytes_max)),
+        };
+        let fuel_used = self.limits.fuel_max.saturating_sub(store.get_fuel().unwrap_or(0));
+        let output = match result {
+            Ok(output) => output,
+            Err(error) => Err(classify(&error, store.data().memory_exceeded)),
+        };
+        Evaluation { output, fuel_used }
+    }
+}
+
+/// The WIT package's type-only interface, the one thing a policy may import.
+const TYPES_INTERFACE: &str = "suanli:policy/types@";
+const TYPES_INTERFACE_VERSIONED: &str = "suanli:policy/types@0.1.0";
+
+/// Whether a core module carries a `component-type` custom section (wit-bindgen puts one there).
+fn carries_component_type(bytes: &[u8]) -> bool {
+    wasmparser::Parser::new(0).parse_all(bytes).any(|payload| {
+        matches!(payload, Ok(wasmparser::Payload::CustomSection(section)) if section.name().starts_with("component-type"))
+    })
+}
+
+fn classify(error: &wasmtime::Error, memory_exceeded: bool) -> Fault {
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Fault::OutOfFuel,
+        Some(Trap::Interrupt) => Fault::Deadline,
+        Some(Trap::StackOverflow) => Fault::StackOverflow,
+        _ if memory_exceeded => Fault::Memory,
+        Some(trap) => Fault::Trap(trap.to_string()),
+        None => Fault::Trap(format!("{error:#}")),
+    }
+}

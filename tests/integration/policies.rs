@@ -1,0 +1,260 @@
+//! Hub policies in the WebAssembly sandbox: hostile modules contained, uploads validated, and
+//! active policies pricing and screening real matches, with decision records that replay.
+
+use std::sync::Arc;
+
+use suanli_sdk::{DataClass, DryRunRequest, NewParticipant, ParticipantKind};
+use suanli_server::policy::{Fault, PolicyHost, PolicyKind, PolicyOutput, SandboxLimits};
+use suanli_tests::{TestExchange, new_bid, new_offer, policy_component, window};
+
+const SKU: &str = "ai.metax-c500";
+
+/// A policy input for the host, made the way matching makes one.
+fn input(mode: Option<&str>) -> suanli_server::policy::PolicyInput {
+    let mut offer = new_offer("zhongwei", SKU, 2, window(1, 10), "10");
+    if let Some(mode) = mode {
+        offer.attributes = Some(serde_json::json!({"mode": mode}).as_object().unwrap().clone());
+    }
+    serde_json::from_value(serde_json::json!({
+        "offer": {"id": "o", "provider": "p", "cluster": "zhongwei", "hub": "nx", "sku": SKU, "sku_class": "intelligent",
+                  "quantity": 2, "window_start": 0, "window_end": 36000, "ask_price": "10", "green_share": 60,
+                  "attributes": offer.attributes.map(|a| a.into_iter().map(|(k, v)| (k, v.as_str().unwrap().to_owned())).collect::<Vec<_>>()).unwrap_or_default()},
+        "bid": {"id": "b", "buyer": "u", "skus": [SKU], "quantity": 1, "window_start": 3600, "window_end": 7200,
+                "limit_price": "14", "data_origin": null, "max_latency_ms": null, "min_green_share": 0, "data_class": "general"},
+        "offer_hub": {"code": "nx", "tier": "west", "region": "west", "renewable_share": 50, "carbon_g_per_kwh": 480, "pue": "1.2"},
+        "origin_hub": null, "maker": "offer", "hours": 1, "units": 1, "latency_ms": null
+    }))
+    .unwrap()
+}
+
+#[test]
+fn hostile_policies_are_contained_and_classified_and_the_next_evaluation_succeeds() {
+    let host = PolicyHost::new(SandboxLimits::default()).unwrap();
+    let (_, hostile) = host.prepare_upload(PolicyKind::Pricing, &policy_component("hostile")).unwrap();
+    let (_, good) = host.prepare_upload(PolicyKind::Pricing, &policy_component("west-green-pricing")).unwrap();
+    let cases = [
+        ("loop", Fault::OutOfFuel),
+        ("memory", Fault::Memory),
+        ("recursion", Fault::StackOverflow),
+        ("garbage", Fault::BadOutput(String::new())),
+        ("oversized", Fault::OversizedOutput(4096)),
+        ("trap", Fault::Trap(String::new())),
+    ];
+    for (mode, expected) in cases {
+        let evaluation = host.evaluate(&hostile, &input(Some(mode)));
+        let fault = evaluation.output.expect_err(mode);
+        assert_eq!(fault.class(), expected.class(), "{mode}: {fault}");
+        // The engine stays healthy: a good policy answers right after.
+        let next = host.evaluate(&good, &input(None));
+        assert!(matches!(next.output, Ok(PolicyOutput::Quote { .. })), "after {mode}: {next:?}");
+    }
+    let quiet = host.evaluate(&hostile, &input(None));
+    assert_eq!(quiet.output, Ok(PolicyOutput::Quote { unit_price: "10".into(), levy_bps: 0 }));
+    assert!(quiet.fuel_used > 0);
+
+    // With fuel to spare, the wall-clock deadline stops the loop.
+    let patient = PolicyHost::new(SandboxLimits { fuel_max: u64::MAX / 4, deadline_ms: 20, ..SandboxLimits::default() }).unwrap();
+    let (_, hostile) = patient.prepare_upload(PolicyKind::Pricing, &policy_component("hostile")).unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(patient.evaluate(&hostile, &input(Some("loop"))).output, Err(Fault::Deadline));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn evaluations_are_pure_functions_of_module_and_input() {
+    let host: Arc<PolicyHost> = PolicyHost::new(SandboxLimits::default()).unwrap();
+    let (_, policy) = host.prepare_upload(PolicyKind::Pricing, &policy_component("east-peak-pricing")).unwrap();
+    let first = host.evaluate(&policy, &input(None));
+    for _ in 0..20 {
+        assert_eq!(host.evaluate(&policy, &input(None)), first);
+    }
+}
+
+async fn upload(client: &suanli_sdk::Client, hub: &str, kind: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+    let response = client
+        .request(reqwest::Method::POST, &format!("/v1/hubs/{hub}/policies?kind={kind}"))
+        .header("Content-Type", "application/wasm")
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
+}
+
+async fn operator(exchange: &TestExchange, hub: &str) -> suanli_sdk::Client {
+    let new = NewParticipant { name: format!("{hub} operator"), kind: ParticipantKind::HubOperator, provider_type: None, hub: Some(hub.into()) };
+    exchange.participant_from(&new).await.1
+}
+
+#[actix_web::test]
+async fn uploads_that_are_not_clean_policies_are_refused() {
+    let exchange = TestExchange::start_with(|config| config.policy_module_bytes_max = 200_000).await;
+    let ningxia = operator(&exchange, "nx").await;
+    let imports_wasi = wat::parse_str(r#"(component (import "wasi:clocks/wall-clock@0.2.0" (instance)))"#).unwrap();
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        ("imports", "pricing", imports_wasi, 422, "policy_imports"),
+        ("core module without types", "pricing", wat::parse_str("(module)").unwrap(), 400, "invalid_module"),
+        ("not wasm", "pricing", b"#!/bin/sh\necho hi\n".to_vec(), 400, "invalid_module"),
+        ("too large", "pricing", vec![0u8; 300_000], 413, "module_too_large"),
+        ("wrong world", "compliance", policy_component("east-peak-pricing"), 422, "wrong_world"),
+        ("unknown kind", "surcharge", policy_component("east-peak-pricing"), 400, "invalid_query"),
+    ];
+    for (what, kind, bytes, status, code) in cases {
+        let (got_status, body) = upload(&ningxia, "nx", kind, bytes).await;
+        assert_eq!((got_status, body["code"].as_str().unwrap()), (status, code), "{what}: {body}");
+    }
+    assert_eq!(exchange.count("SELECT count(*) FROM policy_modules"), 0);
+    assert_eq!(exchange.anonymous.healthz().await.unwrap().status, "ok");
+}
+
+#[actix_web::test]
+async fn an_operator_uploads_dry_runs_and_activates_a_policy_and_prices_change() {
+    let exchange = TestExchange::start().await;
+    let ningxia = operator(&exchange, "nx").await;
+    let beijing = operator(&exchange, "bth").await;
+    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Ningxia Cloud").await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+
+    let (status, stored) = upload(&ningxia, "nx", "pricing", policy_component("west-green-pricing")).await;
+    assert_eq!(status, 201, "{stored}");
+    assert_eq!(stored["status"], "stored");
+    let digest = stored["digest"].as_str().unwrap().to_owned();
+    assert_eq!(digest.len(), 64);
+    // Another hub's operator may not touch it; a regulator may look.
+    assert_eq!(upload(&beijing, "nx", "pricing", policy_component("west-green-pricing")).await.0, 403);
+    let activate_path = format!("/v1/hubs/nx/policies/{digest}/activate");
+    assert_eq!(beijing.request(reqwest::Method::POST, &activate_path).send().await.unwrap().status(), 403);
+    let listed: Vec<suanli_sdk::PolicySummary> =
+        regulator.request(reqwest::Method::GET, "/v1/hubs/nx/policies").send().await.unwrap().json().await.unwrap();
+    assert_eq!((listed.len(), listed[0].status.as_str()), (1, "stored"));
+    let module = regulator.request(reqwest::Method::GET, &format!("/v1/policies/{digest}/module")).send().await.unwrap();
+    assert_eq!(module.bytes().await.unwrap().to_vec(), policy_component("west-green-pricing"));
+
+    // A dry run prices without activating: spread 4, green 60 % → 10 + 2 × (1 - 0.3) = 11.4
+    // (a window of more than a day is never all-night, so no night discount applies).
+    let mut offer = new_offer("zhongwei", SKU, 2, window(1, 40), "10");
+    offer.green_share = 60;
+    let bid = new_bid(SKU, 1, window(2, 25), "14");
+    let dry_run = DryRunRequest { offer: offer.clone(), bid: bid.clone(), maker: None };
+    let decision: suanli_sdk::PolicyDecision = ningxia
+        .request(reqwest::Method::POST, &format!("/v1/hubs/nx/policies/{digest}/dry-run"))
+        .json(&dry_run)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(decision.decision.as_ref().unwrap()["unit_price"], "11.4", "{decision:?}");
+    assert!(decision.fuel_used > 0);
+
+    // Before activation the built-in rule prices at the ask.
+    provider.place_offer(&offer).await.unwrap();
+    let before = buyer.place_bid(&bid).await.unwrap();
+    assert_eq!((before.contracts[0].unit_price.to_string(), before.contracts[0].decisions.len()), ("10".into(), 0));
+
+    let activated: suanli_sdk::PolicySummary =
+        ningxia.request(reqwest::Method::POST, &activate_path).send().await.unwrap().json().await.unwrap();
+    assert_eq!(activated.status, "active");
+    let mut second = bid.clone();
+    second.idempotency_key = "second".into();
+    let after = buyer.place_bid(&second).await.unwrap();
+    let contract = &after.contracts[0];
+    assert_eq!((contract.unit_price.to_string(), contract.levy_bps), ("11.4".into(), 50));
+    assert_eq!(contract.decisions.len(), 1);
+    assert_eq!(contract.decisions[0]["policy_digest"], digest.as_str());
+    assert_eq!(contract.decisions[0]["kind"], "pricing");
+
+    let replay: suanli_sdk::ReplayReport = regulator
+        .request(reqwest::Method::POST, &format!("/v1/audit/contracts/{}/replay", contract.id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay.decisions.len(), 1);
+    assert!(replay.decisions.iter().all(|decision| decision.matches), "{replay:?}");
+    for kind in ["policy_uploaded", "policy_activated"] {
+        assert_eq!(exchange.count(&format!("SELECT count(*) FROM audit_log WHERE kind = '{kind}'")), 1, "{kind}");
+    }
+}
+
+#[actix_web::test]
+async fn a_residency_policy_keeps_important_data_in_its_region() {
+    let exchange = TestExchange::start().await;
+    let beijing = operator(&exchange, "bth").await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, buyer) = exchange.funded_buyer("Beijing lab", "10000").await;
+    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, stored) = upload(&beijing, "bth", "compliance", policy_component("data-residency")).await;
+    let digest = stored["digest"].as_str().unwrap();
+    beijing.request(reqwest::Method::POST, &format!("/v1/hubs/bth/policies/{digest}/activate")).send().await.unwrap();
+
+    // Ningxia (west region) is cheaper than Inner Mongolia (north region, like Beijing).
+    provider.place_offer(&new_offer("zhongwei", SKU, 2, window(1, 10), "5")).await.unwrap();
+    provider.place_offer(&new_offer("helinger", SKU, 2, window(1, 10), "8")).await.unwrap();
+    let mut bid = new_bid(SKU, 1, window(2, 2), "10");
+    bid.data_origin = Some("bth".into());
+    bid.data_class = Some(DataClass::Important);
+    let placed = buyer.place_bid(&bid).await.unwrap();
+    assert_eq!(placed.contracts.len(), 1);
+    assert_eq!(placed.contracts[0].hub, "nmg", "important data stays in the north");
+    assert_eq!(placed.contracts[0].decisions[0]["kind"], "compliance");
+
+    // General data from the same origin may go west, to the cheaper offer.
+    let mut general = bid.clone();
+    general.idempotency_key = "general".into();
+    general.data_class = Some(DataClass::General);
+    assert_eq!(buyer.place_bid(&general).await.unwrap().contracts[0].hub, "nx");
+
+    let replay: suanli_sdk::ReplayReport = regulator
+        .request(reqwest::Method::POST, &format!("/v1/audit/contracts/{}/replay", placed.contracts[0].id))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!replay.decisions.is_empty() && replay.decisions.iter().all(|d| d.matches), "{replay:?}");
+}
+
+#[actix_web::test]
+async fn a_faulting_policy_fails_closed_and_is_recorded() {
+    let exchange = TestExchange::start().await;
+    let ningxia = operator(&exchange, "nx").await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+    let (_, stored) = upload(&ningxia, "nx", "pricing", policy_component("hostile")).await;
+    let digest = stored["digest"].as_str().unwrap();
+    ningxia.request(reqwest::Method::POST, &format!("/v1/hubs/nx/policies/{digest}/activate")).send().await.unwrap();
+
+    for mode in ["loop", "below-ask"] {
+        let mut offer = new_offer("zhongwei", SKU, 1, window(1, 10), "10");
+        offer.attributes = Some(serde_json::json!({"mode": mode}).as_object().unwrap().clone());
+        provider.place_offer(&offer).await.unwrap();
+    }
+    let placed = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "12")).await.unwrap();
+    assert!(placed.contracts.is_empty(), "no trade with a faulting policy");
+    let classes: Vec<String> = {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Class {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            class: String,
+        }
+        diesel::sql_query("SELECT class FROM policy_faults ORDER BY class")
+            .load::<Class>(&mut exchange.sql())
+            .unwrap()
+            .into_iter()
+            .map(|row| row.class)
+            .collect()
+    };
+    assert_eq!(classes, ["out_of_fuel", "price_below_ask"]);
+    // The bid rests; a well-behaved offer in the same hub still trades with it.
+    let good = provider.place_offer(&new_offer("zhongwei", SKU, 1, window(1, 10), "10")).await.unwrap();
+    assert_eq!(good.contracts.len(), 1);
+    assert_eq!(good.contracts[0].bid_id, placed.bid.id);
+    assert_eq!(exchange.anonymous.readyz().await.unwrap().status, "ready");
+}

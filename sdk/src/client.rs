@@ -9,6 +9,9 @@ use crate::audit::ChainVerifier;
 use crate::error::Error;
 use crate::types::*;
 
+/// Attempts of a retried request, the first included.
+const RETRY_ATTEMPTS_MAX: u32 = 4;
+
 /// A connection to one exchange, optionally authenticated with a bearer token.
 ///
 /// Cloning is cheap and shares the connection pool.
@@ -66,8 +69,33 @@ impl Client {
         decode(response).await
     }
 
+    /// Sends a request whose repetition is harmless (a read, or a create that carries an
+    /// idempotency key in its body), retrying transient failures: no connection, a connection cut
+    /// before the answer arrived, 502 and 503. The body (and so its idempotency key) is the same
+    /// on every attempt; a 4xx is never retried.
+    async fn send_retrying<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, Error> {
+        let mut attempt = 0;
+        loop {
+            let Some(this_attempt) = builder.try_clone() else { return self.send(builder).await };
+            attempt += 1;
+            let last = attempt >= RETRY_ATTEMPTS_MAX;
+            match this_attempt.send().await {
+                Ok(response) if !last && matches!(response.status().as_u16(), 502 | 503) => {}
+                Ok(response) => return decode(response).await,
+                Err(error) if !last && (error.is_connect() || error.is_request()) => {}
+                Err(error) => return Err(error.into()),
+            }
+            // Back off a little before the next attempt: 50 ms, 100 ms, 200 ms…
+            tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+        }
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
-        self.send(self.request(Method::GET, path)).await
+        self.send_retrying(self.request(Method::GET, path)).await
+    }
+
+    async fn post_idempotent<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Error> {
+        self.send_retrying(self.request(Method::POST, path).json(body)).await
     }
 
     async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Error> {
@@ -117,7 +145,7 @@ impl Client {
     /// `POST /v1/participants/{id}/deposits` (admin): credits a buyer. Retrying with the same
     /// `idempotency_key` returns the first deposit and credits nothing more.
     pub async fn deposit(&self, participant: Uuid, deposit: &NewDeposit) -> Result<Deposit, Error> {
-        self.post(&format!("/v1/participants/{participant}/deposits"), deposit).await
+        self.post_idempotent(&format!("/v1/participants/{participant}/deposits"), deposit).await
     }
 
     /// `GET /v1/accounts/me`: the caller's available and held money.
@@ -127,7 +155,7 @@ impl Client {
 
     /// `POST /v1/offers` (provider): lists capacity; the answer carries the contracts made at once.
     pub async fn place_offer(&self, offer: &NewOffer) -> Result<PlacedOffer, Error> {
-        self.post("/v1/offers", offer).await
+        self.post_idempotent("/v1/offers", offer).await
     }
 
     /// `GET /v1/offers/{id}`.
@@ -138,7 +166,7 @@ impl Client {
     /// `GET /v1/offers`: one page of the caller's offers (a regulator's: everyone's), newest first.
     pub async fn offers(&self, status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Result<Page<Offer>, Error> {
         let builder = self.request(Method::GET, "/v1/offers").query(&list_query(status, cursor, limit));
-        self.send(builder).await
+        self.send_retrying(builder).await
     }
 
     /// `DELETE /v1/offers/{id}`: cancels the unfilled part.
@@ -148,7 +176,7 @@ impl Client {
 
     /// `POST /v1/bids` (buyer): holds the money, matches at once, rests the rest (GTC/GTD).
     pub async fn place_bid(&self, bid: &NewBid) -> Result<PlacedBid, Error> {
-        self.post("/v1/bids", bid).await
+        self.post_idempotent("/v1/bids", bid).await
     }
 
     /// `GET /v1/bids/{id}`.
@@ -159,7 +187,7 @@ impl Client {
     /// `GET /v1/bids`: one page of the caller's bids (a regulator's: everyone's), newest first.
     pub async fn bids(&self, status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Result<Page<Bid>, Error> {
         let builder = self.request(Method::GET, "/v1/bids").query(&list_query(status, cursor, limit));
-        self.send(builder).await
+        self.send_retrying(builder).await
     }
 
     /// `DELETE /v1/bids/{id}`: cancels the unfilled part and releases its hold.
@@ -190,7 +218,7 @@ impl Client {
     /// `POST /v1/contracts/{id}/delivery` (the contract's provider): reports delivery and settles.
     /// Retrying with the same `idempotency_key` returns the same settlement.
     pub async fn report_delivery(&self, contract: Uuid, delivery: &NewDelivery) -> Result<Settlement, Error> {
-        self.post(&format!("/v1/contracts/{contract}/delivery"), delivery).await
+        self.post_idempotent(&format!("/v1/contracts/{contract}/delivery"), delivery).await
     }
 
     /// `GET /v1/audit/contracts` (regulator): contracts with their settlements, newest first.
@@ -230,6 +258,45 @@ impl Client {
     /// `GET /v1/audit/stats` (regulator).
     pub async fn audit_stats(&self, filter: &AuditFilter) -> Result<Stats, Error> {
         self.send(self.request(Method::GET, "/v1/audit/stats").query(&filter.query())).await
+    }
+
+    /// `POST /v1/hubs/{hub}/policies?kind=` (that hub's operator): uploads a policy module.
+    pub async fn upload_policy(&self, hub: &str, kind: &str, module: Vec<u8>) -> Result<PolicySummary, Error> {
+        let builder = self
+            .request(Method::POST, &format!("/v1/hubs/{hub}/policies"))
+            .query(&[("kind", kind)])
+            .header(reqwest::header::CONTENT_TYPE, "application/wasm")
+            .body(module);
+        self.send(builder).await
+    }
+
+    /// `GET /v1/hubs/{hub}/policies`: every stored version, with which is active.
+    pub async fn policies(&self, hub: &str) -> Result<Vec<PolicySummary>, Error> {
+        self.get(&format!("/v1/hubs/{hub}/policies")).await
+    }
+
+    /// `POST /v1/hubs/{hub}/policies/{digest}/activate`.
+    pub async fn activate_policy(&self, hub: &str, digest: &str) -> Result<PolicySummary, Error> {
+        self.send(self.request(Method::POST, &format!("/v1/hubs/{hub}/policies/{digest}/activate"))).await
+    }
+
+    /// `POST /v1/hubs/{hub}/policies/{digest}/dry-run`: evaluates without activating.
+    pub async fn dry_run_policy(&self, hub: &str, digest: &str, request: &DryRunRequest) -> Result<PolicyDecision, Error> {
+        self.post(&format!("/v1/hubs/{hub}/policies/{digest}/dry-run"), request).await
+    }
+
+    /// `GET /v1/policies/{digest}/module`: the stored bytes.
+    pub async fn policy_module(&self, digest: &str) -> Result<Vec<u8>, Error> {
+        let response = self.request(Method::GET, &format!("/v1/policies/{digest}/module")).send().await?;
+        if !response.status().is_success() {
+            return decode::<Vec<u8>>(response).await;
+        }
+        Ok(response.bytes().await?.to_vec())
+    }
+
+    /// `POST /v1/audit/contracts/{id}/replay` (regulator): re-executes a contract's decisions.
+    pub async fn replay_contract(&self, contract: Uuid) -> Result<ReplayReport, Error> {
+        self.send(self.request(Method::POST, &format!("/v1/audit/contracts/{contract}/replay"))).await
     }
 
     /// `GET /v1/market/book`: resting orders aggregated by price.

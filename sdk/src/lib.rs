@@ -10,6 +10,24 @@
 //!   that recomputes it from downloaded entries.
 //!
 //! The sdk depends on neither diesel, actix-web nor wasmtime, so that clients stay light.
+//!
+//! # Idempotency and retries
+//! Every create carries an `idempotency_key` in its body: make one per logical request (for
+//! example `uuid::Uuid::new_v4().to_string()`) and keep it. The client retries reads and keyed
+//! creates on transient failures (no connection, a connection cut before the answer, 502, 503)
+//! with the same body, so the same key; the server answers a repeat with the original. A 4xx is
+//! never retried.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), suanli_sdk::Error> {
+//! let exchange = suanli_sdk::Client::new("http://127.0.0.1:8080");
+//! let buyer = exchange.login("sk_…").await?;
+//! let hubs = exchange.hubs().await?;
+//! let account = buyer.account().await?;
+//! println!("{} hubs; {} CNY available", hubs.len(), account.available);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod audit;
 pub mod client;

@@ -4,12 +4,14 @@
 mod audit;
 mod auth;
 mod bad_input;
+mod cli;
 mod crash;
 mod money;
 mod orders;
 mod participants;
 mod policies;
 mod public;
+mod retry;
 mod settlement;
 
 use suanli_sdk::Error;

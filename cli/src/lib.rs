@@ -1,0 +1,830 @@
+//! `suanli`: the exchange from the command line, for every role. Tables for people, `--json` for
+//! scripts, a progress bar on long work, and errors as one line with a non-zero exit code.
+//!
+//! `suanli login --api-key KEY` keeps a token in `~/.config/suanli/config.json` (mode 0600, or
+//! `$SUANLI_CONFIG`); every other command uses it.
+
+mod table;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use suanli_sdk::{
+    AuditFilter, Client, DataClass, DryRunRequest, ExportFormat, NewBid, NewDelivery, NewOffer, OrderStatus,
+    TimeInForce, Window,
+};
+use uuid::Uuid;
+
+use table::Table;
+
+#[derive(Parser)]
+#[command(name = "suanli", version, about = "The Suanli compute exchange from the command line")]
+struct Cli {
+    /// The exchange's address.
+    #[arg(long, global = true, env = "SUANLI_URL")]
+    url: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Where the login is kept.
+    #[arg(long, global = true, env = "SUANLI_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Exchanges an API key for a token and keeps it.
+    Login {
+        #[arg(long, env = "SUANLI_API_KEY", hide_env_values = true)]
+        api_key: String,
+    },
+    /// Who the kept token speaks for.
+    Whoami,
+    /// The national hubs.
+    Hubs,
+    /// The tradable SKUs.
+    Skus,
+    /// Your money.
+    Balance,
+    /// Offers (providers).
+    #[command(subcommand)]
+    Offers(Offers),
+    /// Bids (buyers).
+    #[command(subcommand)]
+    Bids(Bids),
+    /// Contracts.
+    #[command(subcommand)]
+    Contracts(Contracts),
+    /// Hub policies (hub operators).
+    #[command(subcommand)]
+    Policy(Policy),
+    /// The audit log and the regulator's view.
+    #[command(subcommand)]
+    Audit(Audit),
+    /// Public market data.
+    #[command(subcommand)]
+    Market(Market),
+}
+
+#[derive(Subcommand)]
+enum Offers {
+    /// Lists capacity.
+    Create {
+        #[arg(long)]
+        cluster: String,
+        #[arg(long)]
+        sku: String,
+        #[arg(long)]
+        quantity: u32,
+        /// Window start, RFC 3339 on the hour.
+        #[arg(long)]
+        start: DateTime<Utc>,
+        #[arg(long)]
+        end: DateTime<Utc>,
+        /// CNY per unit-hour.
+        #[arg(long)]
+        ask: Decimal,
+        /// Renewable share, percent.
+        #[arg(long, default_value_t = 0)]
+        green_share: u8,
+        /// Free-form attributes, `key=value`, repeatable.
+        #[arg(long = "attribute")]
+        attributes: Vec<String>,
+        /// Reuse a key to retry safely; one is made up otherwise.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show {
+        id: Uuid,
+    },
+    Cancel {
+        id: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bids {
+    /// Bids for capacity.
+    Place {
+        /// Acceptable SKU, repeatable.
+        #[arg(long = "sku", required = true)]
+        skus: Vec<String>,
+        #[arg(long)]
+        quantity: u32,
+        #[arg(long)]
+        start: DateTime<Utc>,
+        #[arg(long)]
+        end: DateTime<Utc>,
+        /// The most you pay, CNY per unit-hour.
+        #[arg(long)]
+        limit: Decimal,
+        /// A hub the work may run in, repeatable (default: any).
+        #[arg(long = "hub")]
+        hubs: Vec<String>,
+        #[arg(long)]
+        data_origin: Option<String>,
+        #[arg(long)]
+        max_latency_ms: Option<u32>,
+        #[arg(long)]
+        min_green_share: Option<u8>,
+        /// general, important or core.
+        #[arg(long)]
+        data_class: Option<String>,
+        /// GTC, IOC, FOK or GTD.
+        #[arg(long)]
+        time_in_force: Option<String>,
+        #[arg(long)]
+        expires_at: Option<DateTime<Utc>>,
+        #[arg(long)]
+        min_fill: Option<u32>,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show {
+        id: Uuid,
+    },
+    Cancel {
+        id: Uuid,
+    },
+}
+
+#[derive(Subcommand)]
+enum Contracts {
+    List {
+        #[arg(long)]
+        hub: Option<String>,
+        #[arg(long)]
+        sku: Option<String>,
+    },
+    Show {
+        id: Uuid,
+    },
+    /// Reports delivery (the contract's provider), which settles it.
+    Deliver {
+        id: Uuid,
+        #[arg(long)]
+        unit_hours: u64,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Policy {
+    /// Uploads a module (`.wasm`).
+    Upload {
+        #[arg(long)]
+        hub: String,
+        /// pricing or compliance.
+        #[arg(long)]
+        kind: String,
+        file: PathBuf,
+    },
+    List {
+        #[arg(long)]
+        hub: String,
+    },
+    Activate {
+        #[arg(long)]
+        hub: String,
+        digest: String,
+    },
+    /// Evaluates a stored policy on an offer and a bid (JSON files shaped like the API's).
+    DryRun {
+        #[arg(long)]
+        hub: String,
+        digest: String,
+        #[arg(long)]
+        offer: PathBuf,
+        #[arg(long)]
+        bid: PathBuf,
+    },
+    /// Builds the example policies into target/policies/ (from a checkout of the repository).
+    Build,
+}
+
+#[derive(Subcommand)]
+enum Audit {
+    Log {
+        #[arg(long, default_value_t = 0)]
+        after_seq: i64,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Downloads the whole log and recomputes the chain here; also asks the server's check.
+    Verify {
+        #[arg(long, default_value_t = 500)]
+        page_size: u32,
+    },
+    /// Streams contracts with settlements to a file.
+    Export {
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+    },
+    /// Re-executes a contract's policy decisions.
+    Replay {
+        id: Uuid,
+    },
+    Stats {
+        #[arg(long)]
+        from: Option<DateTime<Utc>>,
+        #[arg(long)]
+        to: Option<DateTime<Utc>>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Market {
+    Book {
+        #[arg(long)]
+        sku: Option<String>,
+        #[arg(long)]
+        hub: Option<String>,
+    },
+    Trades {
+        #[arg(long)]
+        sku: Option<String>,
+        #[arg(long)]
+        hub: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+    },
+}
+
+/// What `login` keeps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Saved {
+    url: Option<String>,
+    token: Option<String>,
+}
+
+fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &cli.config {
+        return Ok(path.clone());
+    }
+    let home = std::env::var_os("HOME").context("HOME is not set; pass --config")?;
+    Ok(PathBuf::from(home).join(".config/suanli/config.json"))
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Saved> {
+    match std::fs::read_to_string(config_path(cli)?) {
+        Ok(text) => Ok(serde_json::from_str(&text).unwrap_or_default()),
+        Err(_) => Ok(Saved::default()),
+    }
+}
+
+fn save(cli: &Cli, saved: &Saved) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = config_path(cli)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    file.write_all(serde_json::to_string_pretty(saved)?.as_bytes())?;
+    Ok(())
+}
+
+fn key(given: Option<String>) -> String {
+    given.unwrap_or_else(|| Uuid::new_v4().to_string())
+}
+
+fn parse_status(status: Option<String>) -> anyhow::Result<Option<OrderStatus>> {
+    status.map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s}"))).transpose()
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Runs the command line given to the process and exits non-zero, with one line on standard
+/// error, if it fails.
+pub fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let cli = Cli::parse();
+    if let Err(error) = runtime.block_on(run(cli)) {
+        let message = match error.downcast_ref::<suanli_sdk::Error>() {
+            Some(suanli_sdk::Error::Api { code, message, .. }) => format!("{code}: {message}"),
+            _ => format!("{error:#}"),
+        };
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let saved = load(&cli)?;
+    let url = cli.url.clone().or(saved.url.clone()).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let anonymous = Client::new(url.clone());
+    let client = match &saved.token {
+        Some(token) => anonymous.with_token(token.clone()),
+        None => anonymous.clone(),
+    };
+    let json = cli.json;
+    match &cli.command {
+        Command::Login { api_key } => {
+            let token = anonymous.token(api_key).await?;
+            let me = anonymous.with_token(&token.access_token).me().await?;
+            save(&cli, &Saved { url: Some(url), token: Some(token.access_token) })?;
+            if json {
+                return print_json(&me);
+            }
+            println!("logged in as {} ({}, {})", me.name, me.kind.as_str(), me.id);
+        }
+        Command::Whoami => {
+            let me = client.me().await?;
+            if json {
+                return print_json(&me);
+            }
+            println!("{} ({}, {})", me.name, me.kind.as_str(), me.id);
+        }
+        Command::Hubs => {
+            let hubs = anonymous.hubs().await?;
+            if json {
+                return print_json(&hubs);
+            }
+            let mut table = Table::new(["code", "name", "tier", "renewable %", "gCO2/kWh", "PUE", "clusters"]);
+            for hub in &hubs {
+                let clusters: Vec<&str> = hub.clusters.iter().map(|c| c.code.as_str()).collect();
+                table.row([
+                    hub.code.clone(),
+                    hub.name.clone(),
+                    format!("{:?}", hub.tier).to_lowercase(),
+                    hub.renewable_share.to_string(),
+                    hub.carbon_g_per_kwh.to_string(),
+                    hub.pue.to_string(),
+                    clusters.join(" "),
+                ]);
+            }
+            table.print();
+        }
+        Command::Skus => {
+            let skus = anonymous.skus().await?;
+            if json {
+                return print_json(&skus);
+            }
+            let mut table = Table::new(["code", "class", "unit", "FP16 TFLOPS", "name"]);
+            for sku in &skus {
+                table.row([
+                    sku.code.clone(),
+                    format!("{:?}", sku.class).to_lowercase(),
+                    sku.unit.clone(),
+                    sku.perf_fp16_tflops.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    sku.name.clone(),
+                ]);
+            }
+            table.print();
+        }
+        Command::Balance => {
+            let account = client.account().await?;
+            if json {
+                return print_json(&account);
+            }
+            println!("available {} {}  held {} {}", account.available, account.currency, account.held, account.currency);
+        }
+        Command::Offers(command) => offers(&client, command, json).await?,
+        Command::Bids(command) => bids(&client, command, json).await?,
+        Command::Contracts(command) => contracts(&client, command, json).await?,
+        Command::Policy(command) => policy(&client, command, json).await?,
+        Command::Audit(command) => audit(&client, command, json).await?,
+        Command::Market(command) => market(&anonymous, command, json).await?,
+    }
+    Ok(())
+}
+
+fn offer_table(offers: &[suanli_sdk::Offer]) {
+    let mut table = Table::new(["id", "hub", "cluster", "sku", "qty", "remaining", "ask", "window", "status"]);
+    for offer in offers {
+        table.row([
+            offer.id.to_string(),
+            offer.hub.clone(),
+            offer.cluster.clone(),
+            offer.sku.clone(),
+            offer.quantity.to_string(),
+            offer.remaining.to_string(),
+            offer.ask_price.to_string(),
+            window_text(&offer.window),
+            offer.status.as_str().into(),
+        ]);
+    }
+    table.print();
+}
+
+fn bid_table(bids: &[suanli_sdk::Bid]) {
+    let mut table = Table::new(["id", "skus", "qty", "remaining", "limit", "held", "window", "tif", "status"]);
+    for bid in bids {
+        table.row([
+            bid.id.to_string(),
+            bid.skus.join(" "),
+            bid.quantity.to_string(),
+            bid.remaining.to_string(),
+            bid.limit_price.to_string(),
+            bid.held.to_string(),
+            window_text(&bid.window),
+            bid.time_in_force.as_str().into(),
+            bid.status.as_str().into(),
+        ]);
+    }
+    table.print();
+}
+
+fn contract_table(contracts: &[suanli_sdk::Contract]) {
+    let mut table = Table::new(["id", "hub", "sku", "units", "hours", "unit price", "notional", "status"]);
+    for contract in contracts {
+        table.row([
+            contract.id.to_string(),
+            contract.hub.clone(),
+            contract.sku.clone(),
+            contract.units.to_string(),
+            contract.hours.to_string(),
+            contract.unit_price.to_string(),
+            contract.notional.to_string(),
+            format!("{:?}", contract.status).to_lowercase(),
+        ]);
+    }
+    table.print();
+}
+
+fn window_text(window: &Window) -> String {
+    format!("{} → {}", window.start.format("%Y-%m-%d %H:%M"), window.end.format("%Y-%m-%d %H:%M"))
+}
+
+async fn offers(client: &Client, command: &Offers, json: bool) -> anyhow::Result<()> {
+    match command {
+        Offers::Create { cluster, sku, quantity, start, end, ask, green_share, attributes, idempotency_key } => {
+            let mut map = serde_json::Map::new();
+            for attribute in attributes {
+                let (name, value) = attribute.split_once('=').context("attributes are key=value")?;
+                map.insert(name.into(), serde_json::Value::String(value.into()));
+            }
+            let new = NewOffer {
+                cluster: cluster.clone(),
+                sku: sku.clone(),
+                quantity: *quantity,
+                window: Window { start: *start, end: *end },
+                ask_price: *ask,
+                green_share: *green_share,
+                attributes: (!map.is_empty()).then_some(map),
+                idempotency_key: key(idempotency_key.clone()),
+            };
+            let placed = client.place_offer(&new).await?;
+            if json {
+                return print_json(&placed);
+            }
+            offer_table(std::slice::from_ref(&placed.offer));
+            if !placed.contracts.is_empty() {
+                println!("\ncontracts made:");
+                contract_table(&placed.contracts);
+            }
+        }
+        Offers::List { status } => {
+            let page = client.offers(parse_status(status.clone())?, None, 500).await?;
+            if json {
+                return print_json(&page.items);
+            }
+            offer_table(&page.items);
+        }
+        Offers::Show { id } => {
+            let offer = client.offer(*id).await?;
+            if json {
+                return print_json(&offer);
+            }
+            offer_table(&[offer]);
+        }
+        Offers::Cancel { id } => {
+            let offer = client.cancel_offer(*id).await?;
+            if json {
+                return print_json(&offer);
+            }
+            offer_table(&[offer]);
+        }
+    }
+    Ok(())
+}
+
+async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()> {
+    match command {
+        Bids::Place {
+            skus,
+            quantity,
+            start,
+            end,
+            limit,
+            hubs,
+            data_origin,
+            max_latency_ms,
+            min_green_share,
+            data_class,
+            time_in_force,
+            expires_at,
+            min_fill,
+            idempotency_key,
+        } => {
+            let new = NewBid {
+                skus: skus.clone(),
+                quantity: *quantity,
+                window: Window { start: *start, end: *end },
+                limit_price: *limit,
+                hubs: (!hubs.is_empty()).then(|| hubs.clone()),
+                data_origin: data_origin.clone(),
+                max_latency_ms: *max_latency_ms,
+                min_green_share: *min_green_share,
+                data_class: data_class
+                    .as_deref()
+                    .map(|c| DataClass::parse(c).with_context(|| format!("unknown data class {c}")))
+                    .transpose()?,
+                time_in_force: time_in_force
+                    .as_deref()
+                    .map(|t| TimeInForce::parse(&t.to_uppercase()).with_context(|| format!("unknown time in force {t}")))
+                    .transpose()?,
+                expires_at: *expires_at,
+                min_fill: *min_fill,
+                idempotency_key: key(idempotency_key.clone()),
+            };
+            let placed = client.place_bid(&new).await?;
+            if json {
+                return print_json(&placed);
+            }
+            bid_table(std::slice::from_ref(&placed.bid));
+            if !placed.contracts.is_empty() {
+                println!("\ncontracts made:");
+                contract_table(&placed.contracts);
+            }
+        }
+        Bids::List { status } => {
+            let page = client.bids(parse_status(status.clone())?, None, 500).await?;
+            if json {
+                return print_json(&page.items);
+            }
+            bid_table(&page.items);
+        }
+        Bids::Show { id } => {
+            let bid = client.bid(*id).await?;
+            if json {
+                return print_json(&bid);
+            }
+            bid_table(&[bid]);
+        }
+        Bids::Cancel { id } => {
+            let bid = client.cancel_bid(*id).await?;
+            if json {
+                return print_json(&bid);
+            }
+            bid_table(&[bid]);
+        }
+    }
+    Ok(())
+}
+
+async fn contracts(client: &Client, command: &Contracts, json: bool) -> anyhow::Result<()> {
+    match command {
+        Contracts::List { hub, sku } => {
+            let page = client.contracts(hub.as_deref(), sku.as_deref(), None, 500).await?;
+            if json {
+                return print_json(&page.items);
+            }
+            contract_table(&page.items);
+        }
+        Contracts::Show { id } => {
+            let contract = client.contract(*id).await?;
+            if json {
+                return print_json(&contract);
+            }
+            contract_table(std::slice::from_ref(&contract));
+            for decision in &contract.decisions {
+                println!("decision: {}", decision);
+            }
+        }
+        Contracts::Deliver { id, unit_hours, idempotency_key } => {
+            let delivery = NewDelivery { delivered_unit_hours: *unit_hours, idempotency_key: key(idempotency_key.clone()) };
+            let settlement = client.report_delivery(*id, &delivery).await?;
+            if json {
+                return print_json(&settlement);
+            }
+            let mut table = Table::new(["contract", "delivered", "charged", "refunded", "provider paid", "fee", "levy"]);
+            table.row([
+                settlement.contract_id.to_string(),
+                settlement.delivered_unit_hours.to_string(),
+                settlement.charged.to_string(),
+                settlement.refunded.to_string(),
+                settlement.provider_paid.to_string(),
+                settlement.exchange_fee.to_string(),
+                settlement.hub_levy.to_string(),
+            ]);
+            table.print();
+        }
+    }
+    Ok(())
+}
+
+async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result<()> {
+    let print_policies = |policies: &[suanli_sdk::PolicySummary]| {
+        let mut table = Table::new(["digest", "hub", "kind", "status", "bytes"]);
+        for policy in policies {
+            table.row([
+                policy.digest.clone(),
+                policy.hub.clone(),
+                policy.kind.clone(),
+                policy.status.clone(),
+                policy.size_bytes.to_string(),
+            ]);
+        }
+        table.print();
+    };
+    match command {
+        Policy::Upload { hub, kind, file } => {
+            let bytes = std::fs::read(file).with_context(|| format!("Failed to read {}", file.display()))?;
+            let stored = client.upload_policy(hub, kind, bytes).await?;
+            if json {
+                return print_json(&stored);
+            }
+            print_policies(&[stored]);
+        }
+        Policy::List { hub } => {
+            let policies = client.policies(hub).await?;
+            if json {
+                return print_json(&policies);
+            }
+            print_policies(&policies);
+        }
+        Policy::Activate { hub, digest } => {
+            let active = client.activate_policy(hub, digest).await?;
+            if json {
+                return print_json(&active);
+            }
+            print_policies(&[active]);
+        }
+        Policy::DryRun { hub, digest, offer, bid } => {
+            let read = |path: &PathBuf| -> anyhow::Result<serde_json::Value> {
+                let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
+                Ok(serde_json::from_str(&text)?)
+            };
+            let request: DryRunRequest = serde_json::from_value(serde_json::json!({"offer": read(offer)?, "bid": read(bid)?}))?;
+            let decision = client.dry_run_policy(hub, digest, &request).await?;
+            if json {
+                return print_json(&decision);
+            }
+            match (&decision.decision, &decision.fault) {
+                (Some(answer), _) => println!("{answer}  (fuel {})", decision.fuel_used),
+                (None, Some(fault)) => println!("fault: {fault}  (fuel {})", decision.fuel_used),
+                _ => println!("no answer"),
+            }
+        }
+        Policy::Build => {
+            let status = std::process::Command::new("scripts/build-policies").status()
+                .context("run `suanli policy build` from the root of a Suanli checkout")?;
+            if !status.success() {
+                bail!("scripts/build-policies failed");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<()> {
+    match command {
+        Audit::Log { after_seq, limit } => {
+            let page = client.audit_log(*after_seq, *limit).await?;
+            if json {
+                return print_json(&page);
+            }
+            let mut table = Table::new(["seq", "at", "actor", "kind", "hash"]);
+            for entry in &page.items {
+                table.row([entry.seq.to_string(), entry.at.clone(), entry.actor.clone(), entry.kind.clone(), entry.hash[..16].to_owned()]);
+            }
+            table.print();
+        }
+        Audit::Verify { page_size } => {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_message("downloading and checking the audit log");
+            let local = client.verify_audit_chain(*page_size, |checked| bar.set_position(checked)).await?;
+            bar.finish_and_clear();
+            let server = client.audit_verify().await?;
+            if json {
+                return print_json(&serde_json::json!({"local": local, "server": server}));
+            }
+            match local.first_bad_seq {
+                None => println!("chain ok: {} entries, head {} (checked here)", local.entries, local.head_hash),
+                Some(seq) => println!("chain BROKEN at seq {seq} (checked here)"),
+            }
+            for check in &server.invariants {
+                println!("{:<34} {}", check.name, if check.ok { "ok".into() } else { format!("BROKEN: {}", check.detail.clone().unwrap_or_default()) });
+            }
+            if !(local.ok && server.ok) {
+                bail!("verification failed");
+            }
+        }
+        Audit::Export { format, out, from, to } => {
+            let format = match format.as_str() {
+                "csv" => ExportFormat::Csv,
+                "jsonl" => ExportFormat::JsonLines,
+                other => bail!("unknown format {other}; csv or jsonl"),
+            };
+            let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
+            let bar = indicatif::ProgressBar::new_spinner();
+            let filter = AuditFilter { from: *from, to: *to, ..Default::default() };
+            let bytes = client
+                .audit_export(format, &filter, &mut file, |received| {
+                    bar.set_message(format!("{received} bytes"));
+                    bar.tick();
+                })
+                .await?;
+            file.flush()?;
+            bar.finish_and_clear();
+            if json {
+                return print_json(&serde_json::json!({"file": out, "bytes": bytes}));
+            }
+            println!("wrote {bytes} bytes to {}", out.display());
+        }
+        Audit::Replay { id } => {
+            let report = client.replay_contract(*id).await?;
+            if json {
+                return print_json(&report);
+            }
+            let mut table = Table::new(["digest", "kind", "matches"]);
+            for decision in &report.decisions {
+                table.row([decision.policy_digest[..16].to_owned(), decision.kind.clone(), decision.matches.to_string()]);
+            }
+            table.print();
+            if report.decisions.iter().any(|d| !d.matches) {
+                bail!("a replayed decision differs from the record");
+            }
+        }
+        Audit::Stats { from, to } => {
+            let stats = client.audit_stats(&AuditFilter { from: *from, to: *to, ..Default::default() }).await?;
+            if json {
+                return print_json(&stats);
+            }
+            for (title, rows) in [("by hub", &stats.by_hub), ("by SKU", &stats.by_sku), ("by class", &stats.by_class), ("east→west", &stats.east_to_west)] {
+                println!("{title}:");
+                let mut table = Table::new(["key", "contracts", "unit-hours", "value CNY"]);
+                for row in rows {
+                    table.row([row.key.clone(), row.contracts.to_string(), row.unit_hours.to_string(), row.value.to_string()]);
+                }
+                table.print();
+            }
+            println!("delivered {} unit-hours, {} % green", stats.delivered_unit_hours, stats.green_share_of_delivered);
+        }
+    }
+    Ok(())
+}
+
+async fn market(client: &Client, command: &Market, json: bool) -> anyhow::Result<()> {
+    match command {
+        Market::Book { sku, hub } => {
+            let book = client.market_book(sku.as_deref(), hub.as_deref()).await?;
+            if json {
+                return print_json(&book);
+            }
+            let mut table = Table::new(["side", "price", "units", "orders"]);
+            for level in book.offers.iter().rev() {
+                table.row(["offer".into(), level.price.to_string(), level.units.to_string(), level.orders.to_string()]);
+            }
+            for level in &book.bids {
+                table.row(["bid".into(), level.price.to_string(), level.units.to_string(), level.orders.to_string()]);
+            }
+            table.print();
+        }
+        Market::Trades { sku, hub, limit } => {
+            let trades = client.market_trades(sku.as_deref(), hub.as_deref(), *limit).await?;
+            if json {
+                return print_json(&trades);
+            }
+            let mut table = Table::new(["at", "hub", "sku", "units", "unit price", "window"]);
+            for trade in &trades {
+                table.row([
+                    trade.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    trade.hub.clone(),
+                    trade.sku.clone(),
+                    trade.units.to_string(),
+                    trade.unit_price.to_string(),
+                    window_text(&trade.window),
+                ]);
+            }
+            table.print();
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! `suanli`: see [`suanli_cli`].
+
+fn main() {
+    suanli_cli::main();
+}

@@ -222,14 +222,14 @@ impl PolicyHost {
         pooling.total_tables(slots * 2);
         pooling.max_memory_size(limits.memory_bytes_max.max(1 << 16));
         // Reset the first pages of a slot with memset rather than giving them back to the kernel:
-        // a policy's stack, data and small heap live there (policies are built with a 64 KiB
+        // a policy's stack, data and small heap live there (policies are built with a 128 KiB
         // stack), and page faults plus TLB shootdowns cost more than the copy.
         pooling.linear_memory_keep_resident(MEMORY_KEPT_RESIDENT_BYTES);
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.consume_fuel(true);
         config.epoch_interruption(true);
-        config.max_wasm_stack(512 * 1024);
+        config.max_wasm_stack(256 * 1024);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("Failed to create the policy engine: {error}"))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -351,7 +351,7 @@ impl PolicyHost {
 }
 
 /// Bytes at the start of each pooled memory reset in place between evaluations.
-const MEMORY_KEPT_RESIDENT_BYTES: usize = 192 << 10;
+const MEMORY_KEPT_RESIDENT_BYTES: usize = 256 << 10;
 
 /// The WIT package's type-only interface, the one thing a policy may import.
 const TYPES_INTERFACE: &str = "suanli:policy/types@";

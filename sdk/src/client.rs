@@ -174,6 +174,48 @@ impl Client {
         self.send(self.request(Method::DELETE, &format!("/v1/offers/{id}"))).await
     }
 
+    /// Every offer the caller may see (all pages), newest first.
+    pub async fn all_offers(&self, status: Option<OrderStatus>) -> Result<Vec<Offer>, Error> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.offers(status, cursor.as_deref(), 500).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Every bid the caller may see (all pages), newest first.
+    pub async fn all_bids(&self, status: Option<OrderStatus>) -> Result<Vec<Bid>, Error> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.bids(status, cursor.as_deref(), 500).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Every contract the caller may see (all pages), newest first.
+    pub async fn all_contracts(&self, hub: Option<&str>, sku: Option<&str>) -> Result<Vec<Contract>, Error> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.contracts(hub, sku, cursor.as_deref(), 500).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// `POST /v1/bids` (buyer): holds the money, matches at once, rests the rest (GTC/GTD).
     pub async fn place_bid(&self, bid: &NewBid) -> Result<PlacedBid, Error> {
         self.post_idempotent("/v1/bids", bid).await

@@ -10,6 +10,8 @@ use serde_json::Value;
 use suanli_sdk::audit::{ChainVerifier, canonical_entry, chain_hash};
 use suanli_sdk::{AuditEntry, AuditVerification};
 
+use diesel::sql_types::{Array, BigInt, Jsonb, Text, Timestamptz};
+
 use super::schema::{audit_head, audit_log};
 
 /// Who caused a change: a participant, or the exchange itself.
@@ -91,25 +93,39 @@ pub fn append_batch(connection: &mut PgConnection, entries: &[(String, &'static 
         .first(connection)?;
     let at = Utc::now().trunc_subsecs(6);
     let at_text = format_at(at);
-    let mut rows = Vec::with_capacity(entries.len());
+    let mut seqs = Vec::with_capacity(entries.len());
+    let mut actors = Vec::with_capacity(entries.len());
+    let mut kinds = Vec::with_capacity(entries.len());
+    let mut payloads = Vec::with_capacity(entries.len());
+    let mut canonicals = Vec::with_capacity(entries.len());
+    let mut prev_hashes = Vec::with_capacity(entries.len());
+    let mut hashes = Vec::with_capacity(entries.len());
     for (actor, kind, payload) in entries {
         seq += 1;
         let canonical = canonical_entry(seq, &at_text, actor, kind, payload);
         let next = chain_hash(&hash, &canonical).expect("hashes are 64 hex digits");
-        rows.push((
-            audit_log::seq.eq(seq),
-            audit_log::at.eq(at),
-            audit_log::actor.eq(actor.as_str()),
-            audit_log::kind.eq(*kind),
-            audit_log::payload.eq(payload),
-            audit_log::canonical.eq(canonical),
-            audit_log::prev_hash.eq(std::mem::replace(&mut hash, next.clone())),
-            audit_log::hash.eq(next),
-        ));
+        seqs.push(seq);
+        actors.push(actor.as_str());
+        kinds.push(*kind);
+        payloads.push(payload);
+        canonicals.push(canonical);
+        prev_hashes.push(std::mem::replace(&mut hash, next.clone()));
+        hashes.push(next);
     }
-    for chunk in rows.chunks(500) {
-        diesel::insert_into(audit_log::table).values(chunk).execute(connection)?;
-    }
+    // One statement whose text never changes, whatever the batch size: PostgreSQL plans it once.
+    diesel::sql_query(
+        "INSERT INTO audit_log (seq, at, actor, kind, payload, canonical, prev_hash, hash) \
+         SELECT s, $2, a, k, p, c, ph, h FROM unnest($1, $3, $4, $5, $6, $7, $8) AS t(s, a, k, p, c, ph, h)",
+    )
+    .bind::<Array<BigInt>, _>(&seqs)
+    .bind::<Timestamptz, _>(at)
+    .bind::<Array<Text>, _>(&actors)
+    .bind::<Array<Text>, _>(&kinds)
+    .bind::<Array<Jsonb>, _>(&payloads)
+    .bind::<Array<Text>, _>(&canonicals)
+    .bind::<Array<Text>, _>(&prev_hashes)
+    .bind::<Array<Text>, _>(&hashes)
+    .execute(connection)?;
     diesel::update(audit_head::table)
         .set((audit_head::seq.eq(seq), audit_head::hash.eq(&hash)))
         .execute(connection)?;

@@ -13,7 +13,7 @@ use suanli_sdk::{
 use uuid::Uuid;
 
 use super::ledger::{self, kind};
-use super::schema::{accounts, bids, contracts, ledger_entries, ledger_transactions, offers};
+use super::schema::{accounts, bids, contracts, offers};
 
 /// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound parameters per statement).
 const INSERT_ROWS_MAX: usize = 1000;
@@ -241,19 +241,8 @@ pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<
         .bind::<diesel::sql_types::Timestamptz, _>(now)
         .execute(connection)?;
     }
-    for chunk in writes.contracts.chunks(INSERT_ROWS_MAX) {
-        diesel::insert_into(contracts::table).values(chunk).execute(connection)?;
-        let escrows: Vec<_> = chunk
-            .iter()
-            .map(|contract| {
-                (
-                    accounts::id.eq(ledger::contract_escrow_account(contract.id)),
-                    accounts::kind.eq("contract_escrow"),
-                    accounts::contract_id.eq(contract.id),
-                )
-            })
-            .collect();
-        diesel::insert_into(accounts::table).values(&escrows).execute(connection)?;
+    if !writes.contracts.is_empty() {
+        insert_contracts(connection, &writes.contracts)?;
     }
     write_ledger(connection, &writes.ledger)?;
     super::policies::record_faults(connection, &writes.faults, now)?;
@@ -261,45 +250,88 @@ pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<
     Ok(())
 }
 
+/// Inserts contracts and opens their escrow accounts, with statements whose text never changes.
+fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> QueryResult<()> {
+    use diesel::sql_types::{Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
+    let column = |pick: fn(&ContractRow) -> Uuid| rows.iter().map(pick).collect::<Vec<Uuid>>();
+    let texts = |pick: fn(&ContractRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
+    let ids = column(|r| r.id);
+    diesel::sql_query(
+        "INSERT INTO contracts (id, bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, data_origin, units, \
+         window_start, window_end, hours, unit_price, notional, levy_bps, maker, status, decisions, created_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+    )
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<SqlUuid>, _>(column(|r| r.bid_id))
+    .bind::<Array<SqlUuid>, _>(column(|r| r.offer_id))
+    .bind::<Array<SqlUuid>, _>(column(|r| r.buyer_id))
+    .bind::<Array<SqlUuid>, _>(column(|r| r.provider_id))
+    .bind::<Array<Text>, _>(texts(|r| &r.hub))
+    .bind::<Array<Text>, _>(texts(|r| &r.cluster))
+    .bind::<Array<Text>, _>(texts(|r| &r.sku))
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.data_origin.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.units).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.window_start).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.window_end).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.hours).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.unit_price).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.notional).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(rows.iter().map(|r| r.levy_bps).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(texts(|r| &r.maker))
+    .bind::<Array<Text>, _>(texts(|r| &r.status))
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.decisions).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+    .execute(connection)?;
+    let escrows: Vec<Uuid> = ids.iter().map(|id| ledger::contract_escrow_account(*id)).collect();
+    diesel::sql_query(
+        "INSERT INTO accounts (id, kind, contract_id) SELECT a, 'contract_escrow', c FROM unnest($1, $2) AS t(a, c)",
+    )
+    .bind::<Array<SqlUuid>, _>(&escrows)
+    .bind::<Array<SqlUuid>, _>(&ids)
+    .execute(connection)?;
+    Ok(())
+}
+
 fn write_ledger(connection: &mut PgConnection, transactions: &[LedgerTransaction]) -> QueryResult<()> {
     let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
-    // Entries are written in chunks of whole transactions: each INSERT must balance by itself.
-    let mut chunks: Vec<Vec<_>> = vec![Vec::new()];
+    let (mut ids, mut kinds, mut references) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut entry_transactions, mut entry_accounts, mut entry_amounts) = (Vec::new(), Vec::new(), Vec::new());
     for transaction in transactions {
         assert!(
             transaction.legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
             "unbalanced {transaction:?}"
         );
-        if chunks.last().is_some_and(|chunk| chunk.len() + transaction.legs.len() > INSERT_ROWS_MAX) {
-            chunks.push(Vec::new());
-        }
-        let chunk = chunks.last_mut().expect("at least one chunk");
+        ids.push(transaction.id);
+        kinds.push(transaction.kind);
+        references.push(transaction.reference.as_str());
         for (account, amount) in &transaction.legs {
             if !amount.is_zero() {
                 *deltas.entry(*account).or_default() += *amount;
-                chunk.push((
-                    ledger_entries::transaction_id.eq(transaction.id),
-                    ledger_entries::account_id.eq(*account),
-                    ledger_entries::amount.eq(*amount),
-                ));
+                entry_transactions.push(transaction.id);
+                entry_accounts.push(*account);
+                entry_amounts.push(*amount);
             }
         }
     }
-    let headers: Vec<_> = transactions
-        .iter()
-        .map(|t| {
-            (
-                ledger_transactions::id.eq(t.id),
-                ledger_transactions::kind.eq(t.kind),
-                ledger_transactions::reference.eq(&t.reference),
-            )
-        })
-        .collect();
-    for chunk in headers.chunks(INSERT_ROWS_MAX) {
-        diesel::insert_into(ledger_transactions::table).values(chunk).execute(connection)?;
+    if !ids.is_empty() {
+        // Fixed statement texts, whatever the batch size, so PostgreSQL plans them once; all the
+        // batch's entries go in one statement, which the balance trigger checks per transaction.
+        diesel::sql_query(
+            "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+        .bind::<Array<Text>, _>(&kinds)
+        .bind::<Array<Text>, _>(&references)
+        .execute(connection)?;
     }
-    for chunk in chunks.iter().filter(|chunk| !chunk.is_empty()) {
-        diesel::insert_into(ledger_entries::table).values(chunk).execute(connection)?;
+    if !entry_transactions.is_empty() {
+        diesel::sql_query(
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount) SELECT * FROM unnest($1, $2, $3)",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_transactions)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_accounts)
+        .bind::<Array<Numeric>, _>(&entry_amounts)
+        .execute(connection)?;
     }
     let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().filter(|(_, delta)| !delta.is_zero()).collect();
     // One order for every writer, so concurrent transactions cannot deadlock on accounts.
@@ -328,9 +360,25 @@ pub fn lock_available(connection: &mut PgConnection, buyers: &[Uuid]) -> QueryRe
     Ok(rows.into_iter().filter_map(|(buyer, balance)| Some((buyer?, balance))).collect())
 }
 
-/// Offers already placed under any of these (provider, key) pairs: key → (id, request hash).
-pub fn existing_offers(
+#[derive(QueryableByName)]
+struct KeyedOrder {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    owner: Uuid,
+    #[diesel(sql_type = Text)]
+    idempotency_key: String,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+    #[diesel(sql_type = Text)]
+    request_hash: String,
+}
+
+/// Orders of `table` (whose owner column is `owner`) already placed under any of these exact
+/// (owner, key) pairs: key → (id, request hash). Joins on the pairs, so each is one probe of the
+/// unique (owner, key) index, however many orders an owner has.
+fn existing(
     connection: &mut PgConnection,
+    table: &str,
+    owner: &str,
     keys: &[(Uuid, String)],
 ) -> QueryResult<HashMap<(Uuid, String), (Uuid, String)>> {
     if keys.is_empty() {
@@ -338,11 +386,22 @@ pub fn existing_offers(
     }
     let owners: Vec<Uuid> = keys.iter().map(|(owner, _)| *owner).collect();
     let names: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
-    let rows: Vec<(Uuid, String, Uuid, String)> = offers::table
-        .filter(offers::provider_id.eq_any(owners).and(offers::idempotency_key.eq_any(names)))
-        .select((offers::provider_id, offers::idempotency_key, offers::id, offers::request_hash))
-        .load(connection)?;
-    Ok(rows.into_iter().map(|(owner, key, id, hash)| ((owner, key), (id, hash))).collect())
+    let rows: Vec<KeyedOrder> = diesel::sql_query(format!(
+        "SELECT o.{owner} AS owner, o.idempotency_key, o.id, o.request_hash FROM {table} o \
+         JOIN unnest($1, $2) AS k(owner, key) ON o.{owner} = k.owner AND o.idempotency_key = k.key"
+    ))
+    .bind::<Array<diesel::sql_types::Uuid>, _>(&owners)
+    .bind::<Array<Text>, _>(&names)
+    .load(connection)?;
+    Ok(rows.into_iter().map(|row| ((row.owner, row.idempotency_key), (row.id, row.request_hash))).collect())
+}
+
+/// Offers already placed under any of these (provider, key) pairs: key → (id, request hash).
+pub fn existing_offers(
+    connection: &mut PgConnection,
+    keys: &[(Uuid, String)],
+) -> QueryResult<HashMap<(Uuid, String), (Uuid, String)>> {
+    existing(connection, "offers", "provider_id", keys)
 }
 
 /// Bids already placed under any of these (buyer, key) pairs: key → (id, request hash).
@@ -350,16 +409,7 @@ pub fn existing_bids(
     connection: &mut PgConnection,
     keys: &[(Uuid, String)],
 ) -> QueryResult<HashMap<(Uuid, String), (Uuid, String)>> {
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let owners: Vec<Uuid> = keys.iter().map(|(owner, _)| *owner).collect();
-    let names: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
-    let rows: Vec<(Uuid, String, Uuid, String)> = bids::table
-        .filter(bids::buyer_id.eq_any(owners).and(bids::idempotency_key.eq_any(names)))
-        .select((bids::buyer_id, bids::idempotency_key, bids::id, bids::request_hash))
-        .load(connection)?;
-    Ok(rows.into_iter().map(|(owner, key, id, hash)| ((owner, key), (id, hash))).collect())
+    existing(connection, "bids", "buyer_id", keys)
 }
 
 /// Resting offers in arrival order, each with what its contracts sold: (window, units).

@@ -64,6 +64,7 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
     let tokens = TokenKeys::new(&secret, public_key.as_deref(), config.token_ttl_seconds)?;
     let metrics = Metrics::new();
     let exchange_config = ExchangeConfig {
+        exchange_fee_bps: config.exchange_fee_bps,
         queue_max: config.order_queue_max,
         batch_commands_max: config.match_batch_commands_max,
         engine: EngineConfig { candidates_max: config.match_candidates_max },

@@ -196,6 +196,8 @@ pub struct BatchWrites {
     pub audit: Vec<(String, &'static str, serde_json::Value)>,
     /// Faults the hubs' policies caused while matching.
     pub faults: Vec<super::policies::FaultRecord>,
+    /// Contracts settled in this batch.
+    pub settlements: Vec<super::settlement::SettlementRow>,
 }
 
 /// Writes a batch in the caller's transaction.
@@ -245,6 +247,7 @@ pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<
         insert_contracts(connection, &writes.contracts)?;
     }
     write_ledger(connection, &writes.ledger)?;
+    super::settlement::insert(connection, &writes.settlements)?;
     super::policies::record_faults(connection, &writes.faults, now)?;
     super::audit::append_batch(connection, &writes.audit)?;
     Ok(())

@@ -1,6 +1,10 @@
-//! Delivery and settlement of contracts: exactly once, in one transaction.
+//! Delivery and settlement of contracts: the rules ([`decide`]) and the storage. Settlements are
+//! applied by the sequenced writer, many per transaction, exactly once per contract (the
+//! settlement's primary key is the contract id).
 
-use chrono::{DateTime, SubsecRound, Utc};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::json;
@@ -8,7 +12,7 @@ use suanli_sdk::{NewDelivery, Settlement};
 use uuid::Uuid;
 
 use super::schema::{accounts, contracts, settlements};
-use super::{audit, ledger};
+use super::ledger;
 use crate::error::ApiError;
 use crate::market::money;
 
@@ -46,127 +50,149 @@ impl SettlementRow {
     }
 }
 
-/// The contract facts settlement needs, read under a row lock.
-#[derive(Queryable)]
-struct ContractFacts {
-    buyer_id: Uuid,
-    provider_id: Uuid,
-    hub: String,
-    units: i32,
-    hours: i32,
-    notional: Decimal,
-    levy_bps: i32,
+/// The contract facts settlement needs.
+#[derive(Debug, Clone, Queryable)]
+pub struct ContractFacts {
+    pub id: Uuid,
+    pub buyer_id: Uuid,
+    pub provider_id: Uuid,
+    pub hub: String,
+    pub units: i32,
+    pub hours: i32,
+    pub notional: Decimal,
+    pub levy_bps: i32,
 }
 
-/// Settles contract `id` after its provider `caller` reported `delivery`.
+/// The facts of these contracts (missing ids are absent from the map).
+pub fn contract_facts(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResult<HashMap<Uuid, ContractFacts>> {
+    let rows: Vec<ContractFacts> = contracts::table
+        .filter(contracts::id.eq_any(ids))
+        .select((
+            contracts::id,
+            contracts::buyer_id,
+            contracts::provider_id,
+            contracts::hub,
+            contracts::units,
+            contracts::hours,
+            contracts::notional,
+            contracts::levy_bps,
+        ))
+        .load(connection)?;
+    Ok(rows.into_iter().map(|facts| (facts.id, facts)).collect())
+}
+
+/// The settlements these contracts already have.
+pub fn existing(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResult<HashMap<Uuid, SettlementRow>> {
+    let rows: Vec<SettlementRow> =
+        settlements::table.filter(settlements::contract_id.eq_any(ids)).select(SettlementRow::as_select()).load(connection)?;
+    Ok(rows.into_iter().map(|row| (row.contract_id, row)).collect())
+}
+
+/// The levy account of every hub.
+pub fn hub_levy_accounts(connection: &mut PgConnection) -> QueryResult<HashMap<String, Uuid>> {
+    let rows: Vec<(Option<String>, Uuid)> = accounts::table
+        .filter(accounts::kind.eq(ledger::kind::HUB_LEVY))
+        .select((accounts::hub, accounts::id))
+        .load(connection)?;
+    Ok(rows.into_iter().filter_map(|(hub, id)| Some((hub?, id))).collect())
+}
+
+/// Stores new settlements and marks their contracts settled (in the caller's transaction).
+pub fn insert(connection: &mut PgConnection, rows: &[SettlementRow]) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for chunk in rows.chunks(1000) {
+        diesel::insert_into(settlements::table).values(chunk).execute(connection)?;
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.contract_id).collect();
+    diesel::update(contracts::table.filter(contracts::id.eq_any(&ids))).set(contracts::status.eq("settled")).execute(connection)?;
+    Ok(())
+}
+
+/// What a delivery report leads to.
+pub enum Outcome {
+    /// The contract was settled before with this same report: the first settlement.
+    Repeat(Settlement),
+    /// A new settlement: the amounts to pay out.
+    New { facts: ContractFacts, contracted: u64, amounts: money::SettlementAmounts },
+}
+
+/// Decides what the report `delivery` by `caller` does to the contract `facts` (None: no such
+/// contract), given its earlier settlement if any.
 ///
 /// Only the contract's provider may report (its buyer gets 403; anyone else 404). A retry with
 /// the same idempotency key and body returns the first settlement; any other second report is a
-/// 409. The buyer is charged pro rata and refunded the rest, the provider is paid net of the
-/// exchange fee and the hub levy, the escrow is emptied, and the contract is marked settled: all in
-/// one transaction, with an audit entry.
-pub fn settle(
-    connection: &mut PgConnection,
+/// 409. A report of more than was contracted is a 422.
+pub fn decide(
+    facts: Option<&ContractFacts>,
+    earlier: Option<&SettlementRow>,
     caller: Uuid,
-    id: Uuid,
     delivery: &NewDelivery,
     exchange_fee_bps: u32,
-) -> Result<Settlement, ApiError> {
-    connection.transaction(|connection| {
-        let facts: Option<ContractFacts> = contracts::table
-            .find(id)
-            .select((
-                contracts::buyer_id,
-                contracts::provider_id,
-                contracts::hub,
-                contracts::units,
-                contracts::hours,
-                contracts::notional,
-                contracts::levy_bps,
-            ))
-            .for_update()
-            .first(connection)
-            .optional()?;
-        let facts = facts.ok_or_else(|| ApiError::not_found("no such contract"))?;
-        if facts.provider_id != caller {
-            return Err(if facts.buyer_id == caller {
-                ApiError::forbidden("forbidden", "only the contract's provider reports delivery")
-            } else {
-                ApiError::not_found("no such contract")
-            });
-        }
-        let existing: Option<SettlementRow> =
-            settlements::table.find(id).select(SettlementRow::as_select()).first(connection).optional()?;
-        if let Some(existing) = existing {
-            return if existing.idempotency_key != delivery.idempotency_key {
-                Err(ApiError::conflict("already_settled", "the contract is already settled"))
-            } else if existing.delivered_unit_hours as u64 != delivery.delivered_unit_hours {
-                Err(ApiError::conflict("idempotency_conflict", "this idempotency key was used for another delivery"))
-            } else {
-                Ok(existing.to_wire())
-            };
-        }
-        let contracted = (facts.units as u64) * (facts.hours as u64);
-        if delivery.delivered_unit_hours > contracted {
-            return Err(ApiError::unprocessable(
-                "over_delivery",
-                format!("the contract covers {contracted} unit-hours; {} were reported", delivery.delivered_unit_hours),
-            ));
-        }
-        let amounts = money::settle(
-            facts.notional,
-            contracted,
-            delivery.delivered_unit_hours,
-            exchange_fee_bps,
-            facts.levy_bps as u32,
-        );
-        let hub_levy_account: Uuid = accounts::table
-            .filter(accounts::kind.eq(ledger::kind::HUB_LEVY).and(accounts::hub.eq(&facts.hub)))
-            .select(accounts::id)
-            .first(connection)?;
-        let transaction_id = ledger::post(
-            connection,
-            "settlement",
-            &id.to_string(),
-            &[
-                (ledger::contract_escrow_account(id), -facts.notional),
-                (ledger::participant_account_id(facts.buyer_id, ledger::kind::BUYER_AVAILABLE), amounts.refunded),
-                (ledger::participant_account_id(facts.provider_id, ledger::kind::PROVIDER), amounts.provider_paid),
-                (ledger::EXCHANGE_FEES_ACCOUNT, amounts.exchange_fee),
-                (hub_levy_account, amounts.hub_levy),
-            ],
-        )?;
-        let row = SettlementRow {
-            contract_id: id,
-            delivered_unit_hours: delivery.delivered_unit_hours as i64,
-            charged: amounts.charged,
-            refunded: amounts.refunded,
-            provider_paid: amounts.provider_paid,
-            exchange_fee: amounts.exchange_fee,
-            hub_levy: amounts.hub_levy,
-            exchange_fee_bps: exchange_fee_bps as i32,
-            idempotency_key: delivery.idempotency_key.clone(),
-            transaction_id,
-            created_at: Utc::now().trunc_subsecs(6),
+) -> Result<Outcome, ApiError> {
+    let facts = facts.ok_or_else(|| ApiError::not_found("no such contract"))?;
+    if facts.provider_id != caller {
+        return Err(if facts.buyer_id == caller {
+            ApiError::forbidden("forbidden", "only the contract's provider reports delivery")
+        } else {
+            ApiError::not_found("no such contract")
+        });
+    }
+    if let Some(earlier) = earlier {
+        return if earlier.idempotency_key != delivery.idempotency_key {
+            Err(ApiError::conflict("already_settled", "the contract is already settled"))
+        } else if earlier.delivered_unit_hours as u64 != delivery.delivered_unit_hours {
+            Err(ApiError::conflict("idempotency_conflict", "this idempotency key was used for another delivery"))
+        } else {
+            Ok(Outcome::Repeat(earlier.to_wire()))
         };
-        diesel::insert_into(settlements::table).values(&row).execute(connection)?;
-        diesel::update(contracts::table.find(id)).set(contracts::status.eq("settled")).execute(connection)?;
-        audit::append(
-            connection,
-            &caller.to_string(),
-            "contract_settled",
-            json!({
-                "contract_id": id,
-                "delivered_unit_hours": delivery.delivered_unit_hours,
-                "contracted_unit_hours": contracted,
-                "charged": amounts.charged.to_string(),
-                "refunded": amounts.refunded.to_string(),
-                "provider_paid": amounts.provider_paid.to_string(),
-                "exchange_fee": amounts.exchange_fee.to_string(),
-                "hub_levy": amounts.hub_levy.to_string(),
-                "transaction_id": transaction_id,
-            }),
-        )?;
-        Ok(row.to_wire())
-    })
+    }
+    let contracted = (facts.units as u64) * (facts.hours as u64);
+    if delivery.delivered_unit_hours > contracted {
+        return Err(ApiError::unprocessable(
+            "over_delivery",
+            format!("the contract covers {contracted} unit-hours; {} were reported", delivery.delivered_unit_hours),
+        ));
+    }
+    let amounts =
+        money::settle(facts.notional, contracted, delivery.delivered_unit_hours, exchange_fee_bps, facts.levy_bps as u32);
+    Ok(Outcome::New { facts: facts.clone(), contracted, amounts })
+}
+
+/// The settlement row and audit payload of a new settlement.
+pub fn new_row(
+    facts: &ContractFacts,
+    contracted: u64,
+    amounts: &money::SettlementAmounts,
+    delivery: &NewDelivery,
+    exchange_fee_bps: u32,
+    transaction_id: Uuid,
+    at: DateTime<Utc>,
+) -> (SettlementRow, serde_json::Value) {
+    let row = SettlementRow {
+        contract_id: facts.id,
+        delivered_unit_hours: delivery.delivered_unit_hours as i64,
+        charged: amounts.charged,
+        refunded: amounts.refunded,
+        provider_paid: amounts.provider_paid,
+        exchange_fee: amounts.exchange_fee,
+        hub_levy: amounts.hub_levy,
+        exchange_fee_bps: exchange_fee_bps as i32,
+        idempotency_key: delivery.idempotency_key.clone(),
+        transaction_id,
+        created_at: at,
+    };
+    let payload = json!({
+        "contract_id": facts.id,
+        "delivered_unit_hours": delivery.delivered_unit_hours,
+        "contracted_unit_hours": contracted,
+        "charged": amounts.charged.to_string(),
+        "refunded": amounts.refunded.to_string(),
+        "provider_paid": amounts.provider_paid.to_string(),
+        "exchange_fee": amounts.exchange_fee.to_string(),
+        "hub_levy": amounts.hub_levy.to_string(),
+        "transaction_id": transaction_id,
+    });
+    (row, payload)
 }

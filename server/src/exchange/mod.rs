@@ -26,6 +26,8 @@ use crate::telemetry::Metrics;
 /// Limits of the writer.
 #[derive(Debug, Clone, Copy)]
 pub struct ExchangeConfig {
+    /// The exchange's fee on settlements, basis points.
+    pub exchange_fee_bps: u32,
     pub queue_max: usize,
     pub batch_commands_max: usize,
     pub engine: EngineConfig,
@@ -44,6 +46,12 @@ enum Command {
     PlaceOffer(Box<OfferRequest>, oneshot::Sender<Result<Placed<PlacedOffer>, ApiError>>),
     PlaceBid(Box<BidRequest>, oneshot::Sender<Result<Placed<PlacedBid>, ApiError>>),
     Cancel { owner: Uuid, side: Side, seq: Seq, reply: oneshot::Sender<Result<(), ApiError>> },
+    Settle {
+        provider: Uuid,
+        contract: Uuid,
+        delivery: suanli_sdk::NewDelivery,
+        reply: oneshot::Sender<Result<suanli_sdk::Settlement, ApiError>>,
+    },
     /// Runs a batch with no command, so that expiries happen on time.
     Tick,
 }
@@ -101,6 +109,18 @@ impl Exchange {
     pub async fn cancel(&self, owner: Uuid, side: Side, seq: Seq) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Cancel { owner, side, seq, reply }).await?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Settles a contract after its provider reported delivery; answers once committed.
+    pub async fn settle(
+        &self,
+        provider: Uuid,
+        contract: Uuid,
+        delivery: suanli_sdk::NewDelivery,
+    ) -> Result<suanli_sdk::Settlement, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Settle { provider, contract, delivery, reply }).await?;
         answer.await.map_err(|_| stopped())?
     }
 

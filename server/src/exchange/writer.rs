@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::{BidRequest, Command, ExchangeConfig, OfferRequest, Placed};
 use crate::db::audit::SYSTEM_ACTOR;
 use crate::db::ledger::{self, kind};
+use crate::db::settlement;
 use crate::db::orders::{self, BatchWrites, BidRow, ContractRow, LedgerTransaction, OfferRow};
 use crate::db::reference::Reference;
 use crate::error::ApiError;
@@ -29,6 +30,8 @@ pub struct Writer {
     /// Compiled policies by digest, loaded on first use.
     compiled: HashMap<String, Arc<Compiled>>,
     active: ActivePolicies,
+    /// The levy account of each hub, loaded on the first settlement.
+    hub_levy_accounts: HashMap<String, Uuid>,
     database_url: String,
     engine: Engine,
     reference: Arc<Reference>,
@@ -43,6 +46,7 @@ enum Answer {
     Offer(oneshot::Sender<Result<Placed<PlacedOffer>, ApiError>>, Result<Placed<PlacedOffer>, ApiError>),
     Bid(oneshot::Sender<Result<Placed<PlacedBid>, ApiError>>, Result<Placed<PlacedBid>, ApiError>),
     Cancel(oneshot::Sender<Result<(), ApiError>>, Result<(), ApiError>),
+    Settle(oneshot::Sender<Result<suanli_sdk::Settlement, ApiError>>, Result<suanli_sdk::Settlement, ApiError>),
 }
 
 
@@ -64,6 +68,7 @@ impl Writer {
             host,
             compiled: HashMap::new(),
             active: ActivePolicies::new(),
+            hub_levy_accounts: HashMap::new(),
             database_url: database_url.to_owned(),
             engine,
             reference,
@@ -123,7 +128,8 @@ impl Writer {
         }
         // Microseconds: what PostgreSQL keeps, so answers equal later reads.
         let now = Utc::now().trunc_subsecs(6);
-        let Writer { connection, engine, reference, metrics, host, compiled, active, .. } = self;
+        let Writer { connection, engine, reference, metrics, host, compiled, active, hub_levy_accounts, config, .. } = self;
+        let exchange_fee_bps = &config.exchange_fee_bps;
         let mut answers = Vec::with_capacity(batch.len());
         let result = connection.transaction::<_, diesel::result::Error, _>(|connection| {
             *active = Self::refresh_policies(connection, host, reference, compiled)?;
@@ -150,6 +156,20 @@ impl Writer {
             builder.seen_bids = orders::existing_bids(connection, &bid_keys)?;
             let buyers: Vec<Uuid> = bid_keys.iter().map(|(buyer, _)| *buyer).collect();
             builder.available = orders::lock_available(connection, &buyers)?;
+            let settling: Vec<Uuid> = batch
+                .iter()
+                .filter_map(|command| match command {
+                    Command::Settle { contract, .. } => Some(*contract),
+                    _ => None,
+                })
+                .collect();
+            if !settling.is_empty() {
+                builder.contract_facts = settlement::contract_facts(connection, &settling)?;
+                builder.settled = settlement::existing(connection, &settling)?;
+                if hub_levy_accounts.is_empty() {
+                    *hub_levy_accounts = settlement::hub_levy_accounts(connection)?;
+                }
+            }
 
             for command in batch {
                 match command {
@@ -170,6 +190,10 @@ impl Writer {
                             _ => Err(ApiError::conflict("order_not_open", "the order is no longer resting")),
                         };
                         answers.push(Answer::Cancel(reply, result));
+                    }
+                    Command::Settle { provider, contract, delivery, reply } => {
+                        let result = builder.settle(provider, contract, &delivery, *exchange_fee_bps, hub_levy_accounts);
+                        answers.push(Answer::Settle(reply, result));
                     }
                     Command::Tick => {}
                 }
@@ -237,6 +261,12 @@ impl Answer {
             Answer::Cancel(reply, result) => {
                 let _ = reply.send(result);
             }
+            Answer::Settle(reply, result) => {
+                if result.is_ok() {
+                    metrics.events.with_label_values(&["contract_settled"]).inc();
+                }
+                let _ = reply.send(result);
+            }
         }
     }
 
@@ -246,6 +276,7 @@ impl Answer {
             Answer::Offer(reply, _) => drop(reply.send(Err(error()))),
             Answer::Bid(reply, _) => drop(reply.send(Err(error()))),
             Answer::Cancel(reply, _) => drop(reply.send(Err(error()))),
+            Answer::Settle(reply, _) => drop(reply.send(Err(error()))),
         }
     }
 }
@@ -265,6 +296,7 @@ fn answer_all_unavailable(batch: Vec<Command>) {
             Command::PlaceOffer(_, reply) => drop(reply.send(Err(error()))),
             Command::PlaceBid(_, reply) => drop(reply.send(Err(error()))),
             Command::Cancel { reply, .. } => drop(reply.send(Err(error()))),
+            Command::Settle { reply, .. } => drop(reply.send(Err(error()))),
             Command::Tick => {}
         }
     }
@@ -281,6 +313,10 @@ struct Builder<'a> {
     /// Available balances of the buyers placing bids in this batch, locked.
     available: HashMap<Uuid, Decimal>,
     contracts_created: u64,
+    /// Facts of the contracts being settled in this batch.
+    contract_facts: HashMap<Uuid, settlement::ContractFacts>,
+    /// Settlements stored before or earlier in this batch, by contract.
+    settled: HashMap<Uuid, settlement::SettlementRow>,
 }
 
 impl<'a> Builder<'a> {
@@ -293,7 +329,49 @@ impl<'a> Builder<'a> {
             seen_bids: HashMap::new(),
             available: HashMap::new(),
             contracts_created: 0,
+            contract_facts: HashMap::new(),
+            settled: HashMap::new(),
         }
+    }
+
+    /// Settles a contract: pro-rata charge, refund, fee, levy, provider's pay; once.
+    fn settle(
+        &mut self,
+        provider: Uuid,
+        contract: Uuid,
+        delivery: &suanli_sdk::NewDelivery,
+        exchange_fee_bps: u32,
+        hub_levy_accounts: &HashMap<String, Uuid>,
+    ) -> Result<suanli_sdk::Settlement, ApiError> {
+        let outcome = settlement::decide(
+            self.contract_facts.get(&contract),
+            self.settled.get(&contract),
+            provider,
+            delivery,
+            exchange_fee_bps,
+        )?;
+        let (facts, contracted, amounts) = match outcome {
+            settlement::Outcome::Repeat(first) => return Ok(first),
+            settlement::Outcome::New { facts, contracted, amounts } => (facts, contracted, amounts),
+        };
+        let levy_account = *hub_levy_accounts
+            .get(&facts.hub)
+            .ok_or_else(|| ApiError::internal(format!("no levy account for hub {}", facts.hub)))?;
+        let transaction_id = self.ledger("settlement", contract, vec![
+            (ledger::contract_escrow_account(contract), -facts.notional),
+            (ledger::participant_account_id(facts.buyer_id, kind::BUYER_AVAILABLE), amounts.refunded),
+            (ledger::participant_account_id(facts.provider_id, kind::PROVIDER), amounts.provider_paid),
+            (ledger::EXCHANGE_FEES_ACCOUNT, amounts.exchange_fee),
+            (levy_account, amounts.hub_levy),
+        ]);
+        self.credit_available(facts.buyer_id, amounts.refunded);
+        let (row, payload) =
+            settlement::new_row(&facts, contracted, &amounts, delivery, exchange_fee_bps, transaction_id, self.now);
+        self.writes.audit.push((provider.to_string(), "contract_settled", payload));
+        let wire = row.to_wire();
+        self.settled.insert(contract, row.clone());
+        self.writes.settlements.push(row);
+        Ok(wire)
     }
 
     fn place_offer(
@@ -545,8 +623,10 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn ledger(&mut self, kind: &'static str, reference: Uuid, legs: Vec<(Uuid, Decimal)>) {
-        self.writes.ledger.push(LedgerTransaction { id: Uuid::new_v4(), kind, reference: reference.to_string(), legs });
+    fn ledger(&mut self, kind: &'static str, reference: Uuid, legs: Vec<(Uuid, Decimal)>) -> Uuid {
+        let id = Uuid::new_v4();
+        self.writes.ledger.push(LedgerTransaction { id, kind, reference: reference.to_string(), legs });
+        id
     }
 }
 

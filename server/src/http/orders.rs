@@ -241,12 +241,8 @@ pub async fn report_delivery(
     let id = path.into_inner();
     let delivery = body.into_inner();
     validate::text("idempotency_key", &delivery.idempotency_key, 200)?;
-    let fee_bps = state.exchange_fee_bps;
     let started = std::time::Instant::now();
-    let settlement = state
-        .db(move |connection| crate::db::settlement::settle(connection, caller.id, id, &delivery, fee_bps))
-        .await?;
-    state.metrics.events.with_label_values(&["contract_settled"]).inc();
+    let settlement = state.exchange.settle(caller.id, id, delivery).await?;
     state.metrics.settlement_seconds.observe(started.elapsed().as_secs_f64());
     Ok(ok(&settlement))
 }

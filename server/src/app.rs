@@ -70,19 +70,18 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         engine: EngineConfig { candidates_max: config.match_candidates_max },
         expiry_tick_ms: config.expiry_tick_ms,
     };
-    let policy_host = crate::policy::PolicyHost::new(config.sandbox_limits())?;
-    let exchange =
-        Exchange::start(database_url, Arc::new(reference.clone()), exchange_config, metrics.clone(), policy_host.clone())?;
     if config.exchange_fee_bps > 10_000 {
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");
     }
+    let policy_host = crate::policy::PolicyHost::new(config.sandbox_limits())?;
+    let exchange =
+        Exchange::start(database_url, Arc::new(reference.clone()), exchange_config, metrics.clone(), policy_host.clone())?;
     Ok(web::Data::new(AppState {
         pool,
         exchange,
         tokens,
         reference,
         metrics,
-        exchange_fee_bps: config.exchange_fee_bps,
         policy_host,
         compiled_policies: Default::default(),
     }))

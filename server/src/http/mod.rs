@@ -31,8 +31,6 @@ pub struct AppState {
     pub tokens: TokenKeys,
     pub reference: Reference,
     pub metrics: Metrics,
-    /// The exchange's fee on settlements, basis points.
-    pub exchange_fee_bps: u32,
     /// The sandbox for uploads, dry runs and replays.
     pub policy_host: std::sync::Arc<crate::policy::PolicyHost>,
     /// Policies compiled for dry runs and replays, by digest.

@@ -146,7 +146,9 @@ pub async fn export(
         _ => return Err(ApiError::bad_request("invalid_query", "`format` is `csv` or `jsonl`")),
     };
     let filter = ContractFilter { from: query.from, to: query.to, ..Default::default() };
-    let connection = state.pool.get()?;
+    // Take the connection before answering, off the async executor, so an outage is a 503.
+    let pool = state.pool.clone();
+    let connection = web::block(move || pool.get()).await??;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHUNKS_IN_FLIGHT_MAX);
     actix_web::rt::task::spawn_blocking(move || export_rows(connection, filter, csv, sender));
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {

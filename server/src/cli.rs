@@ -105,11 +105,12 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
 async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<()> {
     let state = app::prepare(config, database_url)?;
     let (server, address) = app::listen(config, state.clone())?;
-    println!("suanli-server listening on http://{address}");
     if demo {
         let admin_key = config.admin_api_key.clone().context("the demo has an admin key")?;
         print_demo(&state, &admin_key, address)?;
     }
+    // Printed once everything is ready (demo seeded), for scripts and tests that wait for it.
+    println!("suanli-server listening on http://{address}");
     server.await.context("HTTP server failed")
 }
 

@@ -257,16 +257,23 @@ pub struct ServerProcess {
     child: std::process::Child,
     /// `http://127.0.0.1:<port>`.
     pub base_url: String,
+    /// Every line the process printed on standard output so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
     /// Starts `<binary> serve` with `env` and waits (at most 60 s) until it listens. Pass
     /// `env!("CARGO_BIN_EXE_suanli-test-server")` as `binary` (only tests know that path).
     pub fn spawn(binary: &str, env: &[(&str, String)]) -> Self {
+        Self::spawn_command(binary, "serve", env)
+    }
+
+    /// Starts `<binary> <subcommand>` (`serve` or `dev`) with `env` and waits until it listens.
+    pub fn spawn_command(binary: &str, subcommand: &str, env: &[(&str, String)]) -> Self {
         use std::io::BufRead;
         let mut command = std::process::Command::new(binary);
         command
-            .arg("serve")
+            .arg(subcommand)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("SUANLI_LISTEN", "127.0.0.1:0")
@@ -280,15 +287,28 @@ impl ServerProcess {
         let mut child = command.spawn().expect("start the server process");
         let stdout = child.stdout.take().expect("piped stdout");
         let (sender, receiver) = std::sync::mpsc::channel();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = lines.clone();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(url) = line.strip_prefix("suanli-server listening on ") {
                     let _ = sender.send(url.trim().to_owned());
                 }
+                kept.lock().expect("stdout lines").push(line);
             }
         });
-        let base_url = receiver.recv_timeout(std::time::Duration::from_secs(60)).expect("the server starts listening");
-        ServerProcess { child, base_url }
+        let base_url = receiver.recv_timeout(std::time::Duration::from_secs(120)).expect("the server starts listening");
+        ServerProcess { child, base_url, stdout: lines }
+    }
+
+    /// Interrupts the process (SIGINT, as Ctrl-C) and waits for it to finish shutting down.
+    pub fn interrupt(&mut self) -> std::process::ExitStatus {
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT");
+        self.child.wait().expect("wait for the server")
     }
 
     /// Kills the process with SIGKILL, as a crash would, and reaps it.

@@ -6,6 +6,7 @@ mod auth;
 mod bad_input;
 mod cli;
 mod crash;
+mod demo;
 mod money;
 mod orders;
 mod participants;

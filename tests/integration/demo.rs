@@ -1,0 +1,46 @@
+//! The README's run command: `suanli-server dev` with no database configured runs its own
+//! private PostgreSQL under the data folder, and a second run reuses it.
+
+use suanli_tests::ServerProcess;
+
+const SERVER: &str = env!("CARGO_BIN_EXE_suanli-test-server");
+
+/// The demo participants' ids as the demo printed them (`<kind> <uuid> <name>` lines).
+fn printed_ids(server: &ServerProcess) -> Vec<String> {
+    let lines = server.stdout.lock().unwrap();
+    lines
+        .iter()
+        .filter(|line| ["provider ", "buyer ", "hub_operator ", "regulator "].iter().any(|kind| line.starts_with(kind)))
+        .filter_map(|line| line.split_whitespace().nth(1).map(str::to_owned))
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
+    let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../target/demo-test-{}", uuid::Uuid::new_v4().simple()));
+    let env = [("SUANLI_DATA_DIR", data_dir.to_str().unwrap().to_owned())];
+
+    let mut first = ServerProcess::spawn_command(SERVER, "dev", &env);
+    let client = suanli_sdk::Client::new(first.base_url.clone());
+    assert_eq!(client.readyz().await.unwrap().status, "ready");
+    assert_eq!(client.hubs().await.unwrap().len(), 8);
+    let ids = printed_ids(&first);
+    assert_eq!(ids.len(), 7, "demo participants of every kind");
+    assert!(first.interrupt().success(), "Ctrl-C stops the demo cleanly");
+    assert!(data_dir.join("postgres/pgdata/PG_VERSION").exists(), "the cluster lives in the data folder");
+    assert!(!data_dir.join("postgres/pgdata/postmaster.pid").exists(), "and was stopped with the demo");
+
+    let mut second = ServerProcess::spawn_command(SERVER, "dev", &env);
+    assert_eq!(printed_ids(&second), ids, "the same participants: the data was reused");
+    let client = suanli_sdk::Client::new(second.base_url.clone());
+    let buyer_key = {
+        let lines = second.stdout.lock().unwrap();
+        let buyer_line = lines.iter().position(|line| line.starts_with("buyer ")).unwrap();
+        lines[buyer_line + 1].trim().strip_prefix("api_key=").unwrap().to_owned()
+    };
+    let buyer = client.login(&buyer_key).await.unwrap();
+    assert_eq!(buyer.account().await.unwrap().available.to_string(), "1000000", "the opening deposit is made once");
+    assert!(second.interrupt().success());
+    std::fs::remove_dir_all(&data_dir).unwrap();
+}

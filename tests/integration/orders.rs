@@ -299,3 +299,29 @@ async fn the_book_survives_a_restart_and_keeps_matching() {
     assert_eq!(h20.contracts[0].bid_id, resting_bid.bid.id);
     assert_eq!(h20.contracts[0].buyer_id, buyer.participant.id);
 }
+
+#[actix_web::test]
+async fn a_gtd_bid_expires_on_time_and_its_hold_comes_back() {
+    let exchange = TestExchange::start_with(|config| config.expiry_tick_ms = 100).await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
+    let mut gtd = new_bid(SKU, 2, window(3, 2), "10");
+    gtd.time_in_force = Some(TimeInForce::Gtd);
+    gtd.expires_at = Some(chrono::Utc::now() + chrono::TimeDelta::seconds(1));
+    let placed = buyer.place_bid(&gtd).await.unwrap();
+    assert_eq!(buyer.account().await.unwrap().held.to_string(), "40");
+
+    // Poll, with a deadline, until the expiry ticker has taken the bid out of the book.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut bid = buyer.bid(placed.bid.id).await.unwrap();
+    while bid.status != OrderStatus::Expired && std::time::Instant::now() < deadline {
+        bid = buyer.bid(placed.bid.id).await.unwrap();
+    }
+    assert_eq!((bid.status, bid.remaining), (OrderStatus::Expired, 0));
+    let account = buyer.account().await.unwrap();
+    assert_eq!((account.available.to_string(), account.held.to_string()), ("1000".into(), "0".into()));
+    assert_eq!(exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'bid_expired'"), 1);
+    // An offer arriving now finds nothing to fill.
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let offer = provider.place_offer(&new_offer("guian", SKU, 2, window(1, 10), "5")).await.unwrap();
+    assert!(offer.contracts.is_empty());
+}

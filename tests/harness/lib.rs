@@ -319,7 +319,19 @@ impl ServerProcess {
 }
 
 impl Drop for ServerProcess {
+    /// Asks the server to stop as Ctrl-C would (so a private cluster it runs is stopped too), and
+    /// kills it if it has not stopped within 10 seconds.
     fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = std::process::Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while std::time::Instant::now() < deadline {
+                if let Ok(Some(_)) = self.child.try_wait() {
+                    return;
+                }
+                std::thread::yield_now();
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -531,36 +531,6 @@ pub struct ContractFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// A page of contracts, newest first.
-pub fn list_contracts(
-    connection: &mut PgConnection,
-    filter: &ContractFilter,
-    before_seq: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<ContractRow>> {
-    let mut query =
-        contracts::table.select(ContractRow::as_select()).order(contracts::seq.desc()).limit(limit).into_boxed();
-    if let Some(party) = filter.party {
-        query = query.filter(contracts::buyer_id.eq(party).or(contracts::provider_id.eq(party)));
-    }
-    if let Some(hub) = &filter.hub {
-        query = query.filter(contracts::hub.eq(hub.clone()));
-    }
-    if let Some(sku) = &filter.sku {
-        query = query.filter(contracts::sku.eq(sku.clone()));
-    }
-    if let Some(from) = filter.from {
-        query = query.filter(contracts::created_at.ge(from));
-    }
-    if let Some(to) = filter.to {
-        query = query.filter(contracts::created_at.lt(to));
-    }
-    if let Some(before) = before_seq {
-        query = query.filter(contracts::seq.lt(before));
-    }
-    query.load(connection)
-}
-
 /// Recent trades for the public: no participant ids.
 pub fn trades(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str>, limit: i64) -> QueryResult<Vec<Trade>> {
     let mut query = contracts::table

@@ -11,8 +11,9 @@ use super::orders::{ContractFilter, ContractRow};
 use super::schema::{contracts, settlements};
 use super::settlement::SettlementRow;
 
-/// Contracts matching `filter` with their settlements. `newest_first` pages backwards from
-/// `cursor` (a contract seq); otherwise forwards after it (exports run oldest first).
+/// Contracts matching `filter` with their settlements: the one place contract filters are applied
+/// (the parties' listing, the regulator's listing and the export). `newest_first` pages backwards
+/// from `cursor` (a contract seq); otherwise forwards after it (exports run oldest first).
 pub fn audited_contracts(
     connection: &mut PgConnection,
     filter: &ContractFilter,

@@ -13,6 +13,7 @@ use super::{AppState, ok};
 use crate::access::{Action, authorize};
 use crate::auth::Caller;
 use crate::db::orders::{self, ContractFilter};
+use crate::db::regulator;
 use crate::error::ApiError;
 use crate::exchange::{Placed, requests};
 use crate::validate;
@@ -218,10 +219,10 @@ pub async fn list_contracts(
     let before = cursor(query.cursor.as_deref())?;
     let filter = ContractFilter { party: own_unless_regulator(&caller), hub: query.hub, sku: query.sku, ..Default::default() };
     let rows = state
-        .db(move |connection| Ok(orders::list_contracts(connection, &filter, before, i64::from(limit))?))
+        .db(move |connection| Ok(regulator::audited_contracts(connection, &filter, before, true, i64::from(limit))?))
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.seq));
-    Ok(ok(&Page { items: rows.iter().map(|row| row.to_wire()).collect(), next_cursor }))
+    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(seq, _)| *seq));
+    Ok(ok(&Page { items: rows.into_iter().map(|(_, audited)| audited.contract).collect(), next_cursor }))
 }
 
 /// The provider reports delivery, which settles the contract, exactly once.

@@ -107,8 +107,8 @@ impl Client {
         self.get("/healthz").await
     }
 
-    /// `GET /readyz`: the process can reach its database.
-    pub async fn readyz(&self) -> Result<Health, Error> {
+    /// `GET /readyz`: the process can reach its database, and whether it applies orders.
+    pub async fn readyz(&self) -> Result<Readiness, Error> {
         self.get("/readyz").await
     }
 

@@ -331,6 +331,20 @@ pub struct Health {
     pub status: String,
 }
 
+/// Answer of `/readyz`: the database is reachable, and whether this node applies orders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Readiness {
+    /// `ready`.
+    pub status: String,
+    /// `ok`.
+    pub database: String,
+    /// `leader` (this node applies orders and settlements) or `follower` (another node does).
+    pub writer: String,
+    /// This node's name.
+    pub node: String,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Orders
 

@@ -29,6 +29,10 @@ pub enum Action<'a> {
     ListOwnOrEverything,
     /// Read one order or contract whose parties are these.
     Read { party: Uuid, other_party: Option<Uuid> },
+    /// Report delivery on a contract: providers (the contract's own provider is checked when the
+    /// contract is read, in settlement; its buyer gets 403 there, anyone else 404), and buyers so
+    /// that a contract's buyer learns it may not.
+    ReportDelivery,
     /// Cancel an order: its owner only.
     Cancel { owner: Uuid },
     /// Upload, activate and dry-run the policies of a hub: that hub's operator only.
@@ -47,6 +51,7 @@ pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
         Action::PlaceOffer => caller.role == Provider,
         Action::PlaceBid => caller.role == Buyer,
         Action::ListOwnOrEverything => matches!(caller.role, Provider | Buyer | Regulator),
+        Action::ReportDelivery => matches!(caller.role, Provider | Buyer),
         Action::Read { party, other_party } => {
             let is_party = caller.id == party || Some(caller.id) == other_party;
             if !(is_party || caller.role == Regulator) {
@@ -76,6 +81,12 @@ pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
     }
 }
 
+/// Whose orders and contracts a listing shows the caller: its own (`Some(id)`), or, for a
+/// regulator, everyone's (`None`). Call it after [`Action::ListOwnOrEverything`] was allowed.
+pub fn listing_scope(caller: &Caller) -> Option<Uuid> {
+    (caller.role != ParticipantKind::Regulator).then_some(caller.id)
+}
+
 fn describe(action: Action<'_>) -> &'static str {
     match action {
         Action::CreateParticipant => "create participants",
@@ -85,6 +96,7 @@ fn describe(action: Action<'_>) -> &'static str {
         Action::PlaceOffer => "place offers",
         Action::PlaceBid => "place bids",
         Action::ListOwnOrEverything => "list orders or contracts",
+        Action::ReportDelivery => "report delivery",
         Action::Read { .. } => "read this",
         Action::Cancel { .. } => "cancel this",
         Action::ManageHubPolicies { .. } => "manage this hub's policies",
@@ -111,6 +123,7 @@ mod tests {
             (Action::PlaceOffer, &[Provider]),
             (Action::PlaceBid, &[Buyer]),
             (Action::ListOwnOrEverything, &[Provider, Buyer, Regulator]),
+            (Action::ReportDelivery, &[Provider, Buyer]),
         ];
         for (action, allowed) in table {
             for role in [Provider, Buyer, HubOperator, Regulator, Admin] {

@@ -69,22 +69,40 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         batch_commands_max: config.match_batch_commands_max,
         engine: EngineConfig { candidates_max: config.match_candidates_max },
         expiry_tick_ms: config.expiry_tick_ms,
+        command_deadline_ms: config.order_command_deadline_ms,
+        writer_lock_wait_ms: config.writer_lock_wait_ms,
+        hub_budget: config.hub_budget(),
     };
     if config.exchange_fee_bps > 10_000 {
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");
     }
     let policy_host = crate::policy::PolicyHost::new(config.sandbox_limits())?;
-    let exchange =
-        Exchange::start(database_url, Arc::new(reference.clone()), exchange_config, metrics.clone(), policy_host.clone())?;
+    let compiled_policies = Arc::new(crate::policy::Registry::default());
+    let exchange = Exchange::start(
+        database_url,
+        Arc::new(reference.clone()),
+        exchange_config,
+        metrics.clone(),
+        policy_host.clone(),
+        compiled_policies.clone(),
+    )?;
     Ok(web::Data::new(AppState {
         pool,
         exchange,
         tokens,
+        node: node_name(&config.listen),
+        identities: Default::default(),
         reference,
         metrics,
         policy_host,
-        compiled_policies: Default::default(),
+        compiled_policies,
     }))
+}
+
+/// This node's name: the host name and the configured listen address.
+fn node_name(listen: &str) -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_owned()).unwrap_or_default();
+    if host.is_empty() { listen.to_owned() } else { format!("{host}/{listen}") }
 }
 
 /// Makes sure an admin with API key `key` exists: creates it on first start, changes its key
@@ -186,6 +204,7 @@ pub fn activate_demo_policies(state: &AppState, policies_dir: &Path, operators: 
         };
         let (component, compiled) =
             state.policy_host.prepare_upload(*kind, &bytes).map_err(|error| anyhow::anyhow!("{file}: {error}"))?;
+        state.compiled_policies.insert(compiled.clone());
         crate::db::policies::store(&mut connection, hub, kind.as_str(), &compiled.digest, &component, operator.id)?;
         crate::db::policies::activate(&mut connection, hub, &compiled.digest, operator.id)?;
         println!("policy       {hub:<4} {:<10} {file:<20} {}", kind.as_str(), compiled.digest);

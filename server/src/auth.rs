@@ -1,10 +1,14 @@
 //! Authentication: API keys (random, shown once, stored as Argon2 hashes) and JWT bearer tokens
-//! (HS256 issued here; RS256/EdDSA from a configured public key accepted too). [`Caller`] is the
-//! extractor every protected handler takes; what a caller may do is decided in [`crate::access`].
+//! (HS256 issued here; RS256/EdDSA from a configured public key accepted too). A token's claims
+//! are only half the proof: [`Identity::admits`] checks them against the participant as stored
+//! (it exists and has the role and hub the token names), through an [`IdentityCache`] that keeps
+//! an answer for at most [`IDENTITY_CACHE_TTL`]. The HTTP layer turns all of it into the
+//! [`Caller`] every protected handler takes; what a caller may do is decided in [`crate::access`].
 
-use std::future::{Ready, ready};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -14,7 +18,6 @@ use suanli_sdk::ParticipantKind;
 use uuid::Uuid;
 
 use crate::error::ApiError;
-use crate::http::AppState;
 
 /// The claims of every token the exchange issues or accepts.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,30 +132,62 @@ impl Caller {
     }
 }
 
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+/// A participant as stored: what a token is checked against on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub kind: ParticipantKind,
+    pub hub: Option<String>,
+}
 
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(caller_of(request))
+impl Identity {
+    /// Whether `claimed` (from a verified token) speaks for this participant as it is now: the
+    /// role and the hub must be the stored ones. A validly signed token naming another role is
+    /// refused (401), never trusted.
+    pub fn admits(&self, claimed: &Caller) -> Result<(), ApiError> {
+        if self.kind != claimed.role || self.hub != claimed.hub {
+            return Err(ApiError::unauthorized(
+                "role_mismatch",
+                "the token's role or hub is not the participant's; log in again",
+            ));
+        }
+        Ok(())
     }
 }
 
-fn caller_of(request: &HttpRequest) -> Result<Caller, ApiError> {
-    let state = request
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal("application state missing"))?;
-    let header = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "send an `Authorization: Bearer <token>` header"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the Authorization header is not `Bearer <token>`"))?;
-    state.tokens.verify(token)
+/// How long a participant's stored identity is trusted without asking the database again.
+pub const IDENTITY_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Most identities kept; beyond it the cache starts afresh (a bound, not an eviction policy).
+const IDENTITY_CACHE_ENTRIES_MAX: usize = 100_000;
+
+/// Recently read identities by participant id, each trusted for [`IDENTITY_CACHE_TTL`].
+#[derive(Default)]
+pub struct IdentityCache {
+    entries: Mutex<HashMap<Uuid, (Identity, Instant)>>,
+}
+
+impl IdentityCache {
+    /// The identity of `participant` if it was read less than [`IDENTITY_CACHE_TTL`] ago.
+    pub fn get(&self, participant: Uuid) -> Option<Identity> {
+        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(&participant)
+            .filter(|(_, read_at)| read_at.elapsed() < IDENTITY_CACHE_TTL)
+            .map(|(identity, _)| identity.clone())
+    }
+
+    /// Keeps an identity just read from the database.
+    pub fn put(&self, participant: Uuid, identity: Identity) {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= IDENTITY_CACHE_ENTRIES_MAX {
+            entries.clear();
+        }
+        entries.insert(participant, (identity, Instant::now()));
+    }
+
+    /// Forgets a participant at once (its role, keys or standing changed).
+    pub fn forget(&self, participant: Uuid) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&participant);
+    }
 }
 
 /// A freshly made API key: the text shown once, its lookup id, and what is stored.

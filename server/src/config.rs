@@ -50,9 +50,20 @@ pub struct Config {
     #[arg(long, env = "SUANLI_HTTP_JSON_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
     pub http_json_body_bytes_max: usize,
 
-    /// Most order commands waiting for the sequenced writer; more callers wait their turn.
+    /// Most order commands waiting for the sequenced writer; one more is refused at once with
+    /// 503 `queue_full` and a `Retry-After`.
     #[arg(long, env = "SUANLI_ORDER_QUEUE_MAX", default_value_t = 4096)]
     pub order_queue_max: usize,
+
+    /// Longest an order command may wait for the sequenced writer; older ones are refused with 503
+    /// `deadline_exceeded` and never applied.
+    #[arg(long, env = "SUANLI_ORDER_COMMAND_DEADLINE_MS", default_value_t = 5000)]
+    pub order_command_deadline_ms: u64,
+
+    /// How long a starting server waits for the database's writer lock (one writer per database)
+    /// before it serves reads only and refuses order commands with 503 `writer_unavailable`.
+    #[arg(long, env = "SUANLI_WRITER_LOCK_WAIT_MS", default_value_t = 3000)]
+    pub writer_lock_wait_ms: u64,
 
     /// Most commands the writer matches and commits in one database transaction.
     #[arg(long, env = "SUANLI_MATCH_BATCH_COMMANDS_MAX", default_value_t = 512)]
@@ -94,6 +105,20 @@ pub struct Config {
     #[arg(long, env = "SUANLI_POLICY_COMPILE_MS_MAX", default_value_t = 10_000)]
     pub policy_compile_ms_max: u64,
 
+    /// Fuel one hub's policies may burn, summed over their evaluations for one incoming order;
+    /// beyond it the hub's remaining candidates for that order are skipped.
+    #[arg(long, env = "SUANLI_POLICY_HUB_ORDER_FUEL_MAX", default_value_t = 100_000_000)]
+    pub policy_hub_order_fuel_max: u64,
+
+    /// Wall time one hub's policies may take, summed over their evaluations for one incoming order.
+    #[arg(long, env = "SUANLI_POLICY_HUB_ORDER_WALL_MS_MAX", default_value_t = 10)]
+    pub policy_hub_order_wall_ms_max: u64,
+
+    /// Wall time one hub's policies may take in one batch of the sequenced writer: what a hostile
+    /// policy can add to every other hub's latency.
+    #[arg(long, env = "SUANLI_POLICY_HUB_BATCH_WALL_MS_MAX", default_value_t = 15)]
+    pub policy_hub_batch_wall_ms_max: u64,
+
     /// Policy evaluations that may run at once (sizes the pooling allocator).
     #[arg(long, env = "SUANLI_POLICY_CONCURRENT_EVALUATIONS_MAX", default_value_t = 16)]
     pub policy_concurrent_evaluations_max: u32,
@@ -123,6 +148,8 @@ impl Config {
             http_json_body_bytes_max: 64 * 1024,
             http_workers: 2,
             order_queue_max: 4096,
+            order_command_deadline_ms: 5000,
+            writer_lock_wait_ms: 3000,
             match_batch_commands_max: 512,
             match_candidates_max: 256,
             expiry_tick_ms: 1000,
@@ -134,12 +161,24 @@ impl Config {
             policy_module_bytes_max: 4 << 20,
             policy_compile_ms_max: 10_000,
             policy_concurrent_evaluations_max: 16,
+            policy_hub_order_fuel_max: 100_000_000,
+            policy_hub_order_wall_ms_max: 10,
+            policy_hub_batch_wall_ms_max: 15,
             log_format: "text".into(),
         }
     }
 }
 
 impl Config {
+    /// What each hub may spend on policy evaluations.
+    pub fn hub_budget(&self) -> crate::exchange::HubBudget {
+        crate::exchange::HubBudget {
+            order_fuel_max: self.policy_hub_order_fuel_max,
+            order_wall_ms_max: self.policy_hub_order_wall_ms_max,
+            batch_wall_ms_max: self.policy_hub_batch_wall_ms_max,
+        }
+    }
+
     /// The sandbox limits these settings describe.
     pub fn sandbox_limits(&self) -> crate::policy::SandboxLimits {
         crate::policy::SandboxLimits {

@@ -3,16 +3,14 @@
 //! Policy: handlers, the store and the domain return [`ApiError`]. A refusal the client caused
 //! carries a stable snake_case `code` and the right status (400, 401, 403, 404, 409, 413, 422);
 //! anything else is [`ApiError::internal`], logged once here with its cause and answered with a
-//! generic 500 that leaks nothing. Named database constraints that a client can trip are mapped to
+//! generic 500 that leaks nothing. This module knows no HTTP library: `http/` turns an `ApiError`
+//! into a response (status from [`ErrorKind::status`]). Named database constraints that a client can trip are mapped to
 //! client errors in [`From<diesel::result::Error>`]. `anyhow` is used only at the edges (start-up,
 //! the CLI), never in a request path.
 
 use std::fmt;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use suanli_sdk::ErrorBody;
 
 /// Which family of failure, which fixes the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +27,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    fn status(self) -> StatusCode {
+    /// The HTTP status of this family (the HTTP layer turns it into a response).
+    pub fn status(self) -> u16 {
         match self {
-            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
-            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorKind::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::BadRequest => 400,
+            ErrorKind::Unauthorized => 401,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict => 409,
+            ErrorKind::PayloadTooLarge => 413,
+            ErrorKind::Unprocessable => 422,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
         }
     }
 }
@@ -52,11 +51,19 @@ pub struct ApiError {
     pub code: &'static str,
     /// A sentence for people.
     pub message: String,
+    /// When to try again, for refusals that pass (a full queue): the `Retry-After` header.
+    pub retry_after_s: Option<u32>,
 }
 
 impl ApiError {
     fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { kind, code, message: message.into() }
+        ApiError { kind, code, message: message.into(), retry_after_s: None }
+    }
+
+    /// 503 with its own code and a `Retry-After`: the exchange is busy or cannot take this
+    /// command here right now; the same request may succeed later.
+    pub fn busy(code: &'static str, message: impl Into<String>, retry_after_s: u32) -> Self {
+        ApiError { retry_after_s: Some(retry_after_s), ..Self::new(ErrorKind::Unavailable, code, message) }
     }
 
     /// 400: the request is malformed (bad JSON, bad decimal, unknown hub…).
@@ -112,17 +119,6 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.kind.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code())
-            .json(ErrorBody { code: self.code.to_owned(), message: self.message.clone() })
-    }
-}
-
 impl From<DieselError> for ApiError {
     fn from(error: DieselError) -> Self {
         match &error {
@@ -149,11 +145,5 @@ impl From<diesel::r2d2::PoolError> for ApiError {
     fn from(error: diesel::r2d2::PoolError) -> Self {
         tracing::warn!(%error, "no database connection");
         ApiError::unavailable("database not reachable")
-    }
-}
-
-impl From<actix_web::error::BlockingError> for ApiError {
-    fn from(error: actix_web::error::BlockingError) -> Self {
-        ApiError::internal(format!("blocking pool: {error}"))
     }
 }

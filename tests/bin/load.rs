@@ -2,7 +2,10 @@
 //! PostgreSQL's own single-row insert rate (pgbench) on the same server, in the same run.
 //!
 //! `cargo run --release -p suanli-tests --bin suanli-load -- [seconds] [connections]`
-//! (defaults 10 s, 32 connections). Uses `DATABASE_URL`'s server when set, otherwise the private
+//! (defaults 10 s, 32 connections). Other modes: `export [rows]`, `settle [contracts]
+//! [connections]`, and `hostile [seconds] [attackers]`: a looping pricing policy in one hub with 100
+//! offers resting there, attackers bidding into it, and the latency of an unrelated offer plus
+//! crossing bid in another hub. Uses `DATABASE_URL`'s server when set, otherwise the private
 //! test cluster under `target/suanli-test-pg`.
 
 use std::sync::Arc;
@@ -27,6 +30,12 @@ async fn main() -> anyhow::Result<()> {
         let contracts: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5_000);
         let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
         return settle(contracts, connections).await;
+    }
+    if args.peek().map(String::as_str) == Some("hostile") {
+        args.next();
+        let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
+        let attackers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
+        return hostile(seconds, attackers).await;
     }
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
@@ -199,6 +208,95 @@ async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
     println!(
         "settled {contracts} contracts from {connections} connections in {elapsed:.2} s: {:.0} settlements/s",
         contracts as f64 / elapsed
+    );
+    Ok(())
+}
+
+/// A looping pricing policy active in Ningxia with 100 offers resting there; `attackers` clients
+/// bid into Ningxia without pause while one client lists an offer in Beijing and bids against it,
+/// over and over. Reports the Beijing pair's latency and the worst single order in Ningxia.
+async fn hostile(seconds: u64, attackers: usize) -> anyhow::Result<()> {
+    let exchange = TestExchange::start().await;
+    let operator = exchange
+        .participant_from(&suanli_sdk::NewParticipant {
+            name: "Ningxia operator".into(),
+            kind: ParticipantKind::HubOperator,
+            provider_type: None,
+            hub: Some("nx".into()),
+        })
+        .await
+        .1;
+    let stored: serde_json::Value = operator
+        .request(reqwest::Method::POST, "/v1/hubs/nx/policies?kind=pricing")
+        .header("Content-Type", "application/wasm")
+        .body(suanli_tests::policy_component("hostile"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let digest = stored["digest"].as_str().ok_or_else(|| anyhow::anyhow!("upload refused: {stored}"))?;
+    operator.request(reqwest::Method::POST, &format!("/v1/hubs/nx/policies/{digest}/activate")).send().await?.error_for_status()?;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Ningxia provider").await;
+    let mut looping = new_offer("zhongwei", SKU, 1, window(1, 48), "10");
+    looping.attributes = Some(serde_json::json!({"mode": "loop"}).as_object().cloned().unwrap_or_default());
+    for n in 0..100 {
+        provider.place_offer(&suanli_sdk::NewOffer { idempotency_key: format!("loop-{n}"), ..looping.clone() }).await?;
+    }
+    let (_, victim_provider) = exchange.participant(ParticipantKind::Provider, "Beijing provider").await;
+    let (_, victim) = exchange.funded_buyer("Beijing buyer", "1000000000").await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for n in 0..attackers {
+        let attacker = exchange.funded_buyer(&format!("Ningxia bidder {n}"), "1000000000").await.1;
+        let stop = stop.clone();
+        tasks.push(actix_web::rt::spawn(async move {
+            let mut latencies = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let bid = suanli_sdk::NewBid { hubs: Some(vec!["nx".into()]), ..new_bid(SKU, 1, window(2, 2), "12") };
+                let sent = Instant::now();
+                if attacker.place_bid(&bid).await.is_ok() {
+                    latencies.push(sent.elapsed());
+                }
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    let mut pairs = Vec::new();
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let sent = Instant::now();
+        victim_provider.place_offer(&new_offer("zhangjiakou", SKU, 1, window(1, 48), "10")).await?;
+        let bid = suanli_sdk::NewBid { hubs: Some(vec!["bth".into()]), ..new_bid(SKU, 1, window(2, 2), "12") };
+        let placed = victim.place_bid(&bid).await?;
+        anyhow::ensure!(placed.contracts.len() == 1, "the Beijing pair did not trade");
+        pairs.push(sent.elapsed());
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut hostile = Vec::new();
+    for task in tasks {
+        hostile.extend(task.await?);
+    }
+    let quantiles = |latencies: &mut Vec<Duration>| {
+        latencies.sort();
+        let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+        (at(0.5), at(0.99), latencies.last().copied().unwrap_or_default())
+    };
+    let (p50, p99, max) = quantiles(&mut pairs);
+    println!(
+        "unrelated offer + crossing bid in bth, {} pairs with {attackers} attackers: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        pairs.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    let (p50, p99, max) = quantiles(&mut hostile);
+    println!(
+        "bids into the looping hub: {} orders, p50 {:.1} ms, p99 {:.1} ms, worst single order {:.1} ms",
+        hostile.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
     );
     Ok(())
 }

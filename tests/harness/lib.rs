@@ -111,16 +111,34 @@ impl TestExchange {
 
     /// Stops this server (waiting for requests in flight) and starts a new one on the same
     /// database, as after a restart.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        self.restart_with(|_| {}).await
+    }
+
+    /// Like [`TestExchange::restart`], with the configuration changed by `adjust` first.
+    pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
         self.handle.stop(true).await;
         let database = self.database.take().expect("the database is ours");
-        let (config, admin_api_key) = (self.config.clone(), self.admin_api_key.clone());
+        let (mut config, admin_api_key) = (self.config.clone(), self.admin_api_key.clone());
+        adjust(&mut config);
         drop(self);
         Self::start_on(database, config, admin_api_key).await
     }
 
+    /// Another server on this exchange's database (as a second process would be), with the
+    /// same configuration changed by `adjust`. It does not own the database.
+    pub async fn start_another(&self, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = self.config.clone();
+        adjust(&mut config);
+        Self::start_serving(None, self.database_url.clone(), config, self.admin_api_key.clone()).await
+    }
+
     async fn start_on(database: TestDatabase, config: Config, admin_api_key: String) -> Self {
         let database_url = database.url.clone();
+        Self::start_serving(Some(database), database_url, config, admin_api_key).await
+    }
+
+    async fn start_serving(database: Option<TestDatabase>, database_url: String, config: Config, admin_api_key: String) -> Self {
 
         let state = app::prepare(&config, &database_url).expect("prepare the exchange");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
@@ -132,7 +150,7 @@ impl TestExchange {
 
         let anonymous = Client::new(format!("http://{address}"));
         let admin = anonymous.login(&admin_api_key).await.expect("admin login");
-        TestExchange { anonymous, admin, admin_api_key, config, database_url, state, database: Some(database), handle }
+        TestExchange { anonymous, admin, admin_api_key, config, database_url, state, database, handle }
     }
 
     /// Creates a participant of `kind` (a provider is a compute provider; a hub operator runs

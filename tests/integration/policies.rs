@@ -222,7 +222,15 @@ async fn a_residency_policy_keeps_important_data_in_its_region() {
 
 #[actix_web::test]
 async fn a_faulting_policy_fails_closed_and_is_recorded() {
-    let exchange = TestExchange::start().await;
+    // Each fault classified as itself: hub budgets wide enough that neither evaluation is cut
+    // short by them on a busy machine (budgets have their own tests, in isolation.rs).
+    let exchange = TestExchange::start_with(|config| {
+        config.policy_hub_order_fuel_max = 1_000_000_000;
+        config.policy_hub_order_wall_ms_max = 10_000;
+        config.policy_hub_batch_wall_ms_max = 10_000;
+        config.policy_deadline_ms = 10_000;
+    })
+    .await;
     let ningxia = operator(&exchange, "nx").await;
     let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;

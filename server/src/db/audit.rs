@@ -55,43 +55,20 @@ impl From<Row> for AuditEntry {
 /// Call it last in a transaction: the head row stays locked until commit, which serialises every
 /// writer of the log for that long.
 pub fn append(connection: &mut PgConnection, actor: &str, kind: &str, payload: Value) -> QueryResult<i64> {
-    let (head_seq, head_hash): (i64, String) = audit_head::table
-        .select((audit_head::seq, audit_head::hash))
-        .for_update()
-        .first(connection)?;
-    let seq = head_seq + 1;
-    let at = Utc::now().trunc_subsecs(6);
-    let canonical = canonical_entry(seq, &format_at(at), actor, kind, &payload);
-    let hash = chain_hash(&head_hash, &canonical).expect("the head hash is 64 hex digits by a CHECK");
-    diesel::insert_into(audit_log::table)
-        .values((
-            audit_log::seq.eq(seq),
-            audit_log::at.eq(at),
-            audit_log::actor.eq(actor),
-            audit_log::kind.eq(kind),
-            audit_log::payload.eq(&payload),
-            audit_log::canonical.eq(&canonical),
-            audit_log::prev_hash.eq(&head_hash),
-            audit_log::hash.eq(&hash),
-        ))
-        .execute(connection)?;
-    diesel::update(audit_head::table)
-        .set((audit_head::seq.eq(seq), audit_head::hash.eq(&hash)))
-        .execute(connection)?;
-    Ok(seq)
+    append_batch(connection, &[(actor.to_owned(), kind, payload)], Utc::now())
 }
 
-/// Appends many entries at once, in order, in the caller's transaction (one lock of the head,
-/// one multi-row insert): the sequenced writer's way.
-pub fn append_batch(connection: &mut PgConnection, entries: &[(String, &'static str, Value)]) -> QueryResult<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
+/// Appends entries in order, all stamped `at`, in the caller's transaction (one lock of the head,
+/// one multi-row insert), and returns the last `seq`: the one way entries join the chain.
+pub fn append_batch(connection: &mut PgConnection, entries: &[(String, &str, Value)], at: DateTime<Utc>) -> QueryResult<i64> {
     let (mut seq, mut hash): (i64, String) = audit_head::table
         .select((audit_head::seq, audit_head::hash))
         .for_update()
         .first(connection)?;
-    let at = Utc::now().trunc_subsecs(6);
+    if entries.is_empty() {
+        return Ok(seq);
+    }
+    let at = at.trunc_subsecs(6);
     let at_text = format_at(at);
     let mut seqs = Vec::with_capacity(entries.len());
     let mut actors = Vec::with_capacity(entries.len());
@@ -129,7 +106,7 @@ pub fn append_batch(connection: &mut PgConnection, entries: &[(String, &'static 
     diesel::update(audit_head::table)
         .set((audit_head::seq.eq(seq), audit_head::hash.eq(&hash)))
         .execute(connection)?;
-    Ok(())
+    Ok(seq)
 }
 
 /// At most `limit` entries with `seq > after_seq`, in order.

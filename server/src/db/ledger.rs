@@ -5,6 +5,8 @@
 //! construction; PostgreSQL re-checks that each transaction sums to zero (a deferred trigger) and
 //! that no balance but `external` goes below zero (a CHECK).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
@@ -12,7 +14,9 @@ use suanli_sdk::{Deposit, NewDeposit};
 use uuid::Uuid;
 
 use super::audit;
-use super::schema::{accounts, deposits, ledger_entries, ledger_transactions, participants};
+use diesel::sql_types::{Array, Numeric, Text};
+
+use super::schema::{accounts, deposits, participants};
 use crate::error::ApiError;
 
 /// The account that mirrors money which came in from outside; its balance is minus all deposits.
@@ -28,48 +32,88 @@ pub mod kind {
     pub const HUB_LEVY: &str = "hub_levy";
 }
 
+/// One balanced ledger transaction produced by the writer.
+#[derive(Debug, Clone)]
+pub struct LedgerTransaction {
+    pub id: Uuid,
+    pub kind: &'static str,
+    pub reference: String,
+    pub legs: Vec<(Uuid, Decimal)>,
+}
+
 /// Writes one balanced transaction: `legs` are (account, signed amount) and must sum to zero.
-///
-/// Balances are updated in account-id order so that concurrent transactions touching the same
-/// accounts cannot deadlock.
 pub fn post(
     connection: &mut PgConnection,
-    transaction_kind: &str,
+    transaction_kind: &'static str,
     reference: &str,
     legs: &[(Uuid, Decimal)],
 ) -> QueryResult<Uuid> {
-    assert!(
-        legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
-        "ledger transaction {transaction_kind} is unbalanced: {legs:?}"
-    );
-    let transaction_id = Uuid::new_v4();
-    diesel::insert_into(ledger_transactions::table)
-        .values((
-            ledger_transactions::id.eq(transaction_id),
-            ledger_transactions::kind.eq(transaction_kind),
-            ledger_transactions::reference.eq(reference),
-        ))
-        .execute(connection)?;
-    let mut sorted: Vec<(Uuid, Decimal)> = legs.iter().copied().filter(|(_, amount)| !amount.is_zero()).collect();
-    sorted.sort_by_key(|(account, _)| *account);
-    let rows: Vec<_> = sorted
-        .iter()
-        .map(|(account, amount)| {
-            (
-                ledger_entries::transaction_id.eq(transaction_id),
-                ledger_entries::account_id.eq(*account),
-                ledger_entries::amount.eq(*amount),
-            )
-        })
-        .collect();
-    diesel::insert_into(ledger_entries::table).values(&rows).execute(connection)?;
-    for (account, amount) in sorted {
-        diesel::update(accounts::table.find(account))
-            .set(accounts::balance.eq(accounts::balance + amount))
-            .execute(connection)?;
-    }
-    Ok(transaction_id)
+    let transaction =
+        LedgerTransaction { id: Uuid::new_v4(), kind: transaction_kind, reference: reference.to_owned(), legs: legs.to_vec() };
+    post_all(connection, std::slice::from_ref(&transaction))?;
+    Ok(transaction.id)
 }
+
+/// Writes balanced transactions, the one way money moves: the transactions, all their entries,
+/// and each touched balance moved by the sum of its entries, with three statements whose texts
+/// never change (PostgreSQL plans them once). Balances are updated in account-id order so that
+/// concurrent writers cannot deadlock on accounts.
+pub fn post_all(connection: &mut PgConnection, transactions: &[LedgerTransaction]) -> QueryResult<()> {
+    let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
+    let (mut ids, mut kinds, mut references) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut entry_transactions, mut entry_accounts, mut entry_amounts) = (Vec::new(), Vec::new(), Vec::new());
+    for transaction in transactions {
+        assert!(
+            transaction.legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
+            "unbalanced {transaction:?}"
+        );
+        ids.push(transaction.id);
+        kinds.push(transaction.kind);
+        references.push(transaction.reference.as_str());
+        for (account, amount) in &transaction.legs {
+            if !amount.is_zero() {
+                *deltas.entry(*account).or_default() += *amount;
+                entry_transactions.push(transaction.id);
+                entry_accounts.push(*account);
+                entry_amounts.push(*amount);
+            }
+        }
+    }
+    if !ids.is_empty() {
+        // Fixed statement texts, whatever the batch size, so PostgreSQL plans them once; all the
+        // batch's entries go in one statement, which the balance trigger checks per transaction.
+        diesel::sql_query(
+            "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
+        .bind::<Array<Text>, _>(&kinds)
+        .bind::<Array<Text>, _>(&references)
+        .execute(connection)?;
+    }
+    if !entry_transactions.is_empty() {
+        diesel::sql_query(
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount) SELECT * FROM unnest($1, $2, $3)",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_transactions)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_accounts)
+        .bind::<Array<Numeric>, _>(&entry_amounts)
+        .execute(connection)?;
+    }
+    let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().filter(|(_, delta)| !delta.is_zero()).collect();
+    // One order for every writer, so concurrent transactions cannot deadlock on accounts.
+    deltas.sort_by_key(|(account, _)| *account);
+    if !deltas.is_empty() {
+        let (ids, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
+        diesel::sql_query(
+            "UPDATE accounts a SET balance = a.balance + v.delta FROM unnest($1, $2) AS v(id, delta) WHERE a.id = v.id",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<Array<Numeric>, _>(amounts)
+        .execute(connection)?;
+    }
+    Ok(())
+}
+
 
 /// The id of a participant's account of `account_kind`: derived from the two, so that the
 /// sequenced writer can name accounts without asking the database.

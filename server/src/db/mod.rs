@@ -39,6 +39,11 @@ pub fn connect(database_url: &str, size_max: u32, connect_timeout_ms: u64) -> an
         .context("Failed to connect to PostgreSQL")
 }
 
+/// A round trip to the database: is it reachable?
+pub fn ping(connection: &mut PgConnection) -> diesel::QueryResult<()> {
+    diesel::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), connection).map(drop)
+}
+
 /// Applies every pending migration. Safe to call on every start: applied ones are skipped.
 pub fn migrate(connection: &mut PgConnection) -> anyhow::Result<()> {
     // Several servers may start at once against one database: serialise their migrations.

@@ -12,7 +12,7 @@ use suanli_sdk::{
 };
 use uuid::Uuid;
 
-use super::ledger::{self, kind};
+use super::ledger::{self, LedgerTransaction, kind};
 use super::schema::{accounts, bids, contracts, offers};
 
 /// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound parameters per statement).
@@ -172,15 +172,6 @@ impl ContractRow {
     }
 }
 
-/// One balanced ledger transaction produced by the writer.
-#[derive(Debug, Clone)]
-pub struct LedgerTransaction {
-    pub id: Uuid,
-    pub kind: &'static str,
-    pub reference: String,
-    pub legs: Vec<(Uuid, Decimal)>,
-}
-
 /// Everything one batch of commands changes, written with a few statements.
 #[derive(Debug, Default)]
 pub struct BatchWrites {
@@ -196,12 +187,45 @@ pub struct BatchWrites {
     pub audit: Vec<(String, &'static str, serde_json::Value)>,
     /// Faults the hubs' policies caused while matching.
     pub faults: Vec<super::policies::FaultRecord>,
+    /// Every policy evaluation made while matching.
+    pub decisions: Vec<super::policies::DecisionRow>,
     /// Contracts settled in this batch.
     pub settlements: Vec<super::settlement::SettlementRow>,
 }
 
-/// Writes a batch in the caller's transaction.
-pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<Utc>) -> QueryResult<()> {
+/// Writes a batch of the sequenced writer in one transaction, all of it or nothing.
+pub fn write_batch(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<Utc>) -> QueryResult<()> {
+    connection.transaction(|connection| write(connection, writes, now))
+}
+
+/// The key of the session advisory lock the sequenced writer holds: one writer per database.
+const WRITER_LOCK_KEY: i64 = 727_400_002;
+
+/// Takes the database's writer lock on this connection's session, waiting at most `wait`; false
+/// if another session still holds it. The lock lasts as long as the session.
+pub fn take_writer_lock(connection: &mut PgConnection, wait: std::time::Duration) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let row: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<diesel::sql_types::BigInt, _>(WRITER_LOCK_KEY)
+            .get_result(connection)?;
+        if row.locked {
+            return Ok(true);
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(false);
+        }
+        // Polling a lock another process holds (start-up only): nothing to be woken by.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<Utc>) -> QueryResult<()> {
     for chunk in writes.new_offers.chunks(INSERT_ROWS_MAX) {
         diesel::insert_into(offers::table).values(chunk).execute(connection)?;
     }
@@ -246,10 +270,11 @@ pub fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<
     if !writes.contracts.is_empty() {
         insert_contracts(connection, &writes.contracts)?;
     }
-    write_ledger(connection, &writes.ledger)?;
+    ledger::post_all(connection, &writes.ledger)?;
     super::settlement::insert(connection, &writes.settlements)?;
     super::policies::record_faults(connection, &writes.faults, now)?;
-    super::audit::append_batch(connection, &writes.audit)?;
+    super::policies::record_decisions(connection, &writes.decisions, now)?;
+    super::audit::append_batch(connection, &writes.audit, now)?;
     Ok(())
 }
 
@@ -295,70 +320,13 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
     Ok(())
 }
 
-fn write_ledger(connection: &mut PgConnection, transactions: &[LedgerTransaction]) -> QueryResult<()> {
-    let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
-    let (mut ids, mut kinds, mut references) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut entry_transactions, mut entry_accounts, mut entry_amounts) = (Vec::new(), Vec::new(), Vec::new());
-    for transaction in transactions {
-        assert!(
-            transaction.legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
-            "unbalanced {transaction:?}"
-        );
-        ids.push(transaction.id);
-        kinds.push(transaction.kind);
-        references.push(transaction.reference.as_str());
-        for (account, amount) in &transaction.legs {
-            if !amount.is_zero() {
-                *deltas.entry(*account).or_default() += *amount;
-                entry_transactions.push(transaction.id);
-                entry_accounts.push(*account);
-                entry_amounts.push(*amount);
-            }
-        }
-    }
-    if !ids.is_empty() {
-        // Fixed statement texts, whatever the batch size, so PostgreSQL plans them once; all the
-        // batch's entries go in one statement, which the balance trigger checks per transaction.
-        diesel::sql_query(
-            "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
-        .bind::<Array<Text>, _>(&kinds)
-        .bind::<Array<Text>, _>(&references)
-        .execute(connection)?;
-    }
-    if !entry_transactions.is_empty() {
-        diesel::sql_query(
-            "INSERT INTO ledger_entries (transaction_id, account_id, amount) SELECT * FROM unnest($1, $2, $3)",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_transactions)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_accounts)
-        .bind::<Array<Numeric>, _>(&entry_amounts)
-        .execute(connection)?;
-    }
-    let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().filter(|(_, delta)| !delta.is_zero()).collect();
-    // One order for every writer, so concurrent transactions cannot deadlock on accounts.
-    deltas.sort_by_key(|(account, _)| *account);
-    if !deltas.is_empty() {
-        let (ids, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
-        diesel::sql_query(
-            "UPDATE accounts a SET balance = a.balance + v.delta FROM unnest($1, $2) AS v(id, delta) WHERE a.id = v.id",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .bind::<Array<Numeric>, _>(amounts)
-        .execute(connection)?;
-    }
-    Ok(())
-}
-
-/// Available balances of `buyers`, locked until the transaction ends so that no concurrent
-/// change (a deposit) can interleave with the holds the writer places.
-pub fn lock_available(connection: &mut PgConnection, buyers: &[Uuid]) -> QueryResult<HashMap<Uuid, Decimal>> {
+/// Available balances of `buyers`. Read without a lock: the sequenced writer is the only one that
+/// takes money out of them (holds), and what arrives meanwhile (a deposit) only adds; a CHECK
+/// refuses any balance below zero at commit.
+pub fn available_balances(connection: &mut PgConnection, buyers: &[Uuid]) -> QueryResult<HashMap<Uuid, Decimal>> {
     let rows: Vec<(Option<Uuid>, Decimal)> = accounts::table
         .filter(accounts::kind.eq(kind::BUYER_AVAILABLE).and(accounts::participant_id.eq_any(buyers)))
-        .order(accounts::id)
         .select((accounts::participant_id, accounts::balance))
-        .for_update()
         .load(connection)?;
     Ok(rows.into_iter().filter_map(|(buyer, balance)| Some((buyer?, balance))).collect())
 }

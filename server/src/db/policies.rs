@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::audit;
 use super::schema::{active_policies, hub_policies, policy_faults, policy_modules};
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
 
 /// One stored version as its hub sees it.
 #[derive(Debug, Clone)]
@@ -166,5 +167,45 @@ pub fn record_faults(connection: &mut PgConnection, faults: &[FaultRecord], at: 
     for chunk in rows.chunks(500) {
         diesel::insert_into(policy_faults::table).values(chunk).execute(connection)?;
     }
+    Ok(())
+}
+
+/// One policy evaluation made while matching, to keep whatever its outcome.
+#[derive(Debug, Clone)]
+pub struct DecisionRow {
+    pub hub: String,
+    pub kind: &'static str,
+    pub digest: String,
+    /// `allowed` / `denied` (compliance), `quoted` / `rejected` (pricing), or `fault`.
+    pub outcome: &'static str,
+    pub bid_id: Uuid,
+    pub offer_id: Uuid,
+    pub input: String,
+    pub output: String,
+    pub fuel_used: u64,
+}
+
+/// Keeps the decisions a batch made (in the caller's transaction), with one statement whose text
+/// never changes.
+pub fn record_decisions(connection: &mut PgConnection, rows: &[DecisionRow], at: DateTime<Utc>) -> QueryResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let texts = |pick: fn(&DecisionRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
+    diesel::sql_query(
+        "INSERT INTO policy_decisions (at, hub, kind, digest, outcome, bid_id, offer_id, input, output, fuel_used) \
+         SELECT $1, * FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind::<Timestamptz, _>(at)
+    .bind::<Array<Text>, _>(texts(|row| &row.hub))
+    .bind::<Array<Text>, _>(texts(|row| row.kind))
+    .bind::<Array<Text>, _>(texts(|row| &row.digest))
+    .bind::<Array<Text>, _>(texts(|row| row.outcome))
+    .bind::<Array<diesel::sql_types::Uuid>, _>(rows.iter().map(|row| row.bid_id).collect::<Vec<_>>())
+    .bind::<Array<diesel::sql_types::Uuid>, _>(rows.iter().map(|row| row.offer_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(texts(|row| &row.input))
+    .bind::<Array<Text>, _>(texts(|row| &row.output))
+    .bind::<Array<BigInt>, _>(rows.iter().map(|row| i64::try_from(row.fuel_used).unwrap_or(i64::MAX)).collect::<Vec<_>>())
+    .execute(connection)?;
     Ok(())
 }

@@ -256,6 +256,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    policy_decisions (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        hub -> Text,
+        kind -> Text,
+        digest -> Text,
+        outcome -> Text,
+        bid_id -> Uuid,
+        offer_id -> Uuid,
+        input -> Text,
+        output -> Text,
+        fuel_used -> Int8,
+    }
+}
+
 diesel::joinable!(clusters -> hubs (hub));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
@@ -265,5 +281,5 @@ diesel::joinable!(hub_policies -> policy_modules (digest));
 diesel::allow_tables_to_appear_in_same_query!(
     hubs, clusters, hub_latency, skus, participants, accounts, ledger_transactions,
     ledger_entries, deposits, audit_log, audit_head, offers, bids, contracts, settlements,
-    policy_modules, hub_policies, active_policies, policy_faults,
+    policy_modules, hub_policies, active_policies, policy_faults, policy_decisions,
 );

@@ -2,25 +2,42 @@
 //! command in arrival order, committing many commands per PostgreSQL transaction (group commit).
 //!
 //! An HTTP handler checks a request ([`requests`]), sends it here and waits; the answer comes only
-//! after the batch holding the command has committed, so "accepted" always means durable. On
-//! start the book is rebuilt from the database; if a batch fails to commit, its callers are told
-//! to retry and the book is rebuilt again, so memory never runs ahead of the database.
+//! after the batch holding the command has committed, so "accepted" always means durable.
+//!
+//! # Layout
+//! - this module: the handle ([`Exchange`]), the commands, back-pressure (a full queue answers
+//!   503 `queue_full` at once; a command older than its deadline is answered 503
+//!   `deadline_exceeded` and never applied), and the writer's database lock;
+//! - `writer`: the loop — gather a batch, read what it needs, match it (policies run here, outside
+//!   any database transaction), write it in one transaction, answer; and the fallback that
+//!   re-runs a failed batch command by command so that only the failing command's sender hears of
+//!   it;
+//! - `effects`: what a batch changes — rows, ledger transactions, typed audit events ([`events`]);
+//! - `recovery`: the book rebuilt from the database (at start and after a failed batch);
+//! - [`policies`]: the hubs' policies with fail-closed rules, decision records and budgets.
 
-pub mod requests;
 pub mod policies;
+pub mod requests;
+
+mod effects;
+mod events;
+mod recovery;
 mod writer;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use suanli_sdk::{PlacedBid, PlacedOffer, Side};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
+pub use policies::HubBudget;
 pub use requests::{BidRequest, OfferRequest};
 
 use crate::db::reference::Reference;
 use crate::error::ApiError;
 use crate::market::{EngineConfig, Seq};
+use crate::policy::{PolicyHost, Registry};
 use crate::telemetry::Metrics;
 
 /// Limits of the writer.
@@ -28,10 +45,17 @@ use crate::telemetry::Metrics;
 pub struct ExchangeConfig {
     /// The exchange's fee on settlements, basis points.
     pub exchange_fee_bps: u32,
+    /// Commands that may wait for the writer; one more is refused with 503 `queue_full`.
     pub queue_max: usize,
     pub batch_commands_max: usize,
     pub engine: EngineConfig,
     pub expiry_tick_ms: u64,
+    /// A command that waited longer than this for the writer is refused, never applied.
+    pub command_deadline_ms: u64,
+    /// How long a starting writer waits for the database's writer lock before it serves reads only.
+    pub writer_lock_wait_ms: u64,
+    /// What each hub may spend on policy evaluations per order and per batch.
+    pub hub_budget: HubBudget,
 }
 
 /// The result of placing an order: new, or the original of a retried request.
@@ -42,73 +66,126 @@ pub enum Placed<T> {
     Existing(Uuid),
 }
 
-enum Command {
-    PlaceOffer(Box<OfferRequest>, oneshot::Sender<Result<Placed<PlacedOffer>, ApiError>>),
-    PlaceBid(Box<BidRequest>, oneshot::Sender<Result<Placed<PlacedBid>, ApiError>>),
-    Cancel { owner: Uuid, side: Side, seq: Seq, reply: oneshot::Sender<Result<(), ApiError>> },
-    Settle {
-        provider: Uuid,
-        contract: Uuid,
-        delivery: suanli_sdk::NewDelivery,
-        reply: oneshot::Sender<Result<suanli_sdk::Settlement, ApiError>>,
-    },
-    /// Runs a batch with no command, so that expiries happen on time.
+/// What a command asks the writer to do.
+#[derive(Debug, Clone)]
+enum Payload {
+    PlaceOffer(Box<OfferRequest>),
+    PlaceBid(Box<BidRequest>),
+    Cancel { owner: Uuid, side: Side, seq: Seq },
+    Settle { provider: Uuid, contract: Uuid, delivery: suanli_sdk::NewDelivery },
+    /// A batch with no command, so that expiries happen on time.
     Tick,
+}
+
+/// What a command's sender waits for.
+enum Reply {
+    Offer(oneshot::Sender<Result<Placed<PlacedOffer>, ApiError>>),
+    Bid(oneshot::Sender<Result<Placed<PlacedBid>, ApiError>>),
+    Cancel(oneshot::Sender<Result<(), ApiError>>),
+    Settle(oneshot::Sender<Result<suanli_sdk::Settlement, ApiError>>),
+    Nobody,
+}
+
+/// What a command came to, before it is sent back.
+enum Outcome {
+    Offer(Result<Placed<PlacedOffer>, ApiError>),
+    Bid(Result<Placed<PlacedBid>, ApiError>),
+    Cancel(Result<(), ApiError>),
+    Settle(Result<suanli_sdk::Settlement, ApiError>),
+    Nothing,
+}
+
+struct Command {
+    payload: Payload,
+    reply: Reply,
+    enqueued: Instant,
+}
+
+/// Whether this process applies orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriterRole {
+    /// This process holds the database's writer lock and applies orders and settlements.
+    Leader,
+    /// Another process holds it: this one serves reads and refuses order commands with 503
+    /// `writer_unavailable`.
+    Follower,
+}
+
+impl WriterRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WriterRole::Leader => "leader",
+            WriterRole::Follower => "follower",
+        }
+    }
 }
 
 /// A handle on the writer; cheap to clone.
 #[derive(Clone)]
 pub struct Exchange {
-    sender: mpsc::Sender<Command>,
+    sender: Option<mpsc::Sender<Command>>,
+    command_deadline: Duration,
 }
 
 impl Exchange {
-    /// Rebuilds the book from the database at `database_url` and starts the writer thread and
-    /// the expiry ticker.
+    /// Takes the database's writer lock (waiting at most `writer_lock_wait_ms`), compiles the
+    /// active policies, rebuilds the book from the database at `database_url`, and starts the
+    /// writer thread and the expiry ticker. Without the lock, the handle refuses every command.
     pub fn start(
         database_url: &str,
         reference: Arc<Reference>,
         config: ExchangeConfig,
         metrics: Metrics,
-        host: Arc<crate::policy::PolicyHost>,
+        host: Arc<PolicyHost>,
+        registry: Arc<Registry>,
     ) -> anyhow::Result<Self> {
+        let command_deadline = Duration::from_millis(config.command_deadline_ms);
+        let Some(writer) = writer::Writer::open(database_url, reference, config, metrics, host, registry)? else {
+            tracing::warn!("another exchange process holds this database's writer lock: serving reads only");
+            return Ok(Exchange { sender: None, command_deadline });
+        };
         let (sender, receiver) = mpsc::channel(config.queue_max.max(1));
-        let writer = writer::Writer::open(database_url, reference, config, metrics, host)?;
         std::thread::Builder::new().name("suanli-writer".into()).spawn(move || writer.run(receiver))?;
         // The ticker holds only a weak handle, so the writer stops once the server drops the last
         // real one.
         let ticker = sender.downgrade();
         std::thread::Builder::new().name("suanli-expiry".into()).spawn(move || {
-            let period = std::time::Duration::from_millis(config.expiry_tick_ms.max(10));
+            let period = Duration::from_millis(config.expiry_tick_ms.max(10));
             loop {
                 std::thread::sleep(period);
                 let Some(sender) = ticker.upgrade() else { return };
-                if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(Command::Tick) {
+                let tick = Command { payload: Payload::Tick, reply: Reply::Nobody, enqueued: Instant::now() };
+                if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(tick) {
                     return;
                 }
             }
         })?;
-        Ok(Exchange { sender })
+        Ok(Exchange { sender: Some(sender), command_deadline })
+    }
+
+    /// Whether this process applies orders.
+    pub fn role(&self) -> WriterRole {
+        if self.sender.is_some() { WriterRole::Leader } else { WriterRole::Follower }
     }
 
     /// Places an offer; answers once it (and any contracts) are committed.
     pub async fn place_offer(&self, request: OfferRequest) -> Result<Placed<PlacedOffer>, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::PlaceOffer(Box::new(request), reply)).await?;
+        self.send(Payload::PlaceOffer(Box::new(request)), Reply::Offer(reply))?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Places a bid; answers once it, its hold and any contracts are committed.
     pub async fn place_bid(&self, request: BidRequest) -> Result<Placed<PlacedBid>, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::PlaceBid(Box::new(request), reply)).await?;
+        self.send(Payload::PlaceBid(Box::new(request)), Reply::Bid(reply))?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Cancels the unfilled part of the resting order `seq` owned by `owner`.
     pub async fn cancel(&self, owner: Uuid, side: Side, seq: Seq) -> Result<(), ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Cancel { owner, side, seq, reply }).await?;
+        self.send(Payload::Cancel { owner, side, seq }, Reply::Cancel(reply))?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -120,12 +197,30 @@ impl Exchange {
         delivery: suanli_sdk::NewDelivery,
     ) -> Result<suanli_sdk::Settlement, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Command::Settle { provider, contract, delivery, reply }).await?;
+        self.send(Payload::Settle { provider, contract, delivery }, Reply::Settle(reply))?;
         answer.await.map_err(|_| stopped())?
     }
 
-    async fn send(&self, command: Command) -> Result<(), ApiError> {
-        self.sender.send(command).await.map_err(|_| stopped())
+    /// Queues a command, or refuses it at once: nobody waits for room in the queue.
+    fn send(&self, payload: Payload, reply: Reply) -> Result<(), ApiError> {
+        let Some(sender) = &self.sender else {
+            return Err(ApiError::busy(
+                "writer_unavailable",
+                "another exchange process applies orders for this database; this one serves reads only",
+                5,
+            ));
+        };
+        sender.try_send(Command { payload, reply, enqueued: Instant::now() }).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => {
+                ApiError::busy("queue_full", "the matching engine's queue is full; retry with the same idempotency key", 1)
+            }
+            mpsc::error::TrySendError::Closed(_) => stopped(),
+        })
+    }
+
+    /// How long a command may wait for the writer before it is refused.
+    pub fn command_deadline(&self) -> Duration {
+        self.command_deadline
     }
 }
 

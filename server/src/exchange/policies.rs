@@ -1,60 +1,207 @@
 //! The hubs' WebAssembly policies as matching sees them: [`HubPolicies`] implements the engine's
-//! [`Policies`] trait by evaluating the active policy of each hub in the sandbox, keeping a
-//! decision record for every evaluation and a fault record for every failure (which fails closed).
+//! [`Policies`] trait by evaluating the active policy of each hub in the sandbox.
+//!
+//! Three rules keep one hub's policy from hurting anyone else, or from failing open:
+//! - **Fail closed.** An active policy that is not compiled here ([`ActivePolicy::Unavailable`])
+//!   or that faults judges "no trade", for compliance and pricing alike; it never falls back to
+//!   "allow" or to the built-in price.
+//! - **Everything recorded.** Every evaluation, allowed or denied, quoted or rejected, or failed,
+//!   becomes a [`DecisionRow`]; every failure also a [`FaultRecord`].
+//! - **A budget per hub.** Each hub may spend at most [`HubBudget`] fuel and wall time on one
+//!   incoming order, and at most so much wall time per batch; beyond it that hub's remaining
+//!   candidates are skipped, with one `hub_budget_exhausted` fault recorded per order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
 use suanli_sdk::Side;
 
-use crate::db::policies::FaultRecord;
+use crate::db::policies::{DecisionRow, FaultRecord};
 use crate::db::reference::Reference;
 use crate::market::{BuiltInRules, DecisionRecord, Decided, HubId, PairFacts, Policies, PriceDecision};
 use crate::policy::input::{BidFacts, HubFacts, OfferFacts};
 use crate::policy::{Compiled, Fault, PolicyHost, PolicyInput, PolicyKind, PolicyOutput};
 
+/// The active policy of a hub and kind, as this process can run it.
+#[derive(Clone)]
+pub enum ActivePolicy {
+    Ready(Arc<Compiled>),
+    /// Active, but not compiled here: every pair it would judge fails closed.
+    Unavailable { digest: String },
+}
+
+impl ActivePolicy {
+    fn digest(&self) -> &str {
+        match self {
+            ActivePolicy::Ready(policy) => &policy.digest,
+            ActivePolicy::Unavailable { digest } => digest,
+        }
+    }
+}
+
 /// The active policy of each (hub, kind).
-pub type ActivePolicies = HashMap<(HubId, PolicyKind), Arc<Compiled>>;
+pub type ActivePolicies = HashMap<(HubId, PolicyKind), ActivePolicy>;
+
+/// What one hub may spend on policy evaluations.
+#[derive(Debug, Clone, Copy)]
+pub struct HubBudget {
+    /// Fuel over all of a hub's evaluations for one incoming order.
+    pub order_fuel_max: u64,
+    /// Wall time over all of a hub's evaluations for one incoming order.
+    pub order_wall_ms_max: u64,
+    /// Wall time over all of a hub's evaluations in one batch of the writer.
+    pub batch_wall_ms_max: u64,
+}
+
+impl Default for HubBudget {
+    fn default() -> Self {
+        HubBudget { order_fuel_max: 100_000_000, order_wall_ms_max: 10, batch_wall_ms_max: 15 }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Spend {
+    fuel: u64,
+    wall: Duration,
+}
 
 /// Policies of the hubs for one batch of matching.
 pub struct HubPolicies<'a> {
     pub host: &'a PolicyHost,
     pub active: &'a ActivePolicies,
     pub reference: &'a Reference,
+    pub budget: HubBudget,
     /// Faults seen so far, to be stored with the batch.
     pub faults: Vec<FaultRecord>,
+    /// Every evaluation so far, to be stored with the batch.
+    pub decisions: Vec<DecisionRow>,
+    /// What each hub spent on the current incoming order.
+    order_spend: HashMap<HubId, Spend>,
+    /// What each hub spent in this batch.
+    batch_spend: HashMap<HubId, Duration>,
+    /// Hubs whose exhausted budget was already recorded for the current order.
+    exhausted: HashSet<HubId>,
 }
 
-impl HubPolicies<'_> {
-    fn run(&mut self, hub: HubId, kind: PolicyKind, input: &PolicyInput) -> Option<(Result<PolicyOutput, Fault>, DecisionRecord)> {
-        let policy = self.active.get(&(hub, kind))?;
-        let evaluation = self.host.evaluate(policy, input);
+impl<'a> HubPolicies<'a> {
+    pub fn new(host: &'a PolicyHost, active: &'a ActivePolicies, reference: &'a Reference, budget: HubBudget) -> Self {
+        HubPolicies {
+            host,
+            active,
+            reference,
+            budget,
+            faults: Vec::new(),
+            decisions: Vec::new(),
+            order_spend: HashMap::new(),
+            batch_spend: HashMap::new(),
+            exhausted: HashSet::new(),
+        }
+    }
+
+    /// Starts the budgets of a new incoming order.
+    pub fn begin_order(&mut self) {
+        self.order_spend.clear();
+        self.exhausted.clear();
+    }
+
+    /// What is left of `hub`'s budget: (fuel, wall time), or why nothing is.
+    fn allowance(&self, hub: HubId) -> Result<(u64, Duration), String> {
+        let order = self.order_spend.get(&hub).copied().unwrap_or_default();
+        let batch = self.batch_spend.get(&hub).copied().unwrap_or_default();
+        let fuel_left = self.budget.order_fuel_max.saturating_sub(order.fuel);
+        let order_wall_left = Duration::from_millis(self.budget.order_wall_ms_max).saturating_sub(order.wall);
+        let batch_wall_left = Duration::from_millis(self.budget.batch_wall_ms_max).saturating_sub(batch);
+        if fuel_left == 0 {
+            return Err(format!("{} fuel spent on this order", order.fuel));
+        }
+        if order_wall_left.is_zero() {
+            return Err(format!("{} ms spent on this order", order.wall.as_millis()));
+        }
+        if batch_wall_left.is_zero() {
+            return Err(format!("{} ms spent in this batch", batch.as_millis()));
+        }
+        Ok((fuel_left, order_wall_left.min(batch_wall_left)))
+    }
+
+    fn run(
+        &mut self,
+        hub: HubId,
+        kind: PolicyKind,
+        pair: &PairFacts<'_>,
+        input: &PolicyInput,
+    ) -> Option<(Result<PolicyOutput, Fault>, DecisionRecord)> {
+        let policy = self.active.get(&(hub, kind))?.clone();
         let hub_code = self.reference.hub_by_id(hub).code.clone();
         let canonical_input = input.canonical();
-        let output = match &evaluation.output {
+        let (output, fuel_used) = match (&policy, self.allowance(hub)) {
+            (ActivePolicy::Unavailable { digest }, _) => (Err(Fault::Unavailable(digest.clone())), 0),
+            (ActivePolicy::Ready(_), Err(spent)) => (Err(Fault::BudgetExhausted(spent)), 0),
+            (ActivePolicy::Ready(compiled), Ok((fuel, wall))) => {
+                // The epoch ticks once a millisecond: round the wall allowance up to whole ticks.
+                let deadline_ms = u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+                let started = Instant::now();
+                let evaluation = self.host.evaluate_within(compiled, input, fuel, deadline_ms);
+                let elapsed = started.elapsed();
+                let spend = self.order_spend.entry(hub).or_default();
+                spend.fuel = spend.fuel.saturating_add(evaluation.fuel_used);
+                spend.wall += elapsed;
+                *self.batch_spend.entry(hub).or_default() += elapsed;
+                (evaluation.output, evaluation.fuel_used)
+            }
+        };
+        let output_json = match &output {
             Ok(output) => output.canonical(),
             Err(fault) => {
-                self.faults.push(FaultRecord {
-                    hub: hub_code.clone(),
-                    kind: kind.as_str().into(),
-                    digest: policy.digest.clone(),
-                    class: fault.class().into(),
-                    message: fault.to_string(),
-                    input: canonical_input.clone(),
-                });
+                // A spent budget is recorded once per order and hub, not once per skipped pair.
+                let first_for_order = !matches!(fault, Fault::BudgetExhausted(_)) || self.exhausted.insert(hub);
+                if first_for_order {
+                    self.faults.push(FaultRecord {
+                        hub: hub_code.clone(),
+                        kind: kind.as_str().into(),
+                        digest: policy.digest().to_owned(),
+                        class: fault.class().into(),
+                        message: fault.to_string(),
+                        input: canonical_input.clone(),
+                    });
+                }
                 fault_json(fault)
             }
         };
+        if !matches!(output, Err(Fault::BudgetExhausted(_))) {
+            self.decisions.push(DecisionRow {
+                hub: hub_code.clone(),
+                kind: kind.as_str(),
+                digest: policy.digest().to_owned(),
+                outcome: outcome_of(&output),
+                bid_id: pair.bid.id,
+                offer_id: pair.offer.id,
+                input: canonical_input.clone(),
+                output: output_json.clone(),
+                fuel_used,
+            });
+        }
         let record = DecisionRecord {
-            policy_digest: policy.digest.clone(),
+            policy_digest: policy.digest().to_owned(),
             kind: kind.as_str().into(),
             hub: hub_code,
             input: canonical_input,
-            output,
-            fuel_used: evaluation.fuel_used,
+            output: output_json,
+            fuel_used,
         };
-        Some((evaluation.output, record))
+        Some((output, record))
+    }
+}
+
+/// How an evaluation's result is filed.
+fn outcome_of(output: &Result<PolicyOutput, Fault>) -> &'static str {
+    match output {
+        Ok(PolicyOutput::Allow) => "allowed",
+        Ok(PolicyOutput::Deny { .. }) => "denied",
+        Ok(PolicyOutput::Quote { .. }) => "quoted",
+        Ok(PolicyOutput::Reject { .. }) => "rejected",
+        Err(_) => "fault",
     }
 }
 
@@ -72,7 +219,7 @@ impl Policies for HubPolicies<'_> {
         }
         let mut records = Vec::new();
         for hub in hubs {
-            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, &input) else { continue };
+            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, pair, &input) else { continue };
             records.push(record);
             if !matches!(output, Ok(PolicyOutput::Allow)) {
                 return Decided { decision: false, records };
@@ -83,7 +230,9 @@ impl Policies for HubPolicies<'_> {
 
     fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
         let input = policy_input(pair, self.reference);
-        let Some((output, record)) = self.run(pair.offer.hub, PolicyKind::Pricing, &input) else {
+        // No active pricing policy: the built-in rule. An active one that cannot run is a
+        // rejection (below), never the built-in rule.
+        let Some((output, record)) = self.run(pair.offer.hub, PolicyKind::Pricing, pair, &input) else {
             return BuiltInRules.price(pair);
         };
         let decision = match output {
@@ -103,7 +252,7 @@ impl Policies for HubPolicies<'_> {
             self.faults.push(FaultRecord {
                 hub: self.reference.hub_by_id(pair.offer.hub).code.clone(),
                 kind: PolicyKind::Pricing.as_str().into(),
-                digest: policy.digest.clone(),
+                digest: policy.digest().to_owned(),
                 class: Fault::PriceBelowAsk.class().into(),
                 message: format!("quoted {unit_price} below the ask {}", pair.offer.ask_price),
                 input: policy_input(pair, self.reference).canonical(),

@@ -22,6 +22,12 @@ pub const PRICE_MAX: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 pub const BID_SKUS_MAX: usize = 16;
 /// Largest `attributes` object of an offer, as JSON bytes.
 pub const ATTRIBUTES_BYTES_MAX: usize = 4096;
+/// Largest latency bound a bid may name, ms: far above any hub-to-hub figure, far inside every
+/// column that keeps it.
+pub const LATENCY_MS_MAX: u32 = 60_000;
+/// Windows and expiries lie within these years (UTC).
+pub const YEAR_MIN: i32 = 2000;
+pub const YEAR_MAX: i32 = 2999;
 
 /// A checked offer, ready for the engine and the store.
 #[derive(Debug, Clone)]
@@ -126,6 +132,9 @@ pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) 
     let time_in_force = new.time_in_force.unwrap_or_default();
     let expires_at = match (time_in_force, new.expires_at) {
         (TimeInForce::Gtd, None) => return Err(ApiError::bad_request("invalid_field", "a GTD bid needs `expires_at`")),
+        (TimeInForce::Gtd, Some(at)) if !within_years(at) => {
+            return Err(ApiError::bad_request("invalid_field", format!("`expires_at` must lie in the years {YEAR_MIN}–{YEAR_MAX}")));
+        }
         (TimeInForce::Gtd, Some(at)) if at <= now => {
             return Err(ApiError::unprocessable("expiry_passed", "`expires_at` is not in the future"));
         }
@@ -145,8 +154,8 @@ pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) 
     if new.max_latency_ms.is_some() && data_origin.is_none() {
         return Err(ApiError::bad_request("invalid_field", "`max_latency_ms` needs a `data_origin`"));
     }
-    if new.max_latency_ms == Some(0) {
-        return Err(ApiError::bad_request("invalid_field", "`max_latency_ms` must be positive"));
+    if new.max_latency_ms.is_some_and(|ms| ms == 0 || ms > LATENCY_MS_MAX) {
+        return Err(ApiError::bad_request("invalid_field", format!("`max_latency_ms` must be 1 to {LATENCY_MS_MAX}")));
     }
     let mut hubs = HubSet::default();
     match &new.hubs {
@@ -220,6 +229,9 @@ fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
     if !on_the_hour(window.start) || !on_the_hour(window.end) {
         return Err(ApiError::bad_request("invalid_window", "a window starts and ends on a whole UTC hour"));
     }
+    if !within_years(window.start) || !within_years(window.end) {
+        return Err(ApiError::bad_request("invalid_window", format!("a window lies in the years {YEAR_MIN}–{YEAR_MAX}")));
+    }
     let hours = Hours { start: window.start.timestamp() / 3600, end: window.end.timestamp() / 3600 };
     if hours.is_empty() {
         return Err(ApiError::bad_request("invalid_window", "a window ends after it starts"));
@@ -231,6 +243,11 @@ fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
         return Err(ApiError::unprocessable("window_started", "the window must start in the future"));
     }
     Ok(hours)
+}
+
+fn within_years(at: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (YEAR_MIN..=YEAR_MAX).contains(&at.year())
 }
 
 fn quantity(quantity: u32) -> Result<(), ApiError> {

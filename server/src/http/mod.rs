@@ -2,6 +2,7 @@
 //! `configure` function; handlers decode and authorize, call the store, and answer with sdk types.
 
 pub mod audit;
+mod caller;
 pub mod openapi;
 pub mod orders;
 pub mod participants;
@@ -12,11 +13,12 @@ use std::net::TcpListener;
 use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, error, web};
+use actix_web::http::StatusCode;
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, error, web};
 use diesel::PgConnection;
 use futures_util::FutureExt;
 
-use crate::auth::TokenKeys;
+use crate::auth::{IdentityCache, TokenKeys};
 use crate::db::DbPool;
 use crate::db::reference::Reference;
 use crate::error::ApiError;
@@ -29,12 +31,16 @@ pub struct AppState {
     /// The sequenced writer that owns the order book.
     pub exchange: Exchange,
     pub tokens: TokenKeys,
+    /// This node's name, as `/readyz` reports it.
+    pub node: String,
+    /// Participants' stored roles, read at most once a second per participant.
+    pub identities: IdentityCache,
     pub reference: Reference,
     pub metrics: Metrics,
     /// The sandbox for uploads, dry runs and replays.
     pub policy_host: std::sync::Arc<crate::policy::PolicyHost>,
-    /// Policies compiled for dry runs and replays, by digest.
-    pub compiled_policies: std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<crate::policy::Compiled>>>,
+    /// Compiled policies by digest, shared with the writer (which only reads it).
+    pub compiled_policies: std::sync::Arc<crate::policy::Registry>,
 }
 
 impl AppState {
@@ -101,7 +107,7 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>, limits: HttpLim
                     if let Ok(response) = &result {
                         let request = response.request();
                         let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
-                        let method = request.method().as_str();
+                        let method = method_label(request.method());
                         let status = response.status().as_u16().to_string();
                         metrics.http_requests.with_label_values(&[method, &route, &status]).inc();
                         metrics
@@ -117,6 +123,22 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>, limits: HttpLim
     .listen(listener)?
     .run();
     Ok(server)
+}
+
+/// The method as a metrics label, from a fixed set: a client inventing methods must not invent
+/// time series.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
@@ -143,6 +165,26 @@ fn query_error(error: error::QueryPayloadError, _: &HttpRequest) -> actix_web::E
 
 fn path_error(error: error::PathError, _: &HttpRequest) -> actix_web::Error {
     ApiError::bad_request("invalid_path", error.to_string()).into()
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after_s {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(suanli_sdk::ErrorBody { code: self.code.to_owned(), message: self.message.clone() })
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(error: actix_web::error::BlockingError) -> Self {
+        ApiError::internal(format!("blocking pool: {error}"))
+    }
 }
 
 /// A 200 answer with a JSON body.

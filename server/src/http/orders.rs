@@ -10,7 +10,7 @@ use suanli_sdk::{
 use uuid::Uuid;
 
 use super::{AppState, ok};
-use crate::access::{Action, authorize};
+use crate::access::{Action, authorize, listing_scope};
 use crate::auth::Caller;
 use crate::db::orders::{self, ContractFilter};
 use crate::db::regulator;
@@ -162,7 +162,7 @@ pub async fn list_offers(
     query: web::Query<OrderListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ListOwnOrEverything)?;
-    let owner = own_unless_regulator(&caller);
+    let owner = listing_scope(&caller);
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
     let status = query.status;
@@ -182,7 +182,7 @@ pub async fn list_bids(
     query: web::Query<OrderListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ListOwnOrEverything)?;
-    let owner = own_unless_regulator(&caller);
+    let owner = listing_scope(&caller);
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
     let status = query.status;
@@ -217,7 +217,7 @@ pub async fn list_contracts(
     known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
-    let filter = ContractFilter { party: own_unless_regulator(&caller), hub: query.hub, sku: query.sku, ..Default::default() };
+    let filter = ContractFilter { party: listing_scope(&caller), hub: query.hub, sku: query.sku, ..Default::default() };
     let rows = state
         .db(move |connection| Ok(regulator::audited_contracts(connection, &filter, before, true, i64::from(limit))?))
         .await?;
@@ -236,9 +236,7 @@ pub async fn report_delivery(
     path: web::Path<Uuid>,
     body: web::Json<NewDelivery>,
 ) -> Result<HttpResponse, ApiError> {
-    if caller.role != suanli_sdk::ParticipantKind::Provider && caller.role != suanli_sdk::ParticipantKind::Buyer {
-        return Err(ApiError::forbidden("forbidden", "only the contract's provider reports delivery"));
-    }
+    authorize(&caller, Action::ReportDelivery)?;
     let id = path.into_inner();
     let delivery = body.into_inner();
     validate::text("idempotency_key", &delivery.idempotency_key, 200)?;
@@ -290,9 +288,6 @@ fn ensure_resting(status: &str) -> Result<(), ApiError> {
     }
 }
 
-fn own_unless_regulator(caller: &Caller) -> Option<Uuid> {
-    (caller.role != suanli_sdk::ParticipantKind::Regulator).then_some(caller.id)
-}
 
 pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     match cursor {

@@ -87,7 +87,7 @@ pub async fn upload(
         .blocking(move || host.prepare_upload(kind, &bytes).map_err(upload_error))
         .await?;
     let digest = compiled.digest.clone();
-    state.compiled_policies.lock().map_err(ApiError::internal)?.insert(digest.clone(), compiled);
+    state.compiled_policies.insert(compiled);
     let uploader = caller.id;
     let stored = state
         .db(move |connection| Ok(policies::store(connection, &hub, kind.as_str(), &digest, &component, uploader)?))
@@ -118,10 +118,13 @@ pub async fn list(state: web::Data<AppState>, caller: Caller, path: web::Path<St
     Ok(ok(&stored.iter().map(summary).collect::<Vec<_>>()))
 }
 
-/// Makes a stored version the hub's active policy of its kind (that hub's operator).
+/// Makes a stored version the hub's active policy of its kind (that hub's operator). The module is
+/// compiled first (under the compile time bound) and kept compiled: a policy that does not compile
+/// is refused here with 422 `policy_does_not_compile`, so an active policy always runs.
 #[utoipa::path(post, path = "/v1/hubs/{hub}/policies/{digest}/activate", tag = "policies",
     params(("hub" = String, Path), ("digest" = String, Path)), security(("bearer" = [])),
-    responses((status = 200, body = PolicySummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = PolicySummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
 pub async fn activate(
     state: web::Data<AppState>,
     caller: Caller,
@@ -130,6 +133,8 @@ pub async fn activate(
     let (hub, digest) = path.into_inner();
     let hub = known_hub(&state, &hub)?.to_owned();
     authorize(&caller, Action::ManageHubPolicies { hub: &hub })?;
+    let kind = stored_kind(&state, &hub, &digest).await?;
+    compiled(&state, &digest, kind).await?;
     let actor = caller.id;
     let stored = state
         .db(move |connection| {
@@ -143,10 +148,25 @@ pub async fn activate(
     Ok(ok(&summary(&stored)))
 }
 
+/// The kind of the policy `digest` that `hub` uploaded (404 if it uploaded none).
+async fn stored_kind(state: &web::Data<AppState>, hub: &str, digest: &str) -> Result<PolicyKind, ApiError> {
+    let (owned_hub, owned_digest) = (hub.to_owned(), digest.to_owned());
+    let kind = state
+        .db(move |connection| {
+            policies::list(connection, &owned_hub)?
+                .into_iter()
+                .find(|p| p.digest == owned_digest)
+                .map(|p| p.kind)
+                .ok_or_else(|| ApiError::not_found("this hub has no stored policy with that digest"))
+        })
+        .await?;
+    PolicyKind::parse(&kind).ok_or_else(|| ApiError::internal(format!("stored policy kind {kind}")))
+}
+
 /// Loads (and compiles once) a stored policy for dry runs and replays.
 async fn compiled(state: &web::Data<AppState>, digest: &str, kind: PolicyKind) -> Result<Arc<Compiled>, ApiError> {
-    if let Some(policy) = state.compiled_policies.lock().map_err(ApiError::internal)?.get(digest) {
-        return Ok(policy.clone());
+    if let Some(policy) = state.compiled_policies.get(digest) {
+        return Ok(policy);
     }
     let owned = digest.to_owned();
     let (bytes, _) = state
@@ -154,9 +174,12 @@ async fn compiled(state: &web::Data<AppState>, digest: &str, kind: PolicyKind) -
         .await?;
     let host = state.policy_host.clone();
     let policy = state
-        .blocking(move || host.compile(kind, &bytes).map_err(|error| ApiError::internal(error.to_string())))
+        .blocking(move || {
+            host.compile(kind, &bytes)
+                .map_err(|error| ApiError::unprocessable("policy_does_not_compile", format!("the policy does not compile: {error}")))
+        })
         .await?;
-    state.compiled_policies.lock().map_err(ApiError::internal)?.insert(digest.to_owned(), policy.clone());
+    state.compiled_policies.insert(policy.clone());
     Ok(policy)
 }
 
@@ -174,17 +197,7 @@ pub async fn dry_run(
     let (hub, digest) = path.into_inner();
     let hub = known_hub(&state, &hub)?.to_owned();
     authorize(&caller, Action::ManageHubPolicies { hub: &hub })?;
-    let (owned_hub, owned_digest) = (hub.clone(), digest.clone());
-    let kind = state
-        .db(move |connection| {
-            policies::list(connection, &owned_hub)?
-                .into_iter()
-                .find(|p| p.digest == owned_digest)
-                .map(|p| p.kind)
-                .ok_or_else(|| ApiError::not_found("this hub has no stored policy with that digest"))
-        })
-        .await?;
-    let kind = PolicyKind::parse(&kind).ok_or_else(|| ApiError::internal("stored kind"))?;
+    let kind = stored_kind(&state, &hub, &digest).await?;
     let request = body.into_inner();
     let now = Utc::now();
     let offer = requests::offer(request.offer, Uuid::nil(), &state.reference, now)?;

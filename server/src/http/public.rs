@@ -1,8 +1,7 @@
 //! Endpoints anyone may call: health, readiness, metrics, the OpenAPI document, reference data.
 
 use actix_web::{HttpResponse, web};
-use diesel::RunQueryDsl;
-use suanli_sdk::{ErrorBody, Health, Hub, Latency, Sku};
+use suanli_sdk::{ErrorBody, Health, Hub, Latency, Readiness, Sku};
 use utoipa::OpenApi;
 
 use super::{AppState, ok};
@@ -25,17 +24,18 @@ pub async fn healthz() -> HttpResponse {
     ok(&Health { status: "ok".into() })
 }
 
-/// The database is reachable.
+/// The database is reachable; says whether this process applies orders (`leader`) or another
+/// one does (`follower`).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Health), (status = 503, body = ErrorBody)))]
+    responses((status = 200, body = Readiness), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
-        .db(|connection| {
-            diesel::sql_query("SELECT 1").execute(connection)?;
-            Ok(())
-        })
-        .await?;
-    Ok(ok(&Health { status: "ready".into() }))
+    state.db(|connection| Ok(crate::db::ping(connection)?)).await?;
+    Ok(ok(&Readiness {
+        status: "ready".into(),
+        database: "ok".into(),
+        writer: state.exchange.role().as_str().into(),
+        node: state.node.clone(),
+    }))
 }
 
 /// Prometheus text format.

@@ -133,6 +133,14 @@ pub enum Fault {
     PriceBelowAsk,
     #[error("the sandbox could not start: {0}")]
     Instantiate(String),
+    /// The hub's active policy is not compiled in this process (it failed to compile, or is
+    /// still compiling): nothing it judges may trade.
+    #[error("the active policy {0} is not available")]
+    Unavailable(String),
+    /// The hub spent its policy budget for this order or batch; its remaining candidates are
+    /// skipped.
+    #[error("the hub's policy budget is spent: {0}")]
+    BudgetExhausted(String),
 }
 
 impl Fault {
@@ -148,6 +156,8 @@ impl Fault {
             Fault::OversizedOutput(_) => "oversized_output",
             Fault::PriceBelowAsk => "price_below_ask",
             Fault::Instantiate(_) => "instantiate",
+            Fault::Unavailable(_) => "policy_unavailable",
+            Fault::BudgetExhausted(_) => "hub_budget_exhausted",
         }
     }
 }
@@ -320,15 +330,22 @@ impl PolicyHost {
 
     /// Runs one evaluation in a fresh instance under every limit.
     pub fn evaluate(&self, policy: &Compiled, input: &PolicyInput) -> Evaluation {
+        self.evaluate_within(policy, input, self.limits.fuel_max, self.limits.deadline_ms)
+    }
+
+    /// Runs one evaluation with at most `fuel` and `deadline_ms` (each capped by the sandbox's
+    /// own limits): what is left of a hub's budget.
+    pub fn evaluate_within(&self, policy: &Compiled, input: &PolicyInput, fuel: u64, deadline_ms: u64) -> Evaluation {
+        let fuel = fuel.min(self.limits.fuel_max);
         let mut store = Store::new(
             &self.engine,
             Sandbox { memory_bytes_max: self.limits.memory_bytes_max, memory_exceeded: false },
         );
         store.limiter(|sandbox| sandbox);
-        if store.set_fuel(self.limits.fuel_max).is_err() {
+        if store.set_fuel(fuel).is_err() {
             return Evaluation { output: Err(Fault::Instantiate("fuel".into())), fuel_used: 0 };
         }
-        store.set_epoch_deadline(self.limits.deadline_ms.max(1));
+        store.set_epoch_deadline(deadline_ms.min(self.limits.deadline_ms).max(1));
         store.epoch_deadline_trap();
         let wit_input = input.to_wit();
         let result = match &policy.pre {
@@ -341,12 +358,32 @@ impl PolicyHost {
                 .and_then(|instance| instance.call_check(&mut store, &wit_input))
                 .map(|answer| PolicyOutput::from_compliance(answer, self.limits.output_bytes_max)),
         };
-        let fuel_used = self.limits.fuel_max.saturating_sub(store.get_fuel().unwrap_or(0));
+        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let output = match result {
             Ok(output) => output,
             Err(error) => Err(classify(&error, store.data().memory_exceeded)),
         };
         Evaluation { output, fuel_used }
+    }
+}
+
+/// Compiled policies by digest, shared by everyone who evaluates: filled when a policy is
+/// uploaded, activated, or found active at start-up; the sequenced writer only reads it, so it
+/// never compiles.
+#[derive(Default)]
+pub struct Registry {
+    compiled: std::sync::Mutex<std::collections::HashMap<String, Arc<Compiled>>>,
+}
+
+impl Registry {
+    /// The compiled policy with this digest, if it was compiled in this process.
+    pub fn get(&self, digest: &str) -> Option<Arc<Compiled>> {
+        self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(digest).cloned()
+    }
+
+    /// Keeps a compiled policy for good.
+    pub fn insert(&self, policy: Arc<Compiled>) {
+        self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(policy.digest.clone(), policy);
     }
 }
 

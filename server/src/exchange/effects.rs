@@ -1,0 +1,372 @@
+//! What one batch changes: the writer applies each command to the engine here and collects the
+//! rows, ledger transactions and typed audit events that [`crate::db::orders::write_batch`] then
+//! writes in one transaction. Nothing here touches the database.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rust_decimal::Decimal;
+use suanli_sdk::{PlacedBid, PlacedOffer, Side, TimeInForce};
+use uuid::Uuid;
+
+use super::events::{AuditEvent, WindowFields};
+use super::policies::HubPolicies;
+use super::{BidRequest, OfferRequest, Placed};
+use crate::db::audit::SYSTEM_ACTOR;
+use crate::db::ledger::{self, LedgerTransaction, kind};
+use crate::db::orders::{BatchWrites, BidRow, ContractRow, OfferRow};
+use crate::db::reference::Reference;
+use crate::db::settlement;
+use crate::error::ApiError;
+use crate::market::{Engine, Fill, Removal, RemovalReason};
+
+/// What the batch needs from the database, read before matching.
+#[derive(Default)]
+pub struct BatchReads {
+    /// (owner, key) → (order id, request hash) of orders already placed under these keys.
+    pub seen_offers: HashMap<(Uuid, String), (Uuid, String)>,
+    pub seen_bids: HashMap<(Uuid, String), (Uuid, String)>,
+    /// Available balances of the buyers placing bids in this batch.
+    pub available: HashMap<Uuid, Decimal>,
+    /// Facts of the contracts being settled in this batch.
+    pub contract_facts: HashMap<Uuid, settlement::ContractFacts>,
+    /// Settlements stored before, by contract.
+    pub settled: HashMap<Uuid, settlement::SettlementRow>,
+}
+
+/// Collects the effects of one batch.
+pub struct Effects<'a> {
+    reference: &'a Reference,
+    now: DateTime<Utc>,
+    pub writes: BatchWrites,
+    reads: BatchReads,
+    pub contracts_created: u64,
+}
+
+impl<'a> Effects<'a> {
+    pub fn new(reference: &'a Reference, now: DateTime<Utc>, reads: BatchReads) -> Self {
+        Effects { reference, now, writes: BatchWrites::default(), reads, contracts_created: 0 }
+    }
+
+    /// Settles a contract: pro-rata charge, refund, fee, levy, provider's pay; once.
+    pub fn settle(
+        &mut self,
+        provider: Uuid,
+        contract: Uuid,
+        delivery: &suanli_sdk::NewDelivery,
+        exchange_fee_bps: u32,
+        hub_levy_accounts: &HashMap<String, Uuid>,
+    ) -> Result<suanli_sdk::Settlement, ApiError> {
+        let outcome = settlement::decide(
+            self.reads.contract_facts.get(&contract),
+            self.reads.settled.get(&contract),
+            provider,
+            delivery,
+            exchange_fee_bps,
+        )?;
+        let (facts, contracted, amounts) = match outcome {
+            settlement::Outcome::Repeat(first) => return Ok(first),
+            settlement::Outcome::New { facts, contracted, amounts } => (facts, contracted, amounts),
+        };
+        let levy_account = *hub_levy_accounts
+            .get(&facts.hub)
+            .ok_or_else(|| ApiError::internal(format!("no levy account for hub {}", facts.hub)))?;
+        let transaction_id = self.ledger("settlement", contract, vec![
+            (ledger::contract_escrow_account(contract), -facts.notional),
+            (ledger::participant_account_id(facts.buyer_id, kind::BUYER_AVAILABLE), amounts.refunded),
+            (ledger::participant_account_id(facts.provider_id, kind::PROVIDER), amounts.provider_paid),
+            (ledger::EXCHANGE_FEES_ACCOUNT, amounts.exchange_fee),
+            (levy_account, amounts.hub_levy),
+        ]);
+        self.credit_available(facts.buyer_id, amounts.refunded);
+        let (row, payload) =
+            settlement::new_row(&facts, contracted, &amounts, delivery, exchange_fee_bps, transaction_id, self.now);
+        self.audit(provider.to_string(), AuditEvent::ContractSettled(payload));
+        let wire = row.to_wire();
+        self.reads.settled.insert(contract, row.clone());
+        self.writes.settlements.push(row);
+        Ok(wire)
+    }
+
+    pub fn place_offer(
+        &mut self,
+        engine: &mut Engine,
+        policies: &mut HubPolicies<'_>,
+        request: &OfferRequest,
+    ) -> Result<Placed<PlacedOffer>, ApiError> {
+        let key = (request.spec.provider, request.idempotency_key.clone());
+        if let Some((id, hash)) = self.reads.seen_offers.get(&key) {
+            return replay(*id, hash, &request.request_hash);
+        }
+        if request.spec.window.start_seconds() <= self.now.timestamp() {
+            return Err(ApiError::unprocessable("window_started", "the window must start in the future"));
+        }
+        policies.begin_order();
+        let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), policies);
+        self.reads.seen_offers.insert(key, (request.spec.id, request.request_hash.clone()));
+        let spec = &request.spec;
+        let row = OfferRow {
+            id: spec.id,
+            seq: outcome.state.seq as i64,
+            provider_id: spec.provider,
+            cluster: spec.cluster.clone(),
+            hub: self.reference.hub_by_id(spec.hub).code.clone(),
+            sku: self.reference.sku_by_id(spec.sku).code.clone(),
+            quantity: spec.quantity as i32,
+            window_start: request.window.start,
+            window_end: request.window.end,
+            ask_price: spec.ask_price,
+            green_share: i16::from(spec.green_share),
+            attributes: serde_json::Value::Object(request.attributes.clone()),
+            status: outcome.state.status.as_str().to_owned(),
+            remaining: outcome.state.remaining as i32,
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: request.request_hash.clone(),
+            created_at: self.now,
+            updated_at: self.now,
+        };
+        self.audit(spec.provider.to_string(), AuditEvent::OfferAccepted {
+            offer_id: row.id,
+            seq: row.seq,
+            provider_id: row.provider_id,
+            cluster: row.cluster.clone(),
+            hub: row.hub.clone(),
+            sku: row.sku.clone(),
+            quantity: row.quantity,
+            window: WindowFields { start: row.window_start, end: row.window_end },
+            ask_price: row.ask_price.normalize().to_string(),
+            green_share: row.green_share,
+        });
+        let offer = row.to_wire();
+        self.writes.new_offers.push(row);
+        let contracts = outcome.fills.iter().map(|fill| self.fill(fill, None)).collect();
+        Ok(Placed::New(PlacedOffer { offer, contracts }))
+    }
+
+    pub fn place_bid(
+        &mut self,
+        engine: &mut Engine,
+        policies: &mut HubPolicies<'_>,
+        request: &BidRequest,
+    ) -> Result<Placed<PlacedBid>, ApiError> {
+        let buyer = request.spec.buyer;
+        let key = (buyer, request.idempotency_key.clone());
+        if let Some((id, hash)) = self.reads.seen_bids.get(&key) {
+            return replay(*id, hash, &request.request_hash);
+        }
+        if request.spec.expiry() <= self.now.timestamp() {
+            return Err(ApiError::unprocessable("window_started", "the bid expired before it could be placed"));
+        }
+        let hold = request.hold();
+        let available = self.reads.available.get(&buyer).copied().unwrap_or_default();
+        if available < hold {
+            return Err(ApiError::unprocessable(
+                "insufficient_funds",
+                format!("the bid holds {hold} CNY; {available} CNY is available"),
+            ));
+        }
+        self.reads.available.insert(buyer, available - hold);
+        self.ledger("bid_hold", request.spec.id, vec![
+            (ledger::participant_account_id(buyer, kind::BUYER_AVAILABLE), -hold),
+            (ledger::participant_account_id(buyer, kind::BUYER_HELD), hold),
+        ]);
+
+        policies.begin_order();
+        let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), policies);
+        self.reads.seen_bids.insert(key, (request.spec.id, request.request_hash.clone()));
+        let spec = &request.spec;
+        let row = BidRow {
+            id: spec.id,
+            seq: outcome.state.seq as i64,
+            buyer_id: buyer,
+            skus: request.sku_codes.clone(),
+            quantity: spec.quantity as i32,
+            window_start: request.window.start,
+            window_end: request.window.end,
+            limit_price: spec.limit_price,
+            hubs: request.hub_codes.clone(),
+            requested_hubs: request.requested_hubs.clone(),
+            data_origin: request.data_origin.clone(),
+            max_latency_ms: request.max_latency_ms.map(|ms| ms as i32),
+            min_green_share: i16::from(spec.min_green_share),
+            data_class: spec.data_class.as_str().to_owned(),
+            time_in_force: spec.time_in_force.as_str().to_owned(),
+            expires_at: request.expires_at,
+            min_fill: outcome.state.min_fill as i32,
+            unit_hold: spec.unit_hold,
+            status: outcome.state.status.as_str().to_owned(),
+            remaining: outcome.state.remaining as i32,
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: request.request_hash.clone(),
+            created_at: self.now,
+            updated_at: self.now,
+        };
+        self.audit(buyer.to_string(), AuditEvent::BidAccepted {
+            bid_id: row.id,
+            seq: row.seq,
+            buyer_id: buyer,
+            skus: row.skus.clone(),
+            quantity: row.quantity,
+            window: WindowFields { start: row.window_start, end: row.window_end },
+            limit_price: row.limit_price.normalize().to_string(),
+            hubs: row.hubs.clone(),
+            data_origin: row.data_origin.clone(),
+            min_green_share: row.min_green_share,
+            data_class: row.data_class.clone(),
+            time_in_force: row.time_in_force.clone(),
+            expires_at: row.expires_at,
+            min_fill: spec.min_fill,
+            hold: hold.to_string(),
+        });
+        let bid_wire = row.to_wire();
+        self.writes.new_bids.push(row);
+        let contracts = outcome.fills.iter().map(|fill| self.fill(fill, request.data_origin.clone())).collect();
+        if outcome.hold_released > Decimal::ZERO {
+            self.release(buyer, spec.id, outcome.hold_released);
+            self.audit(buyer.to_string(), AuditEvent::BidUnfilled {
+                bid_id: spec.id,
+                reason: unfilled_reason(spec.time_in_force),
+                unfilled: spec.quantity - outcome.fills.iter().map(|f| f.units).sum::<u32>(),
+                hold_released: outcome.hold_released.to_string(),
+            });
+        }
+        let mut bid = bid_wire;
+        if !bid.status.is_resting() {
+            bid.held = Decimal::ZERO;
+        }
+        Ok(Placed::New(PlacedBid { bid, contracts }))
+    }
+
+    /// Turns a fill into a contract, its escrow funding and its audit entry.
+    fn fill(&mut self, fill: &Fill, data_origin: Option<String>) -> suanli_sdk::Contract {
+        let contract_id = Uuid::new_v4();
+        let hours = fill.window.len();
+        let row = ContractRow {
+            id: contract_id,
+            seq: 0,
+            bid_id: fill.bid_id,
+            offer_id: fill.offer_id,
+            buyer_id: fill.buyer,
+            provider_id: fill.provider,
+            hub: self.reference.hub_by_id(fill.hub).code.clone(),
+            cluster: fill.cluster.clone(),
+            sku: self.reference.sku_by_id(fill.sku).code.clone(),
+            data_origin,
+            units: fill.units as i32,
+            window_start: hour_start(fill.window.start),
+            window_end: hour_start(fill.window.end),
+            hours: hours as i32,
+            unit_price: fill.unit_price,
+            notional: fill.notional,
+            levy_bps: fill.levy_bps as i32,
+            maker: fill.maker.as_str().to_owned(),
+            status: "active".into(),
+            decisions: serde_json::to_value(&fill.decisions).unwrap_or_else(|_| serde_json::json!([])),
+            created_at: self.now,
+        };
+        self.ledger("fill", contract_id, vec![
+            (ledger::participant_account_id(fill.buyer, kind::BUYER_HELD), -(fill.notional + fill.hold_released)),
+            (ledger::contract_escrow_account(contract_id), fill.notional),
+            (ledger::participant_account_id(fill.buyer, kind::BUYER_AVAILABLE), fill.hold_released),
+        ]);
+        self.credit_available(fill.buyer, fill.hold_released);
+        let counterparty = fill.counterparty;
+        match counterparty.side {
+            Side::Bid => {
+                self.writes.bid_updates.insert(
+                    counterparty.id,
+                    (counterparty.remaining as i32, counterparty.status.as_str(), counterparty.min_fill as i32),
+                );
+            }
+            Side::Offer => {
+                self.writes.offer_updates.insert(counterparty.id, (counterparty.remaining as i32, counterparty.status.as_str()));
+            }
+        }
+        self.audit(SYSTEM_ACTOR.to_owned(), AuditEvent::ContractCreated {
+            contract_id,
+            bid_id: row.bid_id,
+            offer_id: row.offer_id,
+            buyer_id: row.buyer_id,
+            provider_id: row.provider_id,
+            hub: row.hub.clone(),
+            cluster: row.cluster.clone(),
+            sku: row.sku.clone(),
+            units: row.units,
+            window: WindowFields { start: row.window_start, end: row.window_end },
+            unit_price: row.unit_price.normalize().to_string(),
+            notional: row.notional.to_string(),
+            levy_bps: row.levy_bps,
+            maker: row.maker.clone(),
+            hold_released: fill.hold_released.to_string(),
+        });
+        self.contracts_created += 1;
+        let contract = row.to_wire();
+        self.writes.contracts.push(row);
+        contract
+    }
+
+    /// Records an order leaving the book (cancel or expiry) and releases what it held.
+    pub fn removal(&mut self, removal: Removal, actor: String) {
+        let state = removal.state;
+        let expired = removal.reason == RemovalReason::Expired;
+        let (seq, unfilled, hold_released) = (state.seq as i64, removal.unfilled, removal.hold_released.to_string());
+        let event = match state.side {
+            Side::Bid => {
+                self.writes.bid_updates.insert(state.id, (0, state.status.as_str(), state.min_fill as i32));
+                if removal.hold_released > Decimal::ZERO {
+                    self.release(removal.owner, state.id, removal.hold_released);
+                }
+                AuditEvent::BidRemoved { bid_id: state.id, seq, unfilled, hold_released, expired }
+            }
+            Side::Offer => {
+                self.writes.offer_updates.insert(state.id, (0, state.status.as_str()));
+                AuditEvent::OfferRemoved { offer_id: state.id, seq, unfilled, hold_released, expired }
+            }
+        };
+        self.audit(actor, event);
+    }
+
+    fn release(&mut self, buyer: Uuid, order: Uuid, amount: Decimal) {
+        self.ledger("hold_release", order, vec![
+            (ledger::participant_account_id(buyer, kind::BUYER_HELD), -amount),
+            (ledger::participant_account_id(buyer, kind::BUYER_AVAILABLE), amount),
+        ]);
+        self.credit_available(buyer, amount);
+    }
+
+    fn credit_available(&mut self, buyer: Uuid, amount: Decimal) {
+        if let Some(balance) = self.reads.available.get_mut(&buyer) {
+            *balance += amount;
+        }
+    }
+
+    fn ledger(&mut self, kind: &'static str, reference: Uuid, legs: Vec<(Uuid, Decimal)>) -> Uuid {
+        let id = Uuid::new_v4();
+        self.writes.ledger.push(LedgerTransaction { id, kind, reference: reference.to_string(), legs });
+        id
+    }
+
+    fn audit(&mut self, actor: String, event: AuditEvent) {
+        self.writes.audit.push((actor, event.kind(), event.payload()));
+    }
+}
+
+fn replay<T>(id: Uuid, stored_hash: &str, request_hash: &str) -> Result<Placed<T>, ApiError> {
+    if stored_hash == request_hash {
+        Ok(Placed::Existing(id))
+    } else {
+        Err(ApiError::conflict("idempotency_conflict", "this idempotency key was already used for a different order"))
+    }
+}
+
+fn unfilled_reason(time_in_force: TimeInForce) -> &'static str {
+    match time_in_force {
+        TimeInForce::Fok => "fill_or_kill",
+        TimeInForce::Ioc => "immediate_or_cancel",
+        _ => "minimum_fill_unreachable",
+    }
+}
+
+fn hour_start(hour: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(hour * 3600, 0).single().expect("hours come from valid windows")
+}

@@ -1,0 +1,104 @@
+//! The audit events the sequenced writer appends, as types: each names its kind and carries its
+//! payload's fields, so a payload's shape is decided here once and not by hand at each use.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// A delivery window in an audit payload.
+#[derive(Debug, Clone, Serialize)]
+pub struct WindowFields {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// One audit event of the order path.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AuditEvent {
+    OfferAccepted {
+        offer_id: Uuid,
+        seq: i64,
+        provider_id: Uuid,
+        cluster: String,
+        hub: String,
+        sku: String,
+        quantity: i32,
+        window: WindowFields,
+        ask_price: String,
+        green_share: i16,
+    },
+    BidAccepted {
+        bid_id: Uuid,
+        seq: i64,
+        buyer_id: Uuid,
+        skus: Vec<String>,
+        quantity: i32,
+        window: WindowFields,
+        limit_price: String,
+        hubs: Vec<String>,
+        data_origin: Option<String>,
+        min_green_share: i16,
+        data_class: String,
+        time_in_force: String,
+        expires_at: Option<DateTime<Utc>>,
+        min_fill: u32,
+        hold: String,
+    },
+    /// The unfilled rest of an incoming bid that does not rest (IOC, FOK, unreachable minimum).
+    BidUnfilled { bid_id: Uuid, reason: &'static str, unfilled: u32, hold_released: String },
+    /// A resting bid leaving the book: `cancelled` by its owner, or `expired`.
+    BidRemoved { bid_id: Uuid, seq: i64, unfilled: u32, hold_released: String, expired: bool },
+    /// A resting offer leaving the book: `cancelled` by its owner, or `expired`.
+    OfferRemoved { offer_id: Uuid, seq: i64, unfilled: u32, hold_released: String, expired: bool },
+    ContractCreated {
+        contract_id: Uuid,
+        bid_id: Uuid,
+        offer_id: Uuid,
+        buyer_id: Uuid,
+        provider_id: Uuid,
+        hub: String,
+        cluster: String,
+        sku: String,
+        units: i32,
+        window: WindowFields,
+        unit_price: String,
+        notional: String,
+        levy_bps: i32,
+        maker: String,
+        hold_released: String,
+    },
+    ContractSettled(serde_json::Value),
+}
+
+impl AuditEvent {
+    /// The entry's `kind` in the audit log.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditEvent::OfferAccepted { .. } => "offer_accepted",
+            AuditEvent::BidAccepted { .. } => "bid_accepted",
+            AuditEvent::BidUnfilled { .. } => "bid_cancelled",
+            AuditEvent::BidRemoved { expired: false, .. } => "bid_cancelled",
+            AuditEvent::BidRemoved { expired: true, .. } => "bid_expired",
+            AuditEvent::OfferRemoved { expired: false, .. } => "offer_cancelled",
+            AuditEvent::OfferRemoved { expired: true, .. } => "offer_expired",
+            AuditEvent::ContractCreated { .. } => "contract_created",
+            AuditEvent::ContractSettled(_) => "contract_settled",
+        }
+    }
+
+    /// The entry's payload.
+    pub fn payload(&self) -> serde_json::Value {
+        let mut value = match self {
+            AuditEvent::ContractSettled(payload) => return payload.clone(),
+            other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
+        };
+        // Whether a removal was an expiry is in the kind, not repeated in the payload.
+        if let Some(fields) = value.as_object_mut() {
+            if matches!(self, AuditEvent::BidRemoved { .. } | AuditEvent::OfferRemoved { .. }) {
+                fields.remove("expired");
+            }
+        }
+        value
+    }
+}

@@ -1,0 +1,97 @@
+//! Recovery: the book rebuilt from the resting orders in the database, in arrival order (at start
+//! and after a failed batch), and the active policies compiled before the writer serves.
+
+use chrono::{DateTime, Utc};
+use diesel::PgConnection;
+use suanli_sdk::{DataClass, TimeInForce};
+
+use super::ExchangeConfig;
+use crate::db::orders;
+use crate::db::reference::Reference;
+use crate::market::{BidSpec, Engine, HubSet, Hours, OfferSpec};
+use crate::policy::{PolicyHost, PolicyKind, Registry};
+
+pub fn hours_of(start: DateTime<Utc>, end: DateTime<Utc>) -> Hours {
+    Hours { start: start.timestamp() / 3600, end: end.timestamp() / 3600 }
+}
+
+/// Rebuilds the engine from the resting orders in the database, in arrival order.
+pub fn load_engine(connection: &mut PgConnection, reference: &Reference, config: ExchangeConfig) -> anyhow::Result<Engine> {
+    let mut engine = Engine::new(config.engine);
+    for (row, sold) in orders::resting_offers(connection)? {
+        let spec = OfferSpec {
+            id: row.id,
+            provider: row.provider_id,
+            hub: reference.hub_id(&row.hub).ok_or_else(|| anyhow::anyhow!("unknown hub {}", row.hub))?,
+            cluster: row.cluster.clone(),
+            sku: reference.sku_id(&row.sku).ok_or_else(|| anyhow::anyhow!("unknown sku {}", row.sku))?,
+            quantity: row.quantity as u32,
+            window: hours_of(row.window_start, row.window_end),
+            ask_price: row.ask_price,
+            green_share: row.green_share as u8,
+            attributes: super::requests::attribute_pairs(row.attributes.as_object().unwrap_or(&Default::default())),
+        };
+        let sold: Vec<(Hours, u32)> = sold.iter().map(|(start, end, units)| (hours_of(*start, *end), *units as u32)).collect();
+        engine.restore_offer(row.seq as u64, spec, &sold);
+    }
+    for row in orders::resting_bids(connection)? {
+        let mut hubs = HubSet::default();
+        for code in &row.hubs {
+            hubs = hubs.with(reference.hub_id(code).ok_or_else(|| anyhow::anyhow!("unknown hub {code}"))?);
+        }
+        let skus = row
+            .skus
+            .iter()
+            .map(|code| reference.sku_id(code).ok_or_else(|| anyhow::anyhow!("unknown sku {code}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let spec = BidSpec {
+            id: row.id,
+            buyer: row.buyer_id,
+            skus,
+            hubs,
+            data_origin: row.data_origin.as_deref().and_then(|code| reference.hub_id(code)),
+            quantity: row.quantity as u32,
+            window: hours_of(row.window_start, row.window_end),
+            limit_price: row.limit_price,
+            min_green_share: row.min_green_share as u8,
+            data_class: DataClass::parse(&row.data_class).unwrap_or_default(),
+            time_in_force: TimeInForce::parse(&row.time_in_force).unwrap_or_default(),
+            expires_at: row.expires_at.map(|at| at.timestamp()),
+            min_fill: row.min_fill as u32,
+            unit_hold: row.unit_hold,
+        };
+        engine.restore_bid(row.seq as u64, spec, row.remaining as u32, row.min_fill as u32);
+    }
+    engine.ensure_next_seq(orders::last_seq(connection)? as u64 + 1);
+    Ok(engine)
+}
+
+/// Compiles every active policy not compiled yet (start-up, before the writer serves), and then
+/// keeps them compiled in `registry`. A policy that does not compile stays out: the writer then
+/// treats it as unavailable and its hub's pairs fail closed.
+pub fn compile_active(connection: &mut PgConnection, host: &std::sync::Arc<PolicyHost>, registry: &Registry) -> anyhow::Result<()> {
+    for (hub, kind, digest) in crate::db::policies::active(connection)? {
+        if registry.get(&digest).is_some() {
+            continue;
+        }
+        let Some(kind) = PolicyKind::parse(&kind) else { continue };
+        compile_stored(connection, host, registry, &digest, kind).unwrap_or_else(|error| {
+            tracing::error!(%hub, %digest, %error, "an active policy does not compile: its hub's pairs fail closed");
+        });
+    }
+    Ok(())
+}
+
+/// Loads a stored module and compiles it into `registry`.
+pub fn compile_stored(
+    connection: &mut PgConnection,
+    host: &std::sync::Arc<PolicyHost>,
+    registry: &Registry,
+    digest: &str,
+    kind: PolicyKind,
+) -> anyhow::Result<()> {
+    let (bytes, _) = crate::db::policies::module(connection, digest)?
+        .ok_or_else(|| anyhow::anyhow!("no stored module {digest}"))?;
+    registry.insert(host.compile(kind, &bytes)?);
+    Ok(())
+}

@@ -107,16 +107,16 @@ pub struct Config {
 
     /// Fuel one hub's policies may burn, summed over their evaluations for one incoming order;
     /// beyond it the hub's remaining candidates for that order are skipped.
-    #[arg(long, env = "SUANLI_POLICY_HUB_ORDER_FUEL_MAX", default_value_t = 100_000_000)]
+    #[arg(long, env = "SUANLI_POLICY_HUB_ORDER_FUEL_MAX", default_value_t = 50_000_000)]
     pub policy_hub_order_fuel_max: u64,
 
     /// Wall time one hub's policies may take, summed over their evaluations for one incoming order.
-    #[arg(long, env = "SUANLI_POLICY_HUB_ORDER_WALL_MS_MAX", default_value_t = 10)]
+    #[arg(long, env = "SUANLI_POLICY_HUB_ORDER_WALL_MS_MAX", default_value_t = 5)]
     pub policy_hub_order_wall_ms_max: u64,
 
     /// Wall time one hub's policies may take in one batch of the sequenced writer: what a hostile
     /// policy can add to every other hub's latency.
-    #[arg(long, env = "SUANLI_POLICY_HUB_BATCH_WALL_MS_MAX", default_value_t = 15)]
+    #[arg(long, env = "SUANLI_POLICY_HUB_BATCH_WALL_MS_MAX", default_value_t = 10)]
     pub policy_hub_batch_wall_ms_max: u64,
 
     /// Policy evaluations that may run at once (sizes the pooling allocator).
@@ -161,9 +161,9 @@ impl Config {
             policy_module_bytes_max: 4 << 20,
             policy_compile_ms_max: 10_000,
             policy_concurrent_evaluations_max: 16,
-            policy_hub_order_fuel_max: 100_000_000,
-            policy_hub_order_wall_ms_max: 10,
-            policy_hub_batch_wall_ms_max: 15,
+            policy_hub_order_fuel_max: 50_000_000,
+            policy_hub_order_wall_ms_max: 5,
+            policy_hub_batch_wall_ms_max: 10,
             log_format: "text".into(),
         }
     }

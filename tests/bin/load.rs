@@ -5,7 +5,8 @@
 //! (defaults 10 s, 32 connections). Other modes: `export [rows]`, `settle [contracts]
 //! [connections]`, and `hostile [seconds] [attackers]`: a looping pricing policy in one hub with 100
 //! offers resting there, attackers bidding into it, and the latency of an unrelated offer plus
-//! crossing bid in another hub. Uses `DATABASE_URL`'s server when set, otherwise the private
+//! crossing bid in another hub (optionally with other hub budgets: `hostile [seconds] [attackers]
+//! [order fuel] [order wall ms] [batch wall ms]`). Uses `DATABASE_URL`'s server when set, otherwise the private
 //! test cluster under `target/suanli-test-pg`.
 
 use std::sync::Arc;
@@ -34,8 +35,10 @@ async fn main() -> anyhow::Result<()> {
     if args.peek().map(String::as_str) == Some("hostile") {
         args.next();
         let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
-        let attackers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(4);
-        return hostile(seconds, attackers).await;
+        let attackers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1);
+        // Optionally other hub budgets than the defaults: order fuel, order wall ms, batch wall ms.
+        let budget: Vec<u64> = args.map(|s| s.parse()).collect::<Result<_, _>>()?;
+        return hostile(seconds, attackers, &budget).await;
     }
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
@@ -215,8 +218,24 @@ async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
 /// A looping pricing policy active in Ningxia with 100 offers resting there; `attackers` clients
 /// bid into Ningxia without pause while one client lists an offer in Beijing and bids against it,
 /// over and over. Reports the Beijing pair's latency and the worst single order in Ningxia.
-async fn hostile(seconds: u64, attackers: usize) -> anyhow::Result<()> {
-    let exchange = TestExchange::start().await;
+async fn hostile(seconds: u64, attackers: usize, budget: &[u64]) -> anyhow::Result<()> {
+    let exchange = TestExchange::start_with(|config| {
+        if let [fuel, order_ms, batch_ms] = budget {
+            config.policy_hub_order_fuel_max = *fuel;
+            config.policy_hub_order_wall_ms_max = *order_ms;
+            config.policy_hub_batch_wall_ms_max = *batch_ms;
+        }
+    })
+    .await;
+    let config = &exchange.config;
+    println!(
+        "hub budget: {} fuel and {} ms per order, {} ms per batch; evaluation limits {} fuel, {} ms",
+        config.policy_hub_order_fuel_max,
+        config.policy_hub_order_wall_ms_max,
+        config.policy_hub_batch_wall_ms_max,
+        config.policy_fuel_max,
+        config.policy_deadline_ms
+    );
     let operator = exchange
         .participant_from(&suanli_sdk::NewParticipant {
             name: "Ningxia operator".into(),
@@ -264,12 +283,20 @@ async fn hostile(seconds: u64, attackers: usize) -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let mut pairs = Vec::new();
+    let mut orders = Vec::new();
     while started.elapsed() < Duration::from_secs(seconds) {
         let sent = Instant::now();
-        victim_provider.place_offer(&new_offer("zhangjiakou", SKU, 1, window(1, 48), "10")).await?;
-        let bid = suanli_sdk::NewBid { hubs: Some(vec!["bth".into()]), ..new_bid(SKU, 1, window(2, 2), "12") };
+        let hours = window(2, 2);
+        victim_provider.place_offer(&new_offer("zhangjiakou", SKU, 1, hours, "10")).await?;
+        orders.push(sent.elapsed());
+        let bid_sent = Instant::now();
+        let bid = suanli_sdk::NewBid { hubs: Some(vec!["bth".into()]), ..new_bid(SKU, 1, hours, "12") };
         let placed = victim.place_bid(&bid).await?;
-        anyhow::ensure!(placed.contracts.len() == 1, "the Beijing pair did not trade");
+        if placed.contracts.len() != 1 {
+            let open = victim_provider.offers(Some(suanli_sdk::OrderStatus::Open), None, 10).await?;
+            anyhow::bail!("the Beijing pair did not trade after {} pairs: {placed:?}; open offers: {open:?}", pairs.len());
+        }
+        orders.push(bid_sent.elapsed());
         pairs.push(sent.elapsed());
     }
     stop.store(true, Ordering::Relaxed);
@@ -286,6 +313,13 @@ async fn hostile(seconds: u64, attackers: usize) -> anyhow::Result<()> {
     println!(
         "unrelated offer + crossing bid in bth, {} pairs with {attackers} attackers: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         pairs.len(),
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        max.as_secs_f64() * 1e3
+    );
+    let (p50, p99, max) = quantiles(&mut orders);
+    println!(
+        "  each of those orders alone: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         p50.as_secs_f64() * 1e3,
         p99.as_secs_f64() * 1e3,
         max.as_secs_f64() * 1e3

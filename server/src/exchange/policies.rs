@@ -57,7 +57,7 @@ pub struct HubBudget {
 
 impl Default for HubBudget {
     fn default() -> Self {
-        HubBudget { order_fuel_max: 100_000_000, order_wall_ms_max: 10, batch_wall_ms_max: 15 }
+        HubBudget { order_fuel_max: 50_000_000, order_wall_ms_max: 5, batch_wall_ms_max: 10 }
     }
 }
 
@@ -125,17 +125,37 @@ impl<'a> HubPolicies<'a> {
         Ok((fuel_left, order_wall_left.min(batch_wall_left)))
     }
 
+    /// Evaluates `hub`'s active policy of `kind` on the pair, within the hub's budget; `None` if
+    /// the hub has no such policy. The input is built on first need and kept in `input`.
     fn run(
         &mut self,
         hub: HubId,
         kind: PolicyKind,
         pair: &PairFacts<'_>,
-        input: &PolicyInput,
+        input: &mut Option<PolicyInput>,
     ) -> Option<(Result<PolicyOutput, Fault>, DecisionRecord)> {
         let policy = self.active.get(&(hub, kind))?.clone();
         let hub_code = self.reference.hub_by_id(hub).code.clone();
+        let allowance = self.allowance(hub);
+        if let (ActivePolicy::Ready(_), Err(spent)) = (&policy, &allowance) {
+            // A spent budget is recorded once per order and hub; later pairs are skipped at once.
+            if !self.exhausted.insert(hub) {
+                let fault = Fault::BudgetExhausted(spent.clone());
+                let record = DecisionRecord {
+                    policy_digest: policy.digest().to_owned(),
+                    kind: kind.as_str().into(),
+                    hub: hub_code,
+                    input: String::new(),
+                    output: fault_json(&fault),
+                    fuel_used: 0,
+                };
+                return Some((Err(fault), record));
+            }
+        }
+        let reference = self.reference;
+        let input = input.get_or_insert_with(|| policy_input(pair, reference));
         let canonical_input = input.canonical();
-        let (output, fuel_used) = match (&policy, self.allowance(hub)) {
+        let (output, fuel_used) = match (&policy, allowance) {
             (ActivePolicy::Unavailable { digest }, _) => (Err(Fault::Unavailable(digest.clone())), 0),
             (ActivePolicy::Ready(_), Err(spent)) => (Err(Fault::BudgetExhausted(spent)), 0),
             (ActivePolicy::Ready(compiled), Ok((fuel, wall))) => {
@@ -154,18 +174,14 @@ impl<'a> HubPolicies<'a> {
         let output_json = match &output {
             Ok(output) => output.canonical(),
             Err(fault) => {
-                // A spent budget is recorded once per order and hub, not once per skipped pair.
-                let first_for_order = !matches!(fault, Fault::BudgetExhausted(_)) || self.exhausted.insert(hub);
-                if first_for_order {
-                    self.faults.push(FaultRecord {
-                        hub: hub_code.clone(),
-                        kind: kind.as_str().into(),
-                        digest: policy.digest().to_owned(),
-                        class: fault.class().into(),
-                        message: fault.to_string(),
-                        input: canonical_input.clone(),
-                    });
-                }
+                self.faults.push(FaultRecord {
+                    hub: hub_code.clone(),
+                    kind: kind.as_str().into(),
+                    digest: policy.digest().to_owned(),
+                    class: fault.class().into(),
+                    message: fault.to_string(),
+                    input: canonical_input.clone(),
+                });
                 fault_json(fault)
             }
         };
@@ -212,14 +228,14 @@ pub fn fault_json(fault: &Fault) -> String {
 
 impl Policies for HubPolicies<'_> {
     fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<bool> {
-        let input = policy_input(pair, self.reference);
+        let mut input = None;
         let mut hubs = vec![pair.offer.hub];
         if let Some(origin) = pair.bid.data_origin.filter(|origin| *origin != pair.offer.hub) {
             hubs.push(origin);
         }
         let mut records = Vec::new();
         for hub in hubs {
-            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, pair, &input) else { continue };
+            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, pair, &mut input) else { continue };
             records.push(record);
             if !matches!(output, Ok(PolicyOutput::Allow)) {
                 return Decided { decision: false, records };
@@ -229,10 +245,10 @@ impl Policies for HubPolicies<'_> {
     }
 
     fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
-        let input = policy_input(pair, self.reference);
+        let mut input = None;
         // No active pricing policy: the built-in rule. An active one that cannot run is a
         // rejection (below), never the built-in rule.
-        let Some((output, record)) = self.run(pair.offer.hub, PolicyKind::Pricing, pair, &input) else {
+        let Some((output, record)) = self.run(pair.offer.hub, PolicyKind::Pricing, pair, &mut input) else {
             return BuiltInRules.price(pair);
         };
         let decision = match output {

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
-use serde_json::json;
 use suanli_sdk::{NewDelivery, Settlement};
 use uuid::Uuid;
 
@@ -160,17 +159,16 @@ pub fn decide(
     Ok(Outcome::New { facts: facts.clone(), contracted, amounts })
 }
 
-/// The settlement row and audit payload of a new settlement.
+/// The settlement row of a new settlement.
 pub fn new_row(
     facts: &ContractFacts,
-    contracted: u64,
     amounts: &money::SettlementAmounts,
     delivery: &NewDelivery,
     exchange_fee_bps: u32,
     transaction_id: Uuid,
     at: DateTime<Utc>,
-) -> (SettlementRow, serde_json::Value) {
-    let row = SettlementRow {
+) -> SettlementRow {
+    SettlementRow {
         contract_id: facts.id,
         delivered_unit_hours: delivery.delivered_unit_hours as i64,
         charged: amounts.charged,
@@ -182,17 +180,5 @@ pub fn new_row(
         idempotency_key: delivery.idempotency_key.clone(),
         transaction_id,
         created_at: at,
-    };
-    let payload = json!({
-        "contract_id": facts.id,
-        "delivered_unit_hours": delivery.delivered_unit_hours,
-        "contracted_unit_hours": contracted,
-        "charged": amounts.charged.to_string(),
-        "refunded": amounts.refunded.to_string(),
-        "provider_paid": amounts.provider_paid.to_string(),
-        "exchange_fee": amounts.exchange_fee.to_string(),
-        "hub_levy": amounts.hub_levy.to_string(),
-        "transaction_id": transaction_id,
-    });
-    (row, payload)
+    }
 }

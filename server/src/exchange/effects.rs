@@ -79,9 +79,18 @@ impl<'a> Effects<'a> {
             (levy_account, amounts.hub_levy),
         ]);
         self.credit_available(facts.buyer_id, amounts.refunded);
-        let (row, payload) =
-            settlement::new_row(&facts, contracted, &amounts, delivery, exchange_fee_bps, transaction_id, self.now);
-        self.audit(provider.to_string(), AuditEvent::ContractSettled(payload));
+        let row = settlement::new_row(&facts, &amounts, delivery, exchange_fee_bps, transaction_id, self.now);
+        self.audit(provider.to_string(), AuditEvent::ContractSettled {
+            contract_id: contract,
+            delivered_unit_hours: delivery.delivered_unit_hours,
+            contracted_unit_hours: contracted,
+            charged: amounts.charged.to_string(),
+            refunded: amounts.refunded.to_string(),
+            provider_paid: amounts.provider_paid.to_string(),
+            exchange_fee: amounts.exchange_fee.to_string(),
+            hub_levy: amounts.hub_levy.to_string(),
+            transaction_id,
+        });
         let wire = row.to_wire();
         self.reads.settled.insert(contract, row.clone());
         self.writes.settlements.push(row);

@@ -68,7 +68,17 @@ pub enum AuditEvent {
         maker: String,
         hold_released: String,
     },
-    ContractSettled(serde_json::Value),
+    ContractSettled {
+        contract_id: Uuid,
+        delivered_unit_hours: u64,
+        contracted_unit_hours: u64,
+        charged: String,
+        refunded: String,
+        provider_paid: String,
+        exchange_fee: String,
+        hub_levy: String,
+        transaction_id: Uuid,
+    },
 }
 
 impl AuditEvent {
@@ -83,16 +93,13 @@ impl AuditEvent {
             AuditEvent::OfferRemoved { expired: false, .. } => "offer_cancelled",
             AuditEvent::OfferRemoved { expired: true, .. } => "offer_expired",
             AuditEvent::ContractCreated { .. } => "contract_created",
-            AuditEvent::ContractSettled(_) => "contract_settled",
+            AuditEvent::ContractSettled { .. } => "contract_settled",
         }
     }
 
     /// The entry's payload.
     pub fn payload(&self) -> serde_json::Value {
-        let mut value = match self {
-            AuditEvent::ContractSettled(payload) => return payload.clone(),
-            other => serde_json::to_value(other).unwrap_or(serde_json::Value::Null),
-        };
+        let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         // Whether a removal was an expiry is in the kind, not repeated in the payload.
         if let Some(fields) = value.as_object_mut() {
             if matches!(self, AuditEvent::BidRemoved { .. } | AuditEvent::OfferRemoved { .. }) {
@@ -100,5 +107,29 @@ impl AuditEvent {
             }
         }
         value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removal_names_its_reason_in_the_kind_not_the_payload() {
+        let removal = |expired| AuditEvent::BidRemoved {
+            bid_id: Uuid::nil(),
+            seq: 7,
+            unfilled: 2,
+            hold_released: "48".into(),
+            expired,
+        };
+        assert_eq!(removal(true).kind(), "bid_expired");
+        assert_eq!(removal(false).kind(), "bid_cancelled");
+        assert_eq!(
+            removal(true).payload(),
+            serde_json::json!({"bid_id": Uuid::nil(), "seq": 7, "unfilled": 2, "hold_released": "48"})
+        );
+        let offer = AuditEvent::OfferRemoved { offer_id: Uuid::nil(), seq: 1, unfilled: 0, hold_released: "0".into(), expired: true };
+        assert_eq!((offer.kind(), offer.payload()["offer_id"].as_str()), ("offer_expired", Some(Uuid::nil().to_string().as_str())));
     }
 }

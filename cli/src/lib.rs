@@ -44,7 +44,17 @@ enum Command {
     Login {
         #[arg(long, env = "SUANLI_API_KEY", hide_env_values = true)]
         api_key: String,
+        /// Keep the API key too (in the 0600 config file), to log in again by itself when the
+        /// token is about to expire.
+        #[arg(long)]
+        keep_key: bool,
     },
+    /// Your API key.
+    #[command(subcommand)]
+    Keys(Keys),
+    /// Participants (admins).
+    #[command(subcommand)]
+    Participants(Participants),
     /// Who the kept token speaks for.
     Whoami,
     /// The national hubs.
@@ -256,6 +266,25 @@ enum Audit {
 }
 
 #[derive(Subcommand)]
+enum Keys {
+    /// Replaces your API key: the old one and every token issued before stop working at once.
+    /// Prints the new key once and logs in with it.
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum Participants {
+    /// Suspends a participant: its tokens and key are refused and its resting orders cancelled.
+    Suspend {
+        id: Uuid,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lifts a suspension.
+    Reinstate { id: Uuid },
+}
+
+#[derive(Subcommand)]
 enum Market {
     Book {
         #[arg(long)]
@@ -278,7 +307,29 @@ enum Market {
 struct Saved {
     url: Option<String>,
     token: Option<String>,
+    /// When the token expires, Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<i64>,
+    /// The API key, only when the user asked to keep it (`login --keep-key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    api_key: Option<String>,
 }
+
+/// Logs in with `api_key` and keeps the token (and the key, if asked).
+async fn log_in(cli: &Cli, anonymous: &Client, url: &str, api_key: &str, keep_key: bool) -> anyhow::Result<Client> {
+    let token = anonymous.token(api_key).await?;
+    let expires_at = chrono::Utc::now().timestamp() + i64::try_from(token.expires_in).unwrap_or(i64::MAX / 2);
+    save(cli, &Saved {
+        url: Some(url.to_owned()),
+        token: Some(token.access_token.clone()),
+        expires_at: Some(expires_at),
+        api_key: keep_key.then(|| api_key.to_owned()),
+    })?;
+    Ok(anonymous.with_token(token.access_token))
+}
+
+/// Seconds before expiry at which a kept key is used to log in again.
+const RELOGIN_MARGIN_S: i64 = 60;
 
 fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
     if let Some(path) = &cli.config {
@@ -302,6 +353,9 @@ fn save(cli: &Cli, saved: &Saved) -> anyhow::Result<()> {
         std::fs::create_dir_all(parent)?;
     }
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    // `mode` applies only to a new file: an older one keeps its mode unless it is set here.
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     file.write_all(serde_json::to_string_pretty(saved)?.as_bytes())?;
     Ok(())
 }
@@ -338,20 +392,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let saved = load(&cli)?;
     let url = cli.url.clone().or(saved.url.clone()).unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let anonymous = Client::new(url.clone());
-    let client = match &saved.token {
+    let mut client = match &saved.token {
         Some(token) => anonymous.with_token(token.clone()),
         None => anonymous.clone(),
     };
+    // A kept key logs in again by itself when the token is about to expire.
+    let expiring = saved.expires_at.is_some_and(|at| at - RELOGIN_MARGIN_S <= chrono::Utc::now().timestamp());
+    if let (Some(api_key), true, false) = (&saved.api_key, expiring, matches!(cli.command, Command::Login { .. })) {
+        client = log_in(&cli, &anonymous, &url, api_key, true).await?;
+    }
     let json = cli.json;
     match &cli.command {
-        Command::Login { api_key } => {
-            let token = anonymous.token(api_key).await?;
-            let me = anonymous.with_token(&token.access_token).me().await?;
-            save(&cli, &Saved { url: Some(url), token: Some(token.access_token) })?;
+        Command::Login { api_key, keep_key } => {
+            let me = log_in(&cli, &anonymous, &url, api_key, *keep_key).await?.me().await?;
             if json {
                 return print_json(&me);
             }
             println!("logged in as {} ({}, {})", me.name, me.kind.as_str(), me.id);
+        }
+        Command::Keys(Keys::Rotate) => {
+            let rotated = client.rotate_key().await?;
+            log_in(&cli, &anonymous, &url, &rotated.api_key, saved.api_key.is_some()).await?;
+            if json {
+                return print_json(&rotated);
+            }
+            println!("new API key (shown once; the old key and its tokens no longer work):");
+            println!("{}", rotated.api_key);
+        }
+        Command::Participants(command) => {
+            let participant = match command {
+                Participants::Suspend { id, reason } => client.suspend_participant(*id, reason).await?,
+                Participants::Reinstate { id } => client.reinstate_participant(*id).await?,
+            };
+            if json {
+                return print_json(&participant);
+            }
+            let standing = if participant.suspended { "suspended" } else { "in good standing" };
+            println!("{} ({}, {}) is {standing}", participant.name, participant.kind.as_str(), participant.id);
         }
         Command::Whoami => {
             let me = client.me().await?;

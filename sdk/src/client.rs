@@ -142,6 +142,23 @@ impl Client {
         self.get("/v1/participants/me").await
     }
 
+    /// `POST /v1/participants/me/keys`: a new API key for the caller (shown once); the old key
+    /// and every token issued before stop working at once, this client's token included.
+    pub async fn rotate_key(&self) -> Result<CreatedParticipant, Error> {
+        self.post("/v1/participants/me/keys", &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/participants/{id}/suspend` (admin): its tokens and key are refused from now on
+    /// and its resting orders are cancelled.
+    pub async fn suspend_participant(&self, participant: Uuid, reason: &str) -> Result<Participant, Error> {
+        self.post(&format!("/v1/participants/{participant}/suspend"), &Suspension { reason: reason.to_owned() }).await
+    }
+
+    /// `POST /v1/participants/{id}/reinstate` (admin): lifts a suspension.
+    pub async fn reinstate_participant(&self, participant: Uuid) -> Result<Participant, Error> {
+        self.post(&format!("/v1/participants/{participant}/reinstate"), &serde_json::json!({})).await
+    }
+
     /// `POST /v1/participants/{id}/deposits` (admin): credits a buyer. Retrying with the same
     /// `idempotency_key` returns the first deposit and credits nothing more.
     pub async fn deposit(&self, participant: Uuid, deposit: &NewDeposit) -> Result<Deposit, Error> {

@@ -214,6 +214,16 @@ pub struct Participant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// Suspended by an admin: its tokens and API key are refused until it is reinstated.
+    #[serde(default)]
+    pub suspended: bool,
+}
+
+/// Why an admin suspends a participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Suspension {
+    pub reason: String,
 }
 
 /// A freshly created participant with its API key, which is shown this once and never again.

@@ -15,6 +15,10 @@ use crate::error::ApiError;
 pub enum Action<'a> {
     /// Create a participant (admin).
     CreateParticipant,
+    /// Suspend or reinstate a participant (admin).
+    ManageParticipants,
+    /// Replace one's own API key: everyone but the admin, whose key is `SUANLI_ADMIN_API_KEY`.
+    RotateOwnKey,
     /// Credit a buyer's deposit (admin).
     Deposit,
     /// Read the caller's own ledger balances (buyers, providers, hub operators).
@@ -45,7 +49,8 @@ pub enum Action<'a> {
 pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
     use ParticipantKind::*;
     let allowed = match action {
-        Action::CreateParticipant | Action::Deposit => caller.role == Admin,
+        Action::CreateParticipant | Action::ManageParticipants | Action::Deposit => caller.role == Admin,
+        Action::RotateOwnKey => caller.role != Admin,
         Action::ReadOwnAccount => matches!(caller.role, Buyer | Provider | HubOperator),
         Action::ReadAuditLog => caller.role == Regulator,
         Action::PlaceOffer => caller.role == Provider,
@@ -90,6 +95,8 @@ pub fn listing_scope(caller: &Caller) -> Option<Uuid> {
 fn describe(action: Action<'_>) -> &'static str {
     match action {
         Action::CreateParticipant => "create participants",
+        Action::ManageParticipants => "suspend or reinstate participants",
+        Action::RotateOwnKey => "rotate its key here (it comes from SUANLI_ADMIN_API_KEY)",
         Action::Deposit => "credit deposits",
         Action::ReadOwnAccount => "hold an account",
         Action::ReadAuditLog => "read the audit log",
@@ -117,6 +124,8 @@ mod tests {
         use ParticipantKind::*;
         let table: &[(Action, &[ParticipantKind])] = &[
             (Action::CreateParticipant, &[Admin]),
+            (Action::ManageParticipants, &[Admin]),
+            (Action::RotateOwnKey, &[Provider, Buyer, HubOperator, Regulator]),
             (Action::Deposit, &[Admin]),
             (Action::ReadOwnAccount, &[Buyer, Provider, HubOperator]),
             (Action::ReadAuditLog, &[Regulator]),

@@ -61,7 +61,20 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         ),
         other => other.clone(),
     };
-    let tokens = TokenKeys::new(&secret, public_key.as_deref(), config.token_ttl_seconds)?;
+    let tokens = TokenKeys::new(
+        &secret,
+        public_key.as_deref(),
+        config.token_ttl_seconds,
+        &config.jwt_issuer,
+        config.jwt_max_lifetime_s,
+    )?;
+    let logins = crate::auth::LoginGuard::new(
+        config.login_hashes_concurrent_max,
+        config.login_queue_max,
+        config.login_failures_max,
+        std::time::Duration::from_secs(config.login_failure_window_s),
+        config.admin_api_key.as_deref(),
+    )?;
     let metrics = Metrics::new();
     let exchange_config = ExchangeConfig {
         exchange_fee_bps: config.exchange_fee_bps,
@@ -92,6 +105,7 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         tokens,
         node: node_name(&config.listen),
         identities: Default::default(),
+        logins,
         reference,
         metrics,
         policy_host,
@@ -222,10 +236,11 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
     let mut seeded = Vec::new();
     for (name, kind, provider_type, hub) in DEMO_PARTICIPANTS {
         let key = auth::new_api_key().map_err(|error| anyhow::anyhow!("{error}"))?;
-        let id = match participants::by_name(&mut connection, name, *kind)? {
+        let (id, key_epoch) = match participants::by_name(&mut connection, name, *kind)? {
             Some(existing) => {
-                participants::rotate_key(&mut connection, audit::SYSTEM_ACTOR, existing.id, &key.key_id, &key.hash)?;
-                existing.id
+                let epoch =
+                    participants::rotate_key(&mut connection, audit::SYSTEM_ACTOR, existing.id, &key.key_id, &key.hash)?;
+                (existing.id, epoch)
             }
             None => {
                 let new = participants::NewParticipantRow {
@@ -236,7 +251,7 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
                     api_key_id: &key.key_id,
                     api_key_hash: &key.hash,
                 };
-                participants::create(&mut connection, &admin_id.to_string(), &new)?.id
+                (participants::create(&mut connection, &admin_id.to_string(), &new)?.id, 0)
             }
         };
         if *kind == ParticipantKind::Buyer {
@@ -247,7 +262,8 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
             };
             ledger::deposit(&mut connection, admin_id, id, &deposit).map_err(|error| anyhow::anyhow!("{error}"))?;
         }
-        let token = state.tokens.issue(id, *kind, hub.map(str::to_owned)).map_err(|error| anyhow::anyhow!("{error}"))?;
+        let token =
+            state.tokens.issue(id, *kind, hub.map(str::to_owned), key_epoch).map_err(|error| anyhow::anyhow!("{error}"))?;
         seeded.push(DemoParticipant { kind: *kind, hub: hub.map(str::to_owned), name: (*name).to_owned(), id, api_key: key.key, token });
     }
     Ok(seeded)

@@ -32,6 +32,27 @@ pub struct Claims {
     pub iat: i64,
     pub exp: i64,
     pub jti: Uuid,
+    /// Who issued it: `SUANLI_JWT_ISSUER` (the external issuer must use the same).
+    pub iss: String,
+    /// Always [`AUDIENCE`].
+    pub aud: String,
+    /// The participant's key epoch when the exchange issued the token: a key rotation makes
+    /// every token of an earlier epoch worthless. Absent from external issuers' tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kep: Option<i32>,
+}
+
+/// The `aud` of every token the exchange issues or accepts.
+pub const AUDIENCE: &str = "suanli-api";
+
+/// A token that verified: who it speaks for, and what is checked against the stored participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub caller: Caller,
+    /// `iat`, Unix seconds.
+    pub issued_at: i64,
+    /// The key epoch of a token the exchange issued.
+    pub key_epoch: Option<i32>,
 }
 
 /// The keys tokens are signed and checked with.
@@ -41,11 +62,24 @@ pub struct TokenKeys {
     /// An external issuer's public key and the algorithm it signs with.
     external: Option<(DecodingKey, Algorithm)>,
     ttl_seconds: u64,
+    issuer: String,
+    lifetime_seconds_max: u64,
 }
 
 impl TokenKeys {
-    /// Keys from the HS256 `secret` and an optional PEM public key (RS256 or EdDSA).
-    pub fn new(secret: &[u8], public_key_pem: Option<&str>, ttl_seconds: u64) -> anyhow::Result<Self> {
+    /// Keys from the HS256 `secret` and an optional PEM public key (RS256 or EdDSA); tokens name
+    /// `issuer`, live `ttl_seconds`, and no token living longer than `lifetime_seconds_max` is
+    /// accepted.
+    pub fn new(
+        secret: &[u8],
+        public_key_pem: Option<&str>,
+        ttl_seconds: u64,
+        issuer: &str,
+        lifetime_seconds_max: u64,
+    ) -> anyhow::Result<Self> {
+        if ttl_seconds > lifetime_seconds_max {
+            anyhow::bail!("SUANLI_TOKEN_TTL_SECONDS ({ttl_seconds}) is longer than SUANLI_JWT_MAX_LIFETIME_S ({lifetime_seconds_max})");
+        }
         let external = match public_key_pem {
             None => None,
             Some(pem) => {
@@ -64,6 +98,8 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret)?,
             external,
             ttl_seconds,
+            issuer: issuer.to_owned(),
+            lifetime_seconds_max,
         })
     }
 
@@ -72,8 +108,8 @@ impl TokenKeys {
         self.ttl_seconds
     }
 
-    /// Signs a token for a participant.
-    pub fn issue(&self, participant: Uuid, role: ParticipantKind, hub: Option<String>) -> Result<String, ApiError> {
+    /// Signs a token for a participant whose key epoch is `key_epoch`.
+    pub fn issue(&self, participant: Uuid, role: ParticipantKind, hub: Option<String>, key_epoch: i32) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: participant,
@@ -82,12 +118,17 @@ impl TokenKeys {
             iat: now,
             exp: now + self.ttl_seconds as i64,
             jti: Uuid::new_v4(),
+            iss: self.issuer.clone(),
+            aud: AUDIENCE.to_owned(),
+            kep: Some(key_epoch),
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
     }
 
-    /// Checks a token's signature, algorithm and expiry and returns who it speaks for.
-    pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
+    /// Checks a token's signature, algorithm, issuer, audience, expiry and lifetime and returns who
+    /// it speaks for. Whether that participant still stands as the token says is
+    /// [`Identity::admits`]'s question.
+    pub fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         let invalid = |message: &str| ApiError::unauthorized("invalid_token", message.to_owned());
         // `alg: none` and unknown algorithms fail to parse here.
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("the token is malformed"))?;
@@ -100,7 +141,9 @@ impl TokenKeys {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = 5;
-        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[AUDIENCE]);
         let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| match error.kind() {
             jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                 ApiError::unauthorized("token_expired", "the token has expired")
@@ -108,11 +151,21 @@ impl TokenKeys {
             _ => invalid("the token's signature or claims do not verify"),
         })?;
         let claims = data.claims;
+        let lifetime = claims.exp.saturating_sub(claims.iat);
+        if lifetime > i64::try_from(self.lifetime_seconds_max).unwrap_or(i64::MAX) {
+            return Err(ApiError::unauthorized(
+                "token_lifetime_too_long",
+                format!("a token may live at most {} s; this one lives {lifetime} s", self.lifetime_seconds_max),
+            ));
+        }
+        if claims.iat > chrono::Utc::now().timestamp() + i64::try_from(validation.leeway).unwrap_or(0) {
+            return Err(invalid("the token was issued in the future"));
+        }
         let role = ParticipantKind::parse(&claims.role).ok_or_else(|| invalid("the token's role is unknown"))?;
         if role == ParticipantKind::HubOperator && claims.hub.is_none() {
             return Err(invalid("a hub operator's token must name its hub"));
         }
-        Ok(Caller { id: claims.sub, role, hub: claims.hub })
+        Ok(Verified { caller: Caller { id: claims.sub, role, hub: claims.hub }, issued_at: claims.iat, key_epoch: claims.kep })
     }
 }
 
@@ -137,18 +190,34 @@ impl Caller {
 pub struct Identity {
     pub kind: ParticipantKind,
     pub hub: Option<String>,
+    pub suspended: bool,
+    /// Key rotations so far.
+    pub key_epoch: i32,
+    /// When the key last changed, Unix seconds.
+    pub credentials_changed_at: i64,
 }
 
 impl Identity {
-    /// Whether `claimed` (from a verified token) speaks for this participant as it is now: the
-    /// role and the hub must be the stored ones. A validly signed token naming another role is
-    /// refused (401), never trusted.
-    pub fn admits(&self, claimed: &Caller) -> Result<(), ApiError> {
-        if self.kind != claimed.role || self.hub != claimed.hub {
+    /// Whether a verified token speaks for this participant as it is now: not suspended, the
+    /// stored role and hub, and issued under the current key (the exchange's tokens carry the key
+    /// epoch; an external issuer's must be issued after the last key change). Anything else is a
+    /// 401, never trusted.
+    pub fn admits(&self, token: &Verified) -> Result<(), ApiError> {
+        if self.suspended {
+            return Err(ApiError::unauthorized("participant_suspended", "this participant is suspended"));
+        }
+        if self.kind != token.caller.role || self.hub != token.caller.hub {
             return Err(ApiError::unauthorized(
                 "role_mismatch",
                 "the token's role or hub is not the participant's; log in again",
             ));
+        }
+        let current = match token.key_epoch {
+            Some(epoch) => epoch == self.key_epoch,
+            None => token.issued_at >= self.credentials_changed_at,
+        };
+        if !current {
+            return Err(ApiError::unauthorized("token_revoked", "the API key changed since this token was issued; log in again"));
         }
         Ok(())
     }
@@ -187,6 +256,127 @@ impl IdentityCache {
     /// Forgets a participant at once (its role, keys or standing changed).
     pub fn forget(&self, participant: Uuid) {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&participant);
+    }
+}
+
+/// What keeps logins from being a memory and CPU sink: API-key hashing (Argon2, about 19 MiB and
+/// tens of milliseconds each) runs on a few threads of its own with a bounded queue, so memory is
+/// bounded by those threads' arenas, whatever the flood; and failed logins are counted per client
+/// address and per key id.
+pub struct LoginGuard {
+    jobs: Mutex<std::sync::mpsc::Sender<HashingJob>>,
+    /// Jobs queued or running.
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pending_max: usize,
+    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    failures_max: u32,
+    window: Duration,
+    /// SHA-256 of the bootstrap admin's key (`SUANLI_ADMIN_API_KEY`): a free-form key that does
+    /// not match it costs no Argon2 work.
+    bootstrap_key_sha256: Option<[u8; 32]>,
+}
+
+type HashingJob = Box<dyn FnOnce() + Send>;
+
+/// Most (address or key id) failure counters kept; beyond it the oldest windows are dropped.
+const LOGIN_FAILURE_ENTRIES_MAX: usize = 100_000;
+
+impl LoginGuard {
+    /// Starts `hashing_threads` threads for key hashing; at most `queue_max` more jobs may wait.
+    pub fn new(
+        hashing_threads: usize,
+        queue_max: usize,
+        failures_max: u32,
+        window: Duration,
+        bootstrap_key: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        use sha2::Digest;
+        let (sender, receiver) = std::sync::mpsc::channel::<HashingJob>();
+        let receiver = std::sync::Arc::new(Mutex::new(receiver));
+        for index in 0..hashing_threads.max(1) {
+            let receiver = receiver.clone();
+            std::thread::Builder::new().name(format!("suanli-key-hashing-{index}")).spawn(move || loop {
+                let job = receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
+                match job {
+                    Ok(job) => job(),
+                    Err(_) => return,
+                }
+            })?;
+        }
+        Ok(LoginGuard {
+            jobs: Mutex::new(sender),
+            pending: Default::default(),
+            pending_max: hashing_threads.max(1) + queue_max,
+            failures: Mutex::default(),
+            failures_max,
+            window,
+            bootstrap_key_sha256: bootstrap_key.map(|key| sha2::Sha256::digest(key.as_bytes()).into()),
+        })
+    }
+
+    /// Whether a free-form key can be the bootstrap admin's at all (without Argon2).
+    pub fn may_be_bootstrap_key(&self, key: &str) -> bool {
+        use sha2::Digest;
+        self.bootstrap_key_sha256.is_some_and(|expected| <[u8; 32]>::from(sha2::Sha256::digest(key.as_bytes())) == expected)
+    }
+
+    /// Refuses (429) a login from `subjects` (client address, key id) that failed too often lately.
+    pub fn check(&self, subjects: &[String]) -> Result<(), ApiError> {
+        let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for subject in subjects {
+            if let Some((count, since)) = failures.get(subject) {
+                let age = since.elapsed();
+                if *count >= self.failures_max && age < self.window {
+                    let retry_after = (self.window - age).as_secs().max(1);
+                    return Err(ApiError {
+                        retry_after_s: Some(u32::try_from(retry_after).unwrap_or(u32::MAX)),
+                        ..ApiError::too_many_requests("too_many_failures", "too many failed logins; try again later")
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts a failed login against each of `subjects`.
+    pub fn failed(&self, subjects: &[String]) {
+        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failures.len() >= LOGIN_FAILURE_ENTRIES_MAX {
+            let window = self.window;
+            failures.retain(|_, (_, since)| since.elapsed() < window);
+            if failures.len() >= LOGIN_FAILURE_ENTRIES_MAX {
+                failures.clear();
+            }
+        }
+        for subject in subjects {
+            let entry = failures.entry(subject.clone()).or_insert((0, Instant::now()));
+            if entry.1.elapsed() >= self.window {
+                *entry = (0, Instant::now());
+            }
+            entry.0 = entry.0.saturating_add(1);
+        }
+    }
+
+    /// Runs `work` (Argon2) on the hashing threads and waits for it, or refuses at once (503
+    /// `login_busy`) when the queue is full.
+    pub async fn hashing<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+        use std::sync::atomic::Ordering;
+        if self.pending.fetch_add(1, Ordering::SeqCst) >= self.pending_max {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::busy("login_busy", "too many API keys are being checked; retry shortly", 1));
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let pending = self.pending.clone();
+        let job: HashingJob = Box::new(move || {
+            let _ = reply.send(work());
+            pending.fetch_sub(1, Ordering::SeqCst);
+        });
+        let sent = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
+        if sent.is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::unavailable("key hashing is not running"));
+        }
+        answer.await.map_err(|_| ApiError::unavailable("key hashing stopped"))
     }
 }
 
@@ -259,12 +449,14 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_and_tampered_ones_do_not() {
-        let keys = TokenKeys::new(b"secret", None, 60).unwrap();
+        let keys = TokenKeys::new(b"secret", None, 60, "suanli", 86_400).unwrap();
         let id = Uuid::new_v4();
-        let token = keys.issue(id, ParticipantKind::Buyer, None).unwrap();
-        assert_eq!(keys.verify(&token).unwrap(), Caller { id, role: ParticipantKind::Buyer, hub: None });
+        let token = keys.issue(id, ParticipantKind::Buyer, None, 3).unwrap();
+        let verified = keys.verify(&token).unwrap();
+        assert_eq!(verified.caller, Caller { id, role: ParticipantKind::Buyer, hub: None });
+        assert_eq!(verified.key_epoch, Some(3));
 
-        let other = TokenKeys::new(b"other secret", None, 60).unwrap();
+        let other = TokenKeys::new(b"other secret", None, 60, "suanli", 86_400).unwrap();
         assert_eq!(other.verify(&token).unwrap_err().code, "invalid_token");
         // Change one character in the middle of the signature.
         let mut tampered: Vec<char> = token.chars().collect();
@@ -272,5 +464,26 @@ mod tests {
         tampered[index] = if tampered[index] == 'A' { 'B' } else { 'A' };
         let tampered: String = tampered.into_iter().collect();
         assert_eq!(keys.verify(&tampered).unwrap_err().code, "invalid_token");
+        let elsewhere = TokenKeys::new(b"secret", None, 60, "another-exchange", 86_400).unwrap();
+        assert_eq!(elsewhere.verify(&token).unwrap_err().code, "invalid_token", "another issuer");
+    }
+
+    #[test]
+    fn a_token_stands_only_while_its_participant_does() {
+        let id = Uuid::new_v4();
+        let token = |epoch, issued_at| Verified {
+            caller: Caller { id, role: ParticipantKind::Provider, hub: None },
+            issued_at,
+            key_epoch: epoch,
+        };
+        let stored = Identity { kind: ParticipantKind::Provider, hub: None, suspended: false, key_epoch: 2, credentials_changed_at: 1000 };
+        assert!(stored.admits(&token(Some(2), 0)).is_ok());
+        assert_eq!(stored.admits(&token(Some(1), 2000)).unwrap_err().code, "token_revoked");
+        assert!(stored.admits(&token(None, 1000)).is_ok(), "an external token issued after the change");
+        assert_eq!(stored.admits(&token(None, 999)).unwrap_err().code, "token_revoked");
+        let suspended = Identity { suspended: true, ..stored.clone() };
+        assert_eq!(suspended.admits(&token(Some(2), 0)).unwrap_err().code, "participant_suspended");
+        let buyer = Identity { kind: ParticipantKind::Buyer, ..stored };
+        assert_eq!(buyer.admits(&token(Some(2), 0)).unwrap_err().code, "role_mismatch");
     }
 }

@@ -34,6 +34,32 @@ pub struct Config {
     #[arg(long, env = "SUANLI_TOKEN_TTL_SECONDS", default_value_t = 3600)]
     pub token_ttl_seconds: u64,
 
+    /// The `iss` of the tokens the exchange issues; tokens from the external issuer must carry it
+    /// too (and `aud` = `suanli-api`).
+    #[arg(long, env = "SUANLI_JWT_ISSUER", default_value = "suanli")]
+    pub jwt_issuer: String,
+
+    /// The longest token lifetime (`exp - iat`) accepted, from any issuer.
+    #[arg(long, env = "SUANLI_JWT_MAX_LIFETIME_S", default_value_t = 86_400)]
+    pub jwt_max_lifetime_s: u64,
+
+    /// API-key checks (Argon2, about 19 MiB and tens of ms each) that may run at once.
+    #[arg(long, env = "SUANLI_LOGIN_HASHES_CONCURRENT_MAX", default_value_t = 2)]
+    pub login_hashes_concurrent_max: usize,
+
+    /// Logins that may wait for an API-key check; one more is refused at once with 503 `login_busy`.
+    #[arg(long, env = "SUANLI_LOGIN_QUEUE_MAX", default_value_t = 64)]
+    pub login_queue_max: usize,
+
+    /// Failed logins allowed per client address and per API-key id within
+    /// `SUANLI_LOGIN_FAILURE_WINDOW_S`; beyond it logins from there are refused with 429.
+    #[arg(long, env = "SUANLI_LOGIN_FAILURES_MAX", default_value_t = 20)]
+    pub login_failures_max: u32,
+
+    /// The window over which failed logins are counted.
+    #[arg(long, env = "SUANLI_LOGIN_FAILURE_WINDOW_S", default_value_t = 60)]
+    pub login_failure_window_s: u64,
+
     /// Where the private PostgreSQL cluster and other local state live.
     #[arg(long, env = "SUANLI_DATA_DIR", default_value = ".data")]
     pub data_dir: PathBuf,
@@ -142,6 +168,12 @@ impl Config {
             jwt_secret: Some("test-secret-not-for-production".into()),
             jwt_public_key: None,
             token_ttl_seconds: 3600,
+            jwt_issuer: "suanli".into(),
+            jwt_max_lifetime_s: 86_400,
+            login_hashes_concurrent_max: 2,
+            login_queue_max: 64,
+            login_failures_max: 20,
+            login_failure_window_s: 60,
             data_dir: PathBuf::from(".data"),
             db_pool_size_max: 8,
             db_connect_timeout_ms: 2000,

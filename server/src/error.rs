@@ -22,6 +22,7 @@ pub enum ErrorKind {
     Conflict,
     PayloadTooLarge,
     Unprocessable,
+    TooManyRequests,
     Unavailable,
     Internal,
 }
@@ -37,6 +38,7 @@ impl ErrorKind {
             ErrorKind::Conflict => 409,
             ErrorKind::PayloadTooLarge => 413,
             ErrorKind::Unprocessable => 422,
+            ErrorKind::TooManyRequests => 429,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
         }
@@ -99,6 +101,11 @@ impl ApiError {
     /// 422: well-formed but against a business rule (insufficient funds, window too long…).
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unprocessable, code, message)
+    }
+
+    /// 429: this client or key failed too often lately.
+    pub fn too_many_requests(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::TooManyRequests, code, message)
     }
 
     /// 503: a dependency (the database) is not reachable right now.

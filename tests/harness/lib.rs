@@ -130,7 +130,8 @@ impl TestExchange {
     pub async fn start_another(&self, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = self.config.clone();
         adjust(&mut config);
-        Self::start_serving(None, self.database_url.clone(), config, self.admin_api_key.clone()).await
+        let admin_api_key = config.admin_api_key.clone().unwrap_or_else(|| self.admin_api_key.clone());
+        Self::start_serving(None, self.database_url.clone(), config, admin_api_key).await
     }
 
     async fn start_on(database: TestDatabase, config: Config, admin_api_key: String) -> Self {
@@ -327,6 +328,11 @@ impl ServerProcess {
             .expect("run kill");
         assert!(status.success(), "kill -INT");
         self.child.wait().expect("wait for the server")
+    }
+
+    /// The process id, to look at the server from outside (its memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL, as a crash would, and reaps it.

@@ -17,7 +17,10 @@ fn fixture(name: &str) -> String {
 
 fn claims(sub: Uuid, role: &str, exp_offset_seconds: i64) -> serde_json::Value {
     let now = chrono::Utc::now().timestamp();
-    json!({"sub": sub, "role": role, "iat": now, "exp": now + exp_offset_seconds, "jti": Uuid::new_v4()})
+    json!({
+        "sub": sub, "role": role, "iat": now, "exp": now + exp_offset_seconds, "jti": Uuid::new_v4(),
+        "iss": "suanli", "aud": "suanli-api",
+    })
 }
 
 fn hs256(secret: &str, claims: &serde_json::Value) -> String {

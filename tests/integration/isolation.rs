@@ -90,9 +90,9 @@ async fn out_of_range_fields_and_forged_tokens_fail_alone_while_legitimate_order
     ];
     // Validly signed tokens that must not act: for nobody, and for the attacker in another role.
     let ghost = attacker_client
-        .with_token(exchange.state.tokens.issue(uuid::Uuid::new_v4(), ParticipantKind::Buyer, None).unwrap());
+        .with_token(exchange.state.tokens.issue(uuid::Uuid::new_v4(), ParticipantKind::Buyer, None, 0).unwrap());
     let impostor = attacker_client
-        .with_token(exchange.state.tokens.issue(attacker.participant.id, ParticipantKind::Provider, None).unwrap());
+        .with_token(exchange.state.tokens.issue(attacker.participant.id, ParticipantKind::Provider, None, 0).unwrap());
     let (ghost_bid, impostor_offer) = (base(), new_offer("zhongwei", SKU, 5, window(1, 48), "1"));
 
     let legitimate: Vec<NewBid> = (0..20).map(|_| base()).collect();

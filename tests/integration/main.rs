@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod demo;
+mod identity;
 mod isolation;
 mod money;
 mod orders;

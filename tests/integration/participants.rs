@@ -19,7 +19,6 @@ async fn admins_create_every_kind_of_participant() {
         new("Model Lab", ParticipantKind::Buyer, None, None),
         new("Gansu hub", ParticipantKind::HubOperator, None, Some("gs")),
         new("Regulator", ParticipantKind::Regulator, None, None),
-        new("Second admin", ParticipantKind::Admin, None, None),
     ];
     for case in &cases {
         let (created, client) = exchange.participant_from(case).await;
@@ -39,7 +38,8 @@ async fn admins_create_every_kind_of_participant() {
             1
         );
     }
-    assert_eq!(exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'participant_created'"), 8);
+    // The bootstrap admin and the six above; admins come only from configuration (identity.rs).
+    assert_eq!(exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'participant_created'"), 7);
 }
 
 #[actix_web::test]
@@ -73,8 +73,15 @@ async fn the_bootstrap_admin_key_is_the_configured_one() {
     let mut connection = exchange.sql();
     suanli_server::app::ensure_bootstrap_admin(&mut connection, &exchange.admin_api_key).unwrap();
     assert_eq!(exchange.count("SELECT count(*) FROM participants WHERE kind = 'admin'"), 1);
-    suanli_server::app::ensure_bootstrap_admin(&mut connection, "rotated-key").unwrap();
+    // A server started with a new key gives the admin that key; the old one no longer works.
+    let restarted = exchange
+        .start_another(|config| {
+            config.admin_api_key = Some("rotated-key".into());
+            config.writer_lock_wait_ms = 0;
+        })
+        .await;
     assert_eq!(code_of(exchange.anonymous.token(&exchange.admin_api_key).await).0, 401);
-    let rotated = exchange.anonymous.login("rotated-key").await.unwrap();
+    let rotated = restarted.anonymous.login("rotated-key").await.unwrap();
     assert_eq!(rotated.me().await.unwrap().id, me.id);
+    assert_eq!(restarted.count("SELECT count(*) FROM participants WHERE kind = 'admin'"), 1);
 }

@@ -191,6 +191,8 @@ pub struct BatchWrites {
     pub decisions: Vec<super::policies::DecisionRow>,
     /// Contracts settled in this batch.
     pub settlements: Vec<super::settlement::SettlementRow>,
+    /// Participants suspended in this batch, with the reason.
+    pub suspensions: Vec<(Uuid, String)>,
 }
 
 /// Writes a batch of the sequenced writer in one transaction, all of it or nothing.
@@ -272,6 +274,9 @@ fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<Utc>
     }
     ledger::post_all(connection, &writes.ledger)?;
     super::settlement::insert(connection, &writes.settlements)?;
+    for (participant, reason) in &writes.suspensions {
+        super::participants::suspend(connection, *participant, reason, now)?;
+    }
     super::policies::record_faults(connection, &writes.faults, now)?;
     super::policies::record_decisions(connection, &writes.decisions, now)?;
     super::audit::append_batch(connection, &writes.audit, now)?;

@@ -1,6 +1,6 @@
 //! Participants and their API-key credentials.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use suanli_sdk::{Participant, ParticipantKind, ProviderType};
 use uuid::Uuid;
@@ -24,6 +24,11 @@ pub struct ParticipantRow {
     pub api_key_id: String,
     pub api_key_hash: String,
     pub created_at: DateTime<Utc>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    pub suspension_reason: Option<String>,
+    /// Key rotations so far; the exchange's tokens carry the epoch they were issued in.
+    pub key_epoch: i32,
+    pub credentials_changed_at: DateTime<Utc>,
 }
 
 impl ParticipantRow {
@@ -37,6 +42,7 @@ impl ParticipantRow {
             provider_type: self.provider_type.as_deref().and_then(ProviderType::parse),
             hub: self.hub.clone(),
             created_at: self.created_at,
+            suspended: self.suspended_at.is_some(),
         }
     }
 }
@@ -108,19 +114,53 @@ pub fn by_name(connection: &mut PgConnection, name: &str, kind: ParticipantKind)
         .optional()
 }
 
-/// Replaces a participant's API key (the old one stops working) and records that it happened.
+/// Replaces a participant's API key: the old key and every token issued before stop working (the
+/// key epoch moves on). Records that it happened; returns the new epoch.
 pub fn rotate_key(
     connection: &mut PgConnection,
     actor: &str,
     id: Uuid,
     api_key_id: &str,
     api_key_hash: &str,
-) -> QueryResult<()> {
+) -> QueryResult<i32> {
     connection.transaction(|connection| {
-        diesel::update(participants::table.find(id))
-            .set((participants::api_key_id.eq(api_key_id), participants::api_key_hash.eq(api_key_hash)))
-            .execute(connection)?;
+        let now = Utc::now().trunc_subsecs(6);
+        let epoch: i32 = diesel::update(participants::table.find(id))
+            .set((
+                participants::api_key_id.eq(api_key_id),
+                participants::api_key_hash.eq(api_key_hash),
+                participants::key_epoch.eq(participants::key_epoch + 1),
+                participants::credentials_changed_at.eq(now),
+            ))
+            .returning(participants::key_epoch)
+            .get_result(connection)?;
         audit::append(connection, actor, "api_key_rotated", serde_json::json!({ "participant_id": id }))?;
-        Ok(())
+        Ok(epoch)
+    })
+}
+
+/// Marks a participant suspended with `reason`, in the caller's transaction (the sequenced writer
+/// appends the audit entry with the orders it cancelled): from then on its tokens and key are
+/// refused. False if it was suspended already.
+pub fn suspend(connection: &mut PgConnection, id: Uuid, reason: &str, at: DateTime<Utc>) -> QueryResult<bool> {
+    let changed = diesel::update(participants::table.find(id).filter(participants::suspended_at.is_null()))
+        .set((participants::suspended_at.eq(at), participants::suspension_reason.eq(reason)))
+        .execute(connection)?;
+    Ok(changed > 0)
+}
+
+/// Lifts a suspension and records it; false if the participant was not suspended.
+pub fn reinstate(connection: &mut PgConnection, actor: &str, id: Uuid) -> QueryResult<bool> {
+    connection.transaction(|connection| {
+        let changed = diesel::update(participants::table.find(id).filter(participants::suspended_at.is_not_null()))
+            .set((
+                participants::suspended_at.eq(None::<DateTime<Utc>>),
+                participants::suspension_reason.eq(None::<String>),
+            ))
+            .execute(connection)?;
+        if changed > 0 {
+            audit::append(connection, actor, "participant_reinstated", serde_json::json!({ "participant_id": id }))?;
+        }
+        Ok(changed > 0)
     })
 }

@@ -49,6 +49,10 @@ diesel::table! {
         api_key_id -> Text,
         api_key_hash -> Text,
         created_at -> Timestamptz,
+        suspended_at -> Nullable<Timestamptz>,
+        suspension_reason -> Nullable<Text>,
+        key_epoch -> Int4,
+        credentials_changed_at -> Timestamptz,
     }
 }
 

@@ -41,11 +41,13 @@ pub struct Effects<'a> {
     pub writes: BatchWrites,
     reads: BatchReads,
     pub contracts_created: u64,
+    /// Participants suspended earlier in this batch: their later orders are refused.
+    suspended: std::collections::HashSet<Uuid>,
 }
 
 impl<'a> Effects<'a> {
     pub fn new(reference: &'a Reference, now: DateTime<Utc>, reads: BatchReads) -> Self {
-        Effects { reference, now, writes: BatchWrites::default(), reads, contracts_created: 0 }
+        Effects { reference, now, writes: BatchWrites::default(), reads, contracts_created: 0, suspended: Default::default() }
     }
 
     /// Settles a contract: pro-rata charge, refund, fee, levy, provider's pay; once.
@@ -97,12 +99,40 @@ impl<'a> Effects<'a> {
         Ok(wire)
     }
 
+    /// Suspends `participant`: cancels its resting orders (releasing bids' holds) and marks it
+    /// suspended; returns how many orders were cancelled.
+    pub fn suspend(&mut self, engine: &mut Engine, participant: Uuid, reason: &str, actor: &str) -> u32 {
+        let mut cancelled = 0;
+        for seq in engine.resting_orders_of(participant) {
+            if let Ok(removal) = engine.cancel(seq, participant) {
+                self.removal(removal, actor.to_owned());
+                cancelled += 1;
+            }
+        }
+        self.suspended.insert(participant);
+        self.writes.suspensions.push((participant, reason.to_owned()));
+        self.audit(actor.to_owned(), AuditEvent::ParticipantSuspended {
+            participant_id: participant,
+            reason: reason.to_owned(),
+            orders_cancelled: cancelled,
+        });
+        cancelled
+    }
+
+    fn refuse_suspended(&self, participant: Uuid) -> Result<(), ApiError> {
+        if self.suspended.contains(&participant) {
+            return Err(ApiError::unauthorized("participant_suspended", "this participant is suspended"));
+        }
+        Ok(())
+    }
+
     pub fn place_offer(
         &mut self,
         engine: &mut Engine,
         policies: &mut HubPolicies<'_>,
         request: &OfferRequest,
     ) -> Result<Placed<PlacedOffer>, ApiError> {
+        self.refuse_suspended(request.spec.provider)?;
         let key = (request.spec.provider, request.idempotency_key.clone());
         if let Some((id, hash)) = self.reads.seen_offers.get(&key) {
             return replay(*id, hash, &request.request_hash);
@@ -159,6 +189,7 @@ impl<'a> Effects<'a> {
         request: &BidRequest,
     ) -> Result<Placed<PlacedBid>, ApiError> {
         let buyer = request.spec.buyer;
+        self.refuse_suspended(buyer)?;
         let key = (buyer, request.idempotency_key.clone());
         if let Some((id, hash)) = self.reads.seen_bids.get(&key) {
             return replay(*id, hash, &request.request_hash);

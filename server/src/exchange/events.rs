@@ -68,6 +68,7 @@ pub enum AuditEvent {
         maker: String,
         hold_released: String,
     },
+    ParticipantSuspended { participant_id: Uuid, reason: String, orders_cancelled: u32 },
     ContractSettled {
         contract_id: Uuid,
         delivered_unit_hours: u64,
@@ -94,6 +95,7 @@ impl AuditEvent {
             AuditEvent::OfferRemoved { expired: true, .. } => "offer_expired",
             AuditEvent::ContractCreated { .. } => "contract_created",
             AuditEvent::ContractSettled { .. } => "contract_settled",
+            AuditEvent::ParticipantSuspended { .. } => "participant_suspended",
         }
     }
 

@@ -73,6 +73,8 @@ enum Payload {
     PlaceBid(Box<BidRequest>),
     Cancel { owner: Uuid, side: Side, seq: Seq },
     Settle { provider: Uuid, contract: Uuid, delivery: suanli_sdk::NewDelivery },
+    /// Suspends a participant and cancels its resting orders.
+    Suspend { participant: Uuid, reason: String, actor: String },
     /// A batch with no command, so that expiries happen on time.
     Tick,
 }
@@ -83,6 +85,7 @@ enum Reply {
     Bid(oneshot::Sender<Result<Placed<PlacedBid>, ApiError>>),
     Cancel(oneshot::Sender<Result<(), ApiError>>),
     Settle(oneshot::Sender<Result<suanli_sdk::Settlement, ApiError>>),
+    Suspend(oneshot::Sender<Result<u32, ApiError>>),
     Nobody,
 }
 
@@ -92,6 +95,8 @@ enum Outcome {
     Bid(Result<Placed<PlacedBid>, ApiError>),
     Cancel(Result<(), ApiError>),
     Settle(Result<suanli_sdk::Settlement, ApiError>),
+    /// How many resting orders the suspension cancelled.
+    Suspend(Result<u32, ApiError>),
     Nothing,
 }
 
@@ -198,6 +203,14 @@ impl Exchange {
     ) -> Result<suanli_sdk::Settlement, ApiError> {
         let (reply, answer) = oneshot::channel();
         self.send(Payload::Settle { provider, contract, delivery }, Reply::Settle(reply))?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Suspends a participant: marks it suspended and cancels its resting orders (releasing their
+    /// holds), in one transaction; answers how many orders it cancelled.
+    pub async fn suspend(&self, participant: Uuid, reason: String, actor: String) -> Result<u32, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Payload::Suspend { participant, reason, actor }, Reply::Suspend(reply))?;
         answer.await.map_err(|_| stopped())?
     }
 

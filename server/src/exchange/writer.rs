@@ -219,6 +219,9 @@ impl Writer {
                     config.exchange_fee_bps,
                     hub_levy_accounts,
                 )),
+                Payload::Suspend { participant, reason, actor } => {
+                    Outcome::Suspend(Ok(effects.suspend(engine, *participant, reason, actor)))
+                }
                 Payload::Tick => Outcome::Nothing,
             };
             outcomes.push(outcome);
@@ -267,7 +270,7 @@ impl Writer {
                 Payload::PlaceOffer(request) => offer_keys.push((request.spec.provider, request.idempotency_key.clone())),
                 Payload::PlaceBid(request) => bid_keys.push((request.spec.buyer, request.idempotency_key.clone())),
                 Payload::Settle { contract, .. } => settling.push(*contract),
-                Payload::Cancel { .. } | Payload::Tick => {}
+                Payload::Cancel { .. } | Payload::Suspend { .. } | Payload::Tick => {}
             }
         }
         let connection = &mut self.connection;
@@ -351,6 +354,9 @@ impl Reply {
                 }
                 let _ = reply.send(result);
             }
+            (Reply::Suspend(reply), Outcome::Suspend(result)) => {
+                let _ = reply.send(result);
+            }
             (Reply::Nobody, _) => {}
             (reply, _) => reply.send_error(ApiError::internal("a command's outcome does not match its reply"), metrics),
         }
@@ -369,6 +375,7 @@ impl Reply {
             }
             Reply::Cancel(reply) => drop(reply.send(Err(error))),
             Reply::Settle(reply) => drop(reply.send(Err(error))),
+            Reply::Suspend(reply) => drop(reply.send(Err(error))),
             Reply::Nobody => {}
         }
     }

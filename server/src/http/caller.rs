@@ -19,30 +19,36 @@ impl FromRequest for Caller {
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = request.app_data::<web::Data<AppState>>().cloned();
-        let claimed = bearer_token(request).and_then(|token| match &state {
+        let verified = bearer_token(request).and_then(|token| match &state {
             Some(state) => state.tokens.verify(token),
             None => Err(ApiError::internal("application state missing")),
         });
         Box::pin(async move {
-            let claimed = claimed?;
+            let verified = verified?;
             let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            let identity = match state.identities.get(claimed.id) {
+            let identity = match state.identities.get(verified.caller.id) {
                 Some(identity) => identity,
                 None => {
-                    let id = claimed.id;
+                    let id = verified.caller.id;
                     let row = state.db(move |connection| Ok(participants::get(connection, id)?)).await?;
                     let row = row.ok_or_else(|| {
                         ApiError::unauthorized("unknown_participant", "the token names no participant of this exchange")
                     })?;
                     let kind = ParticipantKind::parse(&row.kind)
                         .ok_or_else(|| ApiError::internal(format!("participant {id} has kind {}", row.kind)))?;
-                    let identity = Identity { kind, hub: row.hub };
+                    let identity = Identity {
+                        kind,
+                        hub: row.hub,
+                        suspended: row.suspended_at.is_some(),
+                        key_epoch: row.key_epoch,
+                        credentials_changed_at: row.credentials_changed_at.timestamp(),
+                    };
                     state.identities.put(id, identity.clone());
                     identity
                 }
             };
-            identity.admits(&claimed)?;
-            Ok(claimed)
+            identity.admits(&verified)?;
+            Ok(verified.caller)
         })
     }
 }

@@ -18,7 +18,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, error
 use diesel::PgConnection;
 use futures_util::FutureExt;
 
-use crate::auth::{IdentityCache, TokenKeys};
+use crate::auth::{IdentityCache, LoginGuard, TokenKeys};
 use crate::db::DbPool;
 use crate::db::reference::Reference;
 use crate::error::ApiError;
@@ -35,6 +35,8 @@ pub struct AppState {
     pub node: String,
     /// Participants' stored roles, read at most once a second per participant.
     pub identities: IdentityCache,
+    /// Bounds on API-key checks and failed logins.
+    pub logins: LoginGuard,
     pub reference: Reference,
     pub metrics: Metrics,
     /// The sandbox for uploads, dry runs and replays.

@@ -1,8 +1,8 @@
 //! Tokens, participants, deposits and the caller's own account.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use suanli_sdk::{
-    Account, CreatedParticipant, Deposit, ErrorBody, NewDeposit, NewParticipant, Participant, ParticipantKind,
+    Account, CreatedParticipant, Deposit, ErrorBody, NewDeposit, NewParticipant, Participant, ParticipantKind, Suspension,
     TokenRequest, TokenResponse,
 };
 use uuid::Uuid;
@@ -19,6 +19,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/auth/token", web::post().to(issue_token))
         .route("/v1/participants", web::post().to(create_participant))
         .route("/v1/participants/me", web::get().to(me))
+        .route("/v1/participants/me/keys", web::post().to(rotate_key))
+        .route("/v1/participants/{id}/suspend", web::post().to(suspend))
+        .route("/v1/participants/{id}/reinstate", web::post().to(reinstate))
         .route("/v1/participants/{id}/deposits", web::post().to(deposit))
         .route("/v1/accounts/me", web::get().to(account));
 }
@@ -26,11 +29,16 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// Longest API key accepted; anything longer is not a key and is refused before hashing.
 const API_KEY_LENGTH_MAX: usize = 256;
 
-/// Exchanges an API key for a bearer token.
+/// Exchanges an API key for a bearer token. A key whose id is unknown costs no Argon2 work; key
+/// checks run a few at a time (beyond the queue: 503 `login_busy`); a client address or key id
+/// that failed too often lately gets 429 `too_many_failures`; a suspended participant's key is
+/// refused with 401 `participant_suspended`.
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest,
-    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn issue_token(
     state: web::Data<AppState>,
+    request: HttpRequest,
     body: web::Json<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let refused = || ApiError::unauthorized("invalid_api_key", "the API key is not valid");
@@ -39,17 +47,30 @@ pub async fn issue_token(
         return Err(refused());
     }
     let lookup_id = auth::api_key_lookup_id(&key).to_owned();
-    let participant = state
-        .db(move |connection| Ok(participants::by_api_key_id(connection, &lookup_id)?))
-        .await?
-        .ok_or_else(refused)?;
+    let address = request.peer_addr().map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
+    let subjects = [format!("address:{address}"), format!("key:{lookup_id}")];
+    state.logins.check(&subjects)?;
+    let fail = |state: &AppState| {
+        state.logins.failed(&subjects);
+        refused()
+    };
+    if lookup_id == participants::BOOTSTRAP_ADMIN_KEY_ID && !state.logins.may_be_bootstrap_key(&key) {
+        return Err(fail(&state));
+    }
+    let owned_id = lookup_id.clone();
+    let Some(participant) = state.db(move |connection| Ok(participants::by_api_key_id(connection, &owned_id)?)).await? else {
+        return Err(fail(&state));
+    };
     let hash = participant.api_key_hash.clone();
-    let matches = state.blocking(move || Ok(auth::api_key_matches(&key, &hash))).await?;
+    let matches = state.logins.hashing(move || auth::api_key_matches(&key, &hash)).await?;
     if !matches {
-        return Err(refused());
+        return Err(fail(&state));
+    }
+    if participant.suspended_at.is_some() {
+        return Err(ApiError::unauthorized("participant_suspended", "this participant is suspended"));
     }
     let wire = participant.to_wire();
-    let token = state.tokens.issue(wire.id, wire.kind, wire.hub)?;
+    let token = state.tokens.issue(wire.id, wire.kind, wire.hub, participant.key_epoch)?;
     Ok(ok(&TokenResponse {
         access_token: token,
         token_type: "Bearer".into(),
@@ -70,6 +91,12 @@ pub async fn create_participant(
     authorize(&caller, Action::CreateParticipant)?;
     let new = body.into_inner();
     validate::text("name", &new.name, 200)?;
+    if new.kind == ParticipantKind::Admin {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "admins are not created here: the exchange's admin comes from SUANLI_ADMIN_API_KEY",
+        ));
+    }
     match (new.kind, new.provider_type, new.hub.as_deref()) {
         (ParticipantKind::Provider, Some(_), None) => {}
         (ParticipantKind::Provider, None, _) => {
@@ -91,7 +118,7 @@ pub async fn create_participant(
         }
         (_, None, None) => {}
     }
-    let key = state.blocking(auth::new_api_key).await?;
+    let key = state.logins.hashing(auth::new_api_key).await??;
     let actor = caller.actor();
     let api_key = key.key.clone();
     let row = state
@@ -121,6 +148,77 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
         .await?
         .ok_or_else(|| ApiError::not_found("the token's participant does not exist"))?;
     Ok(ok(&row.to_wire()))
+}
+
+/// A new API key for the caller, shown once: the old key and every token issued before stop
+/// working at once.
+#[utoipa::path(post, path = "/v1/participants/me/keys", tag = "participants", security(("bearer" = [])),
+    responses((status = 201, body = CreatedParticipant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn rotate_key(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+    authorize(&caller, Action::RotateOwnKey)?;
+    let key = state.logins.hashing(auth::new_api_key).await??;
+    let (id, actor, api_key) = (caller.id, caller.actor(), key.key.clone());
+    let row = state
+        .db(move |connection| {
+            participants::rotate_key(connection, &actor, id, &key.key_id, &key.hash)?;
+            participants::get(connection, id)?.ok_or_else(|| ApiError::not_found("no such participant"))
+        })
+        .await?;
+    state.identities.forget(id);
+    state.metrics.events.with_label_values(&["api_key_rotated"]).inc();
+    Ok(HttpResponse::Created().json(CreatedParticipant { participant: row.to_wire(), api_key }))
+}
+
+/// Suspends a participant (admins only): its tokens and key are refused with 401
+/// `participant_suspended` from then on, and its resting orders are cancelled (holds released).
+#[utoipa::path(post, path = "/v1/participants/{id}/suspend", tag = "participants", params(("id" = Uuid, Path)),
+    request_body = Suspension, security(("bearer" = [])),
+    responses((status = 200, body = Participant), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn suspend(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+    body: web::Json<Suspension>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&caller, Action::ManageParticipants)?;
+    let id = path.into_inner();
+    let reason = body.into_inner().reason;
+    validate::text("reason", &reason, 500)?;
+    let row = load_participant(&state, id).await?;
+    if row.kind == ParticipantKind::Admin.as_str() {
+        return Err(ApiError::unprocessable("admin_not_suspendable", "the admin's standing comes from configuration"));
+    }
+    if row.suspended_at.is_some() {
+        return Err(ApiError::conflict("already_suspended", "the participant is suspended already"));
+    }
+    state.exchange.suspend(id, reason, caller.actor()).await?;
+    state.identities.forget(id);
+    state.metrics.events.with_label_values(&["participant_suspended"]).inc();
+    Ok(ok(&load_participant(&state, id).await?.to_wire()))
+}
+
+/// Lifts a suspension (admins only).
+#[utoipa::path(post, path = "/v1/participants/{id}/reinstate", tag = "participants", params(("id" = Uuid, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, body = Participant), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+pub async fn reinstate(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    authorize(&caller, Action::ManageParticipants)?;
+    let id = path.into_inner();
+    load_participant(&state, id).await?;
+    let actor = caller.actor();
+    let reinstated = state.db(move |connection| Ok(participants::reinstate(connection, &actor, id)?)).await?;
+    if !reinstated {
+        return Err(ApiError::conflict("not_suspended", "the participant is not suspended"));
+    }
+    state.identities.forget(id);
+    state.metrics.events.with_label_values(&["participant_reinstated"]).inc();
+    Ok(ok(&load_participant(&state, id).await?.to_wire()))
+}
+
+async fn load_participant(state: &AppState, id: Uuid) -> Result<participants::ParticipantRow, ApiError> {
+    state.db(move |connection| participants::get(connection, id)?.ok_or_else(|| ApiError::not_found("no such participant"))).await
 }
 
 /// Credits a buyer's available balance (admins only). Idempotent on `idempotency_key`.

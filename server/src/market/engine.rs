@@ -207,6 +207,16 @@ impl Engine {
         removals
     }
 
+    /// The resting orders of `owner`, oldest first (a scan of the book: for rare acts such as a
+    /// suspension).
+    pub fn resting_orders_of(&self, owner: Uuid) -> Vec<Seq> {
+        let offers = self.offers.iter().filter(|(_, offer)| offer.spec.provider == owner).map(|(seq, _)| *seq);
+        let bids = self.bids.iter().filter(|(_, bid)| bid.spec.buyer == owner).map(|(seq, _)| *seq);
+        let mut orders: Vec<Seq> = offers.chain(bids).collect();
+        orders.sort_unstable();
+        orders
+    }
+
     /// Cancels the unfilled part of a resting order owned by `owner`.
     pub fn cancel(&mut self, seq: Seq, owner: Uuid) -> Result<Removal, CancelError> {
         let actual_owner = match (self.offers.get(&seq), self.bids.get(&seq)) {

@@ -85,6 +85,7 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         command_deadline_ms: config.order_command_deadline_ms,
         writer_lock_wait_ms: config.writer_lock_wait_ms,
         hub_budget: config.hub_budget(),
+        participant_in_flight_max: config.order_participant_in_flight_max,
     };
     if config.exchange_fee_bps > 10_000 {
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");

@@ -81,6 +81,11 @@ pub struct Config {
     #[arg(long, env = "SUANLI_ORDER_QUEUE_MAX", default_value_t = 4096)]
     pub order_queue_max: usize,
 
+    /// Commands one participant may have waiting for the sequenced writer at once; one more is
+    /// refused with 429 `too_many_in_flight`.
+    #[arg(long, env = "SUANLI_ORDER_PARTICIPANT_IN_FLIGHT_MAX", default_value_t = 64)]
+    pub order_participant_in_flight_max: u32,
+
     /// Longest an order command may wait for the sequenced writer; older ones are refused with 503
     /// `deadline_exceeded` and never applied.
     #[arg(long, env = "SUANLI_ORDER_COMMAND_DEADLINE_MS", default_value_t = 5000)]
@@ -181,6 +186,7 @@ impl Config {
             http_workers: 2,
             order_queue_max: 4096,
             order_command_deadline_ms: 5000,
+            order_participant_in_flight_max: 64,
             writer_lock_wait_ms: 3000,
             match_batch_commands_max: 512,
             match_candidates_max: 256,

@@ -18,8 +18,8 @@ const SKU: &str = "ai.metax-c500";
 
 /// Blocks the sequenced writer inside its next batch: a transaction holds an exclusive lock on a
 /// table every batch reads first, and a command (a cancel of nothing) is sent to make the writer
-/// start a batch. Returns once the writer waits on the lock, with the locking connection (commit
-/// it to let the writer go on) and the blocked command.
+/// start a batch. Returns once the writer's session waits on that lock, with the locking
+/// connection (commit it to let the writer go on) and the blocked command.
 async fn hold_the_writer(exchange: &TestExchange) -> (PgConnection, actix_web::rt::task::JoinHandle<()>) {
     let mut lock = exchange.sql();
     diesel::sql_query("BEGIN").execute(&mut lock).unwrap();
@@ -29,13 +29,37 @@ async fn hold_the_writer(exchange: &TestExchange) -> (PgConnection, actix_web::r
         let answer = state.exchange.cancel(uuid::Uuid::nil(), Side::Offer, 999_999_999).await;
         assert_eq!(answer.unwrap_err().code, "order_not_open");
     });
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut watcher = exchange.sql();
     let started = Instant::now();
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
-    while exchange.count(waiting) == 0 {
+    loop {
+        let waiting: Waiting = diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND query ILIKE '%active_policies%'",
+        )
+        .get_result(&mut watcher)
+        .unwrap();
+        if waiting.n > 0 {
+            break;
+        }
         assert!(started.elapsed() < Duration::from_secs(20), "the writer never reached the lock");
+        // Let the spawned command reach the writer.
         actix_web::rt::task::yield_now().await;
     }
     (lock, blocked)
+}
+
+/// Polls `future` once, so that what it does before its first wait (queueing a command) is done.
+async fn poll_once<F: std::future::Future + Unpin>(future: &mut F) {
+    futures_util::future::poll_fn(|context| {
+        assert!(std::pin::Pin::new(&mut *future).poll(context).is_pending(), "it waits for the writer");
+        std::task::Poll::Ready(())
+    })
+    .await;
 }
 
 fn release(mut lock: PgConnection) {
@@ -136,12 +160,10 @@ async fn a_command_the_database_refuses_fails_alone_and_the_rest_of_its_batch_co
 
     // All eleven wait in the queue while the writer is held, so they make one batch.
     let (lock, blocked) = hold_the_writer(&exchange).await;
-    let submitted = join_all(commands.into_iter().map(|command| state.exchange.place_bid(command)));
-    let release_after_queueing = async {
-        actix_web::rt::task::yield_now().await;
-        release(lock);
-    };
-    let (results, ()) = tokio::join!(submitted, release_after_queueing);
+    let mut submitted = Box::pin(join_all(commands.into_iter().map(|command| state.exchange.place_bid(command))));
+    poll_once(&mut submitted).await;
+    release(lock);
+    let results = submitted.await;
     blocked.await.unwrap();
 
     for (index, result) in results.into_iter().enumerate() {
@@ -157,7 +179,16 @@ async fn a_command_the_database_refuses_fails_alone_and_the_rest_of_its_batch_co
     assert_eq!(exchange.count("SELECT count(*) FROM contracts"), 10);
     assert_eq!(exchange.count("SELECT count(*) FROM bids"), 10);
     let metrics = exchange.state.metrics.render();
-    assert!(metrics.contains("suanli_events_total{kind=\"batch_split\"} 1"), "{metrics}");
+    assert!(metrics.contains("suanli_events_total{kind=\"batch_split\"}"), "the batch was split: {metrics}");
+    // Memory and database agree after the split: the offer's other 90 units sell to one bid.
+    let buyer_client = exchange.anonymous.login(&buyer.api_key).await.unwrap();
+    let rest = buyer_client.place_bid(&new_bid(SKU, 90, window(2, 2), "12")).await.unwrap();
+    assert_eq!(rest.contracts.iter().map(|c| c.units).sum::<u32>(), 90);
+    let none_left = buyer_client
+        .place_bid(&NewBid { time_in_force: Some(TimeInForce::Fok), ..new_bid(SKU, 1, window(2, 2), "12") })
+        .await
+        .unwrap();
+    assert!(none_left.contracts.is_empty(), "all 100 units are sold, none twice");
 }
 
 #[actix_web::test]
@@ -176,8 +207,8 @@ async fn a_full_queue_answers_at_once_and_a_command_past_its_deadline_is_never_a
 
     let (lock, blocked) = hold_the_writer(&exchange).await;
     // One command fills the queue (capacity 1) behind the held batch...
-    let late = actix_web::rt::spawn(async move { state.exchange.place_bid(late_request).await });
-    actix_web::rt::task::yield_now().await;
+    let mut late = Box::pin(state.exchange.place_bid(late_request));
+    poll_once(&mut late).await;
     // ...and the next is refused at once, with a time to come back.
     let started = Instant::now();
     let response = client.request(reqwest::Method::POST, "/v1/bids").json(&new_bid(SKU, 1, window(2, 2), "12")).send().await.unwrap();
@@ -192,8 +223,7 @@ async fn a_full_queue_answers_at_once_and_a_command_past_its_deadline_is_never_a
     actix_web::rt::time::sleep(Duration::from_millis(400)).await;
     release(lock);
     blocked.await.unwrap();
-    let answer = late.await.unwrap();
-    let error = answer.unwrap_err();
+    let error = late.await.unwrap_err();
     assert_eq!((error.code, error.retry_after_s), ("deadline_exceeded", Some(1)));
     assert_eq!(exchange.count(&format!("SELECT count(*) FROM bids WHERE idempotency_key = '{late_key}'")), 0);
     assert_eq!(client.account().await.unwrap().available, "100000".parse::<Decimal>().unwrap(), "nothing held");
@@ -362,4 +392,58 @@ async fn a_second_server_on_the_same_database_serves_reads_but_cannot_match_or_s
     assert_eq!(placed.contracts.len(), 1);
     assert_eq!(first.count("SELECT count(*) FROM offers"), 1);
     assert_eq!(first.count("SELECT count(*) FROM contracts"), 1);
+}
+
+#[actix_web::test]
+async fn one_participant_cannot_fill_the_queue_for_everyone() {
+    let exchange = TestExchange::start_with(|config| {
+        no_ticks(config);
+        config.order_participant_in_flight_max = 2;
+    })
+    .await;
+    let (flooder, flooder_client) = exchange.funded_buyer("Flooder", "100000").await;
+    let (other, _) = exchange.funded_buyer("Other", "100000").await;
+    let state = exchange.state.clone();
+    let check = |buyer: uuid::Uuid| requests::bid(new_bid(SKU, 1, window(2, 2), "12"), buyer, &state.reference, Utc::now()).unwrap();
+
+    let (lock, blocked) = hold_the_writer(&exchange).await;
+    let mut first = Box::pin(state.exchange.place_bid(check(flooder.participant.id)));
+    let mut second = Box::pin(state.exchange.place_bid(check(flooder.participant.id)));
+    poll_once(&mut first).await;
+    poll_once(&mut second).await;
+    // The flooder's third is refused at once; another buyer still gets in line.
+    let third = flooder_client.request(reqwest::Method::POST, "/v1/bids").json(&new_bid(SKU, 1, window(2, 2), "12")).send().await.unwrap();
+    assert_eq!(third.status(), 429);
+    assert_eq!(third.headers()["retry-after"], "1");
+    assert_eq!(third.json::<serde_json::Value>().await.unwrap()["code"], "too_many_in_flight");
+    let mut others = Box::pin(state.exchange.place_bid(check(other.participant.id)));
+    poll_once(&mut others).await;
+    release(lock);
+    blocked.await.unwrap();
+    for placed in [first.await, second.await, others.await] {
+        assert!(matches!(placed, Ok(Placed::New(_))), "{placed:?}");
+    }
+    // Its places come back once answered.
+    flooder_client.place_bid(&new_bid(SKU, 1, window(2, 2), "12")).await.unwrap();
+}
+
+#[actix_web::test]
+async fn the_writer_reconnects_after_losing_its_database_session() {
+    let exchange = TestExchange::start().await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "100000").await;
+    provider.place_offer(&new_offer("zhongwei", SKU, 10, window(1, 48), "10")).await.unwrap();
+    // The session that holds the writer lock (advisory key 727400002) is ended from outside.
+    let terminated = exchange.count(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND objid = 727400002 AND granted",
+    );
+    assert_eq!(terminated, 1);
+    // The sdk retries a keyed create on 503; the writer reconnects, takes its lock again, and
+    // serves with the same book.
+    let placed = buyer.place_bid(&new_bid(SKU, 3, window(2, 2), "12")).await.unwrap();
+    assert_eq!(placed.contracts.len(), 1);
+    assert_eq!(exchange.anonymous.readyz().await.unwrap().writer, "leader");
+    let again = buyer.place_bid(&new_bid(SKU, 7, window(2, 2), "12")).await.unwrap();
+    assert_eq!(again.contracts.iter().map(|c| c.units).sum::<u32>(), 7);
+    assert_eq!(exchange.count("SELECT count(*) FROM contracts"), 2);
 }

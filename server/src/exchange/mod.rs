@@ -5,13 +5,14 @@
 //! after the batch holding the command has committed, so "accepted" always means durable.
 //!
 //! # Layout
-//! - this module: the handle ([`Exchange`]), the commands, back-pressure (a full queue answers
-//!   503 `queue_full` at once; a command older than its deadline is answered 503
-//!   `deadline_exceeded` and never applied), and the writer's database lock;
+//! - this module: the handle ([`Exchange`]), the commands, and back-pressure: a full queue
+//!   answers 503 `queue_full` at once, a participant with too many commands waiting gets 429
+//!   `too_many_in_flight`, a command older than its deadline is answered 503 `deadline_exceeded`
+//!   and never applied, and a process without the writer lock answers 503 `writer_unavailable`;
 //! - `writer`: the loop — gather a batch, read what it needs, match it (policies run here, outside
-//!   any database transaction), write it in one transaction, answer; and the fallback that
-//!   re-runs a failed batch command by command so that only the failing command's sender hears of
-//!   it;
+//!   any database transaction), write it in one transaction, answer; the fallback that re-runs a
+//!   failed batch in halves so that only the failing command's sender hears of it; and the writer
+//!   lock (one writer per database, held by the session every batch commits through);
 //! - `effects`: what a batch changes — rows, ledger transactions, typed audit events ([`events`]);
 //! - `recovery`: the book rebuilt from the database (at start and after a failed batch);
 //! - [`policies`]: the hubs' policies with fail-closed rules, decision records and budgets.
@@ -24,7 +25,9 @@ mod events;
 mod recovery;
 mod writer;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use suanli_sdk::{PlacedBid, PlacedOffer, Side};
@@ -56,6 +59,8 @@ pub struct ExchangeConfig {
     pub writer_lock_wait_ms: u64,
     /// What each hub may spend on policy evaluations per order and per batch.
     pub hub_budget: HubBudget,
+    /// Commands one participant may have waiting for the writer; one more is refused with 429.
+    pub participant_in_flight_max: u32,
 }
 
 /// The result of placing an order: new, or the original of a retried request.
@@ -130,6 +135,30 @@ impl WriterRole {
 pub struct Exchange {
     sender: Option<mpsc::Sender<Command>>,
     command_deadline: Duration,
+    /// Whether this process's writer holds the database's writer lock.
+    leading: Arc<AtomicBool>,
+    /// Commands each participant has waiting for the writer.
+    in_flight: Arc<Mutex<HashMap<Uuid, u32>>>,
+    in_flight_max: u32,
+}
+
+/// One participant's place in the writer's queue, given back when its command is answered (or
+/// its caller goes away).
+struct Slot {
+    in_flight: Arc<Mutex<HashMap<Uuid, u32>>>,
+    participant: Uuid,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = in_flight.get_mut(&self.participant) {
+            *count -= 1;
+            if *count == 0 {
+                in_flight.remove(&self.participant);
+            }
+        }
+    }
 }
 
 impl Exchange {
@@ -145,9 +174,18 @@ impl Exchange {
         registry: Arc<Registry>,
     ) -> anyhow::Result<Self> {
         let command_deadline = Duration::from_millis(config.command_deadline_ms);
-        let Some(writer) = writer::Writer::open(database_url, reference, config, metrics, host, registry)? else {
+        let leading = Arc::new(AtomicBool::new(true));
+        let mut exchange = Exchange {
+            sender: None,
+            command_deadline,
+            leading: leading.clone(),
+            in_flight: Default::default(),
+            in_flight_max: config.participant_in_flight_max.max(1),
+        };
+        let Some(writer) = writer::Writer::open(database_url, reference, config, metrics, host, registry, leading)? else {
             tracing::warn!("another exchange process holds this database's writer lock: serving reads only");
-            return Ok(Exchange { sender: None, command_deadline });
+            exchange.leading.store(false, Ordering::SeqCst);
+            return Ok(exchange);
         };
         let (sender, receiver) = mpsc::channel(config.queue_max.max(1));
         std::thread::Builder::new().name("suanli-writer".into()).spawn(move || writer.run(receiver))?;
@@ -165,16 +203,36 @@ impl Exchange {
                 }
             }
         })?;
-        Ok(Exchange { sender: Some(sender), command_deadline })
+        exchange.sender = Some(sender);
+        Ok(exchange)
     }
 
     /// Whether this process applies orders.
     pub fn role(&self) -> WriterRole {
-        if self.sender.is_some() { WriterRole::Leader } else { WriterRole::Follower }
+        if self.sender.is_some() && self.leading.load(Ordering::SeqCst) { WriterRole::Leader } else { WriterRole::Follower }
+    }
+
+    /// Takes a place in the queue for `participant`, or refuses (429) when it already has
+    /// `participant_in_flight_max` commands waiting: one participant cannot fill everyone's queue.
+    fn slot(&self, participant: Uuid) -> Result<Slot, ApiError> {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = in_flight.entry(participant).or_insert(0);
+        if *count >= self.in_flight_max {
+            return Err(ApiError {
+                retry_after_s: Some(1),
+                ..ApiError::too_many_requests(
+                    "too_many_in_flight",
+                    format!("at most {} of your commands may wait for the matching engine at once", self.in_flight_max),
+                )
+            });
+        }
+        *count += 1;
+        Ok(Slot { in_flight: self.in_flight.clone(), participant })
     }
 
     /// Places an offer; answers once it (and any contracts) are committed.
     pub async fn place_offer(&self, request: OfferRequest) -> Result<Placed<PlacedOffer>, ApiError> {
+        let _slot = self.slot(request.spec.provider)?;
         let (reply, answer) = oneshot::channel();
         self.send(Payload::PlaceOffer(Box::new(request)), Reply::Offer(reply))?;
         answer.await.map_err(|_| stopped())?
@@ -182,6 +240,7 @@ impl Exchange {
 
     /// Places a bid; answers once it, its hold and any contracts are committed.
     pub async fn place_bid(&self, request: BidRequest) -> Result<Placed<PlacedBid>, ApiError> {
+        let _slot = self.slot(request.spec.buyer)?;
         let (reply, answer) = oneshot::channel();
         self.send(Payload::PlaceBid(Box::new(request)), Reply::Bid(reply))?;
         answer.await.map_err(|_| stopped())?
@@ -189,6 +248,7 @@ impl Exchange {
 
     /// Cancels the unfilled part of the resting order `seq` owned by `owner`.
     pub async fn cancel(&self, owner: Uuid, side: Side, seq: Seq) -> Result<(), ApiError> {
+        let _slot = self.slot(owner)?;
         let (reply, answer) = oneshot::channel();
         self.send(Payload::Cancel { owner, side, seq }, Reply::Cancel(reply))?;
         answer.await.map_err(|_| stopped())?
@@ -201,6 +261,7 @@ impl Exchange {
         contract: Uuid,
         delivery: suanli_sdk::NewDelivery,
     ) -> Result<suanli_sdk::Settlement, ApiError> {
+        let _slot = self.slot(provider)?;
         let (reply, answer) = oneshot::channel();
         self.send(Payload::Settle { provider, contract, delivery }, Reply::Settle(reply))?;
         answer.await.map_err(|_| stopped())?
@@ -216,7 +277,7 @@ impl Exchange {
 
     /// Queues a command, or refuses it at once: nobody waits for room in the queue.
     fn send(&self, payload: Payload, reply: Reply) -> Result<(), ApiError> {
-        let Some(sender) = &self.sender else {
+        let Some(sender) = self.sender.as_ref().filter(|_| self.leading.load(Ordering::SeqCst)) else {
             return Err(ApiError::busy(
                 "writer_unavailable",
                 "another exchange process applies orders for this database; this one serves reads only",

@@ -81,7 +81,8 @@ pub struct HubPolicies<'a> {
     order_spend: HashMap<HubId, Spend>,
     /// What each hub spent in this batch.
     batch_spend: HashMap<HubId, Duration>,
-    /// Hubs whose exhausted budget was already recorded for the current order.
+    /// Hubs whose policy could not run (unavailable, or budget spent) for the current order,
+    /// already recorded.
     exhausted: HashSet<HubId>,
 }
 
@@ -137,10 +138,15 @@ impl<'a> HubPolicies<'a> {
         let policy = self.active.get(&(hub, kind))?.clone();
         let hub_code = self.reference.hub_by_id(hub).code.clone();
         let allowance = self.allowance(hub);
-        if let (ActivePolicy::Ready(_), Err(spent)) = (&policy, &allowance) {
-            // A spent budget is recorded once per order and hub; later pairs are skipped at once.
+        let refused = match (&policy, &allowance) {
+            (ActivePolicy::Unavailable { digest }, _) => Some(Fault::Unavailable(digest.clone())),
+            (ActivePolicy::Ready(_), Err(spent)) => Some(Fault::BudgetExhausted(spent.clone())),
+            (ActivePolicy::Ready(_), Ok(_)) => None,
+        };
+        if let Some(fault) = refused {
+            // A policy that cannot run, or a spent budget, is recorded once per order and hub;
+            // the hub's later pairs for that order are skipped at once.
             if !self.exhausted.insert(hub) {
-                let fault = Fault::BudgetExhausted(spent.clone());
                 let record = DecisionRecord {
                     policy_digest: policy.digest().to_owned(),
                     kind: kind.as_str().into(),
@@ -179,7 +185,7 @@ impl<'a> HubPolicies<'a> {
                     kind: kind.as_str().into(),
                     digest: policy.digest().to_owned(),
                     class: fault.class().into(),
-                    message: fault.to_string(),
+                    message: fault.to_string().replace('\0', ""),
                     input: canonical_input.clone(),
                 });
                 fault_json(fault)

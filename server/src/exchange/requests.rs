@@ -164,7 +164,11 @@ pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) 
         }
         Some(codes) => {
             for code in codes {
-                hubs = hubs.with(reference.hub_id(code).ok_or_else(|| unknown_hub(code))?);
+                let hub = reference.hub_id(code).ok_or_else(|| unknown_hub(code))?;
+                if hubs.contains(hub) {
+                    return Err(ApiError::bad_request("invalid_field", format!("`hubs` names `{code}` twice")));
+                }
+                hubs = hubs.with(hub);
             }
         }
         None => {

@@ -5,7 +5,8 @@
 //! database and the batch's commands are applied again one by one, so a command that cannot be
 //! written fails alone and every other command in its batch still commits.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,8 @@ pub struct Writer {
     host: Arc<PolicyHost>,
     /// Active policies found not compiled are sent here, to be compiled off the writer thread.
     compile_requests: std::sync::mpsc::Sender<(String, PolicyKind)>,
-    compile_requested: HashSet<String>,
+    /// When each missing policy was last handed to the compiler thread.
+    compile_requested: HashMap<String, Instant>,
     /// The levy account of each hub, loaded on the first settlement.
     hub_levy_accounts: HashMap<String, Uuid>,
     database_url: String,
@@ -44,8 +46,9 @@ pub struct Writer {
     metrics: Metrics,
     /// Set while the book may be ahead of the database (a batch is being applied, or failed).
     stale: bool,
-    /// Set when the writer lock was lost: from then on every command is refused.
-    deposed: bool,
+    /// Cleared when the writer lock was lost: from then on every command is refused, and
+    /// `/readyz` says `follower`.
+    leading: Arc<AtomicBool>,
 }
 
 /// Why a batch produced no answers.
@@ -60,17 +63,36 @@ enum BatchError {
 }
 
 impl BatchError {
-    /// What the sender of a command that failed alone is told.
-    fn into_api_error(self) -> ApiError {
+    /// Whether one command's data may have caused it (a constraint, a value out of range), so
+    /// that applying the batch in parts can isolate that command. A lost connection, a book that
+    /// cannot be rebuilt or a lost lock is nobody's command: the whole batch is answered at once.
+    fn may_be_one_commands_fault(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            BatchError::Database(Error::DatabaseError(kind, _)) => !matches!(kind, DatabaseErrorKind::ClosedConnection),
+            BatchError::Database(Error::SerializationError(_) | Error::DeserializationError(_)) => true,
+            _ => false,
+        }
+    }
+
+    /// What the sender of a command in a failed batch is told.
+    fn api_error(&self) -> ApiError {
+        use diesel::result::{DatabaseErrorKind, Error};
         match self {
             BatchError::Rebuild(_) => ApiError::unavailable("the order book is being rebuilt; retry"),
             BatchError::Deposed => {
                 ApiError::busy("writer_unavailable", "another exchange process now applies orders for this database", 5)
             }
-            BatchError::Database(error) => ApiError::from(error),
+            BatchError::Database(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
+                ApiError::unavailable("the database connection was lost; retry with the same idempotency key")
+            }
+            BatchError::Database(error) => ApiError::internal(format!("database: {error}")),
         }
     }
 }
+
+/// How long after a failed compile the writer asks for an active policy to be compiled again.
+const COMPILE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 impl Writer {
     /// Connects, takes the database's writer lock (`None` if another process holds it after
@@ -82,6 +104,7 @@ impl Writer {
         metrics: Metrics,
         host: Arc<PolicyHost>,
         registry: Arc<Registry>,
+        leading: Arc<AtomicBool>,
     ) -> anyhow::Result<Option<Self>> {
         let mut connection = PgConnection::establish(database_url)?;
         if !orders::take_writer_lock(&mut connection, Duration::from_millis(config.writer_lock_wait_ms))? {
@@ -97,7 +120,7 @@ impl Writer {
             registry,
             host,
             compile_requests,
-            compile_requested: HashSet::new(),
+            compile_requested: HashMap::new(),
             hub_levy_accounts: HashMap::new(),
             database_url: database_url.to_owned(),
             engine,
@@ -105,13 +128,12 @@ impl Writer {
             config,
             metrics,
             stale: false,
-            deposed: false,
+            leading,
         }))
     }
 
     /// Serves commands until every sender is gone.
     pub fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
-        let deadline = Duration::from_millis(self.config.command_deadline_ms);
         while let Some(first) = receiver.blocking_recv() {
             let mut batch = vec![first];
             while batch.len() < self.config.batch_commands_max {
@@ -120,60 +142,71 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            // A command that waited too long is refused here, before it could be applied: its
-            // sender may have given up, and "later" must never become "applied anyway".
-            let (live, late): (Vec<Command>, Vec<Command>) =
-                batch.into_iter().partition(|command| command.enqueued.elapsed() <= deadline);
-            for command in late {
-                self.metrics.events.with_label_values(&["command_deadline_exceeded"]).inc();
-                let error = ApiError::busy(
-                    "deadline_exceeded",
-                    format!("the command waited more than {} ms for the matching engine; it was not applied", deadline.as_millis()),
-                    1,
-                );
-                command.reply.send_error(error, &self.metrics);
-            }
+            let live = self.refuse_late(batch);
             if !live.is_empty() {
                 self.process(live);
             }
         }
     }
 
-    /// Applies a batch and answers it; if it cannot be written, applies its commands one by one.
+    /// Answers the commands that waited longer than their deadline (503 `deadline_exceeded`,
+    /// never applied: their senders may have given up) and returns the others.
+    fn refuse_late(&self, batch: Vec<Command>) -> Vec<Command> {
+        let deadline = Duration::from_millis(self.config.command_deadline_ms);
+        let (live, late): (Vec<Command>, Vec<Command>) =
+            batch.into_iter().partition(|command| command.enqueued.elapsed() <= deadline);
+        for command in late {
+            self.metrics.events.with_label_values(&["command_deadline_exceeded"]).inc();
+            let error = ApiError::busy(
+                "deadline_exceeded",
+                format!("the command waited more than {} ms for the matching engine; it was not applied", deadline.as_millis()),
+                1,
+            );
+            command.reply.send_error(error, &self.metrics);
+        }
+        live
+    }
+
+    /// Applies a batch and answers it. If one command's data may have failed it, the book is
+    /// rebuilt and the batch applied again in halves, down to the command that fails alone.
     fn process(&mut self, batch: Vec<Command>) {
         let started = Instant::now();
-        let (payloads, replies): (Vec<Payload>, Vec<Reply>) =
-            batch.into_iter().map(|command| (command.payload, command.reply)).unzip();
+        let mut payloads = Vec::with_capacity(batch.len());
+        let mut senders = Vec::with_capacity(batch.len());
+        for command in batch {
+            payloads.push(command.payload);
+            senders.push((command.reply, command.enqueued));
+        }
         match self.attempt(&payloads) {
             Ok(outcomes) => {
                 self.metrics.batch_commands.observe(payloads.len() as f64);
                 self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                for ((reply, _), outcome) in senders.into_iter().zip(outcomes) {
                     reply.answer(outcome, &self.metrics);
                 }
             }
             Err(error) => {
-                let commands: Vec<(Payload, Reply)> = payloads
+                let mut commands: Vec<Command> = payloads
                     .into_iter()
-                    .zip(replies)
+                    .zip(senders)
                     .filter(|(payload, _)| !matches!(payload, Payload::Tick))
+                    .map(|(payload, (reply, enqueued))| Command { payload, reply, enqueued })
                     .collect();
-                if commands.len() <= 1 || matches!(error, BatchError::Deposed) {
-                    tracing::error!(%error, commands = commands.len(), "a batch failed");
-                    let mut error = Some(error);
-                    for (_, reply) in commands {
-                        let api_error = match error.take() {
-                            Some(error) => error.into_api_error(),
-                            None => ApiError::unavailable("the order could not be applied; retry with the same idempotency key"),
-                        };
-                        reply.send_error(api_error, &self.metrics);
+                if commands.len() > 1 && error.may_be_one_commands_fault() {
+                    tracing::warn!(%error, commands = commands.len(), "a batch failed; applying it in halves");
+                    self.metrics.events.with_label_values(&["batch_split"]).inc();
+                    let second = commands.split_off(commands.len() / 2);
+                    for half in [commands, second] {
+                        let live = self.refuse_late(half);
+                        if !live.is_empty() {
+                            self.process(live);
+                        }
                     }
                     return;
                 }
-                tracing::warn!(%error, commands = commands.len(), "a batch failed; applying its commands one by one");
-                self.metrics.events.with_label_values(&["batch_split"]).inc();
-                for (payload, reply) in commands {
-                    self.process(vec![Command { payload, reply, enqueued: Instant::now() }]);
+                tracing::error!(%error, commands = commands.len(), "a batch failed");
+                for command in commands {
+                    command.reply.send_error(error.api_error(), &self.metrics);
                 }
             }
         }
@@ -181,20 +214,21 @@ impl Writer {
 
     /// Reads, matches and writes one batch; the outcomes in command order.
     fn attempt(&mut self, payloads: &[Payload]) -> Result<Vec<Outcome>, BatchError> {
-        if self.deposed {
+        if !self.leading.load(Ordering::SeqCst) {
             return Err(BatchError::Deposed);
         }
         if self.stale {
             self.rebuild()?;
         }
+        // Until this batch commits, memory may run ahead of the database (or the connection may
+        // have gone): any error leaves `stale` set, and the next batch reconnects and rebuilds.
+        self.stale = true;
         // Microseconds: what PostgreSQL keeps, so answers equal later reads.
         let now = Utc::now().trunc_subsecs(6);
         let active = self.active_policies()?;
         let reads = self.read_batch(payloads)?;
 
         let Writer { connection, engine, reference, host, config, metrics, hub_levy_accounts, stale, .. } = self;
-        // From the first change to the book until the commit, memory is ahead of the database.
-        *stale = true;
         let mut policies = HubPolicies::new(host, &active, reference, config.hub_budget);
         let mut effects = Effects::new(reference, now, reads);
         for removal in engine.expire(now.timestamp()) {
@@ -205,11 +239,14 @@ impl Writer {
             let outcome = match payload {
                 Payload::PlaceOffer(request) => Outcome::Offer(effects.place_offer(engine, &mut policies, request)),
                 Payload::PlaceBid(request) => Outcome::Bid(effects.place_bid(engine, &mut policies, request)),
-                Payload::Cancel { owner, side, seq } => Outcome::Cancel(match engine.cancel(*seq, *owner) {
-                    Ok(removal) if removal.state.side == *side => {
-                        effects.removal(removal, owner.to_string());
-                        Ok(())
-                    }
+                Payload::Cancel { owner, side, seq } => Outcome::Cancel(match engine.side_of(*seq) {
+                    Some(resting) if resting == *side => match engine.cancel(*seq, *owner) {
+                        Ok(removal) => {
+                            effects.removal(removal, owner.to_string());
+                            Ok(())
+                        }
+                        Err(_) => Err(ApiError::conflict("order_not_open", "the order is no longer resting")),
+                    },
                     _ => Err(ApiError::conflict("order_not_open", "the order is no longer resting")),
                 }),
                 Payload::Settle { provider, contract, delivery } => Outcome::Settle(effects.settle(
@@ -244,10 +281,12 @@ impl Writer {
         for (hub, kind, digest) in crate::db::policies::active(&mut self.connection)? {
             let (Some(hub_id), Some(kind)) = (self.reference.hub_id(&hub), PolicyKind::parse(&kind)) else { continue };
             let policy = match self.registry.get(&digest) {
-                Some(compiled) => ActivePolicy::Ready(compiled),
-                None => {
-                    if self.compile_requested.insert(digest.clone()) {
+                Some(compiled) if compiled.kind == kind => ActivePolicy::Ready(compiled),
+                _ => {
+                    let due = self.compile_requested.get(&digest).is_none_or(|at| at.elapsed() >= COMPILE_RETRY_AFTER);
+                    if due {
                         tracing::warn!(%hub, %digest, "an active policy is not compiled here yet: its pairs fail closed");
+                        self.compile_requested.insert(digest.clone(), Instant::now());
                         let _ = self.compile_requests.send((digest.clone(), kind));
                     }
                     ActivePolicy::Unavailable { digest }
@@ -297,14 +336,15 @@ impl Writer {
     /// the connection was lost.
     fn rebuild(&mut self) -> Result<(), BatchError> {
         if crate::db::ping(&mut self.connection).is_err() {
-            let mut connection = PgConnection::establish(&self.database_url).map_err(|error| BatchError::Rebuild(error.into()))?;
-            // The old session's lock went with it; another process may have taken it since.
-            if !orders::take_writer_lock(&mut connection, Duration::ZERO)? {
+            // The old session (and its lock) goes with the old connection, dropped here; the new
+            // session waits a while for the lock, which the old one may still hold on the server.
+            self.connection = PgConnection::establish(&self.database_url).map_err(|error| BatchError::Rebuild(error.into()))?;
+            let wait = Duration::from_millis(self.config.writer_lock_wait_ms);
+            if !orders::take_writer_lock(&mut self.connection, wait)? {
                 tracing::error!("the writer lock was taken by another process: this process stops applying orders");
-                self.deposed = true;
+                self.leading.store(false, Ordering::SeqCst);
                 return Err(BatchError::Deposed);
             }
-            self.connection = connection;
         }
         self.engine = load_engine(&mut self.connection, &self.reference, self.config).map_err(BatchError::Rebuild)?;
         self.stale = false;

@@ -207,6 +207,17 @@ impl Engine {
         removals
     }
 
+    /// Which side the resting order `seq` is on, if it rests.
+    pub fn side_of(&self, seq: Seq) -> Option<Side> {
+        if self.offers.contains_key(&seq) {
+            Some(Side::Offer)
+        } else if self.bids.contains_key(&seq) {
+            Some(Side::Bid)
+        } else {
+            None
+        }
+    }
+
     /// The resting orders of `owner`, oldest first (a scan of the book: for rare acts such as a
     /// suspension).
     pub fn resting_orders_of(&self, owner: Uuid) -> Vec<Seq> {

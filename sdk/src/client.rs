@@ -22,11 +22,23 @@ pub struct Client {
     token: Option<String>,
 }
 
+/// How long connecting to the exchange may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a response may go without sending anything.
+pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Client {
     /// A client for the exchange at `base_url` (e.g. `http://127.0.0.1:8080`), without a token.
+    /// Connecting gives up after [`CONNECT_TIMEOUT`], and a response that goes silent for
+    /// [`READ_TIMEOUT`] is abandoned (a long export keeps going as long as data flows).
     pub fn new(base_url: impl Into<String>) -> Self {
         let base_url = base_url.into().trim_end_matches('/').to_owned();
-        Client { http: reqwest::Client::new(), base_url, token: None }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Client { http, base_url, token: None }
     }
 
     /// The same connection, sending `token` as its bearer token.

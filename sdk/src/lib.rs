@@ -31,6 +31,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod decimal;
 pub mod error;
 pub mod types;
 

@@ -244,7 +244,7 @@ pub struct CreatedParticipant {
 #[serde(deny_unknown_fields)]
 pub struct NewDeposit {
     /// CNY, > 0, at most 2 fractional digits.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::plain")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "10000.00"))]
     pub amount: Decimal,
     /// The bank transfer's reference, kept for reconciliation.
@@ -513,7 +513,7 @@ pub struct NewOffer {
     pub quantity: u32,
     pub window: Window,
     /// The provider's floor, CNY per unit-hour, at most 6 fractional digits.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::plain")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "12.500000"))]
     pub ask_price: Decimal,
     /// Share of renewable power behind this capacity, whole percent 0–100.
@@ -565,7 +565,7 @@ pub struct NewBid {
     pub quantity: u32,
     pub window: Window,
     /// The most the buyer pays, CNY per unit-hour, at most 6 fractional digits.
-    #[serde(with = "rust_decimal::serde::str")]
+    #[serde(with = "crate::decimal::plain")]
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "15.000000"))]
     pub limit_price: Decimal,
     /// Hubs where the work may run; absent means any (subject to `max_latency_ms`).

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
     /// PostgreSQL to use. Without it the exchange runs its own private cluster under `data_dir`.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
     /// Address and port to serve on; port 0 picks a free port (the chosen address is logged).

@@ -179,13 +179,13 @@ async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
     let exchange = TestExchange::start().await;
     let (_, provider) = exchange.participant(ParticipantKind::Provider, "Settling provider").await;
     let (_, buyer) = exchange.funded_buyer("Settling buyer", "1000000000").await;
-    provider.place_offer(&new_offer("guian", SKU, 1_000_000, window(1, 10), "10")).await?;
+    provider.place_offer(&new_offer("guian", SKU, 1_000_000, window(0, 10), "10")).await?;
     let mut ids = Vec::with_capacity(contracts);
     let chunk = 64;
     while ids.len() < contracts {
         let placing = (0..chunk.min(contracts - ids.len())).map(|_| {
             let buyer = buyer.clone();
-            async move { buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "10")).await }
+            async move { buyer.place_bid(&new_bid(SKU, 1, window(0, 2), "10")).await }
         });
         for placed in futures_util::future::join_all(placing).await {
             ids.push(placed?.contracts[0].id);

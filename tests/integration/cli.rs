@@ -40,9 +40,10 @@ async fn provider_buyer_and_regulator_do_their_jobs_with_the_command_line() {
         assert_eq!(mode, 0o600, "the token file is private");
     }
 
-    let hours = window(2, 4);
+    // Windows of the current hour, so that delivery can be reported at once.
+    let hours = window(0, 4);
     let (start, end) = (hours.start.to_rfc3339(), hours.end.to_rfc3339());
-    let offer_window = window(1, 10);
+    let offer_window = window(0, 10);
     let (ok, stdout, stderr) = suanli(&exchange, &config("provider"), &[
         "offers", "create", "--cluster", "zhongwei", "--sku", "ai.metax-c500", "--quantity", "4",
         "--start", &offer_window.start.to_rfc3339(), "--end", &offer_window.end.to_rfc3339(),

@@ -194,3 +194,17 @@ async fn odd_methods_and_paths_do_not_grow_the_metrics() {
     assert_eq!(after_first, after_more, "a thousand more odd requests added series");
     assert!(exchange.state.metrics.render().contains("method=\"other\",route=\"unmatched\""));
 }
+
+#[test]
+fn serve_help_shows_no_secret_values() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_suanli-test-server"))
+        .args(["serve", "--help"])
+        .env("DATABASE_URL", "postgres://suanli:db-password-sekrit@db.internal/suanli")
+        .env("SUANLI_ADMIN_API_KEY", "admin-key-sekrit")
+        .env("SUANLI_JWT_SECRET", "jwt-secret-sekrit")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("DATABASE_URL"), "{text}");
+    assert!(!text.contains("sekrit"), "a secret is printed: {text}");
+}

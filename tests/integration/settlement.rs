@@ -15,10 +15,10 @@ fn delivery(unit_hours: u64, key: &str) -> NewDelivery {
 async fn two_contracts(exchange: &TestExchange) -> (suanli_sdk::Client, suanli_sdk::Client, Vec<suanli_sdk::Contract>) {
     let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
-    provider.place_offer(&new_offer("zhangjiakou", SKU, 6, window(1, 10), "12.345678")).await.unwrap();
+    provider.place_offer(&new_offer("zhangjiakou", SKU, 6, window(0, 10), "12.345678")).await.unwrap();
     let mut contracts = Vec::new();
     for _ in 0..2 {
-        let placed = buyer.place_bid(&new_bid(SKU, 3, window(2, 7), "13")).await.unwrap();
+        let placed = buyer.place_bid(&new_bid(SKU, 3, window(0, 7), "13")).await.unwrap();
         contracts.extend(placed.contracts);
     }
     assert_eq!(contracts.len(), 2);
@@ -113,14 +113,14 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
             1..=3 => {
                 let provider = &providers[random.below(2) as usize];
                 let cluster = ["qingyang", "guian", "wuhu"][random.below(3) as usize];
-                let offer = new_offer(cluster, SKU, 1 + random.below(5) as u32, window(1, 12), &format!("{}.5", 5 + random.below(6)));
+                let offer = new_offer(cluster, SKU, 1 + random.below(5) as u32, window(0, 12), &format!("{}.5", 5 + random.below(6)));
                 if let Ok(placed) = provider.place_offer(&offer).await {
                     contracts.extend(placed.contracts.into_iter().map(|c| (c.id, c.provider_id, c.units * c.hours)));
                 }
             }
             4..=6 => {
                 let buyer = &buyers[random.below(3) as usize].1;
-                let bid = new_bid(SKU, 1 + random.below(4) as u32, window(2 + random.below(3) as i64, 1 + random.below(6) as i64), &format!("{}.25", 4 + random.below(7)));
+                let bid = new_bid(SKU, 1 + random.below(4) as u32, window(random.below(3) as i64, 1 + random.below(6) as i64), &format!("{}.25", 4 + random.below(7)));
                 if let Ok(placed) = buyer.place_bid(&bid).await {
                     bids.push((buyer.clone(), placed.bid.id));
                     contracts.extend(placed.contracts.into_iter().map(|c| (c.id, c.provider_id, c.units * c.hours)));
@@ -184,8 +184,8 @@ async fn regulators_export_and_summarise_contracts() {
     let (_, provider) = exchange.participant(ParticipantKind::Provider, "Ningxia provider").await;
     let (_, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
     let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
-    provider.place_offer(&new_offer("zhongwei", SKU, 40, window(1, 10), "3")).await.unwrap();
-    let mut bid = new_bid(SKU, 1, window(2, 2), "3");
+    provider.place_offer(&new_offer("zhongwei", SKU, 40, window(0, 10), "3")).await.unwrap();
+    let mut bid = new_bid(SKU, 1, window(0, 2), "3");
     bid.data_origin = Some("bth".into());
     let mut ids = Vec::new();
     for _ in 0..30 {
@@ -235,4 +235,34 @@ async fn regulators_export_and_summarise_contracts() {
     assert_eq!(code_of(buyer.audit_stats(&AuditFilter::default()).await).0, 403);
     let bad = regulator.request(reqwest::Method::GET, "/v1/audit/export?format=xml").send().await.unwrap();
     assert_eq!(bad.status(), 400);
+}
+
+#[actix_web::test]
+async fn the_current_hour_trades_now_and_delivery_waits_for_the_window() {
+    let exchange = TestExchange::start().await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+
+    // Capacity now: a window of the current hour is traded for the whole hour. A bid for it fills
+    // at once or not at all: what does not fill expires, and its hold comes back.
+    provider.place_offer(&new_offer("zhongwei", SKU, 2, window(0, 3), "10")).await.unwrap();
+    let now = buyer.place_bid(&new_bid(SKU, 3, window(0, 2), "12")).await.unwrap();
+    assert_eq!(now.contracts.iter().map(|c| c.units).sum::<u32>(), 2);
+    assert_eq!((now.bid.status, now.bid.remaining), (suanli_sdk::OrderStatus::Expired, 0));
+    assert_eq!(buyer.account().await.unwrap().held, rust_decimal::Decimal::ZERO);
+    let settled = provider.report_delivery(now.contracts[0].id, &delivery(4, "now")).await.unwrap();
+    assert_eq!(settled.delivered_unit_hours, 4);
+
+    // A later window waits: delivery before it starts is refused, and nothing is settled.
+    provider.place_offer(&new_offer("zhongwei", SKU, 1, window(2, 3), "10")).await.unwrap();
+    let later = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "12")).await.unwrap();
+    let id = later.contracts[0].id;
+    assert_eq!(code_of(provider.report_delivery(id, &delivery(2, "early")).await), (409, "window_not_started".into()));
+    assert_eq!(exchange.count(&format!("SELECT count(*) FROM settlements WHERE contract_id = '{id}'")), 0);
+
+    // The hour before this one is gone.
+    assert_eq!(
+        code_of(buyer.place_bid(&new_bid(SKU, 1, window(-1, 2), "12")).await),
+        (422, "window_started".into())
+    );
 }

@@ -60,6 +60,7 @@ pub struct ContractFacts {
     pub hours: i32,
     pub notional: Decimal,
     pub levy_bps: i32,
+    pub window_start: DateTime<Utc>,
 }
 
 /// The facts of these contracts (missing ids are absent from the map).
@@ -75,6 +76,7 @@ pub fn contract_facts(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResul
             contracts::hours,
             contracts::notional,
             contracts::levy_bps,
+            contracts::window_start,
         ))
         .load(connection)?;
     Ok(rows.into_iter().map(|facts| (facts.id, facts)).collect())

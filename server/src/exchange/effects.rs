@@ -70,6 +70,12 @@ impl<'a> Effects<'a> {
             settlement::Outcome::Repeat(first) => return Ok(first),
             settlement::Outcome::New { facts, contracted, amounts } => (facts, contracted, amounts),
         };
+        if facts.window_start > self.now {
+            return Err(ApiError::conflict(
+                "window_not_started",
+                format!("delivery can be reported once the window has started, at {}", facts.window_start.to_rfc3339()),
+            ));
+        }
         let levy_account = *hub_levy_accounts
             .get(&facts.hub)
             .ok_or_else(|| ApiError::internal(format!("no levy account for hub {}", facts.hub)))?;
@@ -97,6 +103,11 @@ impl<'a> Effects<'a> {
         self.reads.settled.insert(contract, row.clone());
         self.writes.settlements.push(row);
         Ok(wire)
+    }
+
+    /// The hour (since the Unix epoch) the batch's clock is in.
+    fn current_hour(&self) -> i64 {
+        self.now.timestamp().div_euclid(3600)
     }
 
     /// Suspends `participant`: cancels its resting orders (releasing bids' holds) and marks it
@@ -137,8 +148,8 @@ impl<'a> Effects<'a> {
         if let Some((id, hash)) = self.reads.seen_offers.get(&key) {
             return replay(*id, hash, &request.request_hash);
         }
-        if request.spec.window.start_seconds() <= self.now.timestamp() {
-            return Err(ApiError::unprocessable("window_started", "the window must start in the future"));
+        if request.spec.window.start < self.current_hour() {
+            return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
         }
         policies.begin_order();
         let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), policies);
@@ -194,8 +205,13 @@ impl<'a> Effects<'a> {
         if let Some((id, hash)) = self.reads.seen_bids.get(&key) {
             return replay(*id, hash, &request.request_hash);
         }
-        if request.spec.expiry() <= self.now.timestamp() {
-            return Err(ApiError::unprocessable("window_started", "the bid expired before it could be placed"));
+        // A window of the current hour buys capacity now: such a bid fills at once or expires.
+        // One that began before the current hour (the hour turned while it waited) is refused.
+        if request.spec.window.start < self.current_hour() {
+            return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
+        }
+        if request.spec.expires_at.is_some_and(|at| at <= self.now.timestamp()) {
+            return Err(ApiError::unprocessable("expiry_passed", "the bid expired before it could be placed"));
         }
         let hold = request.hold();
         let available = self.reads.available.get(&buyer).copied().unwrap_or_default();
@@ -263,9 +279,11 @@ impl<'a> Effects<'a> {
         let contracts = outcome.fills.iter().map(|fill| self.fill(fill, request.data_origin.clone())).collect();
         if outcome.hold_released > Decimal::ZERO {
             self.release(buyer, spec.id, outcome.hold_released);
+            let expired = outcome.state.status == suanli_sdk::OrderStatus::Expired;
             self.audit(buyer.to_string(), AuditEvent::BidUnfilled {
                 bid_id: spec.id,
-                reason: unfilled_reason(spec.time_in_force),
+                reason: if expired { "window_started" } else { unfilled_reason(spec.time_in_force) },
+                expired,
                 unfilled: spec.quantity - outcome.fills.iter().map(|f| f.units).sum::<u32>(),
                 hold_released: outcome.hold_released.to_string(),
             });

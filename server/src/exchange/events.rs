@@ -45,8 +45,9 @@ pub enum AuditEvent {
         min_fill: u32,
         hold: String,
     },
-    /// The unfilled rest of an incoming bid that does not rest (IOC, FOK, unreachable minimum).
-    BidUnfilled { bid_id: Uuid, reason: &'static str, unfilled: u32, hold_released: String },
+    /// The unfilled rest of an incoming bid that does not rest (IOC, FOK, unreachable minimum;
+    /// or `expired`: a window of the current hour, which fills at once or not at all).
+    BidUnfilled { bid_id: Uuid, reason: &'static str, expired: bool, unfilled: u32, hold_released: String },
     /// A resting bid leaving the book: `cancelled` by its owner, or `expired`.
     BidRemoved { bid_id: Uuid, seq: i64, unfilled: u32, hold_released: String, expired: bool },
     /// A resting offer leaving the book: `cancelled` by its owner, or `expired`.
@@ -88,7 +89,8 @@ impl AuditEvent {
         match self {
             AuditEvent::OfferAccepted { .. } => "offer_accepted",
             AuditEvent::BidAccepted { .. } => "bid_accepted",
-            AuditEvent::BidUnfilled { .. } => "bid_cancelled",
+            AuditEvent::BidUnfilled { expired: false, .. } => "bid_cancelled",
+            AuditEvent::BidUnfilled { expired: true, .. } => "bid_expired",
             AuditEvent::BidRemoved { expired: false, .. } => "bid_cancelled",
             AuditEvent::BidRemoved { expired: true, .. } => "bid_expired",
             AuditEvent::OfferRemoved { expired: false, .. } => "offer_cancelled",
@@ -104,7 +106,7 @@ impl AuditEvent {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         // Whether a removal was an expiry is in the kind, not repeated in the payload.
         if let Some(fields) = value.as_object_mut() {
-            if matches!(self, AuditEvent::BidRemoved { .. } | AuditEvent::OfferRemoved { .. }) {
+            if matches!(self, AuditEvent::BidRemoved { .. } | AuditEvent::OfferRemoved { .. } | AuditEvent::BidUnfilled { .. }) {
                 fields.remove("expired");
             }
         }

@@ -243,8 +243,8 @@ fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
     if hours.end - hours.start > WINDOW_HOURS_MAX {
         return Err(ApiError::unprocessable("window_too_long", format!("a window is at most {WINDOW_HOURS_MAX} hours")));
     }
-    if window.start <= now {
-        return Err(ApiError::unprocessable("window_started", "the window must start in the future"));
+    if hours.start < now.timestamp().div_euclid(3600) {
+        return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
     }
     Ok(hours)
 }

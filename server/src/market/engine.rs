@@ -299,11 +299,15 @@ impl Engine {
 
         let filled: u32 = fills.iter().map(|fill| fill.units).sum();
         let remaining = spec.quantity - filled;
-        let rests = remaining > 0 && matches!(spec.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd);
+        // A bid expires when its window starts: one for the current hour fills at once or not at all.
+        let keeps = matches!(spec.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd);
+        let window_started = spec.expiry() <= now;
+        let rests = remaining > 0 && keeps && !window_started;
         let status = match (remaining, rests, filled) {
             (0, _, _) => OrderStatus::Filled,
             (_, true, 0) => OrderStatus::Open,
             (_, true, _) => OrderStatus::PartiallyFilled,
+            (_, false, _) if keeps && window_started && !all_or_nothing_fails => OrderStatus::Expired,
             (_, false, _) => OrderStatus::Cancelled,
         };
         let min_fill = if filled > 0 { 1 } else { spec.min_fill };
@@ -342,7 +346,7 @@ impl Engine {
                 break;
             }
             let bid = &self.bids[&bid_seq];
-            if !pair_is_eligible(&offer.spec, &bid.spec, now) {
+            if !pair_is_eligible(&offer.spec, &bid.spec, now) || bid.spec.expiry() <= now {
                 continue;
             }
             let units = offer.capacity.free(bid.spec.window).min(bid.remaining);
@@ -447,6 +451,7 @@ impl Engine {
                 continue;
             }
             let offer = &self.offers[&offer_seq];
+            // The incoming bid is live by definition (one for the current hour trades now).
             if !pair_is_eligible(&offer.spec, bid, now) {
                 continue;
             }
@@ -555,14 +560,14 @@ struct Quote {
     decisions: Vec<DecisionRecord>,
 }
 
-/// The rules of SPEC §5 that need no policy: hub, window, green share, self-trade, expiry.
+/// The rules of SPEC §5 that need no policy: hub, window, green share, self-trade, and an offer
+/// whose window has not ended. (A resting bid's own expiry is checked where bids rest.)
 fn pair_is_eligible(offer: &OfferSpec, bid: &BidSpec, now: i64) -> bool {
     bid.skus.contains(&offer.sku)
         && bid.hubs.contains(offer.hub)
         && offer.window.contains(bid.window)
         && offer.green_share >= bid.min_green_share
         && offer.provider != bid.buyer
-        && bid.expiry() > now
         && offer.window.end_seconds() > now
 }
 

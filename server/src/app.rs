@@ -105,6 +105,11 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         exchange,
         tokens,
         node: node_name(&config.listen),
+        exports: http::Exports {
+            pool: db::connect_lazily(database_url, config.exports_concurrent_max.max(1), config.db_connect_timeout_ms)?,
+            slots: Arc::new(tokio::sync::Semaphore::new(config.exports_concurrent_max.max(1) as usize)),
+            stall_max: std::time::Duration::from_millis(config.export_stall_ms_max),
+        },
         identities: Default::default(),
         logins,
         reference,

@@ -72,6 +72,15 @@ pub struct Config {
     #[arg(long, env = "SUANLI_DB_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
     pub db_connect_timeout_ms: u64,
 
+    /// Streamed exports that may run at once, each on a database connection of its own (not taken
+    /// from the pool other requests use); one more is refused with 503 `exports_busy`.
+    #[arg(long, env = "SUANLI_EXPORTS_CONCURRENT_MAX", default_value_t = 2)]
+    pub exports_concurrent_max: u32,
+
+    /// How long an export's client may stop reading before the export is abandoned.
+    #[arg(long, env = "SUANLI_EXPORT_STALL_MS_MAX", default_value_t = 30_000)]
+    pub export_stall_ms_max: u64,
+
     /// Largest JSON request body accepted; larger ones are refused with 413.
     #[arg(long, env = "SUANLI_HTTP_JSON_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
     pub http_json_body_bytes_max: usize,
@@ -182,6 +191,8 @@ impl Config {
             data_dir: PathBuf::from(".data"),
             db_pool_size_max: 8,
             db_connect_timeout_ms: 2000,
+            exports_concurrent_max: 2,
+            export_stall_ms_max: 30_000,
             http_json_body_bytes_max: 64 * 1024,
             http_workers: 2,
             order_queue_max: 4096,

@@ -208,3 +208,69 @@ fn serve_help_shows_no_secret_values() {
     assert!(text.contains("DATABASE_URL"), "{text}");
     assert!(!text.contains("sekrit"), "a secret is printed: {text}");
 }
+
+#[actix_web::test]
+async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = TestExchange::start_with(|config| config.export_stall_ms_max = 1000).await;
+    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "100000").await;
+    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    provider.place_offer(&suanli_tests::new_offer("guian", SKU, 10, window(1, 10), "10")).await.unwrap();
+    let template = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "10")).await.unwrap().contracts.remove(0);
+    // Enough contracts that an export is many megabytes: more than the sockets can buffer.
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "INSERT INTO contracts (id, bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, units, window_start, \
+             window_end, hours, unit_price, notional, levy_bps, maker, status, decisions, created_at) \
+             SELECT gen_random_uuid(), bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, units, window_start, \
+             window_end, hours, unit_price, notional, levy_bps, maker, status, decisions, created_at \
+             FROM contracts, generate_series(1, 60000) WHERE id = '{}'",
+            template.id
+        )),
+        &mut exchange.sql(),
+    )
+    .unwrap();
+
+    // Sixteen regulators' clients ask for an export and never read it.
+    let address = exchange.anonymous.base_url().trim_start_matches("http://").to_owned();
+    let request = format!(
+        "GET /v1/audit/export?format=csv HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
+        regulator.bearer_token().unwrap()
+    );
+    let mut stalled = Vec::new();
+    let mut statuses = Vec::new();
+    for _ in 0..16 {
+        let mut socket = tokio::net::TcpStream::connect(&address).await.unwrap();
+        socket.write_all(request.as_bytes()).await.unwrap();
+        // Only the status line is read; the rest is left unread.
+        let mut head = [0u8; 12];
+        socket.read_exact(&mut head).await.unwrap();
+        statuses.push(String::from_utf8_lossy(&head[9..12]).into_owned());
+        stalled.push(socket);
+    }
+    assert_eq!(statuses.iter().filter(|status| *status == "200").count(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|status| *status == "503").count(), 14, "{statuses:?}");
+
+    // Everything else answers, at once.
+    let started = Instant::now();
+    assert_eq!(exchange.anonymous.readyz().await.unwrap().database, "ok");
+    buyer.bids(None, None, 10).await.unwrap();
+    exchange.anonymous.market_trades(None, None, 10).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "the API waited {:?}", started.elapsed());
+
+    // A stalled export is abandoned after SUANLI_EXPORT_STALL_MS_MAX, and its slot is free again.
+    let started = Instant::now();
+    let exported = loop {
+        match regulator.audit_export(suanli_sdk::ExportFormat::Csv, &suanli_sdk::AuditFilter::default(), &mut std::io::sink(), |_| {}).await {
+            Ok(bytes) => break bytes,
+            Err(error) => {
+                assert!(started.elapsed() < Duration::from_secs(20), "no export slot came back: {error}");
+                // The slots come back once the stall limit has passed: time passing is the point.
+                actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert!(exported > 10_000_000, "a whole export: {exported} bytes");
+    drop(stalled);
+}

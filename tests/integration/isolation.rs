@@ -435,7 +435,8 @@ async fn the_writer_reconnects_after_losing_its_database_session() {
     provider.place_offer(&new_offer("zhongwei", SKU, 10, window(1, 48), "10")).await.unwrap();
     // The session that holds the writer lock (advisory key 727400002) is ended from outside.
     let terminated = exchange.count(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND objid = 727400002 AND granted",
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND objid = 727400002 AND granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     );
     assert_eq!(terminated, 1);
     // The sdk retries a keyed create on 503; the writer reconnects, takes its lock again, and

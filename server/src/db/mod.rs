@@ -39,6 +39,17 @@ pub fn connect(database_url: &str, size_max: u32, connect_timeout_ms: u64) -> an
         .context("Failed to connect to PostgreSQL")
 }
 
+/// Like [`connect`], but opening connections only when they are asked for.
+pub fn connect_lazily(database_url: &str, size_max: u32, connect_timeout_ms: u64) -> anyhow::Result<DbPool> {
+    let manager = ConnectionManager::<PgConnection>::new(database_url);
+    Pool::builder()
+        .max_size(size_max)
+        .min_idle(Some(0))
+        .connection_timeout(std::time::Duration::from_millis(connect_timeout_ms))
+        .build(manager)
+        .context("Failed to connect to PostgreSQL")
+}
+
 /// A round trip to the database: is it reachable?
 pub fn ping(connection: &mut PgConnection) -> diesel::QueryResult<()> {
     diesel::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), connection).map(drop)

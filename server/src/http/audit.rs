@@ -146,24 +146,59 @@ pub async fn export(
         _ => return Err(ApiError::bad_request("invalid_query", "`format` is `csv` or `jsonl`")),
     };
     let filter = ContractFilter { from: query.from, to: query.to, ..Default::default() };
+    // Exports run on their own few connections, so that long or stalled ones never starve the
+    // rest of the API; one more than they allow is refused at once.
+    let slot = state.exports.slots.clone().try_acquire_owned().map_err(|_| {
+        ApiError::busy("exports_busy", "the exports the exchange runs at once are all taken; retry shortly", 5)
+    })?;
     // Take the connection before answering, off the async executor, so an outage is a 503.
-    let pool = state.pool.clone();
+    let pool = state.exports.pool.clone();
     let connection = web::block(move || pool.get()).await??;
+    let stall_max = state.exports.stall_max;
     let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHUNKS_IN_FLIGHT_MAX);
-    actix_web::rt::task::spawn_blocking(move || export_rows(connection, filter, csv, sender));
+    actix_web::rt::task::spawn_blocking(move || {
+        export_rows(connection, filter, csv, &Chunks { sender, stall_max });
+        drop(slot);
+    });
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
     Ok(HttpResponse::Ok().content_type(content_type).streaming(body))
 }
 
-fn export_rows(
-    mut connection: crate::db::PooledConnection,
-    filter: ContractFilter,
-    csv: bool,
+/// Where an export's chunks go: to a client that must keep reading.
+struct Chunks {
     sender: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-) {
-    if csv && sender.blocking_send(Ok(Bytes::from(format!("{CSV_HEADER}\r\n")))).is_err() {
+    /// How long the client may leave a chunk unread before the export is abandoned.
+    stall_max: std::time::Duration,
+}
+
+impl Chunks {
+    /// Hands a chunk on; false if the client went away or stopped reading for too long.
+    fn send(&self, chunk: Result<Bytes, std::io::Error>) -> bool {
+        use tokio::sync::mpsc::error::TrySendError;
+        let started = std::time::Instant::now();
+        let mut chunk = chunk;
+        loop {
+            match self.sender.try_send(chunk) {
+                Ok(()) => return true,
+                Err(TrySendError::Closed(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if started.elapsed() >= self.stall_max {
+                        tracing::warn!(stall_ms = self.stall_max.as_millis() as u64, "an export's client stopped reading; export abandoned");
+                        return false;
+                    }
+                    chunk = back;
+                    // The reader is a client over the network: look again shortly.
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        }
+    }
+}
+
+fn export_rows(mut connection: crate::db::PooledConnection, filter: ContractFilter, csv: bool, chunks: &Chunks) {
+    if csv && !chunks.send(Ok(Bytes::from(format!("{CSV_HEADER}\r\n")))) {
         return;
     }
     let result = regulator::for_each_batch(&mut connection, &filter, BATCH_ROWS, |rows| {
@@ -176,12 +211,12 @@ fn export_rows(
                 chunk.push('\n');
             }
         }
-        // A failed send means the client went away: stop reading.
-        sender.blocking_send(Ok(Bytes::from(chunk))).is_ok()
+        // A failed send means the client went away or stopped reading: stop reading too.
+        chunks.send(Ok(Bytes::from(chunk)))
     });
     if let Err(error) = result {
         tracing::error!(%error, "export failed");
-        let _ = sender.blocking_send(Err(std::io::Error::other("export failed")));
+        chunks.send(Err(std::io::Error::other("export failed")));
     }
 }
 

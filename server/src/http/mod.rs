@@ -37,6 +37,8 @@ pub struct AppState {
     pub identities: IdentityCache,
     /// Bounds on API-key checks and failed logins.
     pub logins: LoginGuard,
+    /// The exports' own connections and slots.
+    pub exports: Exports,
     pub reference: Reference,
     pub metrics: Metrics,
     /// The sandbox for uploads, dry runs and replays.
@@ -68,6 +70,14 @@ impl AppState {
     {
         web::block(work).await?
     }
+}
+
+/// Streamed exports run on their own few connections: `slots` of them at once, each abandoned
+/// when its client leaves a chunk unread for `stall_max`.
+pub struct Exports {
+    pub pool: DbPool,
+    pub slots: std::sync::Arc<tokio::sync::Semaphore>,
+    pub stall_max: std::time::Duration,
 }
 
 /// Limits of the HTTP layer.

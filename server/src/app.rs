@@ -91,7 +91,7 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");
     }
     let policy_host = crate::policy::PolicyHost::new(config.sandbox_limits())?;
-    let compiled_policies = Arc::new(crate::policy::Registry::default());
+    let compiled_policies = Arc::new(crate::policy::Registry::new(config.policy_compiled_cache_max));
     let exchange = Exchange::start(
         database_url,
         Arc::new(reference.clone()),
@@ -105,6 +105,10 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         exchange,
         tokens,
         node: node_name(&config.listen),
+        policy_quota: http::PolicyQuota {
+            uploads_per_hub_max: u64::from(config.policy_uploads_per_hub_max),
+            hub_stored_bytes_max: config.policy_hub_stored_bytes_max,
+        },
         exports: http::Exports {
             pool: db::connect_lazily(database_url, config.exports_concurrent_max.max(1), config.db_connect_timeout_ms)?,
             slots: Arc::new(tokio::sync::Semaphore::new(config.exports_concurrent_max.max(1) as usize)),

@@ -159,6 +159,23 @@ pub struct Config {
     #[arg(long, env = "SUANLI_POLICY_HUB_BATCH_WALL_MS_MAX", default_value_t = 10)]
     pub policy_hub_batch_wall_ms_max: u64,
 
+    /// Policy uploads (and compiles of stored policies) that may be compiled at once; one more is
+    /// refused with 503 `compile_busy`. A compile past its time bound keeps its slot until it ends.
+    #[arg(long, env = "SUANLI_POLICY_CONCURRENT_COMPILES_MAX", default_value_t = 2)]
+    pub policy_concurrent_compiles_max: u32,
+
+    /// Compiled policies kept in memory; the oldest that is not active is dropped beyond it.
+    #[arg(long, env = "SUANLI_POLICY_COMPILED_CACHE_MAX", default_value_t = 64)]
+    pub policy_compiled_cache_max: usize,
+
+    /// Policy versions one hub may store; one more is refused with 422 `policy_quota_reached`.
+    #[arg(long, env = "SUANLI_POLICY_UPLOADS_PER_HUB_MAX", default_value_t = 200)]
+    pub policy_uploads_per_hub_max: u32,
+
+    /// Bytes of policy modules one hub may store, all versions together.
+    #[arg(long, env = "SUANLI_POLICY_HUB_STORED_BYTES_MAX", default_value_t = 256 << 20)]
+    pub policy_hub_stored_bytes_max: u64,
+
     /// Policy evaluations that may run at once (sizes the pooling allocator).
     #[arg(long, env = "SUANLI_POLICY_CONCURRENT_EVALUATIONS_MAX", default_value_t = 16)]
     pub policy_concurrent_evaluations_max: u32,
@@ -210,6 +227,10 @@ impl Config {
             policy_module_bytes_max: 4 << 20,
             policy_compile_ms_max: 10_000,
             policy_concurrent_evaluations_max: 16,
+            policy_concurrent_compiles_max: 2,
+            policy_compiled_cache_max: 64,
+            policy_uploads_per_hub_max: 200,
+            policy_hub_stored_bytes_max: 256 << 20,
             policy_hub_order_fuel_max: 50_000_000,
             policy_hub_order_wall_ms_max: 5,
             policy_hub_batch_wall_ms_max: 10,
@@ -238,6 +259,8 @@ impl Config {
             module_bytes_max: self.policy_module_bytes_max,
             compile_ms_max: self.policy_compile_ms_max,
             concurrent_evaluations_max: self.policy_concurrent_evaluations_max,
+            concurrent_compiles_max: self.policy_concurrent_compiles_max,
+            compiled_cache_max: self.policy_compiled_cache_max,
         }
     }
 }

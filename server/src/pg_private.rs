@@ -4,7 +4,9 @@
 //! It uses the machine's PostgreSQL binaries (`initdb`, `pg_ctl`): created on first use, reused on
 //! the next start, stopped by [`PrivateCluster::stop`]. PostgreSQL refuses to run as root, so when
 //! we are root the folder is given to the `postgres` user and the binaries run as that user. The
-//! cluster listens on 127.0.0.1 only, on a free port, with no Unix socket.
+//! cluster listens on 127.0.0.1 only, on a free port, with no Unix socket, and asks for a password
+//! (scram-sha-256): a random one, kept in `<root>/password` with mode 0600. (A cluster created by
+//! an earlier version with trust authentication keeps working.)
 
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
@@ -21,6 +23,7 @@ pub struct PrivateCluster {
     bin_dir: PathBuf,
     port: u16,
     as_postgres_user: bool,
+    password: String,
 }
 
 impl PrivateCluster {
@@ -30,14 +33,27 @@ impl PrivateCluster {
         std::fs::create_dir_all(root).with_context(|| format!("Failed to create {}", root.display()))?;
         let root = root.canonicalize()?;
         let as_postgres_user = std::fs::metadata("/proc/self")?.uid() == 0;
-        let cluster = PrivateCluster { bin_dir: find_bin_dir()?, port: 0, root, as_postgres_user };
+        let password = password(&root)?;
+        let cluster = PrivateCluster { bin_dir: find_bin_dir()?, port: 0, root, as_postgres_user, password };
         let data = cluster.data_dir();
         if as_postgres_user {
             cluster.chown_to_postgres()?;
         }
         if !data.join("PG_VERSION").exists() {
             tracing::info!(data = %data.display(), "creating a private PostgreSQL cluster");
-            cluster.run("initdb", &["-D", path_str(&data)?, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-instructions"])?;
+            let password_file = cluster.root.join(PASSWORD_FILE);
+            cluster.run("initdb", &[
+                "-D",
+                path_str(&data)?,
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "--pwfile",
+                path_str(&password_file)?,
+                "-E",
+                "UTF8",
+                "--no-instructions",
+            ])?;
         }
         let port = match cluster.running_port() {
             Some(port) => port,
@@ -51,7 +67,7 @@ impl PrivateCluster {
 
     /// The URL of `database` in this cluster.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+        format!("postgres://postgres:{}@127.0.0.1:{}/{database}", self.password, self.port)
     }
 
     /// Stops the cluster, letting running transactions roll back (`pg_ctl stop -m fast`).
@@ -134,6 +150,29 @@ impl PrivateCluster {
         }
         Ok(())
     }
+}
+
+/// The file under the cluster's root that keeps its password.
+const PASSWORD_FILE: &str = "password";
+
+/// The cluster's password: read from `<root>/password`, or made (random, hex) and kept there with
+/// mode 0600.
+fn password(root: &Path) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = root.join(PASSWORD_FILE);
+    if let Ok(password) = std::fs::read_to_string(&path) {
+        return Ok(password.trim().to_owned());
+    }
+    let password = hex::encode(rand::random::<[u8; 24]>());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("Failed to create {}", path.display()))?;
+    file.write_all(password.as_bytes())?;
+    Ok(password)
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin`, or `pg_config --bindir`.

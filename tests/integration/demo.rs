@@ -30,6 +30,13 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
     assert!(first.interrupt().success(), "Ctrl-C stops the demo cleanly");
     assert!(data_dir.join("postgres/pgdata/PG_VERSION").exists(), "the cluster lives in the data folder");
     assert!(!data_dir.join("postgres/pgdata/postmaster.pid").exists(), "and was stopped with the demo");
+    // It asks for a password, which only the data folder's owner may read.
+    use std::os::unix::fs::PermissionsExt;
+    let password = data_dir.join("postgres/password");
+    assert_eq!(std::fs::metadata(&password).unwrap().permissions().mode() & 0o777, 0o600);
+    let hba = std::fs::read_to_string(data_dir.join("postgres/pgdata/pg_hba.conf")).unwrap();
+    let methods: Vec<&str> = hba.lines().filter(|line| !line.starts_with('#') && !line.trim().is_empty()).filter_map(|line| line.split_whitespace().last()).collect();
+    assert!(!methods.is_empty() && methods.iter().all(|method| *method == "scram-sha-256"), "{methods:?}");
 
     let mut second = ServerProcess::spawn_command(SERVER, "dev", &env);
     assert_eq!(printed_ids(&second), ids, "the same participants: the data was reused");

@@ -266,3 +266,44 @@ async fn a_faulting_policy_fails_closed_and_is_recorded() {
     assert_eq!(good.contracts[0].bid_id, placed.bid.id);
     assert_eq!(exchange.anonymous.readyz().await.unwrap().status, "ready");
 }
+
+#[actix_web::test]
+async fn a_hub_stores_only_so_many_policies() {
+    let exchange = TestExchange::start_with(|config| config.policy_uploads_per_hub_max = 2).await;
+    let ningxia = operator(&exchange, "nx").await;
+    assert_eq!(upload(&ningxia, "nx", "pricing", policy_component("west-green-pricing")).await.0, 201);
+    assert_eq!(upload(&ningxia, "nx", "compliance", policy_component("qualification")).await.0, 201);
+    let (status, body) = upload(&ningxia, "nx", "pricing", policy_component("east-peak-pricing")).await;
+    assert_eq!((status, body["code"].as_str().unwrap()), (422, "policy_quota_reached"), "{body}");
+    // Another hub has its own quota.
+    let beijing = operator(&exchange, "bth").await;
+    assert_eq!(upload(&beijing, "bth", "pricing", policy_component("east-peak-pricing")).await.0, 201);
+}
+
+#[test]
+fn the_compiled_cache_is_bounded_and_keeps_the_active_policies() {
+    let host = PolicyHost::new(SandboxLimits::default()).unwrap();
+    let compile = |name: &str| host.prepare_upload(PolicyKind::Pricing, &policy_component(name)).unwrap().1;
+    let (hostile, west, east) = (compile("hostile"), compile("west-green-pricing"), compile("east-peak-pricing"));
+    let registry = suanli_server::policy::Registry::new(2);
+    registry.pin([hostile.digest.clone()].into_iter().collect());
+    registry.insert(hostile.clone());
+    registry.insert(west.clone());
+    registry.insert(east.clone());
+    assert_eq!(registry.len(), 2);
+    assert!(registry.get(&hostile.digest).is_some(), "the pinned (active) policy stays, although it is the oldest");
+    assert!(registry.get(&west.digest).is_none(), "the oldest unpinned one goes");
+    assert!(registry.get(&east.digest).is_some());
+}
+
+#[test]
+fn compiles_are_bounded_even_when_they_time_out() {
+    // Every compile times out at once; each keeps its slot until its thread is done.
+    let limits = SandboxLimits { compile_ms_max: 0, concurrent_compiles_max: 1, ..SandboxLimits::default() };
+    let host = PolicyHost::new(limits).unwrap();
+    let component = policy_component("west-green-pricing");
+    let first = host.prepare_upload(PolicyKind::Pricing, &component).err().expect("timed out");
+    assert!(matches!(first, suanli_server::policy::UploadError::CompileTimeout(0)), "{first}");
+    let second = host.prepare_upload(PolicyKind::Pricing, &component).err().expect("no slot");
+    assert!(matches!(second, suanli_server::policy::UploadError::Busy(1)), "{second}");
+}

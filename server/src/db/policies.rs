@@ -66,6 +66,24 @@ pub fn store(
     })
 }
 
+/// How many policy versions `hub` stores, and their bytes together.
+pub fn hub_usage(connection: &mut PgConnection, hub: &str) -> QueryResult<(u64, u64)> {
+    #[derive(QueryableByName)]
+    struct Usage {
+        #[diesel(sql_type = BigInt)]
+        versions: i64,
+        #[diesel(sql_type = BigInt)]
+        bytes: i64,
+    }
+    let usage: Usage = diesel::sql_query(
+        "SELECT count(*) AS versions, coalesce(sum(m.size_bytes), 0)::bigint AS bytes \
+         FROM hub_policies h JOIN policy_modules m ON m.digest = h.digest WHERE h.hub = $1",
+    )
+    .bind::<Text, _>(hub)
+    .get_result(connection)?;
+    Ok((usage.versions.max(0) as u64, usage.bytes.max(0) as u64))
+}
+
 /// Every version `hub` uploaded, newest first, marking the active ones.
 pub fn list(connection: &mut PgConnection, hub: &str) -> QueryResult<Vec<StoredPolicy>> {
     let rows: Vec<(String, String, String, i32, DateTime<Utc>)> = hub_policies::table

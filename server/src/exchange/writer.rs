@@ -278,7 +278,10 @@ impl Writer {
     /// `Unavailable` (its pairs fail closed) and is handed to the compiler thread, once.
     fn active_policies(&mut self) -> Result<ActivePolicies, BatchError> {
         let mut active = ActivePolicies::new();
-        for (hub, kind, digest) in crate::db::policies::active(&mut self.connection)? {
+        let rows = crate::db::policies::active(&mut self.connection)?;
+        // The active policies stay compiled, whatever else the registry drops.
+        self.registry.pin(rows.iter().map(|(_, _, digest)| digest.clone()).collect());
+        for (hub, kind, digest) in rows {
             let (Some(hub_id), Some(kind)) = (self.reference.hub_id(&hub), PolicyKind::parse(&kind)) else { continue };
             let policy = match self.registry.get(&digest) {
                 Some(compiled) if compiled.kind == kind => ActivePolicy::Ready(compiled),

@@ -39,6 +39,8 @@ pub struct AppState {
     pub logins: LoginGuard,
     /// The exports' own connections and slots.
     pub exports: Exports,
+    /// What one hub may store of policies.
+    pub policy_quota: PolicyQuota,
     pub reference: Reference,
     pub metrics: Metrics,
     /// The sandbox for uploads, dry runs and replays.
@@ -78,6 +80,12 @@ pub struct Exports {
     pub pool: DbPool,
     pub slots: std::sync::Arc<tokio::sync::Semaphore>,
     pub stall_max: std::time::Duration,
+}
+
+/// What one hub may store of policies: versions and bytes, all versions together.
+pub struct PolicyQuota {
+    pub uploads_per_hub_max: u64,
+    pub hub_stored_bytes_max: u64,
 }
 
 /// Limits of the HTTP layer.

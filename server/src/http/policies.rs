@@ -82,6 +82,18 @@ pub async fn upload(
         }
         bytes.extend_from_slice(&chunk);
     }
+    let (owned_hub, size) = (hub.clone(), bytes.len() as u64);
+    let (stored_count, stored_bytes) = state.db(move |connection| Ok(policies::hub_usage(connection, &owned_hub)?)).await?;
+    let quota = &state.policy_quota;
+    if stored_count >= quota.uploads_per_hub_max || stored_bytes + size > quota.hub_stored_bytes_max {
+        return Err(ApiError::unprocessable(
+            "policy_quota_reached",
+            format!(
+                "a hub stores at most {} policy versions and {} bytes; this hub has {stored_count} and {stored_bytes}",
+                quota.uploads_per_hub_max, quota.hub_stored_bytes_max
+            ),
+        ));
+    }
     let host = state.policy_host.clone();
     let (component, compiled) = state
         .blocking(move || host.prepare_upload(kind, &bytes).map_err(upload_error))
@@ -105,6 +117,7 @@ fn upload_error(error: UploadError) -> ApiError {
         UploadError::Imports(_) => ApiError::unprocessable("policy_imports", error.to_string()),
         UploadError::WrongWorld(..) => ApiError::unprocessable("wrong_world", error.to_string()),
         UploadError::CompileTimeout(_) => ApiError::unprocessable("compile_timeout", error.to_string()),
+        UploadError::Busy(_) => ApiError::busy("compile_busy", error.to_string(), 1),
     }
 }
 
@@ -175,8 +188,10 @@ async fn compiled(state: &web::Data<AppState>, digest: &str, kind: PolicyKind) -
     let host = state.policy_host.clone();
     let policy = state
         .blocking(move || {
-            host.compile(kind, &bytes)
-                .map_err(|error| ApiError::unprocessable("policy_does_not_compile", format!("the policy does not compile: {error}")))
+            host.compile(kind, &bytes).map_err(|error| match error {
+                UploadError::Busy(_) => upload_error(error),
+                other => ApiError::unprocessable("policy_does_not_compile", format!("the policy does not compile: {other}")),
+            })
         })
         .await?;
     state.compiled_policies.insert(policy.clone());

@@ -79,6 +79,11 @@ pub struct SandboxLimits {
     pub compile_ms_max: u64,
     /// Evaluations that may run at once (pooling allocator slots).
     pub concurrent_evaluations_max: u32,
+    /// Uploads being encoded and compiled at once. A compile past its time bound is answered at
+    /// once but keeps its slot until its thread really ends, so timed-out compiles cannot pile up.
+    pub concurrent_compiles_max: u32,
+    /// Compiled policies kept in memory (active ones are always kept).
+    pub compiled_cache_max: usize,
 }
 
 impl Default for SandboxLimits {
@@ -91,6 +96,8 @@ impl Default for SandboxLimits {
             module_bytes_max: 4 << 20,
             compile_ms_max: 10_000,
             concurrent_evaluations_max: 16,
+            concurrent_compiles_max: 2,
+            compiled_cache_max: 64,
         }
     }
 }
@@ -110,6 +117,8 @@ pub enum UploadError {
     CompileTimeout(u64),
     #[error("compilation failed: {0}")]
     Compile(String),
+    #[error("{0} policies are being compiled already; retry shortly")]
+    Busy(u32),
 }
 
 /// Why an evaluation produced no decision. Every fault fails closed.
@@ -207,6 +216,17 @@ pub struct PolicyHost {
     linker: Linker<Sandbox>,
     limits: SandboxLimits,
     stop_ticker: Arc<AtomicBool>,
+    /// Compiles running now, timed out or not.
+    compiling: Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// A compile slot, given back when the thread doing the work ends.
+struct CompileSlot(Arc<std::sync::atomic::AtomicU32>);
+
+impl Drop for CompileSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Drop for PolicyHost {
@@ -254,7 +274,7 @@ impl PolicyHost {
         linker
             .instance(TYPES_INTERFACE_VERSIONED)
             .map_err(|error| anyhow::anyhow!("Failed to provide the type interface: {error}"))?;
-        Ok(Arc::new(PolicyHost { linker, engine, limits, stop_ticker }))
+        Ok(Arc::new(PolicyHost { linker, engine, limits, stop_ticker, compiling: Default::default() }))
     }
 
     /// The limits this host enforces.
@@ -262,42 +282,80 @@ impl PolicyHost {
         self.limits
     }
 
+    /// Takes a compile slot, or refuses when every slot is taken.
+    fn compile_slot(&self) -> Result<CompileSlot, UploadError> {
+        let max = self.limits.concurrent_compiles_max.max(1);
+        if self.compiling.fetch_add(1, Ordering::SeqCst) >= max {
+            self.compiling.fetch_sub(1, Ordering::SeqCst);
+            return Err(UploadError::Busy(max));
+        }
+        Ok(CompileSlot(self.compiling.clone()))
+    }
+
+    /// Runs `work` on a thread of its own holding a compile slot, and waits for it at most the
+    /// compile time bound. Past the bound the caller is answered; the thread keeps its slot until
+    /// it ends, so at most `concurrent_compiles_max` compiles ever run.
+    fn bounded<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> Result<T, UploadError> + Send + 'static,
+    ) -> Result<T, UploadError> {
+        let slot = self.compile_slot()?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let engine = self.engine.clone();
+        std::thread::Builder::new()
+            .name("suanli-policy-compile".into())
+            .spawn(move || {
+                let _slot = slot;
+                let _ = sender.send(work(&engine));
+            })
+            .map_err(|error| UploadError::Compile(format!("no compile thread: {error}")))?;
+        match receiver.recv_timeout(Duration::from_millis(self.limits.compile_ms_max)) {
+            Ok(result) => result,
+            Err(_) => Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
+        }
+    }
+
     /// Validates and compiles an uploaded module: size, form (a component, or a core module with
     /// wit-bindgen's type section, which is wrapped here), no imports, the expected world, and a
-    /// bounded compile time. Returns the component's bytes (what is stored) and the compiled policy.
+    /// bounded time for wrapping and compiling together. Returns the component's bytes (what is
+    /// stored) and the compiled policy.
     pub fn prepare_upload(self: &Arc<Self>, kind: PolicyKind, bytes: &[u8]) -> Result<(Vec<u8>, Arc<Compiled>), UploadError> {
         if bytes.len() > self.limits.module_bytes_max {
             return Err(UploadError::TooLarge(self.limits.module_bytes_max));
         }
-        let component_bytes = if wasmparser::Parser::is_component(bytes) {
-            bytes.to_vec()
-        } else if wasmparser::Parser::is_core_wasm(bytes) {
-            if !carries_component_type(bytes) {
-                return Err(UploadError::NotAComponent("a core module without wit-bindgen's component-type section".into()));
-            }
-            wit_component::ComponentEncoder::default()
-                .module(bytes)
-                .and_then(|encoder| encoder.validate(true).encode())
-                .map_err(|error| UploadError::NotAComponent(format!("{error:#}")))?
-        } else {
+        if !wasmparser::Parser::is_component(bytes) && !wasmparser::Parser::is_core_wasm(bytes) {
             return Err(UploadError::NotAComponent("no WebAssembly header".into()));
-        };
-        let compiled = self.compile(kind, &component_bytes)?;
+        }
+        let owned = bytes.to_vec();
+        let (component_bytes, component) = self.bounded(move |engine| {
+            let component_bytes = if wasmparser::Parser::is_component(&owned) {
+                owned
+            } else {
+                if !carries_component_type(&owned) {
+                    return Err(UploadError::NotAComponent("a core module without wit-bindgen's component-type section".into()));
+                }
+                wit_component::ComponentEncoder::default()
+                    .module(&owned)
+                    .and_then(|encoder| encoder.validate(true).encode())
+                    .map_err(|error| UploadError::NotAComponent(format!("{error:#}")))?
+            };
+            let component = Component::new(engine, &component_bytes).map_err(|error| UploadError::Compile(format!("{error:#}")))?;
+            Ok((component_bytes, component))
+        })?;
+        let compiled = self.finish(kind, &component_bytes, &component)?;
         Ok((component_bytes, compiled))
     }
 
     /// Compiles a stored component (already validated once) under the compile time bound.
     pub fn compile(self: &Arc<Self>, kind: PolicyKind, component_bytes: &[u8]) -> Result<Arc<Compiled>, UploadError> {
-        let (sender, receiver) = std::sync::mpsc::channel();
-        let (engine, owned) = (self.engine.clone(), component_bytes.to_vec());
-        std::thread::spawn(move || {
-            let _ = sender.send(Component::new(&engine, &owned));
-        });
-        let component = match receiver.recv_timeout(Duration::from_millis(self.limits.compile_ms_max)) {
-            Ok(Ok(component)) => component,
-            Ok(Err(error)) => return Err(UploadError::Compile(format!("{error:#}"))),
-            Err(_) => return Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
-        };
+        let owned = component_bytes.to_vec();
+        let component =
+            self.bounded(move |engine| Component::new(engine, &owned).map_err(|error| UploadError::Compile(format!("{error:#}"))))?;
+        self.finish(kind, component_bytes, &component)
+    }
+
+    /// Checks a compiled component's imports and world and prepares its instantiation.
+    fn finish(&self, kind: PolicyKind, component_bytes: &[u8], component: &Component) -> Result<Arc<Compiled>, UploadError> {
         // The only import allowed is the WIT package's own type-only interface: it carries record
         // and enum definitions, no function, so the host provides it empty.
         for (name, item) in component.component_type().imports(&self.engine) {
@@ -313,7 +371,7 @@ impl PolicyHost {
         }
         let instance_pre = self
             .linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|error| UploadError::Compile(format!("{error:#}")))?;
         let pre = match kind {
             PolicyKind::Pricing => Pre::Pricing(
@@ -369,21 +427,72 @@ impl PolicyHost {
 
 /// Compiled policies by digest, shared by everyone who evaluates: filled when a policy is
 /// uploaded, activated, or found active at start-up; the sequenced writer only reads it, so it
-/// never compiles.
-#[derive(Default)]
+/// never compiles. It keeps at most `entries_max` policies, dropping the oldest that is not
+/// pinned; the writer pins the active ones, which are never dropped.
 pub struct Registry {
-    compiled: std::sync::Mutex<std::collections::HashMap<String, Arc<Compiled>>>,
+    entries_max: usize,
+    inner: std::sync::Mutex<RegistryInner>,
+}
+
+#[derive(Default)]
+struct RegistryInner {
+    compiled: std::collections::HashMap<String, Arc<Compiled>>,
+    /// Digests in the order they were added.
+    order: std::collections::VecDeque<String>,
+    pinned: std::collections::HashSet<String>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry::new(SandboxLimits::default().compiled_cache_max)
+    }
 }
 
 impl Registry {
-    /// The compiled policy with this digest, if it was compiled in this process.
-    pub fn get(&self, digest: &str) -> Option<Arc<Compiled>> {
-        self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(digest).cloned()
+    pub fn new(entries_max: usize) -> Self {
+        Registry { entries_max: entries_max.max(1), inner: Default::default() }
     }
 
-    /// Keeps a compiled policy for good.
+    fn inner(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The compiled policy with this digest, if it is kept in this process.
+    pub fn get(&self, digest: &str) -> Option<Arc<Compiled>> {
+        self.inner().compiled.get(digest).cloned()
+    }
+
+    /// Keeps a compiled policy, dropping the oldest unpinned ones beyond the bound.
     pub fn insert(&self, policy: Arc<Compiled>) {
-        self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(policy.digest.clone(), policy);
+        let mut inner = self.inner();
+        if inner.compiled.insert(policy.digest.clone(), policy.clone()).is_none() {
+            inner.order.push_back(policy.digest.clone());
+        }
+        let mut scanned = 0;
+        while inner.compiled.len() > self.entries_max && scanned < inner.order.len() {
+            let Some(oldest) = inner.order.pop_front() else { break };
+            if inner.pinned.contains(&oldest) || oldest == policy.digest {
+                inner.order.push_back(oldest);
+                scanned += 1;
+            } else {
+                inner.compiled.remove(&oldest);
+            }
+        }
+    }
+
+    /// Pins exactly these digests (the active policies): they are never dropped.
+    pub fn pin(&self, digests: std::collections::HashSet<String>) {
+        self.inner().pinned = digests;
+    }
+
+    /// How many compiled policies are kept.
+    pub fn len(&self) -> usize {
+        self.inner().compiled.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -274,3 +274,18 @@ async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
     assert!(exported > 10_000_000, "a whole export: {exported} bytes");
     drop(stalled);
 }
+
+#[actix_web::test]
+async fn the_sdk_speaks_tls() {
+    // A plain-HTTP exchange: the sdk tries TLS for an https:// address (and fails the handshake)
+    // rather than refusing the scheme.
+    let exchange = TestExchange::start().await;
+    let address = exchange.anonymous.base_url().replacen("http://", "https://", 1);
+    match suanli_sdk::Client::new(address).healthz().await {
+        Err(suanli_sdk::Error::Transport(error)) => {
+            assert!(!error.is_builder(), "https:// is a scheme the sdk knows: {error:?}");
+            assert!(error.is_connect() || error.is_request(), "{error:?}");
+        }
+        other => panic!("a TLS handshake with a plain-HTTP server cannot succeed: {other:?}"),
+    }
+}

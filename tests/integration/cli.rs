@@ -96,3 +96,55 @@ async fn provider_buyer_and_regulator_do_their_jobs_with_the_command_line() {
     assert!(stderr.starts_with("error: forbidden:"), "{stderr}");
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[actix_web::test]
+async fn keys_rotate_participants_are_suspended_and_a_kept_key_logs_in_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let exchange = TestExchange::start().await;
+    let (buyer, _) = exchange.funded_buyer("Model Lab", "5000").await;
+    let home = std::env::temp_dir().join(format!("suanli-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&home).unwrap();
+    let (buyer_config, admin_config) = (home.join("buyer.json"), home.join("admin.json"));
+
+    // A config file left readable by others is made private again by the next login.
+    std::fs::write(&buyer_config, "{}").unwrap();
+    std::fs::set_permissions(&buyer_config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (ok, _, stderr) = suanli(&exchange, &buyer_config, &["login", "--api-key", &buyer.api_key, "--keep-key"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(std::fs::metadata(&buyer_config).unwrap().permissions().mode() & 0o777, 0o600);
+
+    // When the token is about to expire, the kept key logs in again by itself.
+    let mut saved = json(&std::fs::read_to_string(&buyer_config).unwrap());
+    saved["token"] = serde_json::json!("expired.token.value");
+    saved["expires_at"] = serde_json::json!(0);
+    std::fs::write(&buyer_config, saved.to_string()).unwrap();
+    let (ok, stdout, stderr) = suanli(&exchange, &buyer_config, &["whoami"]);
+    assert!(ok && stdout.contains("Model Lab"), "{stdout}{stderr}");
+
+    // Rotation prints the new key once and logs in with it; the old key is done.
+    let (ok, stdout, stderr) = suanli(&exchange, &buyer_config, &["keys", "rotate", "--json"]);
+    assert!(ok, "{stderr}");
+    let new_key = json(&stdout)["api_key"].as_str().unwrap().to_owned();
+    assert_ne!(new_key, buyer.api_key);
+    assert!(suanli(&exchange, &buyer_config, &["whoami"]).0, "logged in with the new key");
+    assert_eq!(code_of_cli(&exchange, &home, &buyer.api_key), "invalid_api_key");
+
+    // An admin suspends the buyer, whose commands are then refused, and reinstates it.
+    assert!(suanli(&exchange, &admin_config, &["login", "--api-key", &exchange.admin_api_key]).0);
+    let id = buyer.participant.id.to_string();
+    let (ok, stdout, stderr) = suanli(&exchange, &admin_config, &["participants", "suspend", &id, "--reason", "audit"]);
+    assert!(ok && stdout.contains("suspended"), "{stdout}{stderr}");
+    let (ok, _, stderr) = suanli(&exchange, &buyer_config, &["balance"]);
+    assert!(!ok && stderr.contains("participant_suspended"), "{stderr}");
+    let (ok, stdout, _) = suanli(&exchange, &admin_config, &["participants", "reinstate", &id]);
+    assert!(ok && stdout.contains("in good standing"), "{stdout}");
+    assert!(suanli(&exchange, &buyer_config, &["balance"]).0);
+    std::fs::remove_dir_all(&home).unwrap();
+}
+
+/// The error code `suanli login` prints for `api_key`.
+fn code_of_cli(exchange: &TestExchange, home: &std::path::Path, api_key: &str) -> String {
+    let (ok, _, stderr) = suanli(exchange, &home.join("scratch.json"), &["login", "--api-key", api_key]);
+    assert!(!ok);
+    stderr.trim().strip_prefix("error: ").and_then(|rest| rest.split(':').next()).unwrap_or_default().to_owned()
+}

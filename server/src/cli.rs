@@ -24,6 +24,13 @@ enum Command {
     Dev(Config),
     /// Check the audit chain and every ledger and book invariant; exit 1 if any fails.
     Check(Config),
+    /// Compile a policy module read from standard input; exit 0 if it compiles (the exchange runs
+    /// this as a child process that it can kill at the compile time bound).
+    #[command(hide = true)]
+    CompileCheck {
+        #[arg(long)]
+        kind: String,
+    },
 }
 
 /// Runs the command line given to the process.
@@ -37,6 +44,7 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config, false).await,
         Command::Dev(config) => serve(config, true).await,
         Command::Check(config) => check(config),
+        Command::CompileCheck { kind } => compile_check(&kind),
         Command::Migrate(config) => {
             telemetry::init_logging(&config.log_format);
             let database = app::database(&config)?;
@@ -51,6 +59,17 @@ async fn run_cli() -> anyhow::Result<()> {
             result
         }
     }
+}
+
+fn compile_check(kind: &str) -> anyhow::Result<()> {
+    use std::io::Read;
+    let kind = crate::policy::PolicyKind::parse(kind).context("--kind is pricing or compliance")?;
+    let mut bytes = Vec::new();
+    std::io::stdin().read_to_end(&mut bytes)?;
+    // The parent enforces the time bound; here the compile may take what it takes.
+    let limits = crate::policy::SandboxLimits { compile_ms_max: 86_400_000, ..Default::default() };
+    crate::policy::PolicyHost::new(limits)?.prepare_upload(kind, &bytes).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(())
 }
 
 fn check(config: Config) -> anyhow::Result<()> {
@@ -104,6 +123,10 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
 
 async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<()> {
     let state = app::prepare(config, database_url)?;
+    // This process is `suanli-server`: policy compiles are first tried in a child process of it.
+    if let Ok(executable) = std::env::current_exe() {
+        state.policy_host.set_compile_checker(executable);
+    }
     let (server, address) = app::listen(config, state.clone())?;
     if demo {
         let admin_key = config.admin_api_key.clone().context("the demo has an admin key")?;

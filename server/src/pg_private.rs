@@ -31,8 +31,11 @@ impl PrivateCluster {
     /// running, and makes sure a database named `database` exists in it.
     pub fn start(root: &Path, database: &str) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root).with_context(|| format!("Failed to create {}", root.display()))?;
-        let root = root.canonicalize()?;
+        let mut root = root.canonicalize()?;
         let as_postgres_user = std::fs::metadata("/proc/self")?.uid() == 0;
+        if as_postgres_user && !postgres_can_reach(&root) {
+            root = relocate(&root)?;
+        }
         let password = password(&root)?;
         let cluster = PrivateCluster { bin_dir: find_bin_dir()?, port: 0, root, as_postgres_user, password };
         let data = cluster.data_dir();
@@ -150,6 +153,33 @@ impl PrivateCluster {
         }
         Ok(())
     }
+}
+
+/// Whether the `postgres` user can reach `path` (every folder above it must let it through: a
+/// project cloned into root's private home folder does not).
+fn postgres_can_reach(path: &Path) -> bool {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--", "test", "-x"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A place the `postgres` user can reach, for the cluster of `root`: a folder under `/var/tmp`
+/// named after `root`'s path, recorded in `root/location` so that scripts find it.
+fn relocate(root: &Path) -> anyhow::Result<PathBuf> {
+    use sha2::Digest;
+    let name = hex::encode(&sha2::Sha256::digest(root.as_os_str().as_encoded_bytes())[..8]);
+    let relocated = PathBuf::from(format!("/var/tmp/suanli-pg-{name}"));
+    std::fs::create_dir_all(&relocated).with_context(|| format!("Failed to create {}", relocated.display()))?;
+    std::fs::write(root.join("location"), format!("{}\n", relocated.display()))?;
+    tracing::warn!(
+        requested = %root.display(),
+        cluster = %relocated.display(),
+        "the postgres user cannot reach the data folder (a private home folder?): the private cluster lives elsewhere"
+    );
+    Ok(relocated)
 }
 
 /// The file under the cluster's root that keeps its password.

@@ -51,3 +51,26 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
     assert!(second.interrupt().success());
     std::fs::remove_dir_all(&data_dir).unwrap();
 }
+
+#[actix_web::test]
+async fn the_demo_runs_from_a_private_folder_too() {
+    // A project cloned into a private home folder: no other user may pass through it.
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../target/private-home-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&private).unwrap();
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let data_dir = private.join("project/.data");
+    let env = [("SUANLI_DATA_DIR", data_dir.to_str().unwrap().to_owned())];
+    let mut server = ServerProcess::spawn_command(SERVER, "dev", &env);
+    let client = suanli_sdk::Client::new(server.base_url.clone());
+    assert_eq!(client.readyz().await.unwrap().database, "ok");
+    assert_eq!(printed_ids(&server).len(), 7);
+    assert!(server.interrupt().success());
+    if let Ok(location) = std::fs::read_to_string(data_dir.join("postgres/location")) {
+        let relocated = std::path::PathBuf::from(location.trim());
+        assert!(!relocated.join("pgdata/postmaster.pid").exists(), "the relocated cluster was stopped too");
+        std::fs::remove_dir_all(relocated).unwrap();
+    }
+    std::fs::remove_dir_all(&private).unwrap();
+}

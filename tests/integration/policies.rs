@@ -307,3 +307,44 @@ fn compiles_are_bounded_even_when_they_time_out() {
     let second = host.prepare_upload(PolicyKind::Pricing, &component).err().expect("no slot");
     assert!(matches!(second, suanli_server::policy::UploadError::Busy(1)), "{second}");
 }
+
+/// The children of process `pid` that are still running.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/status")).is_ok_and(|status| {
+                status.lines().any(|line| line.strip_prefix("PPid:").is_some_and(|ppid| ppid.trim() == pid.to_string()))
+            })
+        })
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_compile_past_its_time_bound_is_stopped_for_real() {
+    // The server as its own process, where policy compiles are tried in a child process first.
+    for (compile_ms_max, expected) in [("60000", 201), ("1", 422)] {
+        let database = suanli_tests::TestDatabase::create();
+        let admin_key = format!("admin-{}", uuid::Uuid::new_v4());
+        let env = [
+            ("DATABASE_URL", database.url.clone()),
+            ("SUANLI_ADMIN_API_KEY", admin_key.clone()),
+            ("SUANLI_JWT_SECRET", "compile-test-secret".to_owned()),
+            ("SUANLI_POLICY_COMPILE_MS_MAX", compile_ms_max.to_owned()),
+        ];
+        let server = suanli_tests::ServerProcess::spawn(env!("CARGO_BIN_EXE_suanli-test-server"), &env);
+        let anonymous = suanli_sdk::Client::new(server.base_url.clone());
+        let admin = anonymous.login(&admin_key).await.unwrap();
+        let new = NewParticipant { name: "nx operator".into(), kind: ParticipantKind::HubOperator, provider_type: None, hub: Some("nx".into()) };
+        let operator = anonymous.login(&admin.create_participant(&new).await.unwrap().api_key).await.unwrap();
+        let (status, body) = upload(&operator, "nx", "pricing", policy_component("west-green-pricing")).await;
+        assert_eq!(status, expected, "{body}");
+        if expected == 422 {
+            assert_eq!(body["code"], "compile_timeout");
+            // The compile was a child process, killed at the bound: nothing keeps working on it.
+            assert_eq!(children_of(server.pid()), Vec::<u32>::new());
+        }
+    }
+}

@@ -218,6 +218,10 @@ pub struct PolicyHost {
     stop_ticker: Arc<AtomicBool>,
     /// Compiles running now, timed out or not.
     compiling: Arc<std::sync::atomic::AtomicU32>,
+    /// The `suanli-server` executable, when this process is one: each compile is first tried in a
+    /// child process (`suanli-server compile-check`), which is killed at the time bound, so a
+    /// module that compiles too slowly costs no more than the bound.
+    compile_checker: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// A compile slot, given back when the thread doing the work ends.
@@ -274,12 +278,59 @@ impl PolicyHost {
         linker
             .instance(TYPES_INTERFACE_VERSIONED)
             .map_err(|error| anyhow::anyhow!("Failed to provide the type interface: {error}"))?;
-        Ok(Arc::new(PolicyHost { linker, engine, limits, stop_ticker, compiling: Default::default() }))
+        Ok(Arc::new(PolicyHost {
+            linker,
+            engine,
+            limits,
+            stop_ticker,
+            compiling: Default::default(),
+            compile_checker: Default::default(),
+        }))
     }
 
     /// The limits this host enforces.
     pub fn limits(&self) -> SandboxLimits {
         self.limits
+    }
+
+    /// Tries every compile in a child process first: `executable` must be `suanli-server` (whose
+    /// hidden `compile-check` subcommand does it).
+    pub fn set_compile_checker(&self, executable: std::path::PathBuf) {
+        let _ = self.compile_checker.set(executable);
+    }
+
+    /// Compiles `bytes` in a child process, killed at the compile time bound: a module that takes
+    /// longer is refused without this process doing the work. Whether it compiles at all is left
+    /// to the compile in this process, which then gives the precise reason.
+    fn check_in_child(&self, kind: PolicyKind, bytes: &[u8]) -> Result<(), UploadError> {
+        use std::io::Write;
+        let Some(executable) = self.compile_checker.get() else { return Ok(()) };
+        let _slot = self.compile_slot()?;
+        let mut child = std::process::Command::new(executable)
+            .args(["compile-check", "--kind", kind.as_str()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|error| UploadError::Compile(format!("no compile process: {error}")))?;
+        let bound = Duration::from_millis(self.limits.compile_ms_max);
+        let started = std::time::Instant::now();
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(bytes));
+        loop {
+            let timed_out = started.elapsed() >= bound;
+            match child.try_wait() {
+                Ok(Some(_)) if !timed_out => return Ok(()),
+                Ok(None) if !timed_out => std::thread::sleep(Duration::from_millis(2)),
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return match written {
+                        Some(Err(error)) if !timed_out => Err(UploadError::Compile(format!("compile process: {error}"))),
+                        _ => Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
+                    };
+                }
+            }
+        }
     }
 
     /// Takes a compile slot, or refuses when every slot is taken.
@@ -326,6 +377,7 @@ impl PolicyHost {
         if !wasmparser::Parser::is_component(bytes) && !wasmparser::Parser::is_core_wasm(bytes) {
             return Err(UploadError::NotAComponent("no WebAssembly header".into()));
         }
+        self.check_in_child(kind, bytes)?;
         let owned = bytes.to_vec();
         let (component_bytes, component) = self.bounded(move |engine| {
             let component_bytes = if wasmparser::Parser::is_component(&owned) {
@@ -348,6 +400,7 @@ impl PolicyHost {
 
     /// Compiles a stored component (already validated once) under the compile time bound.
     pub fn compile(self: &Arc<Self>, kind: PolicyKind, component_bytes: &[u8]) -> Result<Arc<Compiled>, UploadError> {
+        self.check_in_child(kind, component_bytes)?;
         let owned = component_bytes.to_vec();
         let component =
             self.bounded(move |engine| Component::new(engine, &owned).map_err(|error| UploadError::Compile(format!("{error:#}"))))?;

@@ -412,12 +412,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(Keys::Rotate) => {
             let rotated = client.rotate_key().await?;
-            log_in(&cli, &anonymous, &url, &rotated.api_key, saved.api_key.is_some()).await?;
+            // Shown before anything else can fail: the old key no longer works.
             if json {
-                return print_json(&rotated);
+                print_json(&rotated)?;
+            } else {
+                println!("new API key (shown once; the old key and its tokens no longer work):");
+                println!("{}", rotated.api_key);
             }
-            println!("new API key (shown once; the old key and its tokens no longer work):");
-            println!("{}", rotated.api_key);
+            log_in(&cli, &anonymous, &url, &rotated.api_key, saved.api_key.is_some()).await?;
         }
         Command::Participants(command) => {
             let participant = match command {

@@ -229,33 +229,54 @@ pub const IDENTITY_CACHE_TTL: Duration = Duration::from_secs(1);
 const IDENTITY_CACHE_ENTRIES_MAX: usize = 100_000;
 
 /// Recently read identities by participant id, each trusted for [`IDENTITY_CACHE_TTL`].
+///
+/// A read that began before a change must not put the old identity back after the change
+/// forgot it: [`IdentityCache::forget`] moves a generation on, and [`IdentityCache::put`] keeps
+/// an identity only if the generation did not move since [`IdentityCache::generation`] was read.
 #[derive(Default)]
 pub struct IdentityCache {
-    entries: Mutex<HashMap<Uuid, (Identity, Instant)>>,
+    inner: Mutex<IdentityEntries>,
+}
+
+#[derive(Default)]
+struct IdentityEntries {
+    entries: HashMap<Uuid, (Identity, Instant)>,
+    generation: u64,
 }
 
 impl IdentityCache {
     /// The identity of `participant` if it was read less than [`IDENTITY_CACHE_TTL`] ago.
     pub fn get(&self, participant: Uuid) -> Option<Identity> {
-        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries
+        let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner
+            .entries
             .get(&participant)
             .filter(|(_, read_at)| read_at.elapsed() < IDENTITY_CACHE_TTL)
             .map(|(identity, _)| identity.clone())
     }
 
-    /// Keeps an identity just read from the database.
-    pub fn put(&self, participant: Uuid, identity: Identity) {
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= IDENTITY_CACHE_ENTRIES_MAX {
-            entries.clear();
+    /// The generation to hand to [`IdentityCache::put`]: read it before reading the database.
+    pub fn generation(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).generation
+    }
+
+    /// Keeps an identity read from the database, unless something was forgotten since `generation`.
+    pub fn put(&self, participant: Uuid, identity: Identity, generation: u64) {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inner.generation != generation {
+            return;
         }
-        entries.insert(participant, (identity, Instant::now()));
+        if inner.entries.len() >= IDENTITY_CACHE_ENTRIES_MAX {
+            inner.entries.clear();
+        }
+        inner.entries.insert(participant, (identity, Instant::now()));
     }
 
     /// Forgets a participant at once (its role, keys or standing changed).
     pub fn forget(&self, participant: Uuid) {
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&participant);
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.entries.remove(&participant);
+        inner.generation += 1;
     }
 }
 
@@ -298,7 +319,8 @@ impl LoginGuard {
             std::thread::Builder::new().name(format!("suanli-key-hashing-{index}")).spawn(move || loop {
                 let job = receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
                 match job {
-                    Ok(job) => job(),
+                    // A job that panics must not take the thread (and its place in the pool) with it.
+                    Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
                     Err(_) => return,
                 }
             })?;
@@ -365,15 +387,21 @@ impl LoginGuard {
             self.pending.fetch_sub(1, Ordering::SeqCst);
             return Err(ApiError::busy("login_busy", "too many API keys are being checked; retry shortly", 1));
         }
+        /// Gives the queue place back however the job ends (done, panicked, or never run).
+        struct Pending(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+        impl Drop for Pending {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let pending = self.pending.clone();
+        let pending = Pending(self.pending.clone());
         let job: HashingJob = Box::new(move || {
+            let _pending = pending;
             let _ = reply.send(work());
-            pending.fetch_sub(1, Ordering::SeqCst);
         });
         let sent = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
         if sent.is_err() {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
             return Err(ApiError::unavailable("key hashing is not running"));
         }
         answer.await.map_err(|_| ApiError::unavailable("key hashing stopped"))

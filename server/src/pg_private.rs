@@ -172,7 +172,23 @@ fn relocate(root: &Path) -> anyhow::Result<PathBuf> {
     use sha2::Digest;
     let name = hex::encode(&sha2::Sha256::digest(root.as_os_str().as_encoded_bytes())[..8]);
     let relocated = PathBuf::from(format!("/var/tmp/suanli-pg-{name}"));
-    std::fs::create_dir_all(&relocated).with_context(|| format!("Failed to create {}", relocated.display()))?;
+    // Made here, private, or found as this code left it (a real folder of root's or postgres's):
+    // a name another local user could have taken first must not hand them the cluster.
+    match std::fs::symlink_metadata(&relocated) {
+        Err(_) => {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&relocated)
+                .with_context(|| format!("Failed to create {}", relocated.display()))?;
+        }
+        Ok(found) => {
+            let postgres_uid = postgres_uid();
+            if !found.is_dir() || found.file_type().is_symlink() || !(found.uid() == 0 || Some(found.uid()) == postgres_uid) {
+                bail!("{} exists and is not the private cluster's folder; remove it", relocated.display());
+            }
+        }
+    }
     std::fs::write(root.join("location"), format!("{}\n", relocated.display()))?;
     tracing::warn!(
         requested = %root.display(),
@@ -180,6 +196,12 @@ fn relocate(root: &Path) -> anyhow::Result<PathBuf> {
         "the postgres user cannot reach the data folder (a private home folder?): the private cluster lives elsewhere"
     );
     Ok(relocated)
+}
+
+/// The `postgres` user's id.
+fn postgres_uid() -> Option<u32> {
+    let output = Command::new("id").args(["-u", "postgres"]).stdin(Stdio::null()).output().ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
 /// The file under the cluster's root that keeps its password.

@@ -138,6 +138,9 @@ async fn keys_rotate_participants_are_suspended_and_a_kept_key_logs_in_again() {
     assert!(!ok && stderr.contains("participant_suspended"), "{stderr}");
     let (ok, stdout, _) = suanli(&exchange, &admin_config, &["participants", "reinstate", &id]);
     assert!(ok && stdout.contains("in good standing"), "{stdout}");
+    // Tokens from before the suspension stay dead; the key logs in again.
+    assert!(!suanli(&exchange, &buyer_config, &["balance"]).0);
+    assert!(suanli(&exchange, &buyer_config, &["login", "--api-key", &new_key]).0);
     assert!(suanli(&exchange, &buyer_config, &["balance"]).0);
     std::fs::remove_dir_all(&home).unwrap();
 }

@@ -141,12 +141,28 @@ pub fn rotate_key(
 
 /// Marks a participant suspended with `reason`, in the caller's transaction (the sequenced writer
 /// appends the audit entry with the orders it cancelled): from then on its tokens and key are
-/// refused. False if it was suspended already.
+/// refused, and the tokens issued before stay refused after a reinstatement (the key epoch moves
+/// on: a suspension for a leaked token must not end with that token working again). False if it
+/// was suspended already.
 pub fn suspend(connection: &mut PgConnection, id: Uuid, reason: &str, at: DateTime<Utc>) -> QueryResult<bool> {
     let changed = diesel::update(participants::table.find(id).filter(participants::suspended_at.is_null()))
-        .set((participants::suspended_at.eq(at), participants::suspension_reason.eq(reason)))
+        .set((
+            participants::suspended_at.eq(at),
+            participants::suspension_reason.eq(reason),
+            participants::key_epoch.eq(participants::key_epoch + 1),
+            participants::credentials_changed_at.eq(at),
+        ))
         .execute(connection)?;
     Ok(changed > 0)
+}
+
+/// Which of `ids` are suspended.
+pub fn suspended_among(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResult<std::collections::HashSet<Uuid>> {
+    let rows: Vec<Uuid> = participants::table
+        .filter(participants::id.eq_any(ids).and(participants::suspended_at.is_not_null()))
+        .select(participants::id)
+        .load(connection)?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Lifts a suspension and records it; false if the participant was not suspended.

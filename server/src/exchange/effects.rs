@@ -32,6 +32,8 @@ pub struct BatchReads {
     pub contract_facts: HashMap<Uuid, settlement::ContractFacts>,
     /// Settlements stored before, by contract.
     pub settled: HashMap<Uuid, settlement::SettlementRow>,
+    /// Participants placing orders in this batch who are suspended.
+    pub suspended: std::collections::HashSet<Uuid>,
 }
 
 /// Collects the effects of one batch.
@@ -41,13 +43,14 @@ pub struct Effects<'a> {
     pub writes: BatchWrites,
     reads: BatchReads,
     pub contracts_created: u64,
-    /// Participants suspended earlier in this batch: their later orders are refused.
+    /// Participants suspended (before this batch, or earlier in it): their orders are refused.
     suspended: std::collections::HashSet<Uuid>,
 }
 
 impl<'a> Effects<'a> {
-    pub fn new(reference: &'a Reference, now: DateTime<Utc>, reads: BatchReads) -> Self {
-        Effects { reference, now, writes: BatchWrites::default(), reads, contracts_created: 0, suspended: Default::default() }
+    pub fn new(reference: &'a Reference, now: DateTime<Utc>, mut reads: BatchReads) -> Self {
+        let suspended = std::mem::take(&mut reads.suspended);
+        Effects { reference, now, writes: BatchWrites::default(), reads, contracts_created: 0, suspended }
     }
 
     /// Settles a contract: pro-rata charge, refund, fee, levy, provider's pay; once.

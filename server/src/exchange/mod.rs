@@ -109,6 +109,9 @@ struct Command {
     payload: Payload,
     reply: Reply,
     enqueued: Instant,
+    /// The sender's place among its participant's waiting commands, given back when the command
+    /// is answered (not when a caller stops waiting: it is still in the queue).
+    slot: Option<Slot>,
 }
 
 /// Whether this process applies orders.
@@ -142,8 +145,7 @@ pub struct Exchange {
     in_flight_max: u32,
 }
 
-/// One participant's place in the writer's queue, given back when its command is answered (or
-/// its caller goes away).
+/// One participant's place in the writer's queue, given back when its command is answered.
 struct Slot {
     in_flight: Arc<Mutex<HashMap<Uuid, u32>>>,
     participant: Uuid,
@@ -197,7 +199,7 @@ impl Exchange {
             loop {
                 std::thread::sleep(period);
                 let Some(sender) = ticker.upgrade() else { return };
-                let tick = Command { payload: Payload::Tick, reply: Reply::Nobody, enqueued: Instant::now() };
+                let tick = Command { payload: Payload::Tick, reply: Reply::Nobody, enqueued: Instant::now(), slot: None };
                 if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(tick) {
                     return;
                 }
@@ -232,25 +234,25 @@ impl Exchange {
 
     /// Places an offer; answers once it (and any contracts) are committed.
     pub async fn place_offer(&self, request: OfferRequest) -> Result<Placed<PlacedOffer>, ApiError> {
-        let _slot = self.slot(request.spec.provider)?;
+        let slot = Some(self.slot(request.spec.provider)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::PlaceOffer(Box::new(request)), Reply::Offer(reply))?;
+        self.send(Payload::PlaceOffer(Box::new(request)), Reply::Offer(reply), slot)?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Places a bid; answers once it, its hold and any contracts are committed.
     pub async fn place_bid(&self, request: BidRequest) -> Result<Placed<PlacedBid>, ApiError> {
-        let _slot = self.slot(request.spec.buyer)?;
+        let slot = Some(self.slot(request.spec.buyer)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::PlaceBid(Box::new(request)), Reply::Bid(reply))?;
+        self.send(Payload::PlaceBid(Box::new(request)), Reply::Bid(reply), slot)?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Cancels the unfilled part of the resting order `seq` owned by `owner`.
     pub async fn cancel(&self, owner: Uuid, side: Side, seq: Seq) -> Result<(), ApiError> {
-        let _slot = self.slot(owner)?;
+        let slot = Some(self.slot(owner)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::Cancel { owner, side, seq }, Reply::Cancel(reply))?;
+        self.send(Payload::Cancel { owner, side, seq }, Reply::Cancel(reply), slot)?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -261,9 +263,9 @@ impl Exchange {
         contract: Uuid,
         delivery: suanli_sdk::NewDelivery,
     ) -> Result<suanli_sdk::Settlement, ApiError> {
-        let _slot = self.slot(provider)?;
+        let slot = Some(self.slot(provider)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::Settle { provider, contract, delivery }, Reply::Settle(reply))?;
+        self.send(Payload::Settle { provider, contract, delivery }, Reply::Settle(reply), slot)?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -271,12 +273,12 @@ impl Exchange {
     /// holds), in one transaction; answers how many orders it cancelled.
     pub async fn suspend(&self, participant: Uuid, reason: String, actor: String) -> Result<u32, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::Suspend { participant, reason, actor }, Reply::Suspend(reply))?;
+        self.send(Payload::Suspend { participant, reason, actor }, Reply::Suspend(reply), None)?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Queues a command, or refuses it at once: nobody waits for room in the queue.
-    fn send(&self, payload: Payload, reply: Reply) -> Result<(), ApiError> {
+    fn send(&self, payload: Payload, reply: Reply, slot: Option<Slot>) -> Result<(), ApiError> {
         let Some(sender) = self.sender.as_ref().filter(|_| self.leading.load(Ordering::SeqCst)) else {
             return Err(ApiError::busy(
                 "writer_unavailable",
@@ -284,7 +286,7 @@ impl Exchange {
                 5,
             ));
         };
-        sender.try_send(Command { payload, reply, enqueued: Instant::now() }).map_err(|error| match error {
+        sender.try_send(Command { payload, reply, enqueued: Instant::now(), slot }).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => {
                 ApiError::busy("queue_full", "the matching engine's queue is full; retry with the same idempotency key", 1)
             }

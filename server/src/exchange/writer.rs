@@ -175,13 +175,13 @@ impl Writer {
         let mut senders = Vec::with_capacity(batch.len());
         for command in batch {
             payloads.push(command.payload);
-            senders.push((command.reply, command.enqueued));
+            senders.push((command.reply, command.enqueued, command.slot));
         }
         match self.attempt(&payloads) {
             Ok(outcomes) => {
                 self.metrics.batch_commands.observe(payloads.len() as f64);
                 self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-                for ((reply, _), outcome) in senders.into_iter().zip(outcomes) {
+                for ((reply, _, _slot), outcome) in senders.into_iter().zip(outcomes) {
                     reply.answer(outcome, &self.metrics);
                 }
             }
@@ -190,7 +190,7 @@ impl Writer {
                     .into_iter()
                     .zip(senders)
                     .filter(|(payload, _)| !matches!(payload, Payload::Tick))
-                    .map(|(payload, (reply, enqueued))| Command { payload, reply, enqueued })
+                    .map(|(payload, (reply, enqueued, slot))| Command { payload, reply, enqueued, slot })
                     .collect();
                 if commands.len() > 1 && error.may_be_one_commands_fault() {
                     tracing::warn!(%error, commands = commands.len(), "a batch failed; applying it in halves");
@@ -324,6 +324,11 @@ impl Writer {
         let buyers: Vec<Uuid> = bid_keys.iter().map(|(buyer, _)| *buyer).collect();
         if !buyers.is_empty() {
             reads.available = orders::available_balances(connection, &buyers)?;
+        }
+        // A token checked just before a suspension may still bring an order here: refuse it.
+        let placers: Vec<Uuid> = offer_keys.iter().map(|(provider, _)| *provider).chain(buyers.iter().copied()).collect();
+        if !placers.is_empty() {
+            reads.suspended = crate::db::participants::suspended_among(connection, &placers)?;
         }
         if !settling.is_empty() {
             reads.contract_facts = settlement::contract_facts(connection, &settling)?;

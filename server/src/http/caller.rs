@@ -30,6 +30,7 @@ impl FromRequest for Caller {
                 Some(identity) => identity,
                 None => {
                     let id = verified.caller.id;
+                    let generation = state.identities.generation();
                     let row = state.db(move |connection| Ok(participants::get(connection, id)?)).await?;
                     let row = row.ok_or_else(|| {
                         ApiError::unauthorized("unknown_participant", "the token names no participant of this exchange")
@@ -43,7 +44,7 @@ impl FromRequest for Caller {
                         key_epoch: row.key_epoch,
                         credentials_changed_at: row.credentials_changed_at.timestamp(),
                     };
-                    state.identities.put(id, identity.clone());
+                    state.identities.put(id, identity.clone(), generation);
                     identity
                 }
             };

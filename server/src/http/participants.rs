@@ -50,21 +50,23 @@ pub async fn issue_token(
     let address = request.peer_addr().map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
     let subjects = [format!("address:{address}"), format!("key:{lookup_id}")];
     state.logins.check(&subjects)?;
-    let fail = |state: &AppState| {
-        state.logins.failed(&subjects);
+    // A key that names no real key id counts against its address only: garbage must not lock a
+    // real key (the admin's above all) out.
+    let fail = |state: &AppState, key_is_real: bool| {
+        state.logins.failed(if key_is_real { &subjects[..] } else { &subjects[..1] });
         refused()
     };
     if lookup_id == participants::BOOTSTRAP_ADMIN_KEY_ID && !state.logins.may_be_bootstrap_key(&key) {
-        return Err(fail(&state));
+        return Err(fail(&state, false));
     }
     let owned_id = lookup_id.clone();
     let Some(participant) = state.db(move |connection| Ok(participants::by_api_key_id(connection, &owned_id)?)).await? else {
-        return Err(fail(&state));
+        return Err(fail(&state, false));
     };
     let hash = participant.api_key_hash.clone();
     let matches = state.logins.hashing(move || auth::api_key_matches(&key, &hash)).await?;
     if !matches {
-        return Err(fail(&state));
+        return Err(fail(&state, true));
     }
     if participant.suspended_at.is_some() {
         return Err(ApiError::unauthorized("participant_suspended", "this participant is suspended"));

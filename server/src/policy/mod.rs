@@ -304,10 +304,12 @@ impl PolicyHost {
     /// to the compile in this process, which then gives the precise reason.
     fn check_in_child(&self, kind: PolicyKind, bytes: &[u8]) -> Result<(), UploadError> {
         use std::io::Write;
+        use std::os::unix::process::ExitStatusExt;
         let Some(executable) = self.compile_checker.get() else { return Ok(()) };
-        let _slot = self.compile_slot()?;
         let mut child = std::process::Command::new(executable)
             .args(["compile-check", "--kind", kind.as_str()])
+            // The child needs nothing of this process's settings, and must not see its secrets.
+            .env_clear()
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -319,6 +321,10 @@ impl PolicyHost {
         loop {
             let timed_out = started.elapsed() >= bound;
             match child.try_wait() {
+                // A compiler that crashed on the module: refuse it rather than crash here too.
+                Ok(Some(status)) if !timed_out && status.signal().is_some() => {
+                    return Err(UploadError::Compile("the compiler crashed on this module".into()));
+                }
                 Ok(Some(_)) if !timed_out => return Ok(()),
                 Ok(None) if !timed_out => std::thread::sleep(Duration::from_millis(2)),
                 _ => {
@@ -348,9 +354,9 @@ impl PolicyHost {
     /// it ends, so at most `concurrent_compiles_max` compiles ever run.
     fn bounded<T: Send + 'static>(
         &self,
+        slot: CompileSlot,
         work: impl FnOnce(&Engine) -> Result<T, UploadError> + Send + 'static,
     ) -> Result<T, UploadError> {
-        let slot = self.compile_slot()?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let engine = self.engine.clone();
         std::thread::Builder::new()
@@ -362,7 +368,10 @@ impl PolicyHost {
             .map_err(|error| UploadError::Compile(format!("no compile thread: {error}")))?;
         match receiver.recv_timeout(Duration::from_millis(self.limits.compile_ms_max)) {
             Ok(result) => result,
-            Err(_) => Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(UploadError::Compile("the compiler stopped on this module".into()))
+            }
         }
     }
 
@@ -377,9 +386,11 @@ impl PolicyHost {
         if !wasmparser::Parser::is_component(bytes) && !wasmparser::Parser::is_core_wasm(bytes) {
             return Err(UploadError::NotAComponent("no WebAssembly header".into()));
         }
+        // One slot for both the child's try and the compile here.
+        let slot = self.compile_slot()?;
         self.check_in_child(kind, bytes)?;
         let owned = bytes.to_vec();
-        let (component_bytes, component) = self.bounded(move |engine| {
+        let (component_bytes, component) = self.bounded(slot, move |engine| {
             let component_bytes = if wasmparser::Parser::is_component(&owned) {
                 owned
             } else {
@@ -400,10 +411,11 @@ impl PolicyHost {
 
     /// Compiles a stored component (already validated once) under the compile time bound.
     pub fn compile(self: &Arc<Self>, kind: PolicyKind, component_bytes: &[u8]) -> Result<Arc<Compiled>, UploadError> {
+        let slot = self.compile_slot()?;
         self.check_in_child(kind, component_bytes)?;
         let owned = component_bytes.to_vec();
-        let component =
-            self.bounded(move |engine| Component::new(engine, &owned).map_err(|error| UploadError::Compile(format!("{error:#}"))))?;
+        let component = self
+            .bounded(slot, move |engine| Component::new(engine, &owned).map_err(|error| UploadError::Compile(format!("{error:#}"))))?;
         self.finish(kind, component_bytes, &component)
     }
 

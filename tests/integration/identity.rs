@@ -216,7 +216,7 @@ fn serve_help_shows_no_secret_values() {
 #[actix_web::test]
 async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = TestExchange::start_with(|config| config.export_stall_ms_max = 1000).await;
+    let exchange = TestExchange::start_with(|config| config.export_stall_ms_max = 3000).await;
     let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "100000").await;
     let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;

@@ -304,33 +304,19 @@ async fn hostile(seconds: u64, attackers: usize, budget: &[u64]) -> anyhow::Resu
     for task in tasks {
         hostile.extend(task.await?);
     }
-    let quantiles = |latencies: &mut Vec<Duration>| {
-        latencies.sort();
-        let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
-        (at(0.5), at(0.99), latencies.last().copied().unwrap_or_default())
-    };
-    let (p50, p99, max) = quantiles(&mut pairs);
-    println!(
-        "unrelated offer + crossing bid in bth, {} pairs with {attackers} attackers: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        pairs.len(),
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3
-    );
-    let (p50, p99, max) = quantiles(&mut orders);
-    println!(
-        "  each of those orders alone: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3
-    );
-    let (p50, p99, max) = quantiles(&mut hostile);
-    println!(
-        "bids into the looping hub: {} orders, p50 {:.1} ms, p99 {:.1} ms, worst single order {:.1} ms",
-        hostile.len(),
-        p50.as_secs_f64() * 1e3,
-        p99.as_secs_f64() * 1e3,
-        max.as_secs_f64() * 1e3
-    );
+    report(&format!("unrelated offer + crossing bid in bth, {} pairs with {attackers} attackers:", pairs.len()), &mut pairs);
+    report("  each of those orders alone:", &mut orders);
+    report(&format!("bids into the looping hub, {} orders:", hostile.len()), &mut hostile);
     Ok(())
+}
+
+/// Prints `what` with the p50, p99 and largest of `latencies`.
+fn report(what: &str, latencies: &mut [Duration]) {
+    latencies.sort();
+    let at = |q: f64| {
+        let index = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
+        latencies.get(index).copied().unwrap_or_default().as_secs_f64() * 1e3
+    };
+    let max = latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3;
+    println!("{what} p50 {:.1} ms, p99 {:.1} ms, max {max:.1} ms", at(0.5), at(0.99));
 }

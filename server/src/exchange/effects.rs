@@ -108,9 +108,13 @@ impl<'a> Effects<'a> {
         Ok(wire)
     }
 
-    /// The hour (since the Unix epoch) the batch's clock is in.
-    fn current_hour(&self) -> i64 {
-        self.now.timestamp().div_euclid(3600)
+    /// Refuses a window that began before the batch's current hour (the hour turned while the
+    /// order waited): its first hours are gone.
+    fn refuse_past_window(&self, start_hour: i64) -> Result<(), ApiError> {
+        if start_hour < self.now.timestamp().div_euclid(3600) {
+            return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
+        }
+        Ok(())
     }
 
     /// Suspends `participant`: cancels its resting orders (releasing bids' holds) and marks it
@@ -151,9 +155,7 @@ impl<'a> Effects<'a> {
         if let Some((id, hash)) = self.reads.seen_offers.get(&key) {
             return replay(*id, hash, &request.request_hash);
         }
-        if request.spec.window.start < self.current_hour() {
-            return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
-        }
+        self.refuse_past_window(request.spec.window.start)?;
         policies.begin_order();
         let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), policies);
         self.reads.seen_offers.insert(key, (request.spec.id, request.request_hash.clone()));
@@ -209,10 +211,7 @@ impl<'a> Effects<'a> {
             return replay(*id, hash, &request.request_hash);
         }
         // A window of the current hour buys capacity now: such a bid fills at once or expires.
-        // One that began before the current hour (the hour turned while it waited) is refused.
-        if request.spec.window.start < self.current_hour() {
-            return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
-        }
+        self.refuse_past_window(request.spec.window.start)?;
         if request.spec.expires_at.is_some_and(|at| at <= self.now.timestamp()) {
             return Err(ApiError::unprocessable("expiry_passed", "the bid expired before it could be placed"));
         }

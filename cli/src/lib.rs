@@ -15,15 +15,19 @@ use clap::{Parser, Subcommand};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use suanli_sdk::{
-    AuditFilter, Client, DataClass, DryRunRequest, ExportFormat, NewBid, NewDelivery, NewOffer, OrderStatus,
-    TimeInForce, Window,
+    AuditFilter, Client, DataClass, DryRunRequest, ExportFormat, NewBid, NewDelivery, NewOffer,
+    OrderStatus, TimeInForce, Window,
 };
 use uuid::Uuid;
 
 use table::Table;
 
 #[derive(Parser)]
-#[command(name = "suanli", version, about = "The Suanli compute exchange from the command line")]
+#[command(
+    name = "suanli",
+    version,
+    about = "The Suanli compute exchange from the command line"
+)]
 struct Cli {
     /// The exchange's address.
     #[arg(long, global = true, env = "SUANLI_URL")]
@@ -254,9 +258,7 @@ enum Audit {
         to: Option<DateTime<Utc>>,
     },
     /// Re-executes a contract's policy decisions.
-    Replay {
-        id: Uuid,
-    },
+    Replay { id: Uuid },
     Stats {
         #[arg(long)]
         from: Option<DateTime<Utc>>,
@@ -316,15 +318,25 @@ struct Saved {
 }
 
 /// Logs in with `api_key` and keeps the token (and the key, if asked).
-async fn log_in(cli: &Cli, anonymous: &Client, url: &str, api_key: &str, keep_key: bool) -> anyhow::Result<Client> {
+async fn log_in(
+    cli: &Cli,
+    anonymous: &Client,
+    url: &str,
+    api_key: &str,
+    keep_key: bool,
+) -> anyhow::Result<Client> {
     let token = anonymous.token(api_key).await?;
-    let expires_at = chrono::Utc::now().timestamp() + i64::try_from(token.expires_in).unwrap_or(i64::MAX / 2);
-    save(cli, &Saved {
-        url: Some(url.to_owned()),
-        token: Some(token.access_token.clone()),
-        expires_at: Some(expires_at),
-        api_key: keep_key.then(|| api_key.to_owned()),
-    })?;
+    let expires_at =
+        chrono::Utc::now().timestamp() + i64::try_from(token.expires_in).unwrap_or(i64::MAX / 2);
+    save(
+        cli,
+        &Saved {
+            url: Some(url.to_owned()),
+            token: Some(token.access_token.clone()),
+            expires_at: Some(expires_at),
+            api_key: keep_key.then(|| api_key.to_owned()),
+        },
+    )?;
     Ok(anonymous.with_token(token.access_token))
 }
 
@@ -352,7 +364,12 @@ fn save(cli: &Cli, saved: &Saved) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
     // `mode` applies only to a new file: an older one keeps its mode unless it is set here.
     use std::os::unix::fs::PermissionsExt;
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
@@ -365,7 +382,9 @@ fn key(given: Option<String>) -> String {
 }
 
 fn parse_status(status: Option<String>) -> anyhow::Result<Option<OrderStatus>> {
-    status.map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s}"))).transpose()
+    status
+        .map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s}")))
+        .transpose()
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -376,7 +395,10 @@ fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
 /// Runs the command line given to the process and exits non-zero, with one line on standard
 /// error, if it fails.
 pub fn main() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
     let cli = Cli::parse();
     if let Err(error) = runtime.block_on(run(cli)) {
         let message = match error.downcast_ref::<suanli_sdk::Error>() {
@@ -390,21 +412,34 @@ pub fn main() {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let saved = load(&cli)?;
-    let url = cli.url.clone().or(saved.url.clone()).unwrap_or_else(|| "http://127.0.0.1:8080".into());
+    let url = cli
+        .url
+        .clone()
+        .or(saved.url.clone())
+        .unwrap_or_else(|| "http://127.0.0.1:8080".into());
     let anonymous = Client::new(url.clone());
     let mut client = match &saved.token {
         Some(token) => anonymous.with_token(token.clone()),
         None => anonymous.clone(),
     };
     // A kept key logs in again by itself when the token is about to expire.
-    let expiring = saved.expires_at.is_some_and(|at| at - RELOGIN_MARGIN_S <= chrono::Utc::now().timestamp());
-    if let (Some(api_key), true, false) = (&saved.api_key, expiring, matches!(cli.command, Command::Login { .. })) {
+    let expiring = saved
+        .expires_at
+        .is_some_and(|at| at - RELOGIN_MARGIN_S <= chrono::Utc::now().timestamp());
+    if let (Some(api_key), true, false) = (
+        &saved.api_key,
+        expiring,
+        matches!(cli.command, Command::Login { .. }),
+    ) {
         client = log_in(&cli, &anonymous, &url, api_key, true).await?;
     }
     let json = cli.json;
     match &cli.command {
         Command::Login { api_key, keep_key } => {
-            let me = log_in(&cli, &anonymous, &url, api_key, *keep_key).await?.me().await?;
+            let me = log_in(&cli, &anonymous, &url, api_key, *keep_key)
+                .await?
+                .me()
+                .await?;
             if json {
                 return print_json(&me);
             }
@@ -419,18 +454,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("new API key (shown once; the old key and its tokens no longer work):");
                 println!("{}", rotated.api_key);
             }
-            log_in(&cli, &anonymous, &url, &rotated.api_key, saved.api_key.is_some()).await?;
+            log_in(
+                &cli,
+                &anonymous,
+                &url,
+                &rotated.api_key,
+                saved.api_key.is_some(),
+            )
+            .await?;
         }
         Command::Participants(command) => {
             let participant = match command {
-                Participants::Suspend { id, reason } => client.suspend_participant(*id, reason).await?,
+                Participants::Suspend { id, reason } => {
+                    client.suspend_participant(*id, reason).await?
+                }
                 Participants::Reinstate { id } => client.reinstate_participant(*id).await?,
             };
             if json {
                 return print_json(&participant);
             }
-            let standing = if participant.suspended { "suspended" } else { "in good standing" };
-            println!("{} ({}, {}) is {standing}", participant.name, participant.kind.as_str(), participant.id);
+            let standing = if participant.suspended {
+                "suspended"
+            } else {
+                "in good standing"
+            };
+            println!(
+                "{} ({}, {}) is {standing}",
+                participant.name,
+                participant.kind.as_str(),
+                participant.id
+            );
         }
         Command::Whoami => {
             let me = client.me().await?;
@@ -444,7 +497,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&hubs);
             }
-            let mut table = Table::new(["code", "name", "tier", "renewable %", "gCO2/kWh", "PUE", "clusters"]);
+            let mut table = Table::new([
+                "code",
+                "name",
+                "tier",
+                "renewable %",
+                "gCO2/kWh",
+                "PUE",
+                "clusters",
+            ]);
             for hub in &hubs {
                 let clusters: Vec<&str> = hub.clusters.iter().map(|c| c.code.as_str()).collect();
                 table.row([
@@ -470,7 +531,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     sku.code.clone(),
                     format!("{:?}", sku.class).to_lowercase(),
                     sku.unit.clone(),
-                    sku.perf_fp16_tflops.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                    sku.perf_fp16_tflops
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     sku.name.clone(),
                 ]);
             }
@@ -481,7 +544,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&account);
             }
-            println!("available {} {}  held {} {}", account.available, account.currency, account.held, account.currency);
+            println!(
+                "available {} {}  held {} {}",
+                account.available, account.currency, account.held, account.currency
+            );
         }
         Command::Offers(command) => offers(&client, command, json).await?,
         Command::Bids(command) => bids(&client, command, json).await?,
@@ -494,7 +560,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn offer_table(offers: &[suanli_sdk::Offer]) {
-    let mut table = Table::new(["id", "hub", "cluster", "sku", "qty", "remaining", "ask", "window", "status"]);
+    let mut table = Table::new([
+        "id",
+        "hub",
+        "cluster",
+        "sku",
+        "qty",
+        "remaining",
+        "ask",
+        "window",
+        "status",
+    ]);
     for offer in offers {
         table.row([
             offer.id.to_string(),
@@ -512,7 +588,17 @@ fn offer_table(offers: &[suanli_sdk::Offer]) {
 }
 
 fn bid_table(bids: &[suanli_sdk::Bid]) {
-    let mut table = Table::new(["id", "skus", "qty", "remaining", "limit", "held", "window", "tif", "status"]);
+    let mut table = Table::new([
+        "id",
+        "skus",
+        "qty",
+        "remaining",
+        "limit",
+        "held",
+        "window",
+        "tif",
+        "status",
+    ]);
     for bid in bids {
         table.row([
             bid.id.to_string(),
@@ -530,7 +616,16 @@ fn bid_table(bids: &[suanli_sdk::Bid]) {
 }
 
 fn contract_table(contracts: &[suanli_sdk::Contract]) {
-    let mut table = Table::new(["id", "hub", "sku", "units", "hours", "unit price", "notional", "status"]);
+    let mut table = Table::new([
+        "id",
+        "hub",
+        "sku",
+        "units",
+        "hours",
+        "unit price",
+        "notional",
+        "status",
+    ]);
     for contract in contracts {
         table.row([
             contract.id.to_string(),
@@ -547,22 +642,41 @@ fn contract_table(contracts: &[suanli_sdk::Contract]) {
 }
 
 fn window_text(window: &Window) -> String {
-    format!("{} → {}", window.start.format("%Y-%m-%d %H:%M"), window.end.format("%Y-%m-%d %H:%M"))
+    format!(
+        "{} → {}",
+        window.start.format("%Y-%m-%d %H:%M"),
+        window.end.format("%Y-%m-%d %H:%M")
+    )
 }
 
 async fn offers(client: &Client, command: &Offers, json: bool) -> anyhow::Result<()> {
     match command {
-        Offers::Create { cluster, sku, quantity, start, end, ask, green_share, attributes, idempotency_key } => {
+        Offers::Create {
+            cluster,
+            sku,
+            quantity,
+            start,
+            end,
+            ask,
+            green_share,
+            attributes,
+            idempotency_key,
+        } => {
             let mut map = serde_json::Map::new();
             for attribute in attributes {
-                let (name, value) = attribute.split_once('=').context("attributes are key=value")?;
+                let (name, value) = attribute
+                    .split_once('=')
+                    .context("attributes are key=value")?;
                 map.insert(name.into(), serde_json::Value::String(value.into()));
             }
             let new = NewOffer {
                 cluster: cluster.clone(),
                 sku: sku.clone(),
                 quantity: *quantity,
-                window: Window { start: *start, end: *end },
+                window: Window {
+                    start: *start,
+                    end: *end,
+                },
                 ask_price: *ask,
                 green_share: *green_share,
                 attributes: (!map.is_empty()).then_some(map),
@@ -579,7 +693,9 @@ async fn offers(client: &Client, command: &Offers, json: bool) -> anyhow::Result
             }
         }
         Offers::List { status } => {
-            let page = client.offers(parse_status(status.clone())?, None, 500).await?;
+            let page = client
+                .offers(parse_status(status.clone())?, None, 500)
+                .await?;
             if json {
                 return print_json(&page.items);
             }
@@ -624,7 +740,10 @@ async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()>
             let new = NewBid {
                 skus: skus.clone(),
                 quantity: *quantity,
-                window: Window { start: *start, end: *end },
+                window: Window {
+                    start: *start,
+                    end: *end,
+                },
                 limit_price: *limit,
                 hubs: (!hubs.is_empty()).then(|| hubs.clone()),
                 data_origin: data_origin.clone(),
@@ -636,7 +755,10 @@ async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()>
                     .transpose()?,
                 time_in_force: time_in_force
                     .as_deref()
-                    .map(|t| TimeInForce::parse(&t.to_uppercase()).with_context(|| format!("unknown time in force {t}")))
+                    .map(|t| {
+                        TimeInForce::parse(&t.to_uppercase())
+                            .with_context(|| format!("unknown time in force {t}"))
+                    })
                     .transpose()?,
                 expires_at: *expires_at,
                 min_fill: *min_fill,
@@ -653,7 +775,9 @@ async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()>
             }
         }
         Bids::List { status } => {
-            let page = client.bids(parse_status(status.clone())?, None, 500).await?;
+            let page = client
+                .bids(parse_status(status.clone())?, None, 500)
+                .await?;
             if json {
                 return print_json(&page.items);
             }
@@ -680,7 +804,9 @@ async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()>
 async fn contracts(client: &Client, command: &Contracts, json: bool) -> anyhow::Result<()> {
     match command {
         Contracts::List { hub, sku } => {
-            let page = client.contracts(hub.as_deref(), sku.as_deref(), None, 500).await?;
+            let page = client
+                .contracts(hub.as_deref(), sku.as_deref(), None, 500)
+                .await?;
             if json {
                 return print_json(&page.items);
             }
@@ -696,13 +822,28 @@ async fn contracts(client: &Client, command: &Contracts, json: bool) -> anyhow::
                 println!("decision: {}", decision);
             }
         }
-        Contracts::Deliver { id, unit_hours, idempotency_key } => {
-            let delivery = NewDelivery { delivered_unit_hours: *unit_hours, idempotency_key: key(idempotency_key.clone()) };
+        Contracts::Deliver {
+            id,
+            unit_hours,
+            idempotency_key,
+        } => {
+            let delivery = NewDelivery {
+                delivered_unit_hours: *unit_hours,
+                idempotency_key: key(idempotency_key.clone()),
+            };
             let settlement = client.report_delivery(*id, &delivery).await?;
             if json {
                 return print_json(&settlement);
             }
-            let mut table = Table::new(["contract", "delivered", "charged", "refunded", "provider paid", "fee", "levy"]);
+            let mut table = Table::new([
+                "contract",
+                "delivered",
+                "charged",
+                "refunded",
+                "provider paid",
+                "fee",
+                "levy",
+            ]);
             table.row([
                 settlement.contract_id.to_string(),
                 settlement.delivered_unit_hours.to_string(),
@@ -734,7 +875,8 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
     };
     match command {
         Policy::Upload { hub, kind, file } => {
-            let bytes = std::fs::read(file).with_context(|| format!("Failed to read {}", file.display()))?;
+            let bytes = std::fs::read(file)
+                .with_context(|| format!("Failed to read {}", file.display()))?;
             let stored = client.upload_policy(hub, kind, bytes).await?;
             if json {
                 return print_json(&stored);
@@ -755,12 +897,20 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
             }
             print_policies(&[active]);
         }
-        Policy::DryRun { hub, digest, offer, bid } => {
+        Policy::DryRun {
+            hub,
+            digest,
+            offer,
+            bid,
+        } => {
             let read = |path: &PathBuf| -> anyhow::Result<serde_json::Value> {
-                let text = std::fs::read_to_string(path).with_context(|| format!("Failed to read {}", path.display()))?;
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("Failed to read {}", path.display()))?;
                 Ok(serde_json::from_str(&text)?)
             };
-            let request: DryRunRequest = serde_json::from_value(serde_json::json!({"offer": read(offer)?, "bid": read(bid)?}))?;
+            let request: DryRunRequest = serde_json::from_value(
+                serde_json::json!({"offer": read(offer)?, "bid": read(bid)?}),
+            )?;
             let decision = client.dry_run_policy(hub, digest, &request).await?;
             if json {
                 return print_json(&decision);
@@ -772,7 +922,8 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
             }
         }
         Policy::Build => {
-            let status = std::process::Command::new("scripts/build-policies").status()
+            let status = std::process::Command::new("scripts/build-policies")
+                .status()
                 .context("run `suanli policy build` from the root of a Suanli checkout")?;
             if !status.success() {
                 bail!("scripts/build-policies failed");
@@ -791,31 +942,55 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
             }
             let mut table = Table::new(["seq", "at", "actor", "kind", "hash"]);
             for entry in &page.items {
-                table.row([entry.seq.to_string(), entry.at.clone(), entry.actor.clone(), entry.kind.clone(), entry.hash[..16].to_owned()]);
+                table.row([
+                    entry.seq.to_string(),
+                    entry.at.clone(),
+                    entry.actor.clone(),
+                    entry.kind.clone(),
+                    entry.hash[..16].to_owned(),
+                ]);
             }
             table.print();
         }
         Audit::Verify { page_size } => {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_message("downloading and checking the audit log");
-            let local = client.verify_audit_chain(*page_size, |checked| bar.set_position(checked)).await?;
+            let local = client
+                .verify_audit_chain(*page_size, |checked| bar.set_position(checked))
+                .await?;
             bar.finish_and_clear();
             let server = client.audit_verify().await?;
             if json {
                 return print_json(&serde_json::json!({"local": local, "server": server}));
             }
             match local.first_bad_seq {
-                None => println!("chain ok: {} entries, head {} (checked here)", local.entries, local.head_hash),
+                None => println!(
+                    "chain ok: {} entries, head {} (checked here)",
+                    local.entries, local.head_hash
+                ),
                 Some(seq) => println!("chain BROKEN at seq {seq} (checked here)"),
             }
             for check in &server.invariants {
-                println!("{:<34} {}", check.name, if check.ok { "ok".into() } else { format!("BROKEN: {}", check.detail.clone().unwrap_or_default()) });
+                println!(
+                    "{:<34} {}",
+                    check.name,
+                    if check.ok {
+                        "ok".into()
+                    } else {
+                        format!("BROKEN: {}", check.detail.clone().unwrap_or_default())
+                    }
+                );
             }
             if !(local.ok && server.ok) {
                 bail!("verification failed");
             }
         }
-        Audit::Export { format, out, from, to } => {
+        Audit::Export {
+            format,
+            out,
+            from,
+            to,
+        } => {
             let format = match format.as_str() {
                 "csv" => ExportFormat::Csv,
                 "jsonl" => ExportFormat::JsonLines,
@@ -823,7 +998,11 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
             };
             let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
             let bar = indicatif::ProgressBar::new_spinner();
-            let filter = AuditFilter { from: *from, to: *to, ..Default::default() };
+            let filter = AuditFilter {
+                from: *from,
+                to: *to,
+                ..Default::default()
+            };
             let bytes = client
                 .audit_export(format, &filter, &mut file, |received| {
                     bar.set_message(format!("{received} bytes"));
@@ -844,7 +1023,11 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
             }
             let mut table = Table::new(["digest", "kind", "matches"]);
             for decision in &report.decisions {
-                table.row([decision.policy_digest[..16].to_owned(), decision.kind.clone(), decision.matches.to_string()]);
+                table.row([
+                    decision.policy_digest[..16].to_owned(),
+                    decision.kind.clone(),
+                    decision.matches.to_string(),
+                ]);
             }
             table.print();
             if report.decisions.iter().any(|d| !d.matches) {
@@ -852,19 +1035,38 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
             }
         }
         Audit::Stats { from, to } => {
-            let stats = client.audit_stats(&AuditFilter { from: *from, to: *to, ..Default::default() }).await?;
+            let stats = client
+                .audit_stats(&AuditFilter {
+                    from: *from,
+                    to: *to,
+                    ..Default::default()
+                })
+                .await?;
             if json {
                 return print_json(&stats);
             }
-            for (title, rows) in [("by hub", &stats.by_hub), ("by SKU", &stats.by_sku), ("by class", &stats.by_class), ("east→west", &stats.east_to_west)] {
+            for (title, rows) in [
+                ("by hub", &stats.by_hub),
+                ("by SKU", &stats.by_sku),
+                ("by class", &stats.by_class),
+                ("east→west", &stats.east_to_west),
+            ] {
                 println!("{title}:");
                 let mut table = Table::new(["key", "contracts", "unit-hours", "value CNY"]);
                 for row in rows {
-                    table.row([row.key.clone(), row.contracts.to_string(), row.unit_hours.to_string(), row.value.to_string()]);
+                    table.row([
+                        row.key.clone(),
+                        row.contracts.to_string(),
+                        row.unit_hours.to_string(),
+                        row.value.to_string(),
+                    ]);
                 }
                 table.print();
             }
-            println!("delivered {} unit-hours, {} % green", stats.delivered_unit_hours, stats.green_share_of_delivered);
+            println!(
+                "delivered {} unit-hours, {} % green",
+                stats.delivered_unit_hours, stats.green_share_of_delivered
+            );
         }
     }
     Ok(())
@@ -879,15 +1081,27 @@ async fn market(client: &Client, command: &Market, json: bool) -> anyhow::Result
             }
             let mut table = Table::new(["side", "price", "units", "orders"]);
             for level in book.offers.iter().rev() {
-                table.row(["offer".into(), level.price.to_string(), level.units.to_string(), level.orders.to_string()]);
+                table.row([
+                    "offer".into(),
+                    level.price.to_string(),
+                    level.units.to_string(),
+                    level.orders.to_string(),
+                ]);
             }
             for level in &book.bids {
-                table.row(["bid".into(), level.price.to_string(), level.units.to_string(), level.orders.to_string()]);
+                table.row([
+                    "bid".into(),
+                    level.price.to_string(),
+                    level.units.to_string(),
+                    level.orders.to_string(),
+                ]);
             }
             table.print();
         }
         Market::Trades { sku, hub, limit } => {
-            let trades = client.market_trades(sku.as_deref(), hub.as_deref(), *limit).await?;
+            let trades = client
+                .market_trades(sku.as_deref(), hub.as_deref(), *limit)
+                .await?;
             if json {
                 return print_json(&trades);
             }

@@ -9,7 +9,10 @@ pub struct Table {
 impl Table {
     /// A table with these column titles.
     pub fn new<const N: usize>(header: [&str; N]) -> Self {
-        Table { header: header.iter().map(|h| (*h).to_owned()).collect(), rows: Vec::new() }
+        Table {
+            header: header.iter().map(|h| (*h).to_owned()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     /// Adds a row.
@@ -26,8 +29,11 @@ impl Table {
             }
         }
         let line = |cells: &[String]| {
-            let padded: Vec<String> =
-                cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}", width = *width)).collect();
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}", width = *width))
+                .collect();
             println!("{}", padded.join("  ").trim_end());
         };
         line(&self.header);

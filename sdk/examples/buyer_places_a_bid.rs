@@ -9,12 +9,17 @@ use suanli_sdk::{Client, NewBid, OrderStatus, Window};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("SUANLI_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    let buyer = Client::new(url).login(&std::env::var("SUANLI_API_KEY")?).await?;
+    let buyer = Client::new(url)
+        .login(&std::env::var("SUANLI_API_KEY")?)
+        .await?;
     let start = Utc::now().duration_trunc(TimeDelta::hours(1))? + TimeDelta::hours(2);
     let bid = NewBid {
         skus: vec!["ai.metax-c500".into(), "ai.ascend-910b".into()],
         quantity: 2,
-        window: Window { start, end: start + TimeDelta::hours(24) },
+        window: Window {
+            start,
+            end: start + TimeDelta::hours(24),
+        },
         limit_price: "14".parse()?,
         hubs: None,
         data_origin: Some("bth".into()),
@@ -35,8 +40,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         current = buyer.bid(current.id).await?;
     }
-    for contract in buyer.all_contracts(None, None).await?.iter().filter(|c| c.bid_id == current.id) {
-        println!("contract {}: {} × {} in {} at {} CNY/unit-hour", contract.id, contract.units, contract.sku, contract.hub, contract.unit_price);
+    for contract in buyer
+        .all_contracts(None, None)
+        .await?
+        .iter()
+        .filter(|c| c.bid_id == current.id)
+    {
+        println!(
+            "contract {}: {} × {} in {} at {} CNY/unit-hour",
+            contract.id, contract.units, contract.sku, contract.hub, contract.unit_price
+        );
     }
     Ok(())
 }

@@ -68,7 +68,9 @@ pub fn canonical_entry(seq: i64, at: &str, actor: &str, kind: &str, payload: &Va
 /// `sha256(prev_hash_bytes || canonical_bytes)` as lowercase hex; `None` if `prev_hash` is not
 /// 64 hex digits.
 pub fn chain_hash(prev_hash: &str, canonical: &str) -> Option<String> {
-    let prev = hex::decode(prev_hash).ok().filter(|bytes| bytes.len() == 32)?;
+    let prev = hex::decode(prev_hash)
+        .ok()
+        .filter(|bytes| bytes.len() == 32)?;
     let mut hasher = Sha256::new();
     hasher.update(&prev);
     hasher.update(canonical.as_bytes());
@@ -97,7 +99,11 @@ impl Default for ChainVerifier {
 impl ChainVerifier {
     /// A verifier expecting the first entry next.
     pub fn new() -> Self {
-        ChainVerifier { entries: 0, head_hash: GENESIS_HASH.to_owned(), first_bad_seq: None }
+        ChainVerifier {
+            entries: 0,
+            head_hash: GENESIS_HASH.to_owned(),
+            first_bad_seq: None,
+        }
     }
 
     /// Checks the next entry. Returns `false` once any entry so far was bad.
@@ -113,11 +119,18 @@ impl ChainVerifier {
     }
 
     fn entry_holds(&self, entry: &AuditEntry, expected_seq: i64) -> bool {
-        let canonical = canonical_entry(entry.seq, &entry.at, &entry.actor, &entry.kind, &entry.payload);
+        let canonical = canonical_entry(
+            entry.seq,
+            &entry.at,
+            &entry.actor,
+            &entry.kind,
+            &entry.payload,
+        );
         entry.seq == expected_seq
             && entry.prev_hash == self.head_hash
             && entry.canonical == canonical
-            && chain_hash(&entry.prev_hash, &entry.canonical).as_deref() == Some(entry.hash.as_str())
+            && chain_hash(&entry.prev_hash, &entry.canonical).as_deref()
+                == Some(entry.hash.as_str())
     }
 
     /// The verdict over every entry pushed.

@@ -38,12 +38,19 @@ impl Client {
             .read_timeout(READ_TIMEOUT)
             .build()
             .unwrap_or_default();
-        Client { http, base_url, token: None }
+        Client {
+            http,
+            base_url,
+            token: None,
+        }
     }
 
     /// The same connection, sending `token` as its bearer token.
     pub fn with_token(&self, token: impl Into<String>) -> Self {
-        Client { token: Some(token.into()), ..self.clone() }
+        Client {
+            token: Some(token.into()),
+            ..self.clone()
+        }
     }
 
     /// Exchanges `api_key` for a token and returns a client that uses it.
@@ -85,10 +92,15 @@ impl Client {
     /// idempotency key in its body), retrying transient failures: no connection, a connection cut
     /// before the answer arrived, 502 and 503. The body (and so its idempotency key) is the same
     /// on every attempt; a 4xx is never retried.
-    async fn send_retrying<T: DeserializeOwned>(&self, builder: RequestBuilder) -> Result<T, Error> {
+    async fn send_retrying<T: DeserializeOwned>(
+        &self,
+        builder: RequestBuilder,
+    ) -> Result<T, Error> {
         let mut attempt = 0;
         loop {
-            let Some(this_attempt) = builder.try_clone() else { return self.send(builder).await };
+            let Some(this_attempt) = builder.try_clone() else {
+                return self.send(builder).await;
+            };
             attempt += 1;
             let last = attempt >= RETRY_ATTEMPTS_MAX;
             match this_attempt.send().await {
@@ -106,11 +118,20 @@ impl Client {
         self.send_retrying(self.request(Method::GET, path)).await
     }
 
-    async fn post_idempotent<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Error> {
-        self.send_retrying(self.request(Method::POST, path).json(body)).await
+    async fn post_idempotent<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
+        self.send_retrying(self.request(Method::POST, path).json(body))
+            .await
     }
 
-    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Error> {
+    async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, Error> {
         self.send(self.request(Method::POST, path).json(body)).await
     }
 
@@ -141,11 +162,20 @@ impl Client {
 
     /// `POST /v1/auth/token`: exchanges an API key for a bearer token.
     pub async fn token(&self, api_key: &str) -> Result<TokenResponse, Error> {
-        self.post("/v1/auth/token", &TokenRequest { api_key: api_key.to_owned() }).await
+        self.post(
+            "/v1/auth/token",
+            &TokenRequest {
+                api_key: api_key.to_owned(),
+            },
+        )
+        .await
     }
 
     /// `POST /v1/participants` (admin): creates a participant; its API key is in the answer only.
-    pub async fn create_participant(&self, new: &NewParticipant) -> Result<CreatedParticipant, Error> {
+    pub async fn create_participant(
+        &self,
+        new: &NewParticipant,
+    ) -> Result<CreatedParticipant, Error> {
         self.post("/v1/participants", new).await
     }
 
@@ -157,24 +187,40 @@ impl Client {
     /// `POST /v1/participants/me/keys`: a new API key for the caller (shown once); the old key
     /// and every token issued before stop working at once, this client's token included.
     pub async fn rotate_key(&self) -> Result<CreatedParticipant, Error> {
-        self.post("/v1/participants/me/keys", &serde_json::json!({})).await
+        self.post("/v1/participants/me/keys", &serde_json::json!({}))
+            .await
     }
 
     /// `POST /v1/participants/{id}/suspend` (admin): its tokens and key are refused from now on
     /// and its resting orders are cancelled.
-    pub async fn suspend_participant(&self, participant: Uuid, reason: &str) -> Result<Participant, Error> {
-        self.post(&format!("/v1/participants/{participant}/suspend"), &Suspension { reason: reason.to_owned() }).await
+    pub async fn suspend_participant(
+        &self,
+        participant: Uuid,
+        reason: &str,
+    ) -> Result<Participant, Error> {
+        self.post(
+            &format!("/v1/participants/{participant}/suspend"),
+            &Suspension {
+                reason: reason.to_owned(),
+            },
+        )
+        .await
     }
 
     /// `POST /v1/participants/{id}/reinstate` (admin): lifts a suspension.
     pub async fn reinstate_participant(&self, participant: Uuid) -> Result<Participant, Error> {
-        self.post(&format!("/v1/participants/{participant}/reinstate"), &serde_json::json!({})).await
+        self.post(
+            &format!("/v1/participants/{participant}/reinstate"),
+            &serde_json::json!({}),
+        )
+        .await
     }
 
     /// `POST /v1/participants/{id}/deposits` (admin): credits a buyer. Retrying with the same
     /// `idempotency_key` returns the first deposit and credits nothing more.
     pub async fn deposit(&self, participant: Uuid, deposit: &NewDeposit) -> Result<Deposit, Error> {
-        self.post_idempotent(&format!("/v1/participants/{participant}/deposits"), deposit).await
+        self.post_idempotent(&format!("/v1/participants/{participant}/deposits"), deposit)
+            .await
     }
 
     /// `GET /v1/accounts/me`: the caller's available and held money.
@@ -193,14 +239,22 @@ impl Client {
     }
 
     /// `GET /v1/offers`: one page of the caller's offers (a regulator's: everyone's), newest first.
-    pub async fn offers(&self, status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Result<Page<Offer>, Error> {
-        let builder = self.request(Method::GET, "/v1/offers").query(&list_query(status, cursor, limit));
+    pub async fn offers(
+        &self,
+        status: Option<OrderStatus>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Offer>, Error> {
+        let builder = self
+            .request(Method::GET, "/v1/offers")
+            .query(&list_query(status, cursor, limit));
         self.send_retrying(builder).await
     }
 
     /// `DELETE /v1/offers/{id}`: cancels the unfilled part.
     pub async fn cancel_offer(&self, id: Uuid) -> Result<Offer, Error> {
-        self.send(self.request(Method::DELETE, &format!("/v1/offers/{id}"))).await
+        self.send(self.request(Method::DELETE, &format!("/v1/offers/{id}")))
+            .await
     }
 
     /// Every offer the caller may see (all pages), newest first.
@@ -232,7 +286,11 @@ impl Client {
     }
 
     /// Every contract the caller may see (all pages), newest first.
-    pub async fn all_contracts(&self, hub: Option<&str>, sku: Option<&str>) -> Result<Vec<Contract>, Error> {
+    pub async fn all_contracts(
+        &self,
+        hub: Option<&str>,
+        sku: Option<&str>,
+    ) -> Result<Vec<Contract>, Error> {
         let mut all = Vec::new();
         let mut cursor = None;
         loop {
@@ -256,14 +314,22 @@ impl Client {
     }
 
     /// `GET /v1/bids`: one page of the caller's bids (a regulator's: everyone's), newest first.
-    pub async fn bids(&self, status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Result<Page<Bid>, Error> {
-        let builder = self.request(Method::GET, "/v1/bids").query(&list_query(status, cursor, limit));
+    pub async fn bids(
+        &self,
+        status: Option<OrderStatus>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Bid>, Error> {
+        let builder = self
+            .request(Method::GET, "/v1/bids")
+            .query(&list_query(status, cursor, limit));
         self.send_retrying(builder).await
     }
 
     /// `DELETE /v1/bids/{id}`: cancels the unfilled part and releases its hold.
     pub async fn cancel_bid(&self, id: Uuid) -> Result<Bid, Error> {
-        self.send(self.request(Method::DELETE, &format!("/v1/bids/{id}"))).await
+        self.send(self.request(Method::DELETE, &format!("/v1/bids/{id}")))
+            .await
     }
 
     /// `GET /v1/contracts/{id}`.
@@ -283,21 +349,36 @@ impl Client {
         query.extend(hub.map(|hub| ("hub", hub.to_owned())));
         query.extend(sku.map(|sku| ("sku", sku.to_owned())));
         query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
-        self.send(self.request(Method::GET, "/v1/contracts").query(&query)).await
+        self.send(self.request(Method::GET, "/v1/contracts").query(&query))
+            .await
     }
 
     /// `POST /v1/contracts/{id}/delivery` (the contract's provider): reports delivery and settles.
     /// Retrying with the same `idempotency_key` returns the same settlement.
-    pub async fn report_delivery(&self, contract: Uuid, delivery: &NewDelivery) -> Result<Settlement, Error> {
-        self.post_idempotent(&format!("/v1/contracts/{contract}/delivery"), delivery).await
+    pub async fn report_delivery(
+        &self,
+        contract: Uuid,
+        delivery: &NewDelivery,
+    ) -> Result<Settlement, Error> {
+        self.post_idempotent(&format!("/v1/contracts/{contract}/delivery"), delivery)
+            .await
     }
 
     /// `GET /v1/audit/contracts` (regulator): contracts with their settlements, newest first.
-    pub async fn audit_contracts(&self, filter: &AuditFilter, cursor: Option<&str>, limit: u32) -> Result<Page<AuditedContract>, Error> {
+    pub async fn audit_contracts(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<AuditedContract>, Error> {
         let mut query = filter.query();
         query.push(("limit", limit.to_string()));
         query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
-        self.send(self.request(Method::GET, "/v1/audit/contracts").query(&query)).await
+        self.send(
+            self.request(Method::GET, "/v1/audit/contracts")
+                .query(&query),
+        )
+        .await
     }
 
     /// `GET /v1/audit/export` (regulator): every contract in `[from, to)` as CSV or JSON Lines,
@@ -312,14 +393,20 @@ impl Client {
     ) -> Result<u64, Error> {
         let mut query = filter.query();
         query.push(("format", format.as_str().to_owned()));
-        let mut response = self.request(Method::GET, "/v1/audit/export").query(&query).send().await?;
+        let mut response = self
+            .request(Method::GET, "/v1/audit/export")
+            .query(&query)
+            .send()
+            .await?;
         if !response.status().is_success() {
             return decode::<()>(response).await.map(|_| 0);
         }
         let mut written = 0;
         while let Some(chunk) = response.chunk().await? {
-            out.write_all(&chunk)
-                .map_err(|error| Error::Unexpected { status: reqwest::StatusCode::OK, detail: error.to_string() })?;
+            out.write_all(&chunk).map_err(|error| Error::Unexpected {
+                status: reqwest::StatusCode::OK,
+                detail: error.to_string(),
+            })?;
             written += chunk.len() as u64;
             progress(written);
         }
@@ -328,11 +415,20 @@ impl Client {
 
     /// `GET /v1/audit/stats` (regulator).
     pub async fn audit_stats(&self, filter: &AuditFilter) -> Result<Stats, Error> {
-        self.send(self.request(Method::GET, "/v1/audit/stats").query(&filter.query())).await
+        self.send(
+            self.request(Method::GET, "/v1/audit/stats")
+                .query(&filter.query()),
+        )
+        .await
     }
 
     /// `POST /v1/hubs/{hub}/policies?kind=` (that hub's operator): uploads a policy module.
-    pub async fn upload_policy(&self, hub: &str, kind: &str, module: Vec<u8>) -> Result<PolicySummary, Error> {
+    pub async fn upload_policy(
+        &self,
+        hub: &str,
+        kind: &str,
+        module: Vec<u8>,
+    ) -> Result<PolicySummary, Error> {
         let builder = self
             .request(Method::POST, &format!("/v1/hubs/{hub}/policies"))
             .query(&[("kind", kind)])
@@ -348,17 +444,33 @@ impl Client {
 
     /// `POST /v1/hubs/{hub}/policies/{digest}/activate`.
     pub async fn activate_policy(&self, hub: &str, digest: &str) -> Result<PolicySummary, Error> {
-        self.send(self.request(Method::POST, &format!("/v1/hubs/{hub}/policies/{digest}/activate"))).await
+        self.send(self.request(
+            Method::POST,
+            &format!("/v1/hubs/{hub}/policies/{digest}/activate"),
+        ))
+        .await
     }
 
     /// `POST /v1/hubs/{hub}/policies/{digest}/dry-run`: evaluates without activating.
-    pub async fn dry_run_policy(&self, hub: &str, digest: &str, request: &DryRunRequest) -> Result<PolicyDecision, Error> {
-        self.post(&format!("/v1/hubs/{hub}/policies/{digest}/dry-run"), request).await
+    pub async fn dry_run_policy(
+        &self,
+        hub: &str,
+        digest: &str,
+        request: &DryRunRequest,
+    ) -> Result<PolicyDecision, Error> {
+        self.post(
+            &format!("/v1/hubs/{hub}/policies/{digest}/dry-run"),
+            request,
+        )
+        .await
     }
 
     /// `GET /v1/policies/{digest}/module`: the stored bytes.
     pub async fn policy_module(&self, digest: &str) -> Result<Vec<u8>, Error> {
-        let response = self.request(Method::GET, &format!("/v1/policies/{digest}/module")).send().await?;
+        let response = self
+            .request(Method::GET, &format!("/v1/policies/{digest}/module"))
+            .send()
+            .await?;
         if !response.status().is_success() {
             return decode::<Vec<u8>>(response).await;
         }
@@ -367,28 +479,46 @@ impl Client {
 
     /// `POST /v1/audit/contracts/{id}/replay` (regulator): re-executes a contract's decisions.
     pub async fn replay_contract(&self, contract: Uuid) -> Result<ReplayReport, Error> {
-        self.send(self.request(Method::POST, &format!("/v1/audit/contracts/{contract}/replay"))).await
+        self.send(self.request(
+            Method::POST,
+            &format!("/v1/audit/contracts/{contract}/replay"),
+        ))
+        .await
     }
 
     /// `GET /v1/market/book`: resting orders aggregated by price.
-    pub async fn market_book(&self, sku: Option<&str>, hub: Option<&str>) -> Result<MarketBook, Error> {
+    pub async fn market_book(
+        &self,
+        sku: Option<&str>,
+        hub: Option<&str>,
+    ) -> Result<MarketBook, Error> {
         let mut query = Vec::new();
         query.extend(sku.map(|sku| ("sku", sku)));
         query.extend(hub.map(|hub| ("hub", hub)));
-        self.send(self.request(Method::GET, "/v1/market/book").query(&query)).await
+        self.send(self.request(Method::GET, "/v1/market/book").query(&query))
+            .await
     }
 
     /// `GET /v1/market/trades`: recent contracts without participant ids.
-    pub async fn market_trades(&self, sku: Option<&str>, hub: Option<&str>, limit: u32) -> Result<Vec<Trade>, Error> {
+    pub async fn market_trades(
+        &self,
+        sku: Option<&str>,
+        hub: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Trade>, Error> {
         let mut query = vec![("limit", limit.to_string())];
         query.extend(sku.map(|sku| ("sku", sku.to_owned())));
         query.extend(hub.map(|hub| ("hub", hub.to_owned())));
-        self.send(self.request(Method::GET, "/v1/market/trades").query(&query)).await
+        self.send(self.request(Method::GET, "/v1/market/trades").query(&query))
+            .await
     }
 
     /// `GET /v1/audit/log` (regulator): entries after `after_seq`, at most `limit` of them.
     pub async fn audit_log(&self, after_seq: i64, limit: u32) -> Result<AuditPage, Error> {
-        self.get(&format!("/v1/audit/log?after_seq={after_seq}&limit={limit}")).await
+        self.get(&format!(
+            "/v1/audit/log?after_seq={after_seq}&limit={limit}"
+        ))
+        .await
     }
 
     /// `GET /v1/audit/verify` (regulator): the server's own check of the chain.
@@ -436,8 +566,18 @@ pub struct AuditFilter {
 impl AuditFilter {
     fn query(&self) -> Vec<(&'static str, String)> {
         let mut query = Vec::new();
-        query.extend(self.from.map(|at| ("from", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))));
-        query.extend(self.to.map(|at| ("to", at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))));
+        query.extend(self.from.map(|at| {
+            (
+                "from",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            )
+        }));
+        query.extend(self.to.map(|at| {
+            (
+                "to",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            )
+        }));
         query.extend(self.hub.clone().map(|hub| ("hub", hub)));
         query.extend(self.sku.clone().map(|sku| ("sku", sku)));
         query.extend(self.participant.map(|id| ("participant", id.to_string())));
@@ -461,7 +601,11 @@ impl ExportFormat {
     }
 }
 
-fn list_query(status: Option<OrderStatus>, cursor: Option<&str>, limit: u32) -> Vec<(&'static str, String)> {
+fn list_query(
+    status: Option<OrderStatus>,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Vec<(&'static str, String)> {
     let mut query = vec![("limit", limit.to_string())];
     query.extend(status.map(|status| ("status", status.as_str().to_owned())));
     query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
@@ -473,11 +617,20 @@ async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
     let status = response.status();
     let bytes = response.bytes().await?;
     if status.is_success() {
-        return serde_json::from_slice(&bytes)
-            .map_err(|error| Error::Unexpected { status, detail: error.to_string() });
+        return serde_json::from_slice(&bytes).map_err(|error| Error::Unexpected {
+            status,
+            detail: error.to_string(),
+        });
     }
     match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(body) => Err(Error::Api { status, code: body.code, message: body.message }),
-        Err(_) => Err(Error::Unexpected { status, detail: String::from_utf8_lossy(&bytes).into_owned() }),
+        Ok(body) => Err(Error::Api {
+            status,
+            code: body.code,
+            message: body.message,
+        }),
+        Err(_) => Err(Error::Unexpected {
+            status,
+            detail: String::from_utf8_lossy(&bytes).into_owned(),
+        }),
     }
 }

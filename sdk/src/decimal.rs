@@ -17,9 +17,12 @@ pub fn parse_plain(text: &str) -> Result<Decimal, String> {
     };
     let digits = |part: &str| !part.is_empty() && part.bytes().all(|byte| byte.is_ascii_digit());
     if !digits(whole) || fraction.is_some_and(|fraction| !digits(fraction)) {
-        return Err(format!("`{text}` is not a plain decimal number such as \"12.50\""));
+        return Err(format!(
+            "`{text}` is not a plain decimal number such as \"12.50\""
+        ));
     }
-    Decimal::from_str_exact(text).map_err(|_| format!("`{text}` has more digits than can be kept exactly"))
+    Decimal::from_str_exact(text)
+        .map_err(|_| format!("`{text}` has more digits than can be kept exactly"))
 }
 
 /// `#[serde(with = "suanli_sdk::decimal::plain")]`: a decimal string, strictly.
@@ -36,7 +39,6 @@ pub mod plain {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,10 +47,30 @@ mod tests {
     #[test]
     fn only_plain_notation_is_a_decimal() {
         for good in ["0", "10", "10.5", "0.000001", "-1", "1000000000000.00"] {
-            assert_eq!(parse_plain(good).unwrap(), Decimal::from_str(good).unwrap(), "{good}");
+            assert_eq!(
+                parse_plain(good).unwrap(),
+                Decimal::from_str(good).unwrap(),
+                "{good}"
+            );
         }
         let thirty_one_digit_fraction = format!("10.{}", "0".repeat(30) + "1");
-        for bad in ["1e3", "1E3", "1_0.5", " 1", "1 ", "+1", ".", "1.", ".5", "", "-", "0x10", "1,5", "١٢", thirty_one_digit_fraction.as_str()] {
+        for bad in [
+            "1e3",
+            "1E3",
+            "1_0.5",
+            " 1",
+            "1 ",
+            "+1",
+            ".",
+            "1.",
+            ".5",
+            "",
+            "-",
+            "0x10",
+            "1,5",
+            "١٢",
+            thirty_one_digit_fraction.as_str(),
+        ] {
             assert!(parse_plain(bad).is_err(), "{bad:?} was accepted");
         }
     }

@@ -93,7 +93,11 @@ pub struct Sku {
     /// What one unit-hour is: `vCPU-hour`, `card-hour` or `node-hour`.
     pub unit: String,
     /// Dense FP16 TFLOPS per unit, so buyers can compare accelerators; absent for CPUs.
-    #[serde(default, with = "rust_decimal::serde::str_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "rust_decimal::serde::str_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub perf_fp16_tflops: Option<Decimal>,
     pub name: String,

@@ -11,7 +11,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
 use suanli_sdk::{DataClass, TimeInForce};
-use suanli_server::market::{BidSpec, BuiltInRules, Engine, EngineConfig, HubSet, Hours, OfferSpec, Seq, money};
+use suanli_server::market::{
+    BidSpec, BuiltInRules, Engine, EngineConfig, Hours, HubSet, OfferSpec, Seq, money,
+};
 use uuid::Uuid;
 
 const HUBS: u8 = 8;
@@ -33,7 +35,10 @@ fn offer(rng: &mut StdRng, low: i64, high: i64) -> OfferSpec {
         cluster: String::new(),
         sku: rng.random_range(0..SKUS),
         quantity: rng.random_range(1..64),
-        window: Hours { start, end: start + rng.random_range(168..720) },
+        window: Hours {
+            start,
+            end: start + rng.random_range(168..720),
+        },
         ask_price: price(rng, low, high),
         green_share: rng.random_range(20..100),
         attributes: Vec::new(),
@@ -43,7 +48,10 @@ fn offer(rng: &mut StdRng, low: i64, high: i64) -> OfferSpec {
 fn bid(rng: &mut StdRng, low: i64, high: i64) -> BidSpec {
     // Buyers want one hour to three days, somewhere in the coming month.
     let start = BASE_HOUR + rng.random_range(0..648);
-    let window = Hours { start, end: start + rng.random_range(1..72) };
+    let window = Hours {
+        start,
+        end: start + rng.random_range(1..72),
+    };
     let limit_price = price(rng, low, high);
     let mut hubs = HubSet::default();
     for _ in 0..rng.random_range(1..4) {
@@ -53,7 +61,11 @@ fn bid(rng: &mut StdRng, low: i64, high: i64) -> BidSpec {
     BidSpec {
         id: Uuid::from_u128(rng.random()),
         buyer: Uuid::from_u128(1000 + rng.random_range(0..500)),
-        skus: if rng.random_bool(0.3) { vec![sku, (sku + 1) % SKUS] } else { vec![sku] },
+        skus: if rng.random_bool(0.3) {
+            vec![sku, (sku + 1) % SKUS]
+        } else {
+            vec![sku]
+        },
         hubs,
         data_origin: None,
         quantity: rng.random_range(1..16),
@@ -61,7 +73,11 @@ fn bid(rng: &mut StdRng, low: i64, high: i64) -> BidSpec {
         limit_price,
         min_green_share: rng.random_range(0..40),
         data_class: DataClass::General,
-        time_in_force: if rng.random_bool(0.2) { TimeInForce::Ioc } else { TimeInForce::Gtc },
+        time_in_force: if rng.random_bool(0.2) {
+            TimeInForce::Ioc
+        } else {
+            TimeInForce::Gtc
+        },
         expires_at: None,
         min_fill: 1,
         unit_hold: money::unit_hold(limit_price, window.len()),
@@ -70,15 +86,23 @@ fn bid(rng: &mut StdRng, low: i64, high: i64) -> BidSpec {
 
 fn main() {
     let mut rng = StdRng::seed_from_u64(7);
-    let mut engine = Engine::new(EngineConfig { candidates_max: 256 });
+    let mut engine = Engine::new(EngineConfig {
+        candidates_max: 256,
+    });
     let mut resting: Vec<(Seq, Uuid)> = Vec::new();
     for _ in 0..50_000 {
         let spec = offer(&mut rng, 8, 12);
         let owner = spec.provider;
-        resting.push((engine.submit_offer(spec, NOW, &mut BuiltInRules).state.seq, owner));
+        resting.push((
+            engine.submit_offer(spec, NOW, &mut BuiltInRules).state.seq,
+            owner,
+        ));
         let spec = bid(&mut rng, 4, 8);
         let owner = spec.buyer;
-        resting.push((engine.submit_bid(spec, NOW, &mut BuiltInRules).state.seq, owner));
+        resting.push((
+            engine.submit_bid(spec, NOW, &mut BuiltInRules).state.seq,
+            owner,
+        ));
     }
     let (offers, bids) = engine.resting();
     println!("book: {offers} resting offers, {bids} resting bids");

@@ -9,14 +9,27 @@ use std::time::Instant;
 use suanli_server::policy::{PolicyHost, PolicyInput, PolicyKind, SandboxLimits};
 
 fn main() -> anyhow::Result<()> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "west-green-pricing".into());
-    let bytes = std::fs::read(format!("target/policies/{name}.wasm"))
-        .map_err(|error| anyhow::anyhow!("target/policies/{name}.wasm: {error}; run scripts/build-policies"))?;
-    let kind = if name.ends_with("pricing") { PolicyKind::Pricing } else { PolicyKind::Compliance };
+    let name = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "west-green-pricing".into());
+    let bytes = std::fs::read(format!("target/policies/{name}.wasm")).map_err(|error| {
+        anyhow::anyhow!("target/policies/{name}.wasm: {error}; run scripts/build-policies")
+    })?;
+    let kind = if name.ends_with("pricing") {
+        PolicyKind::Pricing
+    } else {
+        PolicyKind::Compliance
+    };
     let host = PolicyHost::new(SandboxLimits::default())?;
     let started = Instant::now();
-    let (_, policy) = host.prepare_upload(kind, &bytes).map_err(|error| anyhow::anyhow!("{error}"))?;
-    println!("{name}: {} bytes, validated and compiled in {:.1} ms", bytes.len(), started.elapsed().as_secs_f64() * 1000.0);
+    let (_, policy) = host
+        .prepare_upload(kind, &bytes)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
+    println!(
+        "{name}: {} bytes, validated and compiled in {:.1} ms",
+        bytes.len(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
     let input: PolicyInput = serde_json::from_value(serde_json::json!({
         "offer": {"id": "7d8f", "provider": "p", "cluster": "zhongwei", "hub": "nx", "sku": "ai.metax-c500",
                   "sku_class": "intelligent", "quantity": 8, "window_start": 1795824000, "window_end": 1796428800,

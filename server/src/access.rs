@@ -32,7 +32,10 @@ pub enum Action<'a> {
     /// List orders or contracts: one's own (providers, buyers), or everyone's (regulators).
     ListOwnOrEverything,
     /// Read one order or contract whose parties are these.
-    Read { party: Uuid, other_party: Option<Uuid> },
+    Read {
+        party: Uuid,
+        other_party: Option<Uuid>,
+    },
     /// Report delivery on a contract: providers (the contract's own provider is checked when the
     /// contract is read, in settlement; its buyer gets 403 there, anyone else 404), and buyers so
     /// that a contract's buyer learns it may not.
@@ -49,7 +52,9 @@ pub enum Action<'a> {
 pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
     use ParticipantKind::*;
     let allowed = match action {
-        Action::CreateParticipant | Action::ManageParticipants | Action::Deposit => caller.role == Admin,
+        Action::CreateParticipant | Action::ManageParticipants | Action::Deposit => {
+            caller.role == Admin
+        }
         Action::RotateOwnKey => caller.role != Admin,
         Action::ReadOwnAccount => matches!(caller.role, Buyer | Provider | HubOperator),
         Action::ReadAuditLog => caller.role == Regulator,
@@ -71,9 +76,12 @@ pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
             }
             true
         }
-        Action::ManageHubPolicies { hub } => caller.role == HubOperator && caller.hub.as_deref() == Some(hub),
+        Action::ManageHubPolicies { hub } => {
+            caller.role == HubOperator && caller.hub.as_deref() == Some(hub)
+        }
         Action::ReadHubPolicies { hub } => {
-            caller.role == Regulator || (caller.role == HubOperator && caller.hub.as_deref() == Some(hub))
+            caller.role == Regulator
+                || (caller.role == HubOperator && caller.hub.as_deref() == Some(hub))
         }
     };
     if allowed {
@@ -116,7 +124,11 @@ mod tests {
     use super::*;
 
     fn caller(role: ParticipantKind) -> Caller {
-        Caller { id: Uuid::nil(), role, hub: None }
+        Caller {
+            id: Uuid::nil(),
+            role,
+            hub: None,
+        }
     }
 
     #[test]
@@ -125,7 +137,10 @@ mod tests {
         let table: &[(Action, &[ParticipantKind])] = &[
             (Action::CreateParticipant, &[Admin]),
             (Action::ManageParticipants, &[Admin]),
-            (Action::RotateOwnKey, &[Provider, Buyer, HubOperator, Regulator]),
+            (
+                Action::RotateOwnKey,
+                &[Provider, Buyer, HubOperator, Regulator],
+            ),
             (Action::Deposit, &[Admin]),
             (Action::ReadOwnAccount, &[Buyer, Provider, HubOperator]),
             (Action::ReadAuditLog, &[Regulator]),
@@ -137,7 +152,11 @@ mod tests {
         for (action, allowed) in table {
             for role in [Provider, Buyer, HubOperator, Regulator, Admin] {
                 let result = authorize(&caller(role), *action);
-                assert_eq!(result.is_ok(), allowed.contains(&role), "{action:?} by {role:?}");
+                assert_eq!(
+                    result.is_ok(),
+                    allowed.contains(&role),
+                    "{action:?} by {role:?}"
+                );
             }
         }
     }
@@ -145,10 +164,25 @@ mod tests {
     #[test]
     fn only_parties_and_regulators_read_and_only_owners_cancel() {
         let owner = Uuid::from_u128(7);
-        let me = |role| Caller { id: owner, role, hub: None };
-        let stranger = Caller { id: Uuid::from_u128(8), role: ParticipantKind::Buyer, hub: None };
-        let regulator = Caller { id: Uuid::from_u128(9), role: ParticipantKind::Regulator, hub: None };
-        let read = Action::Read { party: owner, other_party: Some(Uuid::from_u128(10)) };
+        let me = |role| Caller {
+            id: owner,
+            role,
+            hub: None,
+        };
+        let stranger = Caller {
+            id: Uuid::from_u128(8),
+            role: ParticipantKind::Buyer,
+            hub: None,
+        };
+        let regulator = Caller {
+            id: Uuid::from_u128(9),
+            role: ParticipantKind::Regulator,
+            hub: None,
+        };
+        let read = Action::Read {
+            party: owner,
+            other_party: Some(Uuid::from_u128(10)),
+        };
         assert!(authorize(&me(ParticipantKind::Buyer), read).is_ok());
         assert!(authorize(&regulator, read).is_ok());
         assert_eq!(authorize(&stranger, read).unwrap_err().code, "not_found");
@@ -159,7 +193,11 @@ mod tests {
 
     #[test]
     fn only_a_hubs_operator_manages_its_policies() {
-        let operator = |hub: &str| Caller { id: Uuid::nil(), role: ParticipantKind::HubOperator, hub: Some(hub.into()) };
+        let operator = |hub: &str| Caller {
+            id: Uuid::nil(),
+            role: ParticipantKind::HubOperator,
+            hub: Some(hub.into()),
+        };
         let regulator = caller(ParticipantKind::Regulator);
         assert!(authorize(&operator("nx"), Action::ManageHubPolicies { hub: "nx" }).is_ok());
         assert!(authorize(&operator("bth"), Action::ManageHubPolicies { hub: "nx" }).is_err());

@@ -11,13 +11,13 @@ use suanli_sdk::{NewDeposit, ParticipantKind, ProviderType};
 
 use crate::auth::{self, TokenKeys};
 use crate::config::Config;
-use crate::exchange::{Exchange, ExchangeConfig};
-use crate::market::EngineConfig;
-use std::sync::Arc;
 use crate::db::{self, audit, ledger, participants};
+use crate::exchange::{Exchange, ExchangeConfig};
 use crate::http::{self, AppState, HttpLimits};
+use crate::market::EngineConfig;
 use crate::pg_private::PrivateCluster;
 use crate::telemetry::Metrics;
+use std::sync::Arc;
 
 /// The database the exchange uses: the configured one, or its private cluster.
 pub struct Database {
@@ -29,10 +29,16 @@ pub struct Database {
 /// Uses `DATABASE_URL`, or starts the private cluster under `data_dir/postgres`.
 pub fn database(config: &Config) -> anyhow::Result<Database> {
     match &config.database_url {
-        Some(url) => Ok(Database { url: url.clone(), private_cluster: None }),
+        Some(url) => Ok(Database {
+            url: url.clone(),
+            private_cluster: None,
+        }),
         None => {
             let cluster = PrivateCluster::start(&config.data_dir.join("postgres"), "suanli")?;
-            Ok(Database { url: cluster.url("suanli"), private_cluster: Some(cluster) })
+            Ok(Database {
+                url: cluster.url("suanli"),
+                private_cluster: Some(cluster),
+            })
         }
     }
 }
@@ -40,10 +46,15 @@ pub fn database(config: &Config) -> anyhow::Result<Database> {
 /// Connects, migrates, loads reference data, makes sure the bootstrap admin exists, and returns
 /// the state every handler shares.
 pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<AppState>> {
-    let pool = db::connect(database_url, config.db_pool_size_max, config.db_connect_timeout_ms)?;
+    let pool = db::connect(
+        database_url,
+        config.db_pool_size_max,
+        config.db_connect_timeout_ms,
+    )?;
     let mut connection = pool.get().context("Failed to connect to PostgreSQL")?;
     db::migrate(&mut connection)?;
-    let reference = db::reference::load(&mut connection).context("Failed to load reference data")?;
+    let reference =
+        db::reference::load(&mut connection).context("Failed to load reference data")?;
     if let Some(key) = &config.admin_api_key {
         ensure_bootstrap_admin(&mut connection, key)?;
     }
@@ -51,13 +62,16 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
     let secret = match &config.jwt_secret {
         Some(secret) => secret.clone().into_bytes(),
         None => {
-            tracing::warn!("SUANLI_JWT_SECRET is not set: using a random secret; tokens will not survive a restart");
+            tracing::warn!(
+                "SUANLI_JWT_SECRET is not set: using a random secret; tokens will not survive a restart"
+            );
             rand::random::<[u8; 32]>().to_vec()
         }
     };
     let public_key = match &config.jwt_public_key {
         Some(value) if !value.trim_start().starts_with("-----BEGIN") => Some(
-            std::fs::read_to_string(value).with_context(|| format!("Failed to read SUANLI_JWT_PUBLIC_KEY file {value}"))?,
+            std::fs::read_to_string(value)
+                .with_context(|| format!("Failed to read SUANLI_JWT_PUBLIC_KEY file {value}"))?,
         ),
         other => other.clone(),
     };
@@ -80,7 +94,9 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         exchange_fee_bps: config.exchange_fee_bps,
         queue_max: config.order_queue_max,
         batch_commands_max: config.match_batch_commands_max,
-        engine: EngineConfig { candidates_max: config.match_candidates_max },
+        engine: EngineConfig {
+            candidates_max: config.match_candidates_max,
+        },
         expiry_tick_ms: config.expiry_tick_ms,
         command_deadline_ms: config.order_command_deadline_ms,
         writer_lock_wait_ms: config.writer_lock_wait_ms,
@@ -91,7 +107,9 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");
     }
     let policy_host = crate::policy::PolicyHost::new(config.sandbox_limits())?;
-    let compiled_policies = Arc::new(crate::policy::Registry::new(config.policy_compiled_cache_max));
+    let compiled_policies = Arc::new(crate::policy::Registry::new(
+        config.policy_compiled_cache_max,
+    ));
     let exchange = Exchange::start(
         database_url,
         Arc::new(reference.clone()),
@@ -110,8 +128,14 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
             hub_stored_bytes_max: config.policy_hub_stored_bytes_max,
         },
         exports: http::Exports {
-            pool: db::connect_lazily(database_url, config.exports_concurrent_max.max(1), config.db_connect_timeout_ms)?,
-            slots: Arc::new(tokio::sync::Semaphore::new(config.exports_concurrent_max.max(1) as usize)),
+            pool: db::connect_lazily(
+                database_url,
+                config.exports_concurrent_max.max(1),
+                config.db_connect_timeout_ms,
+            )?,
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                config.exports_concurrent_max.max(1) as usize,
+            )),
             stall_max: std::time::Duration::from_millis(config.export_stall_ms_max),
         },
         identities: Default::default(),
@@ -125,19 +149,34 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
 
 /// This node's name: the host name and the configured listen address.
 fn node_name(listen: &str) -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|name| name.trim().to_owned()).unwrap_or_default();
-    if host.is_empty() { listen.to_owned() } else { format!("{host}/{listen}") }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_default();
+    if host.is_empty() {
+        listen.to_owned()
+    } else {
+        format!("{host}/{listen}")
+    }
 }
 
 /// Makes sure an admin with API key `key` exists: creates it on first start, changes its key
 /// when the configured one changed.
-pub fn ensure_bootstrap_admin(connection: &mut diesel::PgConnection, key: &str) -> anyhow::Result<()> {
+pub fn ensure_bootstrap_admin(
+    connection: &mut diesel::PgConnection,
+    key: &str,
+) -> anyhow::Result<()> {
     let existing = participants::by_api_key_id(connection, participants::BOOTSTRAP_ADMIN_KEY_ID)?;
     match existing {
         Some(admin) if auth::api_key_matches(key, &admin.api_key_hash) => {}
         Some(admin) => {
             let hash = auth::hash_api_key(key).map_err(|error| anyhow::anyhow!("{error}"))?;
-            participants::rotate_key(connection, audit::SYSTEM_ACTOR, admin.id, participants::BOOTSTRAP_ADMIN_KEY_ID, &hash)?;
+            participants::rotate_key(
+                connection,
+                audit::SYSTEM_ACTOR,
+                admin.id,
+                participants::BOOTSTRAP_ADMIN_KEY_ID,
+                &hash,
+            )?;
             tracing::info!(admin = %admin.id, "bootstrap admin key changed");
         }
         None => {
@@ -162,10 +201,13 @@ pub fn ensure_bootstrap_admin(connection: &mut diesel::PgConnection, key: &str) 
 
 /// Binds `config.listen` and builds the server; returns it with the address actually bound.
 pub fn listen(config: &Config, state: web::Data<AppState>) -> anyhow::Result<(Server, SocketAddr)> {
-    let listener =
-        TcpListener::bind(&config.listen).with_context(|| format!("Failed to listen on {}", config.listen))?;
+    let listener = TcpListener::bind(&config.listen)
+        .with_context(|| format!("Failed to listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    let limits = HttpLimits { json_body_bytes_max: config.http_json_body_bytes_max, workers: config.http_workers };
+    let limits = HttpLimits {
+        json_body_bytes_max: config.http_json_body_bytes_max,
+        workers: config.http_workers,
+    };
     let server = http::server(listener, state, limits)?;
     tracing::info!(%address, "listening");
     Ok((server, address))
@@ -180,7 +222,11 @@ pub fn dev_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
     }
     std::fs::create_dir_all(data_dir)?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)?;
     std::io::Write::write_all(&mut file, secret.as_bytes())?;
     Ok(secret)
 }
@@ -196,29 +242,83 @@ pub struct DemoParticipant {
 }
 
 const DEMO_PARTICIPANTS: &[(&str, ParticipantKind, Option<ProviderType>, Option<&str>)] = &[
-    ("China Telecom Gansu (demo)", ParticipantKind::Provider, Some(ProviderType::TelecomOperator), None),
-    ("Tianfu Compute Co. (demo)", ParticipantKind::Provider, Some(ProviderType::ComputeProvider), None),
-    ("Yunhai Cloud (demo)", ParticipantKind::Provider, Some(ProviderType::CloudVendor), None),
-    ("Shanghai AI Lab (demo buyer)", ParticipantKind::Buyer, None, None),
-    ("Ningxia hub operator (demo)", ParticipantKind::HubOperator, None, Some("nx")),
-    ("Beijing–Tianjin–Hebei hub operator (demo)", ParticipantKind::HubOperator, None, Some("bth")),
-    ("Computing regulator (demo)", ParticipantKind::Regulator, None, None),
+    (
+        "China Telecom Gansu (demo)",
+        ParticipantKind::Provider,
+        Some(ProviderType::TelecomOperator),
+        None,
+    ),
+    (
+        "Tianfu Compute Co. (demo)",
+        ParticipantKind::Provider,
+        Some(ProviderType::ComputeProvider),
+        None,
+    ),
+    (
+        "Yunhai Cloud (demo)",
+        ParticipantKind::Provider,
+        Some(ProviderType::CloudVendor),
+        None,
+    ),
+    (
+        "Shanghai AI Lab (demo buyer)",
+        ParticipantKind::Buyer,
+        None,
+        None,
+    ),
+    (
+        "Ningxia hub operator (demo)",
+        ParticipantKind::HubOperator,
+        None,
+        Some("nx"),
+    ),
+    (
+        "Beijing–Tianjin–Hebei hub operator (demo)",
+        ParticipantKind::HubOperator,
+        None,
+        Some("bth"),
+    ),
+    (
+        "Computing regulator (demo)",
+        ParticipantKind::Regulator,
+        None,
+        None,
+    ),
 ];
 
 /// The example policies the demo activates: (hub, kind, file under target/policies/).
 const DEMO_POLICIES: &[(&str, crate::policy::PolicyKind, &str)] = &[
-    ("bth", crate::policy::PolicyKind::Pricing, "east-peak-pricing"),
-    ("bth", crate::policy::PolicyKind::Compliance, "data-residency"),
-    ("nx", crate::policy::PolicyKind::Pricing, "west-green-pricing"),
+    (
+        "bth",
+        crate::policy::PolicyKind::Pricing,
+        "east-peak-pricing",
+    ),
+    (
+        "bth",
+        crate::policy::PolicyKind::Compliance,
+        "data-residency",
+    ),
+    (
+        "nx",
+        crate::policy::PolicyKind::Pricing,
+        "west-green-pricing",
+    ),
     ("nx", crate::policy::PolicyKind::Compliance, "qualification"),
 ];
 
 /// Uploads and activates the example policies (built by `scripts/build-policies` into
 /// `policies_dir`) as the demo hub operators; skips, with a warning, any that is not built.
-pub fn activate_demo_policies(state: &AppState, policies_dir: &Path, operators: &[DemoParticipant]) -> anyhow::Result<()> {
+pub fn activate_demo_policies(
+    state: &AppState,
+    policies_dir: &Path,
+    operators: &[DemoParticipant],
+) -> anyhow::Result<()> {
     let mut connection = state.pool.get()?;
     for (hub, kind, file) in DEMO_POLICIES {
-        let Some(operator) = operators.iter().find(|p| p.kind == ParticipantKind::HubOperator && p.hub.as_deref() == Some(*hub)) else {
+        let Some(operator) = operators
+            .iter()
+            .find(|p| p.kind == ParticipantKind::HubOperator && p.hub.as_deref() == Some(*hub))
+        else {
             continue;
         };
         let path = policies_dir.join(format!("{file}.wasm"));
@@ -226,12 +326,25 @@ pub fn activate_demo_policies(state: &AppState, policies_dir: &Path, operators: 
             tracing::warn!(path = %path.display(), "example policy not built; run scripts/build-policies");
             continue;
         };
-        let (component, compiled) =
-            state.policy_host.prepare_upload(*kind, &bytes).map_err(|error| anyhow::anyhow!("{file}: {error}"))?;
+        let (component, compiled) = state
+            .policy_host
+            .prepare_upload(*kind, &bytes)
+            .map_err(|error| anyhow::anyhow!("{file}: {error}"))?;
         state.compiled_policies.insert(compiled.clone());
-        crate::db::policies::store(&mut connection, hub, kind.as_str(), &compiled.digest, &component, operator.id)?;
+        crate::db::policies::store(
+            &mut connection,
+            hub,
+            kind.as_str(),
+            &compiled.digest,
+            &component,
+            operator.id,
+        )?;
         crate::db::policies::activate(&mut connection, hub, &compiled.digest, operator.id)?;
-        println!("policy       {hub:<4} {:<10} {file:<20} {}", kind.as_str(), compiled.digest);
+        println!(
+            "policy       {hub:<4} {:<10} {file:<20} {}",
+            kind.as_str(),
+            compiled.digest
+        );
     }
     Ok(())
 }
@@ -248,8 +361,13 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
         let key = auth::new_api_key().map_err(|error| anyhow::anyhow!("{error}"))?;
         let (id, key_epoch) = match participants::by_name(&mut connection, name, *kind)? {
             Some(existing) => {
-                let epoch =
-                    participants::rotate_key(&mut connection, audit::SYSTEM_ACTOR, existing.id, &key.key_id, &key.hash)?;
+                let epoch = participants::rotate_key(
+                    &mut connection,
+                    audit::SYSTEM_ACTOR,
+                    existing.id,
+                    &key.key_id,
+                    &key.hash,
+                )?;
                 (existing.id, epoch)
             }
             None => {
@@ -261,7 +379,10 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
                     api_key_id: &key.key_id,
                     api_key_hash: &key.hash,
                 };
-                (participants::create(&mut connection, &admin_id.to_string(), &new)?.id, 0)
+                (
+                    participants::create(&mut connection, &admin_id.to_string(), &new)?.id,
+                    0,
+                )
             }
         };
         if *kind == ParticipantKind::Buyer {
@@ -270,11 +391,21 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
                 reference: "demo opening balance".into(),
                 idempotency_key: format!("demo-opening-balance-{id}"),
             };
-            ledger::deposit(&mut connection, admin_id, id, &deposit).map_err(|error| anyhow::anyhow!("{error}"))?;
+            ledger::deposit(&mut connection, admin_id, id, &deposit)
+                .map_err(|error| anyhow::anyhow!("{error}"))?;
         }
-        let token =
-            state.tokens.issue(id, *kind, hub.map(str::to_owned), key_epoch).map_err(|error| anyhow::anyhow!("{error}"))?;
-        seeded.push(DemoParticipant { kind: *kind, hub: hub.map(str::to_owned), name: (*name).to_owned(), id, api_key: key.key, token });
+        let token = state
+            .tokens
+            .issue(id, *kind, hub.map(str::to_owned), key_epoch)
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        seeded.push(DemoParticipant {
+            kind: *kind,
+            hub: hub.map(str::to_owned),
+            name: (*name).to_owned(),
+            id,
+            api_key: key.key,
+            token,
+        });
     }
     Ok(seeded)
 }

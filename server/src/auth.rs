@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,9 @@ impl TokenKeys {
         lifetime_seconds_max: u64,
     ) -> anyhow::Result<Self> {
         if ttl_seconds > lifetime_seconds_max {
-            anyhow::bail!("SUANLI_TOKEN_TTL_SECONDS ({ttl_seconds}) is longer than SUANLI_JWT_MAX_LIFETIME_S ({lifetime_seconds_max})");
+            anyhow::bail!(
+                "SUANLI_TOKEN_TTL_SECONDS ({ttl_seconds}) is longer than SUANLI_JWT_MAX_LIFETIME_S ({lifetime_seconds_max})"
+            );
         }
         let external = match public_key_pem {
             None => None,
@@ -89,7 +91,9 @@ impl TokenKeys {
                 } else if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
                     Some((key, Algorithm::RS256))
                 } else {
-                    anyhow::bail!("SUANLI_JWT_PUBLIC_KEY is neither an Ed25519 nor an RSA public key in PEM form");
+                    anyhow::bail!(
+                        "SUANLI_JWT_PUBLIC_KEY is neither an Ed25519 nor an RSA public key in PEM form"
+                    );
                 }
             }
         };
@@ -109,7 +113,13 @@ impl TokenKeys {
     }
 
     /// Signs a token for a participant whose key epoch is `key_epoch`.
-    pub fn issue(&self, participant: Uuid, role: ParticipantKind, hub: Option<String>, key_epoch: i32) -> Result<String, ApiError> {
+    pub fn issue(
+        &self,
+        participant: Uuid,
+        role: ParticipantKind,
+        hub: Option<String>,
+        key_epoch: i32,
+    ) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: participant,
@@ -122,7 +132,8 @@ impl TokenKeys {
             aud: AUDIENCE.to_owned(),
             kep: Some(key_epoch),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(ApiError::internal)
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(ApiError::internal)
     }
 
     /// Checks a token's signature, algorithm, issuer, audience, expiry and lifetime and returns who
@@ -131,7 +142,8 @@ impl TokenKeys {
     pub fn verify(&self, token: &str) -> Result<Verified, ApiError> {
         let invalid = |message: &str| ApiError::unauthorized("invalid_token", message.to_owned());
         // `alg: none` and unknown algorithms fail to parse here.
-        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("the token is malformed"))?;
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| invalid("the token is malformed"))?;
         let (key, algorithm) = match header.alg {
             Algorithm::HS256 => (&self.decoding, Algorithm::HS256),
             alg => match &self.external {
@@ -144,28 +156,45 @@ impl TokenKeys {
         validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[AUDIENCE]);
-        let data = jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| match error.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                ApiError::unauthorized("token_expired", "the token has expired")
-            }
-            _ => invalid("the token's signature or claims do not verify"),
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &validation).map_err(|error| match error
+                .kind()
+            {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized("token_expired", "the token has expired")
+                }
+                _ => invalid("the token's signature or claims do not verify"),
+            })?;
         let claims = data.claims;
         let lifetime = claims.exp.saturating_sub(claims.iat);
         if lifetime > i64::try_from(self.lifetime_seconds_max).unwrap_or(i64::MAX) {
             return Err(ApiError::unauthorized(
                 "token_lifetime_too_long",
-                format!("a token may live at most {} s; this one lives {lifetime} s", self.lifetime_seconds_max),
+                format!(
+                    "a token may live at most {} s; this one lives {lifetime} s",
+                    self.lifetime_seconds_max
+                ),
             ));
         }
-        if claims.iat > chrono::Utc::now().timestamp() + i64::try_from(validation.leeway).unwrap_or(0) {
+        if claims.iat
+            > chrono::Utc::now().timestamp() + i64::try_from(validation.leeway).unwrap_or(0)
+        {
             return Err(invalid("the token was issued in the future"));
         }
-        let role = ParticipantKind::parse(&claims.role).ok_or_else(|| invalid("the token's role is unknown"))?;
+        let role = ParticipantKind::parse(&claims.role)
+            .ok_or_else(|| invalid("the token's role is unknown"))?;
         if role == ParticipantKind::HubOperator && claims.hub.is_none() {
             return Err(invalid("a hub operator's token must name its hub"));
         }
-        Ok(Verified { caller: Caller { id: claims.sub, role, hub: claims.hub }, issued_at: claims.iat, key_epoch: claims.kep })
+        Ok(Verified {
+            caller: Caller {
+                id: claims.sub,
+                role,
+                hub: claims.hub,
+            },
+            issued_at: claims.iat,
+            key_epoch: claims.kep,
+        })
     }
 }
 
@@ -204,7 +233,10 @@ impl Identity {
     /// 401, never trusted.
     pub fn admits(&self, token: &Verified) -> Result<(), ApiError> {
         if self.suspended {
-            return Err(ApiError::unauthorized("participant_suspended", "this participant is suspended"));
+            return Err(ApiError::unauthorized(
+                "participant_suspended",
+                "this participant is suspended",
+            ));
         }
         if self.kind != token.caller.role || self.hub != token.caller.hub {
             return Err(ApiError::unauthorized(
@@ -217,7 +249,10 @@ impl Identity {
             None => token.issued_at >= self.credentials_changed_at,
         };
         if !current {
-            return Err(ApiError::unauthorized("token_revoked", "the API key changed since this token was issued; log in again"));
+            return Err(ApiError::unauthorized(
+                "token_revoked",
+                "the API key changed since this token was issued; log in again",
+            ));
         }
         Ok(())
     }
@@ -247,7 +282,10 @@ struct IdentityEntries {
 impl IdentityCache {
     /// The identity of `participant` if it was read less than [`IDENTITY_CACHE_TTL`] ago.
     pub fn get(&self, participant: Uuid) -> Option<Identity> {
-        let inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         inner
             .entries
             .get(&participant)
@@ -257,24 +295,35 @@ impl IdentityCache {
 
     /// The generation to hand to [`IdentityCache::put`]: read it before reading the database.
     pub fn generation(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner).generation
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .generation
     }
 
     /// Keeps an identity read from the database, unless something was forgotten since `generation`.
     pub fn put(&self, participant: Uuid, identity: Identity, generation: u64) {
-        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if inner.generation != generation {
             return;
         }
         if inner.entries.len() >= IDENTITY_CACHE_ENTRIES_MAX {
             inner.entries.clear();
         }
-        inner.entries.insert(participant, (identity, Instant::now()));
+        inner
+            .entries
+            .insert(participant, (identity, Instant::now()));
     }
 
     /// Forgets a participant at once (its role, keys or standing changed).
     pub fn forget(&self, participant: Uuid) {
-        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inner = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         inner.entries.remove(&participant);
         inner.generation += 1;
     }
@@ -316,14 +365,23 @@ impl LoginGuard {
         let receiver = std::sync::Arc::new(Mutex::new(receiver));
         for index in 0..hashing_threads.max(1) {
             let receiver = receiver.clone();
-            std::thread::Builder::new().name(format!("suanli-key-hashing-{index}")).spawn(move || loop {
-                let job = receiver.lock().unwrap_or_else(std::sync::PoisonError::into_inner).recv();
-                match job {
-                    // A job that panics must not take the thread (and its place in the pool) with it.
-                    Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
-                    Err(_) => return,
-                }
-            })?;
+            std::thread::Builder::new()
+                .name(format!("suanli-key-hashing-{index}"))
+                .spawn(move || {
+                    loop {
+                        let job = receiver
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .recv();
+                        match job {
+                            // A job that panics must not take the thread (and its place in the pool) with it.
+                            Ok(job) => {
+                                drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)))
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                })?;
         }
         Ok(LoginGuard {
             jobs: Mutex::new(sender),
@@ -332,19 +390,25 @@ impl LoginGuard {
             failures: Mutex::default(),
             failures_max,
             window,
-            bootstrap_key_sha256: bootstrap_key.map(|key| sha2::Sha256::digest(key.as_bytes()).into()),
+            bootstrap_key_sha256: bootstrap_key
+                .map(|key| sha2::Sha256::digest(key.as_bytes()).into()),
         })
     }
 
     /// Whether a free-form key can be the bootstrap admin's at all (without Argon2).
     pub fn may_be_bootstrap_key(&self, key: &str) -> bool {
         use sha2::Digest;
-        self.bootstrap_key_sha256.is_some_and(|expected| <[u8; 32]>::from(sha2::Sha256::digest(key.as_bytes())) == expected)
+        self.bootstrap_key_sha256.is_some_and(|expected| {
+            <[u8; 32]>::from(sha2::Sha256::digest(key.as_bytes())) == expected
+        })
     }
 
     /// Refuses (429) a login from `subjects` (client address, key id) that failed too often lately.
     pub fn check(&self, subjects: &[String]) -> Result<(), ApiError> {
-        let failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for subject in subjects {
             if let Some((count, since)) = failures.get(subject) {
                 let age = since.elapsed();
@@ -352,7 +416,10 @@ impl LoginGuard {
                     let retry_after = (self.window - age).as_secs().max(1);
                     return Err(ApiError {
                         retry_after_s: Some(u32::try_from(retry_after).unwrap_or(u32::MAX)),
-                        ..ApiError::too_many_requests("too_many_failures", "too many failed logins; try again later")
+                        ..ApiError::too_many_requests(
+                            "too_many_failures",
+                            "too many failed logins; try again later",
+                        )
                     });
                 }
             }
@@ -362,7 +429,10 @@ impl LoginGuard {
 
     /// Counts a failed login against each of `subjects`.
     pub fn failed(&self, subjects: &[String]) {
-        let mut failures = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if failures.len() >= LOGIN_FAILURE_ENTRIES_MAX {
             let window = self.window;
             failures.retain(|_, (_, since)| since.elapsed() < window);
@@ -371,7 +441,9 @@ impl LoginGuard {
             }
         }
         for subject in subjects {
-            let entry = failures.entry(subject.clone()).or_insert((0, Instant::now()));
+            let entry = failures
+                .entry(subject.clone())
+                .or_insert((0, Instant::now()));
             if entry.1.elapsed() >= self.window {
                 *entry = (0, Instant::now());
             }
@@ -381,11 +453,18 @@ impl LoginGuard {
 
     /// Runs `work` (Argon2) on the hashing threads and waits for it, or refuses at once (503
     /// `login_busy`) when the queue is full.
-    pub async fn hashing<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    pub async fn hashing<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
         use std::sync::atomic::Ordering;
         if self.pending.fetch_add(1, Ordering::SeqCst) >= self.pending_max {
             self.pending.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::busy("login_busy", "too many API keys are being checked; retry shortly", 1));
+            return Err(ApiError::busy(
+                "login_busy",
+                "too many API keys are being checked; retry shortly",
+                1,
+            ));
         }
         /// Gives the queue place back however the job ends (done, panicked, or never run).
         struct Pending(std::sync::Arc<std::sync::atomic::AtomicUsize>);
@@ -400,11 +479,17 @@ impl LoginGuard {
             let _pending = pending;
             let _ = reply.send(work());
         });
-        let sent = self.jobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner).send(job);
+        let sent = self
+            .jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .send(job);
         if sent.is_err() {
             return Err(ApiError::unavailable("key hashing is not running"));
         }
-        answer.await.map_err(|_| ApiError::unavailable("key hashing stopped"))
+        answer
+            .await
+            .map_err(|_| ApiError::unavailable("key hashing stopped"))
     }
 }
 
@@ -438,7 +523,11 @@ pub fn hash_api_key(key: &str) -> Result<String, ApiError> {
 /// Whether `key` matches a stored hash. Slow on purpose.
 pub fn api_key_matches(key: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash)
-        .map(|hash| Argon2::default().verify_password(key.as_bytes(), &hash).is_ok())
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(key.as_bytes(), &hash)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -448,7 +537,9 @@ pub fn api_key_lookup_id(key: &str) -> &str {
     let mut parts = key.splitn(3, '_');
     match (parts.next(), parts.next(), parts.next()) {
         (Some("sk"), Some(id), Some(secret))
-            if id.len() == 16 && secret.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            if id.len() == 16
+                && secret.len() == 64
+                && id.bytes().all(|b| b.is_ascii_hexdigit()) =>
         {
             id
         }
@@ -466,7 +557,10 @@ mod tests {
         assert_eq!(api_key_lookup_id(&made.key), made.key_id);
         assert!(api_key_matches(&made.key, &made.hash));
         assert!(!api_key_matches(&format!("{}x", made.key), &made.hash));
-        assert!(!made.hash.contains(&made.key[20..]), "the secret must not be stored");
+        assert!(
+            !made.hash.contains(&made.key[20..]),
+            "the secret must not be stored"
+        );
     }
 
     #[test]
@@ -481,7 +575,14 @@ mod tests {
         let id = Uuid::new_v4();
         let token = keys.issue(id, ParticipantKind::Buyer, None, 3).unwrap();
         let verified = keys.verify(&token).unwrap();
-        assert_eq!(verified.caller, Caller { id, role: ParticipantKind::Buyer, hub: None });
+        assert_eq!(
+            verified.caller,
+            Caller {
+                id,
+                role: ParticipantKind::Buyer,
+                hub: None
+            }
+        );
         assert_eq!(verified.key_epoch, Some(3));
 
         let other = TokenKeys::new(b"other secret", None, 60, "suanli", 86_400).unwrap();
@@ -493,25 +594,60 @@ mod tests {
         let tampered: String = tampered.into_iter().collect();
         assert_eq!(keys.verify(&tampered).unwrap_err().code, "invalid_token");
         let elsewhere = TokenKeys::new(b"secret", None, 60, "another-exchange", 86_400).unwrap();
-        assert_eq!(elsewhere.verify(&token).unwrap_err().code, "invalid_token", "another issuer");
+        assert_eq!(
+            elsewhere.verify(&token).unwrap_err().code,
+            "invalid_token",
+            "another issuer"
+        );
     }
 
     #[test]
     fn a_token_stands_only_while_its_participant_does() {
         let id = Uuid::new_v4();
         let token = |epoch, issued_at| Verified {
-            caller: Caller { id, role: ParticipantKind::Provider, hub: None },
+            caller: Caller {
+                id,
+                role: ParticipantKind::Provider,
+                hub: None,
+            },
             issued_at,
             key_epoch: epoch,
         };
-        let stored = Identity { kind: ParticipantKind::Provider, hub: None, suspended: false, key_epoch: 2, credentials_changed_at: 1000 };
+        let stored = Identity {
+            kind: ParticipantKind::Provider,
+            hub: None,
+            suspended: false,
+            key_epoch: 2,
+            credentials_changed_at: 1000,
+        };
         assert!(stored.admits(&token(Some(2), 0)).is_ok());
-        assert_eq!(stored.admits(&token(Some(1), 2000)).unwrap_err().code, "token_revoked");
-        assert!(stored.admits(&token(None, 1000)).is_ok(), "an external token issued after the change");
-        assert_eq!(stored.admits(&token(None, 999)).unwrap_err().code, "token_revoked");
-        let suspended = Identity { suspended: true, ..stored.clone() };
-        assert_eq!(suspended.admits(&token(Some(2), 0)).unwrap_err().code, "participant_suspended");
-        let buyer = Identity { kind: ParticipantKind::Buyer, ..stored };
-        assert_eq!(buyer.admits(&token(Some(2), 0)).unwrap_err().code, "role_mismatch");
+        assert_eq!(
+            stored.admits(&token(Some(1), 2000)).unwrap_err().code,
+            "token_revoked"
+        );
+        assert!(
+            stored.admits(&token(None, 1000)).is_ok(),
+            "an external token issued after the change"
+        );
+        assert_eq!(
+            stored.admits(&token(None, 999)).unwrap_err().code,
+            "token_revoked"
+        );
+        let suspended = Identity {
+            suspended: true,
+            ..stored.clone()
+        };
+        assert_eq!(
+            suspended.admits(&token(Some(2), 0)).unwrap_err().code,
+            "participant_suspended"
+        );
+        let buyer = Identity {
+            kind: ParticipantKind::Buyer,
+            ..stored
+        };
+        assert_eq!(
+            buyer.admits(&token(Some(2), 0)).unwrap_err().code,
+            "role_mismatch"
+        );
     }
 }

@@ -8,7 +8,11 @@ use crate::config::Config;
 use crate::{app, db, telemetry};
 
 #[derive(Parser)]
-#[command(name = "suanli-server", version, about = "The Suanli compute-capacity exchange")]
+#[command(
+    name = "suanli-server",
+    version,
+    about = "The Suanli compute-capacity exchange"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,8 +71,13 @@ fn compile_check(kind: &str) -> anyhow::Result<()> {
     let mut bytes = Vec::new();
     std::io::stdin().read_to_end(&mut bytes)?;
     // The parent enforces the time bound; here the compile may take what it takes.
-    let limits = crate::policy::SandboxLimits { compile_ms_max: 86_400_000, ..Default::default() };
-    crate::policy::PolicyHost::new(limits)?.prepare_upload(kind, &bytes).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let limits = crate::policy::SandboxLimits {
+        compile_ms_max: 86_400_000,
+        ..Default::default()
+    };
+    crate::policy::PolicyHost::new(limits)?
+        .prepare_upload(kind, &bytes)
+        .map_err(|error| anyhow::anyhow!("{error}"))?;
     Ok(())
 }
 
@@ -82,7 +91,11 @@ fn check(config: Config) -> anyhow::Result<()> {
         println!(
             "{:<34} {}",
             "audit_chain",
-            if chain.ok { format!("ok ({} entries)", chain.entries) } else { format!("BROKEN at seq {:?}", chain.first_bad_seq) }
+            if chain.ok {
+                format!("ok ({} entries)", chain.entries)
+            } else {
+                format!("BROKEN at seq {:?}", chain.first_bad_seq)
+            }
         );
         let mut ok = chain.ok;
         for check in db::invariants::check(&mut connection)? {
@@ -129,7 +142,10 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
     }
     let (server, address) = app::listen(config, state.clone())?;
     if demo {
-        let admin_key = config.admin_api_key.clone().context("the demo has an admin key")?;
+        let admin_key = config
+            .admin_api_key
+            .clone()
+            .context("the demo has an admin key")?;
         print_demo(&state, &admin_key, address)?;
     }
     // Printed once everything is ready (demo seeded), for scripts and tests that wait for it.
@@ -137,16 +153,26 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
     server.await.context("HTTP server failed")
 }
 
-fn print_demo(state: &crate::http::AppState, admin_key: &str, address: std::net::SocketAddr) -> anyhow::Result<()> {
+fn print_demo(
+    state: &crate::http::AppState,
+    admin_key: &str,
+    address: std::net::SocketAddr,
+) -> anyhow::Result<()> {
     let mut connection = state.pool.get()?;
-    let admin = db::participants::by_api_key_id(&mut connection, db::participants::BOOTSTRAP_ADMIN_KEY_ID)?
-        .context("the bootstrap admin exists")?;
+    let admin =
+        db::participants::by_api_key_id(&mut connection, db::participants::BOOTSTRAP_ADMIN_KEY_ID)?
+            .context("the bootstrap admin exists")?;
     drop(connection);
     let demo = app::seed_demo(state, admin.id)?;
     println!("\nSuanli demo exchange on http://{address}  (Ctrl-C stops it and its database)\n");
     println!("admin  {}  api_key={admin_key}", admin.id);
     for participant in &demo {
-        println!("{:<12} {}  {}", participant.kind.as_str(), participant.id, participant.name);
+        println!(
+            "{:<12} {}  {}",
+            participant.kind.as_str(),
+            participant.id,
+            participant.name
+        );
         println!("             api_key={}", participant.api_key);
         println!("             token={}", participant.token);
     }

@@ -92,7 +92,11 @@ pub struct Config {
 
     /// Commands one participant may have waiting for the sequenced writer at once; one more is
     /// refused with 429 `too_many_in_flight`.
-    #[arg(long, env = "SUANLI_ORDER_PARTICIPANT_IN_FLIGHT_MAX", default_value_t = 64)]
+    #[arg(
+        long,
+        env = "SUANLI_ORDER_PARTICIPANT_IN_FLIGHT_MAX",
+        default_value_t = 64
+    )]
     pub order_participant_in_flight_max: u32,
 
     /// Longest an order command may wait for the sequenced writer; older ones are refused with 503
@@ -147,7 +151,11 @@ pub struct Config {
 
     /// Fuel one hub's policies may burn, summed over their evaluations for one incoming order;
     /// beyond it the hub's remaining candidates for that order are skipped.
-    #[arg(long, env = "SUANLI_POLICY_HUB_ORDER_FUEL_MAX", default_value_t = 50_000_000)]
+    #[arg(
+        long,
+        env = "SUANLI_POLICY_HUB_ORDER_FUEL_MAX",
+        default_value_t = 50_000_000
+    )]
     pub policy_hub_order_fuel_max: u64,
 
     /// Wall time one hub's policies may take, summed over their evaluations for one incoming order.
@@ -156,12 +164,20 @@ pub struct Config {
 
     /// Wall time one hub's policies may take in one batch of the sequenced writer: what a hostile
     /// policy can add to every other hub's latency.
-    #[arg(long, env = "SUANLI_POLICY_HUB_BATCH_WALL_MS_MAX", default_value_t = 10)]
+    #[arg(
+        long,
+        env = "SUANLI_POLICY_HUB_BATCH_WALL_MS_MAX",
+        default_value_t = 10
+    )]
     pub policy_hub_batch_wall_ms_max: u64,
 
     /// Policy uploads (and compiles of stored policies) that may be compiled at once; one more is
     /// refused with 503 `compile_busy`. A compile past its time bound keeps its slot until it ends.
-    #[arg(long, env = "SUANLI_POLICY_CONCURRENT_COMPILES_MAX", default_value_t = 2)]
+    #[arg(
+        long,
+        env = "SUANLI_POLICY_CONCURRENT_COMPILES_MAX",
+        default_value_t = 2
+    )]
     pub policy_concurrent_compiles_max: u32,
 
     /// Compiled policies kept in memory; the oldest that is not active is dropped beyond it.
@@ -177,7 +193,11 @@ pub struct Config {
     pub policy_hub_stored_bytes_max: u64,
 
     /// Policy evaluations that may run at once (sizes the pooling allocator).
-    #[arg(long, env = "SUANLI_POLICY_CONCURRENT_EVALUATIONS_MAX", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "SUANLI_POLICY_CONCURRENT_EVALUATIONS_MAX",
+        default_value_t = 16
+    )]
     pub policy_concurrent_evaluations_max: u32,
 
     /// HTTP worker threads.

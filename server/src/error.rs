@@ -59,13 +59,21 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { kind, code, message: message.into(), retry_after_s: None }
+        ApiError {
+            kind,
+            code,
+            message: message.into(),
+            retry_after_s: None,
+        }
     }
 
     /// 503 with its own code and a `Retry-After`: the exchange is busy or cannot take this
     /// command here right now; the same request may succeed later.
     pub fn busy(code: &'static str, message: impl Into<String>, retry_after_s: u32) -> Self {
-        ApiError { retry_after_s: Some(retry_after_s), ..Self::new(ErrorKind::Unavailable, code, message) }
+        ApiError {
+            retry_after_s: Some(retry_after_s),
+            ..Self::new(ErrorKind::Unavailable, code, message)
+        }
     }
 
     /// 400: the request is malformed (bad JSON, bad decimal, unknown hub…).
@@ -116,7 +124,11 @@ impl ApiError {
     /// 500: our fault. The cause is logged here, once, and not shown to the client.
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(ErrorKind::Internal, "internal_error", "internal error; the incident was logged")
+        Self::new(
+            ErrorKind::Internal,
+            "internal_error",
+            "internal error; the incident was logged",
+        )
     }
 }
 
@@ -134,10 +146,17 @@ impl From<DieselError> for ApiError {
                 (DatabaseErrorKind::CheckViolation, Some("accounts_balance_not_negative")) => {
                     ApiError::unprocessable("insufficient_funds", "not enough available money")
                 }
-                (DatabaseErrorKind::UniqueViolation, Some(constraint)) if constraint.ends_with("idempotency_key") => {
-                    ApiError::conflict("idempotency_conflict", "this idempotency key was used concurrently; retry")
+                (DatabaseErrorKind::UniqueViolation, Some(constraint))
+                    if constraint.ends_with("idempotency_key") =>
+                {
+                    ApiError::conflict(
+                        "idempotency_conflict",
+                        "this idempotency key was used concurrently; retry",
+                    )
                 }
-                (DatabaseErrorKind::ClosedConnection, _) => ApiError::unavailable("database connection lost"),
+                (DatabaseErrorKind::ClosedConnection, _) => {
+                    ApiError::unavailable("database connection lost")
+                }
                 (DatabaseErrorKind::SerializationFailure, _) => {
                     ApiError::unavailable("concurrent update; retry the request")
                 }

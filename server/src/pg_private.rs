@@ -30,14 +30,21 @@ impl PrivateCluster {
     /// Starts (creating if needed) the cluster under `root`, or adopts it if it is already
     /// running, and makes sure a database named `database` exists in it.
     pub fn start(root: &Path, database: &str) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(root).with_context(|| format!("Failed to create {}", root.display()))?;
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("Failed to create {}", root.display()))?;
         let mut root = root.canonicalize()?;
         let as_postgres_user = std::fs::metadata("/proc/self")?.uid() == 0;
         if as_postgres_user && !postgres_can_reach(&root) {
             root = relocate(&root)?;
         }
         let password = password(&root)?;
-        let cluster = PrivateCluster { bin_dir: find_bin_dir()?, port: 0, root, as_postgres_user, password };
+        let cluster = PrivateCluster {
+            bin_dir: find_bin_dir()?,
+            port: 0,
+            root,
+            as_postgres_user,
+            password,
+        };
         let data = cluster.data_dir();
         if as_postgres_user {
             cluster.chown_to_postgres()?;
@@ -45,18 +52,21 @@ impl PrivateCluster {
         if !data.join("PG_VERSION").exists() {
             tracing::info!(data = %data.display(), "creating a private PostgreSQL cluster");
             let password_file = cluster.root.join(PASSWORD_FILE);
-            cluster.run("initdb", &[
-                "-D",
-                path_str(&data)?,
-                "-U",
-                "postgres",
-                "--auth=scram-sha-256",
-                "--pwfile",
-                path_str(&password_file)?,
-                "-E",
-                "UTF8",
-                "--no-instructions",
-            ])?;
+            cluster.run(
+                "initdb",
+                &[
+                    "-D",
+                    path_str(&data)?,
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    "--pwfile",
+                    path_str(&password_file)?,
+                    "-E",
+                    "UTF8",
+                    "--no-instructions",
+                ],
+            )?;
         }
         let port = match cluster.running_port() {
             Some(port) => port,
@@ -70,12 +80,25 @@ impl PrivateCluster {
 
     /// The URL of `database` in this cluster.
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres:{}@127.0.0.1:{}/{database}", self.password, self.port)
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
     }
 
     /// Stops the cluster, letting running transactions roll back (`pg_ctl stop -m fast`).
     pub fn stop(&self) -> anyhow::Result<()> {
-        self.run("pg_ctl", &["-D", path_str(&self.data_dir())?, "-m", "fast", "-w", "stop"])?;
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ],
+        )?;
         tracing::info!("private PostgreSQL stopped");
         Ok(())
     }
@@ -85,9 +108,15 @@ impl PrivateCluster {
     }
 
     fn chown_to_postgres(&self) -> anyhow::Result<()> {
-        let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&self.root).status()?;
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&self.root)
+            .status()?;
         if !status.success() {
-            bail!("Failed to give {} to the postgres user (is PostgreSQL installed?)", self.root.display());
+            bail!(
+                "Failed to give {} to the postgres user (is PostgreSQL installed?)",
+                self.root.display()
+            );
         }
         Ok(())
     }
@@ -95,7 +124,14 @@ impl PrivateCluster {
     /// The port of a server already running on this data folder, read from `postmaster.pid`.
     fn running_port(&self) -> Option<u16> {
         let data = self.data_dir();
-        let status = self.command("pg_ctl").arg("status").arg("-D").arg(&data).stdout(Stdio::null()).status().ok()?;
+        let status = self
+            .command("pg_ctl")
+            .arg("status")
+            .arg("-D")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .status()
+            .ok()?;
         if !status.success() {
             return None;
         }
@@ -105,11 +141,23 @@ impl PrivateCluster {
 
     fn start_server(&self) -> anyhow::Result<u16> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let options = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''");
+        let options =
+            format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''");
         let log = self.root.join("postgres.log");
         self.run(
             "pg_ctl",
-            &["-D", path_str(&self.data_dir())?, "-l", path_str(&log)?, "-w", "-t", "60", "-o", &options, "start"],
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-l",
+                path_str(&log)?,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &options,
+                "start",
+            ],
         )
         .with_context(|| format!("Failed to start PostgreSQL; see {}", log.display()))?;
         Ok(port)
@@ -123,11 +171,14 @@ impl PrivateCluster {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             found: bool,
         }
-        let found: Found = diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found")
-            .bind::<diesel::sql_types::Text, _>(database)
-            .get_result(&mut connection)?;
+        let found: Found = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS found",
+        )
+        .bind::<diesel::sql_types::Text, _>(database)
+        .get_result(&mut connection)?;
         if !found.found {
-            diesel::sql_query(format!("CREATE DATABASE \"{}\"", database.replace('"', ""))).execute(&mut connection)?;
+            diesel::sql_query(format!("CREATE DATABASE \"{}\"", database.replace('"', "")))
+                .execute(&mut connection)?;
         }
         Ok(())
     }
@@ -147,9 +198,17 @@ impl PrivateCluster {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<()> {
-        let output = self.command(program).args(args).stderr(Stdio::piped()).stdout(Stdio::null()).output()?;
+        let output = self
+            .command(program)
+            .args(args)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .output()?;
         if !output.status.success() {
-            bail!("{program} failed: {}", String::from_utf8_lossy(&output.stderr).trim());
+            bail!(
+                "{program} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
         }
         Ok(())
     }
@@ -184,8 +243,14 @@ fn relocate(root: &Path) -> anyhow::Result<PathBuf> {
         }
         Ok(found) => {
             let postgres_uid = postgres_uid();
-            if !found.is_dir() || found.file_type().is_symlink() || !(found.uid() == 0 || Some(found.uid()) == postgres_uid) {
-                bail!("{} exists and is not the private cluster's folder; remove it", relocated.display());
+            if !found.is_dir()
+                || found.file_type().is_symlink()
+                || !(found.uid() == 0 || Some(found.uid()) == postgres_uid)
+            {
+                bail!(
+                    "{} exists and is not the private cluster's folder; remove it",
+                    relocated.display()
+                );
             }
         }
     }
@@ -200,7 +265,11 @@ fn relocate(root: &Path) -> anyhow::Result<PathBuf> {
 
 /// The `postgres` user's id.
 fn postgres_uid() -> Option<u32> {
-    let output = Command::new("id").args(["-u", "postgres"]).stdin(Stdio::null()).output().ok()?;
+    let output = Command::new("id")
+        .args(["-u", "postgres"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
@@ -245,13 +314,16 @@ pub fn find_bin_dir() -> anyhow::Result<PathBuf> {
     }
     let output = Command::new("pg_config").arg("--bindir").output();
     match output {
-        Ok(output) if output.status.success() => {
-            Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim().to_owned()))
-        }
-        _ => bail!("PostgreSQL server binaries not found: install the `postgresql` package or set DATABASE_URL"),
+        Ok(output) if output.status.success() => Ok(PathBuf::from(
+            String::from_utf8_lossy(&output.stdout).trim().to_owned(),
+        )),
+        _ => bail!(
+            "PostgreSQL server binaries not found: install the `postgresql` package or set DATABASE_URL"
+        ),
     }
 }
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str().with_context(|| format!("{} is not UTF-8", path.display()))
+    path.to_str()
+        .with_context(|| format!("{} is not UTF-8", path.display()))
 }

@@ -1,14 +1,23 @@
 //! Structured logs (tracing) and Prometheus metrics.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Installs the global log subscriber: `RUST_LOG` picks levels (default `info`), `format` is
 /// `text` or `json`. Calling it twice is harmless (tests do).
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _already_installed = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _already_installed = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// The exchange's metrics, registered in their own registry (no process-wide globals).
@@ -49,34 +58,83 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("valid metric");
-        let events = IntCounterVec::new(Opts::new("suanli_events_total", "state changes committed"), &["kind"])
-            .expect("valid metric");
-        let orders = IntCounterVec::new(Opts::new("suanli_orders_total", "orders by side and outcome"), &["side", "outcome"])
-            .expect("valid metric");
-        let contracts = IntCounter::new("suanli_contracts_total", "contracts created").expect("valid metric");
-        let batch_commands = Histogram::with_opts(
-            HistogramOpts::new("suanli_batch_commands", "commands per committed batch")
-                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0]),
+        let events = IntCounterVec::new(
+            Opts::new("suanli_events_total", "state changes committed"),
+            &["kind"],
         )
         .expect("valid metric");
-        let batch_seconds = Histogram::with_opts(HistogramOpts::new("suanli_batch_seconds", "time to process and commit a batch"))
-            .expect("valid metric");
-        let settlement_seconds =
-            Histogram::with_opts(HistogramOpts::new("suanli_settlement_seconds", "time to settle one contract"))
-                .expect("valid metric");
-        registry.register(Box::new(settlement_seconds.clone())).expect("registered once");
-        let policy_faults =
-            IntCounterVec::new(Opts::new("suanli_policy_faults_total", "policy evaluations that failed"), &["class"])
-                .expect("valid metric");
-        registry.register(Box::new(policy_faults.clone())).expect("registered once");
-        registry.register(Box::new(orders.clone())).expect("registered once");
-        registry.register(Box::new(contracts.clone())).expect("registered once");
-        registry.register(Box::new(batch_commands.clone())).expect("registered once");
-        registry.register(Box::new(batch_seconds.clone())).expect("registered once");
-        registry.register(Box::new(http_requests.clone())).expect("registered once");
-        registry.register(Box::new(http_request_seconds.clone())).expect("registered once");
-        registry.register(Box::new(events.clone())).expect("registered once");
-        Metrics { registry, http_requests, http_request_seconds, events, orders, contracts, batch_commands, batch_seconds, settlement_seconds, policy_faults }
+        let orders = IntCounterVec::new(
+            Opts::new("suanli_orders_total", "orders by side and outcome"),
+            &["side", "outcome"],
+        )
+        .expect("valid metric");
+        let contracts =
+            IntCounter::new("suanli_contracts_total", "contracts created").expect("valid metric");
+        let batch_commands = Histogram::with_opts(
+            HistogramOpts::new("suanli_batch_commands", "commands per committed batch").buckets(
+                vec![
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+                ],
+            ),
+        )
+        .expect("valid metric");
+        let batch_seconds = Histogram::with_opts(HistogramOpts::new(
+            "suanli_batch_seconds",
+            "time to process and commit a batch",
+        ))
+        .expect("valid metric");
+        let settlement_seconds = Histogram::with_opts(HistogramOpts::new(
+            "suanli_settlement_seconds",
+            "time to settle one contract",
+        ))
+        .expect("valid metric");
+        registry
+            .register(Box::new(settlement_seconds.clone()))
+            .expect("registered once");
+        let policy_faults = IntCounterVec::new(
+            Opts::new(
+                "suanli_policy_faults_total",
+                "policy evaluations that failed",
+            ),
+            &["class"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(policy_faults.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(orders.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(contracts.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(batch_commands.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(batch_seconds.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(http_requests.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(http_request_seconds.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(events.clone()))
+            .expect("registered once");
+        Metrics {
+            registry,
+            http_requests,
+            http_request_seconds,
+            events,
+            orders,
+            contracts,
+            batch_commands,
+            batch_seconds,
+            settlement_seconds,
+            policy_faults,
+        }
     }
 
     /// Everything in Prometheus text format.

@@ -17,7 +17,10 @@ pub const PAGE_LIMIT_MAX: u32 = 500;
 pub fn text(field: &str, value: &str, length_max: usize) -> Result<(), ApiError> {
     let length = value.chars().count();
     if length == 0 || value.trim().is_empty() {
-        return Err(ApiError::bad_request("invalid_field", format!("`{field}` must not be empty")));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`{field}` must not be empty"),
+        ));
     }
     if length > length_max {
         return Err(ApiError::bad_request(
@@ -26,7 +29,10 @@ pub fn text(field: &str, value: &str, length_max: usize) -> Result<(), ApiError>
         ));
     }
     if value.chars().any(char::is_control) {
-        return Err(ApiError::bad_request("invalid_field", format!("`{field}` contains control characters")));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`{field}` contains control characters"),
+        ));
     }
     Ok(())
 }
@@ -35,7 +41,10 @@ pub fn text(field: &str, value: &str, length_max: usize) -> Result<(), ApiError>
 pub fn positive_cny(field: &str, amount: Decimal, max: Decimal) -> Result<Decimal, ApiError> {
     let amount = amount.normalize();
     if amount <= Decimal::ZERO {
-        return Err(ApiError::bad_request("invalid_amount", format!("`{field}` must be greater than zero")));
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            format!("`{field}` must be greater than zero"),
+        ));
     }
     if amount.scale() > 2 {
         return Err(ApiError::bad_request(
@@ -44,7 +53,10 @@ pub fn positive_cny(field: &str, amount: Decimal, max: Decimal) -> Result<Decima
         ));
     }
     if amount > max {
-        return Err(ApiError::bad_request("invalid_amount", format!("`{field}` is larger than {max}")));
+        return Err(ApiError::bad_request(
+            "invalid_amount",
+            format!("`{field}` is larger than {max}"),
+        ));
     }
     Ok(amount)
 }
@@ -53,7 +65,10 @@ pub fn positive_cny(field: &str, amount: Decimal, max: Decimal) -> Result<Decima
 pub fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
     match limit.unwrap_or(default) {
         limit @ 1..=PAGE_LIMIT_MAX => Ok(limit),
-        _ => Err(ApiError::bad_request("invalid_limit", format!("`limit` must be between 1 and {PAGE_LIMIT_MAX}"))),
+        _ => Err(ApiError::bad_request(
+            "invalid_limit",
+            format!("`limit` must be between 1 and {PAGE_LIMIT_MAX}"),
+        )),
     }
 }
 
@@ -85,7 +100,9 @@ mod tests {
             ("1000000000000.01", None),
         ];
         for (input, expected) in cases {
-            let result = positive_cny("amount", d(input), max).ok().map(|v| v.to_string());
+            let result = positive_cny("amount", d(input), max)
+                .ok()
+                .map(|v| v.to_string());
             assert_eq!(result.as_deref(), *expected, "{input}");
         }
     }
@@ -95,7 +112,11 @@ mod tests {
         assert!(text("name", "Gansu Telecom", 200).is_ok());
         assert!(text("name", "算力 provider", 200).is_ok());
         for bad in ["", "   ", "a\u{0}b", "line\nbreak"] {
-            assert_eq!(text("name", bad, 200).unwrap_err().code, "invalid_field", "{bad:?}");
+            assert_eq!(
+                text("name", bad, 200).unwrap_err().code,
+                "invalid_field",
+                "{bad:?}"
+            );
         }
         assert!(text("name", &"x".repeat(201), 200).is_err());
     }

@@ -23,7 +23,11 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("export") {
         args.next();
-        let rows: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(100_000);
+        let rows: u64 = args
+            .next()
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(100_000);
         return export(rows).await;
     }
     if args.peek().map(String::as_str) == Some("settle") {
@@ -50,13 +54,22 @@ async fn main() -> anyhow::Result<()> {
     .await;
 
     // Capacity that half of the bids cross: one big offer per cluster.
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Load provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Load provider")
+        .await;
     for cluster in ["qingyang", "zhongwei", "guian", "helinger"] {
-        provider.place_offer(&new_offer(cluster, SKU, 1_000_000, window(1, 48), "10")).await?;
+        provider
+            .place_offer(&new_offer(cluster, SKU, 1_000_000, window(1, 48), "10"))
+            .await?;
     }
     let mut buyers = Vec::new();
     for n in 0..connections {
-        buyers.push(exchange.funded_buyer(&format!("Load buyer {n}"), "1000000000").await.1);
+        buyers.push(
+            exchange
+                .funded_buyer(&format!("Load buyer {n}"), "1000000000")
+                .await
+                .1,
+        );
     }
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -71,7 +84,11 @@ async fn main() -> anyhow::Result<()> {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let limit = if (n + index as u64) % 2 == 0 { "10.5" } else { "9" };
+                let limit = if (n + index as u64) % 2 == 0 {
+                    "10.5"
+                } else {
+                    "9"
+                };
                 let sent = Instant::now();
                 match buyer.place_bid(&new_bid(SKU, 1, window(2, 4), limit)).await {
                     Ok(_) => {
@@ -94,7 +111,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let percentile = |p: f64| latencies.get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)));
+    let percentile = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+    };
     let contracts = exchange.count("SELECT count(*) FROM contracts");
     println!(
         "suanli, {connections} connections, POST /v1/bids, {seconds} s: {:.0} bids/s accepted ({} accepted, {} failed, {contracts} contracts), latency p50 {:?} p99 {:?}",
@@ -105,8 +125,22 @@ async fn main() -> anyhow::Result<()> {
         percentile(0.99).copied().unwrap_or_default(),
     );
     // PostgreSQL's own rate on the same server, right after (not during) the exchange's run.
-    println!("pgbench, {connections} clients, single-row INSERT, {seconds} s: {}", pgbench(&exchange.database_url, connections, seconds)?);
-    println!("{}", exchange.state.metrics.render().lines().filter(|l| l.starts_with("suanli_batch_commands_sum") || l.starts_with("suanli_batch_commands_count")).collect::<Vec<_>>().join("\n"));
+    println!(
+        "pgbench, {connections} clients, single-row INSERT, {seconds} s: {}",
+        pgbench(&exchange.database_url, connections, seconds)?
+    );
+    println!(
+        "{}",
+        exchange
+            .state
+            .metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with("suanli_batch_commands_sum")
+                || l.starts_with("suanli_batch_commands_count"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     Ok(())
 }
 
@@ -117,16 +151,32 @@ fn pgbench(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<S
     diesel::sql_query("CREATE TABLE pgbench_single_row (id bigserial PRIMARY KEY, value integer NOT NULL, at timestamptz NOT NULL DEFAULT now())")
         .execute(&mut connection)?;
     let script = std::env::temp_dir().join(format!("suanli-pgbench-{}.sql", std::process::id()));
-    std::fs::write(&script, "INSERT INTO pgbench_single_row (value) VALUES (1);\n")?;
+    std::fs::write(
+        &script,
+        "INSERT INTO pgbench_single_row (value) VALUES (1);\n",
+    )?;
     let pgbench = suanli_server::pg_private::find_bin_dir()?.join("pgbench");
     let output = std::process::Command::new(pgbench)
-        .args(["-n", "-c", &clients.to_string(), "-j", "2", "-T", &seconds.to_string(), "-f"])
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds.to_string(),
+            "-f",
+        ])
         .arg(&script)
         .arg(database_url)
         .output()?;
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text.lines().find(|line| line.starts_with("tps")).unwrap_or("pgbench printed no tps").to_owned())
+    Ok(text
+        .lines()
+        .find(|line| line.starts_with("tps"))
+        .unwrap_or("pgbench printed no tps")
+        .to_owned())
 }
 
 /// Peak resident memory of this process (server and client together), from /proc.
@@ -134,7 +184,10 @@ fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
-            status.lines().find(|line| line.starts_with("VmHWM:")).and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
 }
@@ -143,11 +196,21 @@ fn peak_rss_kib() -> u64 {
 async fn export(rows: u64) -> anyhow::Result<()> {
     use diesel::RunQueryDsl;
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Export provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Export provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Export buyer", "1000000").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Export regulator").await;
-    provider.place_offer(&new_offer("guian", SKU, 10, window(1, 10), "10")).await?;
-    let template = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "10")).await?.contracts.remove(0);
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Export regulator")
+        .await;
+    provider
+        .place_offer(&new_offer("guian", SKU, 10, window(1, 10), "10"))
+        .await?;
+    let template = buyer
+        .place_bid(&new_bid(SKU, 1, window(2, 2), "10"))
+        .await?
+        .contracts
+        .remove(0);
     let mut connection = exchange.sql();
     diesel::sql_query(format!(
         "INSERT INTO contracts (id, bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, units, window_start, \
@@ -159,10 +222,18 @@ async fn export(rows: u64) -> anyhow::Result<()> {
     ))
     .execute(&mut connection)?;
     let before = peak_rss_kib();
-    for format in [suanli_sdk::ExportFormat::Csv, suanli_sdk::ExportFormat::JsonLines] {
+    for format in [
+        suanli_sdk::ExportFormat::Csv,
+        suanli_sdk::ExportFormat::JsonLines,
+    ] {
         let started = Instant::now();
         let bytes = regulator
-            .audit_export(format, &suanli_sdk::AuditFilter::default(), &mut std::io::sink(), |_| {})
+            .audit_export(
+                format,
+                &suanli_sdk::AuditFilter::default(),
+                &mut std::io::sink(),
+                |_| {},
+            )
             .await?;
         println!(
             "export {format:?} of {rows} contracts: {bytes} bytes in {:.2} s; peak RSS of server+client {} MiB (before the export {} MiB)",
@@ -177,9 +248,13 @@ async fn export(rows: u64) -> anyhow::Result<()> {
 /// Settles `contracts` contracts from `connections` concurrent clients; reports settlements/s.
 async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Settling provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Settling provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Settling buyer", "1000000000").await;
-    provider.place_offer(&new_offer("guian", SKU, 1_000_000, window(0, 10), "10")).await?;
+    provider
+        .place_offer(&new_offer("guian", SKU, 1_000_000, window(0, 10), "10"))
+        .await?;
     let mut ids = Vec::with_capacity(contracts);
     let chunk = 64;
     while ids.len() < contracts {
@@ -198,8 +273,13 @@ async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
         let (queue, provider) = (queue.clone(), provider.clone());
         tasks.push(actix_web::rt::spawn(async move {
             loop {
-                let Some(id) = queue.lock().expect("queue").pop() else { return Ok::<_, suanli_sdk::Error>(()) };
-                let delivery = suanli_sdk::NewDelivery { delivered_unit_hours: 1, idempotency_key: id.to_string() };
+                let Some(id) = queue.lock().expect("queue").pop() else {
+                    return Ok::<_, suanli_sdk::Error>(());
+                };
+                let delivery = suanli_sdk::NewDelivery {
+                    delivered_unit_hours: 1,
+                    idempotency_key: id.to_string(),
+                };
                 provider.report_delivery(id, &delivery).await?;
             }
         }));
@@ -253,26 +333,55 @@ async fn hostile(seconds: u64, attackers: usize, budget: &[u64]) -> anyhow::Resu
         .await?
         .json()
         .await?;
-    let digest = stored["digest"].as_str().ok_or_else(|| anyhow::anyhow!("upload refused: {stored}"))?;
-    operator.request(reqwest::Method::POST, &format!("/v1/hubs/nx/policies/{digest}/activate")).send().await?.error_for_status()?;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Ningxia provider").await;
+    let digest = stored["digest"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("upload refused: {stored}"))?;
+    operator
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/nx/policies/{digest}/activate"),
+        )
+        .send()
+        .await?
+        .error_for_status()?;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia provider")
+        .await;
     let mut looping = new_offer("zhongwei", SKU, 1, window(1, 48), "10");
-    looping.attributes = Some(serde_json::json!({"mode": "loop"}).as_object().cloned().unwrap_or_default());
+    looping.attributes = Some(
+        serde_json::json!({"mode": "loop"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
     for n in 0..100 {
-        provider.place_offer(&suanli_sdk::NewOffer { idempotency_key: format!("loop-{n}"), ..looping.clone() }).await?;
+        provider
+            .place_offer(&suanli_sdk::NewOffer {
+                idempotency_key: format!("loop-{n}"),
+                ..looping.clone()
+            })
+            .await?;
     }
-    let (_, victim_provider) = exchange.participant(ParticipantKind::Provider, "Beijing provider").await;
+    let (_, victim_provider) = exchange
+        .participant(ParticipantKind::Provider, "Beijing provider")
+        .await;
     let (_, victim) = exchange.funded_buyer("Beijing buyer", "1000000000").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for n in 0..attackers {
-        let attacker = exchange.funded_buyer(&format!("Ningxia bidder {n}"), "1000000000").await.1;
+        let attacker = exchange
+            .funded_buyer(&format!("Ningxia bidder {n}"), "1000000000")
+            .await
+            .1;
         let stop = stop.clone();
         tasks.push(actix_web::rt::spawn(async move {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let bid = suanli_sdk::NewBid { hubs: Some(vec!["nx".into()]), ..new_bid(SKU, 1, window(2, 2), "12") };
+                let bid = suanli_sdk::NewBid {
+                    hubs: Some(vec!["nx".into()]),
+                    ..new_bid(SKU, 1, window(2, 2), "12")
+                };
                 let sent = Instant::now();
                 if attacker.place_bid(&bid).await.is_ok() {
                     latencies.push(sent.elapsed());
@@ -287,14 +396,24 @@ async fn hostile(seconds: u64, attackers: usize, budget: &[u64]) -> anyhow::Resu
     while started.elapsed() < Duration::from_secs(seconds) {
         let sent = Instant::now();
         let hours = window(2, 2);
-        victim_provider.place_offer(&new_offer("zhangjiakou", SKU, 1, hours, "10")).await?;
+        victim_provider
+            .place_offer(&new_offer("zhangjiakou", SKU, 1, hours, "10"))
+            .await?;
         orders.push(sent.elapsed());
         let bid_sent = Instant::now();
-        let bid = suanli_sdk::NewBid { hubs: Some(vec!["bth".into()]), ..new_bid(SKU, 1, hours, "12") };
+        let bid = suanli_sdk::NewBid {
+            hubs: Some(vec!["bth".into()]),
+            ..new_bid(SKU, 1, hours, "12")
+        };
         let placed = victim.place_bid(&bid).await?;
         if placed.contracts.len() != 1 {
-            let open = victim_provider.offers(Some(suanli_sdk::OrderStatus::Open), None, 10).await?;
-            anyhow::bail!("the Beijing pair did not trade after {} pairs: {placed:?}; open offers: {open:?}", pairs.len());
+            let open = victim_provider
+                .offers(Some(suanli_sdk::OrderStatus::Open), None, 10)
+                .await?;
+            anyhow::bail!(
+                "the Beijing pair did not trade after {} pairs: {placed:?}; open offers: {open:?}",
+                pairs.len()
+            );
         }
         orders.push(bid_sent.elapsed());
         pairs.push(sent.elapsed());
@@ -304,9 +423,18 @@ async fn hostile(seconds: u64, attackers: usize, budget: &[u64]) -> anyhow::Resu
     for task in tasks {
         hostile.extend(task.await?);
     }
-    report(&format!("unrelated offer + crossing bid in bth, {} pairs with {attackers} attackers:", pairs.len()), &mut pairs);
+    report(
+        &format!(
+            "unrelated offer + crossing bid in bth, {} pairs with {attackers} attackers:",
+            pairs.len()
+        ),
+        &mut pairs,
+    );
     report("  each of those orders alone:", &mut orders);
-    report(&format!("bids into the looping hub, {} orders:", hostile.len()), &mut hostile);
+    report(
+        &format!("bids into the looping hub, {} orders:", hostile.len()),
+        &mut hostile,
+    );
     Ok(())
 }
 
@@ -315,8 +443,17 @@ fn report(what: &str, latencies: &mut [Duration]) {
     latencies.sort();
     let at = |q: f64| {
         let index = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
-        latencies.get(index).copied().unwrap_or_default().as_secs_f64() * 1e3
+        latencies
+            .get(index)
+            .copied()
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
     };
     let max = latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3;
-    println!("{what} p50 {:.1} ms, p99 {:.1} ms, max {max:.1} ms", at(0.5), at(0.99));
+    println!(
+        "{what} p50 {:.1} ms, p99 {:.1} ms, max {max:.1} ms",
+        at(0.5),
+        at(0.99)
+    );
 }

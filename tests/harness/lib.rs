@@ -24,7 +24,8 @@ fn server_url(database: &str) -> String {
         Ok(url) => url,
         Err(_) => {
             let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/suanli-test-pg");
-            let cluster = PrivateCluster::start(&root, "postgres").expect("start the private test PostgreSQL");
+            let cluster = PrivateCluster::start(&root, "postgres")
+                .expect("start the private test PostgreSQL");
             cluster.url("postgres")
         }
     });
@@ -55,9 +56,15 @@ impl TestDatabase {
     /// Creates an empty database with a unique name (migrations run when a server starts on it).
     pub fn create() -> Self {
         let name = format!("suanli_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin_connection = PgConnection::establish(&server_url("postgres")).expect("connect to PostgreSQL");
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin_connection).expect("create database");
-        TestDatabase { url: server_url(&name), name }
+        let mut admin_connection =
+            PgConnection::establish(&server_url("postgres")).expect("connect to PostgreSQL");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin_connection)
+            .expect("create database");
+        TestDatabase {
+            url: server_url(&name),
+            name,
+        }
     }
 
     /// A direct connection to this database.
@@ -69,8 +76,11 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Ok(mut connection) = PgConnection::establish(&server_url("postgres")) {
-            let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
-                .execute(&mut connection);
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut connection);
         }
     }
 }
@@ -130,7 +140,10 @@ impl TestExchange {
     pub async fn start_another(&self, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = self.config.clone();
         adjust(&mut config);
-        let admin_api_key = config.admin_api_key.clone().unwrap_or_else(|| self.admin_api_key.clone());
+        let admin_api_key = config
+            .admin_api_key
+            .clone()
+            .unwrap_or_else(|| self.admin_api_key.clone());
         Self::start_serving(None, self.database_url.clone(), config, admin_api_key).await
     }
 
@@ -139,28 +152,49 @@ impl TestExchange {
         Self::start_serving(Some(database), database_url, config, admin_api_key).await
     }
 
-    async fn start_serving(database: Option<TestDatabase>, database_url: String, config: Config, admin_api_key: String) -> Self {
-
+    async fn start_serving(
+        database: Option<TestDatabase>,
+        database_url: String,
+        config: Config,
+        admin_api_key: String,
+    ) -> Self {
         let state = app::prepare(&config, &database_url).expect("prepare the exchange");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = listener.local_addr().expect("bound address");
-        let limits = HttpLimits { json_body_bytes_max: config.http_json_body_bytes_max, workers: config.http_workers };
+        let limits = HttpLimits {
+            json_body_bytes_max: config.http_json_body_bytes_max,
+            workers: config.http_workers,
+        };
         let server = http::server(listener, state.clone(), limits).expect("build the server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
 
         let anonymous = Client::new(format!("http://{address}"));
         let admin = anonymous.login(&admin_api_key).await.expect("admin login");
-        TestExchange { anonymous, admin, admin_api_key, config, database_url, state, database, handle }
+        TestExchange {
+            anonymous,
+            admin,
+            admin_api_key,
+            config,
+            database_url,
+            state,
+            database,
+            handle,
+        }
     }
 
     /// Creates a participant of `kind` (a provider is a compute provider; a hub operator runs
     /// `nx`) and returns it with a client logged in as it.
-    pub async fn participant(&self, kind: ParticipantKind, name: &str) -> (CreatedParticipant, Client) {
+    pub async fn participant(
+        &self,
+        kind: ParticipantKind,
+        name: &str,
+    ) -> (CreatedParticipant, Client) {
         let new = NewParticipant {
             name: name.to_owned(),
             kind,
-            provider_type: (kind == ParticipantKind::Provider).then_some(ProviderType::ComputeProvider),
+            provider_type: (kind == ParticipantKind::Provider)
+                .then_some(ProviderType::ComputeProvider),
             hub: (kind == ParticipantKind::HubOperator).then(|| "nx".to_owned()),
         };
         self.participant_from(&new).await
@@ -168,8 +202,16 @@ impl TestExchange {
 
     /// Creates the participant `new` and returns it with a client logged in as it.
     pub async fn participant_from(&self, new: &NewParticipant) -> (CreatedParticipant, Client) {
-        let created = self.admin.create_participant(new).await.expect("create participant");
-        let client = self.anonymous.login(&created.api_key).await.expect("participant login");
+        let created = self
+            .admin
+            .create_participant(new)
+            .await
+            .expect("create participant");
+        let client = self
+            .anonymous
+            .login(&created.api_key)
+            .await
+            .expect("participant login");
         (created, client)
     }
 
@@ -186,7 +228,10 @@ impl TestExchange {
             reference: format!("opening balance of {name}"),
             idempotency_key: format!("opening-{}", buyer.participant.id),
         };
-        self.admin.deposit(buyer.participant.id, &deposit).await.expect("deposit");
+        self.admin
+            .deposit(buyer.participant.id, &deposit)
+            .await
+            .expect("deposit");
         (buyer, client)
     }
 
@@ -222,9 +267,15 @@ mod tests {
 
     #[test]
     fn database_names_are_swapped_in_urls() {
-        assert_eq!(with_database("postgres://u@h:5/a", "b"), "postgres://u@h:5/b");
+        assert_eq!(
+            with_database("postgres://u@h:5/a", "b"),
+            "postgres://u@h:5/b"
+        );
         assert_eq!(with_database("postgres://u@h:5", "b"), "postgres://u@h:5/b");
-        assert_eq!(with_database("postgres://u@h/a?sslmode=disable", "b"), "postgres://u@h/b?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h/a?sslmode=disable", "b"),
+            "postgres://u@h/b?sslmode=disable"
+        );
     }
 }
 
@@ -232,13 +283,24 @@ mod tests {
 /// hour began (so 1 is the next whole hour).
 pub fn window(from_now_hours: i64, hours: i64) -> suanli_sdk::Window {
     use chrono::{DurationRound, TimeDelta, Utc};
-    let this_hour = Utc::now().duration_trunc(TimeDelta::hours(1)).expect("truncate to the hour");
+    let this_hour = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("truncate to the hour");
     let start = this_hour + TimeDelta::hours(from_now_hours);
-    suanli_sdk::Window { start, end: start + TimeDelta::hours(hours) }
+    suanli_sdk::Window {
+        start,
+        end: start + TimeDelta::hours(hours),
+    }
 }
 
 /// An offer of `quantity` units of `sku` in `cluster` at `ask` CNY per unit-hour.
-pub fn new_offer(cluster: &str, sku: &str, quantity: u32, window: suanli_sdk::Window, ask: &str) -> suanli_sdk::NewOffer {
+pub fn new_offer(
+    cluster: &str,
+    sku: &str,
+    quantity: u32,
+    window: suanli_sdk::Window,
+    ask: &str,
+) -> suanli_sdk::NewOffer {
     suanli_sdk::NewOffer {
         cluster: cluster.into(),
         sku: sku.into(),
@@ -252,7 +314,12 @@ pub fn new_offer(cluster: &str, sku: &str, quantity: u32, window: suanli_sdk::Wi
 }
 
 /// A GTC bid for `quantity` units of `sku` anywhere, up to `limit` CNY per unit-hour.
-pub fn new_bid(sku: &str, quantity: u32, window: suanli_sdk::Window, limit: &str) -> suanli_sdk::NewBid {
+pub fn new_bid(
+    sku: &str,
+    quantity: u32,
+    window: suanli_sdk::Window,
+    limit: &str,
+) -> suanli_sdk::NewBid {
     suanli_sdk::NewBid {
         skus: vec![sku.into()],
         quantity,
@@ -309,15 +376,24 @@ impl ServerProcess {
         let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let kept = lines.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(url) = line.strip_prefix("suanli-server listening on ") {
                     let _ = sender.send(url.trim().to_owned());
                 }
                 kept.lock().expect("stdout lines").push(line);
             }
         });
-        let base_url = receiver.recv_timeout(std::time::Duration::from_secs(120)).expect("the server starts listening");
-        ServerProcess { child, base_url, stdout: lines }
+        let base_url = receiver
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the server starts listening");
+        ServerProcess {
+            child,
+            base_url,
+            stdout: lines,
+        }
     }
 
     /// Interrupts the process (SIGINT, as Ctrl-C) and waits for it to finish shutting down.
@@ -347,7 +423,9 @@ impl Drop for ServerProcess {
     /// kills it if it has not stopped within 10 seconds.
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = std::process::Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-INT", &self.child.id().to_string()])
+                .status();
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
             while std::time::Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -363,8 +441,12 @@ impl Drop for ServerProcess {
 
 /// A policy component built by `scripts/build-policies` (`target/policies/<name>.wasm`).
 pub fn policy_component(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/policies/{name}.wasm"));
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../target/policies/{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|error| {
-        panic!("{}: {error}; run scripts/build-policies first (scripts/test does)", path.display())
+        panic!(
+            "{}: {error}; run scripts/build-policies first (scripts/test does)",
+            path.display()
+        )
     })
 }

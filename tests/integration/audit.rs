@@ -6,19 +6,30 @@ use suanli_sdk::{NewDeposit, ParticipantKind};
 use suanli_tests::TestExchange;
 
 fn deposit(amount: &str, key: String) -> NewDeposit {
-    NewDeposit { amount: amount.parse().unwrap(), reference: "wire".into(), idempotency_key: key }
+    NewDeposit {
+        amount: amount.parse().unwrap(),
+        reference: "wire".into(),
+        idempotency_key: key,
+    }
 }
 
 #[actix_web::test]
 async fn concurrent_writers_leave_a_gapless_chain_that_verifies() {
     let exchange = TestExchange::start().await;
     let (buyer, _) = exchange.participant(ParticipantKind::Buyer, "Buyer").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     let id = buyer.participant.id;
 
     let deposits = (0..48).map(|n| {
         let admin = exchange.admin.clone();
-        async move { admin.deposit(id, &deposit("1.25", format!("key-{n}"))).await.map(|_| ()) }
+        async move {
+            admin
+                .deposit(id, &deposit("1.25", format!("key-{n}")))
+                .await
+                .map(|_| ())
+        }
     });
     let creations = (0..8).map(|n| {
         let admin = exchange.admin.clone();
@@ -32,9 +43,11 @@ async fn concurrent_writers_leave_a_gapless_chain_that_verifies() {
             admin.create_participant(&new).await.map(|_| ())
         }
     });
-    let (deposited, created) =
-        futures_util::future::join(futures_util::future::join_all(deposits), futures_util::future::join_all(creations))
-            .await;
+    let (deposited, created) = futures_util::future::join(
+        futures_util::future::join_all(deposits),
+        futures_util::future::join_all(creations),
+    )
+    .await;
     assert!(deposited.iter().chain(created.iter()).all(Result::is_ok));
 
     // 1 bootstrap admin + 2 participants + 48 deposits + 8 participants.
@@ -64,10 +77,33 @@ async fn concurrent_writers_leave_a_gapless_chain_that_verifies() {
     assert_eq!(server.entries, expected as u64);
     assert_eq!(server.head_hash, entries.last().unwrap().hash);
     let mut progress = Vec::new();
-    let local = regulator.verify_audit_chain(20, |done| progress.push(done)).await.unwrap();
-    assert_eq!((local.ok, local.entries, &local.head_hash, local.first_bad_seq), (server.ok, server.entries, &server.head_hash, server.first_bad_seq));
-    assert!(server.invariants.iter().all(|check| check.ok), "{:?}", server.invariants);
-    assert!(local.invariants.is_empty(), "a client checks the chain only");
+    let local = regulator
+        .verify_audit_chain(20, |done| progress.push(done))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            local.ok,
+            local.entries,
+            &local.head_hash,
+            local.first_bad_seq
+        ),
+        (
+            server.ok,
+            server.entries,
+            &server.head_hash,
+            server.first_bad_seq
+        )
+    );
+    assert!(
+        server.invariants.iter().all(|check| check.ok),
+        "{:?}",
+        server.invariants
+    );
+    assert!(
+        local.invariants.is_empty(),
+        "a client checks the chain only"
+    );
     assert_eq!(progress.last(), Some(&(expected as u64)));
 }
 
@@ -75,16 +111,26 @@ async fn concurrent_writers_leave_a_gapless_chain_that_verifies() {
 async fn an_entry_altered_in_the_database_is_named_by_verification() {
     let exchange = TestExchange::start().await;
     let (buyer, _) = exchange.participant(ParticipantKind::Buyer, "Buyer").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     for n in 0..5 {
-        exchange.admin.deposit(buyer.participant.id, &deposit("10", format!("k{n}"))).await.unwrap();
+        exchange
+            .admin
+            .deposit(buyer.participant.id, &deposit("10", format!("k{n}")))
+            .await
+            .unwrap();
     }
     assert!(regulator.audit_verify().await.unwrap().ok);
     let target = exchange.count("SELECT min(seq) + 2 FROM audit_log WHERE kind = 'deposit'");
 
     // Someone with superuser access bypasses the append-only triggers and changes an amount.
     let mut connection = exchange.sql();
-    diesel::RunQueryDsl::execute(diesel::sql_query("SET session_replication_role = replica"), &mut connection).unwrap();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("SET session_replication_role = replica"),
+        &mut connection,
+    )
+    .unwrap();
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!(
             "UPDATE audit_log SET payload = jsonb_set(payload, '{{amount}}', '\"10000\"') WHERE seq = {target}"
@@ -108,18 +154,30 @@ async fn an_entry_altered_in_the_database_is_named_by_verification() {
         &mut connection,
     )
     .unwrap();
-    assert_eq!(regulator.audit_verify().await.unwrap().first_bad_seq, Some(target));
+    assert_eq!(
+        regulator.audit_verify().await.unwrap().first_bad_seq,
+        Some(target)
+    );
 }
 
 #[actix_web::test]
 async fn entries_removed_from_the_end_are_noticed() {
     let exchange = TestExchange::start().await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     let last = exchange.count("SELECT max(seq) FROM audit_log");
     let mut connection = exchange.sql();
-    diesel::RunQueryDsl::execute(diesel::sql_query("SET session_replication_role = replica"), &mut connection).unwrap();
-    diesel::RunQueryDsl::execute(diesel::sql_query(format!("DELETE FROM audit_log WHERE seq = {last}")), &mut connection)
-        .unwrap();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("SET session_replication_role = replica"),
+        &mut connection,
+    )
+    .unwrap();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!("DELETE FROM audit_log WHERE seq = {last}")),
+        &mut connection,
+    )
+    .unwrap();
     let verdict = regulator.audit_verify().await.unwrap();
     assert_eq!((verdict.ok, verdict.first_bad_seq), (false, Some(last)));
 }
@@ -127,9 +185,15 @@ async fn entries_removed_from_the_end_are_noticed() {
 #[actix_web::test]
 async fn audit_pages_respect_their_limits() {
     let exchange = TestExchange::start().await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     for query in ["limit=0", "limit=501", "after_seq=-1", "limit=abc"] {
-        let response = regulator.request(reqwest::Method::GET, &format!("/v1/audit/log?{query}")).send().await.unwrap();
+        let response = regulator
+            .request(reqwest::Method::GET, &format!("/v1/audit/log?{query}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 400, "{query}");
     }
     let page = regulator.audit_log(0, 500).await.unwrap();

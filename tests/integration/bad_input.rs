@@ -16,7 +16,13 @@ async fn send_raw(client: &suanli_sdk::Client, path: &str, body: Vec<u8>) -> (u1
         .unwrap();
     let status = response.status().as_u16();
     let body: serde_json::Value = response.json().await.expect("error bodies are JSON");
-    (status, body["code"].as_str().expect("error bodies have a code").to_owned())
+    (
+        status,
+        body["code"]
+            .as_str()
+            .expect("error bodies have a code")
+            .to_owned(),
+    )
 }
 
 #[actix_web::test]
@@ -28,35 +34,132 @@ async fn malformed_deposits_are_refused_and_change_nothing() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("not JSON", b"{amount: 1".to_vec(), "invalid_body"),
         ("empty body", Vec::new(), "invalid_body"),
-        ("JSON number for money", json!({"amount": 100, "reference": "r", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_body"),
-        ("not a decimal", json!({"amount": "ten", "reference": "r", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_body"),
-        ("negative", json!({"amount": "-5", "reference": "r", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_amount"),
-        ("zero", json!({"amount": "0.00", "reference": "r", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_amount"),
-        ("below a fen", json!({"amount": "1.001", "reference": "r", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_amount"),
-        ("huge", json!({"amount": "1e30", "reference": "r", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_body"),
-        ("too large", json!({"amount": "99999999999999999", "reference": "r", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_amount"),
-        ("missing key", json!({"amount": "5", "reference": "r"}).to_string().into_bytes(), "invalid_body"),
-        ("empty key", json!({"amount": "5", "reference": "r", "idempotency_key": ""}).to_string().into_bytes(), "invalid_field"),
-        ("wrong type", json!({"amount": "5", "reference": 7, "idempotency_key": "k"}).to_string().into_bytes(), "invalid_body"),
-        ("unknown field", json!({"amount": "5", "reference": "r", "idempotency_key": "k", "to": "me"}).to_string().into_bytes(), "invalid_body"),
+        (
+            "JSON number for money",
+            json!({"amount": 100, "reference": "r", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_body",
+        ),
+        (
+            "not a decimal",
+            json!({"amount": "ten", "reference": "r", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_body",
+        ),
+        (
+            "negative",
+            json!({"amount": "-5", "reference": "r", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_amount",
+        ),
+        (
+            "zero",
+            json!({"amount": "0.00", "reference": "r", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_amount",
+        ),
+        (
+            "below a fen",
+            json!({"amount": "1.001", "reference": "r", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_amount",
+        ),
+        (
+            "huge",
+            json!({"amount": "1e30", "reference": "r", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_body",
+        ),
+        (
+            "too large",
+            json!({"amount": "99999999999999999", "reference": "r", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_amount",
+        ),
+        (
+            "missing key",
+            json!({"amount": "5", "reference": "r"})
+                .to_string()
+                .into_bytes(),
+            "invalid_body",
+        ),
+        (
+            "empty key",
+            json!({"amount": "5", "reference": "r", "idempotency_key": ""})
+                .to_string()
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (
+            "wrong type",
+            json!({"amount": "5", "reference": 7, "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_body",
+        ),
+        (
+            "unknown field",
+            json!({"amount": "5", "reference": "r", "idempotency_key": "k", "to": "me"})
+                .to_string()
+                .into_bytes(),
+            "invalid_body",
+        ),
         ("array", b"[1,2]".to_vec(), "invalid_body"),
-        ("NUL in text", json!({"amount": "5", "reference": "a\u{0}b", "idempotency_key": "k"}).to_string().into_bytes(), "invalid_field"),
-        ("invalid UTF-8", b"{\"amount\":\"5\",\"reference\":\"\xff\",\"idempotency_key\":\"k\"}".to_vec(), "invalid_body"),
+        (
+            "NUL in text",
+            json!({"amount": "5", "reference": "a\u{0}b", "idempotency_key": "k"})
+                .to_string()
+                .into_bytes(),
+            "invalid_field",
+        ),
+        (
+            "invalid UTF-8",
+            b"{\"amount\":\"5\",\"reference\":\"\xff\",\"idempotency_key\":\"k\"}".to_vec(),
+            "invalid_body",
+        ),
     ];
     for (what, body, code) in cases {
-        assert_eq!(send_raw(&exchange.admin, &path, body).await, (400, code.to_owned()), "{what}");
+        assert_eq!(
+            send_raw(&exchange.admin, &path, body).await,
+            (400, code.to_owned()),
+            "{what}"
+        );
     }
-    assert_eq!(send_raw(&exchange.admin, "/v1/participants/not-a-uuid/deposits", b"{}".to_vec()).await.0, 400);
+    assert_eq!(
+        send_raw(
+            &exchange.admin,
+            "/v1/participants/not-a-uuid/deposits",
+            b"{}".to_vec()
+        )
+        .await
+        .0,
+        400
+    );
     assert_eq!(exchange.count("SELECT count(*) FROM deposits"), 0);
     assert_eq!(exchange.count("SELECT count(*) FROM ledger_entries"), 0);
-    assert_eq!(exchange.count("SELECT count(*) FROM audit_log"), audit_before);
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM audit_log"),
+        audit_before
+    );
 }
 
 #[actix_web::test]
 async fn oversized_bodies_get_413_and_wrong_content_types_400() {
     let exchange = TestExchange::start().await;
-    let big = json!({"name": "x".repeat(100_000), "kind": "buyer"}).to_string().into_bytes();
-    assert_eq!(send_raw(&exchange.admin, "/v1/participants", big).await, (413, "body_too_large".to_owned()));
+    let big = json!({"name": "x".repeat(100_000), "kind": "buyer"})
+        .to_string()
+        .into_bytes();
+    assert_eq!(
+        send_raw(&exchange.admin, "/v1/participants", big).await,
+        (413, "body_too_large".to_owned())
+    );
     let response = exchange
         .admin
         .request(Method::POST, "/v1/participants")
@@ -89,7 +192,11 @@ async fn no_garbage_makes_the_server_answer_500() {
     for path in ["/v1/auth/token", "/v1/participants", deposit_path.as_str()] {
         for body in &bodies {
             let (status, _) = send_raw(&exchange.admin, path, body.clone()).await;
-            assert!((400..500).contains(&status), "{path} answered {status} to {:?}", String::from_utf8_lossy(body));
+            assert!(
+                (400..500).contains(&status),
+                "{path} answered {status} to {:?}",
+                String::from_utf8_lossy(body)
+            );
         }
     }
     assert_eq!(exchange.anonymous.healthz().await.unwrap().status, "ok");

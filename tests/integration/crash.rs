@@ -19,8 +19,15 @@ async fn participant(admin: &Client, name: &str, kind: ParticipantKind) -> (Uuid
     };
     let created = admin.create_participant(&new).await.unwrap();
     if kind == ParticipantKind::Buyer {
-        let deposit = NewDeposit { amount: "10000000".parse().unwrap(), reference: "wire".into(), idempotency_key: name.into() };
-        admin.deposit(created.participant.id, &deposit).await.unwrap();
+        let deposit = NewDeposit {
+            amount: "10000000".parse().unwrap(),
+            reference: "wire".into(),
+            idempotency_key: name.into(),
+        };
+        admin
+            .deposit(created.participant.id, &deposit)
+            .await
+            .unwrap();
     }
     (created.participant.id, created.api_key)
 }
@@ -53,9 +60,19 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
         ("buyer-b", ParticipantKind::Buyer),
     ] {
         let (_, key) = participant(&admin, name, kind).await;
-        traders.push((kind, anonymous.login(&key).await.unwrap().bearer_token().unwrap().to_owned()));
+        traders.push((
+            kind,
+            anonymous
+                .login(&key)
+                .await
+                .unwrap()
+                .bearer_token()
+                .unwrap()
+                .to_owned(),
+        ));
     }
-    let (_, sweeper_seller_key) = participant(&admin, "sweeper-seller", ParticipantKind::Provider).await;
+    let (_, sweeper_seller_key) =
+        participant(&admin, "sweeper-seller", ParticipantKind::Provider).await;
     let (_, sweeper_buyer_key) = participant(&admin, "sweeper-buyer", ParticipantKind::Buyer).await;
     let (_, regulator_key) = participant(&admin, "regulator", ParticipantKind::Regulator).await;
 
@@ -73,9 +90,20 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
                 let quantity = 1 + (n % 3) as u32;
                 let ack = match kind {
                     ParticipantKind::Provider => {
-                        let ask = if crossing { "10".to_owned() } else { (11 + n % 5).to_string() };
-                        let cluster = if generator % 2 == 0 { "qingyang" } else { "zhongwei" };
-                        match client.place_offer(&new_offer(cluster, SKU, quantity, window(1, 8), &ask)).await {
+                        let ask = if crossing {
+                            "10".to_owned()
+                        } else {
+                            (11 + n % 5).to_string()
+                        };
+                        let cluster = if generator % 2 == 0 {
+                            "qingyang"
+                        } else {
+                            "zhongwei"
+                        };
+                        match client
+                            .place_offer(&new_offer(cluster, SKU, quantity, window(1, 8), &ask))
+                            .await
+                        {
                             Ok(placed) => Acknowledged::Offer {
                                 id: placed.offer.id,
                                 contracts: placed.contracts.iter().map(|c| c.id).collect(),
@@ -84,8 +112,15 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
                         }
                     }
                     _ => {
-                        let limit = if crossing { "10".to_owned() } else { (5 + n % 5).to_string() };
-                        match client.place_bid(&new_bid(SKU, quantity, window(2, 4), &limit)).await {
+                        let limit = if crossing {
+                            "10".to_owned()
+                        } else {
+                            (5 + n % 5).to_string()
+                        };
+                        match client
+                            .place_bid(&new_bid(SKU, quantity, window(2, 4), &limit))
+                            .await
+                        {
                             Ok(placed) => Acknowledged::Bid {
                                 id: placed.bid.id,
                                 contracts: placed.contracts.iter().map(|c| c.id).collect(),
@@ -119,19 +154,34 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
     let mut contracts = HashSet::new();
     for ack in &received {
         match ack {
-            Acknowledged::Offer { id, contracts: made } => {
-                regulator.offer(*id).await.expect("an acknowledged offer survives");
+            Acknowledged::Offer {
+                id,
+                contracts: made,
+            } => {
+                regulator
+                    .offer(*id)
+                    .await
+                    .expect("an acknowledged offer survives");
                 contracts.extend(made.iter().copied());
             }
-            Acknowledged::Bid { id, contracts: made } => {
-                regulator.bid(*id).await.expect("an acknowledged bid survives");
+            Acknowledged::Bid {
+                id,
+                contracts: made,
+            } => {
+                regulator
+                    .bid(*id)
+                    .await
+                    .expect("an acknowledged bid survives");
                 contracts.extend(made.iter().copied());
             }
         }
     }
     assert!(!contracts.is_empty(), "the load made contracts");
     for contract in &contracts {
-        regulator.contract(*contract).await.expect("an acknowledged contract survives");
+        regulator
+            .contract(*contract)
+            .await
+            .expect("an acknowledged contract survives");
     }
     assert!(regulator.audit_verify().await.unwrap().ok);
 
@@ -142,11 +192,42 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
     let resting_offer_units: u64 = book.offers.iter().map(|level| level.units).sum();
     assert!(resting_bid_units > 0 && resting_offer_units > 0, "{book:?}");
     let seller = anonymous.login(&sweeper_seller_key).await.unwrap();
-    let sweep = seller.place_offer(&new_offer("guian", SKU, resting_bid_units as u32, window(1, 8), "1")).await.unwrap();
-    assert_eq!(sweep.contracts.iter().map(|c| u64::from(c.units)).sum::<u64>(), resting_bid_units);
+    let sweep = seller
+        .place_offer(&new_offer(
+            "guian",
+            SKU,
+            resting_bid_units as u32,
+            window(1, 8),
+            "1",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        sweep
+            .contracts
+            .iter()
+            .map(|c| u64::from(c.units))
+            .sum::<u64>(),
+        resting_bid_units
+    );
     let buyer = anonymous.login(&sweeper_buyer_key).await.unwrap();
-    let sweep = buyer.place_bid(&new_bid(SKU, resting_offer_units as u32, window(2, 4), "100")).await.unwrap();
-    assert_eq!(sweep.contracts.iter().map(|c| u64::from(c.units)).sum::<u64>(), resting_offer_units);
+    let sweep = buyer
+        .place_bid(&new_bid(
+            SKU,
+            resting_offer_units as u32,
+            window(2, 4),
+            "100",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        sweep
+            .contracts
+            .iter()
+            .map(|c| u64::from(c.units))
+            .sum::<u64>(),
+        resting_offer_units
+    );
     let book = anonymous.market_book(Some(SKU), None).await.unwrap();
     assert!(book.bids.is_empty(), "{book:?}");
 }

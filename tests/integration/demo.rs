@@ -10,15 +10,21 @@ fn printed_ids(server: &ServerProcess) -> Vec<String> {
     let lines = server.stdout.lock().unwrap();
     lines
         .iter()
-        .filter(|line| ["provider ", "buyer ", "hub_operator ", "regulator "].iter().any(|kind| line.starts_with(kind)))
+        .filter(|line| {
+            ["provider ", "buyer ", "hub_operator ", "regulator "]
+                .iter()
+                .any(|kind| line.starts_with(kind))
+        })
         .filter_map(|line| line.split_whitespace().nth(1).map(str::to_owned))
         .collect()
 }
 
 #[actix_web::test]
 async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
-    let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../target/demo-test-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../target/demo-test-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let env = [("SUANLI_DATA_DIR", data_dir.to_str().unwrap().to_owned())];
 
     let mut first = ServerProcess::spawn_command(SERVER, "dev", &env);
@@ -28,26 +34,57 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
     let ids = printed_ids(&first);
     assert_eq!(ids.len(), 7, "demo participants of every kind");
     assert!(first.interrupt().success(), "Ctrl-C stops the demo cleanly");
-    assert!(data_dir.join("postgres/pgdata/PG_VERSION").exists(), "the cluster lives in the data folder");
-    assert!(!data_dir.join("postgres/pgdata/postmaster.pid").exists(), "and was stopped with the demo");
+    assert!(
+        data_dir.join("postgres/pgdata/PG_VERSION").exists(),
+        "the cluster lives in the data folder"
+    );
+    assert!(
+        !data_dir.join("postgres/pgdata/postmaster.pid").exists(),
+        "and was stopped with the demo"
+    );
     // It asks for a password, which only the data folder's owner may read.
     use std::os::unix::fs::PermissionsExt;
     let password = data_dir.join("postgres/password");
-    assert_eq!(std::fs::metadata(&password).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&password).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     let hba = std::fs::read_to_string(data_dir.join("postgres/pgdata/pg_hba.conf")).unwrap();
-    let methods: Vec<&str> = hba.lines().filter(|line| !line.starts_with('#') && !line.trim().is_empty()).filter_map(|line| line.split_whitespace().last()).collect();
-    assert!(!methods.is_empty() && methods.iter().all(|method| *method == "scram-sha-256"), "{methods:?}");
+    let methods: Vec<&str> = hba
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    assert!(
+        !methods.is_empty() && methods.iter().all(|method| *method == "scram-sha-256"),
+        "{methods:?}"
+    );
 
     let mut second = ServerProcess::spawn_command(SERVER, "dev", &env);
-    assert_eq!(printed_ids(&second), ids, "the same participants: the data was reused");
+    assert_eq!(
+        printed_ids(&second),
+        ids,
+        "the same participants: the data was reused"
+    );
     let client = suanli_sdk::Client::new(second.base_url.clone());
     let buyer_key = {
         let lines = second.stdout.lock().unwrap();
-        let buyer_line = lines.iter().position(|line| line.starts_with("buyer ")).unwrap();
-        lines[buyer_line + 1].trim().strip_prefix("api_key=").unwrap().to_owned()
+        let buyer_line = lines
+            .iter()
+            .position(|line| line.starts_with("buyer "))
+            .unwrap();
+        lines[buyer_line + 1]
+            .trim()
+            .strip_prefix("api_key=")
+            .unwrap()
+            .to_owned()
     };
     let buyer = client.login(&buyer_key).await.unwrap();
-    assert_eq!(buyer.account().await.unwrap().available.to_string(), "1000000", "the opening deposit is made once");
+    assert_eq!(
+        buyer.account().await.unwrap().available.to_string(),
+        "1000000",
+        "the opening deposit is made once"
+    );
     assert!(second.interrupt().success());
     std::fs::remove_dir_all(&data_dir).unwrap();
 }
@@ -56,8 +93,10 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
 async fn the_demo_runs_from_a_private_folder_too() {
     // A project cloned into a private home folder: no other user may pass through it.
     use std::os::unix::fs::PermissionsExt;
-    let private = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("../target/private-home-{}", uuid::Uuid::new_v4().simple()));
+    let private = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../target/private-home-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&private).unwrap();
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
     let data_dir = private.join("project/.data");
@@ -69,7 +108,10 @@ async fn the_demo_runs_from_a_private_folder_too() {
     assert!(server.interrupt().success());
     if let Ok(location) = std::fs::read_to_string(data_dir.join("postgres/location")) {
         let relocated = std::path::PathBuf::from(location.trim());
-        assert!(!relocated.join("pgdata/postmaster.pid").exists(), "the relocated cluster was stopped too");
+        assert!(
+            !relocated.join("pgdata/postmaster.pid").exists(),
+            "the relocated cluster was stopped too"
+        );
         std::fs::remove_dir_all(relocated).unwrap();
     }
     std::fs::remove_dir_all(&private).unwrap();

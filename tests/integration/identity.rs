@@ -23,19 +23,59 @@ fn fixture(name: &str) -> String {
 async fn a_suspended_participant_is_refused_everywhere_and_its_resting_orders_are_cancelled() {
     let exchange = TestExchange::start().await;
     let (buyer, client) = exchange.funded_buyer("Buyer", "1000").await;
-    let resting = client.place_bid(&new_bid(SKU, 2, window(2, 5), "10")).await.unwrap();
-    assert_eq!(client.account().await.unwrap().held, "100".parse::<Decimal>().unwrap());
-    let (_, bystander) = exchange.participant(ParticipantKind::Provider, "Bystander").await;
+    let resting = client
+        .place_bid(&new_bid(SKU, 2, window(2, 5), "10"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.account().await.unwrap().held,
+        "100".parse::<Decimal>().unwrap()
+    );
+    let (_, bystander) = exchange
+        .participant(ParticipantKind::Provider, "Bystander")
+        .await;
 
     // Not for anyone but an admin.
-    assert_eq!(code_of(bystander.suspend_participant(buyer.participant.id, "no").await).0, 403);
-    let suspended = exchange.admin.suspend_participant(buyer.participant.id, "unpaid invoices").await.unwrap();
+    assert_eq!(
+        code_of(
+            bystander
+                .suspend_participant(buyer.participant.id, "no")
+                .await
+        )
+        .0,
+        403
+    );
+    let suspended = exchange
+        .admin
+        .suspend_participant(buyer.participant.id, "unpaid invoices")
+        .await
+        .unwrap();
     assert!(suspended.suspended);
-    assert_eq!(code_of(client.me().await), (401, "participant_suspended".into()));
-    assert_eq!(code_of(exchange.anonymous.token(&buyer.api_key).await), (401, "participant_suspended".into()));
-    assert_eq!(code_of(exchange.admin.suspend_participant(buyer.participant.id, "again").await), (409, "already_suspended".into()));
+    assert_eq!(
+        code_of(client.me().await),
+        (401, "participant_suspended".into())
+    );
+    assert_eq!(
+        code_of(exchange.anonymous.token(&buyer.api_key).await),
+        (401, "participant_suspended".into())
+    );
+    assert_eq!(
+        code_of(
+            exchange
+                .admin
+                .suspend_participant(buyer.participant.id, "again")
+                .await
+        ),
+        (409, "already_suspended".into())
+    );
     // Its resting bid is cancelled and its hold released.
-    assert_eq!(exchange.count(&format!("SELECT count(*) FROM bids WHERE id = '{}' AND status = 'cancelled'", resting.bid.id)), 1);
+    assert_eq!(
+        exchange.count(&format!(
+            "SELECT count(*) FROM bids WHERE id = '{}' AND status = 'cancelled'",
+            resting.bid.id
+        )),
+        1
+    );
     assert_eq!(
         exchange.count(&format!(
             "SELECT (balance * 100)::bigint FROM accounts WHERE participant_id = '{}' AND kind = 'buyer_available'",
@@ -43,30 +83,56 @@ async fn a_suspended_participant_is_refused_everywhere_and_its_resting_orders_ar
         )),
         100_000
     );
-    let kinds = exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'participant_suspended'");
+    let kinds =
+        exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'participant_suspended'");
     assert_eq!(kinds, 1);
 
-    let reinstated = exchange.admin.reinstate_participant(buyer.participant.id).await.unwrap();
+    let reinstated = exchange
+        .admin
+        .reinstate_participant(buyer.participant.id)
+        .await
+        .unwrap();
     assert!(!reinstated.suspended);
     // Tokens from before the suspension stay dead (it may have been for a leaked one); the key works.
     assert_eq!(code_of(client.me().await), (401, "token_revoked".into()));
     let again = exchange.anonymous.login(&buyer.api_key).await.unwrap();
     assert_eq!(again.me().await.unwrap().id, buyer.participant.id);
-    assert_eq!(code_of(exchange.admin.reinstate_participant(buyer.participant.id).await), (409, "not_suspended".into()));
-    assert_eq!(code_of(exchange.admin.suspend_participant(Uuid::new_v4(), "who?").await), (404, "not_found".into()));
+    assert_eq!(
+        code_of(
+            exchange
+                .admin
+                .reinstate_participant(buyer.participant.id)
+                .await
+        ),
+        (409, "not_suspended".into())
+    );
+    assert_eq!(
+        code_of(
+            exchange
+                .admin
+                .suspend_participant(Uuid::new_v4(), "who?")
+                .await
+        ),
+        (404, "not_found".into())
+    );
 }
 
 #[actix_web::test]
 async fn a_rotated_key_ends_the_old_key_and_every_token_issued_before() {
     let exchange = TestExchange::start().await;
-    let (provider, client) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (provider, client) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let second_token = exchange.anonymous.login(&provider.api_key).await.unwrap();
     let rotated = client.rotate_key().await.unwrap();
     assert_ne!(rotated.api_key, provider.api_key);
     for old in [&client, &second_token] {
         assert_eq!(code_of(old.me().await), (401, "token_revoked".into()));
     }
-    assert_eq!(code_of(exchange.anonymous.token(&provider.api_key).await), (401, "invalid_api_key".into()));
+    assert_eq!(
+        code_of(exchange.anonymous.token(&provider.api_key).await),
+        (401, "invalid_api_key".into())
+    );
     let fresh = exchange.anonymous.login(&rotated.api_key).await.unwrap();
     assert_eq!(fresh.me().await.unwrap().id, provider.participant.id);
     // The admin's key comes from configuration.
@@ -76,37 +142,82 @@ async fn a_rotated_key_ends_the_old_key_and_every_token_issued_before() {
 #[actix_web::test]
 async fn admins_come_only_from_configuration() {
     let exchange = TestExchange::start().await;
-    let new = NewParticipant { name: "Second admin".into(), kind: ParticipantKind::Admin, provider_type: None, hub: None };
-    assert_eq!(code_of(exchange.admin.create_participant(&new).await), (400, "invalid_field".into()));
-    assert_eq!(exchange.count("SELECT count(*) FROM participants WHERE kind = 'admin'"), 1);
+    let new = NewParticipant {
+        name: "Second admin".into(),
+        kind: ParticipantKind::Admin,
+        provider_type: None,
+        hub: None,
+    };
+    assert_eq!(
+        code_of(exchange.admin.create_participant(&new).await),
+        (400, "invalid_field".into())
+    );
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM participants WHERE kind = 'admin'"),
+        1
+    );
 }
 
 #[actix_web::test]
 async fn external_tokens_need_the_issuer_the_audience_a_short_life_and_the_stored_role() {
-    let exchange = TestExchange::start_with(|config| config.jwt_public_key = Some(fixture("ed25519-public.pem"))).await;
-    let (regulator, _) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let exchange = TestExchange::start_with(|config| {
+        config.jwt_public_key = Some(fixture("ed25519-public.pem"))
+    })
+    .await;
+    let (regulator, _) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     let key = EncodingKey::from_ed_pem(fixture("ed25519-private.pem").as_bytes()).unwrap();
     let now = chrono::Utc::now().timestamp();
     let token = |claims: serde_json::Value| {
-        exchange.anonymous.with_token(jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap())
+        exchange.anonymous.with_token(
+            jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), &claims, &key).unwrap(),
+        )
     };
     let good = json!({"sub": regulator.participant.id, "role": "regulator", "iat": now, "exp": now + 600,
                       "jti": Uuid::new_v4(), "iss": "suanli", "aud": "suanli-api"});
-    assert_eq!(token(good.clone()).me().await.unwrap().id, regulator.participant.id);
+    assert_eq!(
+        token(good.clone()).me().await.unwrap().id,
+        regulator.participant.id
+    );
     let with = |field: &str, value: serde_json::Value| {
         let mut claims = good.clone();
         claims[field] = value;
         claims
     };
     let cases = [
-        ("another issuer", with("iss", json!("someone-else")), "invalid_token"),
-        ("another audience", with("aud", json!("another-api")), "invalid_token"),
-        ("thirty years", with("exp", json!(now + 30 * 365 * 86_400)), "token_lifetime_too_long"),
-        ("the admin role", with("role", json!("admin")), "role_mismatch"),
-        ("a participant that does not exist", with("sub", json!(Uuid::new_v4())), "unknown_participant"),
+        (
+            "another issuer",
+            with("iss", json!("someone-else")),
+            "invalid_token",
+        ),
+        (
+            "another audience",
+            with("aud", json!("another-api")),
+            "invalid_token",
+        ),
+        (
+            "thirty years",
+            with("exp", json!(now + 30 * 365 * 86_400)),
+            "token_lifetime_too_long",
+        ),
+        (
+            "the admin role",
+            with("role", json!("admin")),
+            "role_mismatch",
+        ),
+        (
+            "a participant that does not exist",
+            with("sub", json!(Uuid::new_v4())),
+            "unknown_participant",
+        ),
     ];
     for (what, claims, code) in cases {
-        assert_eq!(code_of(token(claims).me().await), (401, code.to_owned()), "{what}");
+        assert_eq!(
+            code_of(token(claims).me().await),
+            (401, code.to_owned()),
+            "{what}"
+        );
     }
 }
 
@@ -114,7 +225,15 @@ async fn external_tokens_need_the_issuer_the_audience_a_short_life_and_the_store
 fn memory_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|status| status.lines().find(|line| line.starts_with(field))?.split_whitespace().nth(1)?.parse().ok())
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with(field))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0)
 }
 
@@ -131,14 +250,28 @@ async fn a_login_flood_costs_little_memory_and_a_good_login_still_goes_through()
     let server = suanli_tests::ServerProcess::spawn(env!("CARGO_BIN_EXE_suanli-test-server"), &env);
     let anonymous = suanli_sdk::Client::new(server.base_url.clone());
     let admin = anonymous.login(&admin_key).await.unwrap();
-    let participant = |name: &str| NewParticipant { name: name.into(), kind: ParticipantKind::Buyer, provider_type: None, hub: None };
-    let victim = admin.create_participant(&participant("Targeted buyer")).await.unwrap();
-    let user = admin.create_participant(&participant("Someone else")).await.unwrap();
+    let participant = |name: &str| NewParticipant {
+        name: name.into(),
+        kind: ParticipantKind::Buyer,
+        provider_type: None,
+        hub: None,
+    };
+    let victim = admin
+        .create_participant(&participant("Targeted buyer"))
+        .await
+        .unwrap();
+    let user = admin
+        .create_participant(&participant("Someone else"))
+        .await
+        .unwrap();
     // Warm up one good login, so that what is measured is the flood.
     anonymous.login(&user.api_key).await.unwrap();
 
     // The flood comes from another loopback address than the good login.
-    let attacker = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let attacker = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
     let url = anonymous.url("/v1/auth/token");
     let victim_id = victim.api_key.split('_').nth(1).unwrap().to_owned();
     let before = memory_kib(server.pid(), "VmHWM:");
@@ -151,31 +284,68 @@ async fn a_login_flood_costs_little_memory_and_a_good_login_still_goes_through()
             _ => format!("not-a-key-{n}"),
         };
         let (attacker, url) = (attacker.clone(), url.clone());
-        async move { attacker.post(url).json(&json!({"api_key": key})).send().await.unwrap().status().as_u16() }
+        async move {
+            attacker
+                .post(url)
+                .json(&json!({"api_key": key}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
     });
     let statuses = join_all(attempts).await;
     let flood = started.elapsed();
     let peak_growth_mib = memory_kib(server.pid(), "VmHWM:").saturating_sub(before) / 1024;
     let login_started = Instant::now();
-    anonymous.login(&user.api_key).await.expect("a good login from elsewhere");
+    anonymous
+        .login(&user.api_key)
+        .await
+        .expect("a good login from elsewhere");
     let good_login = login_started.elapsed();
     println!(
         "200 bad logins in {flood:?}; server peak RSS {peak_growth_mib} MiB above its peak before; a good login then took {good_login:?}"
     );
 
-    assert!(statuses.iter().all(|status| [401, 429, 503].contains(status)), "{statuses:?}");
-    assert!(statuses.contains(&429), "repeated failures are limited: {statuses:?}");
+    assert!(
+        statuses
+            .iter()
+            .all(|status| [401, 429, 503].contains(status)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&429),
+        "repeated failures are limited: {statuses:?}"
+    );
     // Generous bounds (before: +2.4 GiB and 4.8 s); BENCHMARKS.md has the measured figures.
-    assert!(peak_growth_mib < 200, "peak memory grew {peak_growth_mib} MiB");
-    assert!(good_login < Duration::from_secs(2), "a good login took {good_login:?}");
+    assert!(
+        peak_growth_mib < 200,
+        "peak memory grew {peak_growth_mib} MiB"
+    );
+    assert!(
+        good_login < Duration::from_secs(2),
+        "a good login took {good_login:?}"
+    );
     // The limiter answers with a time to come back.
-    let limited = attacker.post(&url).json(&json!({"api_key": "not-a-key-1"})).send().await.unwrap();
+    let limited = attacker
+        .post(&url)
+        .json(&json!({"api_key": "not-a-key-1"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
     // The targeted key id is limited too, from any address, so guessing its secret stops.
-    assert_eq!(code_of(anonymous.token(&victim.api_key).await), (429, "too_many_failures".into()));
+    assert_eq!(
+        code_of(anonymous.token(&victim.api_key).await),
+        (429, "too_many_failures".into())
+    );
     // Invented and free-form keys counted against their address only: the admin still logs in.
-    anonymous.login(&admin_key).await.expect("the admin is not locked out by garbage keys");
+    anonymous
+        .login(&admin_key)
+        .await
+        .expect("the admin is not locked out by garbage keys");
 }
 
 #[actix_web::test]
@@ -187,7 +357,13 @@ async fn odd_methods_and_paths_do_not_grow_the_metrics() {
         let url = exchange.anonymous.url(&format!("/v1/no-such-thing/{salt}"));
         async move {
             let method = reqwest::Method::from_bytes(format!("M{salt}X").as_bytes()).unwrap();
-            client.request(method, url).send().await.unwrap().status().as_u16()
+            client
+                .request(method, url)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
         }
     };
     join_all((0..50).map(flood)).await;
@@ -195,15 +371,27 @@ async fn odd_methods_and_paths_do_not_grow_the_metrics() {
     let after_first = series(&exchange.state.metrics.render());
     join_all((50..1050).map(flood)).await;
     let after_more = series(&exchange.state.metrics.render());
-    assert_eq!(after_first, after_more, "a thousand more odd requests added series");
-    assert!(exchange.state.metrics.render().contains("method=\"other\",route=\"unmatched\""));
+    assert_eq!(
+        after_first, after_more,
+        "a thousand more odd requests added series"
+    );
+    assert!(
+        exchange
+            .state
+            .metrics
+            .render()
+            .contains("method=\"other\",route=\"unmatched\"")
+    );
 }
 
 #[test]
 fn serve_help_shows_no_secret_values() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_suanli-test-server"))
         .args(["serve", "--help"])
-        .env("DATABASE_URL", "postgres://suanli:db-password-sekrit@db.internal/suanli")
+        .env(
+            "DATABASE_URL",
+            "postgres://suanli:db-password-sekrit@db.internal/suanli",
+        )
         .env("SUANLI_ADMIN_API_KEY", "admin-key-sekrit")
         .env("SUANLI_JWT_SECRET", "jwt-secret-sekrit")
         .output()
@@ -217,11 +405,29 @@ fn serve_help_shows_no_secret_values() {
 async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = TestExchange::start_with(|config| config.export_stall_ms_max = 3000).await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "100000").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
-    provider.place_offer(&suanli_tests::new_offer("guian", SKU, 10, window(1, 10), "10")).await.unwrap();
-    let template = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "10")).await.unwrap().contracts.remove(0);
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    provider
+        .place_offer(&suanli_tests::new_offer(
+            "guian",
+            SKU,
+            10,
+            window(1, 10),
+            "10",
+        ))
+        .await
+        .unwrap();
+    let template = buyer
+        .place_bid(&new_bid(SKU, 1, window(2, 2), "10"))
+        .await
+        .unwrap()
+        .contracts
+        .remove(0);
     // Enough contracts that an export is many megabytes: more than the sockets can buffer.
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!(
@@ -237,7 +443,11 @@ async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
     .unwrap();
 
     // Sixteen regulators' clients ask for an export and never read it.
-    let address = exchange.anonymous.base_url().trim_start_matches("http://").to_owned();
+    let address = exchange
+        .anonymous
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
     let request = format!(
         "GET /v1/audit/export?format=csv HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {}\r\n\r\n",
         regulator.bearer_token().unwrap()
@@ -253,23 +463,50 @@ async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
         statuses.push(String::from_utf8_lossy(&head[9..12]).into_owned());
         stalled.push(socket);
     }
-    assert_eq!(statuses.iter().filter(|status| *status == "200").count(), 2, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|status| *status == "503").count(), 14, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|status| *status == "200").count(),
+        2,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|status| *status == "503").count(),
+        14,
+        "{statuses:?}"
+    );
 
     // Everything else answers, at once.
     let started = Instant::now();
     assert_eq!(exchange.anonymous.readyz().await.unwrap().database, "ok");
     buyer.bids(None, None, 10).await.unwrap();
-    exchange.anonymous.market_trades(None, None, 10).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2), "the API waited {:?}", started.elapsed());
+    exchange
+        .anonymous
+        .market_trades(None, None, 10)
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the API waited {:?}",
+        started.elapsed()
+    );
 
     // A stalled export is abandoned after SUANLI_EXPORT_STALL_MS_MAX, and its slot is free again.
     let started = Instant::now();
     let exported = loop {
-        match regulator.audit_export(suanli_sdk::ExportFormat::Csv, &suanli_sdk::AuditFilter::default(), &mut std::io::sink(), |_| {}).await {
+        match regulator
+            .audit_export(
+                suanli_sdk::ExportFormat::Csv,
+                &suanli_sdk::AuditFilter::default(),
+                &mut std::io::sink(),
+                |_| {},
+            )
+            .await
+        {
             Ok(bytes) => break bytes,
             Err(error) => {
-                assert!(started.elapsed() < Duration::from_secs(20), "no export slot came back: {error}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(20),
+                    "no export slot came back: {error}"
+                );
                 // The slots come back once the stall limit has passed: time passing is the point.
                 actix_web::rt::time::sleep(Duration::from_millis(200)).await;
             }
@@ -284,10 +521,16 @@ async fn the_sdk_speaks_tls() {
     // A plain-HTTP exchange: the sdk tries TLS for an https:// address (and fails the handshake)
     // rather than refusing the scheme.
     let exchange = TestExchange::start().await;
-    let address = exchange.anonymous.base_url().replacen("http://", "https://", 1);
+    let address = exchange
+        .anonymous
+        .base_url()
+        .replacen("http://", "https://", 1);
     match suanli_sdk::Client::new(address).healthz().await {
         Err(suanli_sdk::Error::Transport(error)) => {
-            assert!(!error.is_builder(), "https:// is a scheme the sdk knows: {error:?}");
+            assert!(
+                !error.is_builder(),
+                "https:// is a scheme the sdk knows: {error:?}"
+            );
             assert!(error.is_connect() || error.is_request(), "{error:?}");
         }
         other => panic!("a TLS handshake with a plain-HTTP server cannot succeed: {other:?}"),
@@ -297,26 +540,57 @@ async fn the_sdk_speaks_tls() {
 #[actix_web::test]
 async fn money_and_prices_are_plain_decimals_or_refused() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (buyer, _) = exchange.funded_buyer("Buyer", "100").await;
-    let offer = serde_json::to_value(suanli_tests::new_offer("zhongwei", SKU, 1, window(1, 10), "10")).unwrap();
+    let offer = serde_json::to_value(suanli_tests::new_offer(
+        "zhongwei",
+        SKU,
+        1,
+        window(1, 10),
+        "10",
+    ))
+    .unwrap();
     let thirty_one_digits = format!("10.{}1", "0".repeat(30));
-    for price in [json!("1e3"), json!("1_0.5"), json!(thirty_one_digits), json!(" 10"), json!(10.5)] {
+    for price in [
+        json!("1e3"),
+        json!("1_0.5"),
+        json!(thirty_one_digits),
+        json!(" 10"),
+        json!(10.5),
+    ] {
         let mut body = offer.clone();
         body["ask_price"] = price.clone();
-        let response = provider.request(reqwest::Method::POST, "/v1/offers").json(&body).send().await.unwrap();
+        let response = provider
+            .request(reqwest::Method::POST, "/v1/offers")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 400, "{price}");
-        assert_eq!(response.json::<serde_json::Value>().await.unwrap()["code"], "invalid_body", "{price}");
+        assert_eq!(
+            response.json::<serde_json::Value>().await.unwrap()["code"],
+            "invalid_body",
+            "{price}"
+        );
     }
     let deposit = json!({"amount": "1e2", "reference": "r", "idempotency_key": "k"});
     let response = exchange
         .admin
-        .request(reqwest::Method::POST, &format!("/v1/participants/{}/deposits", buyer.participant.id))
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/participants/{}/deposits", buyer.participant.id),
+        )
         .json(&deposit)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(exchange.count("SELECT count(*) FROM offers"), 0);
-    assert_eq!(exchange.count("SELECT count(*) FROM deposits"), 1, "only the opening deposit");
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM deposits"),
+        1,
+        "only the opening deposit"
+    );
 }

@@ -7,7 +7,11 @@ use suanli_tests::TestExchange;
 use crate::code_of;
 
 fn deposit(amount: &str, key: &str) -> NewDeposit {
-    NewDeposit { amount: amount.parse().unwrap(), reference: "bank transfer 42".into(), idempotency_key: key.into() }
+    NewDeposit {
+        amount: amount.parse().unwrap(),
+        reference: "bank transfer 42".into(),
+        idempotency_key: key.into(),
+    }
 }
 
 #[actix_web::test]
@@ -16,21 +20,48 @@ async fn a_repeated_deposit_is_credited_once_and_a_changed_one_is_refused() {
     let (buyer, client) = exchange.participant(ParticipantKind::Buyer, "Buyer").await;
     let id = buyer.participant.id;
 
-    let first = exchange.admin.deposit(id, &deposit("1000.00", "wire-1")).await.unwrap();
+    let first = exchange
+        .admin
+        .deposit(id, &deposit("1000.00", "wire-1"))
+        .await
+        .unwrap();
     assert_eq!(first.amount.to_string(), "1000");
     assert_eq!(first.currency, "CNY");
-    let again = exchange.admin.deposit(id, &deposit("1000", "wire-1")).await.unwrap();
+    let again = exchange
+        .admin
+        .deposit(id, &deposit("1000", "wire-1"))
+        .await
+        .unwrap();
     assert_eq!(again, first, "the repeat returns the original deposit");
-    assert_eq!(client.account().await.unwrap().available.to_string(), "1000");
+    assert_eq!(
+        client.account().await.unwrap().available.to_string(),
+        "1000"
+    );
 
-    let changed = exchange.admin.deposit(id, &deposit("1500.00", "wire-1")).await;
+    let changed = exchange
+        .admin
+        .deposit(id, &deposit("1500.00", "wire-1"))
+        .await;
     assert_eq!(code_of(changed), (409, "idempotency_conflict".into()));
-    assert_eq!(client.account().await.unwrap().available.to_string(), "1000");
+    assert_eq!(
+        client.account().await.unwrap().available.to_string(),
+        "1000"
+    );
 
-    exchange.admin.deposit(id, &deposit("0.05", "wire-2")).await.unwrap();
-    assert_eq!(client.account().await.unwrap().available.to_string(), "1000.05");
+    exchange
+        .admin
+        .deposit(id, &deposit("0.05", "wire-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.account().await.unwrap().available.to_string(),
+        "1000.05"
+    );
     assert_eq!(exchange.count("SELECT count(*) FROM deposits"), 2);
-    assert_eq!(exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'deposit'"), 2);
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'deposit'"),
+        2
+    );
 }
 
 #[actix_web::test]
@@ -44,17 +75,30 @@ async fn concurrent_repeats_of_one_deposit_credit_it_once() {
     });
     let results = futures_util::future::join_all(attempts).await;
     let first = results[0].as_ref().unwrap().id;
-    assert!(results.iter().all(|result| result.as_ref().map(|d| d.id).ok() == Some(first)), "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|result| result.as_ref().map(|d| d.id).ok() == Some(first)),
+        "{results:?}"
+    );
     assert_eq!(client.account().await.unwrap().available.to_string(), "700");
 }
 
 #[actix_web::test]
 async fn deposits_go_to_existing_buyers_only() {
     let exchange = TestExchange::start().await;
-    let (provider, _) = exchange.participant(ParticipantKind::Provider, "Provider").await;
-    let not_a_buyer = exchange.admin.deposit(provider.participant.id, &deposit("10", "p")).await;
+    let (provider, _) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
+    let not_a_buyer = exchange
+        .admin
+        .deposit(provider.participant.id, &deposit("10", "p"))
+        .await;
     assert_eq!(code_of(not_a_buyer), (422, "not_a_buyer".into()));
-    let nobody = exchange.admin.deposit(uuid::Uuid::new_v4(), &deposit("10", "n")).await;
+    let nobody = exchange
+        .admin
+        .deposit(uuid::Uuid::new_v4(), &deposit("10", "n"))
+        .await;
     assert_eq!(code_of(nobody), (404, "not_found".into()));
     assert_eq!(exchange.count("SELECT count(*) FROM ledger_entries"), 0);
 }
@@ -64,13 +108,26 @@ async fn the_ledger_balances_and_matches_its_entries_after_deposits() {
     let exchange = TestExchange::start().await;
     let mut total = Decimal::ZERO;
     for (index, amount) in ["0.01", "99.99", "123456.78", "5"].iter().enumerate() {
-        let (buyer, _) = exchange.participant(ParticipantKind::Buyer, &format!("Buyer {index}")).await;
-        exchange.admin.deposit(buyer.participant.id, &deposit(amount, &format!("k{index}"))).await.unwrap();
+        let (buyer, _) = exchange
+            .participant(ParticipantKind::Buyer, &format!("Buyer {index}"))
+            .await;
+        exchange
+            .admin
+            .deposit(buyer.participant.id, &deposit(amount, &format!("k{index}")))
+            .await
+            .unwrap();
         total += amount.parse::<Decimal>().unwrap();
     }
-    assert_eq!(exchange.count("SELECT count(*) FROM accounts WHERE balance <> 0 AND kind = 'buyer_available'"), 4);
+    assert_eq!(
+        exchange
+            .count("SELECT count(*) FROM accounts WHERE balance <> 0 AND kind = 'buyer_available'"),
+        4
+    );
     assert_eq!(exchange.count("SELECT sum(balance) * 100 FROM accounts"), 0);
-    assert_eq!(exchange.count("SELECT sum(amount) * 100 FROM ledger_entries"), 0);
+    assert_eq!(
+        exchange.count("SELECT sum(amount) * 100 FROM ledger_entries"),
+        0
+    );
     assert_eq!(
         exchange.count(
             "SELECT count(*) FROM accounts a WHERE a.balance <> \
@@ -86,7 +143,11 @@ async fn the_ledger_balances_and_matches_its_entries_after_deposits() {
 async fn history_cannot_be_rewritten_through_sql() {
     let exchange = TestExchange::start().await;
     let (buyer, _) = exchange.participant(ParticipantKind::Buyer, "Buyer").await;
-    exchange.admin.deposit(buyer.participant.id, &deposit("10", "k")).await.unwrap();
+    exchange
+        .admin
+        .deposit(buyer.participant.id, &deposit("10", "k"))
+        .await
+        .unwrap();
     let mut connection = exchange.sql();
     for statement in [
         "UPDATE ledger_entries SET amount = amount * 2",
@@ -97,7 +158,10 @@ async fn history_cannot_be_rewritten_through_sql() {
         "TRUNCATE ledger_entries CASCADE",
     ] {
         let result = diesel::RunQueryDsl::execute(diesel::sql_query(statement), &mut connection);
-        assert!(result.unwrap_err().to_string().contains("append-only"), "{statement}");
+        assert!(
+            result.unwrap_err().to_string().contains("append-only"),
+            "{statement}"
+        );
     }
     // An unbalanced transaction is refused at commit.
     let unbalanced = diesel::RunQueryDsl::execute(

@@ -15,19 +15,39 @@ fn d(text: &str) -> Decimal {
 #[actix_web::test]
 async fn a_bid_is_filled_from_two_offers_at_their_asks() {
     let exchange = TestExchange::start().await;
-    let (gansu, gansu_client) = exchange.participant(ParticipantKind::Provider, "Gansu Telecom").await;
-    let (ningxia, ningxia_client) = exchange.participant(ParticipantKind::Provider, "Ningxia Cloud").await;
+    let (gansu, gansu_client) = exchange
+        .participant(ParticipantKind::Provider, "Gansu Telecom")
+        .await;
+    let (ningxia, ningxia_client) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia Cloud")
+        .await;
     let (buyer, buyer_client) = exchange.funded_buyer("Model Lab", "10000").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
-    let (_, stranger) = exchange.participant(ParticipantKind::Buyer, "Stranger").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let (_, stranger) = exchange
+        .participant(ParticipantKind::Buyer, "Stranger")
+        .await;
     let hours = window(2, 10);
 
-    let cheap = gansu_client.place_offer(&new_offer("qingyang", SKU, 3, window(1, 24), "10")).await.unwrap();
+    let cheap = gansu_client
+        .place_offer(&new_offer("qingyang", SKU, 3, window(1, 24), "10"))
+        .await
+        .unwrap();
     assert!(cheap.contracts.is_empty());
-    assert_eq!((cheap.offer.status, cheap.offer.hub.as_str()), (OrderStatus::Open, "gs"));
-    let dear = ningxia_client.place_offer(&new_offer("zhongwei", SKU, 3, window(1, 24), "11.5")).await.unwrap();
+    assert_eq!(
+        (cheap.offer.status, cheap.offer.hub.as_str()),
+        (OrderStatus::Open, "gs")
+    );
+    let dear = ningxia_client
+        .place_offer(&new_offer("zhongwei", SKU, 3, window(1, 24), "11.5"))
+        .await
+        .unwrap();
 
-    let placed = buyer_client.place_bid(&new_bid(SKU, 5, hours, "12")).await.unwrap();
+    let placed = buyer_client
+        .place_bid(&new_bid(SKU, 5, hours, "12"))
+        .await
+        .unwrap();
     assert_eq!(placed.bid.status, OrderStatus::Filled);
     assert_eq!(placed.bid.remaining, 0);
     let fills: Vec<(u32, String, String)> = placed
@@ -35,19 +55,37 @@ async fn a_bid_is_filled_from_two_offers_at_their_asks() {
         .iter()
         .map(|c| (c.units, c.unit_price.to_string(), c.hub.clone()))
         .collect();
-    assert_eq!(fills, [(3, "10".into(), "gs".into()), (2, "11.5".into(), "nx".into())]);
+    assert_eq!(
+        fills,
+        [
+            (3, "10".into(), "gs".into()),
+            (2, "11.5".into(), "nx".into())
+        ]
+    );
     let first = &placed.contracts[0];
-    assert_eq!((first.buyer_id, first.provider_id, first.offer_id), (buyer.participant.id, gansu.participant.id, cheap.offer.id));
-    assert_eq!((first.notional.to_string(), first.hours, first.maker), ("300".to_owned(), 10, Side::Offer));
+    assert_eq!(
+        (first.buyer_id, first.provider_id, first.offer_id),
+        (buyer.participant.id, gansu.participant.id, cheap.offer.id)
+    );
+    assert_eq!(
+        (first.notional.to_string(), first.hours, first.maker),
+        ("300".to_owned(), 10, Side::Offer)
+    );
     assert_eq!(placed.contracts[1].notional.to_string(), "230");
     assert_eq!(placed.contracts[1].provider_id, ningxia.participant.id);
 
     // The buyer paid 530 into escrow; the rest of the 600 hold came back.
     let account = buyer_client.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("9470".into(), "0".into()));
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("9470".into(), "0".into())
+    );
 
     let dear_now = ningxia_client.offer(dear.offer.id).await.unwrap();
-    assert_eq!((dear_now.status, dear_now.remaining), (OrderStatus::PartiallyFilled, 1));
+    assert_eq!(
+        (dear_now.status, dear_now.remaining),
+        (OrderStatus::PartiallyFilled, 1)
+    );
 
     // Parties and regulators read the contract; nobody else learns it exists.
     for client in [&buyer_client, &gansu_client, &regulator] {
@@ -56,20 +94,73 @@ async fn a_bid_is_filled_from_two_offers_at_their_asks() {
     assert_eq!(code_of(stranger.contract(first.id).await).0, 404);
     assert_eq!(code_of(ningxia_client.contract(first.id).await).0, 404);
     assert_eq!(code_of(stranger.bid(placed.bid.id).await).0, 404);
-    assert_eq!(buyer_client.contracts(None, None, None, 10).await.unwrap().items.len(), 2);
-    assert_eq!(gansu_client.contracts(None, None, None, 10).await.unwrap().items.len(), 1);
-    assert_eq!(stranger.contracts(None, None, None, 10).await.unwrap().items.len(), 0);
-    assert_eq!(regulator.contracts(Some("nx"), None, None, 10).await.unwrap().items.len(), 1);
+    assert_eq!(
+        buyer_client
+            .contracts(None, None, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    assert_eq!(
+        gansu_client
+            .contracts(None, None, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        stranger
+            .contracts(None, None, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    assert_eq!(
+        regulator
+            .contracts(Some("nx"), None, None, 10)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
 
     // The public sees the trades, without participant ids.
-    let trades = exchange.anonymous.request(reqwest::Method::GET, "/v1/market/trades?sku=ai.ascend-910b").send().await.unwrap();
+    let trades = exchange
+        .anonymous
+        .request(reqwest::Method::GET, "/v1/market/trades?sku=ai.ascend-910b")
+        .send()
+        .await
+        .unwrap();
     let text = trades.text().await.unwrap();
-    assert!(!text.contains(&buyer.participant.id.to_string()) && !text.contains("buyer_id"), "{text}");
-    assert_eq!(exchange.anonymous.market_trades(Some(SKU), None, 10).await.unwrap().len(), 2);
+    assert!(
+        !text.contains(&buyer.participant.id.to_string()) && !text.contains("buyer_id"),
+        "{text}"
+    );
+    assert_eq!(
+        exchange
+            .anonymous
+            .market_trades(Some(SKU), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Every step is in the audit log.
     for kind in ["offer_accepted", "bid_accepted", "contract_created"] {
-        assert!(exchange.count(&format!("SELECT count(*) FROM audit_log WHERE kind = '{kind}'")) >= 1, "{kind}");
+        assert!(
+            exchange.count(&format!(
+                "SELECT count(*) FROM audit_log WHERE kind = '{kind}'"
+            )) >= 1,
+            "{kind}"
+        );
     }
     assert!(regulator.audit_verify().await.unwrap().ok);
 }
@@ -77,46 +168,114 @@ async fn a_bid_is_filled_from_two_offers_at_their_asks() {
 #[actix_web::test]
 async fn a_resting_bid_is_filled_by_a_later_offer_at_its_limit() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
-    let bid = buyer.place_bid(&new_bid(SKU, 4, window(3, 2), "20.5")).await.unwrap();
-    assert_eq!((bid.bid.status, bid.bid.held.to_string()), (OrderStatus::Open, "164".into()));
+    let bid = buyer
+        .place_bid(&new_bid(SKU, 4, window(3, 2), "20.5"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (bid.bid.status, bid.bid.held.to_string()),
+        (OrderStatus::Open, "164".into())
+    );
     let account = buyer.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("836".into(), "164".into()));
-    let book = exchange.anonymous.market_book(Some(SKU), None).await.unwrap();
-    assert_eq!((book.bids.len(), book.bids[0].units, book.bids[0].price.to_string()), (1, 4, "20.5".into()));
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("836".into(), "164".into())
+    );
+    let book = exchange
+        .anonymous
+        .market_book(Some(SKU), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            book.bids.len(),
+            book.bids[0].units,
+            book.bids[0].price.to_string()
+        ),
+        (1, 4, "20.5".into())
+    );
 
-    let offer = provider.place_offer(&new_offer("helinger", SKU, 3, window(1, 12), "15")).await.unwrap();
+    let offer = provider
+        .place_offer(&new_offer("helinger", SKU, 3, window(1, 12), "15"))
+        .await
+        .unwrap();
     assert_eq!(offer.contracts.len(), 1);
-    assert_eq!((offer.contracts[0].unit_price.to_string(), offer.contracts[0].maker), ("20.5".into(), Side::Bid));
+    assert_eq!(
+        (
+            offer.contracts[0].unit_price.to_string(),
+            offer.contracts[0].maker
+        ),
+        ("20.5".into(), Side::Bid)
+    );
     assert_eq!(offer.contracts[0].units, 3);
     let bid_now = buyer.bid(bid.bid.id).await.unwrap();
-    assert_eq!((bid_now.status, bid_now.remaining, bid_now.held.to_string()), (OrderStatus::PartiallyFilled, 1, "41".into()));
+    assert_eq!(
+        (bid_now.status, bid_now.remaining, bid_now.held.to_string()),
+        (OrderStatus::PartiallyFilled, 1, "41".into())
+    );
     let account = buyer.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("836".into(), "41".into()));
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("836".into(), "41".into())
+    );
 
     // Cancelling releases the rest of the hold; a second cancel finds nothing to cancel.
     let cancelled = buyer.cancel_bid(bid.bid.id).await.unwrap();
-    assert_eq!((cancelled.status, cancelled.remaining), (OrderStatus::Cancelled, 0));
+    assert_eq!(
+        (cancelled.status, cancelled.remaining),
+        (OrderStatus::Cancelled, 0)
+    );
     let account = buyer.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("877".into(), "0".into()));
-    assert_eq!(code_of(buyer.cancel_bid(bid.bid.id).await), (409, "order_not_open".into()));
-    assert_eq!(exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'bid_cancelled'"), 1);
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("877".into(), "0".into())
+    );
+    assert_eq!(
+        code_of(buyer.cancel_bid(bid.bid.id).await),
+        (409, "order_not_open".into())
+    );
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'bid_cancelled'"),
+        1
+    );
 }
 
 #[actix_web::test]
 async fn fill_or_kill_that_cannot_fill_leaves_nothing_behind() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
-    provider.place_offer(&new_offer("guian", SKU, 2, window(1, 5), "10")).await.unwrap();
+    provider
+        .place_offer(&new_offer("guian", SKU, 2, window(1, 5), "10"))
+        .await
+        .unwrap();
     let mut fok = new_bid(SKU, 3, window(1, 5), "12");
     fok.time_in_force = Some(TimeInForce::Fok);
     let placed = buyer.place_bid(&fok).await.unwrap();
-    assert_eq!((placed.bid.status, placed.bid.remaining, placed.contracts.len()), (OrderStatus::Cancelled, 0, 0));
+    assert_eq!(
+        (
+            placed.bid.status,
+            placed.bid.remaining,
+            placed.contracts.len()
+        ),
+        (OrderStatus::Cancelled, 0, 0)
+    );
     let account = buyer.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("1000".into(), "0".into()));
-    let book = exchange.anonymous.market_book(Some(SKU), None).await.unwrap();
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("1000".into(), "0".into())
+    );
+    let book = exchange
+        .anonymous
+        .market_book(Some(SKU), None)
+        .await
+        .unwrap();
     assert!(book.bids.is_empty());
     assert_eq!(book.offers[0].units, 2, "the offer is untouched");
     assert_eq!(exchange.count("SELECT count(*) FROM contracts"), 0);
@@ -125,9 +284,15 @@ async fn fill_or_kill_that_cannot_fill_leaves_nothing_behind() {
     let mut ioc = new_bid(SKU, 3, window(1, 5), "12");
     ioc.time_in_force = Some(TimeInForce::Ioc);
     let placed = buyer.place_bid(&ioc).await.unwrap();
-    assert_eq!((placed.bid.status, placed.contracts[0].units), (OrderStatus::Cancelled, 2));
+    assert_eq!(
+        (placed.bid.status, placed.contracts[0].units),
+        (OrderStatus::Cancelled, 2)
+    );
     let account = buyer.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("900".into(), "0".into()));
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("900".into(), "0".into())
+    );
 }
 
 #[actix_web::test]
@@ -147,39 +312,61 @@ async fn concurrent_bids_never_spend_the_same_money_twice() {
         assert_eq!(code_of(result), (422, "insufficient_funds".into()));
     }
     let account = buyer.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("5".into(), "495".into()));
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("5".into(), "495".into())
+    );
     assert_eq!(exchange.count("SELECT count(*) FROM bids"), 33);
 }
 
 #[actix_web::test]
 async fn a_retried_order_is_placed_once_and_a_changed_one_is_refused() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
-    provider.place_offer(&new_offer("tianfu", SKU, 1, window(1, 5), "10")).await.unwrap();
+    provider
+        .place_offer(&new_offer("tianfu", SKU, 1, window(1, 5), "10"))
+        .await
+        .unwrap();
     let bid = new_bid(SKU, 2, window(1, 5), "12");
     let first = buyer.place_bid(&bid).await.unwrap();
     let again = buyer.place_bid(&bid).await.unwrap();
     assert_eq!(again.bid.id, first.bid.id);
-    assert_eq!(again.contracts, first.contracts, "the original effects come back");
+    assert_eq!(
+        again.contracts, first.contracts,
+        "the original effects come back"
+    );
     let mut changed = bid.clone();
     changed.quantity = 3;
-    assert_eq!(code_of(buyer.place_bid(&changed).await), (409, "idempotency_conflict".into()));
+    assert_eq!(
+        code_of(buyer.place_bid(&changed).await),
+        (409, "idempotency_conflict".into())
+    );
     assert_eq!(exchange.count("SELECT count(*) FROM bids"), 1);
     assert_eq!(exchange.count("SELECT count(*) FROM contracts"), 1);
     let account = buyer.account().await.unwrap();
     // 50 paid, 60 still held for the resting unit.
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("890".into(), "60".into()));
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("890".into(), "60".into())
+    );
 
     let offer = new_offer("tianfu", SKU, 1, window(1, 5), "10");
     let first = provider.place_offer(&offer).await.unwrap();
-    assert_eq!(provider.place_offer(&offer).await.unwrap().offer.id, first.offer.id);
+    assert_eq!(
+        provider.place_offer(&offer).await.unwrap().offer.id,
+        first.offer.id
+    );
 }
 
 #[actix_web::test]
 async fn orders_that_break_the_rules_are_refused_and_change_nothing() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "100").await;
     let good_offer = || new_offer("wuhu", SKU, 1, window(1, 5), "10");
     let good_bid = || new_bid(SKU, 1, window(1, 5), "10");
@@ -187,32 +374,189 @@ async fn orders_that_break_the_rules_are_refused_and_change_nothing() {
     misaligned.start += chrono::TimeDelta::minutes(30);
 
     let offers: Vec<(&str, suanli_sdk::NewOffer, u16, &str)> = vec![
-        ("unknown cluster", suanli_sdk::NewOffer { cluster: "atlantis".into(), ..good_offer() }, 400, "unknown_cluster"),
-        ("unknown sku", suanli_sdk::NewOffer { sku: "quantum".into(), ..good_offer() }, 400, "unknown_sku"),
-        ("zero quantity", suanli_sdk::NewOffer { quantity: 0, ..good_offer() }, 400, "invalid_quantity"),
-        ("zero price", suanli_sdk::NewOffer { ask_price: d("0"), ..good_offer() }, 400, "invalid_price"),
-        ("7 decimals", suanli_sdk::NewOffer { ask_price: d("1.0000001"), ..good_offer() }, 400, "invalid_price"),
-        ("not on the hour", suanli_sdk::NewOffer { window: misaligned, ..good_offer() }, 400, "invalid_window"),
-        ("in the past", suanli_sdk::NewOffer { window: window(-2, 5), ..good_offer() }, 422, "window_started"),
-        ("too long", suanli_sdk::NewOffer { window: window(1, 2161), ..good_offer() }, 422, "window_too_long"),
-        ("backwards", suanli_sdk::NewOffer { window: suanli_sdk::Window { start: window(5, 1).start, end: window(2, 1).start }, ..good_offer() }, 400, "invalid_window"),
-        ("green share", suanli_sdk::NewOffer { green_share: 101, ..good_offer() }, 400, "invalid_field"),
+        (
+            "unknown cluster",
+            suanli_sdk::NewOffer {
+                cluster: "atlantis".into(),
+                ..good_offer()
+            },
+            400,
+            "unknown_cluster",
+        ),
+        (
+            "unknown sku",
+            suanli_sdk::NewOffer {
+                sku: "quantum".into(),
+                ..good_offer()
+            },
+            400,
+            "unknown_sku",
+        ),
+        (
+            "zero quantity",
+            suanli_sdk::NewOffer {
+                quantity: 0,
+                ..good_offer()
+            },
+            400,
+            "invalid_quantity",
+        ),
+        (
+            "zero price",
+            suanli_sdk::NewOffer {
+                ask_price: d("0"),
+                ..good_offer()
+            },
+            400,
+            "invalid_price",
+        ),
+        (
+            "7 decimals",
+            suanli_sdk::NewOffer {
+                ask_price: d("1.0000001"),
+                ..good_offer()
+            },
+            400,
+            "invalid_price",
+        ),
+        (
+            "not on the hour",
+            suanli_sdk::NewOffer {
+                window: misaligned,
+                ..good_offer()
+            },
+            400,
+            "invalid_window",
+        ),
+        (
+            "in the past",
+            suanli_sdk::NewOffer {
+                window: window(-2, 5),
+                ..good_offer()
+            },
+            422,
+            "window_started",
+        ),
+        (
+            "too long",
+            suanli_sdk::NewOffer {
+                window: window(1, 2161),
+                ..good_offer()
+            },
+            422,
+            "window_too_long",
+        ),
+        (
+            "backwards",
+            suanli_sdk::NewOffer {
+                window: suanli_sdk::Window {
+                    start: window(5, 1).start,
+                    end: window(2, 1).start,
+                },
+                ..good_offer()
+            },
+            400,
+            "invalid_window",
+        ),
+        (
+            "green share",
+            suanli_sdk::NewOffer {
+                green_share: 101,
+                ..good_offer()
+            },
+            400,
+            "invalid_field",
+        ),
     ];
     for (rule, offer, status, code) in offers {
-        assert_eq!(code_of(provider.place_offer(&offer).await), (status, code.into()), "{rule}");
+        assert_eq!(
+            code_of(provider.place_offer(&offer).await),
+            (status, code.into()),
+            "{rule}"
+        );
     }
     let bids: Vec<(&str, suanli_sdk::NewBid, u16, &str)> = vec![
-        ("no skus", suanli_sdk::NewBid { skus: vec![], ..good_bid() }, 400, "invalid_field"),
-        ("unknown hub", suanli_sdk::NewBid { hubs: Some(vec!["atlantis".into()]), ..good_bid() }, 400, "unknown_hub"),
-        ("GTD without expiry", suanli_sdk::NewBid { time_in_force: Some(TimeInForce::Gtd), ..good_bid() }, 400, "invalid_field"),
-        ("expiry on GTC", suanli_sdk::NewBid { expires_at: Some(window(1, 1).start), ..good_bid() }, 400, "invalid_field"),
-        ("latency without origin", suanli_sdk::NewBid { max_latency_ms: Some(10), ..good_bid() }, 400, "invalid_field"),
-        ("no hub close enough", suanli_sdk::NewBid { data_origin: Some("gba".into()), hubs: Some(vec!["nmg".into()]), max_latency_ms: Some(10), ..good_bid() }, 422, "no_eligible_hub"),
-        ("min fill above quantity", suanli_sdk::NewBid { min_fill: Some(2), ..good_bid() }, 400, "invalid_field"),
-        ("more than the money", suanli_sdk::NewBid { quantity: 3, ..good_bid() }, 422, "insufficient_funds"),
+        (
+            "no skus",
+            suanli_sdk::NewBid {
+                skus: vec![],
+                ..good_bid()
+            },
+            400,
+            "invalid_field",
+        ),
+        (
+            "unknown hub",
+            suanli_sdk::NewBid {
+                hubs: Some(vec!["atlantis".into()]),
+                ..good_bid()
+            },
+            400,
+            "unknown_hub",
+        ),
+        (
+            "GTD without expiry",
+            suanli_sdk::NewBid {
+                time_in_force: Some(TimeInForce::Gtd),
+                ..good_bid()
+            },
+            400,
+            "invalid_field",
+        ),
+        (
+            "expiry on GTC",
+            suanli_sdk::NewBid {
+                expires_at: Some(window(1, 1).start),
+                ..good_bid()
+            },
+            400,
+            "invalid_field",
+        ),
+        (
+            "latency without origin",
+            suanli_sdk::NewBid {
+                max_latency_ms: Some(10),
+                ..good_bid()
+            },
+            400,
+            "invalid_field",
+        ),
+        (
+            "no hub close enough",
+            suanli_sdk::NewBid {
+                data_origin: Some("gba".into()),
+                hubs: Some(vec!["nmg".into()]),
+                max_latency_ms: Some(10),
+                ..good_bid()
+            },
+            422,
+            "no_eligible_hub",
+        ),
+        (
+            "min fill above quantity",
+            suanli_sdk::NewBid {
+                min_fill: Some(2),
+                ..good_bid()
+            },
+            400,
+            "invalid_field",
+        ),
+        (
+            "more than the money",
+            suanli_sdk::NewBid {
+                quantity: 3,
+                ..good_bid()
+            },
+            422,
+            "insufficient_funds",
+        ),
     ];
     for (rule, bid, status, code) in bids {
-        assert_eq!(code_of(buyer.place_bid(&bid).await), (status, code.into()), "{rule}");
+        assert_eq!(
+            code_of(buyer.place_bid(&bid).await),
+            (status, code.into()),
+            "{rule}"
+        );
     }
     // Wrong roles.
     assert_eq!(code_of(buyer.place_offer(&good_offer()).await).0, 403);
@@ -225,18 +569,29 @@ async fn orders_that_break_the_rules_are_refused_and_change_nothing() {
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
-    assert_eq!(exchange.count("SELECT count(*) FROM offers") + exchange.count("SELECT count(*) FROM bids"), 0);
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM offers") + exchange.count("SELECT count(*) FROM bids"),
+        0
+    );
     assert_eq!(buyer.account().await.unwrap().available.to_string(), "100");
 }
 
 #[actix_web::test]
 async fn a_latency_bound_keeps_a_bid_near_its_data() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
     // From Gansu: Ningxia is 6 ms away, Inner Mongolia 12, Guizhou 16.
-    provider.place_offer(&new_offer("guian", SKU, 1, window(1, 5), "5")).await.unwrap();
-    provider.place_offer(&new_offer("zhongwei", SKU, 1, window(1, 5), "9")).await.unwrap();
+    provider
+        .place_offer(&new_offer("guian", SKU, 1, window(1, 5), "5"))
+        .await
+        .unwrap();
+    provider
+        .place_offer(&new_offer("zhongwei", SKU, 1, window(1, 5), "9"))
+        .await
+        .unwrap();
     let mut bid = new_bid(SKU, 1, window(1, 5), "10");
     bid.data_origin = Some("gs".into());
     bid.max_latency_ms = Some(10);
@@ -250,12 +605,24 @@ async fn order_lists_page_through_the_callers_own_orders() {
     let exchange = TestExchange::start().await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
     let (_, other) = exchange.funded_buyer("Other", "1000").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     let mut placed = Vec::new();
     for _ in 0..5 {
-        placed.push(buyer.place_bid(&new_bid(SKU, 1, window(3, 1), "1")).await.unwrap().bid.id);
+        placed.push(
+            buyer
+                .place_bid(&new_bid(SKU, 1, window(3, 1), "1"))
+                .await
+                .unwrap()
+                .bid
+                .id,
+        );
     }
-    other.place_bid(&new_bid(SKU, 1, window(3, 1), "1")).await.unwrap();
+    other
+        .place_bid(&new_bid(SKU, 1, window(3, 1), "1"))
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -268,34 +635,87 @@ async fn order_lists_page_through_the_callers_own_orders() {
     }
     placed.reverse();
     assert_eq!(seen, placed, "newest first, own bids only");
-    assert_eq!(regulator.bids(Some(OrderStatus::Open), None, 100).await.unwrap().items.len(), 6);
-    assert_eq!(buyer.bids(Some(OrderStatus::Filled), None, 100).await.unwrap().items.len(), 0);
-    let bad = buyer.request(reqwest::Method::GET, "/v1/bids?cursor=abc").send().await.unwrap();
+    assert_eq!(
+        regulator
+            .bids(Some(OrderStatus::Open), None, 100)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        6
+    );
+    assert_eq!(
+        buyer
+            .bids(Some(OrderStatus::Filled), None, 100)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        0
+    );
+    let bad = buyer
+        .request(reqwest::Method::GET, "/v1/bids?cursor=abc")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
 }
 
 #[actix_web::test]
 async fn the_book_survives_a_restart_and_keeps_matching() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (buyer, buyer_client) = exchange.funded_buyer("Buyer", "1000").await;
     let provider_key = provider.bearer_token().unwrap().to_owned();
     let buyer_key = buyer_client.bearer_token().unwrap().to_owned();
-    let offer = provider.place_offer(&new_offer("shaoguan", SKU, 4, window(1, 10), "7")).await.unwrap();
-    let bid = buyer_client.place_bid(&new_bid(SKU, 3, window(2, 2), "7")).await.unwrap();
+    let offer = provider
+        .place_offer(&new_offer("shaoguan", SKU, 4, window(1, 10), "7"))
+        .await
+        .unwrap();
+    let bid = buyer_client
+        .place_bid(&new_bid(SKU, 3, window(2, 2), "7"))
+        .await
+        .unwrap();
     assert_eq!(bid.contracts[0].units, 3);
-    let resting_bid = buyer_client.place_bid(&new_bid("ai.nvidia-h20", 2, window(2, 2), "6")).await.unwrap();
+    let resting_bid = buyer_client
+        .place_bid(&new_bid("ai.nvidia-h20", 2, window(2, 2), "6"))
+        .await
+        .unwrap();
     let book_before = exchange.anonymous.market_book(None, None).await.unwrap();
 
     let exchange = exchange.restart().await;
     let provider = exchange.anonymous.with_token(provider_key);
     let buyer_client = exchange.anonymous.with_token(buyer_key);
-    assert_eq!(exchange.anonymous.market_book(None, None).await.unwrap(), book_before);
+    assert_eq!(
+        exchange.anonymous.market_book(None, None).await.unwrap(),
+        book_before
+    );
     // The offer has 1 unit left in hours 2-3 and 4 elsewhere: a bid for 2 units in hours 2-3
     // gets 1; the restored resting bid fills from a new H20 offer.
-    let second = buyer_client.place_bid(&new_bid(SKU, 2, window(2, 2), "8")).await.unwrap();
-    assert_eq!((second.contracts.len(), second.contracts[0].units, second.contracts[0].offer_id), (1, 1, offer.offer.id));
-    let h20 = provider.place_offer(&new_offer("shaoguan", "ai.nvidia-h20", 5, window(1, 10), "6")).await.unwrap();
+    let second = buyer_client
+        .place_bid(&new_bid(SKU, 2, window(2, 2), "8"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            second.contracts.len(),
+            second.contracts[0].units,
+            second.contracts[0].offer_id
+        ),
+        (1, 1, offer.offer.id)
+    );
+    let h20 = provider
+        .place_offer(&new_offer(
+            "shaoguan",
+            "ai.nvidia-h20",
+            5,
+            window(1, 10),
+            "6",
+        ))
+        .await
+        .unwrap();
     assert_eq!(h20.contracts[0].bid_id, resting_bid.bid.id);
     assert_eq!(h20.contracts[0].buyer_id, buyer.participant.id);
 }
@@ -318,10 +738,21 @@ async fn a_gtd_bid_expires_on_time_and_its_hold_comes_back() {
     }
     assert_eq!((bid.status, bid.remaining), (OrderStatus::Expired, 0));
     let account = buyer.account().await.unwrap();
-    assert_eq!((account.available.to_string(), account.held.to_string()), ("1000".into(), "0".into()));
-    assert_eq!(exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'bid_expired'"), 1);
+    assert_eq!(
+        (account.available.to_string(), account.held.to_string()),
+        ("1000".into(), "0".into())
+    );
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'bid_expired'"),
+        1
+    );
     // An offer arriving now finds nothing to fill.
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
-    let offer = provider.place_offer(&new_offer("guian", SKU, 2, window(1, 10), "5")).await.unwrap();
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
+    let offer = provider
+        .place_offer(&new_offer("guian", SKU, 2, window(1, 10), "5"))
+        .await
+        .unwrap();
     assert!(offer.contracts.is_empty());
 }

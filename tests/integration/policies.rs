@@ -13,7 +13,12 @@ const SKU: &str = "ai.metax-c500";
 fn input(mode: Option<&str>) -> suanli_server::policy::PolicyInput {
     let mut offer = new_offer("zhongwei", SKU, 2, window(1, 10), "10");
     if let Some(mode) = mode {
-        offer.attributes = Some(serde_json::json!({"mode": mode}).as_object().unwrap().clone());
+        offer.attributes = Some(
+            serde_json::json!({"mode": mode})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
     }
     serde_json::from_value(serde_json::json!({
         "offer": {"id": "o", "provider": "p", "cluster": "zhongwei", "hub": "nx", "sku": SKU, "sku_class": "intelligent",
@@ -30,8 +35,12 @@ fn input(mode: Option<&str>) -> suanli_server::policy::PolicyInput {
 #[test]
 fn hostile_policies_are_contained_and_classified_and_the_next_evaluation_succeeds() {
     let host = PolicyHost::new(SandboxLimits::default()).unwrap();
-    let (_, hostile) = host.prepare_upload(PolicyKind::Pricing, &policy_component("hostile")).unwrap();
-    let (_, good) = host.prepare_upload(PolicyKind::Pricing, &policy_component("west-green-pricing")).unwrap();
+    let (_, hostile) = host
+        .prepare_upload(PolicyKind::Pricing, &policy_component("hostile"))
+        .unwrap();
+    let (_, good) = host
+        .prepare_upload(PolicyKind::Pricing, &policy_component("west-green-pricing"))
+        .unwrap();
     let cases = [
         ("loop", Fault::OutOfFuel),
         ("memory", Fault::Memory),
@@ -46,33 +55,62 @@ fn hostile_policies_are_contained_and_classified_and_the_next_evaluation_succeed
         assert_eq!(fault.class(), expected.class(), "{mode}: {fault}");
         // The engine stays healthy: a good policy answers right after.
         let next = host.evaluate(&good, &input(None));
-        assert!(matches!(next.output, Ok(PolicyOutput::Quote { .. })), "after {mode}: {next:?}");
+        assert!(
+            matches!(next.output, Ok(PolicyOutput::Quote { .. })),
+            "after {mode}: {next:?}"
+        );
     }
     let quiet = host.evaluate(&hostile, &input(None));
-    assert_eq!(quiet.output, Ok(PolicyOutput::Quote { unit_price: "10".into(), levy_bps: 0 }));
+    assert_eq!(
+        quiet.output,
+        Ok(PolicyOutput::Quote {
+            unit_price: "10".into(),
+            levy_bps: 0
+        })
+    );
     assert!(quiet.fuel_used > 0);
 
     // With fuel to spare, the wall-clock deadline stops the loop.
-    let patient = PolicyHost::new(SandboxLimits { fuel_max: u64::MAX / 4, deadline_ms: 20, ..SandboxLimits::default() }).unwrap();
-    let (_, hostile) = patient.prepare_upload(PolicyKind::Pricing, &policy_component("hostile")).unwrap();
+    let patient = PolicyHost::new(SandboxLimits {
+        fuel_max: u64::MAX / 4,
+        deadline_ms: 20,
+        ..SandboxLimits::default()
+    })
+    .unwrap();
+    let (_, hostile) = patient
+        .prepare_upload(PolicyKind::Pricing, &policy_component("hostile"))
+        .unwrap();
     let started = std::time::Instant::now();
-    assert_eq!(patient.evaluate(&hostile, &input(Some("loop"))).output, Err(Fault::Deadline));
+    assert_eq!(
+        patient.evaluate(&hostile, &input(Some("loop"))).output,
+        Err(Fault::Deadline)
+    );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
 #[test]
 fn evaluations_are_pure_functions_of_module_and_input() {
     let host: Arc<PolicyHost> = PolicyHost::new(SandboxLimits::default()).unwrap();
-    let (_, policy) = host.prepare_upload(PolicyKind::Pricing, &policy_component("east-peak-pricing")).unwrap();
+    let (_, policy) = host
+        .prepare_upload(PolicyKind::Pricing, &policy_component("east-peak-pricing"))
+        .unwrap();
     let first = host.evaluate(&policy, &input(None));
     for _ in 0..20 {
         assert_eq!(host.evaluate(&policy, &input(None)), first);
     }
 }
 
-async fn upload(client: &suanli_sdk::Client, hub: &str, kind: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+async fn upload(
+    client: &suanli_sdk::Client,
+    hub: &str,
+    kind: &str,
+    bytes: Vec<u8>,
+) -> (u16, serde_json::Value) {
     let response = client
-        .request(reqwest::Method::POST, &format!("/v1/hubs/{hub}/policies?kind={kind}"))
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/{hub}/policies?kind={kind}"),
+        )
         .header("Content-Type", "application/wasm")
         .body(bytes)
         .send()
@@ -82,26 +120,68 @@ async fn upload(client: &suanli_sdk::Client, hub: &str, kind: &str, bytes: Vec<u
 }
 
 async fn operator(exchange: &TestExchange, hub: &str) -> suanli_sdk::Client {
-    let new = NewParticipant { name: format!("{hub} operator"), kind: ParticipantKind::HubOperator, provider_type: None, hub: Some(hub.into()) };
+    let new = NewParticipant {
+        name: format!("{hub} operator"),
+        kind: ParticipantKind::HubOperator,
+        provider_type: None,
+        hub: Some(hub.into()),
+    };
     exchange.participant_from(&new).await.1
 }
 
 #[actix_web::test]
 async fn uploads_that_are_not_clean_policies_are_refused() {
-    let exchange = TestExchange::start_with(|config| config.policy_module_bytes_max = 200_000).await;
+    let exchange =
+        TestExchange::start_with(|config| config.policy_module_bytes_max = 200_000).await;
     let ningxia = operator(&exchange, "nx").await;
-    let imports_wasi = wat::parse_str(r#"(component (import "wasi:clocks/wall-clock@0.2.0" (instance)))"#).unwrap();
+    let imports_wasi =
+        wat::parse_str(r#"(component (import "wasi:clocks/wall-clock@0.2.0" (instance)))"#)
+            .unwrap();
     let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
         ("imports", "pricing", imports_wasi, 422, "policy_imports"),
-        ("core module without types", "pricing", wat::parse_str("(module)").unwrap(), 400, "invalid_module"),
-        ("not wasm", "pricing", b"#!/bin/sh\necho hi\n".to_vec(), 400, "invalid_module"),
-        ("too large", "pricing", vec![0u8; 300_000], 413, "module_too_large"),
-        ("wrong world", "compliance", policy_component("east-peak-pricing"), 422, "wrong_world"),
-        ("unknown kind", "surcharge", policy_component("east-peak-pricing"), 400, "invalid_query"),
+        (
+            "core module without types",
+            "pricing",
+            wat::parse_str("(module)").unwrap(),
+            400,
+            "invalid_module",
+        ),
+        (
+            "not wasm",
+            "pricing",
+            b"#!/bin/sh\necho hi\n".to_vec(),
+            400,
+            "invalid_module",
+        ),
+        (
+            "too large",
+            "pricing",
+            vec![0u8; 300_000],
+            413,
+            "module_too_large",
+        ),
+        (
+            "wrong world",
+            "compliance",
+            policy_component("east-peak-pricing"),
+            422,
+            "wrong_world",
+        ),
+        (
+            "unknown kind",
+            "surcharge",
+            policy_component("east-peak-pricing"),
+            400,
+            "invalid_query",
+        ),
     ];
     for (what, kind, bytes, status, code) in cases {
         let (got_status, body) = upload(&ningxia, "nx", kind, bytes).await;
-        assert_eq!((got_status, body["code"].as_str().unwrap()), (status, code), "{what}: {body}");
+        assert_eq!(
+            (got_status, body["code"].as_str().unwrap()),
+            (status, code),
+            "{what}: {body}"
+        );
     }
     assert_eq!(exchange.count("SELECT count(*) FROM policy_modules"), 0);
     assert_eq!(exchange.anonymous.healthz().await.unwrap().status, "ok");
@@ -112,33 +192,84 @@ async fn an_operator_uploads_dry_runs_and_activates_a_policy_and_prices_change()
     let exchange = TestExchange::start().await;
     let ningxia = operator(&exchange, "nx").await;
     let beijing = operator(&exchange, "bth").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Ningxia Cloud").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia Cloud")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
 
-    let (status, stored) = upload(&ningxia, "nx", "pricing", policy_component("west-green-pricing")).await;
+    let (status, stored) = upload(
+        &ningxia,
+        "nx",
+        "pricing",
+        policy_component("west-green-pricing"),
+    )
+    .await;
     assert_eq!(status, 201, "{stored}");
     assert_eq!(stored["status"], "stored");
     let digest = stored["digest"].as_str().unwrap().to_owned();
     assert_eq!(digest.len(), 64);
     // Another hub's operator may not touch it; a regulator may look.
-    assert_eq!(upload(&beijing, "nx", "pricing", policy_component("west-green-pricing")).await.0, 403);
+    assert_eq!(
+        upload(
+            &beijing,
+            "nx",
+            "pricing",
+            policy_component("west-green-pricing")
+        )
+        .await
+        .0,
+        403
+    );
     let activate_path = format!("/v1/hubs/nx/policies/{digest}/activate");
-    assert_eq!(beijing.request(reqwest::Method::POST, &activate_path).send().await.unwrap().status(), 403);
-    let listed: Vec<suanli_sdk::PolicySummary> =
-        regulator.request(reqwest::Method::GET, "/v1/hubs/nx/policies").send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        beijing
+            .request(reqwest::Method::POST, &activate_path)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    let listed: Vec<suanli_sdk::PolicySummary> = regulator
+        .request(reqwest::Method::GET, "/v1/hubs/nx/policies")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!((listed.len(), listed[0].status.as_str()), (1, "stored"));
-    let module = regulator.request(reqwest::Method::GET, &format!("/v1/policies/{digest}/module")).send().await.unwrap();
-    assert_eq!(module.bytes().await.unwrap().to_vec(), policy_component("west-green-pricing"));
+    let module = regulator
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/policies/{digest}/module"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        module.bytes().await.unwrap().to_vec(),
+        policy_component("west-green-pricing")
+    );
 
     // A dry run prices without activating: spread 4, green 60 % → 10 + 2 × (1 - 0.3) = 11.4
     // (a window of more than a day is never all-night, so no night discount applies).
     let mut offer = new_offer("zhongwei", SKU, 2, window(1, 40), "10");
     offer.green_share = 60;
     let bid = new_bid(SKU, 1, window(2, 25), "14");
-    let dry_run = DryRunRequest { offer: offer.clone(), bid: bid.clone(), maker: None };
+    let dry_run = DryRunRequest {
+        offer: offer.clone(),
+        bid: bid.clone(),
+        maker: None,
+    };
     let decision: suanli_sdk::PolicyDecision = ningxia
-        .request(reqwest::Method::POST, &format!("/v1/hubs/nx/policies/{digest}/dry-run"))
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/nx/policies/{digest}/dry-run"),
+        )
         .json(&dry_run)
         .send()
         .await
@@ -146,28 +277,50 @@ async fn an_operator_uploads_dry_runs_and_activates_a_policy_and_prices_change()
         .json()
         .await
         .unwrap();
-    assert_eq!(decision.decision.as_ref().unwrap()["unit_price"], "11.4", "{decision:?}");
+    assert_eq!(
+        decision.decision.as_ref().unwrap()["unit_price"],
+        "11.4",
+        "{decision:?}"
+    );
     assert!(decision.fuel_used > 0);
 
     // Before activation the built-in rule prices at the ask.
     provider.place_offer(&offer).await.unwrap();
     let before = buyer.place_bid(&bid).await.unwrap();
-    assert_eq!((before.contracts[0].unit_price.to_string(), before.contracts[0].decisions.len()), ("10".into(), 0));
+    assert_eq!(
+        (
+            before.contracts[0].unit_price.to_string(),
+            before.contracts[0].decisions.len()
+        ),
+        ("10".into(), 0)
+    );
 
-    let activated: suanli_sdk::PolicySummary =
-        ningxia.request(reqwest::Method::POST, &activate_path).send().await.unwrap().json().await.unwrap();
+    let activated: suanli_sdk::PolicySummary = ningxia
+        .request(reqwest::Method::POST, &activate_path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(activated.status, "active");
     let mut second = bid.clone();
     second.idempotency_key = "second".into();
     let after = buyer.place_bid(&second).await.unwrap();
     let contract = &after.contracts[0];
-    assert_eq!((contract.unit_price.to_string(), contract.levy_bps), ("11.4".into(), 50));
+    assert_eq!(
+        (contract.unit_price.to_string(), contract.levy_bps),
+        ("11.4".into(), 50)
+    );
     assert_eq!(contract.decisions.len(), 1);
     assert_eq!(contract.decisions[0]["policy_digest"], digest.as_str());
     assert_eq!(contract.decisions[0]["kind"], "pricing");
 
     let replay: suanli_sdk::ReplayReport = regulator
-        .request(reqwest::Method::POST, &format!("/v1/audit/contracts/{}/replay", contract.id))
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/audit/contracts/{}/replay", contract.id),
+        )
         .send()
         .await
         .unwrap()
@@ -175,9 +328,18 @@ async fn an_operator_uploads_dry_runs_and_activates_a_policy_and_prices_change()
         .await
         .unwrap();
     assert_eq!(replay.decisions.len(), 1);
-    assert!(replay.decisions.iter().all(|decision| decision.matches), "{replay:?}");
+    assert!(
+        replay.decisions.iter().all(|decision| decision.matches),
+        "{replay:?}"
+    );
     for kind in ["policy_uploaded", "policy_activated"] {
-        assert_eq!(exchange.count(&format!("SELECT count(*) FROM audit_log WHERE kind = '{kind}'")), 1, "{kind}");
+        assert_eq!(
+            exchange.count(&format!(
+                "SELECT count(*) FROM audit_log WHERE kind = '{kind}'"
+            )),
+            1,
+            "{kind}"
+        );
     }
 }
 
@@ -185,39 +347,74 @@ async fn an_operator_uploads_dry_runs_and_activates_a_policy_and_prices_change()
 async fn a_residency_policy_keeps_important_data_in_its_region() {
     let exchange = TestExchange::start().await;
     let beijing = operator(&exchange, "bth").await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Beijing lab", "10000").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
-    let (_, stored) = upload(&beijing, "bth", "compliance", policy_component("data-residency")).await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let (_, stored) = upload(
+        &beijing,
+        "bth",
+        "compliance",
+        policy_component("data-residency"),
+    )
+    .await;
     let digest = stored["digest"].as_str().unwrap();
-    beijing.request(reqwest::Method::POST, &format!("/v1/hubs/bth/policies/{digest}/activate")).send().await.unwrap();
+    beijing
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/bth/policies/{digest}/activate"),
+        )
+        .send()
+        .await
+        .unwrap();
 
     // Ningxia (west region) is cheaper than Inner Mongolia (north region, like Beijing).
-    provider.place_offer(&new_offer("zhongwei", SKU, 2, window(1, 10), "5")).await.unwrap();
-    provider.place_offer(&new_offer("helinger", SKU, 2, window(1, 10), "8")).await.unwrap();
+    provider
+        .place_offer(&new_offer("zhongwei", SKU, 2, window(1, 10), "5"))
+        .await
+        .unwrap();
+    provider
+        .place_offer(&new_offer("helinger", SKU, 2, window(1, 10), "8"))
+        .await
+        .unwrap();
     let mut bid = new_bid(SKU, 1, window(2, 2), "10");
     bid.data_origin = Some("bth".into());
     bid.data_class = Some(DataClass::Important);
     let placed = buyer.place_bid(&bid).await.unwrap();
     assert_eq!(placed.contracts.len(), 1);
-    assert_eq!(placed.contracts[0].hub, "nmg", "important data stays in the north");
+    assert_eq!(
+        placed.contracts[0].hub, "nmg",
+        "important data stays in the north"
+    );
     assert_eq!(placed.contracts[0].decisions[0]["kind"], "compliance");
 
     // General data from the same origin may go west, to the cheaper offer.
     let mut general = bid.clone();
     general.idempotency_key = "general".into();
     general.data_class = Some(DataClass::General);
-    assert_eq!(buyer.place_bid(&general).await.unwrap().contracts[0].hub, "nx");
+    assert_eq!(
+        buyer.place_bid(&general).await.unwrap().contracts[0].hub,
+        "nx"
+    );
 
     let replay: suanli_sdk::ReplayReport = regulator
-        .request(reqwest::Method::POST, &format!("/v1/audit/contracts/{}/replay", placed.contracts[0].id))
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/audit/contracts/{}/replay", placed.contracts[0].id),
+        )
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert!(!replay.decisions.is_empty() && replay.decisions.iter().all(|d| d.matches), "{replay:?}");
+    assert!(
+        !replay.decisions.is_empty() && replay.decisions.iter().all(|d| d.matches),
+        "{replay:?}"
+    );
 }
 
 #[actix_web::test]
@@ -232,19 +429,39 @@ async fn a_faulting_policy_fails_closed_and_is_recorded() {
     })
     .await;
     let ningxia = operator(&exchange, "nx").await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
     let (_, stored) = upload(&ningxia, "nx", "pricing", policy_component("hostile")).await;
     let digest = stored["digest"].as_str().unwrap();
-    ningxia.request(reqwest::Method::POST, &format!("/v1/hubs/nx/policies/{digest}/activate")).send().await.unwrap();
+    ningxia
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/nx/policies/{digest}/activate"),
+        )
+        .send()
+        .await
+        .unwrap();
 
     for mode in ["loop", "below-ask"] {
         let mut offer = new_offer("zhongwei", SKU, 1, window(1, 10), "10");
-        offer.attributes = Some(serde_json::json!({"mode": mode}).as_object().unwrap().clone());
+        offer.attributes = Some(
+            serde_json::json!({"mode": mode})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
         provider.place_offer(&offer).await.unwrap();
     }
-    let placed = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "12")).await.unwrap();
-    assert!(placed.contracts.is_empty(), "no trade with a faulting policy");
+    let placed = buyer
+        .place_bid(&new_bid(SKU, 1, window(2, 2), "12"))
+        .await
+        .unwrap();
+    assert!(
+        placed.contracts.is_empty(),
+        "no trade with a faulting policy"
+    );
     let classes: Vec<String> = {
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
@@ -261,7 +478,10 @@ async fn a_faulting_policy_fails_closed_and_is_recorded() {
     };
     assert_eq!(classes, ["out_of_fuel", "price_below_ask"]);
     // The bid rests; a well-behaved offer in the same hub still trades with it.
-    let good = provider.place_offer(&new_offer("zhongwei", SKU, 1, window(1, 10), "10")).await.unwrap();
+    let good = provider
+        .place_offer(&new_offer("zhongwei", SKU, 1, window(1, 10), "10"))
+        .await
+        .unwrap();
     assert_eq!(good.contracts.len(), 1);
     assert_eq!(good.contracts[0].bid_id, placed.bid.id);
     assert_eq!(exchange.anonymous.readyz().await.unwrap().status, "ready");
@@ -271,41 +491,111 @@ async fn a_faulting_policy_fails_closed_and_is_recorded() {
 async fn a_hub_stores_only_so_many_policies() {
     let exchange = TestExchange::start_with(|config| config.policy_uploads_per_hub_max = 2).await;
     let ningxia = operator(&exchange, "nx").await;
-    assert_eq!(upload(&ningxia, "nx", "pricing", policy_component("west-green-pricing")).await.0, 201);
-    assert_eq!(upload(&ningxia, "nx", "compliance", policy_component("qualification")).await.0, 201);
-    let (status, body) = upload(&ningxia, "nx", "pricing", policy_component("east-peak-pricing")).await;
-    assert_eq!((status, body["code"].as_str().unwrap()), (422, "policy_quota_reached"), "{body}");
+    assert_eq!(
+        upload(
+            &ningxia,
+            "nx",
+            "pricing",
+            policy_component("west-green-pricing")
+        )
+        .await
+        .0,
+        201
+    );
+    assert_eq!(
+        upload(
+            &ningxia,
+            "nx",
+            "compliance",
+            policy_component("qualification")
+        )
+        .await
+        .0,
+        201
+    );
+    let (status, body) = upload(
+        &ningxia,
+        "nx",
+        "pricing",
+        policy_component("east-peak-pricing"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str().unwrap()),
+        (422, "policy_quota_reached"),
+        "{body}"
+    );
     // Another hub has its own quota.
     let beijing = operator(&exchange, "bth").await;
-    assert_eq!(upload(&beijing, "bth", "pricing", policy_component("east-peak-pricing")).await.0, 201);
+    assert_eq!(
+        upload(
+            &beijing,
+            "bth",
+            "pricing",
+            policy_component("east-peak-pricing")
+        )
+        .await
+        .0,
+        201
+    );
 }
 
 #[test]
 fn the_compiled_cache_is_bounded_and_keeps_the_active_policies() {
     let host = PolicyHost::new(SandboxLimits::default()).unwrap();
-    let compile = |name: &str| host.prepare_upload(PolicyKind::Pricing, &policy_component(name)).unwrap().1;
-    let (hostile, west, east) = (compile("hostile"), compile("west-green-pricing"), compile("east-peak-pricing"));
+    let compile = |name: &str| {
+        host.prepare_upload(PolicyKind::Pricing, &policy_component(name))
+            .unwrap()
+            .1
+    };
+    let (hostile, west, east) = (
+        compile("hostile"),
+        compile("west-green-pricing"),
+        compile("east-peak-pricing"),
+    );
     let registry = suanli_server::policy::Registry::new(2);
     registry.pin([hostile.digest.clone()].into_iter().collect());
     registry.insert(hostile.clone());
     registry.insert(west.clone());
     registry.insert(east.clone());
     assert_eq!(registry.len(), 2);
-    assert!(registry.get(&hostile.digest).is_some(), "the pinned (active) policy stays, although it is the oldest");
-    assert!(registry.get(&west.digest).is_none(), "the oldest unpinned one goes");
+    assert!(
+        registry.get(&hostile.digest).is_some(),
+        "the pinned (active) policy stays, although it is the oldest"
+    );
+    assert!(
+        registry.get(&west.digest).is_none(),
+        "the oldest unpinned one goes"
+    );
     assert!(registry.get(&east.digest).is_some());
 }
 
 #[test]
 fn compiles_are_bounded_even_when_they_time_out() {
     // Every compile times out at once; each keeps its slot until its thread is done.
-    let limits = SandboxLimits { compile_ms_max: 0, concurrent_compiles_max: 1, ..SandboxLimits::default() };
+    let limits = SandboxLimits {
+        compile_ms_max: 0,
+        concurrent_compiles_max: 1,
+        ..SandboxLimits::default()
+    };
     let host = PolicyHost::new(limits).unwrap();
     let component = policy_component("west-green-pricing");
-    let first = host.prepare_upload(PolicyKind::Pricing, &component).err().expect("timed out");
-    assert!(matches!(first, suanli_server::policy::UploadError::CompileTimeout(0)), "{first}");
-    let second = host.prepare_upload(PolicyKind::Pricing, &component).err().expect("no slot");
-    assert!(matches!(second, suanli_server::policy::UploadError::Busy(1)), "{second}");
+    let first = host
+        .prepare_upload(PolicyKind::Pricing, &component)
+        .err()
+        .expect("timed out");
+    assert!(
+        matches!(first, suanli_server::policy::UploadError::CompileTimeout(0)),
+        "{first}"
+    );
+    let second = host
+        .prepare_upload(PolicyKind::Pricing, &component)
+        .err()
+        .expect("no slot");
+    assert!(
+        matches!(second, suanli_server::policy::UploadError::Busy(1)),
+        "{second}"
+    );
 }
 
 /// The children of process `pid` that are still running.
@@ -316,7 +606,10 @@ fn children_of(pid: u32) -> Vec<u32> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
         .filter(|child| {
             std::fs::read_to_string(format!("/proc/{child}/status")).is_ok_and(|status| {
-                status.lines().any(|line| line.strip_prefix("PPid:").is_some_and(|ppid| ppid.trim() == pid.to_string()))
+                status.lines().any(|line| {
+                    line.strip_prefix("PPid:")
+                        .is_some_and(|ppid| ppid.trim() == pid.to_string())
+                })
             })
         })
         .collect()
@@ -334,12 +627,27 @@ async fn a_compile_past_its_time_bound_is_stopped_for_real() {
             ("SUANLI_JWT_SECRET", "compile-test-secret".to_owned()),
             ("SUANLI_POLICY_COMPILE_MS_MAX", compile_ms_max.to_owned()),
         ];
-        let server = suanli_tests::ServerProcess::spawn(env!("CARGO_BIN_EXE_suanli-test-server"), &env);
+        let server =
+            suanli_tests::ServerProcess::spawn(env!("CARGO_BIN_EXE_suanli-test-server"), &env);
         let anonymous = suanli_sdk::Client::new(server.base_url.clone());
         let admin = anonymous.login(&admin_key).await.unwrap();
-        let new = NewParticipant { name: "nx operator".into(), kind: ParticipantKind::HubOperator, provider_type: None, hub: Some("nx".into()) };
-        let operator = anonymous.login(&admin.create_participant(&new).await.unwrap().api_key).await.unwrap();
-        let (status, body) = upload(&operator, "nx", "pricing", policy_component("west-green-pricing")).await;
+        let new = NewParticipant {
+            name: "nx operator".into(),
+            kind: ParticipantKind::HubOperator,
+            provider_type: None,
+            hub: Some("nx".into()),
+        };
+        let operator = anonymous
+            .login(&admin.create_participant(&new).await.unwrap().api_key)
+            .await
+            .unwrap();
+        let (status, body) = upload(
+            &operator,
+            "nx",
+            "pricing",
+            policy_component("west-green-pricing"),
+        )
+        .await;
         assert_eq!(status, expected, "{body}");
         if expected == 422 {
             assert_eq!(body["code"], "compile_timeout");

@@ -16,11 +16,16 @@ async fn read_request(client: &mut TcpStream) -> Vec<u8> {
         let read = client.read(&mut buffer).await.unwrap();
         assert!(read > 0, "the client closed early");
         request.extend_from_slice(&buffer[..read]);
-        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
         let headers = String::from_utf8_lossy(&request[..end]).to_lowercase();
         let length: usize = headers
             .lines()
-            .find_map(|line| line.strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+            .find_map(|line| {
+                line.strip_prefix("content-length:")
+                    .map(|v| v.trim().parse().unwrap())
+            })
             .unwrap_or(0);
         if request.len() >= end + 4 + length {
             return request;
@@ -62,14 +67,24 @@ async fn lossy_proxy(server: String, forwarded: Arc<AtomicUsize>) -> String {
 async fn a_lost_answer_is_retried_with_the_same_key_and_one_order_exists() {
     let exchange = TestExchange::start().await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
-    let server = exchange.anonymous.base_url().trim_start_matches("http://").to_owned();
+    let server = exchange
+        .anonymous
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
     let forwarded = Arc::new(AtomicUsize::new(0));
     let proxy = lossy_proxy(server, forwarded.clone()).await;
     let through_proxy = suanli_sdk::Client::new(proxy).with_token(buyer.bearer_token().unwrap());
 
     let bid = new_bid("ai.ascend-910b", 2, window(3, 2), "5");
-    let placed = through_proxy.place_bid(&bid).await.expect("the retry gets the answer");
-    assert!(forwarded.load(Ordering::SeqCst) >= 2, "the request reached the server twice");
+    let placed = through_proxy
+        .place_bid(&bid)
+        .await
+        .expect("the retry gets the answer");
+    assert!(
+        forwarded.load(Ordering::SeqCst) >= 2,
+        "the request reached the server twice"
+    );
     assert_eq!(placed.bid.idempotency_key, bid.idempotency_key);
     assert_eq!(exchange.count("SELECT count(*) FROM bids"), 1);
     assert_eq!(buyer.bid(placed.bid.id).await.unwrap().id, placed.bid.id);

@@ -8,17 +8,40 @@ use crate::code_of;
 const SKU: &str = "hpc.node";
 
 fn delivery(unit_hours: u64, key: &str) -> NewDelivery {
-    NewDelivery { delivered_unit_hours: unit_hours, idempotency_key: key.into() }
+    NewDelivery {
+        delivered_unit_hours: unit_hours,
+        idempotency_key: key.into(),
+    }
 }
 
 /// One provider, one buyer, and two contracts of 3 units × 7 hours at 12.345678 (259.26 each).
-async fn two_contracts(exchange: &TestExchange) -> (suanli_sdk::Client, suanli_sdk::Client, Vec<suanli_sdk::Contract>) {
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+async fn two_contracts(
+    exchange: &TestExchange,
+) -> (
+    suanli_sdk::Client,
+    suanli_sdk::Client,
+    Vec<suanli_sdk::Contract>,
+) {
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
-    provider.place_offer(&new_offer("zhangjiakou", SKU, 6, window(0, 10), "12.345678")).await.unwrap();
+    provider
+        .place_offer(&new_offer(
+            "zhangjiakou",
+            SKU,
+            6,
+            window(0, 10),
+            "12.345678",
+        ))
+        .await
+        .unwrap();
     let mut contracts = Vec::new();
     for _ in 0..2 {
-        let placed = buyer.place_bid(&new_bid(SKU, 3, window(0, 7), "13")).await.unwrap();
+        let placed = buyer
+            .place_bid(&new_bid(SKU, 3, window(0, 7), "13"))
+            .await
+            .unwrap();
         contracts.extend(placed.contracts);
     }
     assert_eq!(contracts.len(), 2);
@@ -30,24 +53,68 @@ async fn two_contracts(exchange: &TestExchange) -> (suanli_sdk::Client, suanli_s
 async fn full_and_partial_delivery_settle_to_the_fen() {
     let exchange = TestExchange::start().await;
     let (provider, buyer, contracts) = two_contracts(&exchange).await;
-    assert_eq!(buyer.account().await.unwrap().available.to_string(), "481.48");
+    assert_eq!(
+        buyer.account().await.unwrap().available.to_string(),
+        "481.48"
+    );
 
-    let full = provider.report_delivery(contracts[0].id, &delivery(21, "d1")).await.unwrap();
-    let amounts = [full.charged, full.refunded, full.provider_paid, full.exchange_fee, full.hub_levy].map(|a| a.to_string());
+    let full = provider
+        .report_delivery(contracts[0].id, &delivery(21, "d1"))
+        .await
+        .unwrap();
+    let amounts = [
+        full.charged,
+        full.refunded,
+        full.provider_paid,
+        full.exchange_fee,
+        full.hub_levy,
+    ]
+    .map(|a| a.to_string());
     assert_eq!(amounts, ["259.26", "0", "257.96", "1.3", "0"]);
 
-    let partial = provider.report_delivery(contracts[1].id, &delivery(10, "d2")).await.unwrap();
-    let amounts = [partial.charged, partial.refunded, partial.provider_paid, partial.exchange_fee, partial.hub_levy].map(|a| a.to_string());
+    let partial = provider
+        .report_delivery(contracts[1].id, &delivery(10, "d2"))
+        .await
+        .unwrap();
+    let amounts = [
+        partial.charged,
+        partial.refunded,
+        partial.provider_paid,
+        partial.exchange_fee,
+        partial.hub_levy,
+    ]
+    .map(|a| a.to_string());
     assert_eq!(amounts, ["123.46", "135.8", "122.84", "0.62", "0"]);
 
-    assert_eq!(buyer.account().await.unwrap().available.to_string(), "617.28");
-    assert_eq!(provider.account().await.unwrap().available.to_string(), "380.8");
-    assert_eq!(exchange.count("SELECT (balance * 100)::bigint FROM accounts WHERE kind = 'exchange_fees'"), 192);
-    assert_eq!(exchange.count("SELECT count(*) FROM accounts WHERE kind = 'contract_escrow' AND balance <> 0"), 0);
-    assert_eq!(buyer.contract(contracts[1].id).await.unwrap().status, ContractStatus::Settled);
-    assert_eq!(exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'contract_settled'"), 2);
+    assert_eq!(
+        buyer.account().await.unwrap().available.to_string(),
+        "617.28"
+    );
+    assert_eq!(
+        provider.account().await.unwrap().available.to_string(),
+        "380.8"
+    );
+    assert_eq!(
+        exchange.count("SELECT (balance * 100)::bigint FROM accounts WHERE kind = 'exchange_fees'"),
+        192
+    );
+    assert_eq!(
+        exchange
+            .count("SELECT count(*) FROM accounts WHERE kind = 'contract_escrow' AND balance <> 0"),
+        0
+    );
+    assert_eq!(
+        buyer.contract(contracts[1].id).await.unwrap().status,
+        ContractStatus::Settled
+    );
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'contract_settled'"),
+        2
+    );
 
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     let verdict = regulator.audit_verify().await.unwrap();
     assert!(verdict.ok, "{verdict:?}");
     assert_eq!(verdict.invariants.len(), 8);
@@ -57,21 +124,63 @@ async fn full_and_partial_delivery_settle_to_the_fen() {
 async fn a_contract_settles_once_and_only_its_provider_reports() {
     let exchange = TestExchange::start().await;
     let (provider, buyer, contracts) = two_contracts(&exchange).await;
-    let (_, other_provider) = exchange.participant(ParticipantKind::Provider, "Other provider").await;
+    let (_, other_provider) = exchange
+        .participant(ParticipantKind::Provider, "Other provider")
+        .await;
     let id = contracts[0].id;
 
-    assert_eq!(code_of(buyer.report_delivery(id, &delivery(21, "b")).await), (403, "forbidden".into()));
-    assert_eq!(code_of(other_provider.report_delivery(id, &delivery(21, "o")).await).0, 404);
-    assert_eq!(code_of(provider.report_delivery(id, &delivery(22, "too-many")).await), (422, "over_delivery".into()));
-    assert_eq!(code_of(provider.report_delivery(uuid::Uuid::new_v4(), &delivery(1, "x")).await).0, 404);
+    assert_eq!(
+        code_of(buyer.report_delivery(id, &delivery(21, "b")).await),
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        code_of(other_provider.report_delivery(id, &delivery(21, "o")).await).0,
+        404
+    );
+    assert_eq!(
+        code_of(
+            provider
+                .report_delivery(id, &delivery(22, "too-many"))
+                .await
+        ),
+        (422, "over_delivery".into())
+    );
+    assert_eq!(
+        code_of(
+            provider
+                .report_delivery(uuid::Uuid::new_v4(), &delivery(1, "x"))
+                .await
+        )
+        .0,
+        404
+    );
     assert_eq!(exchange.count("SELECT count(*) FROM settlements"), 0);
 
-    let first = provider.report_delivery(id, &delivery(20, "once")).await.unwrap();
-    assert_eq!(provider.report_delivery(id, &delivery(20, "once")).await.unwrap(), first, "a retry returns the first");
-    assert_eq!(code_of(provider.report_delivery(id, &delivery(21, "twice")).await), (409, "already_settled".into()));
-    assert_eq!(code_of(provider.report_delivery(id, &delivery(19, "once")).await), (409, "idempotency_conflict".into()));
+    let first = provider
+        .report_delivery(id, &delivery(20, "once"))
+        .await
+        .unwrap();
+    assert_eq!(
+        provider
+            .report_delivery(id, &delivery(20, "once"))
+            .await
+            .unwrap(),
+        first,
+        "a retry returns the first"
+    );
+    assert_eq!(
+        code_of(provider.report_delivery(id, &delivery(21, "twice")).await),
+        (409, "already_settled".into())
+    );
+    assert_eq!(
+        code_of(provider.report_delivery(id, &delivery(19, "once")).await),
+        (409, "idempotency_conflict".into())
+    );
     assert_eq!(exchange.count("SELECT count(*) FROM settlements"), 1);
-    assert_eq!(exchange.count("SELECT count(*) FROM ledger_transactions WHERE kind = 'settlement'"), 1);
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM ledger_transactions WHERE kind = 'settlement'"),
+        1
+    );
 }
 
 /// A small deterministic generator, so that the workload is random but repeatable.
@@ -79,7 +188,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -87,10 +199,17 @@ impl Lcg {
 #[actix_web::test]
 async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamperer_broke() {
     let exchange = TestExchange::start().await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
     let mut providers = Vec::new();
     for n in 0..2 {
-        providers.push(exchange.participant(ParticipantKind::Provider, &format!("Provider {n}")).await.1);
+        providers.push(
+            exchange
+                .participant(ParticipantKind::Provider, &format!("Provider {n}"))
+                .await
+                .1,
+        );
     }
     let mut buyers = Vec::new();
     for n in 0..3 {
@@ -104,7 +223,9 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
             0 => {
                 let (buyer, _) = &buyers[random.below(3) as usize];
                 let deposit = suanli_sdk::NewDeposit {
-                    amount: format!("{}.{:02}", random.below(500), random.below(100)).parse().unwrap(),
+                    amount: format!("{}.{:02}", random.below(500), random.below(100))
+                        .parse()
+                        .unwrap(),
                     reference: "top-up".into(),
                     idempotency_key: format!("top-up-{step}"),
                 };
@@ -113,17 +234,38 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
             1..=3 => {
                 let provider = &providers[random.below(2) as usize];
                 let cluster = ["qingyang", "guian", "wuhu"][random.below(3) as usize];
-                let offer = new_offer(cluster, SKU, 1 + random.below(5) as u32, window(0, 12), &format!("{}.5", 5 + random.below(6)));
+                let offer = new_offer(
+                    cluster,
+                    SKU,
+                    1 + random.below(5) as u32,
+                    window(0, 12),
+                    &format!("{}.5", 5 + random.below(6)),
+                );
                 if let Ok(placed) = provider.place_offer(&offer).await {
-                    contracts.extend(placed.contracts.into_iter().map(|c| (c.id, c.provider_id, c.units * c.hours)));
+                    contracts.extend(
+                        placed
+                            .contracts
+                            .into_iter()
+                            .map(|c| (c.id, c.provider_id, c.units * c.hours)),
+                    );
                 }
             }
             4..=6 => {
                 let buyer = &buyers[random.below(3) as usize].1;
-                let bid = new_bid(SKU, 1 + random.below(4) as u32, window(random.below(3) as i64, 1 + random.below(6) as i64), &format!("{}.25", 4 + random.below(7)));
+                let bid = new_bid(
+                    SKU,
+                    1 + random.below(4) as u32,
+                    window(random.below(3) as i64, 1 + random.below(6) as i64),
+                    &format!("{}.25", 4 + random.below(7)),
+                );
                 if let Ok(placed) = buyer.place_bid(&bid).await {
                     bids.push((buyer.clone(), placed.bid.id));
-                    contracts.extend(placed.contracts.into_iter().map(|c| (c.id, c.provider_id, c.units * c.hours)));
+                    contracts.extend(
+                        placed
+                            .contracts
+                            .into_iter()
+                            .map(|c| (c.id, c.provider_id, c.units * c.hours)),
+                    );
                 }
             }
             7 if !bids.is_empty() => {
@@ -131,19 +273,28 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
                 let _ = buyer.cancel_bid(*id).await;
             }
             _ if !contracts.is_empty() => {
-                let (id, provider_id, unit_hours) = contracts[random.below(contracts.len() as u64) as usize];
+                let (id, provider_id, unit_hours) =
+                    contracts[random.below(contracts.len() as u64) as usize];
                 for provider in &providers {
                     if provider.me().await.unwrap().id == provider_id {
                         let delivered = random.below(u64::from(unit_hours) + 1);
-                        let _ = provider.report_delivery(id, &delivery(delivered, &format!("settle-{id}"))).await;
+                        let _ = provider
+                            .report_delivery(id, &delivery(delivered, &format!("settle-{id}")))
+                            .await;
                     }
                 }
             }
             _ => {}
         }
     }
-    assert!(exchange.count("SELECT count(*) FROM settlements") > 0, "the workload settled contracts");
-    assert!(exchange.count("SELECT count(*) FROM bids WHERE status = 'cancelled'") > 0, "the workload cancelled bids");
+    assert!(
+        exchange.count("SELECT count(*) FROM settlements") > 0,
+        "the workload settled contracts"
+    );
+    assert!(
+        exchange.count("SELECT count(*) FROM bids WHERE status = 'cancelled'") > 0,
+        "the workload cancelled bids"
+    );
     let verdict = regulator.audit_verify().await.unwrap();
     assert!(verdict.ok, "{:?}", verdict.invariants);
 
@@ -154,7 +305,11 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     // Someone changes a provider's balance behind the ledger's back.
     let mut connection = exchange.sql();
@@ -165,8 +320,16 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
     .unwrap();
     let verdict = regulator.audit_verify().await.unwrap();
     assert!(!verdict.ok);
-    let broken: Vec<&str> = verdict.invariants.iter().filter(|c| !c.ok).map(|c| c.name.as_str()).collect();
-    assert_eq!(broken, ["ledger_sums_to_zero", "balances_equal_their_entries"]);
+    let broken: Vec<&str> = verdict
+        .invariants
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(
+        broken,
+        ["ledger_sums_to_zero", "balances_equal_their_entries"]
+    );
     let check = std::process::Command::new(env!("CARGO_BIN_EXE_suanli-test-server"))
         .arg("check")
         .env("DATABASE_URL", &exchange.database_url)
@@ -175,16 +338,26 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
         .unwrap();
     assert!(!check.status.success());
     let report = String::from_utf8_lossy(&check.stdout);
-    assert!(report.contains("balances_equal_their_entries") && report.contains("BROKEN"), "{report}");
+    assert!(
+        report.contains("balances_equal_their_entries") && report.contains("BROKEN"),
+        "{report}"
+    );
 }
 
 #[actix_web::test]
 async fn regulators_export_and_summarise_contracts() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Ningxia provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
-    let (_, regulator) = exchange.participant(ParticipantKind::Regulator, "Regulator").await;
-    provider.place_offer(&new_offer("zhongwei", SKU, 40, window(0, 10), "3")).await.unwrap();
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    provider
+        .place_offer(&new_offer("zhongwei", SKU, 40, window(0, 10), "3"))
+        .await
+        .unwrap();
     let mut bid = new_bid(SKU, 1, window(0, 2), "3");
     bid.data_origin = Some("bth".into());
     let mut ids = Vec::new();
@@ -192,73 +365,182 @@ async fn regulators_export_and_summarise_contracts() {
         bid.idempotency_key = uuid::Uuid::new_v4().to_string();
         ids.push(buyer.place_bid(&bid).await.unwrap().contracts[0].id);
     }
-    provider.report_delivery(ids[0], &delivery(2, "d")).await.unwrap();
+    provider
+        .report_delivery(ids[0], &delivery(2, "d"))
+        .await
+        .unwrap();
 
     let mut csv = Vec::new();
     let mut progress = 0;
-    regulator.audit_export(ExportFormat::Csv, &AuditFilter::default(), &mut csv, |bytes| progress = bytes).await.unwrap();
+    regulator
+        .audit_export(
+            ExportFormat::Csv,
+            &AuditFilter::default(),
+            &mut csv,
+            |bytes| progress = bytes,
+        )
+        .await
+        .unwrap();
     assert_eq!(progress, csv.len() as u64);
     let text = String::from_utf8(csv).unwrap();
     let lines: Vec<&str> = text.split("\r\n").filter(|line| !line.is_empty()).collect();
     assert_eq!(lines.len(), 31, "a header and one row per contract");
     assert!(lines[0].starts_with("contract_id,created_at,bid_id"));
     assert!(lines.iter().all(|line| line.split(',').count() == 26));
-    assert!(lines[1].starts_with(&ids[0].to_string()) && lines[1].contains(",settled,2,6,0,"), "{}", lines[1]);
+    assert!(
+        lines[1].starts_with(&ids[0].to_string()) && lines[1].contains(",settled,2,6,0,"),
+        "{}",
+        lines[1]
+    );
 
     let mut jsonl = Vec::new();
-    regulator.audit_export(ExportFormat::JsonLines, &AuditFilter::default(), &mut jsonl, |_| {}).await.unwrap();
-    let rows: Vec<suanli_sdk::AuditedContract> =
-        String::from_utf8(jsonl).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    regulator
+        .audit_export(
+            ExportFormat::JsonLines,
+            &AuditFilter::default(),
+            &mut jsonl,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    let rows: Vec<suanli_sdk::AuditedContract> = String::from_utf8(jsonl)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
     assert_eq!(rows.len(), 30);
-    assert_eq!(rows[0].settlement.as_ref().unwrap().charged.to_string(), "6");
+    assert_eq!(
+        rows[0].settlement.as_ref().unwrap().charged.to_string(),
+        "6"
+    );
     assert_eq!(rows[0].data_origin.as_deref(), Some("bth"));
 
-    let later = AuditFilter { from: Some(chrono::Utc::now() + chrono::TimeDelta::hours(1)), ..Default::default() };
+    let later = AuditFilter {
+        from: Some(chrono::Utc::now() + chrono::TimeDelta::hours(1)),
+        ..Default::default()
+    };
     let mut empty = Vec::new();
-    regulator.audit_export(ExportFormat::JsonLines, &later, &mut empty, |_| {}).await.unwrap();
+    regulator
+        .audit_export(ExportFormat::JsonLines, &later, &mut empty, |_| {})
+        .await
+        .unwrap();
     assert!(empty.is_empty());
 
-    let page = regulator.audit_contracts(&AuditFilter { hub: Some("nx".into()), ..Default::default() }, None, 10).await.unwrap();
+    let page = regulator
+        .audit_contracts(
+            &AuditFilter {
+                hub: Some("nx".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
     assert_eq!((page.items.len(), page.next_cursor.is_some()), (10, true));
-    let page = regulator.audit_contracts(&AuditFilter { hub: Some("gs".into()), ..Default::default() }, None, 10).await.unwrap();
+    let page = regulator
+        .audit_contracts(
+            &AuditFilter {
+                hub: Some("gs".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
     assert!(page.items.is_empty());
 
-    let stats = regulator.audit_stats(&AuditFilter::default()).await.unwrap();
+    let stats = regulator
+        .audit_stats(&AuditFilter::default())
+        .await
+        .unwrap();
     assert_eq!(stats.by_hub.len(), 1);
-    assert_eq!((stats.by_hub[0].key.as_str(), stats.by_hub[0].contracts, stats.by_hub[0].unit_hours), ("nx", 30, 60));
+    assert_eq!(
+        (
+            stats.by_hub[0].key.as_str(),
+            stats.by_hub[0].contracts,
+            stats.by_hub[0].unit_hours
+        ),
+        ("nx", 30, 60)
+    );
     assert_eq!(stats.by_hub[0].value.to_string(), "180");
     assert_eq!(stats.by_class[0].key, "supercomputing");
     assert_eq!(stats.east_to_west[0].key, "bth→nx");
     assert_eq!(stats.east_to_west[0].contracts, 30);
-    assert_eq!((stats.delivered_unit_hours, stats.green_share_of_delivered.to_string()), (2, "60".into()));
+    assert_eq!(
+        (
+            stats.delivered_unit_hours,
+            stats.green_share_of_delivered.to_string()
+        ),
+        (2, "60".into())
+    );
 
-    assert_eq!(code_of(buyer.audit_stats(&AuditFilter::default()).await).0, 403);
-    let bad = regulator.request(reqwest::Method::GET, "/v1/audit/export?format=xml").send().await.unwrap();
+    assert_eq!(
+        code_of(buyer.audit_stats(&AuditFilter::default()).await).0,
+        403
+    );
+    let bad = regulator
+        .request(reqwest::Method::GET, "/v1/audit/export?format=xml")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
 }
 
 #[actix_web::test]
 async fn the_current_hour_trades_now_and_delivery_waits_for_the_window() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange.participant(ParticipantKind::Provider, "Provider").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
     let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
 
     // Capacity now: a window of the current hour is traded for the whole hour. A bid for it fills
     // at once or not at all: what does not fill expires, and its hold comes back.
-    provider.place_offer(&new_offer("zhongwei", SKU, 2, window(0, 3), "10")).await.unwrap();
-    let now = buyer.place_bid(&new_bid(SKU, 3, window(0, 2), "12")).await.unwrap();
+    provider
+        .place_offer(&new_offer("zhongwei", SKU, 2, window(0, 3), "10"))
+        .await
+        .unwrap();
+    let now = buyer
+        .place_bid(&new_bid(SKU, 3, window(0, 2), "12"))
+        .await
+        .unwrap();
     assert_eq!(now.contracts.iter().map(|c| c.units).sum::<u32>(), 2);
-    assert_eq!((now.bid.status, now.bid.remaining), (suanli_sdk::OrderStatus::Expired, 0));
-    assert_eq!(buyer.account().await.unwrap().held, rust_decimal::Decimal::ZERO);
-    let settled = provider.report_delivery(now.contracts[0].id, &delivery(4, "now")).await.unwrap();
+    assert_eq!(
+        (now.bid.status, now.bid.remaining),
+        (suanli_sdk::OrderStatus::Expired, 0)
+    );
+    assert_eq!(
+        buyer.account().await.unwrap().held,
+        rust_decimal::Decimal::ZERO
+    );
+    let settled = provider
+        .report_delivery(now.contracts[0].id, &delivery(4, "now"))
+        .await
+        .unwrap();
     assert_eq!(settled.delivered_unit_hours, 4);
 
     // A later window waits: delivery before it starts is refused, and nothing is settled.
-    provider.place_offer(&new_offer("zhongwei", SKU, 1, window(2, 3), "10")).await.unwrap();
-    let later = buyer.place_bid(&new_bid(SKU, 1, window(2, 2), "12")).await.unwrap();
+    provider
+        .place_offer(&new_offer("zhongwei", SKU, 1, window(2, 3), "10"))
+        .await
+        .unwrap();
+    let later = buyer
+        .place_bid(&new_bid(SKU, 1, window(2, 2), "12"))
+        .await
+        .unwrap();
     let id = later.contracts[0].id;
-    assert_eq!(code_of(provider.report_delivery(id, &delivery(2, "early")).await), (409, "window_not_started".into()));
-    assert_eq!(exchange.count(&format!("SELECT count(*) FROM settlements WHERE contract_id = '{id}'")), 0);
+    assert_eq!(
+        code_of(provider.report_delivery(id, &delivery(2, "early")).await),
+        (409, "window_not_started".into())
+    );
+    assert_eq!(
+        exchange.count(&format!(
+            "SELECT count(*) FROM settlements WHERE contract_id = '{id}'"
+        )),
+        0
+    );
 
     // The hour before this one is gone.
     assert_eq!(

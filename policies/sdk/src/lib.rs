@@ -62,11 +62,21 @@ macro_rules! compliance_policy {
 /// non-negative decimal with at most 6 fractional digits.
 pub fn micros(text: &str) -> Option<i64> {
     let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() || fraction.len() > 6 || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+    if whole.is_empty()
+        || fraction.len() > 6
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;
-    let mut fraction_micros: i64 = if fraction.is_empty() { 0 } else { fraction.parse().ok()? };
+    let mut fraction_micros: i64 = if fraction.is_empty() {
+        0
+    } else {
+        fraction.parse().ok()?
+    };
     for _ in fraction.len()..6 {
         fraction_micros *= 10;
     }
@@ -100,7 +110,11 @@ pub fn touches_hours(start: i64, end: i64, from: u32, to: u32) -> bool {
     }
     while at < end {
         let hour = china_hour(at);
-        let inside = if from <= to { hour >= from && hour < to } else { hour >= from || hour < to };
+        let inside = if from <= to {
+            hour >= from && hour < to
+        } else {
+            hour >= from || hour < to
+        };
         if inside {
             return true;
         }
@@ -115,7 +129,12 @@ mod tests {
 
     #[test]
     fn decimals_round_trip_through_micros() {
-        for (text, value) in [("12.5", 12_500_000), ("0.000001", 1), ("7", 7_000_000), ("0.034000", 34_000)] {
+        for (text, value) in [
+            ("12.5", 12_500_000),
+            ("0.000001", 1),
+            ("7", 7_000_000),
+            ("0.034000", 34_000),
+        ] {
             assert_eq!(micros(text), Some(value), "{text}");
         }
         for bad in ["", ".5", "1.2345678", "-1", "1e3", "abc", "1.2.3"] {
@@ -131,7 +150,17 @@ mod tests {
         let midnight_utc = 1_795_824_000;
         assert_eq!(china_hour(midnight_utc), 8);
         assert!(touches_hours(midnight_utc, midnight_utc + 3600, 8, 22));
-        assert!(!touches_hours(midnight_utc + 14 * 3600, midnight_utc + 20 * 3600, 8, 22));
-        assert!(touches_hours(midnight_utc + 14 * 3600, midnight_utc + 20 * 3600, 22, 8));
+        assert!(!touches_hours(
+            midnight_utc + 14 * 3600,
+            midnight_utc + 20 * 3600,
+            8,
+            22
+        ));
+        assert!(touches_hours(
+            midnight_utc + 14 * 3600,
+            midnight_utc + 20 * 3600,
+            22,
+            8
+        ));
     }
 }

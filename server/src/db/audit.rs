@@ -54,13 +54,22 @@ impl From<Row> for AuditEntry {
 ///
 /// Call it last in a transaction: the head row stays locked until commit, which serialises every
 /// writer of the log for that long.
-pub fn append(connection: &mut PgConnection, actor: &str, kind: &str, payload: Value) -> QueryResult<i64> {
+pub fn append(
+    connection: &mut PgConnection,
+    actor: &str,
+    kind: &str,
+    payload: Value,
+) -> QueryResult<i64> {
     append_batch(connection, &[(actor.to_owned(), kind, payload)], Utc::now())
 }
 
 /// Appends entries in order, all stamped `at`, in the caller's transaction (one lock of the head,
 /// one multi-row insert), and returns the last `seq`: the one way entries join the chain.
-pub fn append_batch(connection: &mut PgConnection, entries: &[(String, &str, Value)], at: DateTime<Utc>) -> QueryResult<i64> {
+pub fn append_batch(
+    connection: &mut PgConnection,
+    entries: &[(String, &str, Value)],
+    at: DateTime<Utc>,
+) -> QueryResult<i64> {
     let (mut seq, mut hash): (i64, String) = audit_head::table
         .select((audit_head::seq, audit_head::hash))
         .for_update()
@@ -110,7 +119,11 @@ pub fn append_batch(connection: &mut PgConnection, entries: &[(String, &str, Val
 }
 
 /// At most `limit` entries with `seq > after_seq`, in order.
-pub fn page(connection: &mut PgConnection, after_seq: i64, limit: i64) -> QueryResult<Vec<AuditEntry>> {
+pub fn page(
+    connection: &mut PgConnection,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<AuditEntry>> {
     let rows: Vec<Row> = audit_log::table
         .filter(audit_log::seq.gt(after_seq))
         .order(audit_log::seq.asc())
@@ -136,8 +149,9 @@ pub fn verify(connection: &mut PgConnection, batch: i64) -> QueryResult<AuditVer
         last = entries.into_iter().last();
     }
     let mut verdict = verifier.finish();
-    let (head_seq, head_hash): (i64, String) =
-        audit_head::table.select((audit_head::seq, audit_head::hash)).first(connection)?;
+    let (head_seq, head_hash): (i64, String) = audit_head::table
+        .select((audit_head::seq, audit_head::hash))
+        .first(connection)?;
     let last_seq = last.as_ref().map_or(0, |entry| entry.seq);
     if verdict.ok && (head_seq != last_seq || head_hash != verdict.head_hash) {
         verdict.ok = false;

@@ -66,16 +66,22 @@ const CHECKS: &[(&str, &str)] = &[
 
 /// Runs every check in one read-only snapshot.
 pub fn check(connection: &mut PgConnection) -> QueryResult<Vec<InvariantCheck>> {
-    connection.build_transaction().read_only().repeatable_read().run(|connection| {
-        let mut results = Vec::with_capacity(CHECKS.len());
-        for (name, query) in CHECKS {
-            let violation: Option<Violation> = diesel::sql_query(*query).get_result(connection).optional()?;
-            results.push(InvariantCheck {
-                name: (*name).to_owned(),
-                ok: violation.is_none(),
-                detail: violation.and_then(|violation| violation.detail),
-            });
-        }
-        Ok(results)
-    })
+    connection
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|connection| {
+            let mut results = Vec::with_capacity(CHECKS.len());
+            for (name, query) in CHECKS {
+                let violation: Option<Violation> = diesel::sql_query(*query)
+                    .get_result(connection)
+                    .optional()?;
+                results.push(InvariantCheck {
+                    name: (*name).to_owned(),
+                    ok: violation.is_none(),
+                    detail: violation.and_then(|violation| violation.detail),
+                });
+            }
+            Ok(results)
+        })
 }

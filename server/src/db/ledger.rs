@@ -48,8 +48,12 @@ pub fn post(
     reference: &str,
     legs: &[(Uuid, Decimal)],
 ) -> QueryResult<Uuid> {
-    let transaction =
-        LedgerTransaction { id: Uuid::new_v4(), kind: transaction_kind, reference: reference.to_owned(), legs: legs.to_vec() };
+    let transaction = LedgerTransaction {
+        id: Uuid::new_v4(),
+        kind: transaction_kind,
+        reference: reference.to_owned(),
+        legs: legs.to_vec(),
+    };
     post_all(connection, std::slice::from_ref(&transaction))?;
     Ok(transaction.id)
 }
@@ -58,13 +62,22 @@ pub fn post(
 /// and each touched balance moved by the sum of its entries, with three statements whose texts
 /// never change (PostgreSQL plans them once). Balances are updated in account-id order so that
 /// concurrent writers cannot deadlock on accounts.
-pub fn post_all(connection: &mut PgConnection, transactions: &[LedgerTransaction]) -> QueryResult<()> {
+pub fn post_all(
+    connection: &mut PgConnection,
+    transactions: &[LedgerTransaction],
+) -> QueryResult<()> {
     let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
     let (mut ids, mut kinds, mut references) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut entry_transactions, mut entry_accounts, mut entry_amounts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut entry_transactions, mut entry_accounts, mut entry_amounts) =
+        (Vec::new(), Vec::new(), Vec::new());
     for transaction in transactions {
         assert!(
-            transaction.legs.iter().map(|(_, amount)| *amount).sum::<Decimal>().is_zero(),
+            transaction
+                .legs
+                .iter()
+                .map(|(_, amount)| *amount)
+                .sum::<Decimal>()
+                .is_zero(),
             "unbalanced {transaction:?}"
         );
         ids.push(transaction.id);
@@ -99,7 +112,10 @@ pub fn post_all(connection: &mut PgConnection, transactions: &[LedgerTransaction
         .bind::<Array<Numeric>, _>(&entry_amounts)
         .execute(connection)?;
     }
-    let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().filter(|(_, delta)| !delta.is_zero()).collect();
+    let mut deltas: Vec<(Uuid, Decimal)> = deltas
+        .into_iter()
+        .filter(|(_, delta)| !delta.is_zero())
+        .collect();
     // One order for every writer, so concurrent transactions cannot deadlock on accounts.
     deltas.sort_by_key(|(account, _)| *account);
     if !deltas.is_empty() {
@@ -114,7 +130,6 @@ pub fn post_all(connection: &mut PgConnection, transactions: &[LedgerTransaction
     Ok(())
 }
 
-
 /// The id of a participant's account of `account_kind`: derived from the two, so that the
 /// sequenced writer can name accounts without asking the database.
 pub fn participant_account_id(participant: Uuid, account_kind: &str) -> Uuid {
@@ -127,7 +142,11 @@ pub fn contract_escrow_account(contract: Uuid) -> Uuid {
 }
 
 /// Creates the accounts a new participant of `kind` needs.
-pub fn open_participant_accounts(connection: &mut PgConnection, participant: Uuid, kind: &str) -> QueryResult<()> {
+pub fn open_participant_accounts(
+    connection: &mut PgConnection,
+    participant: Uuid,
+    kind: &str,
+) -> QueryResult<()> {
     let kinds: &[&str] = match kind {
         "buyer" => &[kind::BUYER_AVAILABLE, kind::BUYER_HELD],
         "provider" => &[kind::PROVIDER],
@@ -146,17 +165,33 @@ pub fn open_participant_accounts(connection: &mut PgConnection, participant: Uui
 }
 
 /// The id of a participant's account of `kind`.
-pub fn participant_account(connection: &mut PgConnection, participant: Uuid, account_kind: &str) -> QueryResult<Uuid> {
+pub fn participant_account(
+    connection: &mut PgConnection,
+    participant: Uuid,
+    account_kind: &str,
+) -> QueryResult<Uuid> {
     accounts::table
-        .filter(accounts::participant_id.eq(participant).and(accounts::kind.eq(account_kind)))
+        .filter(
+            accounts::participant_id
+                .eq(participant)
+                .and(accounts::kind.eq(account_kind)),
+        )
         .select(accounts::id)
         .first(connection)
 }
 
 /// The balance of a participant's account of `kind`, or zero if it has none.
-pub fn participant_balance(connection: &mut PgConnection, participant: Uuid, account_kind: &str) -> QueryResult<Decimal> {
+pub fn participant_balance(
+    connection: &mut PgConnection,
+    participant: Uuid,
+    account_kind: &str,
+) -> QueryResult<Decimal> {
     let balance: Option<Decimal> = accounts::table
-        .filter(accounts::participant_id.eq(participant).and(accounts::kind.eq(account_kind)))
+        .filter(
+            accounts::participant_id
+                .eq(participant)
+                .and(accounts::kind.eq(account_kind)),
+        )
         .select(accounts::balance)
         .first(connection)
         .optional()?;
@@ -211,7 +246,11 @@ pub fn deposit(
 ) -> Result<Deposit, ApiError> {
     connection.transaction(|connection| {
         let existing: Option<DepositRow> = deposits::table
-            .filter(deposits::created_by.eq(admin).and(deposits::idempotency_key.eq(&deposit.idempotency_key)))
+            .filter(
+                deposits::created_by
+                    .eq(admin)
+                    .and(deposits::idempotency_key.eq(&deposit.idempotency_key)),
+            )
             .select(DepositRow::as_select())
             .first(connection)
             .optional()?;
@@ -229,12 +268,20 @@ pub fn deposit(
             };
         }
 
-        let kind: Option<String> =
-            participants::table.find(participant).select(participants::kind).first(connection).optional()?;
+        let kind: Option<String> = participants::table
+            .find(participant)
+            .select(participants::kind)
+            .first(connection)
+            .optional()?;
         match kind.as_deref() {
             None => return Err(ApiError::not_found("no such participant")),
             Some("buyer") => {}
-            Some(_) => return Err(ApiError::unprocessable("not_a_buyer", "deposits are credited to buyers only")),
+            Some(_) => {
+                return Err(ApiError::unprocessable(
+                    "not_a_buyer",
+                    "deposits are credited to buyers only",
+                ));
+            }
         }
 
         let available = participant_account(connection, participant, kind::BUYER_AVAILABLE)?;
@@ -242,7 +289,10 @@ pub fn deposit(
             connection,
             "deposit",
             &deposit.reference,
-            &[(EXTERNAL_ACCOUNT, -deposit.amount), (available, deposit.amount)],
+            &[
+                (EXTERNAL_ACCOUNT, -deposit.amount),
+                (available, deposit.amount),
+            ],
         )?;
         let row: DepositRow = diesel::insert_into(deposits::table)
             .values((

@@ -7,12 +7,12 @@ pub mod audit;
 pub mod invariants;
 pub mod ledger;
 pub mod orders;
-pub mod policies;
 pub mod participants;
+pub mod policies;
 pub mod reference;
+pub mod regulator;
 pub mod schema;
 pub mod settlement;
-pub mod regulator;
 
 use anyhow::Context;
 use diesel::pg::PgConnection;
@@ -30,7 +30,11 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
 /// Opens a pool of at most `size_max` connections to `database_url`; a request waits at most
 /// `connect_timeout_ms` for one.
-pub fn connect(database_url: &str, size_max: u32, connect_timeout_ms: u64) -> anyhow::Result<DbPool> {
+pub fn connect(
+    database_url: &str,
+    size_max: u32,
+    connect_timeout_ms: u64,
+) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<PgConnection>::new(database_url);
     Pool::builder()
         .max_size(size_max)
@@ -40,7 +44,11 @@ pub fn connect(database_url: &str, size_max: u32, connect_timeout_ms: u64) -> an
 }
 
 /// Like [`connect`], but opening connections only when they are asked for.
-pub fn connect_lazily(database_url: &str, size_max: u32, connect_timeout_ms: u64) -> anyhow::Result<DbPool> {
+pub fn connect_lazily(
+    database_url: &str,
+    size_max: u32,
+    connect_timeout_ms: u64,
+) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<PgConnection>::new(database_url);
     Pool::builder()
         .max_size(size_max)

@@ -8,7 +8,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Numeric, Text};
 use rust_decimal::Decimal;
 use suanli_sdk::{
-    Bid, BookLevel, Contract, ContractStatus, DataClass, Offer, OrderStatus, Side, TimeInForce, Trade, Window,
+    Bid, BookLevel, Contract, ContractStatus, DataClass, Offer, OrderStatus, Side, TimeInForce,
+    Trade, Window,
 };
 use uuid::Uuid;
 
@@ -51,7 +52,10 @@ impl OfferRow {
             hub: self.hub.clone(),
             sku: self.sku.clone(),
             quantity: self.quantity as u32,
-            window: Window { start: self.window_start, end: self.window_end },
+            window: Window {
+                start: self.window_start,
+                end: self.window_end,
+            },
             ask_price: self.ask_price.normalize(),
             green_share: self.green_share as u8,
             attributes: self.attributes.as_object().cloned().unwrap_or_default(),
@@ -100,7 +104,10 @@ impl BidRow {
             buyer_id: self.buyer_id,
             skus: self.skus.clone(),
             quantity: self.quantity as u32,
-            window: Window { start: self.window_start, end: self.window_end },
+            window: Window {
+                start: self.window_start,
+                end: self.window_end,
+            },
             limit_price: self.limit_price.normalize(),
             hubs: self.hubs.clone(),
             data_origin: self.data_origin.clone(),
@@ -159,13 +166,24 @@ impl ContractRow {
             cluster: self.cluster.clone(),
             sku: self.sku.clone(),
             units: self.units as u32,
-            window: Window { start: self.window_start, end: self.window_end },
+            window: Window {
+                start: self.window_start,
+                end: self.window_end,
+            },
             hours: self.hours as u32,
             unit_price: self.unit_price.normalize(),
             notional: self.notional.normalize(),
             levy_bps: self.levy_bps as u32,
-            maker: if self.maker == "bid" { Side::Bid } else { Side::Offer },
-            status: if self.status == "settled" { ContractStatus::Settled } else { ContractStatus::Active },
+            maker: if self.maker == "bid" {
+                Side::Bid
+            } else {
+                Side::Offer
+            },
+            status: if self.status == "settled" {
+                ContractStatus::Settled
+            } else {
+                ContractStatus::Active
+            },
             decisions: self.decisions.as_array().cloned().unwrap_or_default(),
             created_at: self.created_at,
         }
@@ -196,7 +214,11 @@ pub struct BatchWrites {
 }
 
 /// Writes a batch of the sequenced writer in one transaction, all of it or nothing.
-pub fn write_batch(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<Utc>) -> QueryResult<()> {
+pub fn write_batch(
+    connection: &mut PgConnection,
+    writes: &BatchWrites,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
     connection.transaction(|connection| write(connection, writes, now))
 }
 
@@ -205,7 +227,10 @@ const WRITER_LOCK_KEY: i64 = 727_400_002;
 
 /// Takes the database's writer lock on this connection's session, waiting at most `wait`; false
 /// if another session still holds it. The lock lasts as long as the session.
-pub fn take_writer_lock(connection: &mut PgConnection, wait: std::time::Duration) -> QueryResult<bool> {
+pub fn take_writer_lock(
+    connection: &mut PgConnection,
+    wait: std::time::Duration,
+) -> QueryResult<bool> {
     #[derive(QueryableByName)]
     struct Locked {
         #[diesel(sql_type = diesel::sql_types::Bool)]
@@ -227,15 +252,24 @@ pub fn take_writer_lock(connection: &mut PgConnection, wait: std::time::Duration
     }
 }
 
-fn write(connection: &mut PgConnection, writes: &BatchWrites, now: DateTime<Utc>) -> QueryResult<()> {
+fn write(
+    connection: &mut PgConnection,
+    writes: &BatchWrites,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
     for chunk in writes.new_offers.chunks(INSERT_ROWS_MAX) {
-        diesel::insert_into(offers::table).values(chunk).execute(connection)?;
+        diesel::insert_into(offers::table)
+            .values(chunk)
+            .execute(connection)?;
     }
     for chunk in writes.new_bids.chunks(INSERT_ROWS_MAX) {
-        diesel::insert_into(bids::table).values(chunk).execute(connection)?;
+        diesel::insert_into(bids::table)
+            .values(chunk)
+            .execute(connection)?;
     }
     if !writes.offer_updates.is_empty() {
-        let (ids, rest): (Vec<Uuid>, Vec<(i32, &str)>) = writes.offer_updates.iter().map(|(id, v)| (*id, *v)).unzip();
+        let (ids, rest): (Vec<Uuid>, Vec<(i32, &str)>) =
+            writes.offer_updates.iter().map(|(id, v)| (*id, *v)).unzip();
         let (remaining, status): (Vec<i32>, Vec<&str>) = rest.into_iter().unzip();
         diesel::sql_query(
             "UPDATE offers o SET remaining = v.remaining, status = v.status, updated_at = $4 \
@@ -315,7 +349,10 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
     .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.decisions).collect::<Vec<_>>())
     .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
     .execute(connection)?;
-    let escrows: Vec<Uuid> = ids.iter().map(|id| ledger::contract_escrow_account(*id)).collect();
+    let escrows: Vec<Uuid> = ids
+        .iter()
+        .map(|id| ledger::contract_escrow_account(*id))
+        .collect();
     diesel::sql_query(
         "INSERT INTO accounts (id, kind, contract_id) SELECT a, 'contract_escrow', c FROM unnest($1, $2) AS t(a, c)",
     )
@@ -328,12 +365,22 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
 /// Available balances of `buyers`. Read without a lock: the sequenced writer is the only one that
 /// takes money out of them (holds), and what arrives meanwhile (a deposit) only adds; a CHECK
 /// refuses any balance below zero at commit.
-pub fn available_balances(connection: &mut PgConnection, buyers: &[Uuid]) -> QueryResult<HashMap<Uuid, Decimal>> {
+pub fn available_balances(
+    connection: &mut PgConnection,
+    buyers: &[Uuid],
+) -> QueryResult<HashMap<Uuid, Decimal>> {
     let rows: Vec<(Option<Uuid>, Decimal)> = accounts::table
-        .filter(accounts::kind.eq(kind::BUYER_AVAILABLE).and(accounts::participant_id.eq_any(buyers)))
+        .filter(
+            accounts::kind
+                .eq(kind::BUYER_AVAILABLE)
+                .and(accounts::participant_id.eq_any(buyers)),
+        )
         .select((accounts::participant_id, accounts::balance))
         .load(connection)?;
-    Ok(rows.into_iter().filter_map(|(buyer, balance)| Some((buyer?, balance))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(buyer, balance)| Some((buyer?, balance)))
+        .collect())
 }
 
 #[derive(QueryableByName)]
@@ -369,7 +416,10 @@ fn existing(
     .bind::<Array<diesel::sql_types::Uuid>, _>(&owners)
     .bind::<Array<Text>, _>(&names)
     .load(connection)?;
-    Ok(rows.into_iter().map(|row| ((row.owner, row.idempotency_key), (row.id, row.request_hash))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| ((row.owner, row.idempotency_key), (row.id, row.request_hash)))
+        .collect())
 }
 
 /// Offers already placed under any of these (provider, key) pairs: key → (id, request hash).
@@ -389,7 +439,9 @@ pub fn existing_bids(
 }
 
 /// Resting offers in arrival order, each with what its contracts sold: (window, units).
-pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<(OfferRow, Vec<(DateTime<Utc>, DateTime<Utc>, i32)>)>> {
+pub fn resting_offers(
+    connection: &mut PgConnection,
+) -> QueryResult<Vec<(OfferRow, Vec<(DateTime<Utc>, DateTime<Utc>, i32)>)>> {
     let rows: Vec<OfferRow> = offers::table
         .filter(offers::status.eq_any(["open", "partially_filled"]))
         .order(offers::seq)
@@ -398,16 +450,24 @@ pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<(OfferRo
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
     let sold: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>, i32)> = contracts::table
         .filter(contracts::offer_id.eq_any(&ids))
-        .select((contracts::offer_id, contracts::window_start, contracts::window_end, contracts::units))
+        .select((
+            contracts::offer_id,
+            contracts::window_start,
+            contracts::window_end,
+            contracts::units,
+        ))
         .load(connection)?;
     let mut by_offer: HashMap<Uuid, Vec<(DateTime<Utc>, DateTime<Utc>, i32)>> = HashMap::new();
     for (offer, start, end, units) in sold {
         by_offer.entry(offer).or_default().push((start, end, units));
     }
-    Ok(rows.into_iter().map(|row| {
-        let sold = by_offer.remove(&row.id).unwrap_or_default();
-        (row, sold)
-    }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let sold = by_offer.remove(&row.id).unwrap_or_default();
+            (row, sold)
+        })
+        .collect())
 }
 
 /// Resting bids in arrival order.
@@ -421,29 +481,52 @@ pub fn resting_bids(connection: &mut PgConnection) -> QueryResult<Vec<BidRow>> {
 
 /// The highest order number ever given, 0 if none.
 pub fn last_seq(connection: &mut PgConnection) -> QueryResult<i64> {
-    let offers: Option<i64> = offers::table.select(diesel::dsl::max(offers::seq)).first(connection)?;
-    let bids: Option<i64> = bids::table.select(diesel::dsl::max(bids::seq)).first(connection)?;
+    let offers: Option<i64> = offers::table
+        .select(diesel::dsl::max(offers::seq))
+        .first(connection)?;
+    let bids: Option<i64> = bids::table
+        .select(diesel::dsl::max(bids::seq))
+        .first(connection)?;
     Ok(offers.unwrap_or(0).max(bids.unwrap_or(0)))
 }
 
 /// One offer.
 pub fn offer(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<OfferRow>> {
-    offers::table.find(id).select(OfferRow::as_select()).first(connection).optional()
+    offers::table
+        .find(id)
+        .select(OfferRow::as_select())
+        .first(connection)
+        .optional()
 }
 
 /// One bid.
 pub fn bid(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<BidRow>> {
-    bids::table.find(id).select(BidRow::as_select()).first(connection).optional()
+    bids::table
+        .find(id)
+        .select(BidRow::as_select())
+        .first(connection)
+        .optional()
 }
 
 /// One contract.
 pub fn contract(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<ContractRow>> {
-    contracts::table.find(id).select(ContractRow::as_select()).first(connection).optional()
+    contracts::table
+        .find(id)
+        .select(ContractRow::as_select())
+        .first(connection)
+        .optional()
 }
 
 /// The contracts an order produced when it arrived (it was the taker), oldest first.
-pub fn contracts_taken_by(connection: &mut PgConnection, side: Side, id: Uuid) -> QueryResult<Vec<ContractRow>> {
-    let query = contracts::table.select(ContractRow::as_select()).order(contracts::seq).into_boxed();
+pub fn contracts_taken_by(
+    connection: &mut PgConnection,
+    side: Side,
+    id: Uuid,
+) -> QueryResult<Vec<ContractRow>> {
+    let query = contracts::table
+        .select(ContractRow::as_select())
+        .order(contracts::seq)
+        .into_boxed();
     let query = match side {
         Side::Bid => query.filter(contracts::bid_id.eq(id).and(contracts::maker.eq("offer"))),
         Side::Offer => query.filter(contracts::offer_id.eq(id).and(contracts::maker.eq("bid"))),
@@ -459,7 +542,11 @@ pub fn list_offers(
     before_seq: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<OfferRow>> {
-    let mut query = offers::table.select(OfferRow::as_select()).order(offers::seq.desc()).limit(limit).into_boxed();
+    let mut query = offers::table
+        .select(OfferRow::as_select())
+        .order(offers::seq.desc())
+        .limit(limit)
+        .into_boxed();
     if let Some(owner) = owner {
         query = query.filter(offers::provider_id.eq(owner));
     }
@@ -480,7 +567,11 @@ pub fn list_bids(
     before_seq: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<BidRow>> {
-    let mut query = bids::table.select(BidRow::as_select()).order(bids::seq.desc()).limit(limit).into_boxed();
+    let mut query = bids::table
+        .select(BidRow::as_select())
+        .order(bids::seq.desc())
+        .limit(limit)
+        .into_boxed();
     if let Some(owner) = owner {
         query = query.filter(bids::buyer_id.eq(owner));
     }
@@ -505,10 +596,23 @@ pub struct ContractFilter {
 }
 
 /// Recent trades for the public: no participant ids.
-pub fn trades(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str>, limit: i64) -> QueryResult<Vec<Trade>> {
+pub fn trades(
+    connection: &mut PgConnection,
+    hub: Option<&str>,
+    sku: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<Trade>> {
     let mut query = contracts::table
-        .select((contracts::hub, contracts::cluster, contracts::sku, contracts::units, contracts::window_start,
-                 contracts::window_end, contracts::unit_price, contracts::created_at))
+        .select((
+            contracts::hub,
+            contracts::cluster,
+            contracts::sku,
+            contracts::units,
+            contracts::window_start,
+            contracts::window_end,
+            contracts::unit_price,
+            contracts::created_at,
+        ))
         .order(contracts::seq.desc())
         .limit(limit)
         .into_boxed();
@@ -518,7 +622,16 @@ pub fn trades(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str
     if let Some(sku) = sku {
         query = query.filter(contracts::sku.eq(sku.to_owned()));
     }
-    let rows: Vec<(String, String, String, i32, DateTime<Utc>, DateTime<Utc>, Decimal, DateTime<Utc>)> = query.load(connection)?;
+    let rows: Vec<(
+        String,
+        String,
+        String,
+        i32,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        Decimal,
+        DateTime<Utc>,
+    )> = query.load(connection)?;
     Ok(rows
         .into_iter()
         .map(|(hub, cluster, sku, units, start, end, price, at)| Trade {
@@ -534,7 +647,12 @@ pub fn trades(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str
 }
 
 /// Resting offers (cheapest first) and bids (highest first) aggregated by price.
-pub fn book(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str>, levels_max: i64) -> QueryResult<(Vec<BookLevel>, Vec<BookLevel>)> {
+pub fn book(
+    connection: &mut PgConnection,
+    hub: Option<&str>,
+    sku: Option<&str>,
+    levels_max: i64,
+) -> QueryResult<(Vec<BookLevel>, Vec<BookLevel>)> {
     #[derive(QueryableByName)]
     struct Level {
         #[diesel(sql_type = Numeric)]
@@ -562,6 +680,13 @@ pub fn book(connection: &mut PgConnection, hub: Option<&str>, sku: Option<&str>,
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
     .bind::<diesel::sql_types::BigInt, _>(levels_max)
     .load(connection)?;
-    let level = |level: Level| BookLevel { price: level.price.normalize(), units: level.units as u64, orders: level.orders as u64 };
-    Ok((offers.into_iter().map(level).collect(), bids.into_iter().map(level).collect()))
+    let level = |level: Level| BookLevel {
+        price: level.price.normalize(),
+        units: level.units as u64,
+        orders: level.orders as u64,
+    };
+    Ok((
+        offers.into_iter().map(level).collect(),
+        bids.into_iter().map(level).collect(),
+    ))
 }

@@ -59,7 +59,11 @@ pub struct NewParticipantRow<'a> {
 }
 
 /// Creates a participant with its ledger accounts and an audit entry, in one transaction.
-pub fn create(connection: &mut PgConnection, actor: &str, new: &NewParticipantRow<'_>) -> QueryResult<ParticipantRow> {
+pub fn create(
+    connection: &mut PgConnection,
+    actor: &str,
+    new: &NewParticipantRow<'_>,
+) -> QueryResult<ParticipantRow> {
     connection.transaction(|connection| {
         let row: ParticipantRow = diesel::insert_into(participants::table)
             .values((
@@ -92,11 +96,18 @@ pub fn create(connection: &mut PgConnection, actor: &str, new: &NewParticipantRo
 
 /// The participant with this id.
 pub fn get(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<ParticipantRow>> {
-    participants::table.find(id).select(ParticipantRow::as_select()).first(connection).optional()
+    participants::table
+        .find(id)
+        .select(ParticipantRow::as_select())
+        .first(connection)
+        .optional()
 }
 
 /// The participant whose API key has this lookup id.
-pub fn by_api_key_id(connection: &mut PgConnection, api_key_id: &str) -> QueryResult<Option<ParticipantRow>> {
+pub fn by_api_key_id(
+    connection: &mut PgConnection,
+    api_key_id: &str,
+) -> QueryResult<Option<ParticipantRow>> {
     participants::table
         .filter(participants::api_key_id.eq(api_key_id))
         .select(ParticipantRow::as_select())
@@ -105,9 +116,17 @@ pub fn by_api_key_id(connection: &mut PgConnection, api_key_id: &str) -> QueryRe
 }
 
 /// The participant with this exact name and kind (the demo finds its participants this way).
-pub fn by_name(connection: &mut PgConnection, name: &str, kind: ParticipantKind) -> QueryResult<Option<ParticipantRow>> {
+pub fn by_name(
+    connection: &mut PgConnection,
+    name: &str,
+    kind: ParticipantKind,
+) -> QueryResult<Option<ParticipantRow>> {
     participants::table
-        .filter(participants::name.eq(name).and(participants::kind.eq(kind.as_str())))
+        .filter(
+            participants::name
+                .eq(name)
+                .and(participants::kind.eq(kind.as_str())),
+        )
         .order(participants::created_at.asc())
         .select(ParticipantRow::as_select())
         .first(connection)
@@ -134,7 +153,12 @@ pub fn rotate_key(
             ))
             .returning(participants::key_epoch)
             .get_result(connection)?;
-        audit::append(connection, actor, "api_key_rotated", serde_json::json!({ "participant_id": id }))?;
+        audit::append(
+            connection,
+            actor,
+            "api_key_rotated",
+            serde_json::json!({ "participant_id": id }),
+        )?;
         Ok(epoch)
     })
 }
@@ -144,22 +168,38 @@ pub fn rotate_key(
 /// refused, and the tokens issued before stay refused after a reinstatement (the key epoch moves
 /// on: a suspension for a leaked token must not end with that token working again). False if it
 /// was suspended already.
-pub fn suspend(connection: &mut PgConnection, id: Uuid, reason: &str, at: DateTime<Utc>) -> QueryResult<bool> {
-    let changed = diesel::update(participants::table.find(id).filter(participants::suspended_at.is_null()))
-        .set((
-            participants::suspended_at.eq(at),
-            participants::suspension_reason.eq(reason),
-            participants::key_epoch.eq(participants::key_epoch + 1),
-            participants::credentials_changed_at.eq(at),
-        ))
-        .execute(connection)?;
+pub fn suspend(
+    connection: &mut PgConnection,
+    id: Uuid,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<bool> {
+    let changed = diesel::update(
+        participants::table
+            .find(id)
+            .filter(participants::suspended_at.is_null()),
+    )
+    .set((
+        participants::suspended_at.eq(at),
+        participants::suspension_reason.eq(reason),
+        participants::key_epoch.eq(participants::key_epoch + 1),
+        participants::credentials_changed_at.eq(at),
+    ))
+    .execute(connection)?;
     Ok(changed > 0)
 }
 
 /// Which of `ids` are suspended.
-pub fn suspended_among(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResult<std::collections::HashSet<Uuid>> {
+pub fn suspended_among(
+    connection: &mut PgConnection,
+    ids: &[Uuid],
+) -> QueryResult<std::collections::HashSet<Uuid>> {
     let rows: Vec<Uuid> = participants::table
-        .filter(participants::id.eq_any(ids).and(participants::suspended_at.is_not_null()))
+        .filter(
+            participants::id
+                .eq_any(ids)
+                .and(participants::suspended_at.is_not_null()),
+        )
         .select(participants::id)
         .load(connection)?;
     Ok(rows.into_iter().collect())
@@ -168,14 +208,23 @@ pub fn suspended_among(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResu
 /// Lifts a suspension and records it; false if the participant was not suspended.
 pub fn reinstate(connection: &mut PgConnection, actor: &str, id: Uuid) -> QueryResult<bool> {
     connection.transaction(|connection| {
-        let changed = diesel::update(participants::table.find(id).filter(participants::suspended_at.is_not_null()))
-            .set((
-                participants::suspended_at.eq(None::<DateTime<Utc>>),
-                participants::suspension_reason.eq(None::<String>),
-            ))
-            .execute(connection)?;
+        let changed = diesel::update(
+            participants::table
+                .find(id)
+                .filter(participants::suspended_at.is_not_null()),
+        )
+        .set((
+            participants::suspended_at.eq(None::<DateTime<Utc>>),
+            participants::suspension_reason.eq(None::<String>),
+        ))
+        .execute(connection)?;
         if changed > 0 {
-            audit::append(connection, actor, "participant_reinstated", serde_json::json!({ "participant_id": id }))?;
+            audit::append(
+                connection,
+                actor,
+                "participant_reinstated",
+                serde_json::json!({ "participant_id": id }),
+            )?;
         }
         Ok(changed > 0)
     })

@@ -90,7 +90,13 @@ pub fn list(connection: &mut PgConnection, hub: &str) -> QueryResult<Vec<StoredP
         .inner_join(policy_modules::table)
         .filter(hub_policies::hub.eq(hub))
         .order(hub_policies::uploaded_at.desc())
-        .select((hub_policies::hub, hub_policies::kind, hub_policies::digest, policy_modules::size_bytes, hub_policies::uploaded_at))
+        .select((
+            hub_policies::hub,
+            hub_policies::kind,
+            hub_policies::digest,
+            policy_modules::size_bytes,
+            hub_policies::uploaded_at,
+        ))
         .load(connection)?;
     let active: Vec<(String, String)> = active_policies::table
         .filter(active_policies::hub.eq(hub))
@@ -100,16 +106,32 @@ pub fn list(connection: &mut PgConnection, hub: &str) -> QueryResult<Vec<StoredP
         .into_iter()
         .map(|(hub, kind, digest, size_bytes, uploaded_at)| {
             let is_active = active.iter().any(|(k, d)| *k == kind && *d == digest);
-            StoredPolicy { hub, kind, digest, size_bytes, uploaded_at, active: is_active }
+            StoredPolicy {
+                hub,
+                kind,
+                digest,
+                size_bytes,
+                uploaded_at,
+                active: is_active,
+            }
         })
         .collect())
 }
 
 /// Makes `digest` the active policy of its kind for `hub`; `None` if the hub never uploaded it.
-pub fn activate(connection: &mut PgConnection, hub: &str, digest: &str, actor: Uuid) -> QueryResult<Option<String>> {
+pub fn activate(
+    connection: &mut PgConnection,
+    hub: &str,
+    digest: &str,
+    actor: Uuid,
+) -> QueryResult<Option<String>> {
     connection.transaction(|connection| {
         let kind: Option<String> = hub_policies::table
-            .filter(hub_policies::hub.eq(hub).and(hub_policies::digest.eq(digest)))
+            .filter(
+                hub_policies::hub
+                    .eq(hub)
+                    .and(hub_policies::digest.eq(digest)),
+            )
             .select(hub_policies::kind)
             .first(connection)
             .optional()?;
@@ -131,7 +153,12 @@ pub fn activate(connection: &mut PgConnection, hub: &str, digest: &str, actor: U
                 active_policies::activated_at.eq(now),
             ))
             .execute(connection)?;
-        audit::append(connection, &actor.to_string(), "policy_activated", json!({"hub": hub, "kind": kind, "digest": digest}))?;
+        audit::append(
+            connection,
+            &actor.to_string(),
+            "policy_activated",
+            json!({"hub": hub, "kind": kind, "digest": digest}),
+        )?;
         Ok(Some(kind))
     })
 }
@@ -139,14 +166,24 @@ pub fn activate(connection: &mut PgConnection, hub: &str, digest: &str, actor: U
 /// The active policies: (hub, kind, digest).
 pub fn active(connection: &mut PgConnection) -> QueryResult<Vec<(String, String, String)>> {
     active_policies::table
-        .select((active_policies::hub, active_policies::kind, active_policies::digest))
+        .select((
+            active_policies::hub,
+            active_policies::kind,
+            active_policies::digest,
+        ))
         .load(connection)
 }
 
 /// A stored module's bytes and the hubs that uploaded it (with the kind).
-pub fn module(connection: &mut PgConnection, digest: &str) -> QueryResult<Option<(Vec<u8>, Vec<(String, String)>)>> {
-    let bytes: Option<Vec<u8>> =
-        policy_modules::table.find(digest).select(policy_modules::bytes).first(connection).optional()?;
+pub fn module(
+    connection: &mut PgConnection,
+    digest: &str,
+) -> QueryResult<Option<(Vec<u8>, Vec<(String, String)>)>> {
+    let bytes: Option<Vec<u8>> = policy_modules::table
+        .find(digest)
+        .select(policy_modules::bytes)
+        .first(connection)
+        .optional()?;
     let Some(bytes) = bytes else { return Ok(None) };
     let owners: Vec<(String, String)> = hub_policies::table
         .filter(hub_policies::digest.eq(digest))
@@ -167,7 +204,11 @@ pub struct FaultRecord {
 }
 
 /// Keeps faults a batch produced.
-pub fn record_faults(connection: &mut PgConnection, faults: &[FaultRecord], at: DateTime<Utc>) -> QueryResult<()> {
+pub fn record_faults(
+    connection: &mut PgConnection,
+    faults: &[FaultRecord],
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
     let rows: Vec<_> = faults
         .iter()
         .map(|fault| {
@@ -183,7 +224,9 @@ pub fn record_faults(connection: &mut PgConnection, faults: &[FaultRecord], at: 
         })
         .collect();
     for chunk in rows.chunks(500) {
-        diesel::insert_into(policy_faults::table).values(chunk).execute(connection)?;
+        diesel::insert_into(policy_faults::table)
+            .values(chunk)
+            .execute(connection)?;
     }
     Ok(())
 }
@@ -205,7 +248,11 @@ pub struct DecisionRow {
 
 /// Keeps the decisions a batch made (in the caller's transaction), with one statement whose text
 /// never changes.
-pub fn record_decisions(connection: &mut PgConnection, rows: &[DecisionRow], at: DateTime<Utc>) -> QueryResult<()> {
+pub fn record_decisions(
+    connection: &mut PgConnection,
+    rows: &[DecisionRow],
+    at: DateTime<Utc>,
+) -> QueryResult<()> {
     if rows.is_empty() {
         return Ok(());
     }

@@ -27,7 +27,9 @@ impl Reference {
 
     /// The hub a cluster belongs to.
     pub fn hub_of_cluster(&self, cluster: &str) -> Option<&Hub> {
-        self.hubs.iter().find(|hub| hub.clusters.iter().any(|c| c.code == cluster))
+        self.hubs
+            .iter()
+            .find(|hub| hub.clusters.iter().any(|c| c.code == cluster))
     }
 
     /// The SKU with this code.
@@ -37,7 +39,10 @@ impl Reference {
 
     /// The engine's number for a hub (its index in `hubs`).
     pub fn hub_id(&self, code: &str) -> Option<HubId> {
-        self.hubs.iter().position(|hub| hub.code == code).map(|index| index as HubId)
+        self.hubs
+            .iter()
+            .position(|hub| hub.code == code)
+            .map(|index| index as HubId)
     }
 
     /// The hub with the engine's number `id`.
@@ -47,7 +52,10 @@ impl Reference {
 
     /// The engine's number for a SKU (its index in `skus`).
     pub fn sku_id(&self, code: &str) -> Option<SkuId> {
-        self.skus.iter().position(|sku| sku.code == code).map(|index| index as SkuId)
+        self.skus
+            .iter()
+            .position(|sku| sku.code == code)
+            .map(|index| index as SkuId)
     }
 
     /// The SKU with the engine's number `id`.
@@ -65,30 +73,50 @@ impl Reference {
 pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
     let hub_rows: Vec<(String, String, String, String, i16, i32, Decimal)> = hubs::table
         .order(hubs::code)
-        .select((hubs::code, hubs::name, hubs::tier, hubs::region, hubs::renewable_share, hubs::carbon_g_per_kwh, hubs::pue))
+        .select((
+            hubs::code,
+            hubs::name,
+            hubs::tier,
+            hubs::region,
+            hubs::renewable_share,
+            hubs::carbon_g_per_kwh,
+            hubs::pue,
+        ))
         .load(connection)?;
-    let cluster_rows: Vec<(String, String, String)> =
-        clusters::table.order(clusters::code).select((clusters::code, clusters::name, clusters::hub)).load(connection)?;
+    let cluster_rows: Vec<(String, String, String)> = clusters::table
+        .order(clusters::code)
+        .select((clusters::code, clusters::name, clusters::hub))
+        .load(connection)?;
     let hubs = hub_rows
         .into_iter()
-        .map(|(code, name, tier, region, renewable_share, carbon, pue)| Hub {
-            clusters: cluster_rows
-                .iter()
-                .filter(|(_, _, hub)| *hub == code)
-                .map(|(code, name, _)| Cluster { code: code.clone(), name: name.clone() })
-                .collect(),
-            code,
-            name,
-            tier: if tier == "east" { Tier::East } else { Tier::West },
-            region,
-            renewable_share: renewable_share.clamp(0, 100) as u8,
-            carbon_g_per_kwh: carbon.max(0) as u32,
-            pue: pue.normalize(),
-        })
+        .map(
+            |(code, name, tier, region, renewable_share, carbon, pue)| Hub {
+                clusters: cluster_rows
+                    .iter()
+                    .filter(|(_, _, hub)| *hub == code)
+                    .map(|(code, name, _)| Cluster {
+                        code: code.clone(),
+                        name: name.clone(),
+                    })
+                    .collect(),
+                code,
+                name,
+                tier: if tier == "east" {
+                    Tier::East
+                } else {
+                    Tier::West
+                },
+                region,
+                renewable_share: renewable_share.clamp(0, 100) as u8,
+                carbon_g_per_kwh: carbon.max(0) as u32,
+                pue: pue.normalize(),
+            },
+        )
         .collect();
 
-    let latency_rows: Vec<(String, String, i32)> =
-        hub_latency::table.select((hub_latency::from_hub, hub_latency::to_hub, hub_latency::ms)).load(connection)?;
+    let latency_rows: Vec<(String, String, i32)> = hub_latency::table
+        .select((hub_latency::from_hub, hub_latency::to_hub, hub_latency::ms))
+        .load(connection)?;
     let mut ms: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     for (from, to, value) in latency_rows {
         ms.entry(from).or_default().insert(to, value.max(0) as u32);
@@ -96,7 +124,13 @@ pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
 
     let sku_rows: Vec<(String, String, String, String, Option<Decimal>)> = skus::table
         .order(skus::code)
-        .select((skus::code, skus::name, skus::class, skus::unit, skus::perf_fp16_tflops))
+        .select((
+            skus::code,
+            skus::name,
+            skus::class,
+            skus::unit,
+            skus::perf_fp16_tflops,
+        ))
         .load(connection)?;
     let skus = sku_rows
         .into_iter()
@@ -113,7 +147,11 @@ pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
         })
         .collect();
 
-    let reference = Reference { hubs, latency: Latency { ms }, skus };
+    let reference = Reference {
+        hubs,
+        latency: Latency { ms },
+        skus,
+    };
     // The engine numbers hubs into a 64-bit set and SKUs into a u16.
     assert!(reference.hubs.len() <= 64 && reference.skus.len() <= usize::from(u16::MAX));
     Ok(reference)

@@ -23,12 +23,23 @@ pub fn audited_contracts(
 ) -> QueryResult<Vec<(i64, AuditedContract)>> {
     let mut query = contracts::table
         .left_join(settlements::table)
-        .select((ContractRow::as_select(), Option::<SettlementRow>::as_select()))
+        .select((
+            ContractRow::as_select(),
+            Option::<SettlementRow>::as_select(),
+        ))
         .limit(limit)
         .into_boxed();
-    query = if newest_first { query.order(contracts::seq.desc()) } else { query.order(contracts::seq.asc()) };
+    query = if newest_first {
+        query.order(contracts::seq.desc())
+    } else {
+        query.order(contracts::seq.asc())
+    };
     if let Some(party) = filter.party {
-        query = query.filter(contracts::buyer_id.eq(party).or(contracts::provider_id.eq(party)));
+        query = query.filter(
+            contracts::buyer_id
+                .eq(party)
+                .or(contracts::provider_id.eq(party)),
+        );
     }
     if let Some(hub) = &filter.hub {
         query = query.filter(contracts::hub.eq(hub.clone()));
@@ -71,17 +82,23 @@ pub fn for_each_batch(
     batch: i64,
     mut sink: impl FnMut(&[(i64, AuditedContract)]) -> bool,
 ) -> QueryResult<()> {
-    connection.build_transaction().read_only().repeatable_read().run(|connection| {
-        let mut after = None;
-        loop {
-            let rows = audited_contracts(connection, filter, after, false, batch)?;
-            let Some((last, _)) = rows.last() else { return Ok(()) };
-            after = Some(*last);
-            if !sink(&rows) {
-                return Ok(());
+    connection
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|connection| {
+            let mut after = None;
+            loop {
+                let rows = audited_contracts(connection, filter, after, false, batch)?;
+                let Some((last, _)) = rows.last() else {
+                    return Ok(());
+                };
+                after = Some(*last);
+                if !sink(&rows) {
+                    return Ok(());
+                }
             }
-        }
-    })
+        })
 }
 
 #[derive(QueryableByName)]
@@ -104,7 +121,14 @@ struct Delivered {
     green_unit_hours: Decimal,
 }
 
-fn grouped(connection: &mut PgConnection, key: &str, join: &str, condition: &str, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> QueryResult<Vec<StatsRow>> {
+fn grouped(
+    connection: &mut PgConnection,
+    key: &str,
+    join: &str,
+    condition: &str,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<StatsRow>> {
     let query = format!(
         "SELECT {key} AS key, count(*) AS contracts, coalesce(sum(c.units::bigint * c.hours), 0)::bigint AS unit_hours, \
          coalesce(sum(c.notional), 0) AS value FROM contracts c {join} \
@@ -128,10 +152,21 @@ fn grouped(connection: &mut PgConnection, key: &str, join: &str, condition: &str
 
 /// Volume and value by hub, SKU and class; east→west flows; the green share of what was
 /// delivered; for contracts made in `[from, to)`.
-pub fn stats(connection: &mut PgConnection, from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> QueryResult<Stats> {
+pub fn stats(
+    connection: &mut PgConnection,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> QueryResult<Stats> {
     let by_hub = grouped(connection, "c.hub", "", "", from, to)?;
     let by_sku = grouped(connection, "c.sku", "", "", from, to)?;
-    let by_class = grouped(connection, "s.class", "JOIN skus s ON s.code = c.sku", "", from, to)?;
+    let by_class = grouped(
+        connection,
+        "s.class",
+        "JOIN skus s ON s.code = c.sku",
+        "",
+        from,
+        to,
+    )?;
     let east_to_west = grouped(
         connection,
         "c.data_origin || '→' || c.hub",
@@ -152,7 +187,9 @@ pub fn stats(connection: &mut PgConnection, from: Option<DateTime<Utc>>, to: Opt
     let green_share_of_delivered = if delivered.unit_hours == 0 {
         Decimal::ZERO
     } else {
-        (delivered.green_unit_hours * Decimal::from(100) / Decimal::from(delivered.unit_hours)).round_dp(2).normalize()
+        (delivered.green_unit_hours * Decimal::from(100) / Decimal::from(delivered.unit_hours))
+            .round_dp(2)
+            .normalize()
     };
     Ok(Stats {
         from,

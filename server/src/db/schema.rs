@@ -121,7 +121,6 @@ diesel::table! {
     }
 }
 
-
 diesel::table! {
     offers (id) {
         id -> Uuid,
@@ -200,7 +199,6 @@ diesel::table! {
     }
 }
 
-
 diesel::table! {
     settlements (contract_id) {
         contract_id -> Uuid,
@@ -216,7 +214,6 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
-
 
 diesel::table! {
     policy_modules (digest) {
@@ -283,7 +280,24 @@ diesel::joinable!(settlements -> contracts (contract_id));
 diesel::joinable!(hub_policies -> policy_modules (digest));
 
 diesel::allow_tables_to_appear_in_same_query!(
-    hubs, clusters, hub_latency, skus, participants, accounts, ledger_transactions,
-    ledger_entries, deposits, audit_log, audit_head, offers, bids, contracts, settlements,
-    policy_modules, hub_policies, active_policies, policy_faults, policy_decisions,
+    hubs,
+    clusters,
+    hub_latency,
+    skus,
+    participants,
+    accounts,
+    ledger_transactions,
+    ledger_entries,
+    deposits,
+    audit_log,
+    audit_head,
+    offers,
+    bids,
+    contracts,
+    settlements,
+    policy_modules,
+    hub_policies,
+    active_policies,
+    policy_faults,
+    policy_decisions,
 );

@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 use suanli_sdk::{NewDelivery, Settlement};
 use uuid::Uuid;
 
-use super::schema::{accounts, contracts, settlements};
 use super::ledger;
+use super::schema::{accounts, contracts, settlements};
 use crate::error::ApiError;
 use crate::market::money;
 
@@ -64,7 +64,10 @@ pub struct ContractFacts {
 }
 
 /// The facts of these contracts (missing ids are absent from the map).
-pub fn contract_facts(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResult<HashMap<Uuid, ContractFacts>> {
+pub fn contract_facts(
+    connection: &mut PgConnection,
+    ids: &[Uuid],
+) -> QueryResult<HashMap<Uuid, ContractFacts>> {
     let rows: Vec<ContractFacts> = contracts::table
         .filter(contracts::id.eq_any(ids))
         .select((
@@ -83,9 +86,14 @@ pub fn contract_facts(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResul
 }
 
 /// The settlements these contracts already have.
-pub fn existing(connection: &mut PgConnection, ids: &[Uuid]) -> QueryResult<HashMap<Uuid, SettlementRow>> {
-    let rows: Vec<SettlementRow> =
-        settlements::table.filter(settlements::contract_id.eq_any(ids)).select(SettlementRow::as_select()).load(connection)?;
+pub fn existing(
+    connection: &mut PgConnection,
+    ids: &[Uuid],
+) -> QueryResult<HashMap<Uuid, SettlementRow>> {
+    let rows: Vec<SettlementRow> = settlements::table
+        .filter(settlements::contract_id.eq_any(ids))
+        .select(SettlementRow::as_select())
+        .load(connection)?;
     Ok(rows.into_iter().map(|row| (row.contract_id, row)).collect())
 }
 
@@ -95,7 +103,10 @@ pub fn hub_levy_accounts(connection: &mut PgConnection) -> QueryResult<HashMap<S
         .filter(accounts::kind.eq(ledger::kind::HUB_LEVY))
         .select((accounts::hub, accounts::id))
         .load(connection)?;
-    Ok(rows.into_iter().filter_map(|(hub, id)| Some((hub?, id))).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(hub, id)| Some((hub?, id)))
+        .collect())
 }
 
 /// Stores new settlements and marks their contracts settled (in the caller's transaction).
@@ -104,10 +115,14 @@ pub fn insert(connection: &mut PgConnection, rows: &[SettlementRow]) -> QueryRes
         return Ok(());
     }
     for chunk in rows.chunks(1000) {
-        diesel::insert_into(settlements::table).values(chunk).execute(connection)?;
+        diesel::insert_into(settlements::table)
+            .values(chunk)
+            .execute(connection)?;
     }
     let ids: Vec<Uuid> = rows.iter().map(|row| row.contract_id).collect();
-    diesel::update(contracts::table.filter(contracts::id.eq_any(&ids))).set(contracts::status.eq("settled")).execute(connection)?;
+    diesel::update(contracts::table.filter(contracts::id.eq_any(&ids)))
+        .set(contracts::status.eq("settled"))
+        .execute(connection)?;
     Ok(())
 }
 
@@ -116,7 +131,11 @@ pub enum Outcome {
     /// The contract was settled before with this same report: the first settlement.
     Repeat(Settlement),
     /// A new settlement: the amounts to pay out.
-    New { facts: ContractFacts, contracted: u64, amounts: money::SettlementAmounts },
+    New {
+        facts: ContractFacts,
+        contracted: u64,
+        amounts: money::SettlementAmounts,
+    },
 }
 
 /// Decides what the report `delivery` by `caller` does to the contract `facts` (None: no such
@@ -142,9 +161,15 @@ pub fn decide(
     }
     if let Some(earlier) = earlier {
         return if earlier.idempotency_key != delivery.idempotency_key {
-            Err(ApiError::conflict("already_settled", "the contract is already settled"))
+            Err(ApiError::conflict(
+                "already_settled",
+                "the contract is already settled",
+            ))
         } else if earlier.delivered_unit_hours as u64 != delivery.delivered_unit_hours {
-            Err(ApiError::conflict("idempotency_conflict", "this idempotency key was used for another delivery"))
+            Err(ApiError::conflict(
+                "idempotency_conflict",
+                "this idempotency key was used for another delivery",
+            ))
         } else {
             Ok(Outcome::Repeat(earlier.to_wire()))
         };
@@ -153,12 +178,24 @@ pub fn decide(
     if delivery.delivered_unit_hours > contracted {
         return Err(ApiError::unprocessable(
             "over_delivery",
-            format!("the contract covers {contracted} unit-hours; {} were reported", delivery.delivered_unit_hours),
+            format!(
+                "the contract covers {contracted} unit-hours; {} were reported",
+                delivery.delivered_unit_hours
+            ),
         ));
     }
-    let amounts =
-        money::settle(facts.notional, contracted, delivery.delivered_unit_hours, exchange_fee_bps, facts.levy_bps as u32);
-    Ok(Outcome::New { facts: facts.clone(), contracted, amounts })
+    let amounts = money::settle(
+        facts.notional,
+        contracted,
+        delivery.delivered_unit_hours,
+        exchange_fee_bps,
+        facts.levy_bps as u32,
+    );
+    Ok(Outcome::New {
+        facts: facts.clone(),
+        contracted,
+        amounts,
+    })
 }
 
 /// The settlement row of a new settlement.

@@ -50,7 +50,14 @@ pub struct Effects<'a> {
 impl<'a> Effects<'a> {
     pub fn new(reference: &'a Reference, now: DateTime<Utc>, mut reads: BatchReads) -> Self {
         let suspended = std::mem::take(&mut reads.suspended);
-        Effects { reference, now, writes: BatchWrites::default(), reads, contracts_created: 0, suspended }
+        Effects {
+            reference,
+            now,
+            writes: BatchWrites::default(),
+            reads,
+            contracts_created: 0,
+            suspended,
+        }
     }
 
     /// Settles a contract: pro-rata charge, refund, fee, levy, provider's pay; once.
@@ -71,37 +78,64 @@ impl<'a> Effects<'a> {
         )?;
         let (facts, contracted, amounts) = match outcome {
             settlement::Outcome::Repeat(first) => return Ok(first),
-            settlement::Outcome::New { facts, contracted, amounts } => (facts, contracted, amounts),
+            settlement::Outcome::New {
+                facts,
+                contracted,
+                amounts,
+            } => (facts, contracted, amounts),
         };
         if facts.window_start > self.now {
             return Err(ApiError::conflict(
                 "window_not_started",
-                format!("delivery can be reported once the window has started, at {}", facts.window_start.to_rfc3339()),
+                format!(
+                    "delivery can be reported once the window has started, at {}",
+                    facts.window_start.to_rfc3339()
+                ),
             ));
         }
         let levy_account = *hub_levy_accounts
             .get(&facts.hub)
             .ok_or_else(|| ApiError::internal(format!("no levy account for hub {}", facts.hub)))?;
-        let transaction_id = self.ledger("settlement", contract, vec![
-            (ledger::contract_escrow_account(contract), -facts.notional),
-            (ledger::participant_account_id(facts.buyer_id, kind::BUYER_AVAILABLE), amounts.refunded),
-            (ledger::participant_account_id(facts.provider_id, kind::PROVIDER), amounts.provider_paid),
-            (ledger::EXCHANGE_FEES_ACCOUNT, amounts.exchange_fee),
-            (levy_account, amounts.hub_levy),
-        ]);
+        let transaction_id = self.ledger(
+            "settlement",
+            contract,
+            vec![
+                (ledger::contract_escrow_account(contract), -facts.notional),
+                (
+                    ledger::participant_account_id(facts.buyer_id, kind::BUYER_AVAILABLE),
+                    amounts.refunded,
+                ),
+                (
+                    ledger::participant_account_id(facts.provider_id, kind::PROVIDER),
+                    amounts.provider_paid,
+                ),
+                (ledger::EXCHANGE_FEES_ACCOUNT, amounts.exchange_fee),
+                (levy_account, amounts.hub_levy),
+            ],
+        );
         self.credit_available(facts.buyer_id, amounts.refunded);
-        let row = settlement::new_row(&facts, &amounts, delivery, exchange_fee_bps, transaction_id, self.now);
-        self.audit(provider.to_string(), AuditEvent::ContractSettled {
-            contract_id: contract,
-            delivered_unit_hours: delivery.delivered_unit_hours,
-            contracted_unit_hours: contracted,
-            charged: amounts.charged.to_string(),
-            refunded: amounts.refunded.to_string(),
-            provider_paid: amounts.provider_paid.to_string(),
-            exchange_fee: amounts.exchange_fee.to_string(),
-            hub_levy: amounts.hub_levy.to_string(),
+        let row = settlement::new_row(
+            &facts,
+            &amounts,
+            delivery,
+            exchange_fee_bps,
             transaction_id,
-        });
+            self.now,
+        );
+        self.audit(
+            provider.to_string(),
+            AuditEvent::ContractSettled {
+                contract_id: contract,
+                delivered_unit_hours: delivery.delivered_unit_hours,
+                contracted_unit_hours: contracted,
+                charged: amounts.charged.to_string(),
+                refunded: amounts.refunded.to_string(),
+                provider_paid: amounts.provider_paid.to_string(),
+                exchange_fee: amounts.exchange_fee.to_string(),
+                hub_levy: amounts.hub_levy.to_string(),
+                transaction_id,
+            },
+        );
         let wire = row.to_wire();
         self.reads.settled.insert(contract, row.clone());
         self.writes.settlements.push(row);
@@ -112,14 +146,23 @@ impl<'a> Effects<'a> {
     /// order waited): its first hours are gone.
     fn refuse_past_window(&self, start_hour: i64) -> Result<(), ApiError> {
         if start_hour < self.now.timestamp().div_euclid(3600) {
-            return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
+            return Err(ApiError::unprocessable(
+                "window_started",
+                "a window starts at the current hour or later",
+            ));
         }
         Ok(())
     }
 
     /// Suspends `participant`: cancels its resting orders (releasing bids' holds) and marks it
     /// suspended; returns how many orders were cancelled.
-    pub fn suspend(&mut self, engine: &mut Engine, participant: Uuid, reason: &str, actor: &str) -> u32 {
+    pub fn suspend(
+        &mut self,
+        engine: &mut Engine,
+        participant: Uuid,
+        reason: &str,
+        actor: &str,
+    ) -> u32 {
         let mut cancelled = 0;
         for seq in engine.resting_orders_of(participant) {
             if let Ok(removal) = engine.cancel(seq, participant) {
@@ -128,18 +171,26 @@ impl<'a> Effects<'a> {
             }
         }
         self.suspended.insert(participant);
-        self.writes.suspensions.push((participant, reason.to_owned()));
-        self.audit(actor.to_owned(), AuditEvent::ParticipantSuspended {
-            participant_id: participant,
-            reason: reason.to_owned(),
-            orders_cancelled: cancelled,
-        });
+        self.writes
+            .suspensions
+            .push((participant, reason.to_owned()));
+        self.audit(
+            actor.to_owned(),
+            AuditEvent::ParticipantSuspended {
+                participant_id: participant,
+                reason: reason.to_owned(),
+                orders_cancelled: cancelled,
+            },
+        );
         cancelled
     }
 
     fn refuse_suspended(&self, participant: Uuid) -> Result<(), ApiError> {
         if self.suspended.contains(&participant) {
-            return Err(ApiError::unauthorized("participant_suspended", "this participant is suspended"));
+            return Err(ApiError::unauthorized(
+                "participant_suspended",
+                "this participant is suspended",
+            ));
         }
         Ok(())
     }
@@ -158,7 +209,9 @@ impl<'a> Effects<'a> {
         self.refuse_past_window(request.spec.window.start)?;
         policies.begin_order();
         let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), policies);
-        self.reads.seen_offers.insert(key, (request.spec.id, request.request_hash.clone()));
+        self.reads
+            .seen_offers
+            .insert(key, (request.spec.id, request.request_hash.clone()));
         let spec = &request.spec;
         let row = OfferRow {
             id: spec.id,
@@ -180,21 +233,31 @@ impl<'a> Effects<'a> {
             created_at: self.now,
             updated_at: self.now,
         };
-        self.audit(spec.provider.to_string(), AuditEvent::OfferAccepted {
-            offer_id: row.id,
-            seq: row.seq,
-            provider_id: row.provider_id,
-            cluster: row.cluster.clone(),
-            hub: row.hub.clone(),
-            sku: row.sku.clone(),
-            quantity: row.quantity,
-            window: WindowFields { start: row.window_start, end: row.window_end },
-            ask_price: row.ask_price.normalize().to_string(),
-            green_share: row.green_share,
-        });
+        self.audit(
+            spec.provider.to_string(),
+            AuditEvent::OfferAccepted {
+                offer_id: row.id,
+                seq: row.seq,
+                provider_id: row.provider_id,
+                cluster: row.cluster.clone(),
+                hub: row.hub.clone(),
+                sku: row.sku.clone(),
+                quantity: row.quantity,
+                window: WindowFields {
+                    start: row.window_start,
+                    end: row.window_end,
+                },
+                ask_price: row.ask_price.normalize().to_string(),
+                green_share: row.green_share,
+            },
+        );
         let offer = row.to_wire();
         self.writes.new_offers.push(row);
-        let contracts = outcome.fills.iter().map(|fill| self.fill(fill, None)).collect();
+        let contracts = outcome
+            .fills
+            .iter()
+            .map(|fill| self.fill(fill, None))
+            .collect();
         Ok(Placed::New(PlacedOffer { offer, contracts }))
     }
 
@@ -212,11 +275,23 @@ impl<'a> Effects<'a> {
         }
         // A window of the current hour buys capacity now: such a bid fills at once or expires.
         self.refuse_past_window(request.spec.window.start)?;
-        if request.spec.expires_at.is_some_and(|at| at <= self.now.timestamp()) {
-            return Err(ApiError::unprocessable("expiry_passed", "the bid expired before it could be placed"));
+        if request
+            .spec
+            .expires_at
+            .is_some_and(|at| at <= self.now.timestamp())
+        {
+            return Err(ApiError::unprocessable(
+                "expiry_passed",
+                "the bid expired before it could be placed",
+            ));
         }
         let hold = request.hold();
-        let available = self.reads.available.get(&buyer).copied().unwrap_or_default();
+        let available = self
+            .reads
+            .available
+            .get(&buyer)
+            .copied()
+            .unwrap_or_default();
         if available < hold {
             return Err(ApiError::unprocessable(
                 "insufficient_funds",
@@ -224,14 +299,26 @@ impl<'a> Effects<'a> {
             ));
         }
         self.reads.available.insert(buyer, available - hold);
-        self.ledger("bid_hold", request.spec.id, vec![
-            (ledger::participant_account_id(buyer, kind::BUYER_AVAILABLE), -hold),
-            (ledger::participant_account_id(buyer, kind::BUYER_HELD), hold),
-        ]);
+        self.ledger(
+            "bid_hold",
+            request.spec.id,
+            vec![
+                (
+                    ledger::participant_account_id(buyer, kind::BUYER_AVAILABLE),
+                    -hold,
+                ),
+                (
+                    ledger::participant_account_id(buyer, kind::BUYER_HELD),
+                    hold,
+                ),
+            ],
+        );
 
         policies.begin_order();
         let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), policies);
-        self.reads.seen_bids.insert(key, (request.spec.id, request.request_hash.clone()));
+        self.reads
+            .seen_bids
+            .insert(key, (request.spec.id, request.request_hash.clone()));
         let spec = &request.spec;
         let row = BidRow {
             id: spec.id,
@@ -259,36 +346,53 @@ impl<'a> Effects<'a> {
             created_at: self.now,
             updated_at: self.now,
         };
-        self.audit(buyer.to_string(), AuditEvent::BidAccepted {
-            bid_id: row.id,
-            seq: row.seq,
-            buyer_id: buyer,
-            skus: row.skus.clone(),
-            quantity: row.quantity,
-            window: WindowFields { start: row.window_start, end: row.window_end },
-            limit_price: row.limit_price.normalize().to_string(),
-            hubs: row.hubs.clone(),
-            data_origin: row.data_origin.clone(),
-            min_green_share: row.min_green_share,
-            data_class: row.data_class.clone(),
-            time_in_force: row.time_in_force.clone(),
-            expires_at: row.expires_at,
-            min_fill: spec.min_fill,
-            hold: hold.to_string(),
-        });
+        self.audit(
+            buyer.to_string(),
+            AuditEvent::BidAccepted {
+                bid_id: row.id,
+                seq: row.seq,
+                buyer_id: buyer,
+                skus: row.skus.clone(),
+                quantity: row.quantity,
+                window: WindowFields {
+                    start: row.window_start,
+                    end: row.window_end,
+                },
+                limit_price: row.limit_price.normalize().to_string(),
+                hubs: row.hubs.clone(),
+                data_origin: row.data_origin.clone(),
+                min_green_share: row.min_green_share,
+                data_class: row.data_class.clone(),
+                time_in_force: row.time_in_force.clone(),
+                expires_at: row.expires_at,
+                min_fill: spec.min_fill,
+                hold: hold.to_string(),
+            },
+        );
         let bid_wire = row.to_wire();
         self.writes.new_bids.push(row);
-        let contracts = outcome.fills.iter().map(|fill| self.fill(fill, request.data_origin.clone())).collect();
+        let contracts = outcome
+            .fills
+            .iter()
+            .map(|fill| self.fill(fill, request.data_origin.clone()))
+            .collect();
         if outcome.hold_released > Decimal::ZERO {
             self.release(buyer, spec.id, outcome.hold_released);
             let expired = outcome.state.status == suanli_sdk::OrderStatus::Expired;
-            self.audit(buyer.to_string(), AuditEvent::BidUnfilled {
-                bid_id: spec.id,
-                reason: if expired { "window_started" } else { unfilled_reason(spec.time_in_force) },
-                expired,
-                unfilled: spec.quantity - outcome.fills.iter().map(|f| f.units).sum::<u32>(),
-                hold_released: outcome.hold_released.to_string(),
-            });
+            self.audit(
+                buyer.to_string(),
+                AuditEvent::BidUnfilled {
+                    bid_id: spec.id,
+                    reason: if expired {
+                        "window_started"
+                    } else {
+                        unfilled_reason(spec.time_in_force)
+                    },
+                    expired,
+                    unfilled: spec.quantity - outcome.fills.iter().map(|f| f.units).sum::<u32>(),
+                    hold_released: outcome.hold_released.to_string(),
+                },
+            );
         }
         let mut bid = bid_wire;
         if !bid.status.is_resting() {
@@ -321,44 +425,68 @@ impl<'a> Effects<'a> {
             levy_bps: fill.levy_bps as i32,
             maker: fill.maker.as_str().to_owned(),
             status: "active".into(),
-            decisions: serde_json::to_value(&fill.decisions).unwrap_or_else(|_| serde_json::json!([])),
+            decisions: serde_json::to_value(&fill.decisions)
+                .unwrap_or_else(|_| serde_json::json!([])),
             created_at: self.now,
         };
-        self.ledger("fill", contract_id, vec![
-            (ledger::participant_account_id(fill.buyer, kind::BUYER_HELD), -(fill.notional + fill.hold_released)),
-            (ledger::contract_escrow_account(contract_id), fill.notional),
-            (ledger::participant_account_id(fill.buyer, kind::BUYER_AVAILABLE), fill.hold_released),
-        ]);
+        self.ledger(
+            "fill",
+            contract_id,
+            vec![
+                (
+                    ledger::participant_account_id(fill.buyer, kind::BUYER_HELD),
+                    -(fill.notional + fill.hold_released),
+                ),
+                (ledger::contract_escrow_account(contract_id), fill.notional),
+                (
+                    ledger::participant_account_id(fill.buyer, kind::BUYER_AVAILABLE),
+                    fill.hold_released,
+                ),
+            ],
+        );
         self.credit_available(fill.buyer, fill.hold_released);
         let counterparty = fill.counterparty;
         match counterparty.side {
             Side::Bid => {
                 self.writes.bid_updates.insert(
                     counterparty.id,
-                    (counterparty.remaining as i32, counterparty.status.as_str(), counterparty.min_fill as i32),
+                    (
+                        counterparty.remaining as i32,
+                        counterparty.status.as_str(),
+                        counterparty.min_fill as i32,
+                    ),
                 );
             }
             Side::Offer => {
-                self.writes.offer_updates.insert(counterparty.id, (counterparty.remaining as i32, counterparty.status.as_str()));
+                self.writes.offer_updates.insert(
+                    counterparty.id,
+                    (counterparty.remaining as i32, counterparty.status.as_str()),
+                );
             }
         }
-        self.audit(SYSTEM_ACTOR.to_owned(), AuditEvent::ContractCreated {
-            contract_id,
-            bid_id: row.bid_id,
-            offer_id: row.offer_id,
-            buyer_id: row.buyer_id,
-            provider_id: row.provider_id,
-            hub: row.hub.clone(),
-            cluster: row.cluster.clone(),
-            sku: row.sku.clone(),
-            units: row.units,
-            window: WindowFields { start: row.window_start, end: row.window_end },
-            unit_price: row.unit_price.normalize().to_string(),
-            notional: row.notional.to_string(),
-            levy_bps: row.levy_bps,
-            maker: row.maker.clone(),
-            hold_released: fill.hold_released.to_string(),
-        });
+        self.audit(
+            SYSTEM_ACTOR.to_owned(),
+            AuditEvent::ContractCreated {
+                contract_id,
+                bid_id: row.bid_id,
+                offer_id: row.offer_id,
+                buyer_id: row.buyer_id,
+                provider_id: row.provider_id,
+                hub: row.hub.clone(),
+                cluster: row.cluster.clone(),
+                sku: row.sku.clone(),
+                units: row.units,
+                window: WindowFields {
+                    start: row.window_start,
+                    end: row.window_end,
+                },
+                unit_price: row.unit_price.normalize().to_string(),
+                notional: row.notional.to_string(),
+                levy_bps: row.levy_bps,
+                maker: row.maker.clone(),
+                hold_released: fill.hold_released.to_string(),
+            },
+        );
         self.contracts_created += 1;
         let contract = row.to_wire();
         self.writes.contracts.push(row);
@@ -369,28 +497,58 @@ impl<'a> Effects<'a> {
     pub fn removal(&mut self, removal: Removal, actor: String) {
         let state = removal.state;
         let expired = removal.reason == RemovalReason::Expired;
-        let (seq, unfilled, hold_released) = (state.seq as i64, removal.unfilled, removal.hold_released.to_string());
+        let (seq, unfilled, hold_released) = (
+            state.seq as i64,
+            removal.unfilled,
+            removal.hold_released.to_string(),
+        );
         let event = match state.side {
             Side::Bid => {
-                self.writes.bid_updates.insert(state.id, (0, state.status.as_str(), state.min_fill as i32));
+                self.writes
+                    .bid_updates
+                    .insert(state.id, (0, state.status.as_str(), state.min_fill as i32));
                 if removal.hold_released > Decimal::ZERO {
                     self.release(removal.owner, state.id, removal.hold_released);
                 }
-                AuditEvent::BidRemoved { bid_id: state.id, seq, unfilled, hold_released, expired }
+                AuditEvent::BidRemoved {
+                    bid_id: state.id,
+                    seq,
+                    unfilled,
+                    hold_released,
+                    expired,
+                }
             }
             Side::Offer => {
-                self.writes.offer_updates.insert(state.id, (0, state.status.as_str()));
-                AuditEvent::OfferRemoved { offer_id: state.id, seq, unfilled, hold_released, expired }
+                self.writes
+                    .offer_updates
+                    .insert(state.id, (0, state.status.as_str()));
+                AuditEvent::OfferRemoved {
+                    offer_id: state.id,
+                    seq,
+                    unfilled,
+                    hold_released,
+                    expired,
+                }
             }
         };
         self.audit(actor, event);
     }
 
     fn release(&mut self, buyer: Uuid, order: Uuid, amount: Decimal) {
-        self.ledger("hold_release", order, vec![
-            (ledger::participant_account_id(buyer, kind::BUYER_HELD), -amount),
-            (ledger::participant_account_id(buyer, kind::BUYER_AVAILABLE), amount),
-        ]);
+        self.ledger(
+            "hold_release",
+            order,
+            vec![
+                (
+                    ledger::participant_account_id(buyer, kind::BUYER_HELD),
+                    -amount,
+                ),
+                (
+                    ledger::participant_account_id(buyer, kind::BUYER_AVAILABLE),
+                    amount,
+                ),
+            ],
+        );
         self.credit_available(buyer, amount);
     }
 
@@ -402,12 +560,19 @@ impl<'a> Effects<'a> {
 
     fn ledger(&mut self, kind: &'static str, reference: Uuid, legs: Vec<(Uuid, Decimal)>) -> Uuid {
         let id = Uuid::new_v4();
-        self.writes.ledger.push(LedgerTransaction { id, kind, reference: reference.to_string(), legs });
+        self.writes.ledger.push(LedgerTransaction {
+            id,
+            kind,
+            reference: reference.to_string(),
+            legs,
+        });
         id
     }
 
     fn audit(&mut self, actor: String, event: AuditEvent) {
-        self.writes.audit.push((actor, event.kind(), event.payload()));
+        self.writes
+            .audit
+            .push((actor, event.kind(), event.payload()));
     }
 }
 
@@ -415,7 +580,10 @@ fn replay<T>(id: Uuid, stored_hash: &str, request_hash: &str) -> Result<Placed<T
     if stored_hash == request_hash {
         Ok(Placed::Existing(id))
     } else {
-        Err(ApiError::conflict("idempotency_conflict", "this idempotency key was already used for a different order"))
+        Err(ApiError::conflict(
+            "idempotency_conflict",
+            "this idempotency key was already used for a different order",
+        ))
     }
 }
 
@@ -428,5 +596,7 @@ fn unfilled_reason(time_in_force: TimeInForce) -> &'static str {
 }
 
 fn hour_start(hour: i64) -> DateTime<Utc> {
-    Utc.timestamp_opt(hour * 3600, 0).single().expect("hours come from valid windows")
+    Utc.timestamp_opt(hour * 3600, 0)
+        .single()
+        .expect("hours come from valid windows")
 }

@@ -47,11 +47,29 @@ pub enum AuditEvent {
     },
     /// The unfilled rest of an incoming bid that does not rest (IOC, FOK, unreachable minimum;
     /// or `expired`: a window of the current hour, which fills at once or not at all).
-    BidUnfilled { bid_id: Uuid, reason: &'static str, expired: bool, unfilled: u32, hold_released: String },
+    BidUnfilled {
+        bid_id: Uuid,
+        reason: &'static str,
+        expired: bool,
+        unfilled: u32,
+        hold_released: String,
+    },
     /// A resting bid leaving the book: `cancelled` by its owner, or `expired`.
-    BidRemoved { bid_id: Uuid, seq: i64, unfilled: u32, hold_released: String, expired: bool },
+    BidRemoved {
+        bid_id: Uuid,
+        seq: i64,
+        unfilled: u32,
+        hold_released: String,
+        expired: bool,
+    },
     /// A resting offer leaving the book: `cancelled` by its owner, or `expired`.
-    OfferRemoved { offer_id: Uuid, seq: i64, unfilled: u32, hold_released: String, expired: bool },
+    OfferRemoved {
+        offer_id: Uuid,
+        seq: i64,
+        unfilled: u32,
+        hold_released: String,
+        expired: bool,
+    },
     ContractCreated {
         contract_id: Uuid,
         bid_id: Uuid,
@@ -69,7 +87,11 @@ pub enum AuditEvent {
         maker: String,
         hold_released: String,
     },
-    ParticipantSuspended { participant_id: Uuid, reason: String, orders_cancelled: u32 },
+    ParticipantSuspended {
+        participant_id: Uuid,
+        reason: String,
+        orders_cancelled: u32,
+    },
     ContractSettled {
         contract_id: Uuid,
         delivered_unit_hours: u64,
@@ -106,7 +128,12 @@ impl AuditEvent {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         // Whether a removal was an expiry is in the kind, not repeated in the payload.
         if let Some(fields) = value.as_object_mut() {
-            if matches!(self, AuditEvent::BidRemoved { .. } | AuditEvent::OfferRemoved { .. } | AuditEvent::BidUnfilled { .. }) {
+            if matches!(
+                self,
+                AuditEvent::BidRemoved { .. }
+                    | AuditEvent::OfferRemoved { .. }
+                    | AuditEvent::BidUnfilled { .. }
+            ) {
                 fields.remove("expired");
             }
         }
@@ -133,7 +160,16 @@ mod tests {
             removal(true).payload(),
             serde_json::json!({"bid_id": Uuid::nil(), "seq": 7, "unfilled": 2, "hold_released": "48"})
         );
-        let offer = AuditEvent::OfferRemoved { offer_id: Uuid::nil(), seq: 1, unfilled: 0, hold_released: "0".into(), expired: true };
-        assert_eq!((offer.kind(), offer.payload()["offer_id"].as_str()), ("offer_expired", Some(Uuid::nil().to_string().as_str())));
+        let offer = AuditEvent::OfferRemoved {
+            offer_id: Uuid::nil(),
+            seq: 1,
+            unfilled: 0,
+            hold_released: "0".into(),
+            expired: true,
+        };
+        assert_eq!(
+            (offer.kind(), offer.payload()["offer_id"].as_str()),
+            ("offer_expired", Some(Uuid::nil().to_string().as_str()))
+        );
     }
 }

@@ -76,10 +76,22 @@ pub enum Placed<T> {
 enum Payload {
     PlaceOffer(Box<OfferRequest>),
     PlaceBid(Box<BidRequest>),
-    Cancel { owner: Uuid, side: Side, seq: Seq },
-    Settle { provider: Uuid, contract: Uuid, delivery: suanli_sdk::NewDelivery },
+    Cancel {
+        owner: Uuid,
+        side: Side,
+        seq: Seq,
+    },
+    Settle {
+        provider: Uuid,
+        contract: Uuid,
+        delivery: suanli_sdk::NewDelivery,
+    },
     /// Suspends a participant and cancels its resting orders.
-    Suspend { participant: Uuid, reason: String, actor: String },
+    Suspend {
+        participant: Uuid,
+        reason: String,
+        actor: String,
+    },
     /// A batch with no command, so that expiries happen on time.
     Tick,
 }
@@ -153,7 +165,10 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(count) = in_flight.get_mut(&self.participant) {
             *count -= 1;
             if *count == 0 {
@@ -184,59 +199,101 @@ impl Exchange {
             in_flight: Default::default(),
             in_flight_max: config.participant_in_flight_max.max(1),
         };
-        let Some(writer) = writer::Writer::open(database_url, reference, config, metrics, host, registry, leading)? else {
-            tracing::warn!("another exchange process holds this database's writer lock: serving reads only");
+        let Some(writer) = writer::Writer::open(
+            database_url,
+            reference,
+            config,
+            metrics,
+            host,
+            registry,
+            leading,
+        )?
+        else {
+            tracing::warn!(
+                "another exchange process holds this database's writer lock: serving reads only"
+            );
             exchange.leading.store(false, Ordering::SeqCst);
             return Ok(exchange);
         };
         let (sender, receiver) = mpsc::channel(config.queue_max.max(1));
-        std::thread::Builder::new().name("suanli-writer".into()).spawn(move || writer.run(receiver))?;
+        std::thread::Builder::new()
+            .name("suanli-writer".into())
+            .spawn(move || writer.run(receiver))?;
         // The ticker holds only a weak handle, so the writer stops once the server drops the last
         // real one.
         let ticker = sender.downgrade();
-        std::thread::Builder::new().name("suanli-expiry".into()).spawn(move || {
-            let period = Duration::from_millis(config.expiry_tick_ms.max(10));
-            loop {
-                std::thread::sleep(period);
-                let Some(sender) = ticker.upgrade() else { return };
-                let tick = Command { payload: Payload::Tick, reply: Reply::Nobody, enqueued: Instant::now(), slot: None };
-                if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(tick) {
-                    return;
+        std::thread::Builder::new()
+            .name("suanli-expiry".into())
+            .spawn(move || {
+                let period = Duration::from_millis(config.expiry_tick_ms.max(10));
+                loop {
+                    std::thread::sleep(period);
+                    let Some(sender) = ticker.upgrade() else {
+                        return;
+                    };
+                    let tick = Command {
+                        payload: Payload::Tick,
+                        reply: Reply::Nobody,
+                        enqueued: Instant::now(),
+                        slot: None,
+                    };
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(tick) {
+                        return;
+                    }
                 }
-            }
-        })?;
+            })?;
         exchange.sender = Some(sender);
         Ok(exchange)
     }
 
     /// Whether this process applies orders.
     pub fn role(&self) -> WriterRole {
-        if self.sender.is_some() && self.leading.load(Ordering::SeqCst) { WriterRole::Leader } else { WriterRole::Follower }
+        if self.sender.is_some() && self.leading.load(Ordering::SeqCst) {
+            WriterRole::Leader
+        } else {
+            WriterRole::Follower
+        }
     }
 
     /// Takes a place in the queue for `participant`, or refuses (429) when it already has
     /// `participant_in_flight_max` commands waiting: one participant cannot fill everyone's queue.
     fn slot(&self, participant: Uuid) -> Result<Slot, ApiError> {
-        let mut in_flight = self.in_flight.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let count = in_flight.entry(participant).or_insert(0);
         if *count >= self.in_flight_max {
             return Err(ApiError {
                 retry_after_s: Some(1),
                 ..ApiError::too_many_requests(
                     "too_many_in_flight",
-                    format!("at most {} of your commands may wait for the matching engine at once", self.in_flight_max),
+                    format!(
+                        "at most {} of your commands may wait for the matching engine at once",
+                        self.in_flight_max
+                    ),
                 )
             });
         }
         *count += 1;
-        Ok(Slot { in_flight: self.in_flight.clone(), participant })
+        Ok(Slot {
+            in_flight: self.in_flight.clone(),
+            participant,
+        })
     }
 
     /// Places an offer; answers once it (and any contracts) are committed.
-    pub async fn place_offer(&self, request: OfferRequest) -> Result<Placed<PlacedOffer>, ApiError> {
+    pub async fn place_offer(
+        &self,
+        request: OfferRequest,
+    ) -> Result<Placed<PlacedOffer>, ApiError> {
         let slot = Some(self.slot(request.spec.provider)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::PlaceOffer(Box::new(request)), Reply::Offer(reply), slot)?;
+        self.send(
+            Payload::PlaceOffer(Box::new(request)),
+            Reply::Offer(reply),
+            slot,
+        )?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -244,7 +301,11 @@ impl Exchange {
     pub async fn place_bid(&self, request: BidRequest) -> Result<Placed<PlacedBid>, ApiError> {
         let slot = Some(self.slot(request.spec.buyer)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::PlaceBid(Box::new(request)), Reply::Bid(reply), slot)?;
+        self.send(
+            Payload::PlaceBid(Box::new(request)),
+            Reply::Bid(reply),
+            slot,
+        )?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -252,7 +313,11 @@ impl Exchange {
     pub async fn cancel(&self, owner: Uuid, side: Side, seq: Seq) -> Result<(), ApiError> {
         let slot = Some(self.slot(owner)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::Cancel { owner, side, seq }, Reply::Cancel(reply), slot)?;
+        self.send(
+            Payload::Cancel { owner, side, seq },
+            Reply::Cancel(reply),
+            slot,
+        )?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -265,33 +330,67 @@ impl Exchange {
     ) -> Result<suanli_sdk::Settlement, ApiError> {
         let slot = Some(self.slot(provider)?);
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::Settle { provider, contract, delivery }, Reply::Settle(reply), slot)?;
+        self.send(
+            Payload::Settle {
+                provider,
+                contract,
+                delivery,
+            },
+            Reply::Settle(reply),
+            slot,
+        )?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Suspends a participant: marks it suspended and cancels its resting orders (releasing their
     /// holds), in one transaction; answers how many orders it cancelled.
-    pub async fn suspend(&self, participant: Uuid, reason: String, actor: String) -> Result<u32, ApiError> {
+    pub async fn suspend(
+        &self,
+        participant: Uuid,
+        reason: String,
+        actor: String,
+    ) -> Result<u32, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.send(Payload::Suspend { participant, reason, actor }, Reply::Suspend(reply), None)?;
+        self.send(
+            Payload::Suspend {
+                participant,
+                reason,
+                actor,
+            },
+            Reply::Suspend(reply),
+            None,
+        )?;
         answer.await.map_err(|_| stopped())?
     }
 
     /// Queues a command, or refuses it at once: nobody waits for room in the queue.
     fn send(&self, payload: Payload, reply: Reply, slot: Option<Slot>) -> Result<(), ApiError> {
-        let Some(sender) = self.sender.as_ref().filter(|_| self.leading.load(Ordering::SeqCst)) else {
+        let Some(sender) = self
+            .sender
+            .as_ref()
+            .filter(|_| self.leading.load(Ordering::SeqCst))
+        else {
             return Err(ApiError::busy(
                 "writer_unavailable",
                 "another exchange process applies orders for this database; this one serves reads only",
                 5,
             ));
         };
-        sender.try_send(Command { payload, reply, enqueued: Instant::now(), slot }).map_err(|error| match error {
-            mpsc::error::TrySendError::Full(_) => {
-                ApiError::busy("queue_full", "the matching engine's queue is full; retry with the same idempotency key", 1)
-            }
-            mpsc::error::TrySendError::Closed(_) => stopped(),
-        })
+        sender
+            .try_send(Command {
+                payload,
+                reply,
+                enqueued: Instant::now(),
+                slot,
+            })
+            .map_err(|error| match error {
+                mpsc::error::TrySendError::Full(_) => ApiError::busy(
+                    "queue_full",
+                    "the matching engine's queue is full; retry with the same idempotency key",
+                    1,
+                ),
+                mpsc::error::TrySendError::Closed(_) => stopped(),
+            })
     }
 
     /// How long a command may wait for the writer before it is refused.

@@ -20,7 +20,9 @@ use suanli_sdk::Side;
 
 use crate::db::policies::{DecisionRow, FaultRecord};
 use crate::db::reference::Reference;
-use crate::market::{BuiltInRules, DecisionRecord, Decided, HubId, PairFacts, Policies, PriceDecision};
+use crate::market::{
+    BuiltInRules, Decided, DecisionRecord, HubId, PairFacts, Policies, PriceDecision,
+};
 use crate::policy::input::{BidFacts, HubFacts, OfferFacts};
 use crate::policy::{Compiled, Fault, PolicyHost, PolicyInput, PolicyKind, PolicyOutput};
 
@@ -29,7 +31,9 @@ use crate::policy::{Compiled, Fault, PolicyHost, PolicyInput, PolicyKind, Policy
 pub enum ActivePolicy {
     Ready(Arc<Compiled>),
     /// Active, but not compiled here: every pair it would judge fails closed.
-    Unavailable { digest: String },
+    Unavailable {
+        digest: String,
+    },
 }
 
 impl ActivePolicy {
@@ -57,7 +61,11 @@ pub struct HubBudget {
 
 impl Default for HubBudget {
     fn default() -> Self {
-        HubBudget { order_fuel_max: 50_000_000, order_wall_ms_max: 5, batch_wall_ms_max: 10 }
+        HubBudget {
+            order_fuel_max: 50_000_000,
+            order_wall_ms_max: 5,
+            batch_wall_ms_max: 10,
+        }
     }
 }
 
@@ -87,7 +95,12 @@ pub struct HubPolicies<'a> {
 }
 
 impl<'a> HubPolicies<'a> {
-    pub fn new(host: &'a PolicyHost, active: &'a ActivePolicies, reference: &'a Reference, budget: HubBudget) -> Self {
+    pub fn new(
+        host: &'a PolicyHost,
+        active: &'a ActivePolicies,
+        reference: &'a Reference,
+        budget: HubBudget,
+    ) -> Self {
         HubPolicies {
             host,
             active,
@@ -112,8 +125,10 @@ impl<'a> HubPolicies<'a> {
         let order = self.order_spend.get(&hub).copied().unwrap_or_default();
         let batch = self.batch_spend.get(&hub).copied().unwrap_or_default();
         let fuel_left = self.budget.order_fuel_max.saturating_sub(order.fuel);
-        let order_wall_left = Duration::from_millis(self.budget.order_wall_ms_max).saturating_sub(order.wall);
-        let batch_wall_left = Duration::from_millis(self.budget.batch_wall_ms_max).saturating_sub(batch);
+        let order_wall_left =
+            Duration::from_millis(self.budget.order_wall_ms_max).saturating_sub(order.wall);
+        let batch_wall_left =
+            Duration::from_millis(self.budget.batch_wall_ms_max).saturating_sub(batch);
         if fuel_left == 0 {
             return Err(format!("{} fuel spent on this order", order.fuel));
         }
@@ -162,13 +177,18 @@ impl<'a> HubPolicies<'a> {
         let input = input.get_or_insert_with(|| policy_input(pair, reference));
         let canonical_input = input.canonical();
         let (output, fuel_used) = match (&policy, allowance) {
-            (ActivePolicy::Unavailable { digest }, _) => (Err(Fault::Unavailable(digest.clone())), 0),
+            (ActivePolicy::Unavailable { digest }, _) => {
+                (Err(Fault::Unavailable(digest.clone())), 0)
+            }
             (ActivePolicy::Ready(_), Err(spent)) => (Err(Fault::BudgetExhausted(spent)), 0),
             (ActivePolicy::Ready(compiled), Ok((fuel, wall))) => {
                 // The epoch ticks once a millisecond: round the wall allowance up to whole ticks.
-                let deadline_ms = u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+                let deadline_ms =
+                    u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
                 let started = Instant::now();
-                let evaluation = self.host.evaluate_within(compiled, input, fuel, deadline_ms);
+                let evaluation = self
+                    .host
+                    .evaluate_within(compiled, input, fuel, deadline_ms);
                 let elapsed = started.elapsed();
                 let spend = self.order_spend.entry(hub).or_default();
                 spend.fuel = spend.fuel.saturating_add(evaluation.fuel_used);
@@ -229,44 +249,76 @@ fn outcome_of(output: &Result<PolicyOutput, Fault>) -> &'static str {
 
 /// How a fault is written in a decision record's output.
 pub fn fault_json(fault: &Fault) -> String {
-    suanli_sdk::audit::canonical_json(&serde_json::json!({"fault": fault.class(), "message": fault.to_string()}))
+    suanli_sdk::audit::canonical_json(
+        &serde_json::json!({"fault": fault.class(), "message": fault.to_string()}),
+    )
 }
 
 impl Policies for HubPolicies<'_> {
     fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<bool> {
         let mut input = None;
         let mut hubs = vec![pair.offer.hub];
-        if let Some(origin) = pair.bid.data_origin.filter(|origin| *origin != pair.offer.hub) {
+        if let Some(origin) = pair
+            .bid
+            .data_origin
+            .filter(|origin| *origin != pair.offer.hub)
+        {
             hubs.push(origin);
         }
         let mut records = Vec::new();
         for hub in hubs {
-            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, pair, &mut input) else { continue };
+            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, pair, &mut input)
+            else {
+                continue;
+            };
             records.push(record);
             if !matches!(output, Ok(PolicyOutput::Allow)) {
-                return Decided { decision: false, records };
+                return Decided {
+                    decision: false,
+                    records,
+                };
             }
         }
-        Decided { decision: true, records }
+        Decided {
+            decision: true,
+            records,
+        }
     }
 
     fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
         let mut input = None;
         // No active pricing policy: the built-in rule. An active one that cannot run is a
         // rejection (below), never the built-in rule.
-        let Some((output, record)) = self.run(pair.offer.hub, PolicyKind::Pricing, pair, &mut input) else {
+        let Some((output, record)) =
+            self.run(pair.offer.hub, PolicyKind::Pricing, pair, &mut input)
+        else {
             return BuiltInRules.price(pair);
         };
         let decision = match output {
-            Ok(PolicyOutput::Quote { unit_price, levy_bps }) => match unit_price.parse::<Decimal>() {
-                Ok(unit_price) => PriceDecision::Quote { unit_price, levy_bps },
-                Err(_) => PriceDecision::Reject { reason: "unparsable quote".into() },
+            Ok(PolicyOutput::Quote {
+                unit_price,
+                levy_bps,
+            }) => match unit_price.parse::<Decimal>() {
+                Ok(unit_price) => PriceDecision::Quote {
+                    unit_price,
+                    levy_bps,
+                },
+                Err(_) => PriceDecision::Reject {
+                    reason: "unparsable quote".into(),
+                },
             },
             Ok(PolicyOutput::Reject { reason }) => PriceDecision::Reject { reason },
-            Ok(other) => PriceDecision::Reject { reason: format!("unexpected answer {other:?}") },
-            Err(fault) => PriceDecision::Reject { reason: fault.to_string() },
+            Ok(other) => PriceDecision::Reject {
+                reason: format!("unexpected answer {other:?}"),
+            },
+            Err(fault) => PriceDecision::Reject {
+                reason: fault.to_string(),
+            },
         };
-        Decided { decision, records: vec![record] }
+        Decided {
+            decision,
+            records: vec![record],
+        }
     }
 
     fn quote_below_ask(&mut self, pair: &PairFacts<'_>, unit_price: Decimal) {
@@ -303,7 +355,9 @@ pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput 
     let (offer, bid) = (pair.offer, pair.bid);
     let offer_hub = hub_facts(reference, offer.hub);
     let origin_hub = bid.data_origin.map(|origin| hub_facts(reference, origin));
-    let latency_ms = origin_hub.as_ref().and_then(|origin| reference.latency_ms(&origin.code, &offer_hub.code));
+    let latency_ms = origin_hub
+        .as_ref()
+        .and_then(|origin| reference.latency_ms(&origin.code, &offer_hub.code));
     let sku = reference.sku_by_id(offer.sku);
     PolicyInput {
         offer: OfferFacts {
@@ -312,7 +366,10 @@ pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput 
             cluster: offer.cluster.clone(),
             hub: offer_hub.code.clone(),
             sku: sku.code.clone(),
-            sku_class: serde_json::to_value(sku.class).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            sku_class: serde_json::to_value(sku.class)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             quantity: offer.quantity,
             window_start: offer.window.start_seconds(),
             window_end: offer.window.end_seconds(),
@@ -323,7 +380,11 @@ pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput 
         bid: BidFacts {
             id: bid.id.to_string(),
             buyer: bid.buyer.to_string(),
-            skus: bid.skus.iter().map(|sku| reference.sku_by_id(*sku).code.clone()).collect(),
+            skus: bid
+                .skus
+                .iter()
+                .map(|sku| reference.sku_by_id(*sku).code.clone())
+                .collect(),
             quantity: bid.quantity,
             window_start: bid.window.start_seconds(),
             window_end: bid.window.end_seconds(),

@@ -8,48 +8,75 @@ use suanli_sdk::{DataClass, TimeInForce};
 use super::ExchangeConfig;
 use crate::db::orders;
 use crate::db::reference::Reference;
-use crate::market::{BidSpec, Engine, HubSet, Hours, OfferSpec};
+use crate::market::{BidSpec, Engine, Hours, HubSet, OfferSpec};
 use crate::policy::{PolicyHost, PolicyKind, Registry};
 
 pub fn hours_of(start: DateTime<Utc>, end: DateTime<Utc>) -> Hours {
-    Hours { start: start.timestamp() / 3600, end: end.timestamp() / 3600 }
+    Hours {
+        start: start.timestamp() / 3600,
+        end: end.timestamp() / 3600,
+    }
 }
 
 /// Rebuilds the engine from the resting orders in the database, in arrival order.
-pub fn load_engine(connection: &mut PgConnection, reference: &Reference, config: ExchangeConfig) -> anyhow::Result<Engine> {
+pub fn load_engine(
+    connection: &mut PgConnection,
+    reference: &Reference,
+    config: ExchangeConfig,
+) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(config.engine);
     for (row, sold) in orders::resting_offers(connection)? {
         let spec = OfferSpec {
             id: row.id,
             provider: row.provider_id,
-            hub: reference.hub_id(&row.hub).ok_or_else(|| anyhow::anyhow!("unknown hub {}", row.hub))?,
+            hub: reference
+                .hub_id(&row.hub)
+                .ok_or_else(|| anyhow::anyhow!("unknown hub {}", row.hub))?,
             cluster: row.cluster.clone(),
-            sku: reference.sku_id(&row.sku).ok_or_else(|| anyhow::anyhow!("unknown sku {}", row.sku))?,
+            sku: reference
+                .sku_id(&row.sku)
+                .ok_or_else(|| anyhow::anyhow!("unknown sku {}", row.sku))?,
             quantity: row.quantity as u32,
             window: hours_of(row.window_start, row.window_end),
             ask_price: row.ask_price,
             green_share: row.green_share as u8,
-            attributes: super::requests::attribute_pairs(row.attributes.as_object().unwrap_or(&Default::default())),
+            attributes: super::requests::attribute_pairs(
+                row.attributes.as_object().unwrap_or(&Default::default()),
+            ),
         };
-        let sold: Vec<(Hours, u32)> = sold.iter().map(|(start, end, units)| (hours_of(*start, *end), *units as u32)).collect();
+        let sold: Vec<(Hours, u32)> = sold
+            .iter()
+            .map(|(start, end, units)| (hours_of(*start, *end), *units as u32))
+            .collect();
         engine.restore_offer(row.seq as u64, spec, &sold);
     }
     for row in orders::resting_bids(connection)? {
         let mut hubs = HubSet::default();
         for code in &row.hubs {
-            hubs = hubs.with(reference.hub_id(code).ok_or_else(|| anyhow::anyhow!("unknown hub {code}"))?);
+            hubs = hubs.with(
+                reference
+                    .hub_id(code)
+                    .ok_or_else(|| anyhow::anyhow!("unknown hub {code}"))?,
+            );
         }
         let skus = row
             .skus
             .iter()
-            .map(|code| reference.sku_id(code).ok_or_else(|| anyhow::anyhow!("unknown sku {code}")))
+            .map(|code| {
+                reference
+                    .sku_id(code)
+                    .ok_or_else(|| anyhow::anyhow!("unknown sku {code}"))
+            })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let spec = BidSpec {
             id: row.id,
             buyer: row.buyer_id,
             skus,
             hubs,
-            data_origin: row.data_origin.as_deref().and_then(|code| reference.hub_id(code)),
+            data_origin: row
+                .data_origin
+                .as_deref()
+                .and_then(|code| reference.hub_id(code)),
             quantity: row.quantity as u32,
             window: hours_of(row.window_start, row.window_end),
             limit_price: row.limit_price,
@@ -60,7 +87,12 @@ pub fn load_engine(connection: &mut PgConnection, reference: &Reference, config:
             min_fill: row.min_fill as u32,
             unit_hold: row.unit_hold,
         };
-        engine.restore_bid(row.seq as u64, spec, row.remaining as u32, row.min_fill as u32);
+        engine.restore_bid(
+            row.seq as u64,
+            spec,
+            row.remaining as u32,
+            row.min_fill as u32,
+        );
     }
     engine.ensure_next_seq(orders::last_seq(connection)? as u64 + 1);
     Ok(engine)
@@ -69,12 +101,18 @@ pub fn load_engine(connection: &mut PgConnection, reference: &Reference, config:
 /// Compiles every active policy not compiled yet (start-up, before the writer serves), and then
 /// keeps them compiled in `registry`. A policy that does not compile stays out: the writer then
 /// treats it as unavailable and its hub's pairs fail closed.
-pub fn compile_active(connection: &mut PgConnection, host: &std::sync::Arc<PolicyHost>, registry: &Registry) -> anyhow::Result<()> {
+pub fn compile_active(
+    connection: &mut PgConnection,
+    host: &std::sync::Arc<PolicyHost>,
+    registry: &Registry,
+) -> anyhow::Result<()> {
     for (hub, kind, digest) in crate::db::policies::active(connection)? {
         if registry.get(&digest).is_some() {
             continue;
         }
-        let Some(kind) = PolicyKind::parse(&kind) else { continue };
+        let Some(kind) = PolicyKind::parse(&kind) else {
+            continue;
+        };
         compile_stored(connection, host, registry, &digest, kind).unwrap_or_else(|error| {
             tracing::error!(%hub, %digest, %error, "an active policy does not compile: its hub's pairs fail closed");
         });

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::reference::Reference;
 use crate::error::ApiError;
-use crate::market::{BidSpec, HubSet, Hours, OfferSpec, money};
+use crate::market::{BidSpec, Hours, HubSet, OfferSpec, money};
 use crate::validate;
 
 /// Longest delivery window: 90 days.
@@ -63,29 +63,46 @@ impl BidRequest {
 }
 
 /// Checks an offer from `provider` at time `now`.
-pub fn offer(new: NewOffer, provider: Uuid, reference: &Reference, now: DateTime<Utc>) -> Result<OfferRequest, ApiError> {
+pub fn offer(
+    new: NewOffer,
+    provider: Uuid,
+    reference: &Reference,
+    now: DateTime<Utc>,
+) -> Result<OfferRequest, ApiError> {
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
-    let hub = reference
-        .hub_of_cluster(&new.cluster)
-        .ok_or_else(|| ApiError::bad_request("unknown_cluster", format!("no cluster `{}`", new.cluster)))?;
-    let hub_id = reference.hub_id(&hub.code).expect("a cluster's hub is a hub");
-    let sku = reference.sku_id(&new.sku).ok_or_else(|| unknown_sku(&new.sku))?;
+    let hub = reference.hub_of_cluster(&new.cluster).ok_or_else(|| {
+        ApiError::bad_request("unknown_cluster", format!("no cluster `{}`", new.cluster))
+    })?;
+    let hub_id = reference
+        .hub_id(&hub.code)
+        .expect("a cluster's hub is a hub");
+    let sku = reference
+        .sku_id(&new.sku)
+        .ok_or_else(|| unknown_sku(&new.sku))?;
     let hours = window(new.window, now)?;
     quantity(new.quantity)?;
     let ask_price = price("ask_price", new.ask_price)?;
     if new.green_share > 100 {
-        return Err(ApiError::bad_request("invalid_field", "`green_share` is a percentage, 0 to 100"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`green_share` is a percentage, 0 to 100",
+        ));
     }
     let attributes = new.attributes.unwrap_or_default();
-    if serde_json::to_vec(&attributes).map_or(usize::MAX, |bytes| bytes.len()) > ATTRIBUTES_BYTES_MAX {
+    if serde_json::to_vec(&attributes).map_or(usize::MAX, |bytes| bytes.len())
+        > ATTRIBUTES_BYTES_MAX
+    {
         return Err(ApiError::bad_request(
             "invalid_field",
             format!("`attributes` is larger than {ATTRIBUTES_BYTES_MAX} bytes"),
         ));
     }
     if !json_is_storable(&serde_json::Value::Object(attributes.clone())) {
-        return Err(ApiError::bad_request("invalid_field", "`attributes` contains control characters"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`attributes` contains control characters",
+        ));
     }
     Ok(OfferRequest {
         spec: OfferSpec {
@@ -108,17 +125,28 @@ pub fn offer(new: NewOffer, provider: Uuid, reference: &Reference, now: DateTime
 }
 
 /// Checks a bid from `buyer` at time `now`, and works out the hubs it may run in.
-pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) -> Result<BidRequest, ApiError> {
+pub fn bid(
+    new: NewBid,
+    buyer: Uuid,
+    reference: &Reference,
+    now: DateTime<Utc>,
+) -> Result<BidRequest, ApiError> {
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     if new.skus.is_empty() || new.skus.len() > BID_SKUS_MAX {
-        return Err(ApiError::bad_request("invalid_field", format!("`skus` must name 1 to {BID_SKUS_MAX} SKUs")));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`skus` must name 1 to {BID_SKUS_MAX} SKUs"),
+        ));
     }
     let mut skus = Vec::with_capacity(new.skus.len());
     for code in &new.skus {
         let sku = reference.sku_id(code).ok_or_else(|| unknown_sku(code))?;
         if skus.contains(&sku) {
-            return Err(ApiError::bad_request("invalid_field", format!("`skus` names `{code}` twice")));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`skus` names `{code}` twice"),
+            ));
         }
         skus.push(sku);
     }
@@ -127,24 +155,46 @@ pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) 
     let limit_price = price("limit_price", new.limit_price)?;
     let min_green_share = new.min_green_share.unwrap_or(0);
     if min_green_share > 100 {
-        return Err(ApiError::bad_request("invalid_field", "`min_green_share` is a percentage, 0 to 100"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`min_green_share` is a percentage, 0 to 100",
+        ));
     }
     let time_in_force = new.time_in_force.unwrap_or_default();
     let expires_at = match (time_in_force, new.expires_at) {
-        (TimeInForce::Gtd, None) => return Err(ApiError::bad_request("invalid_field", "a GTD bid needs `expires_at`")),
+        (TimeInForce::Gtd, None) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "a GTD bid needs `expires_at`",
+            ));
+        }
         (TimeInForce::Gtd, Some(at)) if !within_years(at) => {
-            return Err(ApiError::bad_request("invalid_field", format!("`expires_at` must lie in the years {YEAR_MIN}–{YEAR_MAX}")));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`expires_at` must lie in the years {YEAR_MIN}–{YEAR_MAX}"),
+            ));
         }
         (TimeInForce::Gtd, Some(at)) if at <= now => {
-            return Err(ApiError::unprocessable("expiry_passed", "`expires_at` is not in the future"));
+            return Err(ApiError::unprocessable(
+                "expiry_passed",
+                "`expires_at` is not in the future",
+            ));
         }
         (TimeInForce::Gtd, Some(at)) => Some(at),
-        (_, Some(_)) => return Err(ApiError::bad_request("invalid_field", "only GTD bids take `expires_at`")),
+        (_, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "only GTD bids take `expires_at`",
+            ));
+        }
         (_, None) => None,
     };
     let min_fill = new.min_fill.unwrap_or(1);
     if min_fill == 0 || min_fill > new.quantity {
-        return Err(ApiError::bad_request("invalid_field", "`min_fill` must be between 1 and `quantity`"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`min_fill` must be between 1 and `quantity`",
+        ));
     }
 
     let data_origin = match &new.data_origin {
@@ -152,21 +202,36 @@ pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) 
         None => None,
     };
     if new.max_latency_ms.is_some() && data_origin.is_none() {
-        return Err(ApiError::bad_request("invalid_field", "`max_latency_ms` needs a `data_origin`"));
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            "`max_latency_ms` needs a `data_origin`",
+        ));
     }
-    if new.max_latency_ms.is_some_and(|ms| ms == 0 || ms > LATENCY_MS_MAX) {
-        return Err(ApiError::bad_request("invalid_field", format!("`max_latency_ms` must be 1 to {LATENCY_MS_MAX}")));
+    if new
+        .max_latency_ms
+        .is_some_and(|ms| ms == 0 || ms > LATENCY_MS_MAX)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`max_latency_ms` must be 1 to {LATENCY_MS_MAX}"),
+        ));
     }
     let mut hubs = HubSet::default();
     match &new.hubs {
         Some(codes) if codes.is_empty() => {
-            return Err(ApiError::bad_request("invalid_field", "`hubs`, when given, must name at least one hub"));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "`hubs`, when given, must name at least one hub",
+            ));
         }
         Some(codes) => {
             for code in codes {
                 let hub = reference.hub_id(code).ok_or_else(|| unknown_hub(code))?;
                 if hubs.contains(hub) {
-                    return Err(ApiError::bad_request("invalid_field", format!("`hubs` names `{code}` twice")));
+                    return Err(ApiError::bad_request(
+                        "invalid_field",
+                        format!("`hubs` names `{code}` twice"),
+                    ));
                 }
                 hubs = hubs.with(hub);
             }
@@ -180,18 +245,27 @@ pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) 
     if let (Some(origin), Some(bound)) = (&new.data_origin, new.max_latency_ms) {
         for hub in hubs.iter() {
             let code = &reference.hub_by_id(hub).code;
-            if reference.latency_ms(origin, code).is_none_or(|latency| latency > bound) {
+            if reference
+                .latency_ms(origin, code)
+                .is_none_or(|latency| latency > bound)
+            {
                 hubs = HubSet(hubs.0 & !(1 << hub));
             }
         }
     }
     if hubs.is_empty() {
-        return Err(ApiError::unprocessable("no_eligible_hub", "no hub satisfies `hubs` and `max_latency_ms`"));
+        return Err(ApiError::unprocessable(
+            "no_eligible_hub",
+            "no hub satisfies `hubs` and `max_latency_ms`",
+        ));
     }
 
     let unit_hold = money::unit_hold(limit_price, hours.len());
     if unit_hold * Decimal::from(new.quantity) > validate::DEPOSIT_AMOUNT_CNY_MAX {
-        return Err(ApiError::unprocessable("order_too_large", "the bid would hold more than 10^12 CNY"));
+        return Err(ApiError::unprocessable(
+            "order_too_large",
+            "the bid would hold more than 10^12 CNY",
+        ));
     }
     Ok(BidRequest {
         spec: BidSpec {
@@ -212,7 +286,10 @@ pub fn bid(new: NewBid, buyer: Uuid, reference: &Reference, now: DateTime<Utc>) 
         },
         window: new.window,
         sku_codes: new.skus,
-        hub_codes: hubs.iter().map(|hub| reference.hub_by_id(hub).code.clone()).collect(),
+        hub_codes: hubs
+            .iter()
+            .map(|hub| reference.hub_by_id(hub).code.clone())
+            .collect(),
         requested_hubs: new.hubs,
         data_origin: new.data_origin,
         max_latency_ms: new.max_latency_ms,
@@ -229,22 +306,41 @@ fn hash_of(body: &impl serde::Serialize) -> String {
 }
 
 fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
-    let on_the_hour = |at: DateTime<Utc>| at.minute() == 0 && at.second() == 0 && at.nanosecond() == 0;
+    let on_the_hour =
+        |at: DateTime<Utc>| at.minute() == 0 && at.second() == 0 && at.nanosecond() == 0;
     if !on_the_hour(window.start) || !on_the_hour(window.end) {
-        return Err(ApiError::bad_request("invalid_window", "a window starts and ends on a whole UTC hour"));
+        return Err(ApiError::bad_request(
+            "invalid_window",
+            "a window starts and ends on a whole UTC hour",
+        ));
     }
     if !within_years(window.start) || !within_years(window.end) {
-        return Err(ApiError::bad_request("invalid_window", format!("a window lies in the years {YEAR_MIN}–{YEAR_MAX}")));
+        return Err(ApiError::bad_request(
+            "invalid_window",
+            format!("a window lies in the years {YEAR_MIN}–{YEAR_MAX}"),
+        ));
     }
-    let hours = Hours { start: window.start.timestamp() / 3600, end: window.end.timestamp() / 3600 };
+    let hours = Hours {
+        start: window.start.timestamp() / 3600,
+        end: window.end.timestamp() / 3600,
+    };
     if hours.is_empty() {
-        return Err(ApiError::bad_request("invalid_window", "a window ends after it starts"));
+        return Err(ApiError::bad_request(
+            "invalid_window",
+            "a window ends after it starts",
+        ));
     }
     if hours.end - hours.start > WINDOW_HOURS_MAX {
-        return Err(ApiError::unprocessable("window_too_long", format!("a window is at most {WINDOW_HOURS_MAX} hours")));
+        return Err(ApiError::unprocessable(
+            "window_too_long",
+            format!("a window is at most {WINDOW_HOURS_MAX} hours"),
+        ));
     }
     if hours.start < now.timestamp().div_euclid(3600) {
-        return Err(ApiError::unprocessable("window_started", "a window starts at the current hour or later"));
+        return Err(ApiError::unprocessable(
+            "window_started",
+            "a window starts at the current hour or later",
+        ));
     }
     Ok(hours)
 }
@@ -256,7 +352,10 @@ fn within_years(at: DateTime<Utc>) -> bool {
 
 fn quantity(quantity: u32) -> Result<(), ApiError> {
     if quantity == 0 || quantity > QUANTITY_MAX {
-        return Err(ApiError::bad_request("invalid_quantity", format!("`quantity` must be 1 to {QUANTITY_MAX} units")));
+        return Err(ApiError::bad_request(
+            "invalid_quantity",
+            format!("`quantity` must be 1 to {QUANTITY_MAX} units"),
+        ));
     }
     Ok(())
 }
@@ -266,7 +365,9 @@ fn price(field: &str, price: Decimal) -> Result<Decimal, ApiError> {
     if price <= Decimal::ZERO || price.scale() > 6 || price > PRICE_MAX {
         return Err(ApiError::bad_request(
             "invalid_price",
-            format!("`{field}` must be > 0, at most {PRICE_MAX} CNY, with at most 6 fractional digits"),
+            format!(
+                "`{field}` must be > 0, at most {PRICE_MAX} CNY, with at most 6 fractional digits"
+            ),
         ));
     }
     Ok(price)
@@ -281,7 +382,9 @@ fn unknown_hub(code: &str) -> ApiError {
 }
 
 /// An offer's attributes as text pairs: strings as they are, anything else as its JSON text.
-pub fn attribute_pairs(attributes: &serde_json::Map<String, serde_json::Value>) -> Vec<(String, String)> {
+pub fn attribute_pairs(
+    attributes: &serde_json::Map<String, serde_json::Value>,
+) -> Vec<(String, String)> {
     attributes
         .iter()
         .map(|(key, value)| {
@@ -299,7 +402,9 @@ fn json_is_storable(value: &serde_json::Value) -> bool {
     match value {
         serde_json::Value::String(text) => !text.contains('\u{0}'),
         serde_json::Value::Array(items) => items.iter().all(json_is_storable),
-        serde_json::Value::Object(map) => map.iter().all(|(key, value)| !key.contains('\u{0}') && json_is_storable(value)),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .all(|(key, value)| !key.contains('\u{0}') && json_is_storable(value)),
         _ => true,
     }
 }

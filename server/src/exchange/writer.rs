@@ -6,8 +6,8 @@
 //! written fails alone and every other command in its batch still commits.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
@@ -69,8 +69,12 @@ impl BatchError {
     fn may_be_one_commands_fault(&self) -> bool {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            BatchError::Database(Error::DatabaseError(kind, _)) => !matches!(kind, DatabaseErrorKind::ClosedConnection),
-            BatchError::Database(Error::SerializationError(_) | Error::DeserializationError(_)) => true,
+            BatchError::Database(Error::DatabaseError(kind, _)) => {
+                !matches!(kind, DatabaseErrorKind::ClosedConnection)
+            }
+            BatchError::Database(Error::SerializationError(_) | Error::DeserializationError(_)) => {
+                true
+            }
             _ => false,
         }
     }
@@ -79,12 +83,18 @@ impl BatchError {
     fn api_error(&self) -> ApiError {
         use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            BatchError::Rebuild(_) => ApiError::unavailable("the order book is being rebuilt; retry"),
-            BatchError::Deposed => {
-                ApiError::busy("writer_unavailable", "another exchange process now applies orders for this database", 5)
+            BatchError::Rebuild(_) => {
+                ApiError::unavailable("the order book is being rebuilt; retry")
             }
+            BatchError::Deposed => ApiError::busy(
+                "writer_unavailable",
+                "another exchange process now applies orders for this database",
+                5,
+            ),
             BatchError::Database(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
-                ApiError::unavailable("the database connection was lost; retry with the same idempotency key")
+                ApiError::unavailable(
+                    "the database connection was lost; retry with the same idempotency key",
+                )
             }
             BatchError::Database(error) => ApiError::internal(format!("database: {error}")),
         }
@@ -107,14 +117,18 @@ impl Writer {
         leading: Arc<AtomicBool>,
     ) -> anyhow::Result<Option<Self>> {
         let mut connection = PgConnection::establish(database_url)?;
-        if !orders::take_writer_lock(&mut connection, Duration::from_millis(config.writer_lock_wait_ms))? {
+        if !orders::take_writer_lock(
+            &mut connection,
+            Duration::from_millis(config.writer_lock_wait_ms),
+        )? {
             return Ok(None);
         }
         compile_active(&mut connection, &host, &registry)?;
         let engine = load_engine(&mut connection, &reference, config)?;
         let (offers, bids) = engine.resting();
         tracing::info!(offers, bids, "order book rebuilt from the database");
-        let compile_requests = spawn_compiler(database_url.to_owned(), host.clone(), registry.clone())?;
+        let compile_requests =
+            spawn_compiler(database_url.to_owned(), host.clone(), registry.clone())?;
         Ok(Some(Writer {
             connection,
             registry,
@@ -153,13 +167,20 @@ impl Writer {
     /// never applied: their senders may have given up) and returns the others.
     fn refuse_late(&self, batch: Vec<Command>) -> Vec<Command> {
         let deadline = Duration::from_millis(self.config.command_deadline_ms);
-        let (live, late): (Vec<Command>, Vec<Command>) =
-            batch.into_iter().partition(|command| command.enqueued.elapsed() <= deadline);
+        let (live, late): (Vec<Command>, Vec<Command>) = batch
+            .into_iter()
+            .partition(|command| command.enqueued.elapsed() <= deadline);
         for command in late {
-            self.metrics.events.with_label_values(&["command_deadline_exceeded"]).inc();
+            self.metrics
+                .events
+                .with_label_values(&["command_deadline_exceeded"])
+                .inc();
             let error = ApiError::busy(
                 "deadline_exceeded",
-                format!("the command waited more than {} ms for the matching engine; it was not applied", deadline.as_millis()),
+                format!(
+                    "the command waited more than {} ms for the matching engine; it was not applied",
+                    deadline.as_millis()
+                ),
                 1,
             );
             command.reply.send_error(error, &self.metrics);
@@ -180,7 +201,9 @@ impl Writer {
         match self.attempt(&payloads) {
             Ok(outcomes) => {
                 self.metrics.batch_commands.observe(payloads.len() as f64);
-                self.metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .batch_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 for ((reply, _, _slot), outcome) in senders.into_iter().zip(outcomes) {
                     reply.answer(outcome, &self.metrics);
                 }
@@ -190,11 +213,19 @@ impl Writer {
                     .into_iter()
                     .zip(senders)
                     .filter(|(payload, _)| !matches!(payload, Payload::Tick))
-                    .map(|(payload, (reply, enqueued, slot))| Command { payload, reply, enqueued, slot })
+                    .map(|(payload, (reply, enqueued, slot))| Command {
+                        payload,
+                        reply,
+                        enqueued,
+                        slot,
+                    })
                     .collect();
                 if commands.len() > 1 && error.may_be_one_commands_fault() {
                     tracing::warn!(%error, commands = commands.len(), "a batch failed; applying it in halves");
-                    self.metrics.events.with_label_values(&["batch_split"]).inc();
+                    self.metrics
+                        .events
+                        .with_label_values(&["batch_split"])
+                        .inc();
                     let second = commands.split_off(commands.len() / 2);
                     for half in [commands, second] {
                         let live = self.refuse_late(half);
@@ -228,7 +259,17 @@ impl Writer {
         let active = self.active_policies()?;
         let reads = self.read_batch(payloads)?;
 
-        let Writer { connection, engine, reference, host, config, metrics, hub_levy_accounts, stale, .. } = self;
+        let Writer {
+            connection,
+            engine,
+            reference,
+            host,
+            config,
+            metrics,
+            hub_levy_accounts,
+            stale,
+            ..
+        } = self;
         let mut policies = HubPolicies::new(host, &active, reference, config.hub_budget);
         let mut effects = Effects::new(reference, now, reads);
         for removal in engine.expire(now.timestamp()) {
@@ -237,34 +278,55 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(payloads.len());
         for payload in payloads {
             let outcome = match payload {
-                Payload::PlaceOffer(request) => Outcome::Offer(effects.place_offer(engine, &mut policies, request)),
-                Payload::PlaceBid(request) => Outcome::Bid(effects.place_bid(engine, &mut policies, request)),
-                Payload::Cancel { owner, side, seq } => Outcome::Cancel(match engine.side_of(*seq) {
-                    Some(resting) if resting == *side => match engine.cancel(*seq, *owner) {
-                        Ok(removal) => {
-                            effects.removal(removal, owner.to_string());
-                            Ok(())
-                        }
-                        Err(_) => Err(ApiError::conflict("order_not_open", "the order is no longer resting")),
-                    },
-                    _ => Err(ApiError::conflict("order_not_open", "the order is no longer resting")),
-                }),
-                Payload::Settle { provider, contract, delivery } => Outcome::Settle(effects.settle(
+                Payload::PlaceOffer(request) => {
+                    Outcome::Offer(effects.place_offer(engine, &mut policies, request))
+                }
+                Payload::PlaceBid(request) => {
+                    Outcome::Bid(effects.place_bid(engine, &mut policies, request))
+                }
+                Payload::Cancel { owner, side, seq } => {
+                    Outcome::Cancel(match engine.side_of(*seq) {
+                        Some(resting) if resting == *side => match engine.cancel(*seq, *owner) {
+                            Ok(removal) => {
+                                effects.removal(removal, owner.to_string());
+                                Ok(())
+                            }
+                            Err(_) => Err(ApiError::conflict(
+                                "order_not_open",
+                                "the order is no longer resting",
+                            )),
+                        },
+                        _ => Err(ApiError::conflict(
+                            "order_not_open",
+                            "the order is no longer resting",
+                        )),
+                    })
+                }
+                Payload::Settle {
+                    provider,
+                    contract,
+                    delivery,
+                } => Outcome::Settle(effects.settle(
                     *provider,
                     *contract,
                     delivery,
                     config.exchange_fee_bps,
                     hub_levy_accounts,
                 )),
-                Payload::Suspend { participant, reason, actor } => {
-                    Outcome::Suspend(Ok(effects.suspend(engine, *participant, reason, actor)))
-                }
+                Payload::Suspend {
+                    participant,
+                    reason,
+                    actor,
+                } => Outcome::Suspend(Ok(effects.suspend(engine, *participant, reason, actor))),
                 Payload::Tick => Outcome::Nothing,
             };
             outcomes.push(outcome);
         }
         for fault in &policies.faults {
-            metrics.policy_faults.with_label_values(&[fault.class.as_str()]).inc();
+            metrics
+                .policy_faults
+                .with_label_values(&[fault.class.as_str()])
+                .inc();
         }
         effects.writes.faults = policies.faults;
         effects.writes.decisions = policies.decisions;
@@ -280,16 +342,25 @@ impl Writer {
         let mut active = ActivePolicies::new();
         let rows = crate::db::policies::active(&mut self.connection)?;
         // The active policies stay compiled, whatever else the registry drops.
-        self.registry.pin(rows.iter().map(|(_, _, digest)| digest.clone()).collect());
+        self.registry
+            .pin(rows.iter().map(|(_, _, digest)| digest.clone()).collect());
         for (hub, kind, digest) in rows {
-            let (Some(hub_id), Some(kind)) = (self.reference.hub_id(&hub), PolicyKind::parse(&kind)) else { continue };
+            let (Some(hub_id), Some(kind)) =
+                (self.reference.hub_id(&hub), PolicyKind::parse(&kind))
+            else {
+                continue;
+            };
             let policy = match self.registry.get(&digest) {
                 Some(compiled) if compiled.kind == kind => ActivePolicy::Ready(compiled),
                 _ => {
-                    let due = self.compile_requested.get(&digest).is_none_or(|at| at.elapsed() >= COMPILE_RETRY_AFTER);
+                    let due = self
+                        .compile_requested
+                        .get(&digest)
+                        .is_none_or(|at| at.elapsed() >= COMPILE_RETRY_AFTER);
                     if due {
                         tracing::warn!(%hub, %digest, "an active policy is not compiled here yet: its pairs fail closed");
-                        self.compile_requested.insert(digest.clone(), Instant::now());
+                        self.compile_requested
+                            .insert(digest.clone(), Instant::now());
                         let _ = self.compile_requests.send((digest.clone(), kind));
                     }
                     ActivePolicy::Unavailable { digest }
@@ -309,8 +380,12 @@ impl Writer {
         let mut settling = Vec::new();
         for payload in payloads {
             match payload {
-                Payload::PlaceOffer(request) => offer_keys.push((request.spec.provider, request.idempotency_key.clone())),
-                Payload::PlaceBid(request) => bid_keys.push((request.spec.buyer, request.idempotency_key.clone())),
+                Payload::PlaceOffer(request) => {
+                    offer_keys.push((request.spec.provider, request.idempotency_key.clone()))
+                }
+                Payload::PlaceBid(request) => {
+                    bid_keys.push((request.spec.buyer, request.idempotency_key.clone()))
+                }
                 Payload::Settle { contract, .. } => settling.push(*contract),
                 Payload::Cancel { .. } | Payload::Suspend { .. } | Payload::Tick => {}
             }
@@ -326,7 +401,11 @@ impl Writer {
             reads.available = orders::available_balances(connection, &buyers)?;
         }
         // A token checked just before a suspension may still bring an order here: refuse it.
-        let placers: Vec<Uuid> = offer_keys.iter().map(|(provider, _)| *provider).chain(buyers.iter().copied()).collect();
+        let placers: Vec<Uuid> = offer_keys
+            .iter()
+            .map(|(provider, _)| *provider)
+            .chain(buyers.iter().copied())
+            .collect();
         if !placers.is_empty() {
             reads.suspended = crate::db::participants::suspended_among(connection, &placers)?;
         }
@@ -346,15 +425,19 @@ impl Writer {
         if crate::db::ping(&mut self.connection).is_err() {
             // The old session (and its lock) goes with the old connection, dropped here; the new
             // session waits a while for the lock, which the old one may still hold on the server.
-            self.connection = PgConnection::establish(&self.database_url).map_err(|error| BatchError::Rebuild(error.into()))?;
+            self.connection = PgConnection::establish(&self.database_url)
+                .map_err(|error| BatchError::Rebuild(error.into()))?;
             let wait = Duration::from_millis(self.config.writer_lock_wait_ms);
             if !orders::take_writer_lock(&mut self.connection, wait)? {
-                tracing::error!("the writer lock was taken by another process: this process stops applying orders");
+                tracing::error!(
+                    "the writer lock was taken by another process: this process stops applying orders"
+                );
                 self.leading.store(false, Ordering::SeqCst);
                 return Err(BatchError::Deposed);
             }
         }
-        self.engine = load_engine(&mut self.connection, &self.reference, self.config).map_err(BatchError::Rebuild)?;
+        self.engine = load_engine(&mut self.connection, &self.reference, self.config)
+            .map_err(BatchError::Rebuild)?;
         self.stale = false;
         Ok(())
     }
@@ -386,11 +469,17 @@ impl Reply {
     fn answer(self, outcome: Outcome, metrics: &Metrics) {
         match (self, outcome) {
             (Reply::Offer(reply), Outcome::Offer(result)) => {
-                metrics.orders.with_label_values(&["offer", order_outcome(&result)]).inc();
+                metrics
+                    .orders
+                    .with_label_values(&["offer", order_outcome(&result)])
+                    .inc();
                 let _ = reply.send(result);
             }
             (Reply::Bid(reply), Outcome::Bid(result)) => {
-                metrics.orders.with_label_values(&["bid", order_outcome(&result)]).inc();
+                metrics
+                    .orders
+                    .with_label_values(&["bid", order_outcome(&result)])
+                    .inc();
                 let _ = reply.send(result);
             }
             (Reply::Cancel(reply), Outcome::Cancel(result)) => {
@@ -398,7 +487,10 @@ impl Reply {
             }
             (Reply::Settle(reply), Outcome::Settle(result)) => {
                 if result.is_ok() {
-                    metrics.events.with_label_values(&["contract_settled"]).inc();
+                    metrics
+                        .events
+                        .with_label_values(&["contract_settled"])
+                        .inc();
                 }
                 let _ = reply.send(result);
             }
@@ -406,7 +498,10 @@ impl Reply {
                 let _ = reply.send(result);
             }
             (Reply::Nobody, _) => {}
-            (reply, _) => reply.send_error(ApiError::internal("a command's outcome does not match its reply"), metrics),
+            (reply, _) => reply.send_error(
+                ApiError::internal("a command's outcome does not match its reply"),
+                metrics,
+            ),
         }
     }
 
@@ -414,7 +509,10 @@ impl Reply {
     fn send_error(self, error: ApiError, metrics: &Metrics) {
         match self {
             Reply::Offer(reply) => {
-                metrics.orders.with_label_values(&["offer", "refused"]).inc();
+                metrics
+                    .orders
+                    .with_label_values(&["offer", "refused"])
+                    .inc();
                 let _ = reply.send(Err(error));
             }
             Reply::Bid(reply) => {
@@ -427,7 +525,6 @@ impl Reply {
             Reply::Nobody => {}
         }
     }
-
 }
 
 fn order_outcome<T>(result: &Result<Placed<T>, ApiError>) -> &'static str {

@@ -84,11 +84,23 @@ pub async fn log(
     let limit = validate::page_limit(query.limit, 100)?;
     let after_seq = query.after_seq.unwrap_or(0);
     if after_seq < 0 {
-        return Err(ApiError::bad_request("invalid_query", "`after_seq` must not be negative"));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`after_seq` must not be negative",
+        ));
     }
-    let items = state.db(move |connection| Ok(audit::page(connection, after_seq, i64::from(limit))?)).await?;
-    let next_after_seq = if items.len() == limit as usize { items.last().map(|entry| entry.seq) } else { None };
-    Ok(ok(&AuditPage { items, next_after_seq }))
+    let items = state
+        .db(move |connection| Ok(audit::page(connection, after_seq, i64::from(limit))?))
+        .await?;
+    let next_after_seq = if items.len() == limit as usize {
+        items.last().map(|entry| entry.seq)
+    } else {
+        None
+    };
+    Ok(ok(&AuditPage {
+        items,
+        next_after_seq,
+    }))
 }
 
 /// Recomputes the whole chain on the server, names the first bad entry, and checks the ledger and
@@ -121,12 +133,29 @@ pub async fn contracts(
     known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
-    let filter = ContractFilter { party: query.participant, hub: query.hub, sku: query.sku, from: query.from, to: query.to };
+    let filter = ContractFilter {
+        party: query.participant,
+        hub: query.hub,
+        sku: query.sku,
+        from: query.from,
+        to: query.to,
+    };
     let rows = state
-        .db(move |connection| Ok(regulator::audited_contracts(connection, &filter, before, true, i64::from(limit))?))
+        .db(move |connection| {
+            Ok(regulator::audited_contracts(
+                connection,
+                &filter,
+                before,
+                true,
+                i64::from(limit),
+            )?)
+        })
         .await?;
     let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(seq, _)| *seq));
-    Ok(ok(&Page { items: rows.into_iter().map(|(_, contract)| contract).collect(), next_cursor }))
+    Ok(ok(&Page {
+        items: rows.into_iter().map(|(_, contract)| contract).collect(),
+        next_cursor,
+    }))
 }
 
 /// Every contract (with its settlement) made in `[from, to)`, oldest first, streamed as CSV or
@@ -143,19 +172,38 @@ pub async fn export(
     let (csv, content_type) = match query.format.as_str() {
         "csv" => (true, "text/csv; charset=utf-8"),
         "jsonl" => (false, "application/x-ndjson"),
-        _ => return Err(ApiError::bad_request("invalid_query", "`format` is `csv` or `jsonl`")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "`format` is `csv` or `jsonl`",
+            ));
+        }
     };
-    let filter = ContractFilter { from: query.from, to: query.to, ..Default::default() };
+    let filter = ContractFilter {
+        from: query.from,
+        to: query.to,
+        ..Default::default()
+    };
     // Exports run on their own few connections, so that long or stalled ones never starve the
     // rest of the API; one more than they allow is refused at once.
-    let slot = state.exports.slots.clone().try_acquire_owned().map_err(|_| {
-        ApiError::busy("exports_busy", "the exports the exchange runs at once are all taken; retry shortly", 5)
-    })?;
+    let slot = state
+        .exports
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::busy(
+                "exports_busy",
+                "the exports the exchange runs at once are all taken; retry shortly",
+                5,
+            )
+        })?;
     // Take the connection before answering, off the async executor, so an outage is a 503.
     let pool = state.exports.pool.clone();
     let connection = web::block(move || pool.get()).await??;
     let stall_max = state.exports.stall_max;
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHUNKS_IN_FLIGHT_MAX);
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(EXPORT_CHUNKS_IN_FLIGHT_MAX);
     actix_web::rt::task::spawn_blocking(move || {
         export_rows(connection, filter, csv, &Chunks { sender, stall_max });
         drop(slot);
@@ -163,7 +211,9 @@ pub async fn export(
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
-    Ok(HttpResponse::Ok().content_type(content_type).streaming(body))
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .streaming(body))
 }
 
 /// Where an export's chunks go: to a client that must keep reading.
@@ -185,7 +235,10 @@ impl Chunks {
                 Err(TrySendError::Closed(_)) => return false,
                 Err(TrySendError::Full(back)) => {
                     if started.elapsed() >= self.stall_max {
-                        tracing::warn!(stall_ms = self.stall_max.as_millis() as u64, "an export's client stopped reading; export abandoned");
+                        tracing::warn!(
+                            stall_ms = self.stall_max.as_millis() as u64,
+                            "an export's client stopped reading; export abandoned"
+                        );
                         return false;
                     }
                     chunk = back;
@@ -197,7 +250,12 @@ impl Chunks {
     }
 }
 
-fn export_rows(mut connection: crate::db::PooledConnection, filter: ContractFilter, csv: bool, chunks: &Chunks) {
+fn export_rows(
+    mut connection: crate::db::PooledConnection,
+    filter: ContractFilter,
+    csv: bool,
+    chunks: &Chunks,
+) {
     if csv && !chunks.send(Ok(Bytes::from(format!("{CSV_HEADER}\r\n")))) {
         return;
     }
@@ -246,8 +304,13 @@ fn csv_row(audited: &AuditedContract, out: &mut String) {
         c.notional.to_string(),
         c.levy_bps.to_string(),
         c.maker.as_str().to_owned(),
-        if s.is_some() { "settled".into() } else { "active".into() },
-        s.map(|s| s.delivered_unit_hours.to_string()).unwrap_or_default(),
+        if s.is_some() {
+            "settled".into()
+        } else {
+            "active".into()
+        },
+        s.map(|s| s.delivered_unit_hours.to_string())
+            .unwrap_or_default(),
         s.map(|s| s.charged.to_string()).unwrap_or_default(),
         s.map(|s| s.refunded.to_string()).unwrap_or_default(),
         s.map(|s| s.provider_paid.to_string()).unwrap_or_default(),
@@ -278,10 +341,16 @@ fn csv_field(field: &str, out: &mut String) {
 /// Volume and value by hub, SKU and class, east→west flows, green share of delivered compute.
 #[utoipa::path(get, path = "/v1/audit/stats", tag = "audit", params(StatsQuery), security(("bearer" = [])),
     responses((status = 200, body = Stats), (status = 403, body = ErrorBody)))]
-pub async fn stats(state: web::Data<AppState>, caller: Caller, query: web::Query<StatsQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn stats(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<StatsQuery>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
     let StatsQuery { from, to } = query.into_inner();
-    let stats = state.db(move |connection| Ok(regulator::stats(connection, from, to)?)).await?;
+    let stats = state
+        .db(move |connection| Ok(regulator::stats(connection, from, to)?))
+        .await?;
     Ok(ok(&stats))
 }
 
@@ -291,7 +360,12 @@ mod tests {
 
     #[test]
     fn csv_fields_are_quoted_when_they_must_be() {
-        for (field, expected) in [("plain", "plain"), ("a,b", "\"a,b\""), ("say \"hi\"", "\"say \"\"hi\"\"\""), ("two\nlines", "\"two\nlines\"")] {
+        for (field, expected) in [
+            ("plain", "plain"),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+        ] {
             let mut out = String::new();
             csv_field(field, &mut out);
             assert_eq!(out, expected);

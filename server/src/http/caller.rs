@@ -31,12 +31,18 @@ impl FromRequest for Caller {
                 None => {
                     let id = verified.caller.id;
                     let generation = state.identities.generation();
-                    let row = state.db(move |connection| Ok(participants::get(connection, id)?)).await?;
+                    let row = state
+                        .db(move |connection| Ok(participants::get(connection, id)?))
+                        .await?;
                     let row = row.ok_or_else(|| {
-                        ApiError::unauthorized("unknown_participant", "the token names no participant of this exchange")
+                        ApiError::unauthorized(
+                            "unknown_participant",
+                            "the token names no participant of this exchange",
+                        )
                     })?;
-                    let kind = ParticipantKind::parse(&row.kind)
-                        .ok_or_else(|| ApiError::internal(format!("participant {id} has kind {}", row.kind)))?;
+                    let kind = ParticipantKind::parse(&row.kind).ok_or_else(|| {
+                        ApiError::internal(format!("participant {id} has kind {}", row.kind))
+                    })?;
                     let identity = Identity {
                         kind,
                         hub: row.hub,
@@ -58,11 +64,25 @@ fn bearer_token(request: &HttpRequest) -> Result<&str, ApiError> {
     let header = request
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing_token", "send an `Authorization: Bearer <token>` header"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing_token",
+                "send an `Authorization: Bearer <token>` header",
+            )
+        })?;
     header
         .to_str()
         .ok()
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        })
         .map(str::trim)
-        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the Authorization header is not `Bearer <token>`"))
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "invalid_token",
+                "the Authorization header is not `Bearer <token>`",
+            )
+        })
 }

@@ -100,7 +100,11 @@ pub struct HttpLimits {
 pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone {
     move |config: &mut web::ServiceConfig| {
         config
-            .app_data(web::JsonConfig::default().limit(limits.json_body_bytes_max).error_handler(json_error))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(limits.json_body_bytes_max)
+                    .error_handler(json_error),
+            )
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .configure(public::configure)
@@ -112,7 +116,11 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
 }
 
 /// Builds the server on an already bound listener (bind port 0 to let the OS pick).
-pub fn server(listener: TcpListener, state: web::Data<AppState>, limits: HttpLimits) -> std::io::Result<Server> {
+pub fn server(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    limits: HttpLimits,
+) -> std::io::Result<Server> {
     let routes = configure(limits);
     let server = HttpServer::new(move || {
         let metrics = state.metrics.clone();
@@ -126,10 +134,15 @@ pub fn server(listener: TcpListener, state: web::Data<AppState>, limits: HttpLim
                 service.call(request).map(move |result| {
                     if let Ok(response) = &result {
                         let request = response.request();
-                        let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
+                        let route = request
+                            .match_pattern()
+                            .unwrap_or_else(|| "unmatched".to_owned());
                         let method = method_label(request.method());
                         let status = response.status().as_u16().to_string();
-                        metrics.http_requests.with_label_values(&[method, &route, &status]).inc();
+                        metrics
+                            .http_requests
+                            .with_label_values(&[method, &route, &status])
+                            .inc();
                         metrics
                             .http_request_seconds
                             .with_label_values(&[method, &route])
@@ -162,18 +175,26 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 }
 
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!("no route for {} {}", request.method(), request.path())))
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.path()
+    )))
 }
 
 fn json_error(error: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let api_error = match &error {
-        error::JsonPayloadError::OverflowKnownLength { .. } | error::JsonPayloadError::Overflow { .. } => {
+        error::JsonPayloadError::OverflowKnownLength { .. }
+        | error::JsonPayloadError::Overflow { .. } => {
             ApiError::too_large("body_too_large", error.to_string())
         }
-        error::JsonPayloadError::ContentType => {
-            ApiError::bad_request("invalid_content_type", "send the body as `Content-Type: application/json`")
+        error::JsonPayloadError::ContentType => ApiError::bad_request(
+            "invalid_content_type",
+            "send the body as `Content-Type: application/json`",
+        ),
+        error::JsonPayloadError::Deserialize(cause) => {
+            ApiError::bad_request("invalid_body", cause.to_string())
         }
-        error::JsonPayloadError::Deserialize(cause) => ApiError::bad_request("invalid_body", cause.to_string()),
         _ => ApiError::bad_request("invalid_body", error.to_string()),
     };
     api_error.into()
@@ -197,7 +218,10 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after_s {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
         }
-        response.json(suanli_sdk::ErrorBody { code: self.code.to_owned(), message: self.message.clone() })
+        response.json(suanli_sdk::ErrorBody {
+            code: self.code.to_owned(),
+            message: self.message.clone(),
+        })
     }
 }
 

@@ -4,8 +4,8 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
 use suanli_sdk::{
-    Bid, Contract, ErrorBody, MarketBook, NewBid, NewDelivery, NewOffer, Settlement, Offer, OrderStatus, Page, PlacedBid, PlacedOffer, Side,
-    Trade,
+    Bid, Contract, ErrorBody, MarketBook, NewBid, NewDelivery, NewOffer, Offer, OrderStatus, Page,
+    PlacedBid, PlacedOffer, Settlement, Side, Trade,
 };
 use uuid::Uuid;
 
@@ -30,7 +30,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/bids/{id}", web::delete().to(cancel_bid))
         .route("/v1/contracts", web::get().to(list_contracts))
         .route("/v1/contracts/{id}", web::get().to(get_contract))
-        .route("/v1/contracts/{id}/delivery", web::post().to(report_delivery))
+        .route(
+            "/v1/contracts/{id}/delivery",
+            web::post().to(report_delivery),
+        )
         .route("/v1/market/book", web::get().to(book))
         .route("/v1/market/trades", web::get().to(trades));
 }
@@ -79,9 +82,13 @@ pub async fn place_offer(
         Placed::Existing(id) => {
             state
                 .db(move |connection| {
-                    let offer = orders::offer(connection, id)?.ok_or_else(|| ApiError::not_found("no such offer"))?;
+                    let offer = orders::offer(connection, id)?
+                        .ok_or_else(|| ApiError::not_found("no such offer"))?;
                     let contracts = orders::contracts_taken_by(connection, Side::Offer, id)?;
-                    Ok(PlacedOffer { offer: offer.to_wire(), contracts: contracts.iter().map(|c| c.to_wire()).collect() })
+                    Ok(PlacedOffer {
+                        offer: offer.to_wire(),
+                        contracts: contracts.iter().map(|c| c.to_wire()).collect(),
+                    })
                 })
                 .await?
         }
@@ -93,7 +100,11 @@ pub async fn place_offer(
 #[utoipa::path(post, path = "/v1/bids", tag = "orders", request_body = NewBid, security(("bearer" = [])),
     responses((status = 201, body = PlacedBid), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn place_bid(state: web::Data<AppState>, caller: Caller, body: web::Json<NewBid>) -> Result<HttpResponse, ApiError> {
+pub async fn place_bid(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<NewBid>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::PlaceBid)?;
     let request = requests::bid(body.into_inner(), caller.id, &state.reference, Utc::now())?;
     let placed = match state.exchange.place_bid(request).await? {
@@ -101,9 +112,13 @@ pub async fn place_bid(state: web::Data<AppState>, caller: Caller, body: web::Js
         Placed::Existing(id) => {
             state
                 .db(move |connection| {
-                    let bid = orders::bid(connection, id)?.ok_or_else(|| ApiError::not_found("no such bid"))?;
+                    let bid = orders::bid(connection, id)?
+                        .ok_or_else(|| ApiError::not_found("no such bid"))?;
                     let contracts = orders::contracts_taken_by(connection, Side::Bid, id)?;
-                    Ok(PlacedBid { bid: bid.to_wire(), contracts: contracts.iter().map(|c| c.to_wire()).collect() })
+                    Ok(PlacedBid {
+                        bid: bid.to_wire(),
+                        contracts: contracts.iter().map(|c| c.to_wire()).collect(),
+                    })
                 })
                 .await?
         }
@@ -114,42 +129,86 @@ pub async fn place_bid(state: web::Data<AppState>, caller: Caller, body: web::Js
 /// One offer (its provider, regulators).
 #[utoipa::path(get, path = "/v1/offers/{id}", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = Offer), (status = 404, body = ErrorBody)))]
-pub async fn get_offer(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_offer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let offer = load_offer(&state, path.into_inner()).await?;
-    authorize(&caller, Action::Read { party: offer.provider_id, other_party: None })?;
+    authorize(
+        &caller,
+        Action::Read {
+            party: offer.provider_id,
+            other_party: None,
+        },
+    )?;
     Ok(ok(&offer.to_wire()))
 }
 
 /// One bid (its buyer, regulators).
 #[utoipa::path(get, path = "/v1/bids/{id}", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = Bid), (status = 404, body = ErrorBody)))]
-pub async fn get_bid(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_bid(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let bid = load_bid(&state, path.into_inner()).await?;
-    authorize(&caller, Action::Read { party: bid.buyer_id, other_party: None })?;
+    authorize(
+        &caller,
+        Action::Read {
+            party: bid.buyer_id,
+            other_party: None,
+        },
+    )?;
     Ok(ok(&bid.to_wire()))
 }
 
 /// Cancels the unfilled part of an offer (its provider).
 #[utoipa::path(delete, path = "/v1/offers/{id}", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = Offer), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel_offer(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn cancel_offer(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let offer = load_offer(&state, id).await?;
-    authorize(&caller, Action::Cancel { owner: offer.provider_id })?;
+    authorize(
+        &caller,
+        Action::Cancel {
+            owner: offer.provider_id,
+        },
+    )?;
     ensure_resting(&offer.status)?;
-    state.exchange.cancel(caller.id, Side::Offer, offer.seq as u64).await?;
+    state
+        .exchange
+        .cancel(caller.id, Side::Offer, offer.seq as u64)
+        .await?;
     Ok(ok(&load_offer(&state, id).await?.to_wire()))
 }
 
 /// Cancels the unfilled part of a bid and releases its hold (its buyer).
 #[utoipa::path(delete, path = "/v1/bids/{id}", tag = "orders", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = Bid), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn cancel_bid(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn cancel_bid(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let bid = load_bid(&state, id).await?;
-    authorize(&caller, Action::Cancel { owner: bid.buyer_id })?;
+    authorize(
+        &caller,
+        Action::Cancel {
+            owner: bid.buyer_id,
+        },
+    )?;
     ensure_resting(&bid.status)?;
-    state.exchange.cancel(caller.id, Side::Bid, bid.seq as u64).await?;
+    state
+        .exchange
+        .cancel(caller.id, Side::Bid, bid.seq as u64)
+        .await?;
     Ok(ok(&load_bid(&state, id).await?.to_wire()))
 }
 
@@ -167,10 +226,21 @@ pub async fn list_offers(
     let before = cursor(query.cursor.as_deref())?;
     let status = query.status;
     let rows = state
-        .db(move |connection| Ok(orders::list_offers(connection, owner, status, before, i64::from(limit))?))
+        .db(move |connection| {
+            Ok(orders::list_offers(
+                connection,
+                owner,
+                status,
+                before,
+                i64::from(limit),
+            )?)
+        })
         .await?;
     let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.seq));
-    Ok(ok(&Page { items: rows.iter().map(|row| row.to_wire()).collect(), next_cursor }))
+    Ok(ok(&Page {
+        items: rows.iter().map(|row| row.to_wire()).collect(),
+        next_cursor,
+    }))
 }
 
 /// The caller's bids, newest first (regulators: everyone's).
@@ -186,21 +256,45 @@ pub async fn list_bids(
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
     let status = query.status;
-    let rows =
-        state.db(move |connection| Ok(orders::list_bids(connection, owner, status, before, i64::from(limit))?)).await?;
+    let rows = state
+        .db(move |connection| {
+            Ok(orders::list_bids(
+                connection,
+                owner,
+                status,
+                before,
+                i64::from(limit),
+            )?)
+        })
+        .await?;
     let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.seq));
-    Ok(ok(&Page { items: rows.iter().map(|row| row.to_wire()).collect(), next_cursor }))
+    Ok(ok(&Page {
+        items: rows.iter().map(|row| row.to_wire()).collect(),
+        next_cursor,
+    }))
 }
 
 /// One contract (its buyer and provider, regulators).
 #[utoipa::path(get, path = "/v1/contracts/{id}", tag = "contracts", params(("id" = Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = Contract), (status = 404, body = ErrorBody)))]
-pub async fn get_contract(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get_contract(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let contract = state
-        .db(move |connection| orders::contract(connection, id)?.ok_or_else(|| ApiError::not_found("no such contract")))
+        .db(move |connection| {
+            orders::contract(connection, id)?.ok_or_else(|| ApiError::not_found("no such contract"))
+        })
         .await?;
-    authorize(&caller, Action::Read { party: contract.buyer_id, other_party: Some(contract.provider_id) })?;
+    authorize(
+        &caller,
+        Action::Read {
+            party: contract.buyer_id,
+            other_party: Some(contract.provider_id),
+        },
+    )?;
     Ok(ok(&contract.to_wire()))
 }
 
@@ -217,12 +311,31 @@ pub async fn list_contracts(
     known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
-    let filter = ContractFilter { party: listing_scope(&caller), hub: query.hub, sku: query.sku, ..Default::default() };
+    let filter = ContractFilter {
+        party: listing_scope(&caller),
+        hub: query.hub,
+        sku: query.sku,
+        ..Default::default()
+    };
     let rows = state
-        .db(move |connection| Ok(regulator::audited_contracts(connection, &filter, before, true, i64::from(limit))?))
+        .db(move |connection| {
+            Ok(regulator::audited_contracts(
+                connection,
+                &filter,
+                before,
+                true,
+                i64::from(limit),
+            )?)
+        })
         .await?;
     let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(seq, _)| *seq));
-    Ok(ok(&Page { items: rows.into_iter().map(|(_, audited)| audited.contract).collect(), next_cursor }))
+    Ok(ok(&Page {
+        items: rows
+            .into_iter()
+            .map(|(_, audited)| audited.contract)
+            .collect(),
+        next_cursor,
+    }))
 }
 
 /// The provider reports delivery, which settles the contract, exactly once.
@@ -242,52 +355,90 @@ pub async fn report_delivery(
     validate::text("idempotency_key", &delivery.idempotency_key, 200)?;
     let started = std::time::Instant::now();
     let settlement = state.exchange.settle(caller.id, id, delivery).await?;
-    state.metrics.settlement_seconds.observe(started.elapsed().as_secs_f64());
+    state
+        .metrics
+        .settlement_seconds
+        .observe(started.elapsed().as_secs_f64());
     Ok(ok(&settlement))
 }
 
 /// Resting offers and bids aggregated by price (public).
 #[utoipa::path(get, path = "/v1/market/book", tag = "market", params(MarketQuery),
     responses((status = 200, body = MarketBook), (status = 400, body = ErrorBody)))]
-pub async fn book(state: web::Data<AppState>, query: web::Query<MarketQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn book(
+    state: web::Data<AppState>,
+    query: web::Query<MarketQuery>,
+) -> Result<HttpResponse, ApiError> {
     let MarketQuery { sku, hub, .. } = query.into_inner();
     known_codes(&state, hub.as_deref(), sku.as_deref())?;
     let (hub_filter, sku_filter) = (hub.clone(), sku.clone());
     let (offers, bids) = state
-        .db(move |connection| Ok(orders::book(connection, hub_filter.as_deref(), sku_filter.as_deref(), 100)?))
+        .db(move |connection| {
+            Ok(orders::book(
+                connection,
+                hub_filter.as_deref(),
+                sku_filter.as_deref(),
+                100,
+            )?)
+        })
         .await?;
-    Ok(ok(&MarketBook { sku, hub, offers, bids }))
+    Ok(ok(&MarketBook {
+        sku,
+        hub,
+        offers,
+        bids,
+    }))
 }
 
 /// Recent contracts without participant ids (public).
 #[utoipa::path(get, path = "/v1/market/trades", tag = "market", params(MarketQuery),
     responses((status = 200, body = Vec<Trade>), (status = 400, body = ErrorBody)))]
-pub async fn trades(state: web::Data<AppState>, query: web::Query<MarketQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn trades(
+    state: web::Data<AppState>,
+    query: web::Query<MarketQuery>,
+) -> Result<HttpResponse, ApiError> {
     let MarketQuery { sku, hub, limit } = query.into_inner();
     known_codes(&state, hub.as_deref(), sku.as_deref())?;
     let limit = validate::page_limit(limit, 50)?;
     let trades = state
-        .db(move |connection| Ok(orders::trades(connection, hub.as_deref(), sku.as_deref(), i64::from(limit))?))
+        .db(move |connection| {
+            Ok(orders::trades(
+                connection,
+                hub.as_deref(),
+                sku.as_deref(),
+                i64::from(limit),
+            )?)
+        })
         .await?;
     Ok(ok(&trades))
 }
 
 async fn load_offer(state: &AppState, id: Uuid) -> Result<orders::OfferRow, ApiError> {
-    state.db(move |connection| orders::offer(connection, id)?.ok_or_else(|| ApiError::not_found("no such order"))).await
+    state
+        .db(move |connection| {
+            orders::offer(connection, id)?.ok_or_else(|| ApiError::not_found("no such order"))
+        })
+        .await
 }
 
 async fn load_bid(state: &AppState, id: Uuid) -> Result<orders::BidRow, ApiError> {
-    state.db(move |connection| orders::bid(connection, id)?.ok_or_else(|| ApiError::not_found("no such order"))).await
+    state
+        .db(move |connection| {
+            orders::bid(connection, id)?.ok_or_else(|| ApiError::not_found("no such order"))
+        })
+        .await
 }
 
 fn ensure_resting(status: &str) -> Result<(), ApiError> {
     if OrderStatus::parse(status).is_some_and(OrderStatus::is_resting) {
         Ok(())
     } else {
-        Err(ApiError::conflict("order_not_open", format!("the order is {status}; only resting orders can be cancelled")))
+        Err(ApiError::conflict(
+            "order_not_open",
+            format!("the order is {status}; only resting orders can be cancelled"),
+        ))
     }
 }
-
 
 pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     match cursor {
@@ -297,20 +448,32 @@ pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
             .ok()
             .filter(|seq| *seq > 0)
             .map(Some)
-            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "`cursor` is not one this server gave out")),
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_cursor", "`cursor` is not one this server gave out")
+            }),
     }
 }
 
 pub fn next_cursor(items: usize, limit: u32, last_seq: Option<i64>) -> Option<String> {
-    if items == limit as usize { last_seq.map(|seq| seq.to_string()) } else { None }
+    if items == limit as usize {
+        last_seq.map(|seq| seq.to_string())
+    } else {
+        None
+    }
 }
 
 pub fn known_codes(state: &AppState, hub: Option<&str>, sku: Option<&str>) -> Result<(), ApiError> {
     if let Some(hub) = hub {
-        state.reference.hub(hub).ok_or_else(|| ApiError::bad_request("unknown_hub", format!("no hub `{hub}`")))?;
+        state
+            .reference
+            .hub(hub)
+            .ok_or_else(|| ApiError::bad_request("unknown_hub", format!("no hub `{hub}`")))?;
     }
     if let Some(sku) = sku {
-        state.reference.sku(sku).ok_or_else(|| ApiError::bad_request("unknown_sku", format!("no SKU `{sku}`")))?;
+        state
+            .reference
+            .sku(sku)
+            .ok_or_else(|| ApiError::bad_request("unknown_sku", format!("no SKU `{sku}`")))?;
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use suanli_sdk::{
-    Account, CreatedParticipant, Deposit, ErrorBody, NewDeposit, NewParticipant, Participant, ParticipantKind, Suspension,
-    TokenRequest, TokenResponse,
+    Account, CreatedParticipant, Deposit, ErrorBody, NewDeposit, NewParticipant, Participant,
+    ParticipantKind, Suspension, TokenRequest, TokenResponse,
 };
 use uuid::Uuid;
 
@@ -47,32 +47,50 @@ pub async fn issue_token(
         return Err(refused());
     }
     let lookup_id = auth::api_key_lookup_id(&key).to_owned();
-    let address = request.peer_addr().map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
+    let address = request
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |address| address.ip().to_string());
     let subjects = [format!("address:{address}"), format!("key:{lookup_id}")];
     state.logins.check(&subjects)?;
     // A key that names no real key id counts against its address only: garbage must not lock a
     // real key (the admin's above all) out.
     let fail = |state: &AppState, key_is_real: bool| {
-        state.logins.failed(if key_is_real { &subjects[..] } else { &subjects[..1] });
+        state.logins.failed(if key_is_real {
+            &subjects[..]
+        } else {
+            &subjects[..1]
+        });
         refused()
     };
-    if lookup_id == participants::BOOTSTRAP_ADMIN_KEY_ID && !state.logins.may_be_bootstrap_key(&key) {
+    if lookup_id == participants::BOOTSTRAP_ADMIN_KEY_ID && !state.logins.may_be_bootstrap_key(&key)
+    {
         return Err(fail(&state, false));
     }
     let owned_id = lookup_id.clone();
-    let Some(participant) = state.db(move |connection| Ok(participants::by_api_key_id(connection, &owned_id)?)).await? else {
+    let Some(participant) = state
+        .db(move |connection| Ok(participants::by_api_key_id(connection, &owned_id)?))
+        .await?
+    else {
         return Err(fail(&state, false));
     };
     let hash = participant.api_key_hash.clone();
-    let matches = state.logins.hashing(move || auth::api_key_matches(&key, &hash)).await?;
+    let matches = state
+        .logins
+        .hashing(move || auth::api_key_matches(&key, &hash))
+        .await?;
     if !matches {
         return Err(fail(&state, true));
     }
     if participant.suspended_at.is_some() {
-        return Err(ApiError::unauthorized("participant_suspended", "this participant is suspended"));
+        return Err(ApiError::unauthorized(
+            "participant_suspended",
+            "this participant is suspended",
+        ));
     }
     let wire = participant.to_wire();
-    let token = state.tokens.issue(wire.id, wire.kind, wire.hub, participant.key_epoch)?;
+    let token = state
+        .tokens
+        .issue(wire.id, wire.kind, wire.hub, participant.key_epoch)?;
     Ok(ok(&TokenResponse {
         access_token: token,
         token_type: "Bearer".into(),
@@ -102,21 +120,36 @@ pub async fn create_participant(
     match (new.kind, new.provider_type, new.hub.as_deref()) {
         (ParticipantKind::Provider, Some(_), None) => {}
         (ParticipantKind::Provider, None, _) => {
-            return Err(ApiError::bad_request("invalid_field", "a provider needs a `provider_type`"));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "a provider needs a `provider_type`",
+            ));
         }
         (ParticipantKind::HubOperator, None, Some(hub)) => {
             if state.reference.hub(hub).is_none() {
-                return Err(ApiError::bad_request("unknown_hub", format!("no hub `{hub}`")));
+                return Err(ApiError::bad_request(
+                    "unknown_hub",
+                    format!("no hub `{hub}`"),
+                ));
             }
         }
         (ParticipantKind::HubOperator, _, None) => {
-            return Err(ApiError::bad_request("invalid_field", "a hub operator needs a `hub`"));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "a hub operator needs a `hub`",
+            ));
         }
         (_, Some(_), _) => {
-            return Err(ApiError::bad_request("invalid_field", "only providers have a `provider_type`"));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "only providers have a `provider_type`",
+            ));
         }
         (_, None, Some(_)) => {
-            return Err(ApiError::bad_request("invalid_field", "only hub operators are bound to a `hub`"));
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                "only hub operators are bound to a `hub`",
+            ));
         }
         (_, None, None) => {}
     }
@@ -136,8 +169,15 @@ pub async fn create_participant(
             Ok(participants::create(connection, &actor, &new_row)?)
         })
         .await?;
-    state.metrics.events.with_label_values(&["participant_created"]).inc();
-    Ok(HttpResponse::Created().json(CreatedParticipant { participant: row.to_wire(), api_key }))
+    state
+        .metrics
+        .events
+        .with_label_values(&["participant_created"])
+        .inc();
+    Ok(HttpResponse::Created().json(CreatedParticipant {
+        participant: row.to_wire(),
+        api_key,
+    }))
 }
 
 /// The participant the token speaks for.
@@ -156,19 +196,30 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<HttpRespon
 /// working at once.
 #[utoipa::path(post, path = "/v1/participants/me/keys", tag = "participants", security(("bearer" = [])),
     responses((status = 201, body = CreatedParticipant), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn rotate_key(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
+pub async fn rotate_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::RotateOwnKey)?;
     let key = state.logins.hashing(auth::new_api_key).await??;
     let (id, actor, api_key) = (caller.id, caller.actor(), key.key.clone());
     let row = state
         .db(move |connection| {
             participants::rotate_key(connection, &actor, id, &key.key_id, &key.hash)?;
-            participants::get(connection, id)?.ok_or_else(|| ApiError::not_found("no such participant"))
+            participants::get(connection, id)?
+                .ok_or_else(|| ApiError::not_found("no such participant"))
         })
         .await?;
     state.identities.forget(id);
-    state.metrics.events.with_label_values(&["api_key_rotated"]).inc();
-    Ok(HttpResponse::Created().json(CreatedParticipant { participant: row.to_wire(), api_key }))
+    state
+        .metrics
+        .events
+        .with_label_values(&["api_key_rotated"])
+        .inc();
+    Ok(HttpResponse::Created().json(CreatedParticipant {
+        participant: row.to_wire(),
+        api_key,
+    }))
 }
 
 /// Suspends a participant (admins only): its tokens and key are refused with 401
@@ -189,14 +240,24 @@ pub async fn suspend(
     validate::text("reason", &reason, 500)?;
     let row = load_participant(&state, id).await?;
     if row.kind == ParticipantKind::Admin.as_str() {
-        return Err(ApiError::unprocessable("admin_not_suspendable", "the admin's standing comes from configuration"));
+        return Err(ApiError::unprocessable(
+            "admin_not_suspendable",
+            "the admin's standing comes from configuration",
+        ));
     }
     if row.suspended_at.is_some() {
-        return Err(ApiError::conflict("already_suspended", "the participant is suspended already"));
+        return Err(ApiError::conflict(
+            "already_suspended",
+            "the participant is suspended already",
+        ));
     }
     state.exchange.suspend(id, reason, caller.actor()).await?;
     state.identities.forget(id);
-    state.metrics.events.with_label_values(&["participant_suspended"]).inc();
+    state
+        .metrics
+        .events
+        .with_label_values(&["participant_suspended"])
+        .inc();
     Ok(ok(&load_participant(&state, id).await?.to_wire()))
 }
 
@@ -205,22 +266,43 @@ pub async fn suspend(
     security(("bearer" = [])),
     responses((status = 200, body = Participant), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody)))]
-pub async fn reinstate(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn reinstate(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ManageParticipants)?;
     let id = path.into_inner();
     load_participant(&state, id).await?;
     let actor = caller.actor();
-    let reinstated = state.db(move |connection| Ok(participants::reinstate(connection, &actor, id)?)).await?;
+    let reinstated = state
+        .db(move |connection| Ok(participants::reinstate(connection, &actor, id)?))
+        .await?;
     if !reinstated {
-        return Err(ApiError::conflict("not_suspended", "the participant is not suspended"));
+        return Err(ApiError::conflict(
+            "not_suspended",
+            "the participant is not suspended",
+        ));
     }
     state.identities.forget(id);
-    state.metrics.events.with_label_values(&["participant_reinstated"]).inc();
+    state
+        .metrics
+        .events
+        .with_label_values(&["participant_reinstated"])
+        .inc();
     Ok(ok(&load_participant(&state, id).await?.to_wire()))
 }
 
-async fn load_participant(state: &AppState, id: Uuid) -> Result<participants::ParticipantRow, ApiError> {
-    state.db(move |connection| participants::get(connection, id)?.ok_or_else(|| ApiError::not_found("no such participant"))).await
+async fn load_participant(
+    state: &AppState,
+    id: Uuid,
+) -> Result<participants::ParticipantRow, ApiError> {
+    state
+        .db(move |connection| {
+            participants::get(connection, id)?
+                .ok_or_else(|| ApiError::not_found("no such participant"))
+        })
+        .await
 }
 
 /// Credits a buyer's available balance (admins only). Idempotent on `idempotency_key`.
@@ -243,13 +325,18 @@ pub async fn deposit(
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let admin = caller.id;
     let deposit = state
-        .db(move |connection| match ledger::deposit(connection, admin, participant, &new) {
-            // Two identical requests raced on the key: the loser now finds the winner's deposit.
-            Err(error) if error.code == "idempotency_conflict" && error.message.contains("concurrently") => {
-                ledger::deposit(connection, admin, participant, &new)
-            }
-            other => other,
-        })
+        .db(
+            move |connection| match ledger::deposit(connection, admin, participant, &new) {
+                // Two identical requests raced on the key: the loser now finds the winner's deposit.
+                Err(error)
+                    if error.code == "idempotency_conflict"
+                        && error.message.contains("concurrently") =>
+                {
+                    ledger::deposit(connection, admin, participant, &new)
+                }
+                other => other,
+            },
+        )
         .await?;
     state.metrics.events.with_label_values(&["deposit"]).inc();
     Ok(HttpResponse::Created().json(deposit))
@@ -265,12 +352,17 @@ pub async fn account(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
         .db(move |connection| {
             Ok(match (caller.role, caller.hub.as_deref()) {
                 (ParticipantKind::Buyer, _) => (
-                    ledger::participant_balance(connection, caller.id, ledger::kind::BUYER_AVAILABLE)?,
+                    ledger::participant_balance(
+                        connection,
+                        caller.id,
+                        ledger::kind::BUYER_AVAILABLE,
+                    )?,
                     ledger::participant_balance(connection, caller.id, ledger::kind::BUYER_HELD)?,
                 ),
-                (ParticipantKind::HubOperator, Some(hub)) => {
-                    (ledger::hub_levy_balance(connection, hub)?, Default::default())
-                }
+                (ParticipantKind::HubOperator, Some(hub)) => (
+                    ledger::hub_levy_balance(connection, hub)?,
+                    Default::default(),
+                ),
                 _ => (
                     ledger::participant_balance(connection, caller.id, ledger::kind::PROVIDER)?,
                     Default::default(),
@@ -278,5 +370,9 @@ pub async fn account(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
             })
         })
         .await?;
-    Ok(ok(&Account { available, held, currency: "CNY".into() }))
+    Ok(ok(&Account {
+        available,
+        held,
+        currency: "CNY".into(),
+    }))
 }

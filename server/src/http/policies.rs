@@ -7,7 +7,9 @@ use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use futures_util::StreamExt;
 use serde::Deserialize;
-use suanli_sdk::{DryRunRequest, ErrorBody, PolicyDecision, PolicySummary, ReplayReport, ReplayedDecision, Side};
+use suanli_sdk::{
+    DryRunRequest, ErrorBody, PolicyDecision, PolicySummary, ReplayReport, ReplayedDecision, Side,
+};
 use uuid::Uuid;
 
 use super::{AppState, ok};
@@ -24,8 +26,14 @@ pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/v1/hubs/{hub}/policies", web::post().to(upload))
         .route("/v1/hubs/{hub}/policies", web::get().to(list))
-        .route("/v1/hubs/{hub}/policies/{digest}/activate", web::post().to(activate))
-        .route("/v1/hubs/{hub}/policies/{digest}/dry-run", web::post().to(dry_run))
+        .route(
+            "/v1/hubs/{hub}/policies/{digest}/activate",
+            web::post().to(activate),
+        )
+        .route(
+            "/v1/hubs/{hub}/policies/{digest}/dry-run",
+            web::post().to(dry_run),
+        )
         .route("/v1/policies/{digest}/module", web::get().to(module))
         .route("/v1/audit/contracts/{id}/replay", web::post().to(replay));
 }
@@ -50,7 +58,11 @@ fn summary(stored: &policies::StoredPolicy) -> PolicySummary {
         digest: stored.digest.clone(),
         kind: stored.kind.clone(),
         hub: stored.hub.clone(),
-        status: if stored.active { "active".into() } else { "stored".into() },
+        status: if stored.active {
+            "active".into()
+        } else {
+            "stored".into()
+        },
         size_bytes: stored.size_bytes as u64,
         uploaded_at: Some(stored.uploaded_at),
     }
@@ -71,21 +83,29 @@ pub async fn upload(
 ) -> Result<HttpResponse, ApiError> {
     let hub = known_hub(&state, &path)?.to_owned();
     authorize(&caller, Action::ManageHubPolicies { hub: &hub })?;
-    let kind = PolicyKind::parse(&query.kind)
-        .ok_or_else(|| ApiError::bad_request("invalid_query", "`kind` is `pricing` or `compliance`"))?;
+    let kind = PolicyKind::parse(&query.kind).ok_or_else(|| {
+        ApiError::bad_request("invalid_query", "`kind` is `pricing` or `compliance`")
+    })?;
     let limit = state.policy_host.limits().module_bytes_max;
     let mut bytes = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
+        let chunk =
+            chunk.map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
         if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::too_large("module_too_large", format!("a policy module is at most {limit} bytes")));
+            return Err(ApiError::too_large(
+                "module_too_large",
+                format!("a policy module is at most {limit} bytes"),
+            ));
         }
         bytes.extend_from_slice(&chunk);
     }
     let (owned_hub, size) = (hub.clone(), bytes.len() as u64);
-    let (stored_count, stored_bytes) = state.db(move |connection| Ok(policies::hub_usage(connection, &owned_hub)?)).await?;
+    let (stored_count, stored_bytes) = state
+        .db(move |connection| Ok(policies::hub_usage(connection, &owned_hub)?))
+        .await?;
     let quota = &state.policy_quota;
-    if stored_count >= quota.uploads_per_hub_max || stored_bytes + size > quota.hub_stored_bytes_max {
+    if stored_count >= quota.uploads_per_hub_max || stored_bytes + size > quota.hub_stored_bytes_max
+    {
         return Err(ApiError::unprocessable(
             "policy_quota_reached",
             format!(
@@ -102,9 +122,22 @@ pub async fn upload(
     state.compiled_policies.insert(compiled);
     let uploader = caller.id;
     let stored = state
-        .db(move |connection| Ok(policies::store(connection, &hub, kind.as_str(), &digest, &component, uploader)?))
+        .db(move |connection| {
+            Ok(policies::store(
+                connection,
+                &hub,
+                kind.as_str(),
+                &digest,
+                &component,
+                uploader,
+            )?)
+        })
         .await?;
-    state.metrics.events.with_label_values(&["policy_uploaded"]).inc();
+    state
+        .metrics
+        .events
+        .with_label_values(&["policy_uploaded"])
+        .inc();
     let mut answer = summary(&stored);
     answer.status = "stored".into();
     Ok(HttpResponse::Created().json(answer))
@@ -113,10 +146,14 @@ pub async fn upload(
 fn upload_error(error: UploadError) -> ApiError {
     match error {
         UploadError::TooLarge(_) => ApiError::too_large("module_too_large", error.to_string()),
-        UploadError::NotAComponent(_) | UploadError::Compile(_) => ApiError::bad_request("invalid_module", error.to_string()),
+        UploadError::NotAComponent(_) | UploadError::Compile(_) => {
+            ApiError::bad_request("invalid_module", error.to_string())
+        }
         UploadError::Imports(_) => ApiError::unprocessable("policy_imports", error.to_string()),
         UploadError::WrongWorld(..) => ApiError::unprocessable("wrong_world", error.to_string()),
-        UploadError::CompileTimeout(_) => ApiError::unprocessable("compile_timeout", error.to_string()),
+        UploadError::CompileTimeout(_) => {
+            ApiError::unprocessable("compile_timeout", error.to_string())
+        }
         UploadError::Busy(_) => ApiError::busy("compile_busy", error.to_string(), 1),
     }
 }
@@ -124,10 +161,16 @@ fn upload_error(error: UploadError) -> ApiError {
 /// Every version a hub uploaded, with which is active (that hub's operator, regulators).
 #[utoipa::path(get, path = "/v1/hubs/{hub}/policies", tag = "policies", params(("hub" = String, Path)),
     security(("bearer" = [])), responses((status = 200, body = Vec<PolicySummary>), (status = 403, body = ErrorBody)))]
-pub async fn list(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let hub = known_hub(&state, &path)?.to_owned();
     authorize(&caller, Action::ReadHubPolicies { hub: &hub })?;
-    let stored = state.db(move |connection| Ok(policies::list(connection, &hub)?)).await?;
+    let stored = state
+        .db(move |connection| Ok(policies::list(connection, &hub)?))
+        .await?;
     Ok(ok(&stored.iter().map(summary).collect::<Vec<_>>()))
 }
 
@@ -151,18 +194,29 @@ pub async fn activate(
     let actor = caller.id;
     let stored = state
         .db(move |connection| {
-            policies::activate(connection, &hub, &digest, actor)?
-                .ok_or_else(|| ApiError::not_found("this hub has no stored policy with that digest"))?;
-            let stored = policies::list(connection, &hub)?.into_iter().find(|p| p.digest == digest && p.active);
+            policies::activate(connection, &hub, &digest, actor)?.ok_or_else(|| {
+                ApiError::not_found("this hub has no stored policy with that digest")
+            })?;
+            let stored = policies::list(connection, &hub)?
+                .into_iter()
+                .find(|p| p.digest == digest && p.active);
             stored.ok_or_else(|| ApiError::internal("activated policy not listed"))
         })
         .await?;
-    state.metrics.events.with_label_values(&["policy_activated"]).inc();
+    state
+        .metrics
+        .events
+        .with_label_values(&["policy_activated"])
+        .inc();
     Ok(ok(&summary(&stored)))
 }
 
 /// The kind of the policy `digest` that `hub` uploaded (404 if it uploaded none).
-async fn stored_kind(state: &web::Data<AppState>, hub: &str, digest: &str) -> Result<PolicyKind, ApiError> {
+async fn stored_kind(
+    state: &web::Data<AppState>,
+    hub: &str,
+    digest: &str,
+) -> Result<PolicyKind, ApiError> {
     let (owned_hub, owned_digest) = (hub.to_owned(), digest.to_owned());
     let kind = state
         .db(move |connection| {
@@ -170,27 +224,39 @@ async fn stored_kind(state: &web::Data<AppState>, hub: &str, digest: &str) -> Re
                 .into_iter()
                 .find(|p| p.digest == owned_digest)
                 .map(|p| p.kind)
-                .ok_or_else(|| ApiError::not_found("this hub has no stored policy with that digest"))
+                .ok_or_else(|| {
+                    ApiError::not_found("this hub has no stored policy with that digest")
+                })
         })
         .await?;
     PolicyKind::parse(&kind).ok_or_else(|| ApiError::internal(format!("stored policy kind {kind}")))
 }
 
 /// Loads (and compiles once) a stored policy for dry runs and replays.
-async fn compiled(state: &web::Data<AppState>, digest: &str, kind: PolicyKind) -> Result<Arc<Compiled>, ApiError> {
+async fn compiled(
+    state: &web::Data<AppState>,
+    digest: &str,
+    kind: PolicyKind,
+) -> Result<Arc<Compiled>, ApiError> {
     if let Some(policy) = state.compiled_policies.get(digest) {
         return Ok(policy);
     }
     let owned = digest.to_owned();
     let (bytes, _) = state
-        .db(move |connection| policies::module(connection, &owned)?.ok_or_else(|| ApiError::not_found("no such policy")))
+        .db(move |connection| {
+            policies::module(connection, &owned)?
+                .ok_or_else(|| ApiError::not_found("no such policy"))
+        })
         .await?;
     let host = state.policy_host.clone();
     let policy = state
         .blocking(move || {
             host.compile(kind, &bytes).map_err(|error| match error {
                 UploadError::Busy(_) => upload_error(error),
-                other => ApiError::unprocessable("policy_does_not_compile", format!("the policy does not compile: {other}")),
+                other => ApiError::unprocessable(
+                    "policy_does_not_compile",
+                    format!("the policy does not compile: {other}"),
+                ),
             })
         })
         .await?;
@@ -228,7 +294,9 @@ pub async fn dry_run(
     let policy = compiled(&state, &digest, kind).await?;
     let host = state.policy_host.clone();
     let evaluated = input.clone();
-    let evaluation = state.blocking(move || Ok(host.evaluate(&policy, &evaluated))).await?;
+    let evaluation = state
+        .blocking(move || Ok(host.evaluate(&policy, &evaluated)))
+        .await?;
     let (decision, fault) = match &evaluation.output {
         Ok(output) => (serde_json::to_value(output).ok(), None),
         Err(fault) => (None, Some(fault.class().to_owned())),
@@ -246,36 +314,57 @@ pub async fn dry_run(
 /// The stored bytes of a policy (regulators, and the operators of hubs that uploaded it).
 #[utoipa::path(get, path = "/v1/policies/{digest}/module", tag = "policies", params(("digest" = String, Path)),
     security(("bearer" = [])), responses((status = 200, content_type = "application/wasm"), (status = 404, body = ErrorBody)))]
-pub async fn module(state: web::Data<AppState>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn module(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let digest = path.into_inner();
     let (bytes, owners) = state
-        .db(move |connection| policies::module(connection, &digest)?.ok_or_else(|| ApiError::not_found("no such policy")))
+        .db(move |connection| {
+            policies::module(connection, &digest)?
+                .ok_or_else(|| ApiError::not_found("no such policy"))
+        })
         .await?;
-    let allowed = owners.iter().any(|(hub, _)| authorize(&caller, Action::ReadHubPolicies { hub }).is_ok());
+    let allowed = owners
+        .iter()
+        .any(|(hub, _)| authorize(&caller, Action::ReadHubPolicies { hub }).is_ok());
     if !allowed {
         return Err(ApiError::not_found("no such policy"));
     }
-    Ok(HttpResponse::Ok().content_type("application/wasm").body(bytes))
+    Ok(HttpResponse::Ok()
+        .content_type("application/wasm")
+        .body(bytes))
 }
 
 /// Re-executes every policy decision behind a contract against the stored modules and the stored
 /// inputs, and says, decision by decision, whether the output is the same (regulators).
 #[utoipa::path(post, path = "/v1/audit/contracts/{id}/replay", tag = "audit", params(("id" = Uuid, Path)),
     security(("bearer" = [])), responses((status = 200, body = ReplayReport), (status = 404, body = ErrorBody)))]
-pub async fn replay(state: web::Data<AppState>, caller: Caller, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn replay(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
     let id = path.into_inner();
     let contract = state
-        .db(move |connection| orders::contract(connection, id)?.ok_or_else(|| ApiError::not_found("no such contract")))
+        .db(move |connection| {
+            orders::contract(connection, id)?.ok_or_else(|| ApiError::not_found("no such contract"))
+        })
         .await?;
-    let records: Vec<DecisionRecord> = serde_json::from_value(contract.decisions.clone()).map_err(ApiError::internal)?;
+    let records: Vec<DecisionRecord> =
+        serde_json::from_value(contract.decisions.clone()).map_err(ApiError::internal)?;
     let mut decisions = Vec::with_capacity(records.len());
     for record in records {
-        let kind = PolicyKind::parse(&record.kind).ok_or_else(|| ApiError::internal("recorded kind"))?;
+        let kind =
+            PolicyKind::parse(&record.kind).ok_or_else(|| ApiError::internal("recorded kind"))?;
         let input: PolicyInput = serde_json::from_str(&record.input).map_err(ApiError::internal)?;
         let policy = compiled(&state, &record.policy_digest, kind).await?;
         let host = state.policy_host.clone();
-        let evaluation = state.blocking(move || Ok(host.evaluate(&policy, &input))).await?;
+        let evaluation = state
+            .blocking(move || Ok(host.evaluate(&policy, &input)))
+            .await?;
         let replayed = match &evaluation.output {
             Ok(output) => output.canonical(),
             Err(fault) => fault_json(fault),

@@ -21,7 +21,9 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    ok(&Health { status: "ok".into() })
+    ok(&Health {
+        status: "ok".into(),
+    })
 }
 
 /// The database is reachable; says whether this process applies orders (`leader`) or another
@@ -29,7 +31,9 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state.db(|connection| Ok(crate::db::ping(connection)?)).await?;
+    state
+        .db(|connection| Ok(crate::db::ping(connection)?))
+        .await?;
     Ok(ok(&Readiness {
         status: "ready".into(),
         database: "ok".into(),
@@ -41,7 +45,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }
 
 /// This document.

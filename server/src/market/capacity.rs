@@ -16,7 +16,11 @@ pub struct Capacity {
 impl Capacity {
     /// Nothing sold yet.
     pub fn new(quantity: u32, window: Hours) -> Self {
-        Capacity { quantity, window, steps: vec![(window.start, 0)] }
+        Capacity {
+            quantity,
+            window,
+            steps: vec![(window.start, 0)],
+        }
     }
 
     /// Units free in EVERY hour of `range` (which must lie inside the window).
@@ -41,15 +45,30 @@ impl Capacity {
 
     /// Most units used in any hour of `range`.
     pub fn used_max(&self, range: Hours) -> u32 {
-        debug_assert!(self.window.contains(range), "{range:?} outside {:?}", self.window);
-        let first = self.steps.partition_point(|(hour, _)| *hour <= range.start).saturating_sub(1);
-        self.steps[first..].iter().take_while(|(hour, _)| *hour < range.end).map(|(_, used)| *used).max().unwrap_or(0)
+        debug_assert!(
+            self.window.contains(range),
+            "{range:?} outside {:?}",
+            self.window
+        );
+        let first = self
+            .steps
+            .partition_point(|(hour, _)| *hour <= range.start)
+            .saturating_sub(1);
+        self.steps[first..]
+            .iter()
+            .take_while(|(hour, _)| *hour < range.end)
+            .map(|(_, used)| *used)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Sells `units` more in every hour of `range`. Panics if that would oversell: callers check
     /// [`Capacity::free`] first, and overselling is the one thing the exchange must never do.
     pub fn take(&mut self, range: Hours, units: u32) {
-        assert!(units <= self.free(range), "overselling {units} units over {range:?}");
+        assert!(
+            units <= self.free(range),
+            "overselling {units} units over {range:?}"
+        );
         self.split_at(range.start);
         if range.end < self.window.end {
             self.split_at(range.end);
@@ -65,7 +84,10 @@ impl Capacity {
     /// Every `(range, used)` segment with something sold, for storage and checks.
     pub fn segments(&self) -> impl Iterator<Item = (Hours, u32)> + '_ {
         self.steps.iter().enumerate().map(|(index, (start, used))| {
-            let end = self.steps.get(index + 1).map_or(self.window.end, |(next, _)| *next);
+            let end = self
+                .steps
+                .get(index + 1)
+                .map_or(self.window.end, |(next, _)| *next);
             (Hours { start: *start, end }, *used)
         })
     }
@@ -105,7 +127,13 @@ mod tests {
         let segments: Vec<_> = capacity.segments().collect();
         assert_eq!(
             segments,
-            [(hours(0, 10), 0), (hours(10, 15), 4), (hours(15, 20), 10), (hours(20, 30), 6), (hours(30, 100), 0)]
+            [
+                (hours(0, 10), 0),
+                (hours(10, 15), 4),
+                (hours(15, 20), 10),
+                (hours(20, 30), 6),
+                (hours(30, 100), 0)
+            ]
         );
     }
 

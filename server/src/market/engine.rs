@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::capacity::Capacity;
 use super::money;
 use super::policy::{DecisionRecord, PairFacts, Policies, PriceDecision};
-use super::{BidSpec, HubId, Hours, OfferSpec, OrderState, Seq, SkuId};
+use super::{BidSpec, Hours, HubId, OfferSpec, OrderState, Seq, SkuId};
 
 /// Limits of the engine.
 #[derive(Debug, Clone, Copy)]
@@ -27,7 +27,9 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { candidates_max: 256 }
+        EngineConfig {
+            candidates_max: 256,
+        }
     }
 }
 
@@ -115,7 +117,10 @@ struct BidKey {
 /// cheaper to compare than a `Decimal`.
 fn micros(price: Decimal) -> i64 {
     use rust_decimal::prelude::ToPrimitive;
-    (price * Decimal::from(1_000_000)).trunc().to_i64().unwrap_or(i64::MAX)
+    (price * Decimal::from(1_000_000))
+        .trunc()
+        .to_i64()
+        .unwrap_or(i64::MAX)
 }
 
 #[derive(Debug, Clone)]
@@ -159,7 +164,11 @@ pub struct Engine {
 impl Engine {
     /// An empty book.
     pub fn new(config: EngineConfig) -> Self {
-        Engine { config, next_seq: 1, ..Default::default() }
+        Engine {
+            config,
+            next_seq: 1,
+            ..Default::default()
+        }
     }
 
     /// The number the next order will get.
@@ -190,7 +199,14 @@ impl Engine {
     /// Puts a stored resting bid back (start-up recovery).
     pub fn restore_bid(&mut self, seq: Seq, spec: BidSpec, remaining: u32, min_fill: u32) {
         self.next_seq = self.next_seq.max(seq + 1);
-        self.rest_bid(seq, RestingBid { spec, remaining, min_fill });
+        self.rest_bid(
+            seq,
+            RestingBid {
+                spec,
+                remaining,
+                min_fill,
+            },
+        );
     }
 
     /// Takes every order whose time is up at `now` (Unix seconds) out of the book.
@@ -221,8 +237,16 @@ impl Engine {
     /// The resting orders of `owner`, oldest first (a scan of the book: for rare acts such as a
     /// suspension).
     pub fn resting_orders_of(&self, owner: Uuid) -> Vec<Seq> {
-        let offers = self.offers.iter().filter(|(_, offer)| offer.spec.provider == owner).map(|(seq, _)| *seq);
-        let bids = self.bids.iter().filter(|(_, bid)| bid.spec.buyer == owner).map(|(seq, _)| *seq);
+        let offers = self
+            .offers
+            .iter()
+            .filter(|(_, offer)| offer.spec.provider == owner)
+            .map(|(seq, _)| *seq);
+        let bids = self
+            .bids
+            .iter()
+            .filter(|(_, bid)| bid.spec.buyer == owner)
+            .map(|(seq, _)| *seq);
         let mut orders: Vec<Seq> = offers.chain(bids).collect();
         orders.sort_unstable();
         orders
@@ -238,11 +262,18 @@ impl Engine {
         if actual_owner != owner {
             return Err(CancelError::NotOwner);
         }
-        Ok(self.remove(seq, RemovalReason::Cancelled).expect("the order rests"))
+        Ok(self
+            .remove(seq, RemovalReason::Cancelled)
+            .expect("the order rests"))
     }
 
     /// Matches an incoming bid at `now` and rests what is left (GTC/GTD).
-    pub fn submit_bid(&mut self, spec: BidSpec, now: i64, policies: &mut dyn Policies) -> BidOutcome {
+    pub fn submit_bid(
+        &mut self,
+        spec: BidSpec,
+        now: i64,
+        policies: &mut dyn Policies,
+    ) -> BidOutcome {
         let seq = self.take_seq();
         let hours = spec.window.len();
         let mut quotes = self.quote_offers_for(&spec, now, policies);
@@ -260,15 +291,18 @@ impl Engine {
             planned.push((quote, units));
         }
         let fillable = spec.quantity - wanted;
-        let all_or_nothing_fails =
-            (spec.time_in_force == TimeInForce::Fok && wanted > 0) || fillable < spec.min_fill.max(1);
+        let all_or_nothing_fails = (spec.time_in_force == TimeInForce::Fok && wanted > 0)
+            || fillable < spec.min_fill.max(1);
         if all_or_nothing_fails {
             planned.clear();
         }
 
         let mut fills = Vec::with_capacity(planned.len());
         for (quote, units) in planned {
-            let offer = self.offers.get_mut(&quote.offer).expect("quoted offers rest");
+            let offer = self
+                .offers
+                .get_mut(&quote.offer)
+                .expect("quoted offers rest");
             offer.capacity.take(spec.window, units);
             let notional = money::notional(quote.unit_price, units, hours);
             let counterparty = offer_state(quote.offer, offer);
@@ -307,22 +341,54 @@ impl Engine {
             (0, _, _) => OrderStatus::Filled,
             (_, true, 0) => OrderStatus::Open,
             (_, true, _) => OrderStatus::PartiallyFilled,
-            (_, false, _) if keeps && window_started && !all_or_nothing_fails => OrderStatus::Expired,
+            (_, false, _) if keeps && window_started && !all_or_nothing_fails => {
+                OrderStatus::Expired
+            }
             (_, false, _) => OrderStatus::Cancelled,
         };
         let min_fill = if filled > 0 { 1 } else { spec.min_fill };
-        let state = OrderState { seq, id: spec.id, side: Side::Bid, remaining: if rests { remaining } else { 0 }, status, min_fill };
-        let hold_released = if rests { Decimal::ZERO } else { spec.unit_hold * Decimal::from(remaining) };
+        let state = OrderState {
+            seq,
+            id: spec.id,
+            side: Side::Bid,
+            remaining: if rests { remaining } else { 0 },
+            status,
+            min_fill,
+        };
+        let hold_released = if rests {
+            Decimal::ZERO
+        } else {
+            spec.unit_hold * Decimal::from(remaining)
+        };
         if rests {
-            self.rest_bid(seq, RestingBid { spec, remaining, min_fill });
+            self.rest_bid(
+                seq,
+                RestingBid {
+                    spec,
+                    remaining,
+                    min_fill,
+                },
+            );
         }
-        BidOutcome { state, fills, hold_released }
+        BidOutcome {
+            state,
+            fills,
+            hold_released,
+        }
     }
 
     /// Matches an incoming offer at `now` against resting bids and rests what is left.
-    pub fn submit_offer(&mut self, spec: OfferSpec, now: i64, policies: &mut dyn Policies) -> OfferOutcome {
+    pub fn submit_offer(
+        &mut self,
+        spec: OfferSpec,
+        now: i64,
+        policies: &mut dyn Policies,
+    ) -> OfferOutcome {
         let seq = self.take_seq();
-        let mut offer = RestingOffer { capacity: Capacity::new(spec.quantity, spec.window), spec };
+        let mut offer = RestingOffer {
+            capacity: Capacity::new(spec.quantity, spec.window),
+            spec,
+        };
         let ask = micros(offer.spec.ask_price);
         let candidates: Vec<Seq> = self
             .bids_by_sku
@@ -353,16 +419,34 @@ impl Engine {
             if units == 0 || units < bid.min_fill {
                 continue;
             }
-            let facts = PairFacts { offer: &offer.spec, bid: &bid.spec, maker: Side::Bid, hours: bid.spec.window.len(), units };
-            let Some(quote) = quote_pair(&facts, policies) else { continue };
+            let facts = PairFacts {
+                offer: &offer.spec,
+                bid: &bid.spec,
+                maker: Side::Bid,
+                hours: bid.spec.window.len(),
+                units,
+            };
+            let Some(quote) = quote_pair(&facts, policies) else {
+                continue;
+            };
 
             let bid = self.bids.get_mut(&bid_seq).expect("candidate bids rest");
             offer.capacity.take(bid.spec.window, units);
             bid.remaining -= units;
             bid.min_fill = 1;
-            let status = if bid.remaining == 0 { OrderStatus::Filled } else { OrderStatus::PartiallyFilled };
-            let counterparty =
-                OrderState { seq: bid_seq, id: bid.spec.id, side: Side::Bid, remaining: bid.remaining, status, min_fill: 1 };
+            let status = if bid.remaining == 0 {
+                OrderStatus::Filled
+            } else {
+                OrderStatus::PartiallyFilled
+            };
+            let counterparty = OrderState {
+                seq: bid_seq,
+                id: bid.spec.id,
+                side: Side::Bid,
+                remaining: bid.remaining,
+                status,
+                min_fill: 1,
+            };
             let notional = money::notional(quote.unit_price, units, bid.spec.window.len());
             fills.push(Fill {
                 bid: bid_seq,
@@ -409,17 +493,24 @@ impl Engine {
             .filter_map(|market| self.offers_by_market.get(&market))
             .map(|book| book.iter())
             .collect();
-        let mut heads: Vec<Option<((i64, Seq), OfferKey)>> =
-            markets.iter_mut().map(|market| market.next().map(|(key, value)| (*key, *value))).collect();
+        let mut heads: Vec<Option<((i64, Seq), OfferKey)>> = markets
+            .iter_mut()
+            .map(|market| market.next().map(|(key, value)| (*key, *value)))
+            .collect();
         let limit = micros(bid.limit_price);
         let mut quotes = Vec::new();
         let mut examined = 0;
         // Units already quoted strictly below the ask about to be examined: no later candidate can
         // beat them (a quote is never below its own ask), so once they cover the bid, stop.
         let mut covered: u64 = 0;
-        let mut pending: std::collections::BinaryHeap<Reverse<(i64, u32)>> = std::collections::BinaryHeap::new();
+        let mut pending: std::collections::BinaryHeap<Reverse<(i64, u32)>> =
+            std::collections::BinaryHeap::new();
         while examined < self.config.candidates_max {
-            if let Some(next_ask) = heads.iter().filter_map(|head| head.map(|((ask, _), _)| ask)).min() {
+            if let Some(next_ask) = heads
+                .iter()
+                .filter_map(|head| head.map(|((ask, _), _)| ask))
+                .min()
+            {
                 while let Some(Reverse((price, units))) = pending.peek().copied() {
                     if price >= next_ask {
                         break;
@@ -447,7 +538,10 @@ impl Engine {
             }
             heads[best] = markets[best].next().map(|(key, value)| (*key, *value));
             examined += 1;
-            if !(key.window.contains(bid.window) && key.green_share >= bid.min_green_share && key.provider != bid.buyer) {
+            if !(key.window.contains(bid.window)
+                && key.green_share >= bid.min_green_share
+                && key.provider != bid.buyer)
+            {
                 continue;
             }
             let offer = &self.offers[&offer_seq];
@@ -459,7 +553,13 @@ impl Engine {
             if units == 0 {
                 continue;
             }
-            let facts = PairFacts { offer: &offer.spec, bid, maker: Side::Offer, hours: bid.window.len(), units };
+            let facts = PairFacts {
+                offer: &offer.spec,
+                bid,
+                maker: Side::Offer,
+                hours: bid.window.len(),
+                units,
+            };
             if let Some(mut quote) = quote_pair(&facts, policies) {
                 quote.offer = offer_seq;
                 quote.units = units;
@@ -477,8 +577,15 @@ impl Engine {
     }
 
     fn rest_offer(&mut self, seq: Seq, offer: RestingOffer) {
-        let key = OfferKey { window: offer.spec.window, green_share: offer.spec.green_share, provider: offer.spec.provider };
-        self.offers_by_market.entry((offer.spec.sku, offer.spec.hub)).or_default().insert((micros(offer.spec.ask_price), seq), key);
+        let key = OfferKey {
+            window: offer.spec.window,
+            green_share: offer.spec.green_share,
+            provider: offer.spec.provider,
+        };
+        self.offers_by_market
+            .entry((offer.spec.sku, offer.spec.hub))
+            .or_default()
+            .insert((micros(offer.spec.ask_price), seq), key);
         self.expiries.insert((offer.spec.window.end_seconds(), seq));
         self.offers.insert(seq, offer);
     }
@@ -491,7 +598,10 @@ impl Engine {
             buyer: bid.spec.buyer,
         };
         for sku in &bid.spec.skus {
-            self.bids_by_sku.entry(*sku).or_default().insert((Reverse(micros(bid.spec.limit_price)), seq), key);
+            self.bids_by_sku
+                .entry(*sku)
+                .or_default()
+                .insert((Reverse(micros(bid.spec.limit_price)), seq), key);
         }
         self.expiries.insert((bid.spec.expiry(), seq));
         self.bids.insert(seq, bid);
@@ -506,7 +616,8 @@ impl Engine {
                 self.offers_by_market.remove(&market);
             }
         }
-        self.expiries.remove(&(offer.spec.window.end_seconds(), seq));
+        self.expiries
+            .remove(&(offer.spec.window.end_seconds(), seq));
         Some(offer)
     }
 
@@ -530,7 +641,11 @@ impl Engine {
             RemovalReason::Expired => OrderStatus::Expired,
         };
         if let Some(offer) = self.remove_offer_from_book(seq) {
-            let state = OrderState { status, remaining: 0, ..offer_state(seq, &offer) };
+            let state = OrderState {
+                status,
+                remaining: 0,
+                ..offer_state(seq, &offer)
+            };
             return Some(Removal {
                 state,
                 reason,
@@ -541,7 +656,14 @@ impl Engine {
         }
         let bid = self.remove_bid_from_book(seq)?;
         Some(Removal {
-            state: OrderState { seq, id: bid.spec.id, side: Side::Bid, remaining: 0, status, min_fill: bid.min_fill },
+            state: OrderState {
+                seq,
+                id: bid.spec.id,
+                side: Side::Bid,
+                remaining: 0,
+                status,
+                min_fill: bid.min_fill,
+            },
             reason,
             owner: bid.spec.buyer,
             unfilled: bid.remaining,
@@ -578,7 +700,13 @@ fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Option<Quot
         return None;
     }
     let priced = policies.price(facts);
-    let PriceDecision::Quote { unit_price, levy_bps } = priced.decision else { return None };
+    let PriceDecision::Quote {
+        unit_price,
+        levy_bps,
+    } = priced.decision
+    else {
+        return None;
+    };
     if unit_price < facts.offer.ask_price {
         policies.quote_below_ask(facts, unit_price);
         return None;
@@ -588,7 +716,13 @@ fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Option<Quot
     }
     let mut decisions = allowed.records;
     decisions.extend(priced.records);
-    Some(Quote { offer: 0, units: 0, unit_price, levy_bps, decisions })
+    Some(Quote {
+        offer: 0,
+        units: 0,
+        unit_price,
+        levy_bps,
+        decisions,
+    })
 }
 
 fn offer_state(seq: Seq, offer: &RestingOffer) -> OrderState {
@@ -599,5 +733,12 @@ fn offer_state(seq: Seq, offer: &RestingOffer) -> OrderState {
     } else {
         OrderStatus::Open
     };
-    OrderState { seq, id: offer.spec.id, side: Side::Offer, remaining: offer.capacity.free_everywhere(), status, min_fill: 1 }
+    OrderState {
+        seq,
+        id: offer.spec.id,
+        side: Side::Offer,
+        remaining: offer.capacity.free_everywhere(),
+        status,
+        min_fill: 1,
+    }
 }

@@ -18,7 +18,7 @@ pub mod policy;
 mod tests;
 
 pub use engine::{BidOutcome, Engine, EngineConfig, Fill, OfferOutcome, Removal, RemovalReason};
-pub use policy::{BuiltInRules, DecisionRecord, Decided, PairFacts, Policies, PriceDecision};
+pub use policy::{BuiltInRules, Decided, DecisionRecord, PairFacts, Policies, PriceDecision};
 
 use rust_decimal::Decimal;
 use suanli_sdk::{DataClass, OrderStatus, Side, TimeInForce};

@@ -45,10 +45,20 @@ pub struct SettlementAmounts {
 /// fee and the hub's levy (basis points of the charge, half-even) and the provider gets the rest.
 /// Nothing is created or lost: `charged + refunded = notional` and
 /// `provider_paid + exchange_fee + hub_levy = charged`, all ≥ 0.
-pub fn settle(notional: Decimal, contracted: u64, delivered: u64, fee_bps: u32, levy_bps: u32) -> SettlementAmounts {
-    assert!(delivered <= contracted && contracted > 0, "delivery {delivered} of {contracted}");
+pub fn settle(
+    notional: Decimal,
+    contracted: u64,
+    delivered: u64,
+    fee_bps: u32,
+    levy_bps: u32,
+) -> SettlementAmounts {
+    assert!(
+        delivered <= contracted && contracted > 0,
+        "delivery {delivered} of {contracted}"
+    );
     let basis = Decimal::from(10_000);
-    let charged = round_fen(notional * Decimal::from(delivered) / Decimal::from(contracted)).min(notional);
+    let charged =
+        round_fen(notional * Decimal::from(delivered) / Decimal::from(contracted)).min(notional);
     let exchange_fee = round_fen(charged * Decimal::from(fee_bps) / basis).min(charged);
     let hub_levy = round_fen(charged * Decimal::from(levy_bps) / basis).min(charged - exchange_fee);
     SettlementAmounts {
@@ -82,8 +92,18 @@ mod tests {
         ];
         for (notional, contracted, delivered, fee, levy, expected) in cases {
             let amounts = settle(d(notional), contracted, delivered, fee, levy);
-            let got = [amounts.charged, amounts.refunded, amounts.provider_paid, amounts.exchange_fee, amounts.hub_levy];
-            assert_eq!(got.map(|a| a.normalize().to_string()), expected.map(str::to_owned), "{notional} {delivered}/{contracted}");
+            let got = [
+                amounts.charged,
+                amounts.refunded,
+                amounts.provider_paid,
+                amounts.exchange_fee,
+                amounts.hub_levy,
+            ];
+            assert_eq!(
+                got.map(|a| a.normalize().to_string()),
+                expected.map(str::to_owned),
+                "{notional} {delivered}/{contracted}"
+            );
         }
     }
 
@@ -105,7 +125,12 @@ mod tests {
 
     #[test]
     fn rounding() {
-        let cases = [("0.005", "0.00", "0.01"), ("0.015", "0.02", "0.02"), ("1.2345", "1.23", "1.24"), ("2", "2", "2")];
+        let cases = [
+            ("0.005", "0.00", "0.01"),
+            ("0.015", "0.02", "0.02"),
+            ("1.2345", "1.23", "1.24"),
+            ("2", "2", "2"),
+        ];
         for (input, half_even, up) in cases {
             assert_eq!(round_fen(d(input)), d(half_even), "{input}");
             assert_eq!(ceil_fen(d(input)), d(up), "{input}");
@@ -114,7 +139,14 @@ mod tests {
 
     #[test]
     fn a_units_hold_covers_the_notional_of_any_fill_within_the_limit() {
-        let limits = ["0.000001", "0.005", "0.015", "1.333333", "12.5", "99.999999"];
+        let limits = [
+            "0.000001",
+            "0.005",
+            "0.015",
+            "1.333333",
+            "12.5",
+            "99.999999",
+        ];
         for limit in limits {
             for hours in [1, 3, 7, 24, 2160] {
                 let hold = unit_hold(d(limit), hours);
@@ -125,7 +157,10 @@ mod tests {
                             continue;
                         }
                         let cost = notional(price, units, hours);
-                        assert!(cost <= hold * Decimal::from(units), "{limit} {hours} {units} {price}");
+                        assert!(
+                            cost <= hold * Decimal::from(units),
+                            "{limit} {hours} {units} {price}"
+                        );
                     }
                 }
             }

@@ -58,7 +58,10 @@ pub struct Decided<T> {
 impl<T> Decided<T> {
     /// An answer from built-in rules: no evaluation behind it.
     pub fn built_in(decision: T) -> Self {
-        Decided { decision, records: Vec::new() }
+        Decided {
+            decision,
+            records: Vec::new(),
+        }
     }
 }
 
@@ -89,6 +92,9 @@ impl Policies for BuiltInRules {
             Side::Offer => pair.offer.ask_price,
             Side::Bid => pair.bid.limit_price,
         };
-        Decided::built_in(PriceDecision::Quote { unit_price, levy_bps: 0 })
+        Decided::built_in(PriceDecision::Quote {
+            unit_price,
+            levy_bps: 0,
+        })
     }
 }

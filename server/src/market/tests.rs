@@ -20,7 +20,14 @@ fn party(n: u128) -> Uuid {
     Uuid::from_u128(n)
 }
 
-fn offer(provider: u128, hub: HubId, sku: SkuId, quantity: u32, window: (i64, i64), ask: &str) -> OfferSpec {
+fn offer(
+    provider: u128,
+    hub: HubId,
+    sku: SkuId,
+    quantity: u32,
+    window: (i64, i64),
+    ask: &str,
+) -> OfferSpec {
     OfferSpec {
         id: Uuid::new_v4(),
         provider: party(provider),
@@ -28,20 +35,35 @@ fn offer(provider: u128, hub: HubId, sku: SkuId, quantity: u32, window: (i64, i6
         cluster: format!("cluster-{hub}"),
         sku,
         quantity,
-        window: Hours { start: window.0, end: window.1 },
+        window: Hours {
+            start: window.0,
+            end: window.1,
+        },
         ask_price: d(ask),
         green_share: 50,
         attributes: Vec::new(),
     }
 }
 
-fn bid(buyer: u128, skus: &[SkuId], hubs: &[HubId], quantity: u32, window: (i64, i64), limit: &str) -> BidSpec {
-    let window = Hours { start: window.0, end: window.1 };
+fn bid(
+    buyer: u128,
+    skus: &[SkuId],
+    hubs: &[HubId],
+    quantity: u32,
+    window: (i64, i64),
+    limit: &str,
+) -> BidSpec {
+    let window = Hours {
+        start: window.0,
+        end: window.1,
+    };
     BidSpec {
         id: Uuid::new_v4(),
         buyer: party(buyer),
         skus: skus.to_vec(),
-        hubs: hubs.iter().fold(HubSet::default(), |set, hub| set.with(*hub)),
+        hubs: hubs
+            .iter()
+            .fold(HubSet::default(), |set, hub| set.with(*hub)),
         data_origin: None,
         quantity,
         window,
@@ -61,7 +83,10 @@ fn engine() -> Engine {
 
 /// (units, unit price, offer seq) of each fill.
 fn fills_of(fills: &[Fill]) -> Vec<(u32, Decimal, Seq)> {
-    fills.iter().map(|fill| (fill.units, fill.unit_price, fill.offer)).collect()
+    fills
+        .iter()
+        .map(|fill| (fill.units, fill.unit_price, fill.offer))
+        .collect()
 }
 
 const H: (i64, i64) = (1010, 1020);
@@ -69,11 +94,23 @@ const H: (i64, i64) = (1010, 1020);
 #[test]
 fn an_incoming_bid_takes_the_cheapest_offers_first_then_the_earliest() {
     let mut engine = engine();
-    let a = engine.submit_offer(offer(1, 0, 0, 5, H, "10"), NOW, &mut BuiltInRules).state.seq;
-    let b = engine.submit_offer(offer(2, 0, 0, 5, H, "9"), NOW, &mut BuiltInRules).state.seq;
-    let c = engine.submit_offer(offer(3, 1, 0, 5, H, "9"), NOW, &mut BuiltInRules).state.seq;
+    let a = engine
+        .submit_offer(offer(1, 0, 0, 5, H, "10"), NOW, &mut BuiltInRules)
+        .state
+        .seq;
+    let b = engine
+        .submit_offer(offer(2, 0, 0, 5, H, "9"), NOW, &mut BuiltInRules)
+        .state
+        .seq;
+    let c = engine
+        .submit_offer(offer(3, 1, 0, 5, H, "9"), NOW, &mut BuiltInRules)
+        .state
+        .seq;
     let outcome = engine.submit_bid(bid(9, &[0], &[0, 1], 12, H, "11"), NOW, &mut BuiltInRules);
-    assert_eq!(fills_of(&outcome.fills), [(5, d("9"), b), (5, d("9"), c), (2, d("10"), a)]);
+    assert_eq!(
+        fills_of(&outcome.fills),
+        [(5, d("9"), b), (5, d("9"), c), (2, d("10"), a)]
+    );
     assert_eq!(outcome.state.status, OrderStatus::Filled);
     assert_eq!(outcome.fills[0].maker, Side::Offer);
     // 9 × 5 units × 10 hours.
@@ -81,7 +118,10 @@ fn an_incoming_bid_takes_the_cheapest_offers_first_then_the_earliest() {
     // Held 11 × 10 per unit; 2 per unit-hour comes back.
     assert_eq!(outcome.fills[0].hold_released, d("100"));
     assert_eq!(outcome.fills[2].counterparty.remaining, 3);
-    assert_eq!(outcome.fills[2].counterparty.status, OrderStatus::PartiallyFilled);
+    assert_eq!(
+        outcome.fills[2].counterparty.status,
+        OrderStatus::PartiallyFilled
+    );
 }
 
 #[test]
@@ -90,19 +130,46 @@ fn pairs_that_break_a_rule_do_not_trade() {
     let cases: Vec<(&str, OfferSpec, BidSpec)> = vec![
         ("sku not accepted", offer(1, 0, 1, 1, H, "5"), base_bid()),
         ("hub not allowed", offer(1, 2, 0, 1, H, "5"), base_bid()),
-        ("window not contained", offer(1, 0, 0, 1, (1011, 1020), "5"), base_bid()),
-        ("ask above limit", offer(1, 0, 0, 1, H, "10.000001"), base_bid()),
-        ("green share too low", offer(1, 0, 0, 1, H, "5"), BidSpec { min_green_share: 51, ..base_bid() }),
+        (
+            "window not contained",
+            offer(1, 0, 0, 1, (1011, 1020), "5"),
+            base_bid(),
+        ),
+        (
+            "ask above limit",
+            offer(1, 0, 0, 1, H, "10.000001"),
+            base_bid(),
+        ),
+        (
+            "green share too low",
+            offer(1, 0, 0, 1, H, "5"),
+            BidSpec {
+                min_green_share: 51,
+                ..base_bid()
+            },
+        ),
         ("self-trade", offer(9, 0, 0, 1, H, "5"), base_bid()),
     ];
     for (rule, offer, bid) in cases {
         // Both arrival orders.
         let mut engine = self::engine();
         engine.submit_offer(offer.clone(), NOW, &mut BuiltInRules);
-        assert!(engine.submit_bid(bid.clone(), NOW, &mut BuiltInRules).fills.is_empty(), "{rule}: bid second");
+        assert!(
+            engine
+                .submit_bid(bid.clone(), NOW, &mut BuiltInRules)
+                .fills
+                .is_empty(),
+            "{rule}: bid second"
+        );
         let mut engine = self::engine();
         engine.submit_bid(bid, NOW, &mut BuiltInRules);
-        assert!(engine.submit_offer(offer, NOW, &mut BuiltInRules).fills.is_empty(), "{rule}: offer second");
+        assert!(
+            engine
+                .submit_offer(offer, NOW, &mut BuiltInRules)
+                .fills
+                .is_empty(),
+            "{rule}: offer second"
+        );
     }
 }
 
@@ -119,26 +186,57 @@ fn the_maker_sets_the_price_under_the_built_in_rule() {
 #[test]
 fn an_incoming_offer_takes_the_highest_bids_first_then_the_earliest() {
     let mut engine = engine();
-    let low = engine.submit_bid(bid(7, &[0], &[0], 2, H, "10"), NOW, &mut BuiltInRules).state.seq;
-    let high = engine.submit_bid(bid(8, &[0], &[0], 2, H, "12"), NOW, &mut BuiltInRules).state.seq;
-    let high_later = engine.submit_bid(bid(9, &[0], &[0], 2, H, "12"), NOW, &mut BuiltInRules).state.seq;
+    let low = engine
+        .submit_bid(bid(7, &[0], &[0], 2, H, "10"), NOW, &mut BuiltInRules)
+        .state
+        .seq;
+    let high = engine
+        .submit_bid(bid(8, &[0], &[0], 2, H, "12"), NOW, &mut BuiltInRules)
+        .state
+        .seq;
+    let high_later = engine
+        .submit_bid(bid(9, &[0], &[0], 2, H, "12"), NOW, &mut BuiltInRules)
+        .state
+        .seq;
     let outcome = engine.submit_offer(offer(1, 0, 0, 5, H, "9"), NOW, &mut BuiltInRules);
-    let order: Vec<(Seq, u32)> = outcome.fills.iter().map(|fill| (fill.bid, fill.units)).collect();
+    let order: Vec<(Seq, u32)> = outcome
+        .fills
+        .iter()
+        .map(|fill| (fill.bid, fill.units))
+        .collect();
     assert_eq!(order, [(high, 2), (high_later, 2), (low, 1)]);
-    assert_eq!(outcome.fills[2].counterparty.status, OrderStatus::PartiallyFilled);
+    assert_eq!(
+        outcome.fills[2].counterparty.status,
+        OrderStatus::PartiallyFilled
+    );
 }
 
 #[test]
 fn capacity_is_counted_per_hour() {
     let mut engine = engine();
     engine.submit_offer(offer(1, 0, 0, 4, (1000, 1100), "5"), NOW, &mut BuiltInRules);
-    let morning = engine.submit_bid(bid(8, &[0], &[0], 4, (1010, 1020), "5"), NOW, &mut BuiltInRules);
-    let evening = engine.submit_bid(bid(9, &[0], &[0], 4, (1020, 1030), "5"), NOW, &mut BuiltInRules);
-    let overlap = engine.submit_bid(bid(9, &[0], &[0], 4, (1015, 1025), "5"), NOW, &mut BuiltInRules);
+    let morning = engine.submit_bid(
+        bid(8, &[0], &[0], 4, (1010, 1020), "5"),
+        NOW,
+        &mut BuiltInRules,
+    );
+    let evening = engine.submit_bid(
+        bid(9, &[0], &[0], 4, (1020, 1030), "5"),
+        NOW,
+        &mut BuiltInRules,
+    );
+    let overlap = engine.submit_bid(
+        bid(9, &[0], &[0], 4, (1015, 1025), "5"),
+        NOW,
+        &mut BuiltInRules,
+    );
     assert_eq!(morning.fills[0].units, 4);
     assert_eq!(evening.fills[0].units, 4);
     assert!(overlap.fills.is_empty());
-    assert_eq!(evening.fills[0].counterparty.status, OrderStatus::PartiallyFilled);
+    assert_eq!(
+        evening.fills[0].counterparty.status,
+        OrderStatus::PartiallyFilled
+    );
     assert_eq!(evening.fills[0].counterparty.remaining, 0);
 }
 
@@ -153,24 +251,75 @@ fn time_in_force_and_minimum_fill() {
         expect_released_units: u32,
     }
     let cases = [
-        Case { rule: "GTC rests the rest", tif: TimeInForce::Gtc, min_fill: 1, expect_filled: 3, expect_status: OrderStatus::PartiallyFilled, expect_released_units: 0 },
-        Case { rule: "IOC cancels the rest", tif: TimeInForce::Ioc, min_fill: 1, expect_filled: 3, expect_status: OrderStatus::Cancelled, expect_released_units: 2 },
-        Case { rule: "FOK that cannot fill does nothing", tif: TimeInForce::Fok, min_fill: 1, expect_filled: 0, expect_status: OrderStatus::Cancelled, expect_released_units: 5 },
-        Case { rule: "minimum out of reach: GTC rests whole", tif: TimeInForce::Gtc, min_fill: 4, expect_filled: 0, expect_status: OrderStatus::Open, expect_released_units: 0 },
-        Case { rule: "minimum out of reach: IOC cancels", tif: TimeInForce::Ioc, min_fill: 4, expect_filled: 0, expect_status: OrderStatus::Cancelled, expect_released_units: 5 },
-        Case { rule: "minimum reached", tif: TimeInForce::Ioc, min_fill: 3, expect_filled: 3, expect_status: OrderStatus::Cancelled, expect_released_units: 2 },
+        Case {
+            rule: "GTC rests the rest",
+            tif: TimeInForce::Gtc,
+            min_fill: 1,
+            expect_filled: 3,
+            expect_status: OrderStatus::PartiallyFilled,
+            expect_released_units: 0,
+        },
+        Case {
+            rule: "IOC cancels the rest",
+            tif: TimeInForce::Ioc,
+            min_fill: 1,
+            expect_filled: 3,
+            expect_status: OrderStatus::Cancelled,
+            expect_released_units: 2,
+        },
+        Case {
+            rule: "FOK that cannot fill does nothing",
+            tif: TimeInForce::Fok,
+            min_fill: 1,
+            expect_filled: 0,
+            expect_status: OrderStatus::Cancelled,
+            expect_released_units: 5,
+        },
+        Case {
+            rule: "minimum out of reach: GTC rests whole",
+            tif: TimeInForce::Gtc,
+            min_fill: 4,
+            expect_filled: 0,
+            expect_status: OrderStatus::Open,
+            expect_released_units: 0,
+        },
+        Case {
+            rule: "minimum out of reach: IOC cancels",
+            tif: TimeInForce::Ioc,
+            min_fill: 4,
+            expect_filled: 0,
+            expect_status: OrderStatus::Cancelled,
+            expect_released_units: 5,
+        },
+        Case {
+            rule: "minimum reached",
+            tif: TimeInForce::Ioc,
+            min_fill: 3,
+            expect_filled: 3,
+            expect_status: OrderStatus::Cancelled,
+            expect_released_units: 2,
+        },
     ];
     for case in cases {
         let mut engine = engine();
         engine.submit_offer(offer(1, 0, 0, 2, H, "5"), NOW, &mut BuiltInRules);
         engine.submit_offer(offer(2, 0, 0, 1, H, "6"), NOW, &mut BuiltInRules);
-        let spec = BidSpec { time_in_force: case.tif, min_fill: case.min_fill, ..bid(9, &[0], &[0], 5, H, "10") };
+        let spec = BidSpec {
+            time_in_force: case.tif,
+            min_fill: case.min_fill,
+            ..bid(9, &[0], &[0], 5, H, "10")
+        };
         let unit_hold = spec.unit_hold;
         let outcome = engine.submit_bid(spec, NOW, &mut BuiltInRules);
         let filled: u32 = outcome.fills.iter().map(|fill| fill.units).sum();
         assert_eq!(filled, case.expect_filled, "{}", case.rule);
         assert_eq!(outcome.state.status, case.expect_status, "{}", case.rule);
-        assert_eq!(outcome.hold_released, unit_hold * Decimal::from(case.expect_released_units), "{}", case.rule);
+        assert_eq!(
+            outcome.hold_released,
+            unit_hold * Decimal::from(case.expect_released_units),
+            "{}",
+            case.rule
+        );
         let rests = engine.resting().1 == 1;
         assert_eq!(rests, case.expect_status.is_resting(), "{}", case.rule);
     }
@@ -181,7 +330,10 @@ fn fok_that_can_fill_fills_completely() {
     let mut engine = engine();
     engine.submit_offer(offer(1, 0, 0, 2, H, "5"), NOW, &mut BuiltInRules);
     engine.submit_offer(offer(2, 0, 0, 3, H, "6"), NOW, &mut BuiltInRules);
-    let spec = BidSpec { time_in_force: TimeInForce::Fok, ..bid(9, &[0], &[0], 5, H, "10") };
+    let spec = BidSpec {
+        time_in_force: TimeInForce::Fok,
+        ..bid(9, &[0], &[0], 5, H, "10")
+    };
     let outcome = engine.submit_bid(spec, NOW, &mut BuiltInRules);
     assert_eq!(outcome.state.status, OrderStatus::Filled);
     assert_eq!(outcome.fills.len(), 2);
@@ -190,9 +342,17 @@ fn fok_that_can_fill_fills_completely() {
 #[test]
 fn a_resting_minimum_holds_until_the_first_fill_then_drops_to_one() {
     let mut engine = engine();
-    let spec = BidSpec { min_fill: 3, ..bid(9, &[0], &[0], 5, H, "10") };
+    let spec = BidSpec {
+        min_fill: 3,
+        ..bid(9, &[0], &[0], 5, H, "10")
+    };
     engine.submit_bid(spec, NOW, &mut BuiltInRules);
-    assert!(engine.submit_offer(offer(1, 0, 0, 2, H, "5"), NOW, &mut BuiltInRules).fills.is_empty());
+    assert!(
+        engine
+            .submit_offer(offer(1, 0, 0, 2, H, "5"), NOW, &mut BuiltInRules)
+            .fills
+            .is_empty()
+    );
     let big = engine.submit_offer(offer(2, 0, 0, 4, H, "5"), NOW, &mut BuiltInRules);
     assert_eq!(big.fills[0].units, 4);
     assert_eq!(big.fills[0].counterparty.min_fill, 1);
@@ -204,18 +364,47 @@ fn a_resting_minimum_holds_until_the_first_fill_then_drops_to_one() {
 #[test]
 fn orders_expire_when_their_time_is_up() {
     let mut engine = engine();
-    let early = engine.submit_bid(bid(9, &[0], &[0], 1, (1001, 1002), "10"), NOW, &mut BuiltInRules).state.seq;
-    let spec = BidSpec { time_in_force: TimeInForce::Gtd, expires_at: Some(NOW + 60), ..bid(9, &[0], &[0], 1, H, "10") };
+    let early = engine
+        .submit_bid(
+            bid(9, &[0], &[0], 1, (1001, 1002), "10"),
+            NOW,
+            &mut BuiltInRules,
+        )
+        .state
+        .seq;
+    let spec = BidSpec {
+        time_in_force: TimeInForce::Gtd,
+        expires_at: Some(NOW + 60),
+        ..bid(9, &[0], &[0], 1, H, "10")
+    };
     let gtd = engine.submit_bid(spec, NOW, &mut BuiltInRules).state.seq;
-    let offer_seq = engine.submit_offer(offer(1, 3, 0, 1, (1000, 1005), "50"), NOW, &mut BuiltInRules).state.seq;
+    let offer_seq = engine
+        .submit_offer(
+            offer(1, 3, 0, 1, (1000, 1005), "50"),
+            NOW,
+            &mut BuiltInRules,
+        )
+        .state
+        .seq;
     assert!(engine.expire(NOW + 59).is_empty());
-    let expired: Vec<Seq> = engine.expire(NOW + 60).iter().map(|removal| removal.state.seq).collect();
+    let expired: Vec<Seq> = engine
+        .expire(NOW + 60)
+        .iter()
+        .map(|removal| removal.state.seq)
+        .collect();
     assert_eq!(expired, [gtd]);
-    let expired: Vec<Seq> = engine.expire(1001 * 3600).iter().map(|removal| removal.state.seq).collect();
+    let expired: Vec<Seq> = engine
+        .expire(1001 * 3600)
+        .iter()
+        .map(|removal| removal.state.seq)
+        .collect();
     assert_eq!(expired, [early]);
     let removals = engine.expire(1005 * 3600);
     assert_eq!(removals.len(), 1);
-    assert_eq!((removals[0].state.seq, removals[0].state.status), (offer_seq, OrderStatus::Expired));
+    assert_eq!(
+        (removals[0].state.seq, removals[0].state.status),
+        (offer_seq, OrderStatus::Expired)
+    );
     assert_eq!(engine.resting(), (0, 0));
 }
 
@@ -225,11 +414,17 @@ fn only_the_owner_cancels_and_the_hold_comes_back() {
     let spec = bid(9, &[0], &[0], 3, H, "10");
     let unit_hold = spec.unit_hold;
     let seq = engine.submit_bid(spec, NOW, &mut BuiltInRules).state.seq;
-    assert_eq!(engine.cancel(seq, party(8)), Err(engine::CancelError::NotOwner));
+    assert_eq!(
+        engine.cancel(seq, party(8)),
+        Err(engine::CancelError::NotOwner)
+    );
     let removal = engine.cancel(seq, party(9)).unwrap();
     assert_eq!(removal.hold_released, unit_hold * Decimal::from(3));
     assert_eq!(removal.state.status, OrderStatus::Cancelled);
-    assert_eq!(engine.cancel(seq, party(9)), Err(engine::CancelError::NotResting));
+    assert_eq!(
+        engine.cancel(seq, party(9)),
+        Err(engine::CancelError::NotResting)
+    );
 }
 
 #[test]
@@ -239,12 +434,23 @@ fn the_number_of_candidates_examined_is_bounded() {
     engine.submit_offer(offer(9, 0, 0, 1, H, "1"), NOW, &mut BuiltInRules);
     engine.submit_offer(offer(9, 0, 0, 1, H, "2"), NOW, &mut BuiltInRules);
     engine.submit_offer(offer(1, 0, 0, 1, H, "3"), NOW, &mut BuiltInRules);
-    assert!(engine.submit_bid(bid(9, &[0], &[0], 1, H, "10"), NOW, &mut BuiltInRules).fills.is_empty());
+    assert!(
+        engine
+            .submit_bid(bid(9, &[0], &[0], 1, H, "10"), NOW, &mut BuiltInRules)
+            .fills
+            .is_empty()
+    );
     let mut engine = Engine::new(EngineConfig { candidates_max: 3 });
     engine.submit_offer(offer(9, 0, 0, 1, H, "1"), NOW, &mut BuiltInRules);
     engine.submit_offer(offer(9, 0, 0, 1, H, "2"), NOW, &mut BuiltInRules);
     engine.submit_offer(offer(1, 0, 0, 1, H, "3"), NOW, &mut BuiltInRules);
-    assert_eq!(engine.submit_bid(bid(9, &[0], &[0], 1, H, "10"), NOW, &mut BuiltInRules).fills.len(), 1);
+    assert_eq!(
+        engine
+            .submit_bid(bid(9, &[0], &[0], 1, H, "10"), NOW, &mut BuiltInRules)
+            .fills
+            .len(),
+        1
+    );
 }
 
 /// A pricing policy that quotes a fixed price and remembers faults.
@@ -260,7 +466,10 @@ impl Policies for FixedPrice {
     }
 
     fn price(&mut self, _pair: &PairFacts<'_>) -> Decided<PriceDecision> {
-        Decided::built_in(PriceDecision::Quote { unit_price: self.price, levy_bps: 150 })
+        Decided::built_in(PriceDecision::Quote {
+            unit_price: self.price,
+            levy_bps: 150,
+        })
     }
 
     fn quote_below_ask(&mut self, _pair: &PairFacts<'_>, unit_price: Decimal) {
@@ -270,16 +479,29 @@ impl Policies for FixedPrice {
 
 #[test]
 fn quotes_outside_the_band_do_not_trade_and_below_the_ask_is_a_fault() {
-    let cases = [("7", true, false), ("5", true, false), ("10", true, false), ("4.99", false, true), ("10.01", false, false)];
+    let cases = [
+        ("7", true, false),
+        ("5", true, false),
+        ("10", true, false),
+        ("4.99", false, true),
+        ("10.01", false, false),
+    ];
     for (price, trades, fault) in cases {
-        let mut policies = FixedPrice { price: d(price), faults: Vec::new(), deny_hub: None };
+        let mut policies = FixedPrice {
+            price: d(price),
+            faults: Vec::new(),
+            deny_hub: None,
+        };
         let mut engine = engine();
         engine.submit_offer(offer(1, 0, 0, 1, H, "5"), NOW, &mut policies);
         let outcome = engine.submit_bid(bid(9, &[0], &[0], 1, H, "10"), NOW, &mut policies);
         assert_eq!(!outcome.fills.is_empty(), trades, "{price}");
         assert_eq!(!policies.faults.is_empty(), fault, "{price}");
         if trades {
-            assert_eq!((outcome.fills[0].unit_price, outcome.fills[0].levy_bps), (d(price), 150));
+            assert_eq!(
+                (outcome.fills[0].unit_price, outcome.fills[0].levy_bps),
+                (d(price), 150)
+            );
         }
     }
 }
@@ -287,10 +509,17 @@ fn quotes_outside_the_band_do_not_trade_and_below_the_ask_is_a_fault() {
 #[test]
 fn quoted_prices_not_asks_decide_the_order_and_compliance_can_deny() {
     // Hub 1's policy denies everything: the cheaper offer there is passed over.
-    let mut policies = FixedPrice { price: d("8"), faults: Vec::new(), deny_hub: Some(1) };
+    let mut policies = FixedPrice {
+        price: d("8"),
+        faults: Vec::new(),
+        deny_hub: Some(1),
+    };
     let mut engine = engine();
     engine.submit_offer(offer(1, 1, 0, 1, H, "5"), NOW, &mut policies);
-    let allowed = engine.submit_offer(offer(2, 0, 0, 1, H, "6"), NOW, &mut policies).state.seq;
+    let allowed = engine
+        .submit_offer(offer(2, 0, 0, 1, H, "6"), NOW, &mut policies)
+        .state
+        .seq;
     let outcome = engine.submit_bid(bid(9, &[0], &[0, 1], 2, H, "10"), NOW, &mut policies);
     assert_eq!(fills_of(&outcome.fills), [(1, d("8"), allowed)]);
 }
@@ -300,21 +529,72 @@ fn quoted_prices_not_asks_decide_the_order_and_compliance_can_deny() {
 
 #[derive(Debug, Clone)]
 enum Command {
-    Offer { provider: u8, hub: u8, sku: u8, quantity: u32, start: i64, length: i64, ask: u32 },
-    Bid { buyer: u8, skus: Vec<u8>, hubs: u8, quantity: u32, start: i64, length: i64, limit: u32, tif: u8, min_fill: u32 },
-    Cancel { index: usize, owner: u8 },
-    Advance { seconds: i64 },
+    Offer {
+        provider: u8,
+        hub: u8,
+        sku: u8,
+        quantity: u32,
+        start: i64,
+        length: i64,
+        ask: u32,
+    },
+    Bid {
+        buyer: u8,
+        skus: Vec<u8>,
+        hubs: u8,
+        quantity: u32,
+        start: i64,
+        length: i64,
+        limit: u32,
+        tif: u8,
+        min_fill: u32,
+    },
+    Cancel {
+        index: usize,
+        owner: u8,
+    },
+    Advance {
+        seconds: i64,
+    },
 }
 
 fn command() -> impl Strategy<Value = Command> {
     prop_oneof![
         (0..4u8, 0..3u8, 0..2u8, 1..6u32, 0..6i64, 1..8i64, 1..20u32).prop_map(
-            |(provider, hub, sku, quantity, start, length, ask)| Command::Offer { provider, hub, sku, quantity, start, length, ask }
+            |(provider, hub, sku, quantity, start, length, ask)| Command::Offer {
+                provider,
+                hub,
+                sku,
+                quantity,
+                start,
+                length,
+                ask
+            }
         ),
-        (0..4u8, proptest::collection::vec(0..2u8, 1..3), 1..8u8, 1..6u32, 0..6i64, 1..4i64, 1..20u32, 0..4u8, 1..3u32)
-            .prop_map(|(buyer, skus, hubs, quantity, start, length, limit, tif, min_fill)| Command::Bid {
-                buyer, skus, hubs, quantity, start, length, limit, tif, min_fill
-            }),
+        (
+            0..4u8,
+            proptest::collection::vec(0..2u8, 1..3),
+            1..8u8,
+            1..6u32,
+            0..6i64,
+            1..4i64,
+            1..20u32,
+            0..4u8,
+            1..3u32
+        )
+            .prop_map(
+                |(buyer, skus, hubs, quantity, start, length, limit, tif, min_fill)| Command::Bid {
+                    buyer,
+                    skus,
+                    hubs,
+                    quantity,
+                    start,
+                    length,
+                    limit,
+                    tif,
+                    min_fill
+                }
+            ),
         (0..40usize, 0..4u8).prop_map(|(index, owner)| Command::Cancel { index, owner }),
         (0..7200i64).prop_map(|seconds| Command::Advance { seconds }),
     ]
@@ -342,14 +622,17 @@ fn run(commands: &[Command], check: bool) -> Run {
     let mut escrow = Decimal::ZERO;
     let deposit = Decimal::from(5_000);
     let mut external = Decimal::ZERO;
-    let mut result = Run { fills: Vec::new(), statuses: Vec::new() };
+    let mut result = Run {
+        fills: Vec::new(),
+        statuses: Vec::new(),
+    };
 
     let settle_fills = |fills: &[Fill],
-                            held: &mut HashMap<Uuid, Decimal>,
-                            available: &mut HashMap<Uuid, Decimal>,
-                            resting_hold: &mut HashMap<Seq, (Uuid, Decimal, u32)>,
-                            escrow: &mut Decimal,
-                            result: &mut Run| {
+                        held: &mut HashMap<Uuid, Decimal>,
+                        available: &mut HashMap<Uuid, Decimal>,
+                        resting_hold: &mut HashMap<Seq, (Uuid, Decimal, u32)>,
+                        escrow: &mut Decimal,
+                        result: &mut Run| {
         for fill in fills {
             *held.get_mut(&fill.buyer).unwrap() -= fill.notional + fill.hold_released;
             *available.get_mut(&fill.buyer).unwrap() += fill.hold_released;
@@ -357,13 +640,27 @@ fn run(commands: &[Command], check: bool) -> Run {
             if let Some(entry) = resting_hold.get_mut(&fill.bid) {
                 entry.2 -= fill.units;
             }
-            result.fills.push((fill.bid, fill.offer, fill.units, fill.unit_price, fill.window));
+            result.fills.push((
+                fill.bid,
+                fill.offer,
+                fill.units,
+                fill.unit_price,
+                fill.window,
+            ));
         }
     };
 
     for command in commands {
         match command {
-            Command::Offer { provider, hub, sku, quantity, start, length, ask } => {
+            Command::Offer {
+                provider,
+                hub,
+                sku,
+                quantity,
+                start,
+                length,
+                ask,
+            } => {
                 let spec = OfferSpec {
                     id: Uuid::from_u128(orders.len() as u128 + 1000),
                     provider: party(u128::from(*provider)),
@@ -371,32 +668,67 @@ fn run(commands: &[Command], check: bool) -> Run {
                     cluster: String::new(),
                     sku: SkuId::from(*sku),
                     quantity: *quantity,
-                    window: Hours { start: BASE_HOUR + start, end: BASE_HOUR + start + length + 4 },
+                    window: Hours {
+                        start: BASE_HOUR + start,
+                        end: BASE_HOUR + start + length + 4,
+                    },
                     ask_price: Decimal::from(*ask),
                     green_share: 50,
                     attributes: Vec::new(),
                 };
                 let outcome = engine.submit_offer(spec.clone(), now, &mut BuiltInRules);
-                settle_fills(&outcome.fills, &mut held, &mut available, &mut resting_hold, &mut escrow, &mut result);
+                settle_fills(
+                    &outcome.fills,
+                    &mut held,
+                    &mut available,
+                    &mut resting_hold,
+                    &mut escrow,
+                    &mut result,
+                );
                 offers.insert(outcome.state.seq, spec);
                 orders.push((outcome.state.seq, party(u128::from(*provider))));
-                result.statuses.push((outcome.state.seq, outcome.state.status, outcome.state.remaining));
+                result.statuses.push((
+                    outcome.state.seq,
+                    outcome.state.status,
+                    outcome.state.remaining,
+                ));
                 for fill in &outcome.fills {
                     let bid = &bids[&fill.bid];
                     if check {
-                        assert!(offers[&fill.offer].ask_price <= fill.unit_price && fill.unit_price <= bid.limit_price);
+                        assert!(
+                            offers[&fill.offer].ask_price <= fill.unit_price
+                                && fill.unit_price <= bid.limit_price
+                        );
                     }
                     if fill.counterparty.status == OrderStatus::Filled {
                         resting_hold.remove(&fill.bid);
                     }
                 }
             }
-            Command::Bid { buyer, skus, hubs, quantity, start, length, limit, tif, min_fill } => {
+            Command::Bid {
+                buyer,
+                skus,
+                hubs,
+                quantity,
+                start,
+                length,
+                limit,
+                tif,
+                min_fill,
+            } => {
                 let buyer_id = party(100 + u128::from(*buyer));
-                let window = Hours { start: BASE_HOUR + 1 + start, end: BASE_HOUR + 1 + start + length };
+                let window = Hours {
+                    start: BASE_HOUR + 1 + start,
+                    end: BASE_HOUR + 1 + start + length,
+                };
                 let limit_price = Decimal::from(*limit) / Decimal::from(3);
                 let limit_price = limit_price.round_dp(6);
-                let tif = [TimeInForce::Gtc, TimeInForce::Ioc, TimeInForce::Fok, TimeInForce::Gtd][usize::from(*tif)];
+                let tif = [
+                    TimeInForce::Gtc,
+                    TimeInForce::Ioc,
+                    TimeInForce::Fok,
+                    TimeInForce::Gtd,
+                ][usize::from(*tif)];
                 let spec = BidSpec {
                     id: Uuid::from_u128(orders.len() as u128 + 1000),
                     buyer: buyer_id,
@@ -431,7 +763,14 @@ fn run(commands: &[Command], check: bool) -> Run {
                 let seq = outcome.state.seq;
                 bids.insert(seq, spec.clone());
                 resting_hold.insert(seq, (buyer_id, spec.unit_hold, spec.quantity));
-                settle_fills(&outcome.fills, &mut held, &mut available, &mut resting_hold, &mut escrow, &mut result);
+                settle_fills(
+                    &outcome.fills,
+                    &mut held,
+                    &mut available,
+                    &mut resting_hold,
+                    &mut escrow,
+                    &mut result,
+                );
                 *held.get_mut(&buyer_id).unwrap() -= outcome.hold_released;
                 *available.get_mut(&buyer_id).unwrap() += outcome.hold_released;
                 if !outcome.state.status.is_resting() {
@@ -439,14 +778,21 @@ fn run(commands: &[Command], check: bool) -> Run {
                 }
                 for fill in &outcome.fills {
                     if check {
-                        assert!(offers[&fill.offer].ask_price <= fill.unit_price && fill.unit_price <= spec.limit_price);
+                        assert!(
+                            offers[&fill.offer].ask_price <= fill.unit_price
+                                && fill.unit_price <= spec.limit_price
+                        );
                     }
                 }
                 orders.push((seq, buyer_id));
-                result.statuses.push((seq, outcome.state.status, outcome.state.remaining));
+                result
+                    .statuses
+                    .push((seq, outcome.state.status, outcome.state.remaining));
             }
             Command::Cancel { index, owner } => {
-                let Some(&(seq, real_owner)) = orders.get(*index % orders.len().max(1)) else { continue };
+                let Some(&(seq, real_owner)) = orders.get(*index % orders.len().max(1)) else {
+                    continue;
+                };
                 let owner = if *owner == 0 { party(999) } else { real_owner };
                 if let Ok(removal) = engine.cancel(seq, owner) {
                     assert_eq!(removal.owner, real_owner);
@@ -454,7 +800,9 @@ fn run(commands: &[Command], check: bool) -> Run {
                         *held.get_mut(&buyer).unwrap() -= removal.hold_released;
                         *available.get_mut(&buyer).unwrap() += removal.hold_released;
                     }
-                    result.statuses.push((seq, removal.state.status, removal.unfilled));
+                    result
+                        .statuses
+                        .push((seq, removal.state.status, removal.unfilled));
                 }
             }
             Command::Advance { seconds } => {
@@ -464,7 +812,11 @@ fn run(commands: &[Command], check: bool) -> Run {
                         *held.get_mut(&buyer).unwrap() -= removal.hold_released;
                         *available.get_mut(&buyer).unwrap() += removal.hold_released;
                     }
-                    result.statuses.push((removal.state.seq, removal.state.status, removal.unfilled));
+                    result.statuses.push((
+                        removal.state.seq,
+                        removal.state.status,
+                        removal.unfilled,
+                    ));
                 }
             }
         }
@@ -480,18 +832,36 @@ fn run(commands: &[Command], check: bool) -> Run {
             for ((offer_seq, hour), units) in &sold {
                 let offer = &offers[offer_seq];
                 assert!(offer.window.start <= *hour && *hour < offer.window.end);
-                assert!(*units <= offer.quantity, "offer {offer_seq} oversold at hour {hour}");
+                assert!(
+                    *units <= offer.quantity,
+                    "offer {offer_seq} oversold at hour {hour}"
+                );
             }
             // No balance is negative; the ledger sums to zero; holds equal open exposure.
-            assert!(available.values().chain(held.values()).all(|amount| *amount >= Decimal::ZERO));
-            let total: Decimal = available.values().chain(held.values()).copied().sum::<Decimal>() + escrow + external;
+            assert!(
+                available
+                    .values()
+                    .chain(held.values())
+                    .all(|amount| *amount >= Decimal::ZERO)
+            );
+            let total: Decimal = available
+                .values()
+                .chain(held.values())
+                .copied()
+                .sum::<Decimal>()
+                + escrow
+                + external;
             assert_eq!(total, Decimal::ZERO);
             let mut exposure: HashMap<Uuid, Decimal> = HashMap::new();
             for (buyer, unit_hold, remaining) in resting_hold.values() {
                 *exposure.entry(*buyer).or_default() += *unit_hold * Decimal::from(*remaining);
             }
             for (buyer, amount) in &held {
-                assert_eq!(*amount, exposure.get(buyer).copied().unwrap_or_default(), "held of {buyer}");
+                assert_eq!(
+                    *amount,
+                    exposure.get(buyer).copied().unwrap_or_default(),
+                    "held of {buyer}"
+                );
             }
         }
     }

@@ -123,7 +123,11 @@ impl PolicyInput {
             },
             offer_hub: hub_to_wit(&self.offer_hub),
             origin_hub: self.origin_hub.as_ref().map(hub_to_wit),
-            maker: if self.maker == "bid" { wit::Side::Bid } else { wit::Side::Offer },
+            maker: if self.maker == "bid" {
+                wit::Side::Bid
+            } else {
+                wit::Side::Offer
+            },
             hours: self.hours,
             units: self.units,
             latency_ms: self.latency_ms,
@@ -134,35 +138,59 @@ impl PolicyInput {
 impl PolicyOutput {
     /// Checks a pricing answer: size, and a unit price that is a positive decimal with at most 6
     /// fractional digits and a levy of at most 100 %.
-    pub fn from_pricing(answer: Result<wit::Quote, wit::Rejection>, output_bytes_max: usize) -> Result<Self, Fault> {
+    pub fn from_pricing(
+        answer: Result<wit::Quote, wit::Rejection>,
+        output_bytes_max: usize,
+    ) -> Result<Self, Fault> {
         match answer {
             Ok(quote) => {
                 if quote.unit_price.len() > output_bytes_max {
                     return Err(Fault::OversizedOutput(output_bytes_max));
                 }
-                let price: rust_decimal::Decimal = quote
-                    .unit_price
-                    .parse()
-                    .map_err(|_| Fault::BadOutput(format!("unit price {:?} is not a decimal", truncate(&quote.unit_price))))?;
+                let price: rust_decimal::Decimal = quote.unit_price.parse().map_err(|_| {
+                    Fault::BadOutput(format!(
+                        "unit price {:?} is not a decimal",
+                        truncate(&quote.unit_price)
+                    ))
+                })?;
                 let price = price.normalize();
-                if price <= rust_decimal::Decimal::ZERO || price.scale() > 6 || quote.levy_bps > 10_000 {
-                    return Err(Fault::BadOutput(format!("quote {} with levy {} bps is out of range", price, quote.levy_bps)));
+                if price <= rust_decimal::Decimal::ZERO
+                    || price.scale() > 6
+                    || quote.levy_bps > 10_000
+                {
+                    return Err(Fault::BadOutput(format!(
+                        "quote {} with levy {} bps is out of range",
+                        price, quote.levy_bps
+                    )));
                 }
-                Ok(PolicyOutput::Quote { unit_price: price.to_string(), levy_bps: quote.levy_bps })
+                Ok(PolicyOutput::Quote {
+                    unit_price: price.to_string(),
+                    levy_bps: quote.levy_bps,
+                })
             }
-            Err(rejection) if rejection.reason.len() > output_bytes_max => Err(Fault::OversizedOutput(output_bytes_max)),
-            Err(rejection) => Ok(PolicyOutput::Reject { reason: rejection.reason }),
+            Err(rejection) if rejection.reason.len() > output_bytes_max => {
+                Err(Fault::OversizedOutput(output_bytes_max))
+            }
+            Err(rejection) => Ok(PolicyOutput::Reject {
+                reason: rejection.reason,
+            }),
         }
     }
 
     /// Checks a compliance answer's size.
-    pub fn from_compliance(answer: Result<(), wit::Denial>, output_bytes_max: usize) -> Result<Self, Fault> {
+    pub fn from_compliance(
+        answer: Result<(), wit::Denial>,
+        output_bytes_max: usize,
+    ) -> Result<Self, Fault> {
         match answer {
             Ok(()) => Ok(PolicyOutput::Allow),
             Err(denial) if denial.code.len() + denial.message.len() > output_bytes_max => {
                 Err(Fault::OversizedOutput(output_bytes_max))
             }
-            Err(denial) => Ok(PolicyOutput::Deny { code: denial.code, message: denial.message }),
+            Err(denial) => Ok(PolicyOutput::Deny {
+                code: denial.code,
+                message: denial.message,
+            }),
         }
     }
 

@@ -107,7 +107,9 @@ impl Default for SandboxLimits {
 pub enum UploadError {
     #[error("the module is larger than {0} bytes")]
     TooLarge(usize),
-    #[error("not a WebAssembly component, nor a core module carrying a component type section: {0}")]
+    #[error(
+        "not a WebAssembly component, nor a core module carrying a component type section: {0}"
+    )]
     NotAComponent(String),
     #[error("the policy imports `{0}`; policies may import nothing")]
     Imports(String),
@@ -197,7 +199,12 @@ struct Sandbox {
 }
 
 impl wasmtime::ResourceLimiter for Sandbox {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes_max {
             self.memory_exceeded = true;
             return Ok(false);
@@ -205,7 +212,12 @@ impl wasmtime::ResourceLimiter for Sandbox {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -265,15 +277,18 @@ impl PolicyHost {
         config.epoch_interruption(true);
         config.max_wasm_stack(256 * 1024);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
-        let engine = Engine::new(&config).map_err(|error| anyhow::anyhow!("Failed to create the policy engine: {error}"))?;
+        let engine = Engine::new(&config)
+            .map_err(|error| anyhow::anyhow!("Failed to create the policy engine: {error}"))?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticking, stop) = (engine.clone(), stop_ticker.clone());
-        std::thread::Builder::new().name("suanli-policy-epoch".into()).spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(1));
-                ticking.increment_epoch();
-            }
-        })?;
+        std::thread::Builder::new()
+            .name("suanli-policy-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(1));
+                    ticking.increment_epoch();
+                }
+            })?;
         let mut linker = Linker::new(&engine);
         linker
             .instance(TYPES_INTERFACE_VERSIONED)
@@ -305,7 +320,9 @@ impl PolicyHost {
     fn check_in_child(&self, kind: PolicyKind, bytes: &[u8]) -> Result<(), UploadError> {
         use std::io::Write;
         use std::os::unix::process::ExitStatusExt;
-        let Some(executable) = self.compile_checker.get() else { return Ok(()) };
+        let Some(executable) = self.compile_checker.get() else {
+            return Ok(());
+        };
         let mut child = std::process::Command::new(executable)
             .args(["compile-check", "--kind", kind.as_str()])
             // The child needs nothing of this process's settings, and must not see its secrets.
@@ -323,7 +340,9 @@ impl PolicyHost {
             match child.try_wait() {
                 // A compiler that crashed on the module: refuse it rather than crash here too.
                 Ok(Some(status)) if !timed_out && status.signal().is_some() => {
-                    return Err(UploadError::Compile("the compiler crashed on this module".into()));
+                    return Err(UploadError::Compile(
+                        "the compiler crashed on this module".into(),
+                    ));
                 }
                 Ok(Some(_)) if !timed_out => return Ok(()),
                 Ok(None) if !timed_out => std::thread::sleep(Duration::from_millis(2)),
@@ -331,7 +350,9 @@ impl PolicyHost {
                     let _ = child.kill();
                     let _ = child.wait();
                     return match written {
-                        Some(Err(error)) if !timed_out => Err(UploadError::Compile(format!("compile process: {error}"))),
+                        Some(Err(error)) if !timed_out => {
+                            Err(UploadError::Compile(format!("compile process: {error}")))
+                        }
                         _ => Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
                     };
                 }
@@ -368,10 +389,12 @@ impl PolicyHost {
             .map_err(|error| UploadError::Compile(format!("no compile thread: {error}")))?;
         match receiver.recv_timeout(Duration::from_millis(self.limits.compile_ms_max)) {
             Ok(result) => result,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(UploadError::CompileTimeout(self.limits.compile_ms_max)),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                Err(UploadError::Compile("the compiler stopped on this module".into()))
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                Err(UploadError::CompileTimeout(self.limits.compile_ms_max))
             }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(UploadError::Compile(
+                "the compiler stopped on this module".into(),
+            )),
         }
     }
 
@@ -379,7 +402,11 @@ impl PolicyHost {
     /// wit-bindgen's type section, which is wrapped here), no imports, the expected world, and a
     /// bounded time for wrapping and compiling together. Returns the component's bytes (what is
     /// stored) and the compiled policy.
-    pub fn prepare_upload(self: &Arc<Self>, kind: PolicyKind, bytes: &[u8]) -> Result<(Vec<u8>, Arc<Compiled>), UploadError> {
+    pub fn prepare_upload(
+        self: &Arc<Self>,
+        kind: PolicyKind,
+        bytes: &[u8],
+    ) -> Result<(Vec<u8>, Arc<Compiled>), UploadError> {
         if bytes.len() > self.limits.module_bytes_max {
             return Err(UploadError::TooLarge(self.limits.module_bytes_max));
         }
@@ -395,14 +422,17 @@ impl PolicyHost {
                 owned
             } else {
                 if !carries_component_type(&owned) {
-                    return Err(UploadError::NotAComponent("a core module without wit-bindgen's component-type section".into()));
+                    return Err(UploadError::NotAComponent(
+                        "a core module without wit-bindgen's component-type section".into(),
+                    ));
                 }
                 wit_component::ComponentEncoder::default()
                     .module(&owned)
                     .and_then(|encoder| encoder.validate(true).encode())
                     .map_err(|error| UploadError::NotAComponent(format!("{error:#}")))?
             };
-            let component = Component::new(engine, &component_bytes).map_err(|error| UploadError::Compile(format!("{error:#}")))?;
+            let component = Component::new(engine, &component_bytes)
+                .map_err(|error| UploadError::Compile(format!("{error:#}")))?;
             Ok((component_bytes, component))
         })?;
         let compiled = self.finish(kind, &component_bytes, &component)?;
@@ -410,24 +440,35 @@ impl PolicyHost {
     }
 
     /// Compiles a stored component (already validated once) under the compile time bound.
-    pub fn compile(self: &Arc<Self>, kind: PolicyKind, component_bytes: &[u8]) -> Result<Arc<Compiled>, UploadError> {
+    pub fn compile(
+        self: &Arc<Self>,
+        kind: PolicyKind,
+        component_bytes: &[u8],
+    ) -> Result<Arc<Compiled>, UploadError> {
         let slot = self.compile_slot()?;
         self.check_in_child(kind, component_bytes)?;
         let owned = component_bytes.to_vec();
-        let component = self
-            .bounded(slot, move |engine| Component::new(engine, &owned).map_err(|error| UploadError::Compile(format!("{error:#}"))))?;
+        let component = self.bounded(slot, move |engine| {
+            Component::new(engine, &owned)
+                .map_err(|error| UploadError::Compile(format!("{error:#}")))
+        })?;
         self.finish(kind, component_bytes, &component)
     }
 
     /// Checks a compiled component's imports and world and prepares its instantiation.
-    fn finish(&self, kind: PolicyKind, component_bytes: &[u8], component: &Component) -> Result<Arc<Compiled>, UploadError> {
+    fn finish(
+        &self,
+        kind: PolicyKind,
+        component_bytes: &[u8],
+        component: &Component,
+    ) -> Result<Arc<Compiled>, UploadError> {
         // The only import allowed is the WIT package's own type-only interface: it carries record
         // and enum definitions, no function, so the host provides it empty.
         for (name, item) in component.component_type().imports(&self.engine) {
             let types_only = match item.ty {
-                ComponentItem::ComponentInstance(instance) => {
-                    instance.exports(&self.engine).all(|(_, export)| matches!(export.ty, ComponentItem::Type(_)))
-                }
+                ComponentItem::ComponentInstance(instance) => instance
+                    .exports(&self.engine)
+                    .all(|(_, export)| matches!(export.ty, ComponentItem::Type(_))),
                 _ => false,
             };
             if !(types_only && name.starts_with(TYPES_INTERFACE)) {
@@ -448,7 +489,11 @@ impl PolicyHost {
                     .map_err(|error| UploadError::WrongWorld("compliance", format!("{error:#}")))?,
             ),
         };
-        Ok(Arc::new(Compiled { digest: digest(component_bytes), kind, pre }))
+        Ok(Arc::new(Compiled {
+            digest: digest(component_bytes),
+            kind,
+            pre,
+        }))
     }
 
     /// Runs one evaluation in a fresh instance under every limit.
@@ -458,15 +503,27 @@ impl PolicyHost {
 
     /// Runs one evaluation with at most `fuel` and `deadline_ms` (each capped by the sandbox's
     /// own limits): what is left of a hub's budget.
-    pub fn evaluate_within(&self, policy: &Compiled, input: &PolicyInput, fuel: u64, deadline_ms: u64) -> Evaluation {
+    pub fn evaluate_within(
+        &self,
+        policy: &Compiled,
+        input: &PolicyInput,
+        fuel: u64,
+        deadline_ms: u64,
+    ) -> Evaluation {
         let fuel = fuel.min(self.limits.fuel_max);
         let mut store = Store::new(
             &self.engine,
-            Sandbox { memory_bytes_max: self.limits.memory_bytes_max, memory_exceeded: false },
+            Sandbox {
+                memory_bytes_max: self.limits.memory_bytes_max,
+                memory_exceeded: false,
+            },
         );
         store.limiter(|sandbox| sandbox);
         if store.set_fuel(fuel).is_err() {
-            return Evaluation { output: Err(Fault::Instantiate("fuel".into())), fuel_used: 0 };
+            return Evaluation {
+                output: Err(Fault::Instantiate("fuel".into())),
+                fuel_used: 0,
+            };
         }
         store.set_epoch_deadline(deadline_ms.min(self.limits.deadline_ms).max(1));
         store.epoch_deadline_trap();
@@ -515,11 +572,16 @@ impl Default for Registry {
 
 impl Registry {
     pub fn new(entries_max: usize) -> Self {
-        Registry { entries_max: entries_max.max(1), inner: Default::default() }
+        Registry {
+            entries_max: entries_max.max(1),
+            inner: Default::default(),
+        }
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, RegistryInner> {
-        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The compiled policy with this digest, if it is kept in this process.
@@ -530,12 +592,18 @@ impl Registry {
     /// Keeps a compiled policy, dropping the oldest unpinned ones beyond the bound.
     pub fn insert(&self, policy: Arc<Compiled>) {
         let mut inner = self.inner();
-        if inner.compiled.insert(policy.digest.clone(), policy.clone()).is_none() {
+        if inner
+            .compiled
+            .insert(policy.digest.clone(), policy.clone())
+            .is_none()
+        {
             inner.order.push_back(policy.digest.clone());
         }
         let mut scanned = 0;
         while inner.compiled.len() > self.entries_max && scanned < inner.order.len() {
-            let Some(oldest) = inner.order.pop_front() else { break };
+            let Some(oldest) = inner.order.pop_front() else {
+                break;
+            };
             if inner.pinned.contains(&oldest) || oldest == policy.digest {
                 inner.order.push_back(oldest);
                 scanned += 1;

@@ -12,7 +12,11 @@ pub fn check(input: &MatchInput) -> Result<(), Denial> {
             code: "data_residency".into(),
             message: format!(
                 "{} data from {} ({} region) may not be processed in {} ({} region)",
-                input.bid.data_class, origin.code, origin.region, input.offer_hub.code, input.offer_hub.region
+                input.bid.data_class,
+                origin.code,
+                origin.region,
+                input.offer_hub.code,
+                input.offer_hub.region
             ),
         }),
         _ => Ok(()),
@@ -75,15 +79,36 @@ mod tests {
     #[test]
     fn sensitive_data_stays_in_its_region() {
         let cases = [
-            ("important", Some(hub("bth", "north")), hub("nx", "west"), false),
+            (
+                "important",
+                Some(hub("bth", "north")),
+                hub("nx", "west"),
+                false,
+            ),
             ("core", Some(hub("bth", "north")), hub("nmg", "north"), true),
-            ("important", Some(hub("gba", "south")), hub("gz", "south"), true),
-            ("general", Some(hub("bth", "north")), hub("nx", "west"), true),
+            (
+                "important",
+                Some(hub("gba", "south")),
+                hub("gz", "south"),
+                true,
+            ),
+            (
+                "general",
+                Some(hub("bth", "north")),
+                hub("nx", "west"),
+                true,
+            ),
             ("important", None, hub("nx", "west"), true),
         ];
         for (class, origin, compute, allowed) in cases {
             let result = check(&input(class, origin.clone(), compute.clone()));
-            assert_eq!(result.is_ok(), allowed, "{class} {:?} -> {}", origin.map(|h| h.code), compute.code);
+            assert_eq!(
+                result.is_ok(),
+                allowed,
+                "{class} {:?} -> {}",
+                origin.map(|h| h.code),
+                compute.code
+            );
             if let Err(denial) = result {
                 assert_eq!(denial.code, "data_residency");
             }

@@ -13,21 +13,33 @@ const LEVY_BPS: u32 = 100;
 
 pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
     let ask = micros(&input.offer.ask_price).ok_or_else(|| reject("the ask is not a decimal"))?;
-    let limit = micros(&input.bid.limit_price).ok_or_else(|| reject("the limit is not a decimal"))?;
+    let limit =
+        micros(&input.bid.limit_price).ok_or_else(|| reject("the limit is not a decimal"))?;
     let maker_price = match input.maker {
         Side::Offer => ask,
         Side::Bid => limit,
     };
     let peak = touches_hours(input.bid.window_start, input.bid.window_end, 8, 22);
-    let unit_price = if peak { (ask + basis_points(ask, PEAK_PREMIUM_BPS)).max(maker_price).min(limit) } else { maker_price };
+    let unit_price = if peak {
+        (ask + basis_points(ask, PEAK_PREMIUM_BPS))
+            .max(maker_price)
+            .min(limit)
+    } else {
+        maker_price
+    };
     if unit_price < ask {
         return Err(reject("the bid's limit is below the ask"));
     }
-    Ok(Quote { unit_price: format_micros(unit_price), levy_bps: LEVY_BPS })
+    Ok(Quote {
+        unit_price: format_micros(unit_price),
+        levy_bps: LEVY_BPS,
+    })
 }
 
 fn reject(reason: &str) -> Rejection {
-    Rejection { reason: reason.to_owned() }
+    Rejection {
+        reason: reason.to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -90,12 +102,26 @@ mod tests {
             ("10", "11", Side::Offer, MORNING, 2, Ok("11.000000")),
             ("10", "15", Side::Bid, MORNING, 2, Ok("15.000000")),
             // 22:00–06:00 Beijing: off-peak, the maker's price.
-            ("10", "15", Side::Offer, MORNING + 14 * 3600, 8, Ok("10.000000")),
+            (
+                "10",
+                "15",
+                Side::Offer,
+                MORNING + 14 * 3600,
+                8,
+                Ok("10.000000"),
+            ),
             ("10", "9", Side::Offer, MORNING, 2, Err(())),
         ];
         for (ask, limit, maker, start, hours, expected) in cases {
             let quote = price(&input(ask, limit, maker, start, hours));
-            assert_eq!(quote.as_ref().map(|q| q.unit_price.as_str()).map_err(|_| ()), expected, "{ask} {limit} {start}");
+            assert_eq!(
+                quote
+                    .as_ref()
+                    .map(|q| q.unit_price.as_str())
+                    .map_err(|_| ()),
+                expected,
+                "{ask} {limit} {start}"
+            );
             if let Ok(quote) = quote {
                 assert_eq!(quote.levy_bps, 100);
             }

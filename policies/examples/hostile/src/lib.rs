@@ -5,7 +5,12 @@
 suanli_policy_sdk::pricing_policy!(price);
 
 pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
-    let mode = input.offer.attributes.iter().find(|(key, _)| key == "mode").map(|(_, value)| value.as_str());
+    let mode = input
+        .offer
+        .attributes
+        .iter()
+        .find(|(key, _)| key == "mode")
+        .map(|(_, value)| value.as_str());
     let unit_price = match mode {
         Some("loop") => loop {
             std::hint::black_box(0u64);
@@ -24,7 +29,10 @@ pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
         Some("below-ask") => "0.000001".to_owned(),
         _ => input.offer.ask_price.clone(),
     };
-    Ok(Quote { unit_price, levy_bps: 0 })
+    Ok(Quote {
+        unit_price,
+        levy_bps: 0,
+    })
 }
 
 #[expect(unconditional_recursion, reason = "overflowing the stack is the point")]

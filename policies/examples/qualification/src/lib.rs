@@ -23,7 +23,10 @@ pub fn check(input: &MatchInput) -> Result<(), Denial> {
         });
     }
     if class == "core" && input.offer.green_share < 50 {
-        return Err(Denial { code: "not_green".into(), message: "core data needs capacity at least 50 % renewable".into() });
+        return Err(Denial {
+            code: "not_green".into(),
+            message: "core data needs capacity at least 50 % renewable".into(),
+        });
     }
     Ok(())
 }
@@ -54,7 +57,9 @@ mod tests {
                 window_end: 3600,
                 ask_price: "1".into(),
                 green_share,
-                attributes: qualification.map(|q| vec![("qualification".to_owned(), q.to_owned())]).unwrap_or_default(),
+                attributes: qualification
+                    .map(|q| vec![("qualification".to_owned(), q.to_owned())])
+                    .unwrap_or_default(),
             },
             bid: BidFacts {
                 id: "b".into(),
@@ -90,7 +95,11 @@ mod tests {
         ];
         for (class, qualification, green, expected) in cases {
             let result = check(&input(class, qualification, green)).map_err(|denial| denial.code);
-            assert_eq!(result.as_ref().map_err(String::as_str), expected.as_ref().map_err(|e| *e), "{class} {qualification:?} {green}");
+            assert_eq!(
+                result.as_ref().map_err(String::as_str),
+                expected.as_ref().map_err(|e| *e),
+                "{class} {qualification:?} {green}"
+            );
         }
     }
 }

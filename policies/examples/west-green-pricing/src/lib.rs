@@ -16,7 +16,8 @@ const NIGHT_DISCOUNT_BPS: i64 = 2_000;
 
 pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
     let ask = micros(&input.offer.ask_price).ok_or_else(|| reject("the ask is not a decimal"))?;
-    let limit = micros(&input.bid.limit_price).ok_or_else(|| reject("the limit is not a decimal"))?;
+    let limit =
+        micros(&input.bid.limit_price).ok_or_else(|| reject("the limit is not a decimal"))?;
     if limit < ask {
         return Err(reject("the bid's limit is below the ask"));
     }
@@ -28,11 +29,16 @@ pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
     if !daytime {
         provider_share -= basis_points(provider_share, NIGHT_DISCOUNT_BPS);
     }
-    Ok(Quote { unit_price: format_micros(ask + provider_share), levy_bps: LEVY_BPS })
+    Ok(Quote {
+        unit_price: format_micros(ask + provider_share),
+        levy_bps: LEVY_BPS,
+    })
 }
 
 fn reject(reason: &str) -> Rejection {
-    Rejection { reason: reason.to_owned() }
+    Rejection {
+        reason: reason.to_owned(),
+    }
 }
 
 #[cfg(test)]

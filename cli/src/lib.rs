@@ -4,6 +4,17 @@
 //! `suanli login --api-key KEY` keeps a token in `~/.config/suanli/config.json` (mode 0600, or
 //! `$SUANLI_CONFIG`); every other command uses it.
 
+/// Prints a line to standard output; a reader that went away (`suanli … | head`) ends the
+/// program quietly, with success, instead of a panic.
+macro_rules! out {
+    () => {
+        $crate::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod table;
 
 use std::io::Write;
@@ -16,7 +27,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use suanli_sdk::{
     AuditFilter, Client, DataClass, DryRunRequest, ExportFormat, NewBid, NewDelivery, NewOffer,
-    OrderStatus, TimeInForce, Window,
+    NewWithdrawal, OrderStatus, TimeInForce, Window, WithdrawalPaid, WithdrawalRejected,
+    WithdrawalStatus,
 };
 use uuid::Uuid;
 
@@ -38,6 +50,10 @@ struct Cli {
     /// Where the login is kept.
     #[arg(long, global = true, env = "SUANLI_CONFIG")]
     config: Option<PathBuf>,
+    /// The time zone times are shown in: UTC, `local` (this machine's), or a name such as
+    /// Asia/Shanghai. Times always carry their zone.
+    #[arg(long, global = true, env = "SUANLI_TZ", default_value = "UTC", value_parser = parse_zone)]
+    tz: Zone,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,8 +77,11 @@ enum Command {
     Participants(Participants),
     /// Who the kept token speaks for.
     Whoami,
-    /// The national hubs.
-    Hubs,
+    /// The national hubs (`hubs latency`: the round-trip latency between them).
+    Hubs {
+        #[command(subcommand)]
+        view: Option<HubsView>,
+    },
     /// The tradable SKUs.
     Skus,
     /// Your money.
@@ -85,6 +104,101 @@ enum Command {
     /// Public market data.
     #[command(subcommand)]
     Market(Market),
+    /// Asks for money to be paid out of your available balance (buyers, providers, hub
+    /// operators); an admin then marks it paid or rejected.
+    Withdraw {
+        /// CNY, at most 2 decimals.
+        #[arg(long)]
+        amount: Decimal,
+        /// Where the money goes (your bank account).
+        #[arg(long)]
+        destination: String,
+        #[arg(long)]
+        idempotency_key: Option<String>,
+    },
+    /// Withdrawals: yours (admins: everyone's), and the admin's decisions.
+    #[command(subcommand)]
+    Withdrawals(Withdrawals),
+    /// Your statement: every movement of your money, with the balance after it.
+    Statement {
+        /// From this day or time (e.g. 2026-11-01 or 2026-11-01T08:00:00Z).
+        #[arg(long, value_parser = parse_time)]
+        from: Option<DateTime<Utc>>,
+        /// Up to (not including) this day or time.
+        #[arg(long, value_parser = parse_time)]
+        to: Option<DateTime<Utc>>,
+        /// Print CSV instead of a table.
+        #[arg(long)]
+        csv: bool,
+    },
+    /// Your hub (hub operators; regulators name one with --hub): its contracts, policy
+    /// decisions and faults.
+    #[command(subcommand)]
+    Hub(Hub),
+}
+
+#[derive(Subcommand)]
+enum HubsView {
+    /// Round-trip latency between hubs, in milliseconds.
+    Latency,
+}
+
+#[derive(Subcommand)]
+enum Withdrawals {
+    /// Lists withdrawals, newest first.
+    List {
+        /// pending, paid or rejected.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Marks a pending withdrawal paid (admins): the bank transfer was made.
+    Paid {
+        id: Uuid,
+        #[arg(long)]
+        bank_reference: String,
+    },
+    /// Rejects a pending withdrawal (admins): the money goes back to the participant.
+    Rejected {
+        id: Uuid,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum Hub {
+    /// Contracts made in the hub, newest first.
+    Contracts {
+        /// The hub (default: your token's hub).
+        #[arg(long)]
+        hub: Option<String>,
+        #[arg(long, value_parser = parse_time)]
+        from: Option<DateTime<Utc>>,
+        #[arg(long, value_parser = parse_time)]
+        to: Option<DateTime<Utc>>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Policy decisions taken for the hub, newest first.
+    Decisions {
+        #[arg(long)]
+        hub: Option<String>,
+        /// pricing or compliance.
+        #[arg(long)]
+        kind: Option<String>,
+        /// allowed, denied, quoted, rejected or fault.
+        #[arg(long)]
+        outcome: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// The hub's policy faults, newest first.
+    Faults {
+        #[arg(long)]
+        hub: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,43 +241,94 @@ enum Offers {
     },
 }
 
+/// The terms of a bid, shared by `bids place` and `bids quote`.
+#[derive(clap::Args, Debug, Clone)]
+struct BidTerms {
+    /// Acceptable SKU, repeatable.
+    #[arg(long = "sku", required = true)]
+    skus: Vec<String>,
+    #[arg(long)]
+    quantity: u32,
+    /// The window's first hour (RFC 3339, a whole UTC hour).
+    #[arg(long)]
+    start: DateTime<Utc>,
+    /// The hour after the window (RFC 3339).
+    #[arg(long)]
+    end: DateTime<Utc>,
+    /// The most you pay, CNY per unit-hour.
+    #[arg(long)]
+    limit: Decimal,
+    /// A hub the work may run in, repeatable (default: any).
+    #[arg(long = "hub")]
+    hubs: Vec<String>,
+    #[arg(long)]
+    data_origin: Option<String>,
+    #[arg(long)]
+    max_latency_ms: Option<u32>,
+    #[arg(long)]
+    min_green_share: Option<u8>,
+    /// general, important or core.
+    #[arg(long)]
+    data_class: Option<String>,
+    /// GTC, IOC, FOK or GTD.
+    #[arg(long)]
+    time_in_force: Option<String>,
+    #[arg(long)]
+    expires_at: Option<DateTime<Utc>>,
+    #[arg(long)]
+    min_fill: Option<u32>,
+}
+
+impl BidTerms {
+    fn to_bid(&self, idempotency_key: String) -> anyhow::Result<NewBid> {
+        Ok(NewBid {
+            skus: self.skus.clone(),
+            quantity: self.quantity,
+            window: Window {
+                start: self.start,
+                end: self.end,
+            },
+            limit_price: self.limit,
+            hubs: (!self.hubs.is_empty()).then(|| self.hubs.clone()),
+            data_origin: self.data_origin.clone(),
+            max_latency_ms: self.max_latency_ms,
+            min_green_share: self.min_green_share,
+            data_class: self
+                .data_class
+                .as_deref()
+                .map(|c| DataClass::parse(c).with_context(|| format!("unknown data class {c}")))
+                .transpose()?,
+            time_in_force: self
+                .time_in_force
+                .as_deref()
+                .map(|t| {
+                    TimeInForce::parse(&t.to_uppercase())
+                        .with_context(|| format!("unknown time in force {t} (GTC, IOC, FOK, GTD)"))
+                })
+                .transpose()?,
+            expires_at: self.expires_at,
+            min_fill: self.min_fill,
+            idempotency_key,
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Bids {
-    /// Bids for capacity.
+    /// Bids for capacity. IOC and FOK bids that fill nothing exit with status 2.
     Place {
-        /// Acceptable SKU, repeatable.
-        #[arg(long = "sku", required = true)]
-        skus: Vec<String>,
+        #[command(flatten)]
+        terms: BidTerms,
+        /// Only ask what the bid would get now (the same as `bids quote`).
         #[arg(long)]
-        quantity: u32,
-        #[arg(long)]
-        start: DateTime<Utc>,
-        #[arg(long)]
-        end: DateTime<Utc>,
-        /// The most you pay, CNY per unit-hour.
-        #[arg(long)]
-        limit: Decimal,
-        /// A hub the work may run in, repeatable (default: any).
-        #[arg(long = "hub")]
-        hubs: Vec<String>,
-        #[arg(long)]
-        data_origin: Option<String>,
-        #[arg(long)]
-        max_latency_ms: Option<u32>,
-        #[arg(long)]
-        min_green_share: Option<u8>,
-        /// general, important or core.
-        #[arg(long)]
-        data_class: Option<String>,
-        /// GTC, IOC, FOK or GTD.
-        #[arg(long)]
-        time_in_force: Option<String>,
-        #[arg(long)]
-        expires_at: Option<DateTime<Utc>>,
-        #[arg(long)]
-        min_fill: Option<u32>,
+        dry_run: bool,
         #[arg(long)]
         idempotency_key: Option<String>,
+    },
+    /// What a bid would get now, with nothing placed or held.
+    Quote {
+        #[command(flatten)]
+        terms: BidTerms,
     },
     List {
         #[arg(long)]
@@ -188,11 +353,15 @@ enum Contracts {
     Show {
         id: Uuid,
     },
-    /// Reports delivery (the contract's provider), which settles it.
+    /// Reports delivery (the contract's provider), which settles it. Settling for less than
+    /// was contracted asks for confirmation; zero unit-hours needs --yes.
     Deliver {
         id: Uuid,
         #[arg(long)]
         unit_hours: u64,
+        /// Settle without asking, even for less than contracted.
+        #[arg(long)]
+        yes: bool,
         #[arg(long)]
         idempotency_key: Option<String>,
     },
@@ -202,26 +371,30 @@ enum Contracts {
 enum Policy {
     /// Uploads a module (`.wasm`).
     Upload {
+        /// The hub (default: your token's hub).
         #[arg(long)]
-        hub: String,
+        hub: Option<String>,
         /// pricing or compliance.
         #[arg(long)]
         kind: String,
         file: PathBuf,
     },
     List {
+        /// The hub (default: your token's hub).
         #[arg(long)]
-        hub: String,
+        hub: Option<String>,
     },
     Activate {
+        /// The hub (default: your token's hub).
         #[arg(long)]
-        hub: String,
+        hub: Option<String>,
         digest: String,
     },
     /// Evaluates a stored policy on an offer and a bid (JSON files shaped like the API's).
     DryRun {
+        /// The hub (default: your token's hub).
         #[arg(long)]
-        hub: String,
+        hub: Option<String>,
         digest: String,
         #[arg(long)]
         offer: PathBuf,
@@ -352,9 +525,18 @@ fn config_path(cli: &Cli) -> anyhow::Result<PathBuf> {
 }
 
 fn load(cli: &Cli) -> anyhow::Result<Saved> {
-    match std::fs::read_to_string(config_path(cli)?) {
-        Ok(text) => Ok(serde_json::from_str(&text).unwrap_or_default()),
-        Err(_) => Ok(Saved::default()),
+    let path = config_path(cli)?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the config file {} is not one `suanli login` wrote; remove it and log in again",
+                path.display()
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(Saved::default()),
+        Err(error) => {
+            Err(error).with_context(|| format!("cannot read the config file {}", path.display()))
+        }
     }
 }
 
@@ -388,8 +570,20 @@ fn parse_status(status: Option<String>) -> anyhow::Result<Option<OrderStatus>> {
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// Writes to standard output; see [`out!`].
+pub(crate) fn write_out(text: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(text).and_then(|()| stdout.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to standard output: {error}");
+        std::process::exit(1);
+    }
 }
 
 /// Runs the command line given to the process and exits non-zero, with one line on standard
@@ -399,10 +593,38 @@ pub fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => error.exit(),
+        Err(error) => {
+            // One line (and clap's tip, if it has one) rather than the usage screen.
+            let text = error.to_string();
+            let mut lines = text.lines();
+            let mut message = lines
+                .next()
+                .unwrap_or("error: invalid arguments")
+                .to_owned();
+            if let Some(tip) = lines.find(|line| line.trim_start().starts_with("tip:")) {
+                message.push_str(&format!(" ({})", tip.trim()));
+            }
+            eprintln!("{message}; see `suanli --help`");
+            std::process::exit(2);
+        }
+    };
     if let Err(error) = runtime.block_on(run(cli)) {
         let message = match error.downcast_ref::<suanli_sdk::Error>() {
+            Some(suanli_sdk::Error::Api {
+                status,
+                code,
+                message,
+            }) if status.as_u16() == 401 => {
+                format!("{code}: {message} (log in with `suanli login --api-key KEY`)")
+            }
             Some(suanli_sdk::Error::Api { code, message, .. }) => format!("{code}: {message}"),
+            Some(suanli_sdk::Error::Transport(_)) => format!(
+                "{error:#} (is the exchange running at the address `suanli login` saved, or \
+                 --url / SUANLI_URL?)"
+            ),
             _ => format!("{error:#}"),
         };
         eprintln!("error: {message}");
@@ -411,6 +633,7 @@ pub fn main() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = ZONE.set(cli.tz);
     let saved = load(&cli)?;
     let url = cli
         .url
@@ -443,7 +666,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&me);
             }
-            println!("logged in as {} ({}, {})", me.name, me.kind.as_str(), me.id);
+            out!("logged in as {} ({}, {})", me.name, me.kind.as_str(), me.id);
         }
         Command::Keys(Keys::Rotate) => {
             let rotated = client.rotate_key().await?;
@@ -451,8 +674,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 print_json(&rotated)?;
             } else {
-                println!("new API key (shown once; the old key and its tokens no longer work):");
-                println!("{}", rotated.api_key);
+                out!("new API key (shown once; the old key and its tokens no longer work):");
+                out!("{}", rotated.api_key);
             }
             log_in(
                 &cli,
@@ -478,7 +701,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 "in good standing"
             };
-            println!(
+            out!(
                 "{} ({}, {}) is {standing}",
                 participant.name,
                 participant.kind.as_str(),
@@ -490,9 +713,35 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&me);
             }
-            println!("{} ({}, {})", me.name, me.kind.as_str(), me.id);
+            out!("{} ({}, {})", me.name, me.kind.as_str(), me.id);
         }
-        Command::Hubs => {
+        Command::Hubs {
+            view: Some(HubsView::Latency),
+        } => {
+            let latency = anonymous.hub_latency().await?;
+            if json {
+                return print_json(&latency);
+            }
+            let codes: Vec<&String> = latency.ms.keys().collect();
+            let mut table = Table::from_header(
+                std::iter::once("ms".to_owned())
+                    .chain(codes.iter().map(|code| (*code).clone()))
+                    .collect(),
+            );
+            for from in &codes {
+                let row = &latency.ms[*from];
+                table.push(
+                    std::iter::once((*from).clone())
+                        .chain(codes.iter().map(|to| {
+                            row.get(*to)
+                                .map_or_else(|| "-".to_owned(), |ms| ms.to_string())
+                        }))
+                        .collect(),
+                );
+            }
+            table.print();
+        }
+        Command::Hubs { view: None } => {
             let hubs = anonymous.hubs().await?;
             if json {
                 return print_json(&hubs);
@@ -544,9 +793,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if json {
                 return print_json(&account);
             }
-            println!(
+            out!(
                 "available {} {}  held {} {}",
-                account.available, account.currency, account.held, account.currency
+                account.available,
+                account.currency,
+                account.held,
+                account.currency
             );
         }
         Command::Offers(command) => offers(&client, command, json).await?,
@@ -555,6 +807,257 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy(command) => policy(&client, command, json).await?,
         Command::Audit(command) => audit(&client, command, json).await?,
         Command::Market(command) => market(&anonymous, command, json).await?,
+        Command::Withdraw {
+            amount,
+            destination,
+            idempotency_key,
+        } => {
+            let withdrawal = client
+                .withdraw(&NewWithdrawal {
+                    amount: *amount,
+                    destination: destination.clone(),
+                    idempotency_key: key(idempotency_key.clone()),
+                })
+                .await?;
+            if json {
+                return print_json(&withdrawal);
+            }
+            withdrawal_table(std::slice::from_ref(&withdrawal));
+        }
+        Command::Withdrawals(command) => {
+            let withdrawals = match command {
+                Withdrawals::List { status } => {
+                    let status = status
+                        .as_deref()
+                        .map(|name| {
+                            WithdrawalStatus::parse(name).with_context(|| {
+                                format!("unknown status {name} (pending, paid, rejected)")
+                            })
+                        })
+                        .transpose()?;
+                    client.all_withdrawals(status).await?
+                }
+                Withdrawals::Paid { id, bank_reference } => vec![
+                    client
+                        .mark_withdrawal_paid(
+                            *id,
+                            &WithdrawalPaid {
+                                bank_reference: bank_reference.clone(),
+                            },
+                        )
+                        .await?,
+                ],
+                Withdrawals::Rejected { id, reason } => vec![
+                    client
+                        .reject_withdrawal(
+                            *id,
+                            &WithdrawalRejected {
+                                reason: reason.clone(),
+                            },
+                        )
+                        .await?,
+                ],
+            };
+            if json {
+                return print_json(&withdrawals);
+            }
+            withdrawal_table(&withdrawals);
+        }
+        Command::Statement { from, to, csv } => {
+            let entries = client.full_statement(*from, *to).await?;
+            if json {
+                return print_json(&entries);
+            }
+            if *csv {
+                out!("at,kind,reference,account,amount,balance_after");
+                for entry in &entries {
+                    out!(
+                        "{},{},{},{},{},{}",
+                        entry.at.to_rfc3339(),
+                        entry.kind,
+                        csv_field(&entry.reference),
+                        entry.account,
+                        entry.amount,
+                        entry.balance_after
+                    );
+                }
+                return Ok(());
+            }
+            let mut table = Table::new([
+                "at",
+                "kind",
+                "account",
+                "amount",
+                "balance after",
+                "reference",
+            ]);
+            for entry in &entries {
+                table.row([
+                    time_text(entry.at),
+                    entry.kind.clone(),
+                    entry.account.clone(),
+                    entry.amount.to_string(),
+                    entry.balance_after.to_string(),
+                    entry.reference.clone(),
+                ]);
+            }
+            table.print();
+        }
+        Command::Hub(command) => hub(&client, command, json).await?,
+    }
+    Ok(())
+}
+
+/// The hub a command is about: the one given, or the caller's own (hub operators).
+async fn own_hub(client: &Client, given: &Option<String>) -> anyhow::Result<String> {
+    if let Some(hub) = given {
+        return Ok(hub.clone());
+    }
+    client
+        .me()
+        .await?
+        .hub
+        .context("name the hub with --hub (only a hub operator's token names one)")
+}
+
+/// A policy digest from a unique prefix of one of the hub's stored digests.
+async fn full_digest(client: &Client, hub: &str, given: &str) -> anyhow::Result<String> {
+    if given.len() == 64 {
+        return Ok(given.to_owned());
+    }
+    let policies = client.policies(hub).await?;
+    let matching: Vec<&str> = policies
+        .iter()
+        .map(|policy| policy.digest.as_str())
+        .filter(|digest| digest.starts_with(given))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => bail!("no policy of hub {hub} has a digest starting with {given}"),
+        _ => bail!(
+            "{} policies of hub {hub} have digests starting with {given}; give more characters",
+            matching.len()
+        ),
+    }
+}
+
+/// Asks a yes/no question on the terminal; no terminal means no.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question}");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// A day (`2026-11-01`, midnight UTC) or an RFC 3339 time.
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Ok(at.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map(|day| day.and_time(chrono::NaiveTime::MIN).and_utc())
+        .map_err(|_| format!("`{text}` is neither a day (2026-11-01) nor an RFC 3339 time"))
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+fn withdrawal_table(withdrawals: &[suanli_sdk::Withdrawal]) {
+    let mut table = Table::new([
+        "id",
+        "amount",
+        "destination",
+        "status",
+        "requested",
+        "bank reference / reason",
+    ]);
+    for withdrawal in withdrawals {
+        table.row([
+            withdrawal.id.to_string(),
+            format!("{} {}", withdrawal.amount, withdrawal.currency),
+            withdrawal.destination.clone(),
+            withdrawal.status.as_str().to_owned(),
+            time_text(withdrawal.created_at),
+            withdrawal
+                .bank_reference
+                .clone()
+                .or_else(|| withdrawal.reason.clone())
+                .unwrap_or_default(),
+        ]);
+    }
+    table.print();
+}
+
+async fn hub(client: &Client, command: &Hub, json: bool) -> anyhow::Result<()> {
+    match command {
+        Hub::Contracts {
+            hub,
+            from,
+            to,
+            limit,
+        } => {
+            let hub = own_hub(client, hub).await?;
+            let page = client.hub_contracts(&hub, *from, *to, None, *limit).await?;
+            if json {
+                return print_json(&page.items);
+            }
+            contract_table(&page.items);
+        }
+        Hub::Decisions {
+            hub,
+            kind,
+            outcome,
+            limit,
+        } => {
+            let hub = own_hub(client, hub).await?;
+            let page = client
+                .hub_decisions(&hub, kind.as_deref(), outcome.as_deref(), None, *limit)
+                .await?;
+            if json {
+                return print_json(&page.items);
+            }
+            let mut table =
+                Table::new(["at", "kind", "outcome", "bid", "offer", "digest", "output"]);
+            for decision in &page.items {
+                table.row([
+                    time_text(decision.at),
+                    decision.kind.clone(),
+                    decision.outcome.clone(),
+                    decision.bid_id.to_string(),
+                    decision.offer_id.to_string(),
+                    decision.policy_digest.chars().take(12).collect(),
+                    decision.output.to_string(),
+                ]);
+            }
+            table.print();
+        }
+        Hub::Faults { hub, limit } => {
+            let hub = own_hub(client, hub).await?;
+            let page = client.hub_faults(&hub, None, *limit).await?;
+            if json {
+                return print_json(&page.items);
+            }
+            let mut table = Table::new(["at", "kind", "class", "digest", "message"]);
+            for fault in &page.items {
+                table.row([
+                    time_text(fault.at),
+                    fault.kind.clone(),
+                    fault.class.clone(),
+                    fault.policy_digest.chars().take(12).collect(),
+                    fault.message.clone(),
+                ]);
+            }
+            table.print();
+        }
     }
     Ok(())
 }
@@ -568,6 +1071,7 @@ fn offer_table(offers: &[suanli_sdk::Offer]) {
         "qty",
         "remaining",
         "ask",
+        "green %",
         "window",
         "status",
     ]);
@@ -580,6 +1084,7 @@ fn offer_table(offers: &[suanli_sdk::Offer]) {
             offer.quantity.to_string(),
             offer.remaining.to_string(),
             offer.ask_price.to_string(),
+            offer.green_share.to_string(),
             window_text(&offer.window),
             offer.status.as_str().into(),
         ]);
@@ -641,12 +1146,59 @@ fn contract_table(contracts: &[suanli_sdk::Contract]) {
     table.print();
 }
 
+/// Why units did not trade, one line each.
+fn print_reasons(reasons: &[suanli_sdk::Reason]) {
+    if reasons.is_empty() {
+        return;
+    }
+    out!("\nwhy units did not trade:");
+    for reason in reasons {
+        match &reason.hub {
+            Some(hub) => out!("  {} ({hub}): {}", reason.code, reason.message),
+            None => out!("  {}: {}", reason.code, reason.message),
+        }
+    }
+}
+
+/// A time zone to show times in.
+#[derive(Debug, Clone, Copy)]
+enum Zone {
+    Utc,
+    Local,
+    Named(chrono_tz::Tz),
+}
+
+fn parse_zone(text: &str) -> Result<Zone, String> {
+    match text {
+        "UTC" | "utc" | "Z" => Ok(Zone::Utc),
+        "local" => Ok(Zone::Local),
+        name => name.parse::<chrono_tz::Tz>().map(Zone::Named).map_err(|_| {
+            format!("unknown time zone `{name}`: UTC, local, or a name such as Asia/Shanghai")
+        }),
+    }
+}
+
+/// The zone chosen with `--tz`, for the whole run.
+static ZONE: std::sync::OnceLock<Zone> = std::sync::OnceLock::new();
+
+/// A time in the chosen zone, with the zone shown.
+fn time_text(at: DateTime<Utc>) -> String {
+    const FORMAT: &str = "%Y-%m-%d %H:%M";
+    match ZONE.get().copied().unwrap_or(Zone::Utc) {
+        Zone::Utc => format!("{} UTC", at.format(FORMAT)),
+        Zone::Local => at
+            .with_timezone(&chrono::Local)
+            .format("%Y-%m-%d %H:%M %:z")
+            .to_string(),
+        Zone::Named(zone) => at
+            .with_timezone(&zone)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string(),
+    }
+}
+
 fn window_text(window: &Window) -> String {
-    format!(
-        "{} → {}",
-        window.start.format("%Y-%m-%d %H:%M"),
-        window.end.format("%Y-%m-%d %H:%M")
-    )
+    format!("{} → {}", time_text(window.start), time_text(window.end))
 }
 
 async fn offers(client: &Client, command: &Offers, json: bool) -> anyhow::Result<()> {
@@ -688,7 +1240,7 @@ async fn offers(client: &Client, command: &Offers, json: bool) -> anyhow::Result
             }
             offer_table(std::slice::from_ref(&placed.offer));
             if !placed.contracts.is_empty() {
-                println!("\ncontracts made:");
+                out!("\ncontracts made:");
                 contract_table(&placed.contracts);
             }
         }
@@ -722,56 +1274,62 @@ async fn offers(client: &Client, command: &Offers, json: bool) -> anyhow::Result
 async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()> {
     match command {
         Bids::Place {
-            skus,
-            quantity,
-            start,
-            end,
-            limit,
-            hubs,
-            data_origin,
-            max_latency_ms,
-            min_green_share,
-            data_class,
-            time_in_force,
-            expires_at,
-            min_fill,
+            terms,
+            dry_run: true,
+            ..
+        }
+        | Bids::Quote { terms } => {
+            let quote = client.quote(&terms.to_bid(String::new())?).await?;
+            if json {
+                return print_json(&quote);
+            }
+            let mut table =
+                Table::new(["hub", "cluster", "sku", "units", "unit price", "notional"]);
+            for fill in &quote.fills {
+                table.row([
+                    fill.hub.clone(),
+                    fill.cluster.clone(),
+                    fill.sku.clone(),
+                    fill.units.to_string(),
+                    fill.unit_price.to_string(),
+                    fill.notional.to_string(),
+                ]);
+            }
+            table.print();
+            out!(
+                "total {} CNY for {} units; {} unfilled; the bid would hold {} CNY",
+                quote.total_notional,
+                terms.quantity - quote.unfilled_units,
+                quote.unfilled_units,
+                quote.hold
+            );
+            print_reasons(&quote.reasons);
+        }
+        Bids::Place {
+            terms,
+            dry_run: false,
             idempotency_key,
         } => {
-            let new = NewBid {
-                skus: skus.clone(),
-                quantity: *quantity,
-                window: Window {
-                    start: *start,
-                    end: *end,
-                },
-                limit_price: *limit,
-                hubs: (!hubs.is_empty()).then(|| hubs.clone()),
-                data_origin: data_origin.clone(),
-                max_latency_ms: *max_latency_ms,
-                min_green_share: *min_green_share,
-                data_class: data_class
-                    .as_deref()
-                    .map(|c| DataClass::parse(c).with_context(|| format!("unknown data class {c}")))
-                    .transpose()?,
-                time_in_force: time_in_force
-                    .as_deref()
-                    .map(|t| {
-                        TimeInForce::parse(&t.to_uppercase())
-                            .with_context(|| format!("unknown time in force {t}"))
-                    })
-                    .transpose()?,
-                expires_at: *expires_at,
-                min_fill: *min_fill,
-                idempotency_key: key(idempotency_key.clone()),
-            };
+            let new = terms.to_bid(key(idempotency_key.clone()))?;
             let placed = client.place_bid(&new).await?;
+            let filled_nothing = placed.contracts.is_empty()
+                && matches!(new.time_in_force, Some(TimeInForce::Ioc | TimeInForce::Fok));
             if json {
-                return print_json(&placed);
+                print_json(&placed)?;
+            } else {
+                bid_table(std::slice::from_ref(&placed.bid));
+                if !placed.contracts.is_empty() {
+                    out!("\ncontracts made:");
+                    contract_table(&placed.contracts);
+                }
+                print_reasons(&placed.reasons);
             }
-            bid_table(std::slice::from_ref(&placed.bid));
-            if !placed.contracts.is_empty() {
-                println!("\ncontracts made:");
-                contract_table(&placed.contracts);
+            if filled_nothing {
+                eprintln!(
+                    "error: the {} bid filled nothing",
+                    placed.bid.time_in_force.as_str()
+                );
+                std::process::exit(2);
             }
         }
         Bids::List { status } => {
@@ -788,7 +1346,8 @@ async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()>
             if json {
                 return print_json(&bid);
             }
-            bid_table(&[bid]);
+            bid_table(std::slice::from_ref(&bid));
+            print_reasons(&bid.reasons);
         }
         Bids::Cancel { id } => {
             let bid = client.cancel_bid(*id).await?;
@@ -819,14 +1378,42 @@ async fn contracts(client: &Client, command: &Contracts, json: bool) -> anyhow::
             }
             contract_table(std::slice::from_ref(&contract));
             for decision in &contract.decisions {
-                println!("decision: {}", decision);
+                out!("decision: {}", decision);
             }
         }
         Contracts::Deliver {
             id,
             unit_hours,
+            yes,
             idempotency_key,
         } => {
+            let contract = if *yes {
+                None
+            } else {
+                Some(client.contract(*id).await?)
+            };
+            // Only the contract's provider settles it: anyone else hears the exchange's refusal.
+            let settling_own = match &contract {
+                Some(contract) => client.me().await?.id == contract.provider_id,
+                None => false,
+            };
+            if let (Some(contract), true) = (contract, settling_own) {
+                let contracted = u64::from(contract.units) * u64::from(contract.hours);
+                if *unit_hours == 0 {
+                    bail!(
+                        "delivering 0 of {contracted} unit-hours settles the contract for nothing and \
+                         refunds the buyer in full; pass --yes if that is what happened"
+                    );
+                }
+                if *unit_hours < contracted
+                    && !confirm(&format!(
+                        "settle contract {id} for {unit_hours} of {contracted} unit-hours? the buyer \
+                         is refunded the rest [y/N] "
+                    ))?
+                {
+                    bail!("not settled (pass --yes to settle for less without asking)");
+                }
+            }
             let delivery = NewDelivery {
                 delivered_unit_hours: *unit_hours,
                 idempotency_key: key(idempotency_key.clone()),
@@ -875,6 +1462,7 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
     };
     match command {
         Policy::Upload { hub, kind, file } => {
+            let hub = &own_hub(client, hub).await?;
             let bytes = std::fs::read(file)
                 .with_context(|| format!("Failed to read {}", file.display()))?;
             let stored = client.upload_policy(hub, kind, bytes).await?;
@@ -884,6 +1472,7 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
             print_policies(&[stored]);
         }
         Policy::List { hub } => {
+            let hub = &own_hub(client, hub).await?;
             let policies = client.policies(hub).await?;
             if json {
                 return print_json(&policies);
@@ -891,6 +1480,8 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
             print_policies(&policies);
         }
         Policy::Activate { hub, digest } => {
+            let hub = &own_hub(client, hub).await?;
+            let digest = &full_digest(client, hub, digest).await?;
             let active = client.activate_policy(hub, digest).await?;
             if json {
                 return print_json(&active);
@@ -903,6 +1494,8 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
             offer,
             bid,
         } => {
+            let hub = &own_hub(client, hub).await?;
+            let digest = &full_digest(client, hub, digest).await?;
             let read = |path: &PathBuf| -> anyhow::Result<serde_json::Value> {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("Failed to read {}", path.display()))?;
@@ -916,9 +1509,9 @@ async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result
                 return print_json(&decision);
             }
             match (&decision.decision, &decision.fault) {
-                (Some(answer), _) => println!("{answer}  (fuel {})", decision.fuel_used),
-                (None, Some(fault)) => println!("fault: {fault}  (fuel {})", decision.fuel_used),
-                _ => println!("no answer"),
+                (Some(answer), _) => out!("{answer}  (fuel {})", decision.fuel_used),
+                (None, Some(fault)) => out!("fault: {fault}  (fuel {})", decision.fuel_used),
+                _ => out!("no answer"),
             }
         }
         Policy::Build => {
@@ -964,14 +1557,15 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
                 return print_json(&serde_json::json!({"local": local, "server": server}));
             }
             match local.first_bad_seq {
-                None => println!(
+                None => out!(
                     "chain ok: {} entries, head {} (checked here)",
-                    local.entries, local.head_hash
+                    local.entries,
+                    local.head_hash
                 ),
-                Some(seq) => println!("chain BROKEN at seq {seq} (checked here)"),
+                Some(seq) => out!("chain BROKEN at seq {seq} (checked here)"),
             }
             for check in &server.invariants {
-                println!(
+                out!(
                     "{:<34} {}",
                     check.name,
                     if check.ok {
@@ -1014,7 +1608,7 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
             if json {
                 return print_json(&serde_json::json!({"file": out, "bytes": bytes}));
             }
-            println!("wrote {bytes} bytes to {}", out.display());
+            out!("wrote {bytes} bytes to {}", out.display());
         }
         Audit::Replay { id } => {
             let report = client.replay_contract(*id).await?;
@@ -1051,7 +1645,7 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
                 ("by class", &stats.by_class),
                 ("east→west", &stats.east_to_west),
             ] {
-                println!("{title}:");
+                out!("{title}:");
                 let mut table = Table::new(["key", "contracts", "unit-hours", "value CNY"]);
                 for row in rows {
                     table.row([
@@ -1063,9 +1657,10 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
                 }
                 table.print();
             }
-            println!(
+            out!(
                 "delivered {} unit-hours, {} % green",
-                stats.delivered_unit_hours, stats.green_share_of_delivered
+                stats.delivered_unit_hours,
+                stats.green_share_of_delivered
             );
         }
     }
@@ -1108,7 +1703,7 @@ async fn market(client: &Client, command: &Market, json: bool) -> anyhow::Result
             let mut table = Table::new(["at", "hub", "sku", "units", "unit price", "window"]);
             for trade in &trades {
                 table.row([
-                    trade.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    time_text(trade.created_at),
                     trade.hub.clone(),
                     trade.sku.clone(),
                     trade.units.to_string(),

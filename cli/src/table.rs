@@ -15,6 +15,19 @@ impl Table {
         }
     }
 
+    /// A table whose column titles are only known at run time.
+    pub fn from_header(header: Vec<String>) -> Self {
+        Table {
+            header,
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row of any length (cells beyond the header are dropped when printed).
+    pub fn push(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
     /// Adds a row.
     pub fn row<const N: usize>(&mut self, cells: [String; N]) {
         self.rows.push(cells.to_vec());
@@ -34,7 +47,7 @@ impl Table {
                 .zip(&widths)
                 .map(|(cell, width)| format!("{cell:<width$}", width = *width))
                 .collect();
-            println!("{}", padded.join("  ").trim_end());
+            out!("{}", padded.join("  ").trim_end());
         };
         line(&self.header);
         for row in &self.rows {

@@ -364,6 +364,166 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/quotes` (buyer): what `bid` would get against the current book, with nothing
+    /// written or held. The bid's `idempotency_key` is not sent.
+    pub async fn quote(&self, bid: &NewBid) -> Result<Quote, Error> {
+        let mut body = serde_json::to_value(bid).map_err(|error| Error::Unexpected {
+            status: reqwest::StatusCode::OK,
+            detail: error.to_string(),
+        })?;
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("idempotency_key");
+        }
+        self.send_retrying(self.request(Method::POST, "/v1/quotes").json(&body))
+            .await
+    }
+
+    /// `POST /v1/withdrawals` (buyer, provider, hub operator): asks for money to be paid out; the
+    /// amount leaves `available` at once. Retrying with the same `idempotency_key` returns the same
+    /// withdrawal.
+    pub async fn withdraw(&self, withdrawal: &NewWithdrawal) -> Result<Withdrawal, Error> {
+        self.post_idempotent("/v1/withdrawals", withdrawal).await
+    }
+
+    /// `GET /v1/withdrawals`: one page of the caller's withdrawals (the admin's: everyone's),
+    /// newest first.
+    pub async fn withdrawals(
+        &self,
+        status: Option<WithdrawalStatus>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Withdrawal>, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(status.map(|status| ("status", status.as_str().to_owned())));
+        query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.send_retrying(self.request(Method::GET, "/v1/withdrawals").query(&query))
+            .await
+    }
+
+    /// Every withdrawal the caller may see (all pages), newest first.
+    pub async fn all_withdrawals(
+        &self,
+        status: Option<WithdrawalStatus>,
+    ) -> Result<Vec<Withdrawal>, Error> {
+        collect_pages(
+            |cursor| async move { self.withdrawals(status, cursor.as_deref(), 500).await },
+        )
+        .await
+    }
+
+    /// `POST /v1/withdrawals/{id}/paid` (admin): the money has left the exchange. Repeating it
+    /// with the same bank reference returns the same withdrawal.
+    pub async fn mark_withdrawal_paid(
+        &self,
+        withdrawal: Uuid,
+        paid: &WithdrawalPaid,
+    ) -> Result<Withdrawal, Error> {
+        self.post_idempotent(&format!("/v1/withdrawals/{withdrawal}/paid"), paid)
+            .await
+    }
+
+    /// `POST /v1/withdrawals/{id}/rejected` (admin): the money goes back to `available`.
+    /// Repeating it with the same reason returns the same withdrawal.
+    pub async fn reject_withdrawal(
+        &self,
+        withdrawal: Uuid,
+        rejected: &WithdrawalRejected,
+    ) -> Result<Withdrawal, Error> {
+        self.post_idempotent(&format!("/v1/withdrawals/{withdrawal}/rejected"), rejected)
+            .await
+    }
+
+    /// `GET /v1/accounts/me/entries`: one page of the caller's statement, oldest first, entries
+    /// made in `[from, to)`.
+    pub async fn statement(
+        &self,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<StatementEntry>, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(from.map(|from| ("from", from.to_rfc3339())));
+        query.extend(to.map(|to| ("to", to.to_rfc3339())));
+        query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.send_retrying(
+            self.request(Method::GET, "/v1/accounts/me/entries")
+                .query(&query),
+        )
+        .await
+    }
+
+    /// The caller's whole statement for `[from, to)` (all pages), oldest first.
+    pub async fn full_statement(
+        &self,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<StatementEntry>, Error> {
+        collect_pages(
+            |cursor| async move { self.statement(from, to, cursor.as_deref(), 500).await },
+        )
+        .await
+    }
+
+    /// `GET /v1/hubs/{hub}/contracts` (that hub's operator, regulators): contracts made in the
+    /// hub in `[from, to)`, newest first.
+    pub async fn hub_contracts(
+        &self,
+        hub: &str,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Contract>, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(from.map(|from| ("from", from.to_rfc3339())));
+        query.extend(to.map(|to| ("to", to.to_rfc3339())));
+        query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.send_retrying(
+            self.request(Method::GET, &format!("/v1/hubs/{hub}/contracts"))
+                .query(&query),
+        )
+        .await
+    }
+
+    /// `GET /v1/hubs/{hub}/decisions` (that hub's operator, regulators): every policy decision
+    /// taken for the hub, newest first; `kind` (`pricing`, `compliance`) and `outcome`
+    /// (`allowed`, `denied`, `quoted`, `rejected`, `fault`) narrow it.
+    pub async fn hub_decisions(
+        &self,
+        hub: &str,
+        kind: Option<&str>,
+        outcome: Option<&str>,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<HubDecision>, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(kind.map(|kind| ("kind", kind.to_owned())));
+        query.extend(outcome.map(|outcome| ("outcome", outcome.to_owned())));
+        query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.send_retrying(
+            self.request(Method::GET, &format!("/v1/hubs/{hub}/decisions"))
+                .query(&query),
+        )
+        .await
+    }
+
+    /// `GET /v1/hubs/{hub}/faults` (that hub's operator, regulators): policy faults, newest first.
+    pub async fn hub_faults(
+        &self,
+        hub: &str,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<HubFault>, Error> {
+        let mut query = vec![("limit", limit.to_string())];
+        query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
+        self.send_retrying(
+            self.request(Method::GET, &format!("/v1/hubs/{hub}/faults"))
+                .query(&query),
+        )
+        .await
+    }
+
     /// `GET /v1/audit/contracts` (regulator): contracts with their settlements, newest first.
     pub async fn audit_contracts(
         &self,
@@ -597,6 +757,24 @@ impl ExportFormat {
         match self {
             ExportFormat::Csv => "csv",
             ExportFormat::JsonLines => "jsonl",
+        }
+    }
+}
+
+/// Every item of a paged list: `page` fetches the page after a cursor.
+async fn collect_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Error>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, Error>>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let this = page(cursor.take()).await?;
+        all.extend(this.items);
+        match this.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
         }
     }
 }

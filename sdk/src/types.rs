@@ -288,6 +288,118 @@ pub struct Account {
     pub currency: String,
 }
 
+/// A request to pay money out of the exchange (buyers, providers, hub operators).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewWithdrawal {
+    /// CNY, more than zero, at most 2 fractional digits.
+    #[serde(with = "crate::decimal::plain")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "500.00"))]
+    pub amount: Decimal,
+    /// Where the money goes (a bank account), 1–200 characters.
+    pub destination: String,
+    pub idempotency_key: String,
+}
+
+/// Where a withdrawal stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalStatus {
+    /// Requested: the money left `available` and waits for the bank transfer.
+    Pending,
+    /// Paid out: the money has left the exchange.
+    Paid,
+    /// Refused: the money is back in `available`.
+    Rejected,
+}
+
+impl WithdrawalStatus {
+    /// The snake_case name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithdrawalStatus::Pending => "pending",
+            WithdrawalStatus::Paid => "paid",
+            WithdrawalStatus::Rejected => "rejected",
+        }
+    }
+
+    /// Parses the snake_case name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => WithdrawalStatus::Pending,
+            "paid" => WithdrawalStatus::Paid,
+            "rejected" => WithdrawalStatus::Rejected,
+            _ => return None,
+        })
+    }
+}
+
+/// A withdrawal as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Withdrawal {
+    pub id: Uuid,
+    pub participant_id: Uuid,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub amount: Decimal,
+    pub currency: String,
+    pub destination: String,
+    pub status: WithdrawalStatus,
+    pub idempotency_key: String,
+    /// The bank's reference of the transfer, once paid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_reference: Option<String>,
+    /// Why it was rejected, once rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+}
+
+/// Marks a withdrawal paid (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalPaid {
+    /// 1–200 characters.
+    pub bank_reference: String,
+}
+
+/// Rejects a withdrawal (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRejected {
+    /// 1–500 characters.
+    pub reason: String,
+}
+
+/// One line of a statement: a ledger entry on one of the caller's accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StatementEntry {
+    pub at: DateTime<Utc>,
+    /// `deposit`, `hold`, `release`, `fill`, `settlement`, `fee`, `levy`, `withdrawal`,
+    /// `withdrawal_returned`.
+    pub kind: String,
+    /// What the movement belongs to: a bid, contract or withdrawal id, or a deposit's reference.
+    pub reference: String,
+    /// Signed CNY: positive into the account.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub amount: Decimal,
+    /// The account's balance after this entry.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub balance_after: Decimal,
+    /// `available` or `held`.
+    pub account: String,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Audit
 
@@ -630,6 +742,9 @@ pub struct Bid {
     pub held: Decimal,
     pub idempotency_key: String,
     pub created_at: DateTime<Utc>,
+    /// Why units stayed unfilled when the bid was matched (absent once it is filled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
 }
 
 /// The answer to placing a bid: the bid and the contracts it produced at once.
@@ -638,6 +753,56 @@ pub struct Bid {
 pub struct PlacedBid {
     pub bid: Bid,
     pub contracts: Vec<Contract>,
+    /// Why units stayed unfilled (the same as `bid.reasons`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<Reason>,
+}
+
+/// Why some of a bid's units did not trade: a code (`no_offer_in_window`, `price_above_limit`,
+/// `latency_exceeded`, `green_share_below`, `compliance_denied`, `pricing_rejected`,
+/// `capacity_sold_out`, `policy_fault`, `fok_not_filled`, `min_fill_not_reached`,
+/// `window_started`, `candidates_exhausted`, `insufficient_funds`), a message for people (for
+/// `compliance_denied`, the policy's own reason) and the hub it concerns, if one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Reason {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+}
+
+/// One fill a quote foresees.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QuoteFill {
+    pub hub: String,
+    pub cluster: String,
+    pub sku: String,
+    pub units: u32,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub unit_price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub notional: Decimal,
+}
+
+/// What a bid would get against the current book, with nothing written or held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Quote {
+    pub fills: Vec<QuoteFill>,
+    pub unfilled_units: u32,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub total_notional: Decimal,
+    /// What placing the bid would hold from `available` at once: `limit_price × hours × quantity`
+    /// rounded up to the fen (the part fills do not use comes back as they happen).
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub hold: Decimal,
+    pub reasons: Vec<Reason>,
 }
 
 /// Whether a contract still awaits delivery.
@@ -869,6 +1034,44 @@ pub struct PolicyDecision {
     pub fuel_used: u64,
     /// The canonical input the policy saw.
     pub input: serde_json::Value,
+}
+
+/// One policy evaluation taken for a hub while matching (the hub operator's view).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HubDecision {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub hub: String,
+    /// `pricing` or `compliance`.
+    pub kind: String,
+    pub policy_digest: String,
+    /// `allowed`, `denied`, `quoted`, `rejected` or `fault`.
+    pub outcome: String,
+    pub bid_id: Uuid,
+    pub offer_id: Uuid,
+    /// The canonical input the policy saw.
+    pub input: serde_json::Value,
+    /// The policy's output (or the fault), canonical JSON.
+    pub output: serde_json::Value,
+    pub fuel_used: u64,
+}
+
+/// A policy fault in a hub: a policy that trapped, ran out of fuel or time, or answered wrongly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HubFault {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub hub: String,
+    pub kind: String,
+    pub policy_digest: String,
+    /// `out_of_fuel`, `deadline`, `memory`, `trap`, `policy_unavailable`, `hub_budget_exhausted`…
+    pub class: String,
+    pub message: String,
+    /// The canonical input, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<serde_json::Value>,
 }
 
 /// One recorded decision of a contract, re-executed.

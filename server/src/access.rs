@@ -46,6 +46,16 @@ pub enum Action<'a> {
     ManageHubPolicies { hub: &'a str },
     /// See a hub's policies: that hub's operator, and regulators.
     ReadHubPolicies { hub: &'a str },
+    /// See a hub's contracts, policy decisions and faults: that hub's operator, and regulators.
+    ReadHubActivity { hub: &'a str },
+    /// Ask what a bid would get (buyers).
+    Quote,
+    /// Ask for money to be paid out of one's own account (buyers, providers, hub operators).
+    Withdraw,
+    /// List withdrawals: one's own, or (the admin) everyone's.
+    ListWithdrawals,
+    /// Mark withdrawals paid or rejected (admin).
+    DecideWithdrawals,
 }
 
 /// Allows or refuses `action` for `caller`, with a 403 naming what was refused.
@@ -79,10 +89,14 @@ pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
         Action::ManageHubPolicies { hub } => {
             caller.role == HubOperator && caller.hub.as_deref() == Some(hub)
         }
-        Action::ReadHubPolicies { hub } => {
+        Action::ReadHubPolicies { hub } | Action::ReadHubActivity { hub } => {
             caller.role == Regulator
                 || (caller.role == HubOperator && caller.hub.as_deref() == Some(hub))
         }
+        Action::Quote => caller.role == Buyer,
+        Action::Withdraw => matches!(caller.role, Buyer | Provider | HubOperator),
+        Action::ListWithdrawals => matches!(caller.role, Buyer | Provider | HubOperator | Admin),
+        Action::DecideWithdrawals => caller.role == Admin,
     };
     if allowed {
         Ok(())
@@ -116,6 +130,11 @@ fn describe(action: Action<'_>) -> &'static str {
         Action::Cancel { .. } => "cancel this",
         Action::ManageHubPolicies { .. } => "manage this hub's policies",
         Action::ReadHubPolicies { .. } => "see this hub's policies",
+        Action::ReadHubActivity { .. } => "see this hub's contracts, decisions and faults",
+        Action::Quote => "ask for quotes",
+        Action::Withdraw => "withdraw money",
+        Action::ListWithdrawals => "list withdrawals",
+        Action::DecideWithdrawals => "mark withdrawals paid or rejected",
     }
 }
 

@@ -352,15 +352,38 @@ pub fn activate_demo_policies(
 /// Demo money credited to the demo buyer once.
 const DEMO_DEPOSIT_CNY: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 
-/// Creates the demo participants (or gives the existing ones new keys, since keys are only stored
-/// hashed), credits the demo buyer once, and returns every participant's key and token.
-pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<DemoParticipant>> {
+/// Creates the demo participants, credits the demo buyer once, and returns every participant's
+/// key and token. The keys are kept in `keys_file` (mode 0600, beside the demo's other secrets), so
+/// the next start prints the same keys; a kept key that no longer matches (rotated, or the file
+/// lost) is replaced by a new one.
+pub fn seed_demo(
+    state: &AppState,
+    admin_id: uuid::Uuid,
+    keys_file: &Path,
+) -> anyhow::Result<Vec<DemoParticipant>> {
     let mut connection = state.pool.get()?;
+    let mut kept: std::collections::BTreeMap<String, String> = std::fs::read_to_string(keys_file)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
     let mut seeded = Vec::new();
     for (name, kind, provider_type, hub) in DEMO_PARTICIPANTS {
-        let key = auth::new_api_key().map_err(|error| anyhow::anyhow!("{error}"))?;
-        let (id, key_epoch) = match participants::by_name(&mut connection, name, *kind)? {
-            Some(existing) => {
+        let existing = participants::by_name(&mut connection, name, *kind)?;
+        let still_valid = |row: &participants::ParticipantRow, key: &str| {
+            row.suspended_at.is_none()
+                && auth::api_key_lookup_id(key) == row.api_key_id
+                && auth::api_key_matches(key, &row.api_key_hash)
+        };
+        let reused = match (&existing, kept.get(*name)) {
+            (Some(row), Some(key)) if still_valid(row, key) => {
+                Some((row.id, row.key_epoch, key.clone()))
+            }
+            _ => None,
+        };
+        let (id, key_epoch, api_key) = match (reused, existing) {
+            (Some(reused), _) => reused,
+            (None, Some(existing)) => {
+                let key = auth::new_api_key().map_err(|error| anyhow::anyhow!("{error}"))?;
                 let epoch = participants::rotate_key(
                     &mut connection,
                     audit::SYSTEM_ACTOR,
@@ -368,9 +391,10 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
                     &key.key_id,
                     &key.hash,
                 )?;
-                (existing.id, epoch)
+                (existing.id, epoch, key.key)
             }
-            None => {
+            (None, None) => {
+                let key = auth::new_api_key().map_err(|error| anyhow::anyhow!("{error}"))?;
                 let new = participants::NewParticipantRow {
                     name,
                     kind: *kind,
@@ -382,9 +406,11 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
                 (
                     participants::create(&mut connection, &admin_id.to_string(), &new)?.id,
                     0,
+                    key.key,
                 )
             }
         };
+        kept.insert((*name).to_owned(), api_key.clone());
         if *kind == ParticipantKind::Buyer {
             let deposit = NewDeposit {
                 amount: DEMO_DEPOSIT_CNY,
@@ -403,9 +429,27 @@ pub fn seed_demo(state: &AppState, admin_id: uuid::Uuid) -> anyhow::Result<Vec<D
             hub: hub.map(str::to_owned),
             name: (*name).to_owned(),
             id,
-            api_key: key.key,
+            api_key,
             token,
         });
     }
+    write_private(keys_file, &serde_json::to_string_pretty(&kept)?)?;
     Ok(seeded)
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    std::io::Write::write_all(&mut file, text.as_bytes())?;
+    Ok(())
 }

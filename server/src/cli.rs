@@ -146,7 +146,7 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
             .admin_api_key
             .clone()
             .context("the demo has an admin key")?;
-        print_demo(&state, &admin_key, address)?;
+        print_demo(&state, &admin_key, address, &config.data_dir)?;
     }
     // Printed once everything is ready (demo seeded), for scripts and tests that wait for it.
     println!("suanli-server listening on http://{address}");
@@ -157,13 +157,15 @@ fn print_demo(
     state: &crate::http::AppState,
     admin_key: &str,
     address: std::net::SocketAddr,
+    data_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
     let mut connection = state.pool.get()?;
     let admin =
         db::participants::by_api_key_id(&mut connection, db::participants::BOOTSTRAP_ADMIN_KEY_ID)?
             .context("the bootstrap admin exists")?;
     drop(connection);
-    let demo = app::seed_demo(state, admin.id)?;
+    // Kept beside the demo's JWT secret and admin key, so a restart prints the same keys.
+    let demo = app::seed_demo(state, admin.id, &data_dir.join("dev-demo-keys.json"))?;
     println!("\nSuanli demo exchange on http://{address}  (Ctrl-C stops it and its database)\n");
     println!("admin  {}  api_key={admin_key}", admin.id);
     for participant in &demo {

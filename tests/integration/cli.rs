@@ -284,3 +284,365 @@ fn code_of_cli(exchange: &TestExchange, home: &std::path::Path, api_key: &str) -
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Runs `suanli` and returns its exit code with its output.
+fn suanli_code(
+    exchange: &TestExchange,
+    config: &PathBuf,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(CLI)
+        .args(args)
+        .env("SUANLI_URL", exchange.anonymous.base_url())
+        .env("SUANLI_CONFIG", config)
+        .output()
+        .expect("run suanli");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[actix_web::test]
+async fn each_role_does_its_whole_job_from_the_command_line() {
+    let exchange = TestExchange::start().await;
+    let (provider, _) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia Cloud")
+        .await;
+    let (buyer, _) = exchange.funded_buyer("Model Lab", "5000").await;
+    let (operator, _) = exchange
+        .participant(ParticipantKind::HubOperator, "Ningxia hub")
+        .await;
+    let home = std::env::temp_dir().join(format!("suanli-cli-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&home).unwrap();
+    let config = |who: &str| home.join(format!("{who}.json"));
+    for (who, key) in [
+        ("provider", &provider.api_key),
+        ("buyer", &buyer.api_key),
+        ("operator", &operator.api_key),
+        ("admin", &exchange.admin_api_key),
+    ] {
+        let (ok, _, stderr) = suanli(&exchange, &config(who), &["login", "--api-key", key]);
+        assert!(ok, "{stderr}");
+    }
+    let run = |who: &str, args: &[&str]| suanli(&exchange, &config(who), args);
+
+    // The provider lists capacity for this hour.
+    let hours = window(0, 2);
+    let (start, end) = (hours.start.to_rfc3339(), hours.end.to_rfc3339());
+    let (ok, _, stderr) = run(
+        "provider",
+        &[
+            "offers",
+            "create",
+            "--cluster",
+            "zhongwei",
+            "--sku",
+            "ai.metax-c500",
+            "--quantity",
+            "3",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--ask",
+            "10",
+            "--green-share",
+            "70",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let (ok, stdout, _) = run("provider", &["offers", "list", "--tz", "Asia/Shanghai"]);
+    assert!(
+        ok && stdout.contains("green %") && stdout.contains("CST"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run("provider", &["offers", "list"]);
+    assert!(
+        ok && stdout.contains(" UTC"),
+        "times carry their zone: {stdout}"
+    );
+
+    // The buyer asks first, then bids: the quote is what the bid gets.
+    let bid = [
+        "--sku",
+        "ai.metax-c500",
+        "--quantity",
+        "2",
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--limit",
+        "12",
+    ];
+    let (ok, stdout, stderr) = run(
+        "buyer",
+        &[&["bids", "quote"][..], &bid, &["--json"]].concat(),
+    );
+    assert!(ok, "{stderr}");
+    let quote = json(&stdout);
+    assert_eq!(quote["total_notional"], "40");
+    let (ok, stdout, _) = run(
+        "buyer",
+        &[&["bids", "place", "--dry-run"][..], &bid, &["--json"]].concat(),
+    );
+    assert!(ok);
+    assert_eq!(json(&stdout), quote, "--dry-run is the quote");
+    let (ok, stdout, _) = run("buyer", &[&["bids", "quote"][..], &bid].concat());
+    assert!(
+        ok && stdout.contains("total 40 CNY for 2 units"),
+        "{stdout}"
+    );
+    let (ok, stdout, stderr) = run(
+        "buyer",
+        &[&["bids", "place"][..], &bid, &["--json"]].concat(),
+    );
+    assert!(ok, "{stderr}");
+    let placed = json(&stdout);
+    let contract = placed["contracts"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(placed["contracts"][0]["notional"], quote["total_notional"]);
+
+    // An IOC bid that fills nothing fails, with the reasons printed.
+    let (code, stdout, stderr) = run_code(
+        &exchange,
+        &config("buyer"),
+        &[
+            "bids",
+            "place",
+            "--sku",
+            "ai.metax-c500",
+            "--quantity",
+            "1",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--limit",
+            "5",
+            "--time-in-force",
+            "IOC",
+        ],
+    );
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("price_above_limit (nx)") && stderr.contains("filled nothing"),
+        "{stdout}{stderr}"
+    );
+
+    // Delivery for less than contracted asks first; with no terminal to ask, it does not settle.
+    let (ok, _, stderr) = run(
+        "provider",
+        &["contracts", "deliver", &contract, "--unit-hours", "3"],
+    );
+    assert!(!ok && stderr.contains("--yes"), "{stderr}");
+    let (ok, _, stderr) = run(
+        "provider",
+        &["contracts", "deliver", &contract, "--unit-hours", "0"],
+    );
+    assert!(!ok && stderr.contains("for nothing"), "{stderr}");
+    let (ok, stdout, stderr) = run(
+        "provider",
+        &[
+            "contracts",
+            "deliver",
+            &contract,
+            "--unit-hours",
+            "3",
+            "--yes",
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let paid_to_provider = json(&stdout)["provider_paid"].as_str().unwrap().to_owned();
+
+    // The provider takes money out; the admin pays it; the statement shows it all.
+    let (ok, stdout, stderr) = run(
+        "provider",
+        &[
+            "withdraw",
+            "--amount",
+            "10.5",
+            "--destination",
+            "ICBC 6222",
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let withdrawal = json(&stdout);
+    assert_eq!(withdrawal["status"], "pending");
+    let id = withdrawal["id"].as_str().unwrap();
+    let (ok, stdout, _) = run("admin", &["withdrawals", "list", "--status", "pending"]);
+    assert!(ok && stdout.contains(id), "{stdout}");
+    let (ok, stdout, stderr) = run(
+        "admin",
+        &["withdrawals", "paid", id, "--bank-reference", "ICBC-TX-9"],
+    );
+    assert!(
+        ok && stdout.contains("paid") && stdout.contains("ICBC-TX-9"),
+        "{stdout}{stderr}"
+    );
+    let (ok, stdout, _) = run("provider", &["withdrawals", "list", "--json"]);
+    assert!(ok);
+    assert_eq!(json(&stdout)[0]["status"], "paid");
+    let (ok, stdout, _) = run("provider", &["statement", "--csv"]);
+    assert!(ok);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "at,kind,reference,account,amount,balance_after");
+    assert!(lines[1].contains(&format!(
+        ",settlement,{contract},available,{paid_to_provider},"
+    )));
+    assert!(
+        lines[2].contains(",withdrawal,") && lines[2].contains(",-10.5,"),
+        "{stdout}"
+    );
+    let (ok, stdout, _) = run("provider", &["statement", "--from", "2000-01-01"]);
+    assert!(ok && stdout.contains("balance after"), "{stdout}");
+
+    // The hub operator sees its own hub without naming it.
+    let (ok, stdout, stderr) = run("operator", &["hub", "contracts", "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(json(&stdout)[0]["id"], contract.as_str());
+    for view in [
+        &["hub", "decisions"][..],
+        &["hub", "faults"],
+        &["policy", "list"],
+    ] {
+        let (ok, _, stderr) = run("operator", view);
+        assert!(ok, "{view:?}: {stderr}");
+    }
+    // It tries a policy on the example dry-run files, naming the policy by a digest prefix.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let module = root.join("target/policies/west-green-pricing.wasm");
+    let (ok, stdout, stderr) = run(
+        "operator",
+        &[
+            "policy",
+            "upload",
+            "--kind",
+            "pricing",
+            module.to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let digest = json(&stdout)["digest"].as_str().unwrap().to_owned();
+    let (ok, stdout, stderr) = run(
+        "operator",
+        &[
+            "policy",
+            "dry-run",
+            &digest[..12],
+            "--offer",
+            root.join("policies/dry-run/offer.json").to_str().unwrap(),
+            "--bid",
+            root.join("policies/dry-run/bid.json").to_str().unwrap(),
+        ],
+    );
+    assert!(ok && stdout.contains("\"quote\""), "{stdout}{stderr}");
+    let (ok, _, stderr) = run("operator", &["hub", "contracts", "--hub", "bth"]);
+    assert!(!ok && stderr.contains("forbidden"), "{stderr}");
+
+    // As people use it: latency table, one-line argument errors, a hint to log in, a named
+    // broken config, a suggestion for a typo.
+    let (ok, stdout, _) = run("buyer", &["hubs", "latency"]);
+    assert!(
+        ok && stdout.lines().count() == 9 && stdout.contains("bth"),
+        "{stdout}"
+    );
+    let (code, _, stderr) = run_code(
+        &exchange,
+        &config("buyer"),
+        &["bids", "place", "--quantity", "x"],
+    );
+    assert_eq!(code, Some(2));
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let (ok, _, stderr) = run("nobody", &["balance"]);
+    assert!(!ok && stderr.contains("suanli login"), "{stderr}");
+    std::fs::write(config("broken"), "not json").unwrap();
+    let (ok, _, stderr) = run("broken", &["whoami"]);
+    assert!(!ok && stderr.contains("broken.json"), "{stderr}");
+    let (ok, _, stderr) = run(
+        "provider",
+        &[
+            "offers",
+            "create",
+            "--cluster",
+            "zhongwie",
+            "--sku",
+            "ai.metax-c500",
+            "--quantity",
+            "1",
+            "--start",
+            &start,
+            "--end",
+            &end,
+            "--ask",
+            "10",
+            "--green-share",
+            "70",
+        ],
+    );
+    assert!(
+        !ok && stderr.contains("did you mean `zhongwei`?"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+fn run_code(
+    exchange: &TestExchange,
+    config: &PathBuf,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    suanli_code(exchange, config, args)
+}
+
+#[actix_web::test]
+async fn a_listing_piped_into_head_ends_quietly() {
+    let exchange = TestExchange::start().await;
+    let (provider, client) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia Cloud")
+        .await;
+    // More rows than a pipe holds, so that `head` leaves while `suanli` is still writing
+    // (a few at a time: one participant may only have so many commands waiting).
+    for _ in 0..125 {
+        let offers: Vec<_> = (0..4)
+            .map(|_| suanli_tests::new_offer("zhongwei", "ai.metax-c500", 1, window(1, 3), "10"))
+            .collect();
+        let offers = offers.iter().map(|offer| client.place_offer(offer));
+        for result in futures_util::future::join_all(offers).await {
+            result.unwrap();
+        }
+    }
+    let home = std::env::temp_dir().join(format!("suanli-cli-{}", uuid::Uuid::new_v4()));
+    let config = home.join("provider.json");
+    assert!(
+        suanli(
+            &exchange,
+            &config,
+            &["login", "--api-key", &provider.api_key]
+        )
+        .0
+    );
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -o pipefail; '{CLI}' offers list | head -1"))
+        .env("SUANLI_URL", exchange.anonymous.base_url())
+        .env("SUANLI_CONFIG", &config)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 1);
+    assert!(
+        output.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -19,6 +19,20 @@ fn printed_ids(server: &ServerProcess) -> Vec<String> {
         .collect()
 }
 
+/// The API key the demo printed for its participant of `kind` (the line after its id line).
+fn printed_key(server: &ServerProcess, kind: &str) -> String {
+    let lines = server.stdout.lock().unwrap();
+    let line = lines
+        .iter()
+        .position(|line| line.starts_with(&format!("{kind} ")))
+        .unwrap();
+    lines[line + 1]
+        .trim()
+        .strip_prefix("api_key=")
+        .unwrap()
+        .to_owned()
+}
+
 #[actix_web::test]
 async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
     let data_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!(
@@ -33,6 +47,7 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
     assert_eq!(client.hubs().await.unwrap().len(), 8);
     let ids = printed_ids(&first);
     assert_eq!(ids.len(), 7, "demo participants of every kind");
+    let first_buyer_key = printed_key(&first, "buyer");
     assert!(first.interrupt().success(), "Ctrl-C stops the demo cleanly");
     assert!(
         data_dir.join("postgres/pgdata/PG_VERSION").exists(),
@@ -67,18 +82,11 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
         "the same participants: the data was reused"
     );
     let client = suanli_sdk::Client::new(second.base_url.clone());
-    let buyer_key = {
-        let lines = second.stdout.lock().unwrap();
-        let buyer_line = lines
-            .iter()
-            .position(|line| line.starts_with("buyer "))
-            .unwrap();
-        lines[buyer_line + 1]
-            .trim()
-            .strip_prefix("api_key=")
-            .unwrap()
-            .to_owned()
-    };
+    let buyer_key = printed_key(&second, "buyer");
+    assert_eq!(
+        buyer_key, first_buyer_key,
+        "the demo keys stay the same across restarts"
+    );
     let buyer = client.login(&buyer_key).await.unwrap();
     assert_eq!(
         buyer.account().await.unwrap().available.to_string(),
@@ -104,6 +112,7 @@ async fn the_demo_runs_from_a_private_folder_too() {
     let mut server = ServerProcess::spawn_command(SERVER, "dev", &env);
     let client = suanli_sdk::Client::new(server.base_url.clone());
     assert_eq!(client.readyz().await.unwrap().database, "ok");
+    assert_eq!(client.hubs().await.unwrap().len(), 8);
     assert_eq!(printed_ids(&server).len(), 7);
     assert!(server.interrupt().success());
     if let Ok(location) = std::fs::read_to_string(data_dir.join("postgres/location")) {

@@ -10,10 +10,12 @@ mod demo;
 mod identity;
 mod isolation;
 mod money;
+mod money_out;
 mod orders;
 mod participants;
 mod policies;
 mod public;
+mod quotes;
 mod retry;
 mod settlement;
 

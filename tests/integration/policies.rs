@@ -100,7 +100,7 @@ fn evaluations_are_pure_functions_of_module_and_input() {
     }
 }
 
-async fn upload(
+pub(crate) async fn upload(
     client: &suanli_sdk::Client,
     hub: &str,
     kind: &str,
@@ -119,7 +119,7 @@ async fn upload(
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-async fn operator(exchange: &TestExchange, hub: &str) -> suanli_sdk::Client {
+pub(crate) async fn operator(exchange: &TestExchange, hub: &str) -> suanli_sdk::Client {
     let new = NewParticipant {
         name: format!("{hub} operator"),
         kind: ParticipantKind::HubOperator,

@@ -117,7 +117,7 @@ async fn full_and_partial_delivery_settle_to_the_fen() {
         .await;
     let verdict = regulator.audit_verify().await.unwrap();
     assert!(verdict.ok, "{verdict:?}");
-    assert_eq!(verdict.invariants.len(), 8);
+    assert_eq!(verdict.invariants.len(), 9);
 }
 
 #[actix_web::test]

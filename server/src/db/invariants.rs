@@ -43,6 +43,13 @@ const CHECKS: &[(&str, &str)] = &[
          WHERE a.kind = 'buyer_held' AND a.balance <> coalesce(b.exposure, 0) LIMIT 1",
     ),
     (
+        "pending_payouts_equal_pending_withdrawals",
+        "SELECT 'payouts_pending holds ' || a.balance::text || ' against pending withdrawals of ' || \
+         coalesce(w.total, 0)::text AS detail FROM accounts a \
+         LEFT JOIN (SELECT sum(amount) AS total FROM withdrawals WHERE status = 'pending') w ON true \
+         WHERE a.kind = 'payouts_pending' AND a.balance <> coalesce(w.total, 0)",
+    ),
+    (
         "settled_escrow_is_empty",
         "SELECT 'contract ' || c.id::text || ' is ' || c.status || ' with ' || a.balance::text || ' in escrow' AS detail \
          FROM contracts c JOIN accounts a ON a.contract_id = c.id AND a.kind = 'contract_escrow' \

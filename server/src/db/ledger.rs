@@ -23,6 +23,8 @@ use crate::error::ApiError;
 pub const EXTERNAL_ACCOUNT: Uuid = Uuid::from_u128(1);
 /// The exchange's fee income.
 pub const EXCHANGE_FEES_ACCOUNT: Uuid = Uuid::from_u128(2);
+/// Money withdrawals set aside until an admin marks them paid or rejected.
+pub const PAYOUTS_PENDING_ACCOUNT: Uuid = Uuid::from_u128(3);
 
 /// The kinds of account a participant owns.
 pub mod kind {
@@ -134,6 +136,29 @@ pub fn post_all(
 /// sequenced writer can name accounts without asking the database.
 pub fn participant_account_id(participant: Uuid, account_kind: &str) -> Uuid {
     Uuid::new_v5(&participant, account_kind.as_bytes())
+}
+
+/// The accounts a participant's statement covers, its available account first: a buyer's
+/// available and held accounts, a provider's account, a hub operator's hub levy account.
+pub fn own_accounts(
+    connection: &mut PgConnection,
+    role: suanli_sdk::ParticipantKind,
+    participant: Uuid,
+    hub: Option<&str>,
+) -> QueryResult<Vec<Uuid>> {
+    use suanli_sdk::ParticipantKind;
+    Ok(match (role, hub) {
+        (ParticipantKind::Buyer, _) => vec![
+            participant_account_id(participant, kind::BUYER_AVAILABLE),
+            participant_account_id(participant, kind::BUYER_HELD),
+        ],
+        (ParticipantKind::Provider, _) => vec![participant_account_id(participant, kind::PROVIDER)],
+        (ParticipantKind::HubOperator, Some(hub)) => accounts::table
+            .filter(accounts::hub.eq(hub).and(accounts::kind.eq(kind::HUB_LEVY)))
+            .select(accounts::id)
+            .load(connection)?,
+        _ => Vec::new(),
+    })
 }
 
 /// The id of a contract's escrow account.

@@ -13,6 +13,7 @@ pub mod reference;
 pub mod regulator;
 pub mod schema;
 pub mod settlement;
+pub mod withdrawals;
 
 use anyhow::Context;
 use diesel::pg::PgConnection;

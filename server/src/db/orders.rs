@@ -94,6 +94,8 @@ pub struct BidRow {
     pub request_hash: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Why units stayed unfilled when the bid was matched: `[{"code","message","hub"?}]`.
+    pub reasons: serde_json::Value,
 }
 
 impl BidRow {
@@ -122,6 +124,11 @@ impl BidRow {
             held: (self.unit_hold * Decimal::from(self.remaining)).normalize(),
             idempotency_key: self.idempotency_key.clone(),
             created_at: self.created_at,
+            reasons: if self.status == OrderStatus::Filled.as_str() {
+                Vec::new()
+            } else {
+                serde_json::from_value(self.reasons.clone()).unwrap_or_default()
+            },
         }
     }
 }
@@ -211,6 +218,8 @@ pub struct BatchWrites {
     pub settlements: Vec<super::settlement::SettlementRow>,
     /// Participants suspended in this batch, with the reason.
     pub suspensions: Vec<(Uuid, String)>,
+    /// Withdrawals requested in this batch.
+    pub withdrawals: Vec<super::withdrawals::WithdrawalRow>,
 }
 
 /// Writes a batch of the sequenced writer in one transaction, all of it or nothing.
@@ -307,6 +316,7 @@ fn write(
         insert_contracts(connection, &writes.contracts)?;
     }
     ledger::post_all(connection, &writes.ledger)?;
+    super::withdrawals::insert(connection, &writes.withdrawals)?;
     super::settlement::insert(connection, &writes.settlements)?;
     for (participant, reason) in &writes.suspensions {
         super::participants::suspend(connection, *participant, reason, now)?;

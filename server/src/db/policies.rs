@@ -274,3 +274,135 @@ pub fn record_decisions(
     .execute(connection)?;
     Ok(())
 }
+
+/// A page of the policy decisions taken for `hub`, newest first; `kind` and `outcome` narrow it.
+pub fn hub_decisions(
+    connection: &mut PgConnection,
+    hub: &str,
+    kind: Option<&str>,
+    outcome: Option<&str>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<suanli_sdk::HubDecision>> {
+    use super::schema::policy_decisions as d;
+    let mut query = d::table
+        .filter(d::hub.eq(hub))
+        .order(d::id.desc())
+        .limit(limit)
+        .select((
+            d::id,
+            d::at,
+            d::hub,
+            d::kind,
+            d::digest,
+            d::outcome,
+            d::bid_id,
+            d::offer_id,
+            d::input,
+            d::output,
+            d::fuel_used,
+        ))
+        .into_boxed();
+    if let Some(kind) = kind {
+        query = query.filter(d::kind.eq(kind.to_owned()));
+    }
+    if let Some(outcome) = outcome {
+        query = query.filter(d::outcome.eq(outcome.to_owned()));
+    }
+    if let Some(id) = before_id {
+        query = query.filter(d::id.lt(id));
+    }
+    type Row = (
+        i64,
+        DateTime<Utc>,
+        String,
+        String,
+        String,
+        String,
+        Uuid,
+        Uuid,
+        String,
+        String,
+        i64,
+    );
+    let rows: Vec<Row> = query.load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, at, hub, kind, digest, outcome, bid_id, offer_id, input, output, fuel)| {
+                suanli_sdk::HubDecision {
+                    id,
+                    at,
+                    hub,
+                    kind,
+                    policy_digest: digest,
+                    outcome,
+                    bid_id,
+                    offer_id,
+                    input: json_or_text(&input),
+                    output: json_or_text(&output),
+                    fuel_used: fuel.max(0) as u64,
+                }
+            },
+        )
+        .collect())
+}
+
+/// A page of the policy faults in `hub`, newest first.
+pub fn hub_faults(
+    connection: &mut PgConnection,
+    hub: &str,
+    before_id: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<suanli_sdk::HubFault>> {
+    use super::schema::policy_faults as f;
+    let mut query = f::table
+        .filter(f::hub.eq(hub))
+        .order(f::id.desc())
+        .limit(limit)
+        .select((
+            f::id,
+            f::at,
+            f::hub,
+            f::kind,
+            f::digest,
+            f::class,
+            f::message,
+            f::input,
+        ))
+        .into_boxed();
+    if let Some(id) = before_id {
+        query = query.filter(f::id.lt(id));
+    }
+    type Row = (
+        i64,
+        DateTime<Utc>,
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+    );
+    let rows: Vec<Row> = query.load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(id, at, hub, kind, digest, class, message, input)| suanli_sdk::HubFault {
+                id,
+                at,
+                hub,
+                kind,
+                policy_digest: digest,
+                class,
+                message,
+                input: (!input.is_empty()).then(|| json_or_text(&input)),
+            },
+        )
+        .collect())
+}
+
+/// Stored canonical JSON as a value (text that is not JSON, as a string).
+fn json_or_text(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))
+}

@@ -170,6 +170,7 @@ diesel::table! {
         request_hash -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        reasons -> Jsonb,
     }
 }
 
@@ -273,6 +274,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    withdrawals (id) {
+        id -> Uuid,
+        seq -> Int8,
+        participant_id -> Uuid,
+        account_id -> Uuid,
+        amount -> Numeric,
+        destination -> Text,
+        status -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        bank_reference -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        decided_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        decided_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(clusters -> hubs (hub));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
@@ -300,4 +320,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     active_policies,
     policy_faults,
     policy_decisions,
+    withdrawals,
 );

@@ -9,14 +9,17 @@ use rust_decimal::Decimal;
 use suanli_sdk::{PlacedBid, PlacedOffer, Side, TimeInForce};
 use uuid::Uuid;
 
-use super::events::{AuditEvent, WindowFields};
+use super::events::{AuditEvent, DenialFields, WindowFields};
 use super::policies::HubPolicies;
+use super::requests::WithdrawalRequest;
 use super::{BidRequest, OfferRequest, Placed};
 use crate::db::audit::SYSTEM_ACTOR;
 use crate::db::ledger::{self, LedgerTransaction, kind};
 use crate::db::orders::{BatchWrites, BidRow, ContractRow, OfferRow};
+use crate::db::policies::DecisionRow;
 use crate::db::reference::Reference;
 use crate::db::settlement;
+use crate::db::withdrawals::WithdrawalRow;
 use crate::error::ApiError;
 use crate::market::{Engine, Fill, Removal, RemovalReason};
 
@@ -34,6 +37,10 @@ pub struct BatchReads {
     pub settled: HashMap<Uuid, settlement::SettlementRow>,
     /// Participants placing orders in this batch who are suspended.
     pub suspended: std::collections::HashSet<Uuid>,
+    /// Withdrawals already requested under this batch's (participant, key) pairs.
+    pub seen_withdrawals: HashMap<(Uuid, String), WithdrawalRow>,
+    /// Balances of the non-buyer accounts withdrawals in this batch draw on.
+    pub balances: HashMap<Uuid, Decimal>,
 }
 
 /// Collects the effects of one batch.
@@ -114,6 +121,17 @@ impl<'a> Effects<'a> {
             ],
         );
         self.credit_available(facts.buyer_id, amounts.refunded);
+        for (account, amount) in [
+            (
+                ledger::participant_account_id(facts.provider_id, kind::PROVIDER),
+                amounts.provider_paid,
+            ),
+            (levy_account, amounts.hub_levy),
+        ] {
+            if let Some(balance) = self.reads.balances.get_mut(&account) {
+                *balance += amount;
+            }
+        }
         let row = settlement::new_row(
             &facts,
             &amounts,
@@ -208,7 +226,9 @@ impl<'a> Effects<'a> {
         }
         self.refuse_past_window(request.spec.window.start)?;
         policies.begin_order();
+        let judged = policies.decisions.len();
         let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), policies);
+        self.compliance_denials(request.spec.id, "offer", &policies.decisions[judged..]);
         self.reads
             .seen_offers
             .insert(key, (request.spec.id, request.request_hash.clone()));
@@ -315,7 +335,14 @@ impl<'a> Effects<'a> {
         );
 
         policies.begin_order();
+        let judged = policies.decisions.len();
         let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), policies);
+        self.compliance_denials(request.spec.id, "bid", &policies.decisions[judged..]);
+        let mut reasons = outcome.reasons.clone();
+        if outcome.state.status != suanli_sdk::OrderStatus::Filled {
+            self.note_latency(engine, request, &mut reasons);
+        }
+        let reasons = self.wire_reasons(reasons);
         self.reads
             .seen_bids
             .insert(key, (request.spec.id, request.request_hash.clone()));
@@ -345,6 +372,7 @@ impl<'a> Effects<'a> {
             request_hash: request.request_hash.clone(),
             created_at: self.now,
             updated_at: self.now,
+            reasons: serde_json::to_value(&reasons).unwrap_or_else(|_| serde_json::json!([])),
         };
         self.audit(
             buyer.to_string(),
@@ -398,7 +426,236 @@ impl<'a> Effects<'a> {
         if !bid.status.is_resting() {
             bid.held = Decimal::ZERO;
         }
-        Ok(Placed::New(PlacedBid { bid, contracts }))
+        Ok(Placed::New(PlacedBid {
+            bid,
+            contracts,
+            reasons,
+        }))
+    }
+
+    /// What a bid would get now: the same checks and the same engine plan as
+    /// [`Effects::place_bid`], with nothing written or held (the policies' records are dropped by
+    /// the caller).
+    pub fn quote(
+        &mut self,
+        engine: &Engine,
+        policies: &mut HubPolicies<'_>,
+        request: &BidRequest,
+    ) -> Result<suanli_sdk::Quote, ApiError> {
+        self.refuse_suspended(request.spec.buyer)?;
+        self.refuse_past_window(request.spec.window.start)?;
+        policies.begin_order();
+        let quote = engine.quote_bid(&request.spec, self.now.timestamp(), policies);
+        let mut reasons = quote.reasons;
+        if quote.unfilled > 0 {
+            self.note_latency(engine, request, &mut reasons);
+        }
+        let hold = request.hold();
+        let available = self
+            .reads
+            .available
+            .get(&request.spec.buyer)
+            .copied()
+            .unwrap_or_default();
+        if available < hold {
+            reasons.insert(
+                0,
+                crate::market::Reason {
+                    code: crate::market::ReasonCode::InsufficientFunds,
+                    hub: None,
+                    message: format!("the bid would hold {hold} CNY; {available} CNY is available"),
+                },
+            );
+        }
+        let fills: Vec<suanli_sdk::QuoteFill> = quote
+            .fills
+            .iter()
+            .map(|fill| suanli_sdk::QuoteFill {
+                hub: self.reference.hub_by_id(fill.hub).code.clone(),
+                cluster: fill.cluster.clone(),
+                sku: self.reference.sku_by_id(fill.sku).code.clone(),
+                units: fill.units,
+                unit_price: fill.unit_price.normalize(),
+                notional: fill.notional.normalize(),
+            })
+            .collect();
+        Ok(suanli_sdk::Quote {
+            total_notional: fills
+                .iter()
+                .map(|fill| fill.notional)
+                .sum::<Decimal>()
+                .normalize(),
+            fills,
+            unfilled_units: quote.unfilled,
+            hold: hold.normalize(),
+            reasons: self.wire_reasons(reasons),
+        })
+    }
+
+    /// Moves a withdrawal's amount from the participant's account to `payouts_pending`, once per
+    /// idempotency key.
+    pub fn withdraw(
+        &mut self,
+        request: &WithdrawalRequest,
+    ) -> Result<suanli_sdk::Withdrawal, ApiError> {
+        let key = (request.participant, request.idempotency_key.clone());
+        if let Some(existing) = self.reads.seen_withdrawals.get(&key) {
+            return if existing.request_hash == request.request_hash {
+                Ok(existing.to_wire())
+            } else {
+                Err(ApiError::conflict(
+                    "idempotency_conflict",
+                    "this idempotency key was already used for a different withdrawal",
+                ))
+            };
+        }
+        self.refuse_suspended(request.participant)?;
+        let available = if request.buyer {
+            self.reads.available.get(&request.participant).copied()
+        } else {
+            self.reads.balances.get(&request.account).copied()
+        }
+        .unwrap_or_default();
+        if available < request.amount {
+            return Err(ApiError::unprocessable(
+                "insufficient_funds",
+                format!(
+                    "{} CNY is available; the withdrawal asks for {}",
+                    available.normalize(),
+                    request.amount
+                ),
+            ));
+        }
+        if request.buyer {
+            self.reads
+                .available
+                .insert(request.participant, available - request.amount);
+        } else {
+            self.reads
+                .balances
+                .insert(request.account, available - request.amount);
+        }
+        let transaction_id = self.ledger(
+            "withdrawal_request",
+            request.id,
+            vec![
+                (request.account, -request.amount),
+                (ledger::PAYOUTS_PENDING_ACCOUNT, request.amount),
+            ],
+        );
+        let row = WithdrawalRow {
+            id: request.id,
+            seq: 0,
+            participant_id: request.participant,
+            account_id: request.account,
+            amount: request.amount,
+            destination: request.destination.clone(),
+            status: suanli_sdk::WithdrawalStatus::Pending.as_str().to_owned(),
+            idempotency_key: request.idempotency_key.clone(),
+            request_hash: request.request_hash.clone(),
+            bank_reference: None,
+            reason: None,
+            decided_by: None,
+            created_at: self.now,
+            decided_at: None,
+        };
+        self.audit(
+            request.participant.to_string(),
+            AuditEvent::WithdrawalRequested {
+                withdrawal_id: request.id,
+                participant_id: request.participant,
+                amount: request.amount.to_string(),
+                currency: "CNY",
+                destination: request.destination.clone(),
+                transaction_id,
+            },
+        );
+        let wire = row.to_wire();
+        self.reads.seen_withdrawals.insert(key, row.clone());
+        self.writes.withdrawals.push(row);
+        Ok(wire)
+    }
+
+    /// Adds `latency_exceeded` when offers the bid could take lie in hubs its latency bound
+    /// ruled out.
+    fn note_latency(
+        &self,
+        engine: &Engine,
+        request: &BidRequest,
+        reasons: &mut Vec<crate::market::Reason>,
+    ) {
+        if request.latency_excluded.is_empty() {
+            return;
+        }
+        let spec = &request.spec;
+        if let Some((hub, ask)) = engine.cheapest_offer_in(
+            &spec.skus,
+            request.latency_excluded,
+            spec.window,
+            spec.limit_price,
+        ) {
+            let origin = request.data_origin.as_deref().unwrap_or("the data origin");
+            reasons.push(crate::market::Reason {
+                code: crate::market::ReasonCode::LatencyExceeded,
+                hub: Some(hub),
+                message: format!(
+                    "an offer at {} CNY lies beyond {} ms of {origin}",
+                    ask.normalize(),
+                    request.max_latency_ms.unwrap_or_default()
+                ),
+            });
+        }
+    }
+
+    /// Reasons as the API shows them.
+    fn wire_reasons(&self, reasons: Vec<crate::market::Reason>) -> Vec<suanli_sdk::Reason> {
+        reasons
+            .into_iter()
+            .map(|reason| suanli_sdk::Reason {
+                code: reason.code.as_str().to_owned(),
+                // Policies' texts reach JSON and jsonb: no control characters, bounded.
+                message: reason
+                    .message
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(500)
+                    .collect(),
+                hub: reason
+                    .hub
+                    .map(|hub| self.reference.hub_by_id(hub).code.clone()),
+            })
+            .collect()
+    }
+
+    /// One audit entry for the compliance refusals among `decisions` (those of one incoming
+    /// order), grouped by hub and policy.
+    fn compliance_denials(&mut self, order: Uuid, side: &'static str, decisions: &[DecisionRow]) {
+        let mut denials: Vec<DenialFields> = Vec::new();
+        for decision in decisions.iter().filter(|d| d.outcome == "denied") {
+            match denials
+                .iter_mut()
+                .find(|d| d.hub == decision.hub && d.policy_digest == decision.digest)
+            {
+                Some(denial) => denial.pairs += 1,
+                None => denials.push(DenialFields {
+                    hub: decision.hub.clone(),
+                    policy_digest: decision.digest.clone(),
+                    pairs: 1,
+                    reason: denial_reason(&decision.output),
+                }),
+            }
+        }
+        if denials.is_empty() {
+            return;
+        }
+        self.audit(
+            SYSTEM_ACTOR.to_owned(),
+            AuditEvent::ComplianceDenied {
+                order_id: order,
+                side,
+                denials,
+            },
+        );
     }
 
     /// Turns a fill into a contract, its escrow funding and its audit entry.
@@ -585,6 +842,15 @@ fn replay<T>(id: Uuid, stored_hash: &str, request_hash: &str) -> Result<Placed<T
             "this idempotency key was already used for a different order",
         ))
     }
+}
+
+/// The policy's reason in a recorded denial (`{"decision":"deny","code","message"}`).
+fn denial_reason(output: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(output).unwrap_or_default();
+    super::policies::denial_text(
+        value["code"].as_str().unwrap_or("denied"),
+        value["message"].as_str().unwrap_or_default(),
+    )
 }
 
 fn unfilled_reason(time_in_force: TimeInForce) -> &'static str {

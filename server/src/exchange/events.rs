@@ -103,6 +103,34 @@ pub enum AuditEvent {
         hub_levy: String,
         transaction_id: Uuid,
     },
+    /// Compliance policies refused pairs of one incoming order: one entry per order, one line per
+    /// (hub, policy), however many candidates were refused.
+    ComplianceDenied {
+        order_id: Uuid,
+        side: &'static str,
+        denials: Vec<DenialFields>,
+    },
+    /// Money set aside for a payout: from the participant's available account to
+    /// `payouts_pending`.
+    WithdrawalRequested {
+        withdrawal_id: Uuid,
+        participant_id: Uuid,
+        amount: String,
+        currency: &'static str,
+        destination: String,
+        transaction_id: Uuid,
+    },
+}
+
+/// One hub's compliance refusals of an incoming order.
+#[derive(Debug, Clone, Serialize)]
+pub struct DenialFields {
+    pub hub: String,
+    pub policy_digest: String,
+    /// Candidate pairs refused.
+    pub pairs: u32,
+    /// The policy's own reason, from the first refusal.
+    pub reason: String,
 }
 
 impl AuditEvent {
@@ -120,6 +148,8 @@ impl AuditEvent {
             AuditEvent::ContractCreated { .. } => "contract_created",
             AuditEvent::ContractSettled { .. } => "contract_settled",
             AuditEvent::ParticipantSuspended { .. } => "participant_suspended",
+            AuditEvent::ComplianceDenied { .. } => "compliance_denied",
+            AuditEvent::WithdrawalRequested { .. } => "withdrawal_requested",
         }
     }
 

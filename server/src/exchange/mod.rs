@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 pub use policies::HubBudget;
-pub use requests::{BidRequest, OfferRequest};
+pub use requests::{BidRequest, OfferRequest, WithdrawalRequest};
 
 use crate::db::reference::Reference;
 use crate::error::ApiError;
@@ -92,6 +92,10 @@ enum Payload {
         reason: String,
         actor: String,
     },
+    /// What a bid would get now; nothing is written.
+    Quote(Box<BidRequest>),
+    /// Sets money aside for a payout.
+    Withdraw(Box<WithdrawalRequest>),
     /// A batch with no command, so that expiries happen on time.
     Tick,
 }
@@ -103,6 +107,8 @@ enum Reply {
     Cancel(oneshot::Sender<Result<(), ApiError>>),
     Settle(oneshot::Sender<Result<suanli_sdk::Settlement, ApiError>>),
     Suspend(oneshot::Sender<Result<u32, ApiError>>),
+    Quote(oneshot::Sender<Result<suanli_sdk::Quote, ApiError>>),
+    Withdraw(oneshot::Sender<Result<suanli_sdk::Withdrawal, ApiError>>),
     Nobody,
 }
 
@@ -114,6 +120,8 @@ enum Outcome {
     Settle(Result<suanli_sdk::Settlement, ApiError>),
     /// How many resting orders the suspension cancelled.
     Suspend(Result<u32, ApiError>),
+    Quote(Result<suanli_sdk::Quote, ApiError>),
+    Withdraw(Result<suanli_sdk::Withdrawal, ApiError>),
     Nothing,
 }
 
@@ -337,6 +345,30 @@ impl Exchange {
                 delivery,
             },
             Reply::Settle(reply),
+            slot,
+        )?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// What `request` would get against the current book, with the active policies; nothing is
+    /// written or held. Quotes wait in the same queue as orders, so they see the book in order.
+    pub async fn quote(&self, request: BidRequest) -> Result<suanli_sdk::Quote, ApiError> {
+        let slot = Some(self.slot(request.spec.buyer)?);
+        let (reply, answer) = oneshot::channel();
+        self.send(Payload::Quote(Box::new(request)), Reply::Quote(reply), slot)?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Sets a withdrawal's money aside; answers once committed.
+    pub async fn withdraw(
+        &self,
+        request: WithdrawalRequest,
+    ) -> Result<suanli_sdk::Withdrawal, ApiError> {
+        let slot = Some(self.slot(request.participant)?);
+        let (reply, answer) = oneshot::channel();
+        self.send(
+            Payload::Withdraw(Box::new(request)),
+            Reply::Withdraw(reply),
             slot,
         )?;
         answer.await.map_err(|_| stopped())?

@@ -21,7 +21,7 @@ use suanli_sdk::Side;
 use crate::db::policies::{DecisionRow, FaultRecord};
 use crate::db::reference::Reference;
 use crate::market::{
-    BuiltInRules, Decided, DecisionRecord, HubId, PairFacts, Policies, PriceDecision,
+    Allowance, BuiltInRules, Decided, DecisionRecord, HubId, PairFacts, Policies, PriceDecision,
 };
 use crate::policy::input::{BidFacts, HubFacts, OfferFacts};
 use crate::policy::{Compiled, Fault, PolicyHost, PolicyInput, PolicyKind, PolicyOutput};
@@ -236,6 +236,17 @@ impl<'a> HubPolicies<'a> {
     }
 }
 
+/// A compliance policy's refusal as people read it: `code: message`, without control
+/// characters (a policy's text goes into JSON and PostgreSQL), at most 500 characters.
+pub fn denial_text(code: &str, message: &str) -> String {
+    let text = if message.is_empty() {
+        code.to_owned()
+    } else {
+        format!("{code}: {message}")
+    };
+    text.chars().filter(|c| !c.is_control()).take(500).collect()
+}
+
 /// How an evaluation's result is filed.
 fn outcome_of(output: &Result<PolicyOutput, Fault>) -> &'static str {
     match output {
@@ -255,7 +266,7 @@ pub fn fault_json(fault: &Fault) -> String {
 }
 
 impl Policies for HubPolicies<'_> {
-    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<bool> {
+    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<Allowance> {
         let mut input = None;
         let mut hubs = vec![pair.offer.hub];
         if let Some(origin) = pair
@@ -272,15 +283,28 @@ impl Policies for HubPolicies<'_> {
                 continue;
             };
             records.push(record);
-            if !matches!(output, Ok(PolicyOutput::Allow)) {
-                return Decided {
-                    decision: false,
-                    records,
-                };
-            }
+            let refusal = match output {
+                Ok(PolicyOutput::Allow) => continue,
+                Ok(PolicyOutput::Deny { code, message }) => Allowance::Denied {
+                    hub,
+                    reason: denial_text(&code, &message),
+                },
+                Ok(other) => Allowance::Failed {
+                    hub,
+                    message: format!("unexpected answer {other:?}"),
+                },
+                Err(fault) => Allowance::Failed {
+                    hub,
+                    message: fault.to_string(),
+                },
+            };
+            return Decided {
+                decision: refusal,
+                records,
+            };
         }
         Decided {
-            decision: true,
+            decision: Allowance::Allowed,
             records,
         }
     }
@@ -303,16 +327,16 @@ impl Policies for HubPolicies<'_> {
                     unit_price,
                     levy_bps,
                 },
-                Err(_) => PriceDecision::Reject {
-                    reason: "unparsable quote".into(),
+                Err(_) => PriceDecision::Failed {
+                    message: format!("unparsable unit price {unit_price:?}"),
                 },
             },
             Ok(PolicyOutput::Reject { reason }) => PriceDecision::Reject { reason },
-            Ok(other) => PriceDecision::Reject {
-                reason: format!("unexpected answer {other:?}"),
+            Ok(other) => PriceDecision::Failed {
+                message: format!("unexpected answer {other:?}"),
             },
-            Err(fault) => PriceDecision::Reject {
-                reason: fault.to_string(),
+            Err(fault) => PriceDecision::Failed {
+                message: fault.to_string(),
             },
         };
         Decided {

@@ -53,6 +53,8 @@ pub struct BidRequest {
     pub expires_at: Option<DateTime<Utc>>,
     pub idempotency_key: String,
     pub request_hash: String,
+    /// Hubs the bid asked for (or all) that `max_latency_ms` ruled out.
+    pub latency_excluded: HubSet,
 }
 
 impl BidRequest {
@@ -72,14 +74,24 @@ pub fn offer(
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let hub = reference.hub_of_cluster(&new.cluster).ok_or_else(|| {
-        ApiError::bad_request("unknown_cluster", format!("no cluster `{}`", new.cluster))
+        let hint = validate::did_you_mean(
+            &new.cluster,
+            reference
+                .hubs
+                .iter()
+                .flat_map(|hub| hub.clusters.iter().map(|cluster| cluster.code.as_str())),
+        );
+        ApiError::bad_request(
+            "unknown_cluster",
+            format!("no cluster `{}`{hint}", new.cluster),
+        )
     })?;
     let hub_id = reference
         .hub_id(&hub.code)
         .expect("a cluster's hub is a hub");
     let sku = reference
         .sku_id(&new.sku)
-        .ok_or_else(|| unknown_sku(&new.sku))?;
+        .ok_or_else(|| unknown_sku(reference, &new.sku))?;
     let hours = window(new.window, now)?;
     quantity(new.quantity)?;
     let ask_price = price("ask_price", new.ask_price)?;
@@ -124,6 +136,42 @@ pub fn offer(
     })
 }
 
+/// A withdrawal, checked: from `account` (a buyer's available account when `buyer`).
+#[derive(Debug, Clone)]
+pub struct WithdrawalRequest {
+    pub id: Uuid,
+    pub participant: Uuid,
+    pub account: Uuid,
+    pub buyer: bool,
+    pub amount: Decimal,
+    pub destination: String,
+    pub idempotency_key: String,
+    pub request_hash: String,
+}
+
+/// Checks a withdrawal by `participant` out of `account`.
+pub fn withdrawal(
+    new: suanli_sdk::NewWithdrawal,
+    participant: Uuid,
+    account: Uuid,
+    buyer: bool,
+) -> Result<WithdrawalRequest, ApiError> {
+    let request_hash = hash_of(&new);
+    validate::text("idempotency_key", &new.idempotency_key, 200)?;
+    validate::text("destination", &new.destination, 200)?;
+    let amount = validate::positive_cny("amount", new.amount, validate::DEPOSIT_AMOUNT_CNY_MAX)?;
+    Ok(WithdrawalRequest {
+        id: Uuid::new_v4(),
+        participant,
+        account,
+        buyer,
+        amount,
+        destination: new.destination,
+        idempotency_key: new.idempotency_key,
+        request_hash,
+    })
+}
+
 /// Checks a bid from `buyer` at time `now`, and works out the hubs it may run in.
 pub fn bid(
     new: NewBid,
@@ -141,7 +189,9 @@ pub fn bid(
     }
     let mut skus = Vec::with_capacity(new.skus.len());
     for code in &new.skus {
-        let sku = reference.sku_id(code).ok_or_else(|| unknown_sku(code))?;
+        let sku = reference
+            .sku_id(code)
+            .ok_or_else(|| unknown_sku(reference, code))?;
         if skus.contains(&sku) {
             return Err(ApiError::bad_request(
                 "invalid_field",
@@ -198,7 +248,11 @@ pub fn bid(
     }
 
     let data_origin = match &new.data_origin {
-        Some(code) => Some(reference.hub_id(code).ok_or_else(|| unknown_hub(code))?),
+        Some(code) => Some(
+            reference
+                .hub_id(code)
+                .ok_or_else(|| unknown_hub(reference, code))?,
+        ),
         None => None,
     };
     if new.max_latency_ms.is_some() && data_origin.is_none() {
@@ -226,7 +280,9 @@ pub fn bid(
         }
         Some(codes) => {
             for code in codes {
-                let hub = reference.hub_id(code).ok_or_else(|| unknown_hub(code))?;
+                let hub = reference
+                    .hub_id(code)
+                    .ok_or_else(|| unknown_hub(reference, code))?;
                 if hubs.contains(hub) {
                     return Err(ApiError::bad_request(
                         "invalid_field",
@@ -242,6 +298,7 @@ pub fn bid(
             }
         }
     }
+    let asked = hubs;
     if let (Some(origin), Some(bound)) = (&new.data_origin, new.max_latency_ms) {
         for hub in hubs.iter() {
             let code = &reference.hub_by_id(hub).code;
@@ -296,6 +353,7 @@ pub fn bid(
         expires_at,
         idempotency_key: new.idempotency_key,
         request_hash,
+        latency_excluded: HubSet(asked.0 & !hubs.0),
     })
 }
 
@@ -373,12 +431,16 @@ fn price(field: &str, price: Decimal) -> Result<Decimal, ApiError> {
     Ok(price)
 }
 
-fn unknown_sku(code: &str) -> ApiError {
-    ApiError::bad_request("unknown_sku", format!("no SKU `{code}`"))
+/// 400 `unknown_sku`, with the closest SKU code.
+pub fn unknown_sku(reference: &Reference, code: &str) -> ApiError {
+    let hint = validate::did_you_mean(code, reference.skus.iter().map(|sku| sku.code.as_str()));
+    ApiError::bad_request("unknown_sku", format!("no SKU `{code}`{hint}"))
 }
 
-fn unknown_hub(code: &str) -> ApiError {
-    ApiError::bad_request("unknown_hub", format!("no hub `{code}`"))
+/// 400 `unknown_hub`, with the closest hub code.
+pub fn unknown_hub(reference: &Reference, code: &str) -> ApiError {
+    let hint = validate::did_you_mean(code, reference.hubs.iter().map(|hub| hub.code.as_str()));
+    ApiError::bad_request("unknown_hub", format!("no hub `{code}`{hint}"))
 }
 
 /// An offer's attributes as text pairs: strings as they are, anything else as its JSON text.

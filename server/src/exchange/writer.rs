@@ -21,7 +21,7 @@ use super::recovery::{compile_active, compile_stored, load_engine};
 use super::{Command, ExchangeConfig, Outcome, Payload, Placed, Reply};
 use crate::db::audit::SYSTEM_ACTOR;
 use crate::db::reference::Reference;
-use crate::db::{orders, settlement};
+use crate::db::{orders, settlement, withdrawals};
 use crate::error::ApiError;
 use crate::market::Engine;
 use crate::policy::{PolicyHost, PolicyKind, Registry};
@@ -318,6 +318,15 @@ impl Writer {
                     reason,
                     actor,
                 } => Outcome::Suspend(Ok(effects.suspend(engine, *participant, reason, actor))),
+                Payload::Quote(request) => {
+                    // A quote writes nothing: the evaluations it made are not kept.
+                    let (decisions, faults) = (policies.decisions.len(), policies.faults.len());
+                    let quote = effects.quote(engine, &mut policies, request);
+                    policies.decisions.truncate(decisions);
+                    policies.faults.truncate(faults);
+                    Outcome::Quote(quote)
+                }
+                Payload::Withdraw(request) => Outcome::Withdraw(effects.withdraw(request)),
                 Payload::Tick => Outcome::Nothing,
             };
             outcomes.push(outcome);
@@ -377,6 +386,10 @@ impl Writer {
     fn read_batch(&mut self, payloads: &[Payload]) -> Result<BatchReads, BatchError> {
         let mut offer_keys = Vec::new();
         let mut bid_keys = Vec::new();
+        let mut quoting = Vec::new();
+        let mut withdrawal_keys = Vec::new();
+        let mut withdrawing_buyers = Vec::new();
+        let mut withdrawal_accounts = Vec::new();
         let mut settling = Vec::new();
         for payload in payloads {
             match payload {
@@ -385,6 +398,15 @@ impl Writer {
                 }
                 Payload::PlaceBid(request) => {
                     bid_keys.push((request.spec.buyer, request.idempotency_key.clone()))
+                }
+                Payload::Quote(request) => quoting.push(request.spec.buyer),
+                Payload::Withdraw(request) => {
+                    withdrawal_keys.push((request.participant, request.idempotency_key.clone()));
+                    if request.buyer {
+                        withdrawing_buyers.push(request.participant);
+                    } else {
+                        withdrawal_accounts.push(request.account);
+                    }
                 }
                 Payload::Settle { contract, .. } => settling.push(*contract),
                 Payload::Cancel { .. } | Payload::Suspend { .. } | Payload::Tick => {}
@@ -396,15 +418,25 @@ impl Writer {
             seen_bids: orders::existing_bids(connection, &bid_keys)?,
             ..BatchReads::default()
         };
-        let buyers: Vec<Uuid> = bid_keys.iter().map(|(buyer, _)| *buyer).collect();
+        let buyers: Vec<Uuid> = bid_keys
+            .iter()
+            .map(|(buyer, _)| *buyer)
+            .chain(quoting.iter().copied())
+            .chain(withdrawing_buyers.iter().copied())
+            .collect();
         if !buyers.is_empty() {
             reads.available = orders::available_balances(connection, &buyers)?;
+        }
+        if !withdrawal_keys.is_empty() {
+            reads.seen_withdrawals = withdrawals::seen(connection, &withdrawal_keys)?;
+            reads.balances = withdrawals::balances(connection, &withdrawal_accounts)?;
         }
         // A token checked just before a suspension may still bring an order here: refuse it.
         let placers: Vec<Uuid> = offer_keys
             .iter()
             .map(|(provider, _)| *provider)
             .chain(buyers.iter().copied())
+            .chain(withdrawal_keys.iter().map(|(participant, _)| *participant))
             .collect();
         if !placers.is_empty() {
             reads.suspended = crate::db::participants::suspended_among(connection, &placers)?;
@@ -497,6 +529,18 @@ impl Reply {
             (Reply::Suspend(reply), Outcome::Suspend(result)) => {
                 let _ = reply.send(result);
             }
+            (Reply::Quote(reply), Outcome::Quote(result)) => {
+                let _ = reply.send(result);
+            }
+            (Reply::Withdraw(reply), Outcome::Withdraw(result)) => {
+                if result.is_ok() {
+                    metrics
+                        .events
+                        .with_label_values(&["withdrawal_requested"])
+                        .inc();
+                }
+                let _ = reply.send(result);
+            }
             (Reply::Nobody, _) => {}
             (reply, _) => reply.send_error(
                 ApiError::internal("a command's outcome does not match its reply"),
@@ -522,6 +566,8 @@ impl Reply {
             Reply::Cancel(reply) => drop(reply.send(Err(error))),
             Reply::Settle(reply) => drop(reply.send(Err(error))),
             Reply::Suspend(reply) => drop(reply.send(Err(error))),
+            Reply::Quote(reply) => drop(reply.send(Err(error))),
+            Reply::Withdraw(reply) => drop(reply.send(Err(error))),
             Reply::Nobody => {}
         }
     }

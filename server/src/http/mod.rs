@@ -3,6 +3,8 @@
 
 pub mod audit;
 mod caller;
+pub mod hubs;
+pub mod money;
 pub mod openapi;
 pub mod orders;
 pub mod participants;
@@ -111,7 +113,9 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
             .configure(participants::configure)
             .configure(orders::configure)
             .configure(policies::configure)
-            .configure(audit::configure);
+            .configure(audit::configure)
+            .configure(money::configure)
+            .configure(hubs::configure);
     }
 }
 

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, orders, participants, policies, public};
+use super::{audit, hubs, money, orders, participants, policies, public};
 
 /// The whole API; served at `/v1/openapi.json`.
 #[derive(OpenApi)]
@@ -19,6 +19,8 @@ use super::{audit, orders, participants, policies, public};
         orders::list_contracts, orders::get_contract, orders::report_delivery, orders::book, orders::trades,
         audit::log, audit::verify, audit::contracts, audit::export, audit::stats,
         policies::upload, policies::list, policies::activate, policies::dry_run, policies::module, policies::replay,
+        money::request_withdrawal, money::list_withdrawals, money::mark_paid, money::reject, money::statement,
+        money::quote, hubs::contracts, hubs::decisions, hubs::faults,
     ),
     modifiers(&BearerAuth),
 )]

@@ -115,8 +115,10 @@ pub async fn place_bid(
                     let bid = orders::bid(connection, id)?
                         .ok_or_else(|| ApiError::not_found("no such bid"))?;
                     let contracts = orders::contracts_taken_by(connection, Side::Bid, id)?;
+                    let bid = bid.to_wire();
                     Ok(PlacedBid {
-                        bid: bid.to_wire(),
+                        reasons: bid.reasons.clone(),
+                        bid,
                         contracts: contracts.iter().map(|c| c.to_wire()).collect(),
                     })
                 })
@@ -467,13 +469,13 @@ pub fn known_codes(state: &AppState, hub: Option<&str>, sku: Option<&str>) -> Re
         state
             .reference
             .hub(hub)
-            .ok_or_else(|| ApiError::bad_request("unknown_hub", format!("no hub `{hub}`")))?;
+            .ok_or_else(|| requests::unknown_hub(&state.reference, hub))?;
     }
     if let Some(sku) = sku {
         state
             .reference
             .sku(sku)
-            .ok_or_else(|| ApiError::bad_request("unknown_sku", format!("no SKU `{sku}`")))?;
+            .ok_or_else(|| requests::unknown_sku(&state.reference, sku))?;
     }
     Ok(())
 }

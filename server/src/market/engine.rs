@@ -15,7 +15,8 @@ use uuid::Uuid;
 
 use super::capacity::Capacity;
 use super::money;
-use super::policy::{DecisionRecord, PairFacts, Policies, PriceDecision};
+use super::policy::{Allowance, DecisionRecord, PairFacts, Policies, PriceDecision};
+use super::reasons::{Reason, ReasonCode, Reasons};
 use super::{BidSpec, Hours, HubId, OfferSpec, OrderState, Seq, SkuId};
 
 /// Limits of the engine.
@@ -68,6 +69,39 @@ pub struct BidOutcome {
     pub fills: Vec<Fill>,
     /// Hold released because the bid will not rest (IOC/FOK remainder, unreachable minimum).
     pub hold_released: Decimal,
+    /// Why units stayed unfilled (empty when the bid filled).
+    pub reasons: Vec<Reason>,
+}
+
+/// One fill a quote foresees.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuotedFill {
+    pub hub: HubId,
+    pub cluster: String,
+    pub sku: SkuId,
+    pub units: u32,
+    pub unit_price: Decimal,
+    pub notional: Decimal,
+}
+
+/// What an incoming bid would get now, with the book untouched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BidQuote {
+    pub fills: Vec<QuotedFill>,
+    pub unfilled: u32,
+    pub reasons: Vec<Reason>,
+}
+
+/// The fills an incoming bid gets, decided before anything changes: shared by placing a bid and
+/// quoting one, so that a quote is exactly what the bid would get.
+struct BidPlan {
+    planned: Vec<(Quote, u32)>,
+    /// Units that will not fill now.
+    unfilled: u32,
+    all_or_nothing_fails: bool,
+    /// Whether the unfilled units rest in the book.
+    rests: bool,
+    reasons: Reasons,
 }
 
 /// What happened to an incoming offer.
@@ -267,16 +301,37 @@ impl Engine {
             .expect("the order rests"))
     }
 
-    /// Matches an incoming bid at `now` and rests what is left (GTC/GTD).
-    pub fn submit_bid(
-        &mut self,
-        spec: BidSpec,
-        now: i64,
-        policies: &mut dyn Policies,
-    ) -> BidOutcome {
-        let seq = self.take_seq();
+    /// What `spec` would get if it arrived at `now`: its fills and why the rest would not
+    /// trade. Nothing changes; the policies are asked exactly as for [`Engine::submit_bid`].
+    pub fn quote_bid(&self, spec: &BidSpec, now: i64, policies: &mut dyn Policies) -> BidQuote {
+        let plan = self.plan_bid(spec, now, policies);
         let hours = spec.window.len();
-        let mut quotes = self.quote_offers_for(&spec, now, policies);
+        let fills = plan
+            .planned
+            .iter()
+            .map(|(quote, units)| {
+                let offer = &self.offers[&quote.offer].spec;
+                QuotedFill {
+                    hub: offer.hub,
+                    cluster: offer.cluster.clone(),
+                    sku: offer.sku,
+                    units: *units,
+                    unit_price: quote.unit_price,
+                    notional: money::notional(quote.unit_price, *units, hours),
+                }
+            })
+            .collect();
+        BidQuote {
+            fills,
+            unfilled: plan.unfilled,
+            reasons: plan.reasons.into_vec(),
+        }
+    }
+
+    /// Plans an incoming bid: which offers it takes, and why the rest does not trade.
+    fn plan_bid(&self, spec: &BidSpec, now: i64, policies: &mut dyn Policies) -> BidPlan {
+        let mut reasons = Reasons::default();
+        let mut quotes = self.quote_offers_for(spec, now, policies, &mut reasons);
         quotes.sort_by(|a, b| (a.unit_price, a.offer).cmp(&(b.unit_price, b.offer)));
 
         // Plan first: FOK and the minimum fill are all-or-nothing.
@@ -291,11 +346,79 @@ impl Engine {
             planned.push((quote, units));
         }
         let fillable = spec.quantity - wanted;
-        let all_or_nothing_fails = (spec.time_in_force == TimeInForce::Fok && wanted > 0)
-            || fillable < spec.min_fill.max(1);
+        let fok_fails = spec.time_in_force == TimeInForce::Fok && wanted > 0;
+        let min_fill_fails = fillable < spec.min_fill.max(1);
+        let all_or_nothing_fails = fok_fails || min_fill_fails;
         if all_or_nothing_fails {
             planned.clear();
         }
+        let unfilled = if all_or_nothing_fails {
+            spec.quantity
+        } else {
+            wanted
+        };
+        // A bid expires when its window starts: one for the current hour fills at once or not at all.
+        let keeps = matches!(spec.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd);
+        let window_started = spec.expiry() <= now;
+        let rests = unfilled > 0 && keeps && !window_started;
+        if unfilled == 0 {
+            reasons.clear();
+        } else {
+            if reasons.is_empty() {
+                reasons.note(ReasonCode::NoOfferInWindow, None, || {
+                    if fillable == 0 {
+                        "no resting offer of these SKUs in these hubs covers the window".into()
+                    } else {
+                        format!("only {fillable} of {} units were on offer", spec.quantity)
+                    }
+                });
+            }
+            if fok_fails {
+                reasons.note(ReasonCode::FokNotFilled, None, || {
+                    format!(
+                        "fill-or-kill: only {fillable} of {} units could trade, so none did",
+                        spec.quantity
+                    )
+                });
+            } else if min_fill_fails && fillable > 0 {
+                reasons.note(ReasonCode::MinFillNotReached, None, || {
+                    format!(
+                        "only {fillable} units could trade, fewer than the minimum fill {}",
+                        spec.min_fill
+                    )
+                });
+            }
+            if keeps && window_started {
+                reasons.note(ReasonCode::WindowStarted, None, || {
+                    "the window has started: units that did not fill at once expire".into()
+                });
+            }
+        }
+        BidPlan {
+            planned,
+            unfilled,
+            all_or_nothing_fails,
+            rests,
+            reasons,
+        }
+    }
+
+    /// Matches an incoming bid at `now` and rests what is left (GTC/GTD).
+    pub fn submit_bid(
+        &mut self,
+        spec: BidSpec,
+        now: i64,
+        policies: &mut dyn Policies,
+    ) -> BidOutcome {
+        let seq = self.take_seq();
+        let hours = spec.window.len();
+        let BidPlan {
+            planned,
+            unfilled,
+            all_or_nothing_fails,
+            rests,
+            reasons,
+        } = self.plan_bid(&spec, now, policies);
 
         let mut fills = Vec::with_capacity(planned.len());
         for (quote, units) in planned {
@@ -333,10 +456,9 @@ impl Engine {
 
         let filled: u32 = fills.iter().map(|fill| fill.units).sum();
         let remaining = spec.quantity - filled;
-        // A bid expires when its window starts: one for the current hour fills at once or not at all.
+        debug_assert_eq!(remaining, unfilled);
         let keeps = matches!(spec.time_in_force, TimeInForce::Gtc | TimeInForce::Gtd);
         let window_started = spec.expiry() <= now;
-        let rests = remaining > 0 && keeps && !window_started;
         let status = match (remaining, rests, filled) {
             (0, _, _) => OrderStatus::Filled,
             (_, true, 0) => OrderStatus::Open,
@@ -374,7 +496,32 @@ impl Engine {
             state,
             fills,
             hold_released,
+            reasons: reasons.into_vec(),
         }
+    }
+
+    /// The cheapest ask at most `limit` among resting offers of `skus` in `hubs` whose window
+    /// covers `window`, with its hub: the offers a bid could have had without its latency bound.
+    /// Examines at most `candidates_max` offers.
+    pub fn cheapest_offer_in(
+        &self,
+        skus: &[SkuId],
+        hubs: super::HubSet,
+        window: Hours,
+        limit: Decimal,
+    ) -> Option<(HubId, Decimal)> {
+        let limit = micros(limit);
+        skus.iter()
+            .flat_map(|sku| hubs.iter().map(move |hub| (*sku, hub)))
+            .filter_map(|market| {
+                let book = self.offers_by_market.get(&market)?;
+                book.iter()
+                    .take(self.config.candidates_max)
+                    .take_while(|((ask, _), _)| *ask <= limit)
+                    .find(|(_, key)| key.window.contains(window))
+                    .map(|((_, seq), _)| (market.1, self.offers[seq].spec.ask_price))
+            })
+            .min_by(|a, b| a.1.cmp(&b.1))
     }
 
     /// Matches an incoming offer at `now` against resting bids and rests what is left.
@@ -426,7 +573,7 @@ impl Engine {
                 hours: bid.spec.window.len(),
                 units,
             };
-            let Some(quote) = quote_pair(&facts, policies) else {
+            let Ok(quote) = quote_pair(&facts, policies) else {
                 continue;
             };
 
@@ -482,7 +629,13 @@ impl Engine {
 
     /// Quotes every eligible resting offer for `bid`, examining at most `candidates_max` of them
     /// in ask order across all the (SKU, hub) markets the bid accepts.
-    fn quote_offers_for(&self, bid: &BidSpec, now: i64, policies: &mut dyn Policies) -> Vec<Quote> {
+    fn quote_offers_for(
+        &self,
+        bid: &BidSpec,
+        now: i64,
+        policies: &mut dyn Policies,
+        reasons: &mut Reasons,
+    ) -> Vec<Quote> {
         let mut markets: Vec<std::collections::btree_map::Iter<'_, (i64, Seq), OfferKey>> = bid
             .skus
             .iter()
@@ -533,24 +686,51 @@ impl Engine {
             };
             if ask > limit {
                 // Nothing cheaper remains in that market; a quote is never below the ask.
+                let hub = self.offers[&offer_seq].spec.hub;
+                reasons.note(ReasonCode::PriceAboveLimit, Some(hub), || {
+                    format!(
+                        "the cheapest ask here is {} CNY, above the limit {}",
+                        self.offers[&offer_seq].spec.ask_price.normalize(),
+                        bid.limit_price.normalize()
+                    )
+                });
                 heads[best] = None;
                 continue;
             }
             heads[best] = markets[best].next().map(|(key, value)| (*key, *value));
             examined += 1;
-            if !(key.window.contains(bid.window)
-                && key.green_share >= bid.min_green_share
-                && key.provider != bid.buyer)
-            {
+            let offer = &self.offers[&offer_seq];
+            let hub = Some(offer.spec.hub);
+            if !key.window.contains(bid.window) || offer.spec.window.end_seconds() <= now {
+                reasons.note(ReasonCode::NoOfferInWindow, hub, || {
+                    "no offer here covers the window".into()
+                });
                 continue;
             }
-            let offer = &self.offers[&offer_seq];
+            if key.green_share < bid.min_green_share {
+                reasons.note(ReasonCode::GreenShareBelow, hub, || {
+                    format!(
+                        "offers here have a green share of {}%, below the minimum {}%",
+                        key.green_share, bid.min_green_share
+                    )
+                });
+                continue;
+            }
+            if key.provider == bid.buyer {
+                reasons.note(ReasonCode::OwnOffer, hub, || {
+                    "the offer here is your own (no self-trade)".into()
+                });
+                continue;
+            }
             // The incoming bid is live by definition (one for the current hour trades now).
             if !pair_is_eligible(&offer.spec, bid, now) {
                 continue;
             }
             let units = offer.capacity.free(bid.window).min(bid.quantity);
             if units == 0 {
+                reasons.note(ReasonCode::CapacitySoldOut, hub, || {
+                    "offers here are sold out for the window".into()
+                });
                 continue;
             }
             let facts = PairFacts {
@@ -560,12 +740,22 @@ impl Engine {
                 hours: bid.window.len(),
                 units,
             };
-            if let Some(mut quote) = quote_pair(&facts, policies) {
-                quote.offer = offer_seq;
-                quote.units = units;
-                pending.push(Reverse((micros(quote.unit_price), units)));
-                quotes.push(quote);
+            match quote_pair(&facts, policies) {
+                Ok(mut quote) => {
+                    quote.offer = offer_seq;
+                    quote.units = units;
+                    pending.push(Reverse((micros(quote.unit_price), units)));
+                    quotes.push(quote);
+                }
+                Err(refusal) => {
+                    reasons.note(refusal.code, Some(refusal.hub), || refusal.message);
+                }
             }
+        }
+        if examined >= self.config.candidates_max {
+            reasons.note(ReasonCode::CandidatesExhausted, None, || {
+                format!("{examined} offers were examined, the most one order may; narrow the bid")
+            });
         }
         quotes
     }
@@ -693,30 +883,77 @@ fn pair_is_eligible(offer: &OfferSpec, bid: &BidSpec, now: i64) -> bool {
         && offer.window.end_seconds() > now
 }
 
+/// Why a pair did not trade.
+struct Refusal {
+    code: ReasonCode,
+    hub: HubId,
+    message: String,
+}
+
 /// Asks compliance, then pricing; keeps the quote only inside `ask ≤ price ≤ limit`.
-fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Option<Quote> {
+fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Result<Quote, Refusal> {
+    let hub = facts.offer.hub;
     let allowed = policies.allow(facts);
-    if !allowed.decision {
-        return None;
+    match allowed.decision {
+        Allowance::Allowed => {}
+        Allowance::Denied { hub, reason } => {
+            return Err(Refusal {
+                code: ReasonCode::ComplianceDenied,
+                hub,
+                message: reason,
+            });
+        }
+        Allowance::Failed { hub, message } => {
+            return Err(Refusal {
+                code: ReasonCode::PolicyFault,
+                hub,
+                message: format!("the compliance policy could not decide: {message}"),
+            });
+        }
     }
     let priced = policies.price(facts);
-    let PriceDecision::Quote {
-        unit_price,
-        levy_bps,
-    } = priced.decision
-    else {
-        return None;
+    let (unit_price, levy_bps) = match priced.decision {
+        PriceDecision::Quote {
+            unit_price,
+            levy_bps,
+        } => (unit_price, levy_bps),
+        PriceDecision::Reject { reason } => {
+            return Err(Refusal {
+                code: ReasonCode::PricingRejected,
+                hub,
+                message: reason,
+            });
+        }
+        PriceDecision::Failed { message } => {
+            return Err(Refusal {
+                code: ReasonCode::PolicyFault,
+                hub,
+                message: format!("the pricing policy could not quote: {message}"),
+            });
+        }
     };
     if unit_price < facts.offer.ask_price {
         policies.quote_below_ask(facts, unit_price);
-        return None;
+        return Err(Refusal {
+            code: ReasonCode::PolicyFault,
+            hub,
+            message: "the pricing policy quoted below the ask".into(),
+        });
     }
     if unit_price > facts.bid.limit_price {
-        return None;
+        return Err(Refusal {
+            code: ReasonCode::PriceAboveLimit,
+            hub,
+            message: format!(
+                "the hub prices it at {} CNY, above the limit {}",
+                unit_price.normalize(),
+                facts.bid.limit_price.normalize()
+            ),
+        });
     }
     let mut decisions = allowed.records;
     decisions.extend(priced.records);
-    Some(Quote {
+    Ok(Quote {
         offer: 0,
         units: 0,
         unit_price,

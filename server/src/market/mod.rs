@@ -13,12 +13,19 @@ pub mod capacity;
 pub mod engine;
 pub mod money;
 pub mod policy;
+pub mod reasons;
 
 #[cfg(test)]
 mod tests;
 
-pub use engine::{BidOutcome, Engine, EngineConfig, Fill, OfferOutcome, Removal, RemovalReason};
-pub use policy::{BuiltInRules, Decided, DecisionRecord, PairFacts, Policies, PriceDecision};
+pub use engine::{
+    BidOutcome, BidQuote, Engine, EngineConfig, Fill, OfferOutcome, QuotedFill, Removal,
+    RemovalReason,
+};
+pub use policy::{
+    Allowance, BuiltInRules, Decided, DecisionRecord, PairFacts, Policies, PriceDecision,
+};
+pub use reasons::{Reason, ReasonCode, Reasons};
 
 use rust_decimal::Decimal;
 use suanli_sdk::{DataClass, OrderStatus, Side, TimeInForce};

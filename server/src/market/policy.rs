@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use suanli_sdk::Side;
 
-use super::{BidSpec, OfferSpec};
+use super::{BidSpec, HubId, OfferSpec};
 
 /// Everything known about a candidate pair.
 #[derive(Debug, Clone, Copy)]
@@ -29,8 +29,26 @@ pub struct PairFacts<'a> {
 pub enum PriceDecision {
     /// The unit price (CNY per unit-hour) and the hub's levy in basis points.
     Quote { unit_price: Decimal, levy_bps: u32 },
-    /// No trade, with the policy's reason (or the fault that stopped it).
+    /// No trade, with the policy's reason.
     Reject { reason: String },
+    /// No trade: the policy could not run or answered wrongly (a fault, recorded as such).
+    Failed { message: String },
+}
+
+/// A compliance answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Allowance {
+    Allowed,
+    /// `hub`'s compliance policy refused the pair, with its own reason.
+    Denied {
+        hub: HubId,
+        reason: String,
+    },
+    /// `hub`'s compliance policy could not run: the pair does not trade (fail closed).
+    Failed {
+        hub: HubId,
+        message: String,
+    },
 }
 
 /// One policy evaluation, kept with the contract it contributed to.
@@ -68,7 +86,7 @@ impl<T> Decided<T> {
 /// The hubs' policies as matching sees them.
 pub trait Policies {
     /// Whether the pair may trade at all.
-    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<bool>;
+    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<Allowance>;
 
     /// The unit price the offer's hub quotes for the pair.
     fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision>;
@@ -83,8 +101,8 @@ pub trait Policies {
 pub struct BuiltInRules;
 
 impl Policies for BuiltInRules {
-    fn allow(&mut self, _pair: &PairFacts<'_>) -> Decided<bool> {
-        Decided::built_in(true)
+    fn allow(&mut self, _pair: &PairFacts<'_>) -> Decided<Allowance> {
+        Decided::built_in(Allowance::Allowed)
     }
 
     fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {

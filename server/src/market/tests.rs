@@ -461,8 +461,15 @@ struct FixedPrice {
 }
 
 impl Policies for FixedPrice {
-    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<bool> {
-        Decided::built_in(Some(pair.offer.hub) != self.deny_hub)
+    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<Allowance> {
+        Decided::built_in(if Some(pair.offer.hub) == self.deny_hub {
+            Allowance::Denied {
+                hub: pair.offer.hub,
+                reason: "not here".into(),
+            }
+        } else {
+            Allowance::Allowed
+        })
     }
 
     fn price(&mut self, _pair: &PairFacts<'_>) -> Decided<PriceDecision> {

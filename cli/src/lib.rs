@@ -1646,13 +1646,24 @@ async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<(
                 ("east→west", &stats.east_to_west),
             ] {
                 out!("{title}:");
-                let mut table = Table::new(["key", "contracts", "unit-hours", "value CNY"]);
+                let mut table = Table::new([
+                    "key",
+                    "contracts",
+                    "unit-hours",
+                    "contracted CNY",
+                    "settled",
+                    "delivered unit-hours",
+                    "charged CNY",
+                ]);
                 for row in rows {
                     table.row([
                         row.key.clone(),
                         row.contracts.to_string(),
                         row.unit_hours.to_string(),
                         row.value.to_string(),
+                        row.settled_contracts.to_string(),
+                        row.delivered_unit_hours.to_string(),
+                        row.charged.to_string(),
                     ]);
                 }
                 table.print();
@@ -1674,22 +1685,30 @@ async fn market(client: &Client, command: &Market, json: bool) -> anyhow::Result
             if json {
                 return print_json(&book);
             }
-            let mut table = Table::new(["side", "price", "units", "orders"]);
-            for level in book.offers.iter().rev() {
-                table.row([
-                    "offer".into(),
+            let mut table = Table::new([
+                "side", "price", "units", "orders", "hubs", "green %", "windows",
+            ]);
+            let row = |side: &str, level: &suanli_sdk::BookLevel| {
+                let green = if level.green_share_min == level.green_share_max {
+                    level.green_share_min.to_string()
+                } else {
+                    format!("{}–{}", level.green_share_min, level.green_share_max)
+                };
+                [
+                    side.to_owned(),
                     level.price.to_string(),
                     level.units.to_string(),
                     level.orders.to_string(),
-                ]);
+                    level.hubs.join(" "),
+                    green,
+                    level.window.as_ref().map(window_text).unwrap_or_default(),
+                ]
+            };
+            for level in book.offers.iter().rev() {
+                table.row(row("offer", level));
             }
             for level in &book.bids {
-                table.row([
-                    "bid".into(),
-                    level.price.to_string(),
-                    level.units.to_string(),
-                    level.orders.to_string(),
-                ]);
+                table.row(row("bid", level));
             }
             table.print();
         }

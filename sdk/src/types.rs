@@ -856,6 +856,19 @@ pub struct BookLevel {
     /// Units resting at this price.
     pub units: u64,
     pub orders: u64,
+    /// The hubs of the orders at this price (offers: where the capacity is; bids: where the
+    /// work may run).
+    #[serde(default)]
+    pub hubs: Vec<String>,
+    /// The lowest and highest green share at this price, percent (offers: what they offer;
+    /// bids: the minimum they ask for).
+    #[serde(default)]
+    pub green_share_min: u8,
+    #[serde(default)]
+    pub green_share_max: u8,
+    /// The earliest start and latest end of the orders' windows at this price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<Window>,
 }
 
 /// Resting offers (asks, lowest first) and bids (highest first), aggregated by price.
@@ -952,6 +965,17 @@ pub struct StatsRow {
     #[serde(with = "rust_decimal::serde::str")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub value: Decimal,
+    /// Of these, the contracts settled so far.
+    #[serde(default)]
+    pub settled_contracts: u64,
+    /// Unit-hours delivered, as settled.
+    #[serde(default)]
+    pub delivered_unit_hours: u64,
+    /// Charged value: what the settled contracts charged their buyers for what was delivered,
+    /// CNY (unsettled contracts count zero here).
+    #[serde(with = "rust_decimal::serde::str", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub charged: Decimal,
 }
 
 /// What regulators watch, computed from the contract and settlement records.

@@ -363,6 +363,15 @@ async fn each_role_does_its_whole_job_from_the_command_line() {
         ok && stdout.contains(" UTC"),
         "times carry their zone: {stdout}"
     );
+    let (ok, stdout, _) = run("buyer", &["market", "book", "--sku", "ai.metax-c500"]);
+    let level = stdout
+        .lines()
+        .find(|line| line.starts_with("offer"))
+        .unwrap_or_default();
+    assert!(
+        ok && level.contains(" nx ") && level.contains(" 70 ") && level.contains(" UTC"),
+        "the book shows hub, green share and window: {stdout}"
+    );
 
     // The buyer asks first, then bids: the quote is what the bid gets.
     let bid = [

@@ -465,6 +465,15 @@ async fn regulators_export_and_summarise_contracts() {
         ("nx", 30, 60)
     );
     assert_eq!(stats.by_hub[0].value.to_string(), "180");
+    // Contracted value beside what was charged: one contract settled, 2 unit-hours, 6 CNY.
+    assert_eq!(
+        (
+            stats.by_hub[0].settled_contracts,
+            stats.by_hub[0].delivered_unit_hours,
+            stats.by_hub[0].charged.to_string()
+        ),
+        (1, 2, "6".into())
+    );
     assert_eq!(stats.by_class[0].key, "supercomputing");
     assert_eq!(stats.east_to_west[0].key, "bth→nx");
     assert_eq!(stats.east_to_west[0].contracts, 30);

@@ -671,9 +671,21 @@ pub fn book(
         units: i64,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         orders: i64,
+        #[diesel(sql_type = Array<Text>)]
+        hubs: Vec<String>,
+        #[diesel(sql_type = diesel::sql_types::Int2)]
+        green_min: i16,
+        #[diesel(sql_type = diesel::sql_types::Int2)]
+        green_max: i16,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        window_start: DateTime<Utc>,
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        window_end: DateTime<Utc>,
     }
     let offers: Vec<Level> = diesel::sql_query(
-        "SELECT ask_price AS price, sum(remaining)::bigint AS units, count(*) AS orders FROM offers \
+        "SELECT ask_price AS price, sum(remaining)::bigint AS units, count(*) AS orders, \
+         array_agg(DISTINCT hub ORDER BY hub) AS hubs, min(green_share) AS green_min, max(green_share) AS green_max, \
+         min(window_start) AS window_start, max(window_end) AS window_end FROM offers \
          WHERE status IN ('open', 'partially_filled') AND ($1::text IS NULL OR hub = $1) AND ($2::text IS NULL OR sku = $2) \
          GROUP BY ask_price ORDER BY ask_price ASC LIMIT $3",
     )
@@ -681,10 +693,17 @@ pub fn book(
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
     .bind::<diesel::sql_types::BigInt, _>(levels_max)
     .load(connection)?;
+    // A bid names several hubs: the level's hubs are the union of its bids' (one lookup per level).
     let bids: Vec<Level> = diesel::sql_query(
-        "SELECT limit_price AS price, sum(remaining)::bigint AS units, count(*) AS orders FROM bids \
-         WHERE status IN ('open', 'partially_filled') AND ($1::text IS NULL OR $1 = ANY(hubs)) AND ($2::text IS NULL OR $2 = ANY(skus)) \
-         GROUP BY limit_price ORDER BY limit_price DESC LIMIT $3",
+        "SELECT b.limit_price AS price, sum(b.remaining)::bigint AS units, count(*) AS orders, \
+         ARRAY(SELECT DISTINCT h FROM bids b2, unnest(b2.hubs) AS h \
+               WHERE b2.limit_price = b.limit_price AND b2.status IN ('open', 'partially_filled') \
+                 AND ($1::text IS NULL OR $1 = ANY(b2.hubs)) AND ($2::text IS NULL OR $2 = ANY(b2.skus)) \
+               ORDER BY h) AS hubs, \
+         min(b.min_green_share) AS green_min, max(b.min_green_share) AS green_max, \
+         min(b.window_start) AS window_start, max(b.window_end) AS window_end FROM bids b \
+         WHERE b.status IN ('open', 'partially_filled') AND ($1::text IS NULL OR $1 = ANY(b.hubs)) AND ($2::text IS NULL OR $2 = ANY(b.skus)) \
+         GROUP BY b.limit_price ORDER BY b.limit_price DESC LIMIT $3",
     )
     .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
@@ -694,6 +713,13 @@ pub fn book(
         price: level.price.normalize(),
         units: level.units as u64,
         orders: level.orders as u64,
+        hubs: level.hubs,
+        green_share_min: level.green_min.clamp(0, 100) as u8,
+        green_share_max: level.green_max.clamp(0, 100) as u8,
+        window: Some(Window {
+            start: level.window_start,
+            end: level.window_end,
+        }),
     };
     Ok((
         offers.into_iter().map(level).collect(),

@@ -111,6 +111,12 @@ struct GroupRow {
     unit_hours: i64,
     #[diesel(sql_type = Numeric)]
     value: Decimal,
+    #[diesel(sql_type = BigInt)]
+    settled: i64,
+    #[diesel(sql_type = BigInt)]
+    delivered_unit_hours: i64,
+    #[diesel(sql_type = Numeric)]
+    charged: Decimal,
 }
 
 #[derive(QueryableByName)]
@@ -131,7 +137,10 @@ fn grouped(
 ) -> QueryResult<Vec<StatsRow>> {
     let query = format!(
         "SELECT {key} AS key, count(*) AS contracts, coalesce(sum(c.units::bigint * c.hours), 0)::bigint AS unit_hours, \
-         coalesce(sum(c.notional), 0) AS value FROM contracts c {join} \
+         coalesce(sum(c.notional), 0) AS value, count(st.contract_id) AS settled, \
+         coalesce(sum(st.delivered_unit_hours), 0)::bigint AS delivered_unit_hours, \
+         coalesce(sum(st.charged), 0) AS charged \
+         FROM contracts c LEFT JOIN settlements st ON st.contract_id = c.id {join} \
          WHERE ($1::timestamptz IS NULL OR c.created_at >= $1) AND ($2::timestamptz IS NULL OR c.created_at < $2) {condition} \
          GROUP BY 1 ORDER BY 1"
     );
@@ -146,6 +155,9 @@ fn grouped(
             contracts: row.contracts as u64,
             unit_hours: row.unit_hours as u64,
             value: row.value.normalize(),
+            settled_contracts: row.settled as u64,
+            delivered_unit_hours: row.delivered_unit_hours as u64,
+            charged: row.charged.normalize(),
         })
         .collect())
 }

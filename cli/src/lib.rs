@@ -121,7 +121,7 @@ enum Command {
     Withdrawals(Withdrawals),
     /// Your statement: every movement of your money, with the balance after it.
     Statement {
-        /// From this day or time (e.g. 2026-11-01 or 2026-11-01T08:00:00Z).
+        /// From this day (midnight UTC) or time (e.g. 2026-11-01 or 2026-11-01T08:00:00Z).
         #[arg(long, value_parser = parse_time)]
         from: Option<DateTime<Utc>>,
         /// Up to (not including) this day or time.
@@ -315,7 +315,7 @@ impl BidTerms {
 
 #[derive(Subcommand)]
 enum Bids {
-    /// Bids for capacity. IOC and FOK bids that fill nothing exit with status 2.
+    /// Bids for capacity. IOC and FOK bids that fill nothing exit with status 3.
     Place {
         #[command(flatten)]
         terms: BidTerms,
@@ -963,11 +963,24 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .map_err(|_| format!("`{text}` is neither a day (2026-11-01) nor an RFC 3339 time"))
 }
 
+/// Says that a listing shows only its newest `limit` rows.
+fn more_hint(more: bool, limit: u32) {
+    if more {
+        eprintln!("(the newest {limit}; more with --limit, up to 500)");
+    }
+}
+
+/// A CSV field: quoted when it must be, and never read as a formula by a spreadsheet.
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
+    let text = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
     } else {
         text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
     }
 }
 
@@ -1011,6 +1024,7 @@ async fn hub(client: &Client, command: &Hub, json: bool) -> anyhow::Result<()> {
                 return print_json(&page.items);
             }
             contract_table(&page.items);
+            more_hint(page.next_cursor.is_some(), *limit);
         }
         Hub::Decisions {
             hub,
@@ -1039,6 +1053,7 @@ async fn hub(client: &Client, command: &Hub, json: bool) -> anyhow::Result<()> {
                 ]);
             }
             table.print();
+            more_hint(page.next_cursor.is_some(), *limit);
         }
         Hub::Faults { hub, limit } => {
             let hub = own_hub(client, hub).await?;
@@ -1057,6 +1072,7 @@ async fn hub(client: &Client, command: &Hub, json: bool) -> anyhow::Result<()> {
                 ]);
             }
             table.print();
+            more_hint(page.next_cursor.is_some(), *limit);
         }
     }
     Ok(())
@@ -1329,7 +1345,7 @@ async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow::Result<()>
                     "error: the {} bid filled nothing",
                     placed.bid.time_in_force.as_str()
                 );
-                std::process::exit(2);
+                std::process::exit(3);
             }
         }
         Bids::List { status } => {

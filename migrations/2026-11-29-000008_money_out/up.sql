@@ -36,7 +36,7 @@ CREATE TABLE withdrawals (
     CHECK ((status = 'rejected') = (reason IS NOT NULL)),
     CHECK ((status = 'pending') = (decided_at IS NULL))
 );
-CREATE INDEX withdrawals_participant ON withdrawals (participant_id, seq);
+CREATE INDEX withdrawals_account ON withdrawals (account_id, seq);
 CREATE INDEX withdrawals_pending ON withdrawals (seq) WHERE status = 'pending';
 
 -- A withdrawal is decided once: pending → paid or rejected, and nothing else ever changes.
@@ -57,8 +57,16 @@ CREATE TRIGGER withdrawals_decided_once BEFORE UPDATE ON withdrawals
 CREATE TRIGGER withdrawals_no_delete BEFORE DELETE ON withdrawals
     FOR EACH ROW EXECUTE FUNCTION refuse_history_change();
 
--- Statements read one account's entries in order.
+-- Statements read one account's entries in order, each with its account's balance after it
+-- (written with the entry from then on; computed here for the entries already made).
 CREATE INDEX ledger_entries_account_order ON ledger_entries (account_id, id);
+ALTER TABLE ledger_entries ADD COLUMN balance_after numeric(20, 2);
+ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only;
+UPDATE ledger_entries e SET balance_after = r.running
+    FROM (SELECT id, sum(amount) OVER (PARTITION BY account_id ORDER BY id) AS running FROM ledger_entries) r
+    WHERE r.id = e.id;
+ALTER TABLE ledger_entries ENABLE TRIGGER ledger_entries_append_only;
+ALTER TABLE ledger_entries ALTER COLUMN balance_after SET NOT NULL;
 
 -- Why a bid's units stayed unfilled when it was matched: `[{"code","message","hub"?}]`.
 ALTER TABLE bids ADD COLUMN reasons jsonb NOT NULL DEFAULT '[]';

@@ -480,7 +480,7 @@ impl Client {
         query.extend(to.map(|to| ("to", to.to_rfc3339())));
         query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
         self.send_retrying(
-            self.request(Method::GET, &format!("/v1/hubs/{hub}/contracts"))
+            self.request(Method::GET, &format!("/v1/hubs/{}/contracts", segment(hub)))
                 .query(&query),
         )
         .await
@@ -502,7 +502,7 @@ impl Client {
         query.extend(outcome.map(|outcome| ("outcome", outcome.to_owned())));
         query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
         self.send_retrying(
-            self.request(Method::GET, &format!("/v1/hubs/{hub}/decisions"))
+            self.request(Method::GET, &format!("/v1/hubs/{}/decisions", segment(hub)))
                 .query(&query),
         )
         .await
@@ -518,7 +518,7 @@ impl Client {
         let mut query = vec![("limit", limit.to_string())];
         query.extend(cursor.map(|cursor| ("cursor", cursor.to_owned())));
         self.send_retrying(
-            self.request(Method::GET, &format!("/v1/hubs/{hub}/faults"))
+            self.request(Method::GET, &format!("/v1/hubs/{}/faults", segment(hub)))
                 .query(&query),
         )
         .await
@@ -759,6 +759,17 @@ impl ExportFormat {
             ExportFormat::JsonLines => "jsonl",
         }
     }
+}
+
+/// `text` as one path segment: anything but letters, digits, `-` and `_` percent-encoded, so that
+/// a code a user typed cannot reach another path.
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// Every item of a paged list: `page` fetches the page after a cursor.

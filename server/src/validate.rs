@@ -61,6 +61,41 @@ pub fn positive_cny(field: &str, amount: Decimal, max: Decimal) -> Result<Decima
     Ok(amount)
 }
 
+/// A `[from, to)` range of a query: each bound in the years 1970–9999 (what PostgreSQL stores
+/// without surprise), `from` not after `to`.
+pub fn time_range(
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(), ApiError> {
+    use chrono::Datelike;
+    for (name, bound) in [("from", from), ("to", to)] {
+        if bound.is_some_and(|at| !(1970..=9999).contains(&at.year())) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`{name}` must lie in the years 1970–9999"),
+            ));
+        }
+    }
+    if matches!((from, to), (Some(from), Some(to)) if from > to) {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "`from` is after `to`",
+        ));
+    }
+    Ok(())
+}
+
+/// Text from a policy (or another party) made safe to show and to store: no control characters,
+/// no invisible formatting characters (bidirectional overrides, zero-width marks), at most
+/// `length_max` characters.
+pub fn printable(text: &str, length_max: usize) -> String {
+    let invisible = |c: char| matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}');
+    text.chars()
+        .filter(|c| !c.is_control() && !invisible(*c))
+        .take(length_max)
+        .collect()
+}
+
 /// A page size: 1 to [`PAGE_LIMIT_MAX`], `default` when absent.
 pub fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
     match limit.unwrap_or(default) {

@@ -434,7 +434,7 @@ async fn each_role_does_its_whole_job_from_the_command_line() {
             "IOC",
         ],
     );
-    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert_eq!(code, Some(3), "{stdout}{stderr}");
     assert!(
         stdout.contains("price_above_limit (nx)") && stderr.contains("filled nothing"),
         "{stdout}{stderr}"
@@ -464,7 +464,7 @@ async fn each_role_does_its_whole_job_from_the_command_line() {
         ],
     );
     assert!(ok, "{stderr}");
-    let paid_to_provider = json(&stdout)["provider_paid"].as_str().unwrap().to_owned();
+    let charged = json(&stdout)["charged"].as_str().unwrap().to_owned();
 
     // The provider takes money out; the admin pays it; the statement shows it all.
     let (ok, stdout, stderr) = run(
@@ -499,11 +499,13 @@ async fn each_role_does_its_whole_job_from_the_command_line() {
     assert!(ok);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "at,kind,reference,account,amount,balance_after");
-    assert!(lines[1].contains(&format!(
-        ",settlement,{contract},available,{paid_to_provider},"
-    )));
     assert!(
-        lines[2].contains(",withdrawal,") && lines[2].contains(",-10.5,"),
+        lines[1].contains(&format!(",settlement,{contract},available,{charged},")),
+        "{stdout}"
+    );
+    assert!(lines[2].contains(",fee,"), "{stdout}");
+    assert!(
+        lines[3].contains(",withdrawal,") && lines[3].contains(",-10.5,"),
         "{stdout}"
     );
     let (ok, stdout, _) = run("provider", &["statement", "--from", "2000-01-01"]);

@@ -167,8 +167,8 @@ async fn history_cannot_be_rewritten_through_sql() {
     let unbalanced = diesel::RunQueryDsl::execute(
         diesel::sql_query(
             "WITH t AS (INSERT INTO ledger_transactions (id, kind, reference) VALUES (gen_random_uuid(), 'forged', 'x') RETURNING id) \
-             INSERT INTO ledger_entries (transaction_id, account_id, amount) \
-             SELECT t.id, a.id, 5 FROM t, accounts a WHERE a.kind = 'exchange_fees'",
+             INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
+             SELECT t.id, a.id, 5, a.balance + 5 FROM t, accounts a WHERE a.kind = 'exchange_fees'",
         ),
         &mut connection,
     );

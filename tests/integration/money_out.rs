@@ -167,14 +167,20 @@ async fn a_provider_takes_its_earnings_out_once_and_the_admin_pays_it() {
         .iter()
         .map(|entry| (entry.kind.as_str(), entry.amount, entry.balance_after))
         .collect();
+    // What was charged, the exchange's fee out of it (no levy: Ningxia has no pricing policy
+    // here), then the withdrawal.
+    let charged = settlement.charged;
+    assert!(settlement.exchange_fee > Decimal::ZERO && settlement.hub_levy.is_zero());
     assert_eq!(
         lines,
         vec![
-            ("settlement", earned, earned),
+            ("settlement", charged, charged),
+            ("fee", -settlement.exchange_fee, earned),
             ("withdrawal", d("-50.25"), left),
         ]
     );
-    assert_eq!(statement[1].reference, first.id.to_string());
+    assert_eq!(statement[0].reference, contract.id.to_string());
+    assert_eq!(statement[2].reference, first.id.to_string());
     assert!(statement.iter().all(|entry| entry.account == "available"));
 
     // The buyer's statement runs to its balances, on both accounts.
@@ -349,4 +355,33 @@ async fn a_rejected_withdrawal_comes_back_and_others_see_none_of_it() {
         (404, "not_found".into())
     );
     assert_eq!(exchange.count("SELECT count(*) FROM withdrawals"), 1);
+    // Times PostgreSQL would refuse, or a range the wrong way round, are the client's mistake.
+    for (query, code) in [
+        ("from=-5000-01-01T00:00:00Z", "invalid_field"),
+        ("to=20000-01-01T00:00:00Z", "invalid_field"),
+        (
+            "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "invalid_range",
+        ),
+    ] {
+        for path in ["/v1/accounts/me/entries", "/v1/hubs/nx/contracts"] {
+            let who = if path.starts_with("/v1/hubs") {
+                &operator
+            } else {
+                &client
+            };
+            let response = who
+                .request(reqwest::Method::GET, &format!("{path}?{query}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 400, "{path}?{query}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            // A year chrono cannot read at all is refused while decoding the query.
+            assert!(
+                body["code"] == code || body["code"] == "invalid_query",
+                "{path}?{query}: {body}"
+            );
+        }
+    }
 }

@@ -70,13 +70,14 @@ pub fn append_batch(
     entries: &[(String, &str, Value)],
     at: DateTime<Utc>,
 ) -> QueryResult<i64> {
+    if entries.is_empty() {
+        // Nothing to chain: no need to wait for (or hold up) the head.
+        return audit_head::table.select(audit_head::seq).first(connection);
+    }
     let (mut seq, mut hash): (i64, String) = audit_head::table
         .select((audit_head::seq, audit_head::hash))
         .for_update()
         .first(connection)?;
-    if entries.is_empty() {
-        return Ok(seq);
-    }
     let at = at.trunc_subsecs(6);
     let at_text = format_at(at);
     let mut seqs = Vec::with_capacity(entries.len());

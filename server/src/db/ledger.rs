@@ -19,7 +19,8 @@ use diesel::sql_types::{Array, Numeric, Text};
 use super::schema::{accounts, deposits, participants};
 use crate::error::ApiError;
 
-/// The account that mirrors money which came in from outside; its balance is minus all deposits.
+/// The account that mirrors money outside the exchange: its balance is minus what came in
+/// (deposits) plus what went out (paid withdrawals).
 pub const EXTERNAL_ACCOUNT: Uuid = Uuid::from_u128(1);
 /// The exchange's fee income.
 pub const EXCHANGE_FEES_ACCOUNT: Uuid = Uuid::from_u128(2);
@@ -60,14 +61,23 @@ pub fn post(
     Ok(transaction.id)
 }
 
-/// Writes balanced transactions, the one way money moves: the transactions, all their entries,
-/// and each touched balance moved by the sum of its entries, with three statements whose texts
-/// never change (PostgreSQL plans them once). Balances are updated in account-id order so that
-/// concurrent writers cannot deadlock on accounts.
+/// Writes balanced transactions, the one way money moves: each touched balance moved by the sum
+/// of its entries (in account-id order, so that concurrent writers cannot deadlock on accounts),
+/// then the transactions and all their entries, each entry with its account's balance after it
+/// (read from the moved balance while its row is locked, so an account's entries and their
+/// running balances are in one order). Three statements whose texts never change (PostgreSQL
+/// plans them once).
 pub fn post_all(
     connection: &mut PgConnection,
     transactions: &[LedgerTransaction],
 ) -> QueryResult<()> {
+    #[derive(QueryableByName)]
+    struct Moved {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = Numeric)]
+        balance: Decimal,
+    }
     let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
     let (mut ids, mut kinds, mut references) = (Vec::new(), Vec::new(), Vec::new());
     let (mut entry_transactions, mut entry_accounts, mut entry_amounts) =
@@ -94,9 +104,31 @@ pub fn post_all(
             }
         }
     }
+    let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().collect();
+    deltas.sort_by_key(|(account, _)| *account);
+    let mut balances: HashMap<Uuid, Decimal> = HashMap::new();
+    if !deltas.is_empty() {
+        let (accounts, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
+        // Rows are locked in the order of the input (ordered by id above).
+        let moved: Vec<Moved> = diesel::sql_query(
+            "UPDATE accounts a SET balance = a.balance + v.delta \
+             FROM (SELECT * FROM unnest($1, $2) AS v(id, delta) ORDER BY id) v \
+             WHERE a.id = v.id RETURNING a.id, a.balance",
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(accounts)
+        .bind::<Array<Numeric>, _>(amounts)
+        .load(connection)?;
+        balances = moved.into_iter().map(|row| (row.id, row.balance)).collect();
+    }
+    // Each entry's balance after it: walk back from the account's new balance.
+    let mut balance_after = vec![Decimal::ZERO; entry_amounts.len()];
+    for index in (0..entry_amounts.len()).rev() {
+        if let Some(balance) = balances.get_mut(&entry_accounts[index]) {
+            balance_after[index] = *balance;
+            *balance -= entry_amounts[index];
+        }
+    }
     if !ids.is_empty() {
-        // Fixed statement texts, whatever the batch size, so PostgreSQL plans them once; all the
-        // batch's entries go in one statement, which the balance trigger checks per transaction.
         diesel::sql_query(
             "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
         )
@@ -106,27 +138,16 @@ pub fn post_all(
         .execute(connection)?;
     }
     if !entry_transactions.is_empty() {
+        // All the batch's entries in one statement, which the balance trigger checks per
+        // transaction; `WITH ORDINALITY` keeps their order, so ids follow the running balances.
         diesel::sql_query(
-            "INSERT INTO ledger_entries (transaction_id, account_id, amount) SELECT * FROM unnest($1, $2, $3)",
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
+             SELECT t, a, m, b FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS v(t, a, m, b, n) ORDER BY n",
         )
         .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_transactions)
         .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_accounts)
         .bind::<Array<Numeric>, _>(&entry_amounts)
-        .execute(connection)?;
-    }
-    let mut deltas: Vec<(Uuid, Decimal)> = deltas
-        .into_iter()
-        .filter(|(_, delta)| !delta.is_zero())
-        .collect();
-    // One order for every writer, so concurrent transactions cannot deadlock on accounts.
-    deltas.sort_by_key(|(account, _)| *account);
-    if !deltas.is_empty() {
-        let (ids, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
-        diesel::sql_query(
-            "UPDATE accounts a SET balance = a.balance + v.delta FROM unnest($1, $2) AS v(id, delta) WHERE a.id = v.id",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .bind::<Array<Numeric>, _>(amounts)
+        .bind::<Array<Numeric>, _>(&balance_after)
         .execute(connection)?;
     }
     Ok(())

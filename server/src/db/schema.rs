@@ -84,6 +84,7 @@ diesel::table! {
         account_id -> Uuid,
         amount -> Numeric,
         created_at -> Timestamptz,
+        balance_after -> Numeric,
     }
 }
 

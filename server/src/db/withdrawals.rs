@@ -112,10 +112,11 @@ pub fn get(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<Withdr
         .optional()
 }
 
-/// A page of withdrawals, newest first: one participant's, or everyone's.
+/// A page of withdrawals, newest first: those out of `account` (a participant's own, or a hub's
+/// levy account that the hub's operators share), or everyone's.
 pub fn list(
     connection: &mut PgConnection,
-    participant: Option<Uuid>,
+    account: Option<Uuid>,
     status: Option<WithdrawalStatus>,
     before_seq: Option<i64>,
     limit: i64,
@@ -125,8 +126,8 @@ pub fn list(
         .order(withdrawals::seq.desc())
         .limit(limit)
         .into_boxed();
-    if let Some(participant) = participant {
-        query = query.filter(withdrawals::participant_id.eq(participant));
+    if let Some(account) = account {
+        query = query.filter(withdrawals::account_id.eq(account));
     }
     if let Some(status) = status {
         query = query.filter(withdrawals::status.eq(status.as_str()));
@@ -253,10 +254,13 @@ struct EntryRow {
 }
 
 /// A page of the statement of `accounts`, oldest first: entries made in `[from, to)` after the
-/// entry `after_id`, each with its account's balance after it.
+/// entry `after_id`, each with its account's balance after it (stored with the entry). One index
+/// range read per account (`ledger_entries (account_id, id)`), however long the history.
 ///
-/// The running balance is a window sum over each account's entries (one index range scan per
-/// account); the filter on time and cursor applies after it.
+/// Entry ids are taken in commit order per account (an account's row is locked before its
+/// entries are written), so paging one account never skips an entry; across a buyer's two
+/// accounts, an entry committed late with a lower id than one already read could be passed over
+/// by a cursor (documented in ARCHITECTURE.md).
 pub fn statement(
     connection: &mut PgConnection,
     account_ids: &[Uuid],
@@ -266,16 +270,17 @@ pub fn statement(
     limit: i64,
 ) -> QueryResult<Vec<(i64, StatementEntry)>> {
     let rows: Vec<EntryRow> = diesel::sql_query(
-        "SELECT id, at, transaction_kind, reference, amount, balance_after, account_kind FROM ( \
+        "SELECT x.* FROM unnest($1::uuid[]) AS own(account_id), LATERAL ( \
            SELECT e.id, e.created_at AS at, t.kind AS transaction_kind, t.reference, e.amount, \
-                  sum(e.amount) OVER (PARTITION BY e.account_id ORDER BY e.id) AS balance_after, \
-                  a.kind AS account_kind \
+                  e.balance_after, a.kind AS account_kind \
            FROM ledger_entries e \
            JOIN ledger_transactions t ON t.id = e.transaction_id \
            JOIN accounts a ON a.id = e.account_id \
-           WHERE e.account_id = ANY($1)) s \
-         WHERE ($2::timestamptz IS NULL OR at >= $2) AND ($3::timestamptz IS NULL OR at < $3) AND id > $4 \
-         ORDER BY id LIMIT $5",
+           WHERE e.account_id = own.account_id AND e.id > $4 \
+             AND ($2::timestamptz IS NULL OR e.created_at >= $2) \
+             AND ($3::timestamptz IS NULL OR e.created_at < $3) \
+           ORDER BY e.id LIMIT $5) x \
+         ORDER BY x.id LIMIT $5",
     )
     .bind::<Array<diesel::sql_types::Uuid>, _>(account_ids)
     .bind::<Nullable<Timestamptz>, _>(from)
@@ -291,7 +296,7 @@ pub fn statement(
             } else {
                 "available"
             };
-            let kind = statement_kind(&row.transaction_kind, &row.account_kind);
+            let kind = statement_kind(&row.transaction_kind);
             (
                 row.id,
                 StatementEntry {
@@ -308,13 +313,13 @@ pub fn statement(
 }
 
 /// What a ledger transaction is called on a statement, seen from one account.
-fn statement_kind<'a>(transaction_kind: &'a str, account_kind: &str) -> &'a str {
-    match (transaction_kind, account_kind) {
-        ("bid_hold", _) => "hold",
-        ("hold_release", _) => "release",
-        ("settlement", ledger::kind::HUB_LEVY) => "levy",
-        ("settlement", "exchange_fees") => "fee",
-        ("withdrawal_request", _) => "withdrawal",
-        (kind, _) => kind,
+fn statement_kind(transaction_kind: &str) -> &str {
+    match transaction_kind {
+        "bid_hold" => "hold",
+        "hold_release" => "release",
+        "settlement_fee" => "fee",
+        "settlement_levy" => "levy",
+        "withdrawal_request" => "withdrawal",
+        kind => kind,
     }
 }

@@ -103,6 +103,9 @@ impl<'a> Effects<'a> {
         let levy_account = *hub_levy_accounts
             .get(&facts.hub)
             .ok_or_else(|| ApiError::internal(format!("no levy account for hub {}", facts.hub)))?;
+        // The provider is paid what was charged, then pays the fee and the levy out of it: its
+        // statement shows what it earned and what was taken, line by line.
+        let provider_account = ledger::participant_account_id(facts.provider_id, kind::PROVIDER);
         let transaction_id = self.ledger(
             "settlement",
             contract,
@@ -112,14 +115,25 @@ impl<'a> Effects<'a> {
                     ledger::participant_account_id(facts.buyer_id, kind::BUYER_AVAILABLE),
                     amounts.refunded,
                 ),
-                (
-                    ledger::participant_account_id(facts.provider_id, kind::PROVIDER),
-                    amounts.provider_paid,
-                ),
-                (ledger::EXCHANGE_FEES_ACCOUNT, amounts.exchange_fee),
-                (levy_account, amounts.hub_levy),
+                (provider_account, amounts.charged),
             ],
         );
+        for (transaction_kind, account, amount) in [
+            (
+                "settlement_fee",
+                ledger::EXCHANGE_FEES_ACCOUNT,
+                amounts.exchange_fee,
+            ),
+            ("settlement_levy", levy_account, amounts.hub_levy),
+        ] {
+            if amount > Decimal::ZERO {
+                self.ledger(
+                    transaction_kind,
+                    contract,
+                    vec![(provider_account, -amount), (account, amount)],
+                );
+            }
+        }
         self.credit_available(facts.buyer_id, amounts.refunded);
         for (account, amount) in [
             (
@@ -228,7 +242,7 @@ impl<'a> Effects<'a> {
         policies.begin_order();
         let judged = policies.decisions.len();
         let outcome = engine.submit_offer(request.spec.clone(), self.now.timestamp(), policies);
-        self.compliance_denials(request.spec.id, "offer", &policies.decisions[judged..]);
+        let denials = compliance_denials(request.spec.id, "offer", &policies.decisions[judged..]);
         self.reads
             .seen_offers
             .insert(key, (request.spec.id, request.request_hash.clone()));
@@ -271,6 +285,9 @@ impl<'a> Effects<'a> {
                 green_share: row.green_share,
             },
         );
+        if let Some(denials) = denials {
+            self.audit(SYSTEM_ACTOR.to_owned(), denials);
+        }
         let offer = row.to_wire();
         self.writes.new_offers.push(row);
         let contracts = outcome
@@ -337,7 +354,7 @@ impl<'a> Effects<'a> {
         policies.begin_order();
         let judged = policies.decisions.len();
         let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), policies);
-        self.compliance_denials(request.spec.id, "bid", &policies.decisions[judged..]);
+        let denials = compliance_denials(request.spec.id, "bid", &policies.decisions[judged..]);
         let mut reasons = outcome.reasons.clone();
         if outcome.state.status != suanli_sdk::OrderStatus::Filled {
             self.note_latency(engine, request, &mut reasons);
@@ -397,6 +414,9 @@ impl<'a> Effects<'a> {
                 hold: hold.to_string(),
             },
         );
+        if let Some(denials) = denials {
+            self.audit(SYSTEM_ACTOR.to_owned(), denials);
+        }
         let bid_wire = row.to_wire();
         self.writes.new_bids.push(row);
         let contracts = outcome
@@ -444,6 +464,16 @@ impl<'a> Effects<'a> {
     ) -> Result<suanli_sdk::Quote, ApiError> {
         self.refuse_suspended(request.spec.buyer)?;
         self.refuse_past_window(request.spec.window.start)?;
+        if request
+            .spec
+            .expires_at
+            .is_some_and(|at| at <= self.now.timestamp())
+        {
+            return Err(ApiError::unprocessable(
+                "expiry_passed",
+                "the bid would expire before it could be placed",
+            ));
+        }
         policies.begin_order();
         let quote = engine.quote_bid(&request.spec, self.now.timestamp(), policies);
         let mut reasons = quote.reasons;
@@ -588,12 +618,7 @@ impl<'a> Effects<'a> {
             return;
         }
         let spec = &request.spec;
-        if let Some((hub, ask)) = engine.cheapest_offer_in(
-            &spec.skus,
-            request.latency_excluded,
-            spec.window,
-            spec.limit_price,
-        ) {
+        if let Some((hub, ask)) = engine.cheapest_offer_in(spec, request.latency_excluded) {
             let origin = request.data_origin.as_deref().unwrap_or("the data origin");
             reasons.push(crate::market::Reason {
                 code: crate::market::ReasonCode::LatencyExceeded,
@@ -614,48 +639,12 @@ impl<'a> Effects<'a> {
             .map(|reason| suanli_sdk::Reason {
                 code: reason.code.as_str().to_owned(),
                 // Policies' texts reach JSON and jsonb: no control characters, bounded.
-                message: reason
-                    .message
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(500)
-                    .collect(),
+                message: crate::validate::printable(&reason.message, 500),
                 hub: reason
                     .hub
                     .map(|hub| self.reference.hub_by_id(hub).code.clone()),
             })
             .collect()
-    }
-
-    /// One audit entry for the compliance refusals among `decisions` (those of one incoming
-    /// order), grouped by hub and policy.
-    fn compliance_denials(&mut self, order: Uuid, side: &'static str, decisions: &[DecisionRow]) {
-        let mut denials: Vec<DenialFields> = Vec::new();
-        for decision in decisions.iter().filter(|d| d.outcome == "denied") {
-            match denials
-                .iter_mut()
-                .find(|d| d.hub == decision.hub && d.policy_digest == decision.digest)
-            {
-                Some(denial) => denial.pairs += 1,
-                None => denials.push(DenialFields {
-                    hub: decision.hub.clone(),
-                    policy_digest: decision.digest.clone(),
-                    pairs: 1,
-                    reason: denial_reason(&decision.output),
-                }),
-            }
-        }
-        if denials.is_empty() {
-            return;
-        }
-        self.audit(
-            SYSTEM_ACTOR.to_owned(),
-            AuditEvent::ComplianceDenied {
-                order_id: order,
-                side,
-                denials,
-            },
-        );
     }
 
     /// Turns a fill into a contract, its escrow funding and its audit entry.
@@ -842,6 +831,35 @@ fn replay<T>(id: Uuid, stored_hash: &str, request_hash: &str) -> Result<Placed<T
             "this idempotency key was already used for a different order",
         ))
     }
+}
+
+/// The audit entry for the compliance refusals among `decisions` (those of one incoming order),
+/// grouped by hub and policy; none if there were none.
+fn compliance_denials(
+    order: Uuid,
+    side: &'static str,
+    decisions: &[DecisionRow],
+) -> Option<AuditEvent> {
+    let mut denials: Vec<DenialFields> = Vec::new();
+    for decision in decisions.iter().filter(|d| d.outcome == "denied") {
+        match denials
+            .iter_mut()
+            .find(|d| d.hub == decision.hub && d.policy_digest == decision.digest)
+        {
+            Some(denial) => denial.pairs += 1,
+            None => denials.push(DenialFields {
+                hub: decision.hub.clone(),
+                policy_digest: decision.digest.clone(),
+                pairs: 1,
+                reason: denial_reason(&decision.output),
+            }),
+        }
+    }
+    (!denials.is_empty()).then_some(AuditEvent::ComplianceDenied {
+        order_id: order,
+        side,
+        denials,
+    })
 }
 
 /// The policy's reason in a recorded denial (`{"decision":"deny","code","message"}`).

@@ -89,6 +89,9 @@ pub struct HubPolicies<'a> {
     order_spend: HashMap<HubId, Spend>,
     /// What each hub spent in this batch.
     batch_spend: HashMap<HubId, Duration>,
+    /// What each hub spent on quotes in this batch: quotes have a batch budget of their own, so
+    /// that they can neither spend the orders' nor run without bound.
+    quote_batch_spend: HashMap<HubId, Duration>,
     /// Hubs whose policy could not run (unavailable, or budget spent) for the current order,
     /// already recorded.
     exhausted: HashSet<HubId>,
@@ -110,8 +113,22 @@ impl<'a> HubPolicies<'a> {
             decisions: Vec::new(),
             order_spend: HashMap::new(),
             batch_spend: HashMap::new(),
+            quote_batch_spend: HashMap::new(),
             exhausted: HashSet::new(),
         }
+    }
+
+    /// Runs `quote` (the evaluation of a bid that is not placed) against the quotes' own batch
+    /// budget, and forgets every decision and fault it made: a quote changes nothing, not even
+    /// what the batch's orders may spend.
+    pub fn quoting<T>(&mut self, quote: impl FnOnce(&mut Self) -> T) -> T {
+        let (decisions, faults) = (self.decisions.len(), self.faults.len());
+        std::mem::swap(&mut self.batch_spend, &mut self.quote_batch_spend);
+        let answer = quote(self);
+        std::mem::swap(&mut self.batch_spend, &mut self.quote_batch_spend);
+        self.decisions.truncate(decisions);
+        self.faults.truncate(faults);
+        answer
     }
 
     /// Starts the budgets of a new incoming order.
@@ -244,7 +261,7 @@ pub fn denial_text(code: &str, message: &str) -> String {
     } else {
         format!("{code}: {message}")
     };
-    text.chars().filter(|c| !c.is_control()).take(500).collect()
+    crate::validate::printable(&text, 500)
 }
 
 /// How an evaluation's result is filed.

@@ -156,7 +156,11 @@ pub fn withdrawal(
     account: Uuid,
     buyer: bool,
 ) -> Result<WithdrawalRequest, ApiError> {
-    let request_hash = hash_of(&new);
+    // `100` and `100.00` are the same request.
+    let request_hash = hash_of(&suanli_sdk::NewWithdrawal {
+        amount: new.amount.normalize(),
+        ..new.clone()
+    });
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     validate::text("destination", &new.destination, 200)?;
     let amount = validate::positive_cny("amount", new.amount, validate::DEPOSIT_AMOUNT_CNY_MAX)?;

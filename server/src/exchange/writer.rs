@@ -318,14 +318,9 @@ impl Writer {
                     reason,
                     actor,
                 } => Outcome::Suspend(Ok(effects.suspend(engine, *participant, reason, actor))),
-                Payload::Quote(request) => {
-                    // A quote writes nothing: the evaluations it made are not kept.
-                    let (decisions, faults) = (policies.decisions.len(), policies.faults.len());
-                    let quote = effects.quote(engine, &mut policies, request);
-                    policies.decisions.truncate(decisions);
-                    policies.faults.truncate(faults);
-                    Outcome::Quote(quote)
-                }
+                Payload::Quote(request) => Outcome::Quote(
+                    policies.quoting(|policies| effects.quote(engine, policies, request)),
+                ),
                 Payload::Withdraw(request) => Outcome::Withdraw(effects.withdraw(request)),
                 Payload::Tick => Outcome::Nothing,
             };

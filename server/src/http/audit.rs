@@ -131,6 +131,7 @@ pub async fn contracts(
     authorize(&caller, Action::ReadAuditLog)?;
     let query = query.into_inner();
     known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
+    validate::time_range(query.from, query.to)?;
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
     let filter = ContractFilter {
@@ -179,6 +180,7 @@ pub async fn export(
             ));
         }
     };
+    validate::time_range(query.from, query.to)?;
     let filter = ContractFilter {
         from: query.from,
         to: query.to,
@@ -348,6 +350,7 @@ pub async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
     let StatsQuery { from, to } = query.into_inner();
+    validate::time_range(from, to)?;
     let stats = state
         .db(move |connection| Ok(regulator::stats(connection, from, to)?))
         .await?;

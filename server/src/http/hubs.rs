@@ -82,6 +82,7 @@ pub async fn contracts(
 ) -> Result<HttpResponse, ApiError> {
     let hub = hub_for(&state, &caller, &hub)?;
     let query = query.into_inner();
+    validate::time_range(query.from, query.to)?;
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
     let filter = ContractFilter {

@@ -105,12 +105,22 @@ pub async fn list_withdrawals(
     };
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
-    let owner = (caller.role != ParticipantKind::Admin).then_some(caller.id);
+    let (role, id, hub) = (caller.role, caller.id, caller.hub.clone());
     let rows = state
         .db(move |connection| {
+            // The admin sees every withdrawal; anyone else those out of its own account (a hub's
+            // operators share the hub's levy account, and see each other's withdrawals from it).
+            let account = if role == ParticipantKind::Admin {
+                None
+            } else {
+                let own = ledger::own_accounts(connection, role, id, hub.as_deref())?;
+                Some(own.first().copied().ok_or_else(|| {
+                    ApiError::forbidden("forbidden", "this participant holds no account")
+                })?)
+            };
             Ok(withdrawals::list(
                 connection,
-                owner,
+                account,
                 status,
                 before,
                 i64::from(limit),
@@ -199,12 +209,7 @@ pub async fn statement(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadOwnAccount)?;
     let query = query.into_inner();
-    if matches!((query.from, query.to), (Some(from), Some(to)) if from > to) {
-        return Err(ApiError::bad_request(
-            "invalid_range",
-            "`from` is after `to`",
-        ));
-    }
+    validate::time_range(query.from, query.to)?;
     let limit = validate::page_limit(query.limit, 100)?;
     let after = cursor(query.cursor.as_deref())?;
     let (role, id, hub) = (caller.role, caller.id, caller.hub.clone());

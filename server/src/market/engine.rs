@@ -130,6 +130,10 @@ pub struct Removal {
     pub hold_released: Decimal,
 }
 
+/// How many more offers of a market beyond the bid's limit are looked at for a
+/// `price_above_limit` reason.
+const PRICE_REASON_LOOKAHEAD: usize = 16;
+
 /// What the offer index keeps beside each entry.
 #[derive(Debug, Clone, Copy)]
 struct OfferKey {
@@ -500,25 +504,30 @@ impl Engine {
         }
     }
 
-    /// The cheapest ask at most `limit` among resting offers of `skus` in `hubs` whose window
-    /// covers `window`, with its hub: the offers a bid could have had without its latency bound.
-    /// Examines at most `candidates_max` offers.
+    /// The cheapest ask at most `bid.limit_price` among resting offers of the bid's SKUs in
+    /// `hubs` that would suit the bid (window, green share, someone else's, free units): the
+    /// offers it could have had without its latency bound. Examines at most `candidates_max`
+    /// offers per market.
     pub fn cheapest_offer_in(
         &self,
-        skus: &[SkuId],
+        bid: &BidSpec,
         hubs: super::HubSet,
-        window: Hours,
-        limit: Decimal,
     ) -> Option<(HubId, Decimal)> {
-        let limit = micros(limit);
-        skus.iter()
+        let limit = micros(bid.limit_price);
+        bid.skus
+            .iter()
             .flat_map(|sku| hubs.iter().map(move |hub| (*sku, hub)))
             .filter_map(|market| {
                 let book = self.offers_by_market.get(&market)?;
                 book.iter()
                     .take(self.config.candidates_max)
                     .take_while(|((ask, _), _)| *ask <= limit)
-                    .find(|(_, key)| key.window.contains(window))
+                    .find(|((_, seq), key)| {
+                        key.window.contains(bid.window)
+                            && key.green_share >= bid.min_green_share
+                            && key.provider != bid.buyer
+                            && self.offers[seq].capacity.free(bid.window) > 0
+                    })
                     .map(|((_, seq), _)| (market.1, self.offers[seq].spec.ask_price))
             })
             .min_by(|a, b| a.1.cmp(&b.1))
@@ -685,15 +694,31 @@ impl Engine {
                 break;
             };
             if ask > limit {
-                // Nothing cheaper remains in that market; a quote is never below the ask.
-                let hub = self.offers[&offer_seq].spec.hub;
-                reasons.note(ReasonCode::PriceAboveLimit, Some(hub), || {
-                    format!(
-                        "the cheapest ask here is {} CNY, above the limit {}",
-                        self.offers[&offer_seq].spec.ask_price.normalize(),
-                        bid.limit_price.normalize()
+                // Nothing cheaper remains in that market; a quote is never below the ask. Say so
+                // only if one of the next few offers there would suit the bid but for its price.
+                let suits = |key: &OfferKey| {
+                    key.window.contains(bid.window)
+                        && key.green_share >= bid.min_green_share
+                        && key.provider != bid.buyer
+                };
+                let above = std::iter::once((offer_seq, key))
+                    .chain(
+                        markets[best]
+                            .by_ref()
+                            .take(PRICE_REASON_LOOKAHEAD)
+                            .map(|((_, seq), key)| (*seq, *key)),
                     )
-                });
+                    .find(|(_, key)| suits(key));
+                if let Some((seq, _)) = above {
+                    let offer = &self.offers[&seq].spec;
+                    reasons.note(ReasonCode::PriceAboveLimit, Some(offer.hub), || {
+                        format!(
+                            "an ask here is {} CNY, above the limit {}",
+                            offer.ask_price.normalize(),
+                            bid.limit_price.normalize()
+                        )
+                    });
+                }
                 heads[best] = None;
                 continue;
             }

@@ -625,7 +625,8 @@ impl Side {
 pub struct NewOffer {
     pub cluster: String,
     pub sku: String,
-    /// Units available in every hour of the window.
+    /// Units available in every hour of the window, 1–1,000,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub quantity: u32,
     pub window: Window,
     /// The provider's floor, CNY per unit-hour, at most 6 fractional digits.
@@ -678,6 +679,8 @@ pub struct PlacedOffer {
 pub struct NewBid {
     /// Acceptable SKUs, one or more.
     pub skus: Vec<String>,
+    /// Units wanted in every hour of the window, 1–1,000,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub quantity: u32,
     pub window: Window,
     /// The most the buyer pays, CNY per unit-hour, at most 6 fractional digits.
@@ -1031,7 +1034,8 @@ pub struct PolicySummary {
 }
 
 /// A dry run: evaluate a stored policy on an offer and a bid without activating it. The orders
-/// are checked as if placed (idempotency keys are ignored); nothing is written.
+/// are checked as if placed (each needs its `idempotency_key`, which is not stored); nothing is
+/// written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]

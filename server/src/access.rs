@@ -108,6 +108,12 @@ pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
     }
 }
 
+/// Whether a withdrawal listing shows the caller everyone's withdrawals (the admin) rather than
+/// those out of its own account. Call it after [`Action::ListWithdrawals`] was allowed.
+pub fn sees_every_withdrawal(caller: &Caller) -> bool {
+    caller.role == ParticipantKind::Admin
+}
+
 /// Whose orders and contracts a listing shows the caller: its own (`Some(id)`), or, for a
 /// regulator, everyone's (`None`). Call it after [`Action::ListOwnOrEverything`] was allowed.
 pub fn listing_scope(caller: &Caller) -> Option<Uuid> {

@@ -28,6 +28,8 @@ enum Command {
     Dev(Config),
     /// Check the audit chain and every ledger and book invariant; exit 1 if any fails.
     Check(Config),
+    /// Print the OpenAPI document of the REST API (what `/v1/openapi.json` serves) and exit.
+    Openapi,
     /// Compile a policy module read from standard input; exit 0 if it compiles (the exchange runs
     /// this as a child process that it can kill at the compile time bound).
     #[command(hide = true)]
@@ -49,6 +51,13 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Dev(config) => serve(config, true).await,
         Command::Check(config) => check(config),
         Command::CompileCheck { kind } => compile_check(&kind),
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&crate::http::openapi::document())?
+            );
+            Ok(())
+        }
         Command::Migrate(config) => {
             telemetry::init_logging(&config.log_format);
             let database = app::database(&config)?;

@@ -107,6 +107,38 @@ pub fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
     }
 }
 
+/// A hint for a code that names nothing: the closest valid code when one is near (a typo), or
+/// the valid codes when there are few.
+pub fn did_you_mean<'a>(given: &str, valid: impl Iterator<Item = &'a str>) -> String {
+    let valid: Vec<&str> = valid.collect();
+    let closest = valid
+        .iter()
+        .map(|code| (edit_distance(given, code), *code))
+        .min();
+    match closest {
+        Some((distance, code)) if distance <= 2.max(given.chars().count() / 3) => {
+            format!("; did you mean `{code}`?")
+        }
+        _ if !valid.is_empty() && valid.len() <= 12 => format!("; one of {}", valid.join(", ")),
+        _ => String::new(),
+    }
+}
+
+/// The number of single-character insertions, deletions and substitutions between two texts.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,43 +195,6 @@ mod tests {
         assert!(page_limit(Some(0), 100).is_err());
         assert!(page_limit(Some(501), 100).is_err());
     }
-}
-
-/// A hint for a code that names nothing: the closest valid code when one is near (a typo), or
-/// the valid codes when there are few.
-pub fn did_you_mean<'a>(given: &str, valid: impl Iterator<Item = &'a str>) -> String {
-    let valid: Vec<&str> = valid.collect();
-    let closest = valid
-        .iter()
-        .map(|code| (edit_distance(given, code), *code))
-        .min();
-    match closest {
-        Some((distance, code)) if distance <= 2.max(given.chars().count() / 3) => {
-            format!("; did you mean `{code}`?")
-        }
-        _ if !valid.is_empty() && valid.len() <= 12 => format!("; one of {}", valid.join(", ")),
-        _ => String::new(),
-    }
-}
-
-/// The number of single-character insertions, deletions and substitutions between two texts.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut current = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
-        }
-        previous = current;
-    }
-    previous[b.len()]
-}
-
-#[cfg(test)]
-mod suggestion_tests {
-    use super::*;
 
     #[test]
     fn a_typo_gets_the_closest_code_and_nonsense_gets_the_list() {

@@ -84,7 +84,7 @@ async fn main() -> anyhow::Result<()> {
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let limit = if (n + index as u64) % 2 == 0 {
+                let limit = if (n + index as u64).is_multiple_of(2) {
                     "10.5"
                 } else {
                     "9"

@@ -261,24 +261,6 @@ impl Drop for TestExchange {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_database;
-
-    #[test]
-    fn database_names_are_swapped_in_urls() {
-        assert_eq!(
-            with_database("postgres://u@h:5/a", "b"),
-            "postgres://u@h:5/b"
-        );
-        assert_eq!(with_database("postgres://u@h:5", "b"), "postgres://u@h:5/b");
-        assert_eq!(
-            with_database("postgres://u@h/a?sslmode=disable", "b"),
-            "postgres://u@h/b?sslmode=disable"
-        );
-    }
-}
-
 /// A delivery window of `hours` whole hours starting `from_now_hours` hours after the current
 /// hour began (so 1 is the next whole hour).
 pub fn window(from_now_hours: i64, hours: i64) -> suanli_sdk::Window {
@@ -449,4 +431,22 @@ pub fn policy_component(name: &str) -> Vec<u8> {
             path.display()
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_names_are_swapped_in_urls() {
+        assert_eq!(
+            with_database("postgres://u@h:5/a", "b"),
+            "postgres://u@h:5/b"
+        );
+        assert_eq!(with_database("postgres://u@h:5", "b"), "postgres://u@h:5/b");
+        assert_eq!(
+            with_database("postgres://u@h/a?sslmode=disable", "b"),
+            "postgres://u@h/b?sslmode=disable"
+        );
+    }
 }

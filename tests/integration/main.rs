@@ -18,6 +18,7 @@ mod public;
 mod quotes;
 mod retry;
 mod settlement;
+mod tidy;
 
 use suanli_sdk::Error;
 

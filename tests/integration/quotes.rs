@@ -25,7 +25,10 @@ async fn activate(client: &Client, hub: &str, kind: &str, policy: &str) -> Strin
     digest
 }
 
-fn codes(reasons: &[suanli_sdk::Reason]) -> Vec<(&str, Option<&str>)> {
+/// Reason codes with their hubs, as a test expects them.
+type Codes<'a> = Vec<(&'a str, Option<&'a str>)>;
+
+fn codes(reasons: &[suanli_sdk::Reason]) -> Codes<'_> {
     reasons
         .iter()
         .map(|reason| (reason.code.as_str(), reason.hub.as_deref()))
@@ -221,7 +224,7 @@ async fn unfilled_units_say_why_and_compliance_denials_are_audited_once_per_orde
     );
 
     // Price, green share, latency, FOK: each unfilled bid names its reason and hub.
-    let cases: Vec<(NewBid, Vec<(&str, Option<&str>)>)> = vec![
+    let cases: Vec<(NewBid, Codes)> = vec![
         (
             new_bid(SKU, 1, window(2, 2), "6.5"),
             vec![("price_above_limit", Some("nx"))],

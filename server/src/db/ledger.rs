@@ -159,27 +159,70 @@ pub fn participant_account_id(participant: Uuid, account_kind: &str) -> Uuid {
     Uuid::new_v5(&participant, account_kind.as_bytes())
 }
 
-/// The accounts a participant's statement covers, its available account first: a buyer's
-/// available and held accounts, a provider's account, a hub operator's hub levy account.
+/// A participant's own accounts: the one it spends or withdraws from, and (buyers) the one that
+/// holds money for its open bids.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnAccounts {
+    /// A buyer's available account, a provider's account, a hub operator's hub levy account.
+    pub available: Uuid,
+    /// A buyer's held account.
+    pub held: Option<Uuid>,
+}
+
+impl OwnAccounts {
+    /// Both accounts, the available one first.
+    pub fn all(&self) -> Vec<Uuid> {
+        std::iter::once(self.available).chain(self.held).collect()
+    }
+}
+
+/// The accounts of a participant of `role` (a hub operator's: its hub's levy account, shared
+/// with the hub's other operators); `None` for roles that hold no money.
 pub fn own_accounts(
     connection: &mut PgConnection,
     role: suanli_sdk::ParticipantKind,
     participant: Uuid,
     hub: Option<&str>,
-) -> QueryResult<Vec<Uuid>> {
+) -> QueryResult<Option<OwnAccounts>> {
     use suanli_sdk::ParticipantKind;
     Ok(match (role, hub) {
-        (ParticipantKind::Buyer, _) => vec![
-            participant_account_id(participant, kind::BUYER_AVAILABLE),
-            participant_account_id(participant, kind::BUYER_HELD),
-        ],
-        (ParticipantKind::Provider, _) => vec![participant_account_id(participant, kind::PROVIDER)],
+        (ParticipantKind::Buyer, _) => Some(OwnAccounts {
+            available: participant_account_id(participant, kind::BUYER_AVAILABLE),
+            held: Some(participant_account_id(participant, kind::BUYER_HELD)),
+        }),
+        (ParticipantKind::Provider, _) => Some(OwnAccounts {
+            available: participant_account_id(participant, kind::PROVIDER),
+            held: None,
+        }),
         (ParticipantKind::HubOperator, Some(hub)) => accounts::table
             .filter(accounts::hub.eq(hub).and(accounts::kind.eq(kind::HUB_LEVY)))
             .select(accounts::id)
-            .load(connection)?,
-        _ => Vec::new(),
+            .first(connection)
+            .optional()?
+            .map(|available| OwnAccounts {
+                available,
+                held: None,
+            }),
+        _ => None,
     })
+}
+
+/// The balances of `accounts` (zero for an account that does not exist).
+pub fn balances_of(
+    connection: &mut PgConnection,
+    accounts: &OwnAccounts,
+) -> QueryResult<(Decimal, Decimal)> {
+    let rows: Vec<(Uuid, Decimal)> = accounts::table
+        .filter(accounts::id.eq_any(accounts.all()))
+        .select((accounts::id, accounts::balance))
+        .load(connection)?;
+    let balance = |id: Option<Uuid>| {
+        rows.iter()
+            .find(|(account, _)| Some(*account) == id)
+            .map(|(_, balance)| balance.normalize())
+            .unwrap_or_default()
+    };
+    Ok((balance(Some(accounts.available)), balance(accounts.held)))
 }
 
 /// The id of a contract's escrow account.
@@ -291,6 +334,11 @@ pub fn deposit(
     deposit: &NewDeposit,
 ) -> Result<Deposit, ApiError> {
     connection.transaction(|connection| {
+        // Requests with one key wait for each other here, so that a repeat racing the first finds
+        // its deposit below instead of colliding with it on the unique key.
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 727400003))")
+            .bind::<Text, _>(format!("deposit/{admin}/{}", deposit.idempotency_key))
+            .execute(connection)?;
         let existing: Option<DepositRow> = deposits::table
             .filter(
                 deposits::created_by

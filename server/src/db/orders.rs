@@ -448,10 +448,23 @@ pub fn existing_bids(
     existing(connection, "bids", "buyer_id", keys)
 }
 
-/// Resting offers in arrival order, each with what its contracts sold: (window, units).
-pub fn resting_offers(
-    connection: &mut PgConnection,
-) -> QueryResult<Vec<(OfferRow, Vec<(DateTime<Utc>, DateTime<Utc>, i32)>)>> {
+/// Units of an offer that one contract sold, over the contract's window.
+#[derive(Debug, Clone, Copy)]
+pub struct SoldUnits {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub units: i32,
+}
+
+/// A resting offer with what its contracts sold.
+#[derive(Debug, Clone)]
+pub struct RestingOffer {
+    pub row: OfferRow,
+    pub sold: Vec<SoldUnits>,
+}
+
+/// Resting offers in arrival order, each with what its contracts sold.
+pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<RestingOffer>> {
     let rows: Vec<OfferRow> = offers::table
         .filter(offers::status.eq_any(["open", "partially_filled"]))
         .order(offers::seq)
@@ -467,15 +480,18 @@ pub fn resting_offers(
             contracts::units,
         ))
         .load(connection)?;
-    let mut by_offer: HashMap<Uuid, Vec<(DateTime<Utc>, DateTime<Utc>, i32)>> = HashMap::new();
+    let mut by_offer: HashMap<Uuid, Vec<SoldUnits>> = HashMap::new();
     for (offer, start, end, units) in sold {
-        by_offer.entry(offer).or_default().push((start, end, units));
+        by_offer
+            .entry(offer)
+            .or_default()
+            .push(SoldUnits { start, end, units });
     }
     Ok(rows
         .into_iter()
         .map(|row| {
             let sold = by_offer.remove(&row.id).unwrap_or_default();
-            (row, sold)
+            RestingOffer { row, sold }
         })
         .collect())
 }
@@ -632,26 +648,31 @@ pub fn trades(
     if let Some(sku) = sku {
         query = query.filter(contracts::sku.eq(sku.to_owned()));
     }
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        i32,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        Decimal,
-        DateTime<Utc>,
-    )> = query.load(connection)?;
+    #[derive(Queryable)]
+    struct TradeRow {
+        hub: String,
+        cluster: String,
+        sku: String,
+        units: i32,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        price: Decimal,
+        at: DateTime<Utc>,
+    }
+    let rows: Vec<TradeRow> = query.load(connection)?;
     Ok(rows
         .into_iter()
-        .map(|(hub, cluster, sku, units, start, end, price, at)| Trade {
-            hub,
-            cluster,
-            sku,
-            units: units as u32,
-            window: Window { start, end },
-            unit_price: price.normalize(),
-            created_at: at,
+        .map(|row| Trade {
+            hub: row.hub,
+            cluster: row.cluster,
+            sku: row.sku,
+            units: row.units as u32,
+            window: Window {
+                start: row.start,
+                end: row.end,
+            },
+            unit_price: row.price.normalize(),
+            created_at: row.at,
         })
         .collect())
 }

@@ -32,13 +32,23 @@ pub struct ParticipantRow {
 }
 
 impl ParticipantRow {
+    /// The participant's kind. A CHECK constraint keeps the column to the names `parse` knows;
+    /// anything else is a corrupt row, not a buyer.
+    pub fn kind(&self) -> ParticipantKind {
+        ParticipantKind::parse(&self.kind).unwrap_or_else(|| {
+            panic!(
+                "participant {} has the unknown kind {:?}",
+                self.id, self.kind
+            )
+        })
+    }
+
     /// The participant as the API shows it.
     pub fn to_wire(&self) -> Participant {
         Participant {
             id: self.id,
             name: self.name.clone(),
-            // CHECK constraints keep both columns to the names `parse` knows.
-            kind: ParticipantKind::parse(&self.kind).unwrap_or(ParticipantKind::Buyer),
+            kind: self.kind(),
             provider_type: self.provider_type.as_deref().and_then(ProviderType::parse),
             hub: self.hub.clone(),
             created_at: self.created_at,

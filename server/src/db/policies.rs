@@ -174,22 +174,26 @@ pub fn active(connection: &mut PgConnection) -> QueryResult<Vec<(String, String,
         .load(connection)
 }
 
-/// A stored module's bytes and the hubs that uploaded it (with the kind).
-pub fn module(
-    connection: &mut PgConnection,
-    digest: &str,
-) -> QueryResult<Option<(Vec<u8>, Vec<(String, String)>)>> {
+/// A stored policy module.
+pub struct StoredModule {
+    pub bytes: Vec<u8>,
+    /// The hubs that uploaded it.
+    pub hubs: Vec<String>,
+}
+
+/// A stored module's bytes and the hubs that uploaded it.
+pub fn module(connection: &mut PgConnection, digest: &str) -> QueryResult<Option<StoredModule>> {
     let bytes: Option<Vec<u8>> = policy_modules::table
         .find(digest)
         .select(policy_modules::bytes)
         .first(connection)
         .optional()?;
     let Some(bytes) = bytes else { return Ok(None) };
-    let owners: Vec<(String, String)> = hub_policies::table
+    let hubs: Vec<String> = hub_policies::table
         .filter(hub_policies::digest.eq(digest))
-        .select((hub_policies::hub, hub_policies::kind))
+        .select(hub_policies::hub)
         .load(connection)?;
-    Ok(Some((bytes, owners)))
+    Ok(Some(StoredModule { bytes, hubs }))
 }
 
 /// A fault to keep.

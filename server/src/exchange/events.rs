@@ -157,15 +157,15 @@ impl AuditEvent {
     pub fn payload(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
         // Whether a removal was an expiry is in the kind, not repeated in the payload.
-        if let Some(fields) = value.as_object_mut() {
-            if matches!(
+        if let Some(fields) = value.as_object_mut()
+            && matches!(
                 self,
                 AuditEvent::BidRemoved { .. }
                     | AuditEvent::OfferRemoved { .. }
                     | AuditEvent::BidUnfilled { .. }
-            ) {
-                fields.remove("expired");
-            }
+            )
+        {
+            fields.remove("expired");
         }
         value
     }

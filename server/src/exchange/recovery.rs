@@ -25,7 +25,7 @@ pub fn load_engine(
     config: ExchangeConfig,
 ) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(config.engine);
-    for (row, sold) in orders::resting_offers(connection)? {
+    for orders::RestingOffer { row, sold } in orders::resting_offers(connection)? {
         let spec = OfferSpec {
             id: row.id,
             provider: row.provider_id,
@@ -46,7 +46,7 @@ pub fn load_engine(
         };
         let sold: Vec<(Hours, u32)> = sold
             .iter()
-            .map(|(start, end, units)| (hours_of(*start, *end), *units as u32))
+            .map(|sold| (hours_of(sold.start, sold.end), sold.units as u32))
             .collect();
         engine.restore_offer(row.seq as u64, spec, &sold);
     }
@@ -128,8 +128,8 @@ pub fn compile_stored(
     digest: &str,
     kind: PolicyKind,
 ) -> anyhow::Result<()> {
-    let (bytes, _) = crate::db::policies::module(connection, digest)?
+    let stored = crate::db::policies::module(connection, digest)?
         .ok_or_else(|| anyhow::anyhow!("no stored module {digest}"))?;
-    registry.insert(host.compile(kind, &bytes)?);
+    registry.insert(host.compile(kind, &stored.bytes)?);
     Ok(())
 }

@@ -149,13 +149,13 @@ pub struct WithdrawalRequest {
     pub request_hash: String,
 }
 
-/// Checks a withdrawal by `participant` out of `account`.
+/// Checks a withdrawal by `participant` out of its available account.
 pub fn withdrawal(
     new: suanli_sdk::NewWithdrawal,
     participant: Uuid,
-    account: Uuid,
-    buyer: bool,
+    own: crate::db::ledger::OwnAccounts,
 ) -> Result<WithdrawalRequest, ApiError> {
+    let (account, buyer) = (own.available, own.held.is_some());
     // `100` and `100.00` are the same request.
     let request_hash = hash_of(&suanli_sdk::NewWithdrawal {
         amount: new.amount.normalize(),

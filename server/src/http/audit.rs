@@ -28,6 +28,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// Query of `GET /v1/audit/log`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Entries after this `seq` (0 for the start).
     pub after_seq: Option<i64>,
@@ -37,6 +38,7 @@ pub struct LogQuery {
 
 /// Query of `GET /v1/audit/contracts`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContractsQuery {
     /// Contracts made at or after this time.
     pub from: Option<DateTime<Utc>>,
@@ -52,6 +54,7 @@ pub struct ContractsQuery {
 
 /// Query of `GET /v1/audit/export`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ExportQuery {
     /// `csv` or `jsonl`.
     pub format: String,
@@ -61,6 +64,7 @@ pub struct ExportQuery {
 
 /// Query of `GET /v1/audit/stats`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,

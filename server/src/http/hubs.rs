@@ -70,7 +70,7 @@ fn hub_for(state: &AppState, caller: &Caller, hub: &str) -> Result<String, ApiEr
 }
 
 /// Contracts made in the hub, newest first.
-#[utoipa::path(get, path = "/v1/hubs/{hub}/contracts", tag = "hubs", params(("hub" = String, Path), HubContractsQuery),
+#[utoipa::path(get, path = "/v1/hubs/{hub}/contracts", tag = "hubs", operation_id = "hub_contracts", params(("hub" = String, Path), HubContractsQuery),
     security(("bearer" = [])),
     responses((status = 200, body = Page<Contract>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -113,7 +113,7 @@ pub async fn contracts(
 }
 
 /// Every policy decision taken for the hub while matching, newest first.
-#[utoipa::path(get, path = "/v1/hubs/{hub}/decisions", tag = "hubs", params(("hub" = String, Path), HubDecisionsQuery),
+#[utoipa::path(get, path = "/v1/hubs/{hub}/decisions", tag = "hubs", operation_id = "hub_decisions", params(("hub" = String, Path), HubDecisionsQuery),
     security(("bearer" = [])),
     responses((status = 200, body = Page<HubDecision>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -166,7 +166,7 @@ pub async fn decisions(
 }
 
 /// The hub's policy faults, newest first.
-#[utoipa::path(get, path = "/v1/hubs/{hub}/faults", tag = "hubs", params(("hub" = String, Path), HubFaultsQuery),
+#[utoipa::path(get, path = "/v1/hubs/{hub}/faults", tag = "hubs", operation_id = "hub_faults", params(("hub" = String, Path), HubFaultsQuery),
     security(("bearer" = [])),
     responses((status = 200, body = Page<HubFault>), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]

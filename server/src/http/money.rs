@@ -5,14 +5,14 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use suanli_sdk::{
-    ErrorBody, NewBid, NewWithdrawal, Page, ParticipantKind, Quote, StatementEntry, Withdrawal,
-    WithdrawalPaid, WithdrawalRejected, WithdrawalStatus,
+    ErrorBody, NewBid, NewWithdrawal, Page, Quote, StatementEntry, Withdrawal, WithdrawalPaid,
+    WithdrawalRejected, WithdrawalStatus,
 };
 use uuid::Uuid;
 
 use super::orders::{cursor, next_cursor};
 use super::{AppState, ok};
-use crate::access::{Action, authorize};
+use crate::access::{self, Action, authorize};
 use crate::auth::Caller;
 use crate::db::{ledger, withdrawals};
 use crate::error::ApiError;
@@ -65,20 +65,11 @@ pub async fn request_withdrawal(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::Withdraw)?;
     let (role, id, hub) = (caller.role, caller.id, caller.hub.clone());
-    let account = state
-        .db(move |connection| {
-            Ok(ledger::own_accounts(connection, role, id, hub.as_deref())?
-                .first()
-                .copied())
-        })
+    let own = state
+        .db(move |connection| Ok(ledger::own_accounts(connection, role, id, hub.as_deref())?))
         .await?
-        .ok_or_else(|| ApiError::forbidden("forbidden", "this participant holds no account"))?;
-    let request = requests::withdrawal(
-        body.into_inner(),
-        caller.id,
-        account,
-        caller.role == ParticipantKind::Buyer,
-    )?;
+        .ok_or_else(no_account)?;
+    let request = requests::withdrawal(body.into_inner(), caller.id, own)?;
     let withdrawal = state.exchange.withdraw(request).await?;
     Ok(HttpResponse::Created().json(withdrawal))
 }
@@ -105,18 +96,17 @@ pub async fn list_withdrawals(
     };
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
+    let every = access::sees_every_withdrawal(&caller);
     let (role, id, hub) = (caller.role, caller.id, caller.hub.clone());
     let rows = state
         .db(move |connection| {
             // The admin sees every withdrawal; anyone else those out of its own account (a hub's
             // operators share the hub's levy account, and see each other's withdrawals from it).
-            let account = if role == ParticipantKind::Admin {
+            let account = if every {
                 None
             } else {
                 let own = ledger::own_accounts(connection, role, id, hub.as_deref())?;
-                Some(own.first().copied().ok_or_else(|| {
-                    ApiError::forbidden("forbidden", "this participant holds no account")
-                })?)
+                Some(own.ok_or_else(no_account)?.available)
             };
             Ok(withdrawals::list(
                 connection,
@@ -177,6 +167,10 @@ pub async fn reject(
     decide(&state, caller.id, id.into_inner(), decision).await
 }
 
+fn no_account() -> ApiError {
+    ApiError::forbidden("forbidden", "this participant holds no account")
+}
+
 async fn decide(
     state: &AppState,
     admin: Uuid,
@@ -215,10 +209,11 @@ pub async fn statement(
     let (role, id, hub) = (caller.role, caller.id, caller.hub.clone());
     let rows = state
         .db(move |connection| {
-            let accounts = ledger::own_accounts(connection, role, id, hub.as_deref())?;
+            let own = ledger::own_accounts(connection, role, id, hub.as_deref())?
+                .ok_or_else(no_account)?;
             Ok(withdrawals::statement(
                 connection,
-                &accounts,
+                &own.all(),
                 query.from,
                 query.to,
                 after,

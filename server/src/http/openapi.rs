@@ -5,7 +5,59 @@ use utoipa::{Modify, OpenApi};
 
 use super::{audit, hubs, money, orders, participants, policies, public};
 
-/// The whole API; served at `/v1/openapi.json`.
+/// The whole API as served at `/v1/openapi.json`: the generated document, completed where the
+/// annotations cannot say it (see [`complete`]).
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    complete(&mut document);
+    document
+}
+
+/// What every secured operation may also answer, and the bodies that are not JSON.
+fn complete(document: &mut serde_json::Value) {
+    let error = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+        })
+    };
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (path, item) in paths.iter_mut() {
+        let Some(operations) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in operations.iter_mut() {
+            let secured = operation
+                .get("security")
+                .and_then(|security| security.as_array())
+                .is_some_and(|security| !security.is_empty());
+            if let Some(responses) = operation["responses"].as_object_mut().filter(|_| secured) {
+                responses
+                    .entry("401")
+                    .or_insert_with(|| error("no valid token: missing, expired, revoked, or for a participant that is gone, suspended or changed"));
+                responses
+                    .entry("403")
+                    .or_insert_with(|| error("the caller's role may not do this"));
+            }
+            if path == "/v1/hubs/{hub}/policies" && method == "post" {
+                operation["requestBody"] = serde_json::json!({
+                    "description": "the policy module: a WebAssembly component (or a core module with wit-bindgen's type section)",
+                    "required": true,
+                    "content": {"application/wasm": {"schema": {"type": "string", "format": "binary"}}}
+                });
+            }
+            if path == "/v1/quotes" && method == "post" {
+                operation["requestBody"]["description"] = serde_json::json!(
+                    "a bid (`NewBid`) without `idempotency_key`: one, if sent, is ignored"
+                );
+            }
+        }
+    }
+}
+
+/// The whole API, as its handlers' annotations describe it.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Suanli exchange", description = "Compute capacity exchange: REST API v1."),
@@ -13,6 +65,7 @@ use super::{audit, hubs, money, orders, participants, policies, public};
         public::healthz, public::readyz, public::metrics, public::openapi,
         public::hubs, public::hub_latency, public::skus,
         participants::issue_token, participants::create_participant, participants::me,
+        participants::rotate_key, participants::suspend, participants::reinstate,
         participants::deposit, participants::account,
         orders::place_offer, orders::list_offers, orders::get_offer, orders::cancel_offer,
         orders::place_bid, orders::list_bids, orders::get_bid, orders::cancel_bid,

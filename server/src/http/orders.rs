@@ -40,6 +40,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// Query of the order lists.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrderListQuery {
     pub status: Option<OrderStatus>,
     /// `next_cursor` of the previous page.
@@ -50,6 +51,7 @@ pub struct OrderListQuery {
 
 /// Query of the contract list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ContractListQuery {
     pub hub: Option<String>,
     pub sku: Option<String>,
@@ -59,6 +61,7 @@ pub struct ContractListQuery {
 
 /// Query of the market endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MarketQuery {
     pub sku: Option<String>,
     pub hub: Option<String>,

@@ -325,18 +325,7 @@ pub async fn deposit(
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let admin = caller.id;
     let deposit = state
-        .db(
-            move |connection| match ledger::deposit(connection, admin, participant, &new) {
-                // Two identical requests raced on the key: the loser now finds the winner's deposit.
-                Err(error)
-                    if error.code == "idempotency_conflict"
-                        && error.message.contains("concurrently") =>
-                {
-                    ledger::deposit(connection, admin, participant, &new)
-                }
-                other => other,
-            },
-        )
+        .db(move |connection| ledger::deposit(connection, admin, participant, &new))
         .await?;
     state.metrics.events.with_label_values(&["deposit"]).inc();
     Ok(HttpResponse::Created().json(deposit))
@@ -350,24 +339,12 @@ pub async fn account(state: web::Data<AppState>, caller: Caller) -> Result<HttpR
     authorize(&caller, Action::ReadOwnAccount)?;
     let (available, held) = state
         .db(move |connection| {
-            Ok(match (caller.role, caller.hub.as_deref()) {
-                (ParticipantKind::Buyer, _) => (
-                    ledger::participant_balance(
-                        connection,
-                        caller.id,
-                        ledger::kind::BUYER_AVAILABLE,
-                    )?,
-                    ledger::participant_balance(connection, caller.id, ledger::kind::BUYER_HELD)?,
-                ),
-                (ParticipantKind::HubOperator, Some(hub)) => (
-                    ledger::hub_levy_balance(connection, hub)?,
-                    Default::default(),
-                ),
-                _ => (
-                    ledger::participant_balance(connection, caller.id, ledger::kind::PROVIDER)?,
-                    Default::default(),
-                ),
-            })
+            let own =
+                ledger::own_accounts(connection, caller.role, caller.id, caller.hub.as_deref())?
+                    .ok_or_else(|| {
+                        ApiError::forbidden("forbidden", "this participant holds no account")
+                    })?;
+            Ok(ledger::balances_of(connection, &own)?)
         })
         .await?;
     Ok(ok(&Account {

@@ -40,6 +40,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
 
 /// Query of an upload.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// `pricing` or `compliance`.
     pub kind: String,
@@ -242,9 +243,10 @@ async fn compiled(
         return Ok(policy);
     }
     let owned = digest.to_owned();
-    let (bytes, _) = state
+    let bytes = state
         .db(move |connection| {
             policies::module(connection, &owned)?
+                .map(|stored| stored.bytes)
                 .ok_or_else(|| ApiError::not_found("no such policy"))
         })
         .await?;
@@ -320,21 +322,22 @@ pub async fn module(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let digest = path.into_inner();
-    let (bytes, owners) = state
+    let stored = state
         .db(move |connection| {
             policies::module(connection, &digest)?
                 .ok_or_else(|| ApiError::not_found("no such policy"))
         })
         .await?;
-    let allowed = owners
+    let allowed = stored
+        .hubs
         .iter()
-        .any(|(hub, _)| authorize(&caller, Action::ReadHubPolicies { hub }).is_ok());
+        .any(|hub| authorize(&caller, Action::ReadHubPolicies { hub }).is_ok());
     if !allowed {
         return Err(ApiError::not_found("no such policy"));
     }
     Ok(HttpResponse::Ok()
         .content_type("application/wasm")
-        .body(bytes))
+        .body(stored.bytes))
 }
 
 /// Re-executes every policy decision behind a contract against the stored modules and the stored

@@ -2,7 +2,6 @@
 
 use actix_web::{HttpResponse, web};
 use suanli_sdk::{ErrorBody, Health, Hub, Latency, Readiness, Sku};
-use utoipa::OpenApi;
 
 use super::{AppState, ok};
 use crate::error::ApiError;
@@ -53,7 +52,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// This document.
 #[utoipa::path(get, path = "/v1/openapi.json", tag = "operations", responses((status = 200)))]
 pub async fn openapi() -> HttpResponse {
-    ok(&super::openapi::ApiDoc::openapi())
+    ok(&super::openapi::document())
 }
 
 /// The eight national hubs with their clusters and figures (illustrative).

@@ -336,7 +336,7 @@ impl Engine {
     fn plan_bid(&self, spec: &BidSpec, now: i64, policies: &mut dyn Policies) -> BidPlan {
         let mut reasons = Reasons::default();
         let mut quotes = self.quote_offers_for(spec, now, policies, &mut reasons);
-        quotes.sort_by(|a, b| (a.unit_price, a.offer).cmp(&(b.unit_price, b.offer)));
+        quotes.sort_by_key(|quote| (quote.unit_price, quote.offer));
 
         // Plan first: FOK and the minimum fill are all-or-nothing.
         let mut planned = Vec::new();

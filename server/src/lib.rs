@@ -22,5 +22,6 @@ pub mod http;
 pub mod market;
 pub mod pg_private;
 pub mod policy;
+pub mod rules;
 pub mod telemetry;
 pub mod validate;

@@ -62,6 +62,16 @@ fn each_engine_stays_in_its_room() {
         Vec::<String>::new(),
         "wasmtime outside the policy host"
     );
+    let storage_speaking_http: Vec<String> = server_sources()
+        .into_iter()
+        .filter(|(path, text)| path.starts_with("db/") && text.contains("ApiError"))
+        .map(|(path, _)| path)
+        .collect();
+    assert_eq!(
+        storage_speaking_http,
+        Vec::<String>::new(),
+        "db/ returns its own errors (QueryResult, db::Refusable), never HTTP-shaped ones"
+    );
     // Handlers name an action; `access.rs` decides who may.
     let handlers_testing_roles: Vec<String> = server_sources()
         .into_iter()

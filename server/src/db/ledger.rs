@@ -16,8 +16,9 @@ use uuid::Uuid;
 use super::audit;
 use diesel::sql_types::{Array, Numeric, Text};
 
+use super::Refusable;
 use super::schema::{accounts, deposits, participants};
-use crate::error::ApiError;
+use crate::rules::money::DepositRefusal;
 
 /// The account that mirrors money outside the exchange: its balance is minus what came in
 /// (deposits) plus what went out (paid withdrawals).
@@ -332,7 +333,7 @@ pub fn deposit(
     admin: Uuid,
     participant: Uuid,
     deposit: &NewDeposit,
-) -> Result<Deposit, ApiError> {
+) -> Result<Deposit, Refusable<DepositRefusal>> {
     connection.transaction(|connection| {
         // Requests with one key wait for each other here, so that a repeat racing the first finds
         // its deposit below instead of colliding with it on the unique key.
@@ -355,10 +356,7 @@ pub fn deposit(
             return if same {
                 Ok(existing.into())
             } else {
-                Err(ApiError::conflict(
-                    "idempotency_conflict",
-                    "this idempotency key was already used for a different deposit",
-                ))
+                Err(Refusable::Refused(DepositRefusal::KeyReused))
             };
         }
 
@@ -368,14 +366,9 @@ pub fn deposit(
             .first(connection)
             .optional()?;
         match kind.as_deref() {
-            None => return Err(ApiError::not_found("no such participant")),
+            None => return Err(Refusable::Refused(DepositRefusal::NoSuchParticipant)),
             Some("buyer") => {}
-            Some(_) => {
-                return Err(ApiError::unprocessable(
-                    "not_a_buyer",
-                    "deposits are credited to buyers only",
-                ));
-            }
+            Some(_) => return Err(Refusable::Refused(DepositRefusal::NotABuyer)),
         }
 
         let available = participant_account(connection, participant, kind::BUYER_AVAILABLE)?;

@@ -20,6 +20,16 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{ConnectionManager, Pool};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+/// What a store function that applies a rule can end with: the rule's refusal (nothing written),
+/// or a failure of the store itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusable<R> {
+    #[error("refused: {0}")]
+    Refused(R),
+    #[error(transparent)]
+    Store(#[from] diesel::result::Error),
+}
+
 /// A pool of PostgreSQL connections.
 pub type DbPool = Pool<ConnectionManager<PgConnection>>;
 

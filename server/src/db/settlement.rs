@@ -1,6 +1,6 @@
-//! Delivery and settlement of contracts: the rules ([`decide`]) and the storage. Settlements are
-//! applied by the sequenced writer, many per transaction, exactly once per contract (the
-//! settlement's primary key is the contract id).
+//! The storage of settlements (their rules are `rules::settlement`). Settlements are applied by
+//! the sequenced writer, many per transaction, exactly once per contract (the settlement's primary
+//! key is the contract id).
 
 use std::collections::HashMap;
 
@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::ledger;
 use super::schema::{accounts, contracts, settlements};
-use crate::error::ApiError;
 use crate::market::money;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -124,78 +123,6 @@ pub fn insert(connection: &mut PgConnection, rows: &[SettlementRow]) -> QueryRes
         .set(contracts::status.eq("settled"))
         .execute(connection)?;
     Ok(())
-}
-
-/// What a delivery report leads to.
-pub enum Outcome {
-    /// The contract was settled before with this same report: the first settlement.
-    Repeat(Settlement),
-    /// A new settlement: the amounts to pay out.
-    New {
-        facts: ContractFacts,
-        contracted: u64,
-        amounts: money::SettlementAmounts,
-    },
-}
-
-/// Decides what the report `delivery` by `caller` does to the contract `facts` (None: no such
-/// contract), given its earlier settlement if any.
-///
-/// Only the contract's provider may report (its buyer gets 403; anyone else 404). A retry with
-/// the same idempotency key and body returns the first settlement; any other second report is a
-/// 409. A report of more than was contracted is a 422.
-pub fn decide(
-    facts: Option<&ContractFacts>,
-    earlier: Option<&SettlementRow>,
-    caller: Uuid,
-    delivery: &NewDelivery,
-    exchange_fee_bps: u32,
-) -> Result<Outcome, ApiError> {
-    let facts = facts.ok_or_else(|| ApiError::not_found("no such contract"))?;
-    if facts.provider_id != caller {
-        return Err(if facts.buyer_id == caller {
-            ApiError::forbidden("forbidden", "only the contract's provider reports delivery")
-        } else {
-            ApiError::not_found("no such contract")
-        });
-    }
-    if let Some(earlier) = earlier {
-        return if earlier.idempotency_key != delivery.idempotency_key {
-            Err(ApiError::conflict(
-                "already_settled",
-                "the contract is already settled",
-            ))
-        } else if earlier.delivered_unit_hours as u64 != delivery.delivered_unit_hours {
-            Err(ApiError::conflict(
-                "idempotency_conflict",
-                "this idempotency key was used for another delivery",
-            ))
-        } else {
-            Ok(Outcome::Repeat(earlier.to_wire()))
-        };
-    }
-    let contracted = (facts.units as u64) * (facts.hours as u64);
-    if delivery.delivered_unit_hours > contracted {
-        return Err(ApiError::unprocessable(
-            "over_delivery",
-            format!(
-                "the contract covers {contracted} unit-hours; {} were reported",
-                delivery.delivered_unit_hours
-            ),
-        ));
-    }
-    let amounts = money::settle(
-        facts.notional,
-        contracted,
-        delivery.delivered_unit_hours,
-        exchange_fee_bps,
-        facts.levy_bps as u32,
-    );
-    Ok(Outcome::New {
-        facts: facts.clone(),
-        contracted,
-        amounts,
-    })
 }
 
 /// The settlement row of a new settlement.

@@ -13,10 +13,11 @@ use rust_decimal::Decimal;
 use suanli_sdk::{StatementEntry, Withdrawal, WithdrawalStatus};
 use uuid::Uuid;
 
+use super::Refusable;
 use super::audit;
 use super::ledger::{self, EXTERNAL_ACCOUNT, PAYOUTS_PENDING_ACCOUNT};
 use super::schema::{accounts, withdrawals};
-use crate::error::ApiError;
+use crate::rules::money::WithdrawalRefusal;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = withdrawals)]
@@ -163,7 +164,7 @@ pub fn decide(
     admin: Uuid,
     id: Uuid,
     decision: &Decision,
-) -> Result<Withdrawal, ApiError> {
+) -> Result<Withdrawal, Refusable<WithdrawalRefusal>> {
     connection.transaction(|connection| {
         let row: WithdrawalRow = withdrawals::table
             .find(id)
@@ -171,7 +172,7 @@ pub fn decide(
             .for_update()
             .first(connection)
             .optional()?
-            .ok_or_else(|| ApiError::not_found("no such withdrawal"))?;
+            .ok_or(Refusable::Refused(WithdrawalRefusal::NoSuchWithdrawal))?;
         if row.status != WithdrawalStatus::Pending.as_str() {
             let same = match decision {
                 Decision::Paid { bank_reference } => {
@@ -182,10 +183,9 @@ pub fn decide(
             return if same {
                 Ok(row.to_wire())
             } else {
-                Err(ApiError::conflict(
-                    "withdrawal_decided",
-                    format!("the withdrawal is already {}", row.status),
-                ))
+                Err(Refusable::Refused(WithdrawalRefusal::AlreadyDecided {
+                    status: row.status,
+                }))
             };
         }
         // Microseconds: what PostgreSQL keeps, so answers equal later reads.

@@ -22,6 +22,7 @@ use crate::db::settlement;
 use crate::db::withdrawals::WithdrawalRow;
 use crate::error::ApiError;
 use crate::market::{Engine, Fill, Removal, RemovalReason};
+use crate::rules;
 
 /// What the batch needs from the database, read before matching.
 #[derive(Default)]
@@ -76,7 +77,7 @@ impl<'a> Effects<'a> {
         exchange_fee_bps: u32,
         hub_levy_accounts: &HashMap<String, Uuid>,
     ) -> Result<suanli_sdk::Settlement, ApiError> {
-        let outcome = settlement::decide(
+        let outcome = rules::settlement::decide(
             self.reads.contract_facts.get(&contract),
             self.reads.settled.get(&contract),
             provider,
@@ -84,22 +85,14 @@ impl<'a> Effects<'a> {
             exchange_fee_bps,
         )?;
         let (facts, contracted, amounts) = match outcome {
-            settlement::Outcome::Repeat(first) => return Ok(first),
-            settlement::Outcome::New {
+            rules::settlement::Outcome::Repeat(first) => return Ok(first),
+            rules::settlement::Outcome::New {
                 facts,
                 contracted,
                 amounts,
             } => (facts, contracted, amounts),
         };
-        if facts.window_start > self.now {
-            return Err(ApiError::conflict(
-                "window_not_started",
-                format!(
-                    "delivery can be reported once the window has started, at {}",
-                    facts.window_start.to_rfc3339()
-                ),
-            ));
-        }
+        rules::settlement::check_started(&facts, self.now)?;
         let levy_account = *hub_levy_accounts
             .get(&facts.hub)
             .ok_or_else(|| ApiError::internal(format!("no levy account for hub {}", facts.hub)))?;
@@ -177,13 +170,10 @@ impl<'a> Effects<'a> {
     /// Refuses a window that began before the batch's current hour (the hour turned while the
     /// order waited): its first hours are gone.
     fn refuse_past_window(&self, start_hour: i64) -> Result<(), ApiError> {
-        if start_hour < self.now.timestamp().div_euclid(3600) {
-            return Err(ApiError::unprocessable(
-                "window_started",
-                "a window starts at the current hour or later",
-            ));
-        }
-        Ok(())
+        Ok(rules::window::check_start(
+            start_hour,
+            self.now.timestamp(),
+        )?)
     }
 
     /// Suspends `participant`: cancels its resting orders (releasing bids' holds) and marks it

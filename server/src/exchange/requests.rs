@@ -398,12 +398,7 @@ fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
             format!("a window is at most {WINDOW_HOURS_MAX} hours"),
         ));
     }
-    if hours.start < now.timestamp().div_euclid(3600) {
-        return Err(ApiError::unprocessable(
-            "window_started",
-            "a window starts at the current hour or later",
-        ));
-    }
+    crate::rules::window::check_start(hours.start, now.timestamp())?;
     Ok(hours)
 }
 

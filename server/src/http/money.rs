@@ -178,7 +178,7 @@ async fn decide(
     decision: withdrawals::Decision,
 ) -> Result<HttpResponse, ApiError> {
     let withdrawal = state
-        .db(move |connection| withdrawals::decide(connection, admin, id, &decision))
+        .db(move |connection| Ok(withdrawals::decide(connection, admin, id, &decision)?))
         .await?;
     state
         .metrics

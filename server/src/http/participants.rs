@@ -325,7 +325,7 @@ pub async fn deposit(
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let admin = caller.id;
     let deposit = state
-        .db(move |connection| ledger::deposit(connection, admin, participant, &new))
+        .db(move |connection| Ok(ledger::deposit(connection, admin, participant, &new)?))
         .await?;
     state.metrics.events.with_label_values(&["deposit"]).inc();
     Ok(HttpResponse::Created().json(deposit))

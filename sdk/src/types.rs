@@ -817,6 +817,25 @@ pub enum ContractStatus {
     Settled,
 }
 
+impl ContractStatus {
+    /// The snake_case name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractStatus::Active => "active",
+            ContractStatus::Settled => "settled",
+        }
+    }
+
+    /// Parses the snake_case name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "active" => ContractStatus::Active,
+            "settled" => ContractStatus::Settled,
+            _ => return None,
+        })
+    }
+}
+
 /// What one fill created: `units` of `sku` for every hour of `window`, at `unit_price`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -3,7 +3,9 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::Text;
-use suanli_sdk::InvariantCheck;
+use suanli_sdk::{ContractStatus, InvariantCheck, WithdrawalStatus};
+
+use super::types::RESTING;
 
 #[derive(QueryableByName)]
 struct Violation {
@@ -11,7 +13,9 @@ struct Violation {
     detail: Option<String>,
 }
 
-/// Each invariant as a query returning at most one row describing a violation.
+/// Each invariant as a query returning at most one row describing a violation. Statuses are
+/// written `{resting}`, `{pending}`, `{settled}`, `{active}` and filled in from the enums
+/// ([`with_statuses`]), never spelled here.
 const CHECKS: &[(&str, &str)] = &[
     (
         "ledger_sums_to_zero",
@@ -39,21 +43,21 @@ const CHECKS: &[(&str, &str)] = &[
         "SELECT 'buyer ' || a.participant_id::text || ' holds ' || a.balance::text || ' against open bids worth ' || \
          coalesce(b.exposure, 0)::text AS detail FROM accounts a \
          LEFT JOIN (SELECT buyer_id, sum(unit_hold * remaining) AS exposure FROM bids \
-                    WHERE status IN ('open', 'partially_filled') GROUP BY buyer_id) b ON b.buyer_id = a.participant_id \
+                    WHERE status IN ({resting}) GROUP BY buyer_id) b ON b.buyer_id = a.participant_id \
          WHERE a.kind = 'buyer_held' AND a.balance <> coalesce(b.exposure, 0) LIMIT 1",
     ),
     (
         "pending_payouts_equal_pending_withdrawals",
         "SELECT 'payouts_pending holds ' || a.balance::text || ' against pending withdrawals of ' || \
          coalesce(w.total, 0)::text AS detail FROM accounts a \
-         LEFT JOIN (SELECT sum(amount) AS total FROM withdrawals WHERE status = 'pending') w ON true \
+         LEFT JOIN (SELECT sum(amount) AS total FROM withdrawals WHERE status = {pending}) w ON true \
          WHERE a.kind = 'payouts_pending' AND a.balance <> coalesce(w.total, 0)",
     ),
     (
         "settled_escrow_is_empty",
         "SELECT 'contract ' || c.id::text || ' is ' || c.status || ' with ' || a.balance::text || ' in escrow' AS detail \
          FROM contracts c JOIN accounts a ON a.contract_id = c.id AND a.kind = 'contract_escrow' \
-         WHERE (c.status = 'settled' AND a.balance <> 0) OR (c.status = 'active' AND a.balance <> c.notional) LIMIT 1",
+         WHERE (c.status = {settled} AND a.balance <> 0) OR (c.status = {active} AND a.balance <> c.notional) LIMIT 1",
     ),
     (
         "capacity_never_oversold",
@@ -71,6 +75,20 @@ const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
+/// `query` with its status placeholders replaced by the stored names of the statuses.
+fn with_statuses(query: &str) -> String {
+    let quoted = |name: &str| format!("'{name}'");
+    let resting: Vec<String> = RESTING
+        .iter()
+        .map(|status| quoted(status.0.as_str()))
+        .collect();
+    query
+        .replace("{resting}", &resting.join(", "))
+        .replace("{pending}", &quoted(WithdrawalStatus::Pending.as_str()))
+        .replace("{settled}", &quoted(ContractStatus::Settled.as_str()))
+        .replace("{active}", &quoted(ContractStatus::Active.as_str()))
+}
+
 /// Runs every check in one read-only snapshot.
 pub fn check(connection: &mut PgConnection) -> QueryResult<Vec<InvariantCheck>> {
     connection
@@ -80,7 +98,7 @@ pub fn check(connection: &mut PgConnection) -> QueryResult<Vec<InvariantCheck>> 
         .run(|connection| {
             let mut results = Vec::with_capacity(CHECKS.len());
             for (name, query) in CHECKS {
-                let violation: Option<Violation> = diesel::sql_query(*query)
+                let violation: Option<Violation> = diesel::sql_query(with_statuses(query))
                     .get_result(connection)
                     .optional()?;
                 results.push(InvariantCheck {

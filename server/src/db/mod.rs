@@ -13,6 +13,7 @@ pub mod reference;
 pub mod regulator;
 pub mod schema;
 pub mod settlement;
+pub mod types;
 pub mod withdrawals;
 
 use anyhow::Context;

@@ -8,13 +8,13 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Numeric, Text};
 use rust_decimal::Decimal;
 use suanli_sdk::{
-    Bid, BookLevel, Contract, ContractStatus, DataClass, Offer, OrderStatus, Side, TimeInForce,
-    Trade, Window,
+    Bid, BookLevel, Contract, DataClass, Offer, OrderStatus, Side, TimeInForce, Trade, Window,
 };
 use uuid::Uuid;
 
 use super::ledger::{self, LedgerTransaction, kind};
 use super::schema::{accounts, bids, contracts, offers};
+use super::types::{RESTING, StoredContractStatus, StoredOrderStatus};
 
 /// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound parameters per statement).
 const INSERT_ROWS_MAX: usize = 1000;
@@ -34,7 +34,7 @@ pub struct OfferRow {
     pub ask_price: Decimal,
     pub green_share: i16,
     pub attributes: serde_json::Value,
-    pub status: String,
+    pub status: StoredOrderStatus,
     pub remaining: i32,
     pub idempotency_key: String,
     pub request_hash: String,
@@ -59,7 +59,7 @@ impl OfferRow {
             ask_price: self.ask_price.normalize(),
             green_share: self.green_share as u8,
             attributes: self.attributes.as_object().cloned().unwrap_or_default(),
-            status: OrderStatus::parse(&self.status).unwrap_or(OrderStatus::Open),
+            status: self.status.0,
             remaining: self.remaining as u32,
             idempotency_key: self.idempotency_key.clone(),
             created_at: self.created_at,
@@ -88,7 +88,7 @@ pub struct BidRow {
     pub expires_at: Option<DateTime<Utc>>,
     pub min_fill: i32,
     pub unit_hold: Decimal,
-    pub status: String,
+    pub status: StoredOrderStatus,
     pub remaining: i32,
     pub idempotency_key: String,
     pub request_hash: String,
@@ -119,12 +119,12 @@ impl BidRow {
             time_in_force: TimeInForce::parse(&self.time_in_force).unwrap_or_default(),
             expires_at: self.expires_at,
             min_fill: self.min_fill as u32,
-            status: OrderStatus::parse(&self.status).unwrap_or(OrderStatus::Open),
+            status: self.status.0,
             remaining: self.remaining as u32,
             held: (self.unit_hold * Decimal::from(self.remaining)).normalize(),
             idempotency_key: self.idempotency_key.clone(),
             created_at: self.created_at,
-            reasons: if self.status == OrderStatus::Filled.as_str() {
+            reasons: if self.status.0 == OrderStatus::Filled {
                 Vec::new()
             } else {
                 serde_json::from_value(self.reasons.clone()).unwrap_or_default()
@@ -155,7 +155,7 @@ pub struct ContractRow {
     pub notional: Decimal,
     pub levy_bps: i32,
     pub maker: String,
-    pub status: String,
+    pub status: StoredContractStatus,
     pub decisions: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
@@ -186,15 +186,20 @@ impl ContractRow {
             } else {
                 Side::Offer
             },
-            status: if self.status == "settled" {
-                ContractStatus::Settled
-            } else {
-                ContractStatus::Active
-            },
+            status: self.status.0,
             decisions: self.decisions.as_array().cloned().unwrap_or_default(),
             created_at: self.created_at,
         }
     }
+}
+
+/// An order's state after a batch touched it.
+#[derive(Debug, Clone, Copy)]
+pub struct OrderUpdate {
+    pub remaining: i32,
+    pub status: OrderStatus,
+    /// For bids: the minimum fill of the resting remainder (offers: 1).
+    pub min_fill: i32,
 }
 
 /// Everything one batch of commands changes, written with a few statements.
@@ -202,10 +207,10 @@ impl ContractRow {
 pub struct BatchWrites {
     pub new_offers: Vec<OfferRow>,
     pub new_bids: Vec<BidRow>,
-    /// Offer id → (remaining, status).
-    pub offer_updates: HashMap<Uuid, (i32, &'static str)>,
-    /// Bid id → (remaining, status, min_fill).
-    pub bid_updates: HashMap<Uuid, (i32, &'static str, i32)>,
+    /// Offer id → its new state.
+    pub offer_updates: HashMap<Uuid, OrderUpdate>,
+    /// Bid id → its new state.
+    pub bid_updates: HashMap<Uuid, OrderUpdate>,
     pub contracts: Vec<ContractRow>,
     pub ledger: Vec<LedgerTransaction>,
     /// Audit entries: (actor, kind, payload), in order.
@@ -277,9 +282,12 @@ fn write(
             .execute(connection)?;
     }
     if !writes.offer_updates.is_empty() {
-        let (ids, rest): (Vec<Uuid>, Vec<(i32, &str)>) =
-            writes.offer_updates.iter().map(|(id, v)| (*id, *v)).unzip();
-        let (remaining, status): (Vec<i32>, Vec<&str>) = rest.into_iter().unzip();
+        let (mut ids, mut remaining, mut status) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, update) in &writes.offer_updates {
+            ids.push(*id);
+            remaining.push(update.remaining);
+            status.push(update.status.as_str());
+        }
         diesel::sql_query(
             "UPDATE offers o SET remaining = v.remaining, status = v.status, updated_at = $4 \
              FROM unnest($1, $2, $3) AS v(id, remaining, status) WHERE o.id = v.id",
@@ -291,15 +299,13 @@ fn write(
         .execute(connection)?;
     }
     if !writes.bid_updates.is_empty() {
-        let mut ids = Vec::new();
-        let mut remaining = Vec::new();
-        let mut status = Vec::new();
-        let mut min_fill = Vec::new();
-        for (id, (left, state, minimum)) in &writes.bid_updates {
+        let (mut ids, mut remaining, mut status, mut min_fill) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, update) in &writes.bid_updates {
             ids.push(*id);
-            remaining.push(*left);
-            status.push(*state);
-            min_fill.push(*minimum);
+            remaining.push(update.remaining);
+            status.push(update.status.as_str());
+            min_fill.push(update.min_fill);
         }
         diesel::sql_query(
             "UPDATE bids b SET remaining = v.remaining, status = v.status, min_fill = v.min_fill, updated_at = $5 \
@@ -355,7 +361,7 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
     .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.notional).collect::<Vec<_>>())
     .bind::<Array<Int4>, _>(rows.iter().map(|r| r.levy_bps).collect::<Vec<_>>())
     .bind::<Array<Text>, _>(texts(|r| &r.maker))
-    .bind::<Array<Text>, _>(texts(|r| &r.status))
+    .bind::<Array<Text>, _>(texts(|r| r.status.0.as_str()))
     .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.decisions).collect::<Vec<_>>())
     .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
     .execute(connection)?;
@@ -466,7 +472,7 @@ pub struct RestingOffer {
 /// Resting offers in arrival order, each with what its contracts sold.
 pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<RestingOffer>> {
     let rows: Vec<OfferRow> = offers::table
-        .filter(offers::status.eq_any(["open", "partially_filled"]))
+        .filter(offers::status.eq_any(RESTING))
         .order(offers::seq)
         .select(OfferRow::as_select())
         .load(connection)?;
@@ -499,7 +505,7 @@ pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<RestingO
 /// Resting bids in arrival order.
 pub fn resting_bids(connection: &mut PgConnection) -> QueryResult<Vec<BidRow>> {
     bids::table
-        .filter(bids::status.eq_any(["open", "partially_filled"]))
+        .filter(bids::status.eq_any(RESTING))
         .order(bids::seq)
         .select(BidRow::as_select())
         .load(connection)
@@ -577,7 +583,7 @@ pub fn list_offers(
         query = query.filter(offers::provider_id.eq(owner));
     }
     if let Some(status) = status {
-        query = query.filter(offers::status.eq(status.as_str()));
+        query = query.filter(offers::status.eq(StoredOrderStatus(status)));
     }
     if let Some(before) = before_seq {
         query = query.filter(offers::seq.lt(before));
@@ -602,7 +608,7 @@ pub fn list_bids(
         query = query.filter(bids::buyer_id.eq(owner));
     }
     if let Some(status) = status {
-        query = query.filter(bids::status.eq(status.as_str()));
+        query = query.filter(bids::status.eq(StoredOrderStatus(status)));
     }
     if let Some(before) = before_seq {
         query = query.filter(bids::seq.lt(before));
@@ -707,28 +713,30 @@ pub fn book(
         "SELECT ask_price AS price, sum(remaining)::bigint AS units, count(*) AS orders, \
          array_agg(DISTINCT hub ORDER BY hub) AS hubs, min(green_share) AS green_min, max(green_share) AS green_max, \
          min(window_start) AS window_start, max(window_end) AS window_end FROM offers \
-         WHERE status IN ('open', 'partially_filled') AND ($1::text IS NULL OR hub = $1) AND ($2::text IS NULL OR sku = $2) \
+         WHERE status = ANY($4) AND ($1::text IS NULL OR hub = $1) AND ($2::text IS NULL OR sku = $2) \
          GROUP BY ask_price ORDER BY ask_price ASC LIMIT $3",
     )
     .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
     .bind::<diesel::sql_types::BigInt, _>(levels_max)
+    .bind::<Array<Text>, _>(RESTING.map(|status| status.0.as_str()).to_vec())
     .load(connection)?;
     // A bid names several hubs: the level's hubs are the union of its bids' (one lookup per level).
     let bids: Vec<Level> = diesel::sql_query(
         "SELECT b.limit_price AS price, sum(b.remaining)::bigint AS units, count(*) AS orders, \
          ARRAY(SELECT DISTINCT h FROM bids b2, unnest(b2.hubs) AS h \
-               WHERE b2.limit_price = b.limit_price AND b2.status IN ('open', 'partially_filled') \
+               WHERE b2.limit_price = b.limit_price AND b2.status = ANY($4) \
                  AND ($1::text IS NULL OR $1 = ANY(b2.hubs)) AND ($2::text IS NULL OR $2 = ANY(b2.skus)) \
                ORDER BY h) AS hubs, \
          min(b.min_green_share) AS green_min, max(b.min_green_share) AS green_max, \
          min(b.window_start) AS window_start, max(b.window_end) AS window_end FROM bids b \
-         WHERE b.status IN ('open', 'partially_filled') AND ($1::text IS NULL OR $1 = ANY(b.hubs)) AND ($2::text IS NULL OR $2 = ANY(b.skus)) \
+         WHERE b.status = ANY($4) AND ($1::text IS NULL OR $1 = ANY(b.hubs)) AND ($2::text IS NULL OR $2 = ANY(b.skus)) \
          GROUP BY b.limit_price ORDER BY b.limit_price DESC LIMIT $3",
     )
     .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
     .bind::<diesel::sql_types::BigInt, _>(levels_max)
+    .bind::<Array<Text>, _>(RESTING.map(|status| status.0.as_str()).to_vec())
     .load(connection)?;
     let level = |level: Level| BookLevel {
         price: level.price.normalize(),

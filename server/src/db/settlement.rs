@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
-use suanli_sdk::{NewDelivery, Settlement};
+use suanli_sdk::{ContractStatus, NewDelivery, Settlement};
 use uuid::Uuid;
 
 use super::ledger;
 use super::schema::{accounts, contracts, settlements};
+use super::types::StoredContractStatus;
 use crate::market::money;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -120,7 +121,7 @@ pub fn insert(connection: &mut PgConnection, rows: &[SettlementRow]) -> QueryRes
     }
     let ids: Vec<Uuid> = rows.iter().map(|row| row.contract_id).collect();
     diesel::update(contracts::table.filter(contracts::id.eq_any(&ids)))
-        .set(contracts::status.eq("settled"))
+        .set(contracts::status.eq(StoredContractStatus(ContractStatus::Settled)))
         .execute(connection)?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use super::Refusable;
 use super::audit;
 use super::ledger::{self, EXTERNAL_ACCOUNT, PAYOUTS_PENDING_ACCOUNT};
 use super::schema::{accounts, withdrawals};
+use super::types::StoredWithdrawalStatus;
 use crate::rules::money::WithdrawalRefusal;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -29,7 +30,7 @@ pub struct WithdrawalRow {
     pub account_id: Uuid,
     pub amount: Decimal,
     pub destination: String,
-    pub status: String,
+    pub status: StoredWithdrawalStatus,
     pub idempotency_key: String,
     pub request_hash: String,
     pub bank_reference: Option<String>,
@@ -48,7 +49,7 @@ impl WithdrawalRow {
             amount: self.amount.normalize(),
             currency: "CNY".into(),
             destination: self.destination.clone(),
-            status: WithdrawalStatus::parse(&self.status).unwrap_or(WithdrawalStatus::Pending),
+            status: self.status.0,
             idempotency_key: self.idempotency_key.clone(),
             bank_reference: self.bank_reference.clone(),
             reason: self.reason.clone(),
@@ -131,7 +132,7 @@ pub fn list(
         query = query.filter(withdrawals::account_id.eq(account));
     }
     if let Some(status) = status {
-        query = query.filter(withdrawals::status.eq(status.as_str()));
+        query = query.filter(withdrawals::status.eq(StoredWithdrawalStatus(status)));
     }
     if let Some(seq) = before_seq {
         query = query.filter(withdrawals::seq.lt(seq));
@@ -173,7 +174,7 @@ pub fn decide(
             .first(connection)
             .optional()?
             .ok_or(Refusable::Refused(WithdrawalRefusal::NoSuchWithdrawal))?;
-        if row.status != WithdrawalStatus::Pending.as_str() {
+        if row.status.0 != WithdrawalStatus::Pending {
             let same = match decision {
                 Decision::Paid { bank_reference } => {
                     row.bank_reference.as_deref() == Some(bank_reference.as_str())
@@ -184,7 +185,7 @@ pub fn decide(
                 Ok(row.to_wire())
             } else {
                 Err(Refusable::Refused(WithdrawalRefusal::AlreadyDecided {
-                    status: row.status,
+                    status: row.status.0.as_str().to_owned(),
                 }))
             };
         }
@@ -209,7 +210,7 @@ pub fn decide(
         };
         let updated: WithdrawalRow = diesel::update(withdrawals::table.find(id))
             .set((
-                withdrawals::status.eq(decision.status().as_str()),
+                withdrawals::status.eq(StoredWithdrawalStatus(decision.status())),
                 withdrawals::bank_reference.eq(bank_reference),
                 withdrawals::reason.eq(reason),
                 withdrawals::decided_by.eq(admin),

@@ -15,10 +15,11 @@ use super::requests::WithdrawalRequest;
 use super::{BidRequest, OfferRequest, Placed};
 use crate::db::audit::SYSTEM_ACTOR;
 use crate::db::ledger::{self, LedgerTransaction, kind};
-use crate::db::orders::{BatchWrites, BidRow, ContractRow, OfferRow};
+use crate::db::orders::{BatchWrites, BidRow, ContractRow, OfferRow, OrderUpdate};
 use crate::db::policies::DecisionRow;
 use crate::db::reference::Reference;
 use crate::db::settlement;
+use crate::db::types::{StoredContractStatus, StoredWithdrawalStatus};
 use crate::db::withdrawals::WithdrawalRow;
 use crate::error::ApiError;
 use crate::market::{Engine, Fill, Removal, RemovalReason};
@@ -250,7 +251,7 @@ impl<'a> Effects<'a> {
             ask_price: spec.ask_price,
             green_share: i16::from(spec.green_share),
             attributes: serde_json::Value::Object(request.attributes.clone()),
-            status: outcome.state.status.as_str().to_owned(),
+            status: outcome.state.status.into(),
             remaining: outcome.state.remaining as i32,
             idempotency_key: request.idempotency_key.clone(),
             request_hash: request.request_hash.clone(),
@@ -373,7 +374,7 @@ impl<'a> Effects<'a> {
             expires_at: request.expires_at,
             min_fill: outcome.state.min_fill as i32,
             unit_hold: spec.unit_hold,
-            status: outcome.state.status.as_str().to_owned(),
+            status: outcome.state.status.into(),
             remaining: outcome.state.remaining as i32,
             idempotency_key: request.idempotency_key.clone(),
             request_hash: request.request_hash.clone(),
@@ -570,7 +571,7 @@ impl<'a> Effects<'a> {
             account_id: request.account,
             amount: request.amount,
             destination: request.destination.clone(),
-            status: suanli_sdk::WithdrawalStatus::Pending.as_str().to_owned(),
+            status: StoredWithdrawalStatus(suanli_sdk::WithdrawalStatus::Pending),
             idempotency_key: request.idempotency_key.clone(),
             request_hash: request.request_hash.clone(),
             bank_reference: None,
@@ -660,7 +661,7 @@ impl<'a> Effects<'a> {
             notional: fill.notional,
             levy_bps: fill.levy_bps as i32,
             maker: fill.maker.as_str().to_owned(),
-            status: "active".into(),
+            status: StoredContractStatus(suanli_sdk::ContractStatus::Active),
             decisions: serde_json::to_value(&fill.decisions)
                 .unwrap_or_else(|_| serde_json::json!([])),
             created_at: self.now,
@@ -684,20 +685,14 @@ impl<'a> Effects<'a> {
         let counterparty = fill.counterparty;
         match counterparty.side {
             Side::Bid => {
-                self.writes.bid_updates.insert(
-                    counterparty.id,
-                    (
-                        counterparty.remaining as i32,
-                        counterparty.status.as_str(),
-                        counterparty.min_fill as i32,
-                    ),
-                );
+                self.writes
+                    .bid_updates
+                    .insert(counterparty.id, update_of(&counterparty));
             }
             Side::Offer => {
-                self.writes.offer_updates.insert(
-                    counterparty.id,
-                    (counterparty.remaining as i32, counterparty.status.as_str()),
-                );
+                self.writes
+                    .offer_updates
+                    .insert(counterparty.id, update_of(&counterparty));
             }
         }
         self.audit(
@@ -740,9 +735,7 @@ impl<'a> Effects<'a> {
         );
         let event = match state.side {
             Side::Bid => {
-                self.writes
-                    .bid_updates
-                    .insert(state.id, (0, state.status.as_str(), state.min_fill as i32));
+                self.writes.bid_updates.insert(state.id, update_of(&state));
                 if removal.hold_released > Decimal::ZERO {
                     self.release(removal.owner, state.id, removal.hold_released);
                 }
@@ -757,7 +750,7 @@ impl<'a> Effects<'a> {
             Side::Offer => {
                 self.writes
                     .offer_updates
-                    .insert(state.id, (0, state.status.as_str()));
+                    .insert(state.id, update_of(&state));
                 AuditEvent::OfferRemoved {
                     offer_id: state.id,
                     seq,
@@ -850,6 +843,15 @@ fn compliance_denials(
         side,
         denials,
     })
+}
+
+/// What the database keeps of an order's state after a command.
+fn update_of(state: &crate::market::OrderState) -> OrderUpdate {
+    OrderUpdate {
+        remaining: state.remaining as i32,
+        status: state.status,
+        min_fill: state.min_fill as i32,
+    }
 }
 
 /// The policy's reason in a recorded denial (`{"decision":"deny","code","message"}`).

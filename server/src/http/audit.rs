@@ -5,7 +5,9 @@ use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use suanli_sdk::{AuditPage, AuditVerification, AuditedContract, ErrorBody, Page, Stats};
+use suanli_sdk::{
+    AuditPage, AuditVerification, AuditedContract, ContractStatus, ErrorBody, Page, Stats,
+};
 use uuid::Uuid;
 
 use super::orders::{cursor, known_codes, next_cursor};
@@ -311,10 +313,12 @@ fn csv_row(audited: &AuditedContract, out: &mut String) {
         c.levy_bps.to_string(),
         c.maker.as_str().to_owned(),
         if s.is_some() {
-            "settled".into()
+            ContractStatus::Settled
         } else {
-            "active".into()
-        },
+            ContractStatus::Active
+        }
+        .as_str()
+        .to_owned(),
         s.map(|s| s.delivered_unit_hours.to_string())
             .unwrap_or_default(),
         s.map(|s| s.charged.to_string()).unwrap_or_default(),

@@ -185,7 +185,7 @@ pub async fn cancel_offer(
             owner: offer.provider_id,
         },
     )?;
-    ensure_resting(&offer.status)?;
+    ensure_resting(offer.status.0)?;
     state
         .exchange
         .cancel(caller.id, Side::Offer, offer.seq as u64)
@@ -209,7 +209,7 @@ pub async fn cancel_bid(
             owner: bid.buyer_id,
         },
     )?;
-    ensure_resting(&bid.status)?;
+    ensure_resting(bid.status.0)?;
     state
         .exchange
         .cancel(caller.id, Side::Bid, bid.seq as u64)
@@ -434,13 +434,16 @@ async fn load_bid(state: &AppState, id: Uuid) -> Result<orders::BidRow, ApiError
         .await
 }
 
-fn ensure_resting(status: &str) -> Result<(), ApiError> {
-    if OrderStatus::parse(status).is_some_and(OrderStatus::is_resting) {
+fn ensure_resting(status: OrderStatus) -> Result<(), ApiError> {
+    if status.is_resting() {
         Ok(())
     } else {
         Err(ApiError::conflict(
             "order_not_open",
-            format!("the order is {status}; only resting orders can be cancelled"),
+            format!(
+                "the order is {}; only resting orders can be cancelled",
+                status.as_str()
+            ),
         ))
     }
 }

@@ -443,6 +443,26 @@ pub(crate) enum Market {
         #[arg(long, default_value_t = 20)]
         limit: u32,
     },
+    /// Candles of a SKU: open, high, low, close and the unit-hour-weighted price per interval.
+    Candles {
+        #[arg(long)]
+        sku: String,
+        /// One hub (default: all hubs together).
+        #[arg(long)]
+        hub: Option<String>,
+        /// 1h or 1d.
+        #[arg(long, default_value = "1h")]
+        interval: String,
+        #[arg(long, value_parser = parse_time)]
+        from: Option<DateTime<Utc>>,
+        #[arg(long, value_parser = parse_time)]
+        to: Option<DateTime<Utc>>,
+    },
+    /// The price index of a SKU, nationally and per hub: the last 24 hours and 7 days.
+    Index {
+        #[arg(long)]
+        sku: String,
+    },
 }
 
 pub(crate) fn key(given: Option<String>) -> String {

@@ -37,9 +37,9 @@ use clap::{Parser, Subcommand};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use suanli_sdk::{
-    AuditFilter, Client, DataClass, DryRunRequest, ExportFormat, NewBid, NewDelivery, NewOffer,
-    NewWithdrawal, OrderStatus, TimeInForce, Window, WithdrawalPaid, WithdrawalRejected,
-    WithdrawalStatus,
+    AuditFilter, CandleInterval, Client, DataClass, DryRunRequest, ExportFormat, NewBid,
+    NewDelivery, NewOffer, NewWithdrawal, OrderStatus, TimeInForce, Window, WithdrawalPaid,
+    WithdrawalRejected, WithdrawalStatus,
 };
 use uuid::Uuid;
 

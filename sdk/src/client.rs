@@ -673,6 +673,39 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/market/candles`: the candles of `sku` (in `hub`, or all hubs) starting in
+    /// `[from, to)` (defaults: the 168 intervals up to now), oldest first.
+    pub async fn candles(
+        &self,
+        sku: &str,
+        hub: Option<&str>,
+        interval: CandleInterval,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Vec<Candle>, Error> {
+        let mut query = vec![
+            ("sku", sku.to_owned()),
+            ("interval", interval.as_str().to_owned()),
+        ];
+        query.extend(hub.map(|hub| ("hub", hub.to_owned())));
+        query.extend(from.map(|from| ("from", from.to_rfc3339())));
+        query.extend(to.map(|to| ("to", to.to_rfc3339())));
+        self.send_retrying(
+            self.request(Method::GET, "/v1/market/candles")
+                .query(&query),
+        )
+        .await
+    }
+
+    /// `GET /v1/market/index`: the price index of `sku`, nationally and per hub.
+    pub async fn market_index(&self, sku: &str) -> Result<MarketIndex, Error> {
+        self.send_retrying(
+            self.request(Method::GET, "/v1/market/index")
+                .query(&[("sku", sku)]),
+        )
+        .await
+    }
+
     /// `GET /v1/audit/log` (regulator): entries after `after_seq`, at most `limit` of them.
     pub async fn audit_log(&self, after_seq: i64, limit: u32) -> Result<AuditPage, Error> {
         self.get(&format!(

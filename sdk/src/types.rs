@@ -905,6 +905,109 @@ pub struct MarketBook {
     pub bids: Vec<BookLevel>,
 }
 
+/// How long one candle lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum CandleInterval {
+    /// One UTC hour.
+    #[default]
+    #[serde(rename = "1h")]
+    Hour,
+    /// One UTC day.
+    #[serde(rename = "1d")]
+    Day,
+}
+
+impl CandleInterval {
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CandleInterval::Hour => "1h",
+            CandleInterval::Day => "1d",
+        }
+    }
+
+    /// Parses the name; `None` for anything else.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "1h" => Some(CandleInterval::Hour),
+            "1d" => Some(CandleInterval::Day),
+            _ => None,
+        }
+    }
+
+    /// Its length in seconds.
+    pub fn seconds(self) -> i64 {
+        match self {
+            CandleInterval::Hour => 3_600,
+            CandleInterval::Day => 86_400,
+        }
+    }
+}
+
+/// The contracts of one SKU (in one hub, or all) made in one interval: prices per unit-hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Candle {
+    /// The interval's first instant (UTC).
+    pub start: DateTime<Utc>,
+    /// The unit price of the interval's first contract.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub open: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub high: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub low: Decimal,
+    /// The unit price of the interval's last contract.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub close: Decimal,
+    /// The unit-hour-weighted average unit price, rounded half-even to 6 decimals.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub vwap: Decimal,
+    pub unit_hours: u64,
+    /// Σ notional, CNY.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub notional: Decimal,
+    pub contracts: u64,
+}
+
+/// The unit-hour-weighted average unit price of one market over the last 24 hours and 7 days
+/// (`null` when nothing traded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IndexRow {
+    /// The hub, or absent for the national index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
+    #[serde(with = "rust_decimal::serde::str_option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub last_24h: Option<Decimal>,
+    pub unit_hours_24h: u64,
+    #[serde(with = "rust_decimal::serde::str_option", default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub last_7d: Option<Decimal>,
+    pub unit_hours_7d: u64,
+}
+
+/// A SKU's price index: nationally and per hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MarketIndex {
+    pub sku: String,
+    /// The index covers trades up to this instant (the last 24 h and 7 d before it, by whole
+    /// UTC hours: the current hour counts).
+    pub as_of: DateTime<Utc>,
+    pub national: IndexRow,
+    /// Hubs that traded the SKU in the last 7 days.
+    pub hubs: Vec<IndexRow>,
+}
+
 /// A recent contract as the public sees it: no participant ids.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -9,6 +9,7 @@ mod crash;
 mod demo;
 mod identity;
 mod isolation;
+mod market_data;
 mod money;
 mod money_out;
 mod orders;

@@ -184,10 +184,10 @@ async fn a_contract_settles_once_and_only_its_provider_reports() {
 }
 
 /// A small deterministic generator, so that the workload is random but repeatable.
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 = self
             .0
             .wrapping_mul(6364136223846793005)

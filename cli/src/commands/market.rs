@@ -56,6 +56,67 @@ pub(crate) async fn market(client: &Client, command: &Market, json: bool) -> any
             }
             table.print();
         }
+        Market::Candles {
+            sku,
+            hub,
+            interval,
+            from,
+            to,
+        } => {
+            let interval = CandleInterval::parse(interval)
+                .with_context(|| format!("unknown interval {interval} (1h or 1d)"))?;
+            let candles = client
+                .candles(sku, hub.as_deref(), interval, *from, *to)
+                .await?;
+            if json {
+                return print_json(&candles);
+            }
+            let mut table = Table::new([
+                "start",
+                "open",
+                "high",
+                "low",
+                "close",
+                "vwap",
+                "unit-hours",
+                "contracts",
+            ]);
+            for candle in &candles {
+                table.row([
+                    time_text(candle.start),
+                    candle.open.to_string(),
+                    candle.high.to_string(),
+                    candle.low.to_string(),
+                    candle.close.to_string(),
+                    candle.vwap.to_string(),
+                    candle.unit_hours.to_string(),
+                    candle.contracts.to_string(),
+                ]);
+            }
+            table.print();
+        }
+        Market::Index { sku } => {
+            let index = client.market_index(sku).await?;
+            if json {
+                return print_json(&index);
+            }
+            let price = |price: Option<rust_decimal::Decimal>| {
+                price.map_or_else(|| "-".to_owned(), |price| price.to_string())
+            };
+            let mut table =
+                Table::new(["hub", "last 24 h", "unit-hours", "last 7 d", "unit-hours"]);
+            for row in std::iter::once(&index.national).chain(&index.hubs) {
+                table.row([
+                    row.hub.clone().unwrap_or_else(|| "national".into()),
+                    price(row.last_24h),
+                    row.unit_hours_24h.to_string(),
+                    price(row.last_7d),
+                    row.unit_hours_7d.to_string(),
+                ]);
+            }
+            table.print();
+            out!("as of {}", time_text(index.as_of));
+        }
     }
     Ok(())
 }

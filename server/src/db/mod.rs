@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod invariants;
 pub mod ledger;
+pub mod market;
 pub mod orders;
 pub mod participants;
 pub mod policies;

@@ -320,6 +320,7 @@ fn write(
     }
     if !writes.contracts.is_empty() {
         insert_contracts(connection, &writes.contracts)?;
+        super::market::record_trades(connection, &writes.contracts)?;
     }
     ledger::post_all(connection, &writes.ledger)?;
     super::withdrawals::insert(connection, &writes.withdrawals)?;

@@ -294,6 +294,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    market_candles (sku, hub, interval, start) {
+        sku -> Text,
+        hub -> Text,
+        interval -> Text,
+        start -> Timestamptz,
+        open -> Numeric,
+        high -> Numeric,
+        low -> Numeric,
+        close -> Numeric,
+        price_unit_hours -> Numeric,
+        unit_hours -> Int8,
+        notional -> Numeric,
+        contracts -> Int8,
+    }
+}
+
 diesel::joinable!(clusters -> hubs (hub));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
@@ -322,4 +339,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     policy_faults,
     policy_decisions,
     withdrawals,
+    market_candles,
 );

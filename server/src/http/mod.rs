@@ -4,6 +4,7 @@
 pub mod audit;
 mod caller;
 pub mod hubs;
+pub mod market;
 pub mod money;
 pub mod openapi;
 pub mod orders;
@@ -115,7 +116,8 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
             .configure(policies::configure)
             .configure(audit::configure)
             .configure(money::configure)
-            .configure(hubs::configure);
+            .configure(hubs::configure)
+            .configure(market::configure);
     }
 }
 

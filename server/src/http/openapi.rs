@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, hubs, money, orders, participants, policies, public};
+use super::{audit, hubs, market, money, orders, participants, policies, public};
 
 /// The whole API as served at `/v1/openapi.json`: the generated document, completed where the
 /// annotations cannot say it (see [`complete`]).
@@ -73,7 +73,7 @@ fn complete(document: &mut serde_json::Value) {
         audit::log, audit::verify, audit::contracts, audit::export, audit::stats,
         policies::upload, policies::list, policies::activate, policies::dry_run, policies::module, policies::replay,
         money::request_withdrawal, money::list_withdrawals, money::mark_paid, money::reject, money::statement,
-        money::quote, hubs::contracts, hubs::decisions, hubs::faults,
+        money::quote, hubs::contracts, hubs::decisions, hubs::faults, market::candles, market::index,
     ),
     modifiers(&BearerAuth),
 )]

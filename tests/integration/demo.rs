@@ -49,22 +49,23 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
     assert_eq!(ids.len(), 7, "demo participants of every kind");
     let first_buyer_key = printed_key(&first, "buyer");
     assert!(first.interrupt().success(), "Ctrl-C stops the demo cleanly");
+    let cluster = cluster_folder(&data_dir);
     assert!(
-        data_dir.join("postgres/pgdata/PG_VERSION").exists(),
-        "the cluster lives in the data folder"
+        cluster.join("pgdata/PG_VERSION").exists(),
+        "the cluster lives in the data folder (or where its `location` file says)"
     );
     assert!(
-        !data_dir.join("postgres/pgdata/postmaster.pid").exists(),
+        !cluster.join("pgdata/postmaster.pid").exists(),
         "and was stopped with the demo"
     );
     // It asks for a password, which only the data folder's owner may read.
     use std::os::unix::fs::PermissionsExt;
-    let password = data_dir.join("postgres/password");
+    let password = cluster.join("password");
     assert_eq!(
         std::fs::metadata(&password).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let hba = std::fs::read_to_string(data_dir.join("postgres/pgdata/pg_hba.conf")).unwrap();
+    let hba = std::fs::read_to_string(cluster.join("pgdata/pg_hba.conf")).unwrap();
     let methods: Vec<&str> = hba
         .lines()
         .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
@@ -94,7 +95,19 @@ async fn the_demo_runs_its_own_database_and_reuses_it_on_the_next_start() {
         "the opening deposit is made once"
     );
     assert!(second.interrupt().success());
+    if cluster != data_dir.join("postgres") {
+        std::fs::remove_dir_all(&cluster).unwrap();
+    }
     std::fs::remove_dir_all(&data_dir).unwrap();
+}
+
+/// Where the private cluster of `data_dir` lives: `data_dir/postgres`, or, when the PostgreSQL user
+/// cannot reach that folder (a clone in a private home folder), where its `location` file says.
+fn cluster_folder(data_dir: &std::path::Path) -> std::path::PathBuf {
+    match std::fs::read_to_string(data_dir.join("postgres/location")) {
+        Ok(location) => std::path::PathBuf::from(location.trim()),
+        Err(_) => data_dir.join("postgres"),
+    }
 }
 
 #[actix_web::test]

@@ -19,6 +19,9 @@ CREATE TABLE market_candles (
     PRIMARY KEY (sku, hub, interval, start),
     CHECK (low <= open AND open <= high AND low <= close AND close <= high)
 );
+-- The index reads one SKU's recent hourly candles of every hub at once.
+CREATE INDEX market_candles_recent ON market_candles (sku, interval, start)
+    INCLUDE (hub, price_unit_hours, unit_hours);
 
 -- The contracts made before this table existed.
 INSERT INTO market_candles (sku, hub, interval, start, open, high, low, close, price_unit_hours,

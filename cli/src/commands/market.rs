@@ -79,6 +79,7 @@ pub(crate) async fn market(client: &Client, command: &Market, json: bool) -> any
                 "close",
                 "vwap",
                 "unit-hours",
+                "notional",
                 "contracts",
             ]);
             for candle in &candles {
@@ -90,6 +91,7 @@ pub(crate) async fn market(client: &Client, command: &Market, json: bool) -> any
                     candle.close.to_string(),
                     candle.vwap.to_string(),
                     candle.unit_hours.to_string(),
+                    candle.notional.to_string(),
                     candle.contracts.to_string(),
                 ]);
             }

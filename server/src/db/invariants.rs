@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use suanli_sdk::{ContractStatus, InvariantCheck, WithdrawalStatus};
 
-use super::types::RESTING;
+use super::types::resting_sql;
 
 #[derive(QueryableByName)]
 struct Violation {
@@ -78,12 +78,8 @@ const CHECKS: &[(&str, &str)] = &[
 /// `query` with its status placeholders replaced by the stored names of the statuses.
 fn with_statuses(query: &str) -> String {
     let quoted = |name: &str| format!("'{name}'");
-    let resting: Vec<String> = RESTING
-        .iter()
-        .map(|status| quoted(status.0.as_str()))
-        .collect();
     query
-        .replace("{resting}", &resting.join(", "))
+        .replace("{resting}", &resting_sql())
         .replace("{pending}", &quoted(WithdrawalStatus::Pending.as_str()))
         .replace("{settled}", &quoted(ContractStatus::Settled.as_str()))
         .replace("{active}", &quoted(ContractStatus::Active.as_str()))

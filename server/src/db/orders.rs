@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::ledger::{self, LedgerTransaction, kind};
 use super::schema::{accounts, bids, contracts, offers};
-use super::types::{RESTING, StoredContractStatus, StoredOrderStatus};
+use super::types::{RESTING, StoredContractStatus, StoredOrderStatus, resting_sql};
 
 /// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound parameters per statement).
 const INSERT_ROWS_MAX: usize = 1000;
@@ -710,34 +710,33 @@ pub fn book(
         #[diesel(sql_type = diesel::sql_types::Timestamptz)]
         window_end: DateTime<Utc>,
     }
-    let offers: Vec<Level> = diesel::sql_query(
+    let resting = resting_sql();
+    let offers: Vec<Level> = diesel::sql_query(format!(
         "SELECT ask_price AS price, sum(remaining)::bigint AS units, count(*) AS orders, \
          array_agg(DISTINCT hub ORDER BY hub) AS hubs, min(green_share) AS green_min, max(green_share) AS green_max, \
          min(window_start) AS window_start, max(window_end) AS window_end FROM offers \
-         WHERE status = ANY($4) AND ($1::text IS NULL OR hub = $1) AND ($2::text IS NULL OR sku = $2) \
+         WHERE status IN ({resting}) AND ($1::text IS NULL OR hub = $1) AND ($2::text IS NULL OR sku = $2) \
          GROUP BY ask_price ORDER BY ask_price ASC LIMIT $3",
-    )
+    ))
     .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
     .bind::<diesel::sql_types::BigInt, _>(levels_max)
-    .bind::<Array<Text>, _>(RESTING.map(|status| status.0.as_str()).to_vec())
     .load(connection)?;
     // A bid names several hubs: the level's hubs are the union of its bids' (one lookup per level).
-    let bids: Vec<Level> = diesel::sql_query(
+    let bids: Vec<Level> = diesel::sql_query(format!(
         "SELECT b.limit_price AS price, sum(b.remaining)::bigint AS units, count(*) AS orders, \
          ARRAY(SELECT DISTINCT h FROM bids b2, unnest(b2.hubs) AS h \
-               WHERE b2.limit_price = b.limit_price AND b2.status = ANY($4) \
+               WHERE b2.limit_price = b.limit_price AND b2.status IN ({resting}) \
                  AND ($1::text IS NULL OR $1 = ANY(b2.hubs)) AND ($2::text IS NULL OR $2 = ANY(b2.skus)) \
                ORDER BY h) AS hubs, \
          min(b.min_green_share) AS green_min, max(b.min_green_share) AS green_max, \
          min(b.window_start) AS window_start, max(b.window_end) AS window_end FROM bids b \
-         WHERE b.status = ANY($4) AND ($1::text IS NULL OR $1 = ANY(b.hubs)) AND ($2::text IS NULL OR $2 = ANY(b.skus)) \
+         WHERE b.status IN ({resting}) AND ($1::text IS NULL OR $1 = ANY(b.hubs)) AND ($2::text IS NULL OR $2 = ANY(b.skus)) \
          GROUP BY b.limit_price ORDER BY b.limit_price DESC LIMIT $3",
-    )
+    ))
     .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
     .bind::<diesel::sql_types::BigInt, _>(levels_max)
-    .bind::<Array<Text>, _>(RESTING.map(|status| status.0.as_str()).to_vec())
     .load(connection)?;
     let level = |level: Level| BookLevel {
         price: level.price.normalize(),

@@ -53,6 +53,17 @@ stored!(
     StoredWithdrawalStatus(WithdrawalStatus)
 );
 
+/// The statuses of resting orders as an SQL list (`'open', 'partially_filled'`), for queries
+/// that filter on them literally, so that PostgreSQL can use its partial indexes on resting
+/// orders in every plan.
+pub fn resting_sql() -> String {
+    RESTING
+        .iter()
+        .map(|status| format!("'{}'", status.0.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The statuses of orders that rest in the book.
 pub const RESTING: [StoredOrderStatus; 2] = [
     StoredOrderStatus(OrderStatus::Open),

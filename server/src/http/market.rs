@@ -32,7 +32,7 @@ pub struct CandlesQuery {
     pub interval: Option<String>,
     /// Candles starting at or after this time (default: 168 intervals before `to`).
     pub from: Option<DateTime<Utc>>,
-    /// Candles starting before this time (default: now).
+    /// Candles starting before this time (default: the end of the current interval).
     pub to: Option<DateTime<Utc>>,
 }
 
@@ -69,8 +69,12 @@ pub async fn candles(
     };
     validate::time_range(query.from, query.to)?;
     let length = TimeDelta::seconds(interval.seconds());
-    let to = query.to.unwrap_or_else(|| Utc::now() + length);
+    // By default the 168 intervals up to and including the current one.
+    let to = query
+        .to
+        .unwrap_or_else(|| market::interval_start(interval, Utc::now()) + length);
     let from = query.from.unwrap_or(to - length * 168);
+    validate::time_range(Some(from), Some(to))?;
     if (to - from).num_seconds() > interval.seconds() * CANDLES_MAX {
         return Err(ApiError::bad_request(
             "range_too_long",

@@ -119,7 +119,9 @@ async fn health_readiness_metrics_and_openapi_are_served() {
 async fn readiness_fails_when_the_database_is_gone() {
     let exchange = TestExchange::start().await;
     let mut connection = exchange.server_sql();
-    let database = exchange.database_url.rsplit('/').next().unwrap().to_owned();
+    // The database's name: the URL's path, without its query.
+    let path = exchange.database_url.split('?').next().unwrap();
+    let database = path.rsplit('/').next().unwrap().to_owned();
     // Close every connection the server holds and refuse new ones.
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!(

@@ -248,6 +248,9 @@ pub struct DecisionRow {
     pub input: String,
     pub output: String,
     pub fuel_used: u64,
+    /// For a compliance refusal: the policy's own `code: message` (not stored apart: it is in
+    /// `output`), for the order's audit entry.
+    pub denial: Option<String>,
 }
 
 /// Keeps the decisions a batch made (in the caller's transaction), with one statement whose text

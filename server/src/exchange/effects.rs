@@ -824,7 +824,10 @@ fn compliance_denials(
     decisions: &[DecisionRow],
 ) -> Option<AuditEvent> {
     let mut denials: Vec<DenialFields> = Vec::new();
-    for decision in decisions.iter().filter(|d| d.outcome == "denied") {
+    for (decision, reason) in decisions
+        .iter()
+        .filter_map(|d| d.denial.as_ref().map(|reason| (d, reason)))
+    {
         match denials
             .iter_mut()
             .find(|d| d.hub == decision.hub && d.policy_digest == decision.digest)
@@ -834,7 +837,7 @@ fn compliance_denials(
                 hub: decision.hub.clone(),
                 policy_digest: decision.digest.clone(),
                 pairs: 1,
-                reason: denial_reason(&decision.output),
+                reason: reason.clone(),
             }),
         }
     }
@@ -852,15 +855,6 @@ fn update_of(state: &crate::market::OrderState) -> OrderUpdate {
         status: state.status,
         min_fill: state.min_fill as i32,
     }
-}
-
-/// The policy's reason in a recorded denial (`{"decision":"deny","code","message"}`).
-fn denial_reason(output: &str) -> String {
-    let value: serde_json::Value = serde_json::from_str(output).unwrap_or_default();
-    super::policies::denial_text(
-        value["code"].as_str().unwrap_or("denied"),
-        value["message"].as_str().unwrap_or_default(),
-    )
 }
 
 fn unfilled_reason(time_in_force: TimeInForce) -> &'static str {

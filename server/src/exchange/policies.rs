@@ -239,6 +239,10 @@ impl<'a> HubPolicies<'a> {
                 input: canonical_input.clone(),
                 output: output_json.clone(),
                 fuel_used,
+                denial: match &output {
+                    Ok(PolicyOutput::Deny { code, message }) => Some(denial_text(code, message)),
+                    _ => None,
+                },
             });
         }
         let record = DecisionRecord {
@@ -255,7 +259,7 @@ impl<'a> HubPolicies<'a> {
 
 /// A compliance policy's refusal as people read it: `code: message`, without control
 /// characters (a policy's text goes into JSON and PostgreSQL), at most 500 characters.
-pub fn denial_text(code: &str, message: &str) -> String {
+fn denial_text(code: &str, message: &str) -> String {
     let text = if message.is_empty() {
         code.to_owned()
     } else {

@@ -10,7 +10,7 @@ use suanli_sdk::{
 };
 use uuid::Uuid;
 
-use super::orders::{cursor, known_codes, next_cursor};
+use super::orders::{cursor, known_codes, page};
 use super::{AppState, ok};
 use crate::access::{Action, authorize};
 use crate::auth::Caller;
@@ -158,11 +158,7 @@ pub async fn contracts(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(seq, _)| *seq));
-    Ok(ok(&Page {
-        items: rows.into_iter().map(|(_, contract)| contract).collect(),
-        next_cursor,
-    }))
+    Ok(page(rows, limit, |(seq, _)| *seq, |(_, contract)| contract))
 }
 
 /// Every contract (with its settlement) made in `[from, to)`, oldest first, streamed as CSV or

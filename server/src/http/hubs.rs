@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use suanli_sdk::{Contract, ErrorBody, HubDecision, HubFault, Page};
 
-use super::orders::{cursor, next_cursor};
-use super::{AppState, ok};
+use super::AppState;
+use super::orders::{cursor, page};
 use crate::access::{Action, authorize};
 use crate::auth::Caller;
 use crate::db::orders::ContractFilter;
@@ -102,14 +102,12 @@ pub async fn contracts(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(seq, _)| *seq));
-    Ok(ok(&Page {
-        items: rows
-            .into_iter()
-            .map(|(_, audited)| audited.contract)
-            .collect(),
-        next_cursor,
-    }))
+    Ok(page(
+        rows,
+        limit,
+        |(seq, _)| *seq,
+        |(_, audited)| audited.contract,
+    ))
 }
 
 /// Every policy decision taken for the hub while matching, newest first.
@@ -158,11 +156,7 @@ pub async fn decisions(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.id));
-    Ok(ok(&Page {
-        items: rows,
-        next_cursor,
-    }))
+    Ok(page(rows, limit, |row| row.id, |row| row))
 }
 
 /// The hub's policy faults, newest first.
@@ -190,9 +184,5 @@ pub async fn faults(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.id));
-    Ok(ok(&Page {
-        items: rows,
-        next_cursor,
-    }))
+    Ok(page(rows, limit, |row| row.id, |row| row))
 }

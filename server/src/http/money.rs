@@ -10,7 +10,7 @@ use suanli_sdk::{
 };
 use uuid::Uuid;
 
-use super::orders::{cursor, next_cursor};
+use super::orders::{cursor, page};
 use super::{AppState, ok};
 use crate::access::{self, Action, authorize};
 use crate::auth::Caller;
@@ -117,14 +117,7 @@ pub async fn list_withdrawals(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.seq));
-    Ok(ok(&Page {
-        items: rows
-            .iter()
-            .map(withdrawals::WithdrawalRow::to_wire)
-            .collect(),
-        next_cursor,
-    }))
+    Ok(page(rows, limit, |row| row.seq, |row| row.to_wire()))
 }
 
 /// Marks a pending withdrawal paid (admin): the money has left the exchange.
@@ -221,11 +214,7 @@ pub async fn statement(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(id, _)| *id));
-    Ok(ok(&Page {
-        items: rows.into_iter().map(|(_, entry)| entry).collect(),
-        next_cursor,
-    }))
+    Ok(page(rows, limit, |(id, _)| *id, |(_, entry)| entry))
 }
 
 /// What a bid would get now: the same checks, engine and active policies as `POST /v1/bids`,

@@ -241,11 +241,7 @@ pub async fn list_offers(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.seq));
-    Ok(ok(&Page {
-        items: rows.iter().map(|row| row.to_wire()).collect(),
-        next_cursor,
-    }))
+    Ok(page(rows, limit, |row| row.seq, |row| row.to_wire()))
 }
 
 /// The caller's bids, newest first (regulators: everyone's).
@@ -272,11 +268,7 @@ pub async fn list_bids(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|row| row.seq));
-    Ok(ok(&Page {
-        items: rows.iter().map(|row| row.to_wire()).collect(),
-        next_cursor,
-    }))
+    Ok(page(rows, limit, |row| row.seq, |row| row.to_wire()))
 }
 
 /// One contract (its buyer and provider, regulators).
@@ -333,14 +325,12 @@ pub async fn list_contracts(
             )?)
         })
         .await?;
-    let next_cursor = next_cursor(rows.len(), limit, rows.last().map(|(seq, _)| *seq));
-    Ok(ok(&Page {
-        items: rows
-            .into_iter()
-            .map(|(_, audited)| audited.contract)
-            .collect(),
-        next_cursor,
-    }))
+    Ok(page(
+        rows,
+        limit,
+        |(seq, _)| *seq,
+        |(_, audited)| audited.contract,
+    ))
 }
 
 /// The provider reports delivery, which settles the contract, exactly once.
@@ -462,12 +452,26 @@ pub fn cursor(cursor: Option<&str>) -> Result<Option<i64>, ApiError> {
     }
 }
 
-pub fn next_cursor(items: usize, limit: u32, last_seq: Option<i64>) -> Option<String> {
-    if items == limit as usize {
-        last_seq.map(|seq| seq.to_string())
+/// One page of a list: `rows` as the API shows them, with the cursor of the next page when the
+/// page is full (`seq_of` gives a row's position in the list).
+pub fn page<R, T>(
+    rows: Vec<R>,
+    limit: u32,
+    seq_of: impl Fn(&R) -> i64,
+    wire: impl FnMut(R) -> T,
+) -> HttpResponse
+where
+    T: serde::Serialize,
+{
+    let next_cursor = if rows.len() == limit as usize {
+        rows.last().map(|row| seq_of(row).to_string())
     } else {
         None
-    }
+    };
+    ok(&Page {
+        items: rows.into_iter().map(wire).collect::<Vec<T>>(),
+        next_cursor,
+    })
 }
 
 pub fn known_codes(state: &AppState, hub: Option<&str>, sku: Option<&str>) -> Result<(), ApiError> {

@@ -10,6 +10,33 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// `as_str`, `parse` and `ALL` for an enum that travels as a name, from one table of its names.
+/// The names are those serde uses on the wire (a test checks that they agree) and those the
+/// database stores.
+macro_rules! wire_names {
+    ($enum:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $enum {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$enum] = &[$($enum::$variant),+];
+
+            /// The name used on the wire and in the database.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($enum::$variant => $name),+
+                }
+            }
+
+            /// Parses the name; `None` for anything else.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $($name => Some($enum::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
 /// The error body of every non-2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -137,30 +164,13 @@ pub enum ParticipantKind {
     Admin,
 }
 
-impl ParticipantKind {
-    /// The snake_case name used on the wire, in tokens and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ParticipantKind::Provider => "provider",
-            ParticipantKind::Buyer => "buyer",
-            ParticipantKind::HubOperator => "hub_operator",
-            ParticipantKind::Regulator => "regulator",
-            ParticipantKind::Admin => "admin",
-        }
-    }
-
-    /// Parses the snake_case name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "provider" => ParticipantKind::Provider,
-            "buyer" => ParticipantKind::Buyer,
-            "hub_operator" => ParticipantKind::HubOperator,
-            "regulator" => ParticipantKind::Regulator,
-            "admin" => ParticipantKind::Admin,
-            _ => return None,
-        })
-    }
-}
+wire_names!(ParticipantKind {
+    Provider => "provider",
+    Buyer => "buyer",
+    HubOperator => "hub_operator",
+    Regulator => "regulator",
+    Admin => "admin",
+});
 
 /// What kind of organisation a provider is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -172,26 +182,11 @@ pub enum ProviderType {
     CloudVendor,
 }
 
-impl ProviderType {
-    /// The snake_case name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderType::TelecomOperator => "telecom_operator",
-            ProviderType::ComputeProvider => "compute_provider",
-            ProviderType::CloudVendor => "cloud_vendor",
-        }
-    }
-
-    /// Parses the snake_case name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "telecom_operator" => ProviderType::TelecomOperator,
-            "compute_provider" => ProviderType::ComputeProvider,
-            "cloud_vendor" => ProviderType::CloudVendor,
-            _ => return None,
-        })
-    }
-}
+wire_names!(ProviderType {
+    TelecomOperator => "telecom_operator",
+    ComputeProvider => "compute_provider",
+    CloudVendor => "cloud_vendor",
+});
 
 /// Creates a participant (admins only). Providers need `provider_type`; hub operators need `hub`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,26 +310,11 @@ pub enum WithdrawalStatus {
     Rejected,
 }
 
-impl WithdrawalStatus {
-    /// The snake_case name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WithdrawalStatus::Pending => "pending",
-            WithdrawalStatus::Paid => "paid",
-            WithdrawalStatus::Rejected => "rejected",
-        }
-    }
-
-    /// Parses the snake_case name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "pending" => WithdrawalStatus::Pending,
-            "paid" => WithdrawalStatus::Paid,
-            "rejected" => WithdrawalStatus::Rejected,
-            _ => return None,
-        })
-    }
-}
+wire_names!(WithdrawalStatus {
+    Pending => "pending",
+    Paid => "paid",
+    Rejected => "rejected",
+});
 
 /// A withdrawal as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -495,30 +475,15 @@ pub enum OrderStatus {
     Expired,
 }
 
+wire_names!(OrderStatus {
+    Open => "open",
+    PartiallyFilled => "partially_filled",
+    Filled => "filled",
+    Cancelled => "cancelled",
+    Expired => "expired",
+});
+
 impl OrderStatus {
-    /// The snake_case name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Open => "open",
-            OrderStatus::PartiallyFilled => "partially_filled",
-            OrderStatus::Filled => "filled",
-            OrderStatus::Cancelled => "cancelled",
-            OrderStatus::Expired => "expired",
-        }
-    }
-
-    /// Parses the snake_case name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "open" => OrderStatus::Open,
-            "partially_filled" => OrderStatus::PartiallyFilled,
-            "filled" => OrderStatus::Filled,
-            "cancelled" => OrderStatus::Cancelled,
-            "expired" => OrderStatus::Expired,
-            _ => return None,
-        })
-    }
-
     /// Whether the order still rests in the book.
     pub fn is_resting(self) -> bool {
         matches!(self, OrderStatus::Open | OrderStatus::PartiallyFilled)
@@ -544,28 +509,12 @@ pub enum TimeInForce {
     Gtd,
 }
 
-impl TimeInForce {
-    /// The name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimeInForce::Gtc => "GTC",
-            TimeInForce::Ioc => "IOC",
-            TimeInForce::Fok => "FOK",
-            TimeInForce::Gtd => "GTD",
-        }
-    }
-
-    /// Parses the name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "GTC" => TimeInForce::Gtc,
-            "IOC" => TimeInForce::Ioc,
-            "FOK" => TimeInForce::Fok,
-            "GTD" => TimeInForce::Gtd,
-            _ => return None,
-        })
-    }
-}
+wire_names!(TimeInForce {
+    Gtc => "GTC",
+    Ioc => "IOC",
+    Fok => "FOK",
+    Gtd => "GTD",
+});
 
 /// How sensitive the data behind a bid is; residency policies decide where each may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -578,26 +527,11 @@ pub enum DataClass {
     Core,
 }
 
-impl DataClass {
-    /// The snake_case name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DataClass::General => "general",
-            DataClass::Important => "important",
-            DataClass::Core => "core",
-        }
-    }
-
-    /// Parses the snake_case name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "general" => DataClass::General,
-            "important" => DataClass::Important,
-            "core" => DataClass::Core,
-            _ => return None,
-        })
-    }
-}
+wire_names!(DataClass {
+    General => "general",
+    Important => "important",
+    Core => "core",
+});
 
 /// Which side of a match rested first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -608,15 +542,10 @@ pub enum Side {
     Offer,
 }
 
-impl Side {
-    /// The snake_case name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Bid => "bid",
-            Side::Offer => "offer",
-        }
-    }
-}
+wire_names!(Side {
+    Bid => "bid",
+    Offer => "offer",
+});
 
 /// Lists capacity (providers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -817,24 +746,10 @@ pub enum ContractStatus {
     Settled,
 }
 
-impl ContractStatus {
-    /// The snake_case name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContractStatus::Active => "active",
-            ContractStatus::Settled => "settled",
-        }
-    }
-
-    /// Parses the snake_case name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "active" => ContractStatus::Active,
-            "settled" => ContractStatus::Settled,
-            _ => return None,
-        })
-    }
-}
+wire_names!(ContractStatus {
+    Active => "active",
+    Settled => "settled",
+});
 
 /// What one fill created: `units` of `sku` for every hour of `window`, at `unit_price`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -918,24 +833,12 @@ pub enum CandleInterval {
     Day,
 }
 
+wire_names!(CandleInterval {
+    Hour => "1h",
+    Day => "1d",
+});
+
 impl CandleInterval {
-    /// The name used on the wire and in the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CandleInterval::Hour => "1h",
-            CandleInterval::Day => "1d",
-        }
-    }
-
-    /// Parses the name; `None` for anything else.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "1h" => Some(CandleInterval::Hour),
-            "1d" => Some(CandleInterval::Day),
-            _ => None,
-        }
-    }
-
     /// Its length in seconds.
     pub fn seconds(self) -> i64 {
         match self {
@@ -1242,4 +1145,52 @@ pub struct ReplayedDecision {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReplayReport {
     pub decisions: Vec<ReplayedDecision>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each name table says what serde says, both ways.
+    fn agrees<T>(all: &[T], name: fn(T) -> &'static str, parse: fn(&str) -> Option<T>)
+    where
+        T: Copy + PartialEq + std::fmt::Debug + Serialize + serde::de::DeserializeOwned,
+    {
+        for &value in all {
+            let json = serde_json::to_value(value).unwrap();
+            assert_eq!(json, serde_json::Value::from(name(value)), "{value:?}");
+            assert_eq!(serde_json::from_value::<T>(json).unwrap(), value);
+            assert_eq!(parse(name(value)), Some(value));
+        }
+        assert_eq!(parse("no such name"), None);
+    }
+
+    #[test]
+    fn every_wire_name_is_the_one_serde_uses() {
+        agrees(
+            ParticipantKind::ALL,
+            ParticipantKind::as_str,
+            ParticipantKind::parse,
+        );
+        agrees(ProviderType::ALL, ProviderType::as_str, ProviderType::parse);
+        agrees(
+            WithdrawalStatus::ALL,
+            WithdrawalStatus::as_str,
+            WithdrawalStatus::parse,
+        );
+        agrees(OrderStatus::ALL, OrderStatus::as_str, OrderStatus::parse);
+        agrees(TimeInForce::ALL, TimeInForce::as_str, TimeInForce::parse);
+        agrees(DataClass::ALL, DataClass::as_str, DataClass::parse);
+        agrees(Side::ALL, Side::as_str, Side::parse);
+        agrees(
+            ContractStatus::ALL,
+            ContractStatus::as_str,
+            ContractStatus::parse,
+        );
+        agrees(
+            CandleInterval::ALL,
+            CandleInterval::as_str,
+            CandleInterval::parse,
+        );
+    }
 }

@@ -162,7 +162,7 @@ fn node_name(listen: &str) -> String {
 /// Makes sure an admin with API key `key` exists: creates it on first start, changes its key
 /// when the configured one changed.
 pub fn ensure_bootstrap_admin(
-    connection: &mut diesel::PgConnection,
+    connection: &mut crate::db::Connection,
     key: &str,
 ) -> anyhow::Result<()> {
     let existing = participants::by_api_key_id(connection, participants::BOOTSTRAP_ADMIN_KEY_ID)?;

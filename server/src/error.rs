@@ -1,16 +1,16 @@
 //! The one error type of the exchange, and the single place where failures become HTTP answers.
 //!
-//! Policy: handlers, the store and the domain return [`ApiError`]. A refusal the client caused
+//! Policy: handlers and the domain return [`ApiError`]; the store returns its own errors. A refusal the client caused
 //! carries a stable snake_case `code` and the right status (400, 401, 403, 404, 409, 413, 422);
 //! anything else is [`ApiError::internal`], logged once here with its cause and answered with a
 //! generic 500 that leaks nothing. This module knows no HTTP library: `http/` turns an `ApiError`
-//! into a response (status from [`ErrorKind::status`]). Named database constraints that a client can trip are mapped to
-//! client errors in [`From<diesel::result::Error>`]. `anyhow` is used only at the edges (start-up,
+//! into a response (status from [`ErrorKind::status`]). Store failures a client can cause (named constraints, a
+//! race on an idempotency key) become client errors in [`From<StoreError>`]. `anyhow` is used only at the edges (start-up,
 //! the CLI), never in a request path.
 
 use std::fmt;
 
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use crate::db::{self, Failure, PoolError, StoreError};
 
 /// Which family of failure, which fixes the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,37 +138,28 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl From<DieselError> for ApiError {
-    fn from(error: DieselError) -> Self {
-        match &error {
-            DieselError::NotFound => ApiError::not_found("no such record"),
-            DieselError::DatabaseError(kind, info) => match (kind, info.constraint_name()) {
-                (DatabaseErrorKind::CheckViolation, Some("accounts_balance_not_negative")) => {
-                    ApiError::unprocessable("insufficient_funds", "not enough available money")
-                }
-                (DatabaseErrorKind::UniqueViolation, Some(constraint))
-                    if constraint.ends_with("idempotency_key") =>
-                {
-                    ApiError::conflict(
-                        "idempotency_conflict",
-                        "this idempotency key was used concurrently; retry",
-                    )
-                }
-                (DatabaseErrorKind::ClosedConnection, _) => {
-                    ApiError::unavailable("database connection lost")
-                }
-                (DatabaseErrorKind::SerializationFailure, _) => {
-                    ApiError::unavailable("concurrent update; retry the request")
-                }
-                _ => ApiError::internal(format!("database: {error}")),
-            },
-            _ => ApiError::internal(format!("database: {error}")),
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match db::failure(&error) {
+            Failure::NotFound => ApiError::not_found("no such record"),
+            Failure::InsufficientFunds => {
+                ApiError::unprocessable("insufficient_funds", "not enough available money")
+            }
+            Failure::IdempotencyRace => ApiError::conflict(
+                "idempotency_conflict",
+                "this idempotency key was used concurrently; retry",
+            ),
+            Failure::ConnectionLost => ApiError::unavailable("database connection lost"),
+            Failure::SerializationFailure => {
+                ApiError::unavailable("concurrent update; retry the request")
+            }
+            Failure::Refused | Failure::Other => ApiError::internal(format!("database: {error}")),
         }
     }
 }
 
-impl From<diesel::r2d2::PoolError> for ApiError {
-    fn from(error: diesel::r2d2::PoolError) -> Self {
+impl From<PoolError> for ApiError {
+    fn from(error: PoolError) -> Self {
         tracing::warn!(%error, "no database connection");
         ApiError::unavailable("database not reachable")
     }

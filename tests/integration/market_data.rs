@@ -341,7 +341,7 @@ async fn candles_span_hours_and_days_and_keep_open_and_close_in_trade_order() {
             unit_price,
             notional,
             levy_bps: 0,
-            maker: "offer".into(),
+            maker: suanli_sdk::Side::Offer.into(),
             status: suanli_server::db::types::StoredContractStatus(
                 suanli_sdk::ContractStatus::Active,
             ),

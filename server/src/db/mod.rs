@@ -1,6 +1,8 @@
-//! The store: PostgreSQL through diesel. Only this module (and `pg_private`) knows SQL.
+//! The store: PostgreSQL through diesel. Only this module (and `pg_private`) knows SQL, or diesel:
+//! the rest of the exchange names a [`Connection`] and a [`StoreError`], and asks [`failure`] what
+//! a failure means.
 //!
-//! Every function takes a `&mut PgConnection` and runs inside the caller's transaction, so that a
+//! Every function takes a `&mut Connection` and runs inside the caller's transaction, so that a
 //! change, its ledger entries and its audit entry commit together or not at all.
 
 pub mod audit;
@@ -30,6 +32,64 @@ pub enum Refusable<R> {
     Refused(R),
     #[error(transparent)]
     Store(#[from] diesel::result::Error),
+}
+
+/// One connection to PostgreSQL.
+pub type Connection = PgConnection;
+
+/// What a store function fails with.
+pub type StoreError = diesel::result::Error;
+
+/// No pooled connection could be had in time.
+pub type PoolError = diesel::r2d2::PoolError;
+
+/// What a store failure means to the rest of the exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The row asked for does not exist.
+    NotFound,
+    /// A balance would go below zero (the `accounts_balance_not_negative` check).
+    InsufficientFunds,
+    /// Another request took the same idempotency key at the same moment.
+    IdempotencyRace,
+    /// The connection to PostgreSQL is gone.
+    ConnectionLost,
+    /// A serializable transaction lost a race with another.
+    SerializationFailure,
+    /// PostgreSQL refused the data written (a constraint, a value out of range) or a value read
+    /// back could not be decoded: what one command brought may have caused it.
+    Refused,
+    /// Anything else: a fault of the exchange, not of a request.
+    Other,
+}
+
+/// Classifies a store failure.
+pub fn failure(error: &StoreError) -> Failure {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::NotFound => Failure::NotFound,
+        Error::DatabaseError(kind, info) => match (kind, info.constraint_name()) {
+            (DatabaseErrorKind::CheckViolation, Some("accounts_balance_not_negative")) => {
+                Failure::InsufficientFunds
+            }
+            (DatabaseErrorKind::UniqueViolation, Some(constraint))
+                if constraint.ends_with("idempotency_key") =>
+            {
+                Failure::IdempotencyRace
+            }
+            (DatabaseErrorKind::ClosedConnection, _) => Failure::ConnectionLost,
+            (DatabaseErrorKind::SerializationFailure, _) => Failure::SerializationFailure,
+            _ => Failure::Refused,
+        },
+        Error::SerializationError(_) | Error::DeserializationError(_) => Failure::Refused,
+        _ => Failure::Other,
+    }
+}
+
+/// Opens one connection of its own (the writer's, which holds the writer lock), outside any pool.
+pub fn open(database_url: &str) -> anyhow::Result<Connection> {
+    use diesel::Connection as _;
+    PgConnection::establish(database_url).context("Failed to connect to PostgreSQL")
 }
 
 /// A pool of PostgreSQL connections.

@@ -7,14 +7,15 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Int4, Numeric, Text};
 use rust_decimal::Decimal;
-use suanli_sdk::{
-    Bid, BookLevel, Contract, DataClass, Offer, OrderStatus, Side, TimeInForce, Trade, Window,
-};
+use suanli_sdk::{Bid, BookLevel, Contract, Offer, OrderStatus, Side, Trade, Window};
 use uuid::Uuid;
 
 use super::ledger::{self, LedgerTransaction, kind};
 use super::schema::{accounts, bids, contracts, offers};
-use super::types::{RESTING, StoredContractStatus, StoredOrderStatus, resting_sql};
+use super::types::{
+    RESTING, StoredContractStatus, StoredDataClass, StoredOrderStatus, StoredSide,
+    StoredTimeInForce, resting_sql,
+};
 
 /// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound parameters per statement).
 const INSERT_ROWS_MAX: usize = 1000;
@@ -83,8 +84,8 @@ pub struct BidRow {
     pub data_origin: Option<String>,
     pub max_latency_ms: Option<i32>,
     pub min_green_share: i16,
-    pub data_class: String,
-    pub time_in_force: String,
+    pub data_class: StoredDataClass,
+    pub time_in_force: StoredTimeInForce,
     pub expires_at: Option<DateTime<Utc>>,
     pub min_fill: i32,
     pub unit_hold: Decimal,
@@ -115,8 +116,8 @@ impl BidRow {
             data_origin: self.data_origin.clone(),
             max_latency_ms: self.max_latency_ms.map(|ms| ms as u32),
             min_green_share: self.min_green_share as u8,
-            data_class: DataClass::parse(&self.data_class).unwrap_or_default(),
-            time_in_force: TimeInForce::parse(&self.time_in_force).unwrap_or_default(),
+            data_class: self.data_class.0,
+            time_in_force: self.time_in_force.0,
             expires_at: self.expires_at,
             min_fill: self.min_fill as u32,
             status: self.status.0,
@@ -154,7 +155,7 @@ pub struct ContractRow {
     pub unit_price: Decimal,
     pub notional: Decimal,
     pub levy_bps: i32,
-    pub maker: String,
+    pub maker: StoredSide,
     pub status: StoredContractStatus,
     pub decisions: serde_json::Value,
     pub created_at: DateTime<Utc>,
@@ -181,11 +182,7 @@ impl ContractRow {
             unit_price: self.unit_price.normalize(),
             notional: self.notional.normalize(),
             levy_bps: self.levy_bps as u32,
-            maker: if self.maker == "bid" {
-                Side::Bid
-            } else {
-                Side::Offer
-            },
+            maker: self.maker.0,
             status: self.status.0,
             decisions: self.decisions.as_array().cloned().unwrap_or_default(),
             created_at: self.created_at,
@@ -361,7 +358,7 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
     .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.unit_price).collect::<Vec<_>>())
     .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.notional).collect::<Vec<_>>())
     .bind::<Array<Int4>, _>(rows.iter().map(|r| r.levy_bps).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(texts(|r| &r.maker))
+    .bind::<Array<Text>, _>(texts(|r| r.maker.0.as_str()))
     .bind::<Array<Text>, _>(texts(|r| r.status.0.as_str()))
     .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.decisions).collect::<Vec<_>>())
     .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
@@ -561,8 +558,16 @@ pub fn contracts_taken_by(
         .order(contracts::seq)
         .into_boxed();
     let query = match side {
-        Side::Bid => query.filter(contracts::bid_id.eq(id).and(contracts::maker.eq("offer"))),
-        Side::Offer => query.filter(contracts::offer_id.eq(id).and(contracts::maker.eq("bid"))),
+        Side::Bid => query.filter(
+            contracts::bid_id
+                .eq(id)
+                .and(contracts::maker.eq(StoredSide(Side::Offer))),
+        ),
+        Side::Offer => query.filter(
+            contracts::offer_id
+                .eq(id)
+                .and(contracts::maker.eq(StoredSide(Side::Bid))),
+        ),
     };
     query.load(connection)
 }

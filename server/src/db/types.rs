@@ -1,4 +1,4 @@
-//! The sdk's status enums as the database stores them: text columns whose values the
+//! The sdk's enums as the database stores them: text columns whose values the
 //! migrations' CHECK constraints name. Rows carry these types, never strings, so a status is
 //! written and compared as the enum everywhere, and an unknown value read back is an error, not a
 //! guess.
@@ -7,7 +7,7 @@ use diesel::deserialize::{self, FromSql};
 use diesel::pg::{Pg, PgValue};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
-use suanli_sdk::{ContractStatus, OrderStatus, WithdrawalStatus};
+use suanli_sdk::{ContractStatus, DataClass, OrderStatus, Side, TimeInForce, WithdrawalStatus};
 
 /// A stored enum: its snake_case name in a `text` column.
 macro_rules! stored {
@@ -51,6 +51,18 @@ stored!(
 stored!(
     /// A withdrawal's status.
     StoredWithdrawalStatus(WithdrawalStatus)
+);
+stored!(
+    /// How long a bid may rest.
+    StoredTimeInForce(TimeInForce)
+);
+stored!(
+    /// How sensitive the data behind a bid is.
+    StoredDataClass(DataClass)
+);
+stored!(
+    /// Which side of a contract rested first (its maker).
+    StoredSide(Side)
 );
 
 /// The statuses of resting orders as an SQL list (`'open', 'partially_filled'`), for queries

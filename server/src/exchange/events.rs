@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use suanli_sdk::{DataClass, Side, TimeInForce};
 use uuid::Uuid;
 
 /// A delivery window in an audit payload.
@@ -39,8 +40,8 @@ pub enum AuditEvent {
         hubs: Vec<String>,
         data_origin: Option<String>,
         min_green_share: i16,
-        data_class: String,
-        time_in_force: String,
+        data_class: DataClass,
+        time_in_force: TimeInForce,
         expires_at: Option<DateTime<Utc>>,
         min_fill: u32,
         hold: String,
@@ -84,7 +85,7 @@ pub enum AuditEvent {
         unit_price: String,
         notional: String,
         levy_bps: i32,
-        maker: String,
+        maker: Side,
         hold_released: String,
     },
     ParticipantSuspended {

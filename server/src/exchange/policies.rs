@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rust_decimal::Decimal;
-use suanli_sdk::Side;
 
 use crate::db::policies::{DecisionRow, FaultRecord};
 use crate::db::reference::Reference;
@@ -441,10 +440,7 @@ pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput 
         },
         offer_hub,
         origin_hub,
-        maker: match pair.maker {
-            Side::Bid => "bid".into(),
-            Side::Offer => "offer".into(),
-        },
+        maker: pair.maker,
         hours: pair.hours,
         units: pair.units,
         latency_ms,

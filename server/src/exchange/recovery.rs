@@ -1,9 +1,8 @@
 //! Recovery: the book rebuilt from the resting orders in the database, in arrival order (at start
 //! and after a failed batch), and the active policies compiled before the writer serves.
 
+use crate::db::Connection;
 use chrono::{DateTime, Utc};
-use diesel::PgConnection;
-use suanli_sdk::{DataClass, TimeInForce};
 
 use super::ExchangeConfig;
 use crate::db::orders;
@@ -20,7 +19,7 @@ pub fn hours_of(start: DateTime<Utc>, end: DateTime<Utc>) -> Hours {
 
 /// Rebuilds the engine from the resting orders in the database, in arrival order.
 pub fn load_engine(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     reference: &Reference,
     config: ExchangeConfig,
 ) -> anyhow::Result<Engine> {
@@ -81,8 +80,8 @@ pub fn load_engine(
             window: hours_of(row.window_start, row.window_end),
             limit_price: row.limit_price,
             min_green_share: row.min_green_share as u8,
-            data_class: DataClass::parse(&row.data_class).unwrap_or_default(),
-            time_in_force: TimeInForce::parse(&row.time_in_force).unwrap_or_default(),
+            data_class: row.data_class.0,
+            time_in_force: row.time_in_force.0,
             expires_at: row.expires_at.map(|at| at.timestamp()),
             min_fill: row.min_fill as u32,
             unit_hold: row.unit_hold,
@@ -102,7 +101,7 @@ pub fn load_engine(
 /// keeps them compiled in `registry`. A policy that does not compile stays out: the writer then
 /// treats it as unavailable and its hub's pairs fail closed.
 pub fn compile_active(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     host: &std::sync::Arc<PolicyHost>,
     registry: &Registry,
 ) -> anyhow::Result<()> {
@@ -122,7 +121,7 @@ pub fn compile_active(
 
 /// Loads a stored module and compiles it into `registry`.
 pub fn compile_stored(
-    connection: &mut PgConnection,
+    connection: &mut Connection,
     host: &std::sync::Arc<PolicyHost>,
     registry: &Registry,
     digest: &str,

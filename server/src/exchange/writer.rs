@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{SubsecRound, Utc};
-use diesel::{Connection, PgConnection};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -21,7 +20,7 @@ use super::recovery::{compile_active, compile_stored, load_engine};
 use super::{Command, ExchangeConfig, Outcome, Payload, Placed, Reply};
 use crate::db::audit::SYSTEM_ACTOR;
 use crate::db::reference::Reference;
-use crate::db::{orders, settlement, withdrawals};
+use crate::db::{self, Failure, StoreError, orders, settlement, withdrawals};
 use crate::error::ApiError;
 use crate::market::Engine;
 use crate::policy::{PolicyHost, PolicyKind, Registry};
@@ -30,7 +29,7 @@ use crate::telemetry::Metrics;
 pub struct Writer {
     /// The connection that holds the database's writer lock; every batch commits through it, so
     /// a writer that lost the lock (its session ended) cannot commit anything.
-    connection: PgConnection,
+    connection: db::Connection,
     registry: Arc<Registry>,
     host: Arc<PolicyHost>,
     /// Active policies found not compiled are sent here, to be compiled off the writer thread.
@@ -59,7 +58,7 @@ enum BatchError {
     #[error("this process no longer holds the writer lock")]
     Deposed,
     #[error("database: {0}")]
-    Database(#[from] diesel::result::Error),
+    Database(#[from] StoreError),
 }
 
 impl BatchError {
@@ -67,21 +66,20 @@ impl BatchError {
     /// that applying the batch in parts can isolate that command. A lost connection, a book that
     /// cannot be rebuilt or a lost lock is nobody's command: the whole batch is answered at once.
     fn may_be_one_commands_fault(&self) -> bool {
-        use diesel::result::{DatabaseErrorKind, Error};
         match self {
-            BatchError::Database(Error::DatabaseError(kind, _)) => {
-                !matches!(kind, DatabaseErrorKind::ClosedConnection)
-            }
-            BatchError::Database(Error::SerializationError(_) | Error::DeserializationError(_)) => {
-                true
-            }
+            BatchError::Database(error) => matches!(
+                db::failure(error),
+                Failure::InsufficientFunds
+                    | Failure::IdempotencyRace
+                    | Failure::SerializationFailure
+                    | Failure::Refused
+            ),
             _ => false,
         }
     }
 
     /// What the sender of a command in a failed batch is told.
     fn api_error(&self) -> ApiError {
-        use diesel::result::{DatabaseErrorKind, Error};
         match self {
             BatchError::Rebuild(_) => {
                 ApiError::unavailable("the order book is being rebuilt; retry")
@@ -91,7 +89,7 @@ impl BatchError {
                 "another exchange process now applies orders for this database",
                 5,
             ),
-            BatchError::Database(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)) => {
+            BatchError::Database(error) if db::failure(error) == Failure::ConnectionLost => {
                 ApiError::unavailable(
                     "the database connection was lost; retry with the same idempotency key",
                 )
@@ -116,7 +114,7 @@ impl Writer {
         registry: Arc<Registry>,
         leading: Arc<AtomicBool>,
     ) -> anyhow::Result<Option<Self>> {
-        let mut connection = PgConnection::establish(database_url)?;
+        let mut connection = db::open(database_url)?;
         if !orders::take_writer_lock(
             &mut connection,
             Duration::from_millis(config.writer_lock_wait_ms),
@@ -452,8 +450,7 @@ impl Writer {
         if crate::db::ping(&mut self.connection).is_err() {
             // The old session (and its lock) goes with the old connection, dropped here; the new
             // session waits a while for the lock, which the old one may still hold on the server.
-            self.connection = PgConnection::establish(&self.database_url)
-                .map_err(|error| BatchError::Rebuild(error.into()))?;
+            self.connection = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
             let wait = Duration::from_millis(self.config.writer_lock_wait_ms);
             if !orders::take_writer_lock(&mut self.connection, wait)? {
                 tracing::error!(
@@ -480,8 +477,7 @@ fn spawn_compiler(
     let (sender, receiver) = std::sync::mpsc::channel::<(String, PolicyKind)>();
     std::thread::Builder::new().name("suanli-policy-compiler".into()).spawn(move || {
         for (digest, kind) in receiver {
-            let compiled = PgConnection::establish(&database_url)
-                .map_err(anyhow::Error::from)
+            let compiled = db::open(&database_url)
                 .and_then(|mut connection| compile_stored(&mut connection, &host, &registry, &digest, kind));
             match compiled {
                 Ok(()) => tracing::info!(%digest, "active policy compiled"),

@@ -18,7 +18,6 @@ use std::time::Instant;
 use actix_web::dev::{Server, Service};
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, ResponseError, error, web};
-use diesel::PgConnection;
 use futures_util::FutureExt;
 
 use crate::auth::{IdentityCache, LoginGuard, TokenKeys};
@@ -57,7 +56,7 @@ impl AppState {
     pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
+        F: FnOnce(&mut crate::db::Connection) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.pool.clone();
         web::block(move || {

@@ -57,8 +57,8 @@ pub struct PolicyInput {
     pub bid: BidFacts,
     pub offer_hub: HubFacts,
     pub origin_hub: Option<HubFacts>,
-    /// `bid` or `offer`: which side rested first.
-    pub maker: String,
+    /// Which side rested first.
+    pub maker: suanli_sdk::Side,
     pub hours: u32,
     pub units: u32,
     pub latency_ms: Option<u32>,
@@ -123,10 +123,9 @@ impl PolicyInput {
             },
             offer_hub: hub_to_wit(&self.offer_hub),
             origin_hub: self.origin_hub.as_ref().map(hub_to_wit),
-            maker: if self.maker == "bid" {
-                wit::Side::Bid
-            } else {
-                wit::Side::Offer
+            maker: match self.maker {
+                suanli_sdk::Side::Bid => wit::Side::Bid,
+                suanli_sdk::Side::Offer => wit::Side::Offer,
             },
             hours: self.hours,
             units: self.units,

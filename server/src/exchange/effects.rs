@@ -22,7 +22,7 @@ use crate::db::settlement;
 use crate::db::types::{StoredContractStatus, StoredWithdrawalStatus};
 use crate::db::withdrawals::WithdrawalRow;
 use crate::error::ApiError;
-use crate::market::{Engine, Fill, Removal, RemovalReason};
+use crate::market::{BidOutcome, BidSpec, Engine, Fill, Removal, RemovalReason};
 use crate::rules;
 
 /// What the batch needs from the database, read before matching.
@@ -313,6 +313,50 @@ impl<'a> Effects<'a> {
                 "the bid expired before it could be placed",
             ));
         }
+        let hold = self.hold(request)?;
+        policies.begin_order();
+        let judged = policies.decisions.len();
+        let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), policies);
+        let denials = compliance_denials(request.spec.id, "bid", &policies.decisions[judged..]);
+        let mut reasons = outcome.reasons.clone();
+        if outcome.state.status != suanli_sdk::OrderStatus::Filled {
+            self.note_latency(engine, request, &mut reasons);
+        }
+        let reasons = self.wire_reasons(reasons);
+        self.reads
+            .seen_bids
+            .insert(key, (request.spec.id, request.request_hash.clone()));
+        let spec = &request.spec;
+        let row = bid_row(request, &outcome, &reasons, self.now);
+        self.audit_bid_accepted(&row, spec.min_fill, hold);
+        if let Some(denials) = denials {
+            self.audit(SYSTEM_ACTOR.to_owned(), denials);
+        }
+        let bid_wire = row.to_wire();
+        self.writes.new_bids.push(row);
+        let contracts = outcome
+            .fills
+            .iter()
+            .map(|fill| self.fill(fill, request.data_origin.clone()))
+            .collect();
+        if outcome.hold_released > Decimal::ZERO {
+            self.release(buyer, spec.id, outcome.hold_released);
+            self.audit_bid_unfilled(spec, &outcome);
+        }
+        let mut bid = bid_wire;
+        if !bid.status.is_resting() {
+            bid.held = Decimal::ZERO;
+        }
+        Ok(Placed::New(PlacedBid {
+            bid,
+            contracts,
+            reasons,
+        }))
+    }
+
+    /// Moves what `request` holds from its buyer's available money to held money, or refuses it.
+    fn hold(&mut self, request: &BidRequest) -> Result<Decimal, ApiError> {
+        let buyer = request.spec.buyer;
         let hold = request.hold();
         let available = self
             .reads
@@ -341,53 +385,16 @@ impl<'a> Effects<'a> {
                 ),
             ],
         );
+        Ok(hold)
+    }
 
-        policies.begin_order();
-        let judged = policies.decisions.len();
-        let outcome = engine.submit_bid(request.spec.clone(), self.now.timestamp(), policies);
-        let denials = compliance_denials(request.spec.id, "bid", &policies.decisions[judged..]);
-        let mut reasons = outcome.reasons.clone();
-        if outcome.state.status != suanli_sdk::OrderStatus::Filled {
-            self.note_latency(engine, request, &mut reasons);
-        }
-        let reasons = self.wire_reasons(reasons);
-        self.reads
-            .seen_bids
-            .insert(key, (request.spec.id, request.request_hash.clone()));
-        let spec = &request.spec;
-        let row = BidRow {
-            id: spec.id,
-            seq: outcome.state.seq as i64,
-            buyer_id: buyer,
-            skus: request.sku_codes.clone(),
-            quantity: spec.quantity as i32,
-            window_start: request.window.start,
-            window_end: request.window.end,
-            limit_price: spec.limit_price,
-            hubs: request.hub_codes.clone(),
-            requested_hubs: request.requested_hubs.clone(),
-            data_origin: request.data_origin.clone(),
-            max_latency_ms: request.max_latency_ms.map(|ms| ms as i32),
-            min_green_share: i16::from(spec.min_green_share),
-            data_class: spec.data_class.into(),
-            time_in_force: spec.time_in_force.into(),
-            expires_at: request.expires_at,
-            min_fill: outcome.state.min_fill as i32,
-            unit_hold: spec.unit_hold,
-            status: outcome.state.status.into(),
-            remaining: outcome.state.remaining as i32,
-            idempotency_key: request.idempotency_key.clone(),
-            request_hash: request.request_hash.clone(),
-            created_at: self.now,
-            updated_at: self.now,
-            reasons: serde_json::to_value(&reasons).unwrap_or_else(|_| serde_json::json!([])),
-        };
+    fn audit_bid_accepted(&mut self, row: &BidRow, min_fill: u32, hold: Decimal) {
         self.audit(
-            buyer.to_string(),
+            row.buyer_id.to_string(),
             AuditEvent::BidAccepted {
                 bid_id: row.id,
                 seq: row.seq,
-                buyer_id: buyer,
+                buyer_id: row.buyer_id,
                 skus: row.skus.clone(),
                 quantity: row.quantity,
                 window: WindowFields {
@@ -401,47 +408,29 @@ impl<'a> Effects<'a> {
                 data_class: row.data_class.0,
                 time_in_force: row.time_in_force.0,
                 expires_at: row.expires_at,
-                min_fill: spec.min_fill,
+                min_fill,
                 hold: hold.to_string(),
             },
         );
-        if let Some(denials) = denials {
-            self.audit(SYSTEM_ACTOR.to_owned(), denials);
-        }
-        let bid_wire = row.to_wire();
-        self.writes.new_bids.push(row);
-        let contracts = outcome
-            .fills
-            .iter()
-            .map(|fill| self.fill(fill, request.data_origin.clone()))
-            .collect();
-        if outcome.hold_released > Decimal::ZERO {
-            self.release(buyer, spec.id, outcome.hold_released);
-            let expired = outcome.state.status == suanli_sdk::OrderStatus::Expired;
-            self.audit(
-                buyer.to_string(),
-                AuditEvent::BidUnfilled {
-                    bid_id: spec.id,
-                    reason: if expired {
-                        "window_started"
-                    } else {
-                        unfilled_reason(spec.time_in_force)
-                    },
-                    expired,
-                    unfilled: spec.quantity - outcome.fills.iter().map(|f| f.units).sum::<u32>(),
-                    hold_released: outcome.hold_released.to_string(),
+    }
+
+    /// The unfilled rest of a bid that does not rest: why, and what its buyer got back.
+    fn audit_bid_unfilled(&mut self, spec: &BidSpec, outcome: &BidOutcome) {
+        let expired = outcome.state.status == suanli_sdk::OrderStatus::Expired;
+        self.audit(
+            spec.buyer.to_string(),
+            AuditEvent::BidUnfilled {
+                bid_id: spec.id,
+                reason: if expired {
+                    "window_started"
+                } else {
+                    unfilled_reason(spec.time_in_force)
                 },
-            );
-        }
-        let mut bid = bid_wire;
-        if !bid.status.is_resting() {
-            bid.held = Decimal::ZERO;
-        }
-        Ok(Placed::New(PlacedBid {
-            bid,
-            contracts,
-            reasons,
-        }))
+                expired,
+                unfilled: spec.quantity - outcome.fills.iter().map(|f| f.units).sum::<u32>(),
+                hold_released: outcome.hold_released.to_string(),
+            },
+        );
     }
 
     /// What a bid would get now: the same checks and the same engine plan as
@@ -869,4 +858,42 @@ fn hour_start(hour: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(hour * 3600, 0)
         .single()
         .expect("hours come from valid windows")
+}
+
+/// The row of a bid as the engine left it.
+fn bid_row(
+    request: &BidRequest,
+    outcome: &BidOutcome,
+    reasons: &[suanli_sdk::Reason],
+    now: DateTime<Utc>,
+) -> BidRow {
+    let spec = &request.spec;
+    BidRow {
+        id: spec.id,
+        seq: outcome.state.seq as i64,
+        buyer_id: spec.buyer,
+
+        skus: request.sku_codes.clone(),
+        quantity: spec.quantity as i32,
+        window_start: request.window.start,
+        window_end: request.window.end,
+        limit_price: spec.limit_price,
+        hubs: request.hub_codes.clone(),
+        requested_hubs: request.requested_hubs.clone(),
+        data_origin: request.data_origin.clone(),
+        max_latency_ms: request.max_latency_ms.map(|ms| ms as i32),
+        min_green_share: i16::from(spec.min_green_share),
+        data_class: spec.data_class.into(),
+        time_in_force: spec.time_in_force.into(),
+        expires_at: request.expires_at,
+        min_fill: outcome.state.min_fill as i32,
+        unit_hold: spec.unit_hold,
+        status: outcome.state.status.into(),
+        remaining: outcome.state.remaining as i32,
+        idempotency_key: request.idempotency_key.clone(),
+        request_hash: request.request_hash.clone(),
+        created_at: now,
+        updated_at: now,
+        reasons: serde_json::to_value(reasons).unwrap_or_else(|_| serde_json::json!([])),
+    }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::db::reference::Reference;
 use crate::error::ApiError;
-use crate::market::{BidSpec, Hours, HubSet, OfferSpec, money};
+use crate::market::{BidSpec, Hours, HubId, HubSet, OfferSpec, SkuId, money};
 use crate::validate;
 
 /// Longest delivery window: 90 days.
@@ -185,25 +185,7 @@ pub fn bid(
 ) -> Result<BidRequest, ApiError> {
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
-    if new.skus.is_empty() || new.skus.len() > BID_SKUS_MAX {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            format!("`skus` must name 1 to {BID_SKUS_MAX} SKUs"),
-        ));
-    }
-    let mut skus = Vec::with_capacity(new.skus.len());
-    for code in &new.skus {
-        let sku = reference
-            .sku_id(code)
-            .ok_or_else(|| unknown_sku(reference, code))?;
-        if skus.contains(&sku) {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("`skus` names `{code}` twice"),
-            ));
-        }
-        skus.push(sku);
-    }
+    let skus = bid_skus(reference, &new.skus)?;
     let hours = window(new.window, now)?;
     quantity(new.quantity)?;
     let limit_price = price("limit_price", new.limit_price)?;
@@ -215,34 +197,7 @@ pub fn bid(
         ));
     }
     let time_in_force = new.time_in_force.unwrap_or_default();
-    let expires_at = match (time_in_force, new.expires_at) {
-        (TimeInForce::Gtd, None) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "a GTD bid needs `expires_at`",
-            ));
-        }
-        (TimeInForce::Gtd, Some(at)) if !within_years(at) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                format!("`expires_at` must lie in the years {YEAR_MIN}–{YEAR_MAX}"),
-            ));
-        }
-        (TimeInForce::Gtd, Some(at)) if at <= now => {
-            return Err(ApiError::unprocessable(
-                "expiry_passed",
-                "`expires_at` is not in the future",
-            ));
-        }
-        (TimeInForce::Gtd, Some(at)) => Some(at),
-        (_, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "invalid_field",
-                "only GTD bids take `expires_at`",
-            ));
-        }
-        (_, None) => None,
-    };
+    let expires_at = expiry(time_in_force, new.expires_at, now)?;
     let min_fill = new.min_fill.unwrap_or(1);
     if min_fill == 0 || min_fill > new.quantity {
         return Err(ApiError::bad_request(
@@ -250,7 +205,111 @@ pub fn bid(
             "`min_fill` must be between 1 and `quantity`",
         ));
     }
+    let places = bid_places(reference, &new)?;
+    let unit_hold = money::unit_hold(limit_price, hours.len());
+    if unit_hold * Decimal::from(new.quantity) > validate::DEPOSIT_AMOUNT_CNY_MAX {
+        return Err(ApiError::unprocessable(
+            "order_too_large",
+            "the bid would hold more than 10^12 CNY",
+        ));
+    }
+    Ok(BidRequest {
+        spec: BidSpec {
+            id: Uuid::new_v4(),
+            buyer,
+            skus,
+            hubs: places.eligible,
+            data_origin: places.data_origin,
+            quantity: new.quantity,
+            window: hours,
+            limit_price,
+            min_green_share,
+            data_class: new.data_class.unwrap_or(DataClass::General),
+            time_in_force,
+            expires_at: expires_at.map(|at| at.timestamp()),
+            min_fill,
+            unit_hold,
+        },
+        window: new.window,
+        sku_codes: new.skus,
+        hub_codes: places
+            .eligible
+            .iter()
+            .map(|hub| reference.hub_by_id(hub).code.clone())
+            .collect(),
+        requested_hubs: new.hubs,
+        data_origin: new.data_origin,
+        max_latency_ms: new.max_latency_ms,
+        expires_at,
+        idempotency_key: new.idempotency_key,
+        request_hash,
+        latency_excluded: HubSet(places.asked.0 & !places.eligible.0),
+    })
+}
 
+/// The SKUs a bid accepts, as ids: 1 to [`BID_SKUS_MAX`] known codes, none twice.
+fn bid_skus(reference: &Reference, codes: &[String]) -> Result<Vec<SkuId>, ApiError> {
+    if codes.is_empty() || codes.len() > BID_SKUS_MAX {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`skus` must name 1 to {BID_SKUS_MAX} SKUs"),
+        ));
+    }
+    let mut skus = Vec::with_capacity(codes.len());
+    for code in codes {
+        let sku = reference
+            .sku_id(code)
+            .ok_or_else(|| unknown_sku(reference, code))?;
+        if skus.contains(&sku) {
+            return Err(ApiError::bad_request(
+                "invalid_field",
+                format!("`skus` names `{code}` twice"),
+            ));
+        }
+        skus.push(sku);
+    }
+    Ok(skus)
+}
+
+/// When a bid expires: only a GTD bid has (and must have) an expiry, in the future.
+fn expiry(
+    time_in_force: TimeInForce,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    match (time_in_force, expires_at) {
+        (TimeInForce::Gtd, None) => Err(ApiError::bad_request(
+            "invalid_field",
+            "a GTD bid needs `expires_at`",
+        )),
+        (TimeInForce::Gtd, Some(at)) if !within_years(at) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("`expires_at` must lie in the years {YEAR_MIN}–{YEAR_MAX}"),
+        )),
+        (TimeInForce::Gtd, Some(at)) if at <= now => Err(ApiError::unprocessable(
+            "expiry_passed",
+            "`expires_at` is not in the future",
+        )),
+        (TimeInForce::Gtd, Some(at)) => Ok(Some(at)),
+        (_, Some(_)) => Err(ApiError::bad_request(
+            "invalid_field",
+            "only GTD bids take `expires_at`",
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+/// Where a bid may run.
+struct BidPlaces {
+    /// The hubs it named (all when it named none).
+    asked: HubSet,
+    /// Those of them within `max_latency_ms` of its data's origin.
+    eligible: HubSet,
+    data_origin: Option<HubId>,
+}
+
+/// Resolves a bid's hubs and data origin, and keeps the hubs its latency bound allows.
+fn bid_places(reference: &Reference, new: &NewBid) -> Result<BidPlaces, ApiError> {
     let data_origin = match &new.data_origin {
         Some(code) => Some(
             reference
@@ -274,7 +333,7 @@ pub fn bid(
             format!("`max_latency_ms` must be 1 to {LATENCY_MS_MAX}"),
         ));
     }
-    let mut hubs = HubSet::default();
+    let mut asked = HubSet::default();
     match &new.hubs {
         Some(codes) if codes.is_empty() => {
             return Err(ApiError::bad_request(
@@ -287,77 +346,43 @@ pub fn bid(
                 let hub = reference
                     .hub_id(code)
                     .ok_or_else(|| unknown_hub(reference, code))?;
-                if hubs.contains(hub) {
+                if asked.contains(hub) {
                     return Err(ApiError::bad_request(
                         "invalid_field",
                         format!("`hubs` names `{code}` twice"),
                     ));
                 }
-                hubs = hubs.with(hub);
+                asked = asked.with(hub);
             }
         }
         None => {
             for index in 0..reference.hubs.len() {
-                hubs = hubs.with(index as u8);
+                asked = asked.with(index as u8);
             }
         }
     }
-    let asked = hubs;
+    let mut eligible = asked;
     if let (Some(origin), Some(bound)) = (&new.data_origin, new.max_latency_ms) {
-        for hub in hubs.iter() {
+        for hub in asked.iter() {
             let code = &reference.hub_by_id(hub).code;
             if reference
                 .latency_ms(origin, code)
                 .is_none_or(|latency| latency > bound)
             {
-                hubs = HubSet(hubs.0 & !(1 << hub));
+                eligible = HubSet(eligible.0 & !(1 << hub));
             }
         }
     }
-    if hubs.is_empty() {
+    if eligible.is_empty() {
         return Err(ApiError::unprocessable(
             "no_eligible_hub",
             "no hub satisfies `hubs` and `max_latency_ms`",
         ));
     }
-
-    let unit_hold = money::unit_hold(limit_price, hours.len());
-    if unit_hold * Decimal::from(new.quantity) > validate::DEPOSIT_AMOUNT_CNY_MAX {
-        return Err(ApiError::unprocessable(
-            "order_too_large",
-            "the bid would hold more than 10^12 CNY",
-        ));
-    }
-    Ok(BidRequest {
-        spec: BidSpec {
-            id: Uuid::new_v4(),
-            buyer,
-            skus,
-            hubs,
-            data_origin,
-            quantity: new.quantity,
-            window: hours,
-            limit_price,
-            min_green_share,
-            data_class: new.data_class.unwrap_or(DataClass::General),
-            time_in_force,
-            expires_at: expires_at.map(|at| at.timestamp()),
-            min_fill,
-            unit_hold,
-        },
-        window: new.window,
-        sku_codes: new.skus,
-        hub_codes: hubs
-            .iter()
-            .map(|hub| reference.hub_by_id(hub).code.clone())
-            .collect(),
-        requested_hubs: new.hubs,
-        data_origin: new.data_origin,
-        max_latency_ms: new.max_latency_ms,
-        expires_at,
-        idempotency_key: new.idempotency_key,
-        request_hash,
-        latency_excluded: HubSet(asked.0 & !hubs.0),
+    Ok(BidPlaces {
+        asked,
+        eligible,
+        data_origin,
     })
 }
 

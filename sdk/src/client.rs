@@ -7,7 +7,11 @@ use uuid::Uuid;
 
 use crate::audit::ChainVerifier;
 use crate::error::Error;
+use crate::paged::Paged;
 use crate::types::*;
+
+/// The largest page the exchange serves.
+pub const PAGE_MAX: u32 = 500;
 
 /// Attempts of a retried request, the first included.
 const RETRY_ATTEMPTS_MAX: u32 = 4;
@@ -257,32 +261,45 @@ impl Client {
             .await
     }
 
+    /// The offers the caller may see, newest first, read lazily `page_size` at a time.
+    pub fn offers_paged(&self, status: Option<OrderStatus>, page_size: u32) -> Paged<'_, Offer> {
+        Paged::new(
+            move |cursor| async move { self.offers(status, cursor.as_deref(), page_size).await },
+        )
+    }
+
     /// Every offer the caller may see (all pages), newest first.
     pub async fn all_offers(&self, status: Option<OrderStatus>) -> Result<Vec<Offer>, Error> {
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.offers(status, cursor.as_deref(), 500).await?;
-            all.extend(page.items);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.offers_paged(status, PAGE_MAX).collect().await
+    }
+
+    /// The bids the caller may see, newest first, read lazily `page_size` at a time.
+    pub fn bids_paged(&self, status: Option<OrderStatus>, page_size: u32) -> Paged<'_, Bid> {
+        Paged::new(
+            move |cursor| async move { self.bids(status, cursor.as_deref(), page_size).await },
+        )
     }
 
     /// Every bid the caller may see (all pages), newest first.
     pub async fn all_bids(&self, status: Option<OrderStatus>) -> Result<Vec<Bid>, Error> {
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.bids(status, cursor.as_deref(), 500).await?;
-            all.extend(page.items);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
+        self.bids_paged(status, PAGE_MAX).collect().await
+    }
+
+    /// The contracts the caller may see, newest first, read lazily `page_size` at a time.
+    pub fn contracts_paged(
+        &self,
+        hub: Option<&str>,
+        sku: Option<&str>,
+        page_size: u32,
+    ) -> Paged<'_, Contract> {
+        let (hub, sku) = (hub.map(str::to_owned), sku.map(str::to_owned));
+        Paged::new(move |cursor| {
+            let (hub, sku) = (hub.clone(), sku.clone());
+            async move {
+                self.contracts(hub.as_deref(), sku.as_deref(), cursor.as_deref(), page_size)
+                    .await
             }
-        }
+        })
     }
 
     /// Every contract the caller may see (all pages), newest first.
@@ -291,16 +308,7 @@ impl Client {
         hub: Option<&str>,
         sku: Option<&str>,
     ) -> Result<Vec<Contract>, Error> {
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self.contracts(hub, sku, cursor.as_deref(), 500).await?;
-            all.extend(page.items);
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
-            }
-        }
+        self.contracts_paged(hub, sku, PAGE_MAX).collect().await
     }
 
     /// `POST /v1/bids` (buyer): holds the money, matches at once, rests the rest (GTC/GTD).
@@ -405,9 +413,10 @@ impl Client {
         &self,
         status: Option<WithdrawalStatus>,
     ) -> Result<Vec<Withdrawal>, Error> {
-        collect_pages(
-            |cursor| async move { self.withdrawals(status, cursor.as_deref(), 500).await },
-        )
+        Paged::new(move |cursor| async move {
+            self.withdrawals(status, cursor.as_deref(), PAGE_MAX).await
+        })
+        .collect()
         .await
     }
 
@@ -459,9 +468,10 @@ impl Client {
         from: Option<chrono::DateTime<chrono::Utc>>,
         to: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Vec<StatementEntry>, Error> {
-        collect_pages(
-            |cursor| async move { self.statement(from, to, cursor.as_deref(), 500).await },
-        )
+        Paged::new(move |cursor| async move {
+            self.statement(from, to, cursor.as_deref(), PAGE_MAX).await
+        })
+        .collect()
         .await
     }
 
@@ -803,24 +813,6 @@ fn segment(text: &str) -> String {
             other => format!("%{other:02X}"),
         })
         .collect()
-}
-
-/// Every item of a paged list: `page` fetches the page after a cursor.
-async fn collect_pages<T, F, Fut>(mut page: F) -> Result<Vec<T>, Error>
-where
-    F: FnMut(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<Page<T>, Error>>,
-{
-    let mut all = Vec::new();
-    let mut cursor = None;
-    loop {
-        let this = page(cursor.take()).await?;
-        all.extend(this.items);
-        match this.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(all),
-        }
-    }
 }
 
 fn list_query(

@@ -33,8 +33,10 @@ pub mod audit;
 pub mod client;
 pub mod decimal;
 pub mod error;
+pub mod paged;
 pub mod types;
 
 pub use client::{AuditFilter, Client, ExportFormat};
 pub use error::Error;
+pub use paged::Paged;
 pub use types::*;

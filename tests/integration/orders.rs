@@ -635,6 +635,18 @@ async fn order_lists_page_through_the_callers_own_orders() {
     }
     placed.reverse();
     assert_eq!(seen, placed, "newest first, own bids only");
+    // The sdk's lazy list reads the same pages as they are needed.
+    let mut lazily = buyer.bids_paged(None, 2);
+    let mut first_three = Vec::new();
+    for _ in 0..3 {
+        first_three.push(lazily.next().await.unwrap().unwrap().id);
+    }
+    assert_eq!(first_three, placed[..3]);
+    let rest = lazily.collect().await.unwrap();
+    assert_eq!(
+        rest.iter().map(|bid| bid.id).collect::<Vec<_>>(),
+        placed[3..]
+    );
     assert_eq!(
         regulator
             .bids(Some(OrderStatus::Open), None, 100)

@@ -520,24 +520,6 @@ pub fn last_seq(connection: &mut PgConnection) -> QueryResult<i64> {
     Ok(offers.unwrap_or(0).max(bids.unwrap_or(0)))
 }
 
-/// One offer.
-pub fn offer(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<OfferRow>> {
-    offers::table
-        .find(id)
-        .select(OfferRow::as_select())
-        .first(connection)
-        .optional()
-}
-
-/// One bid.
-pub fn bid(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<BidRow>> {
-    bids::table
-        .find(id)
-        .select(BidRow::as_select())
-        .first(connection)
-        .optional()
-}
-
 /// One contract.
 pub fn contract(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<ContractRow>> {
     contracts::table
@@ -572,55 +554,91 @@ pub fn contracts_taken_by(
     query.load(connection)
 }
 
-/// A page of offers, newest first: `owner` = None lists everyone's.
-pub fn list_offers(
-    connection: &mut PgConnection,
-    owner: Option<Uuid>,
-    status: Option<OrderStatus>,
-    before_seq: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<OfferRow>> {
-    let mut query = offers::table
-        .select(OfferRow::as_select())
-        .order(offers::seq.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(owner) = owner {
-        query = query.filter(offers::provider_id.eq(owner));
-    }
-    if let Some(status) = status {
-        query = query.filter(offers::status.eq(StoredOrderStatus(status)));
-    }
-    if let Some(before) = before_seq {
-        query = query.filter(offers::seq.lt(before));
-    }
-    query.load(connection)
+/// What offers and bids have in common as stored: who placed them, where they stand, how they are
+/// read one at a time and a page at a time. One table per side; everything else is shared.
+pub trait StoredOrder: Sized + Send + 'static {
+    /// Which side of the book this is.
+    const SIDE: Side;
+    /// How the API shows it.
+    type Wire: serde::Serialize;
+    /// The participant who placed it (a provider or a buyer).
+    fn owner(&self) -> Uuid;
+    /// Its place in the sequence of orders.
+    fn seq(&self) -> i64;
+    fn status(&self) -> OrderStatus;
+    fn to_wire(&self) -> Self::Wire;
+    /// One order.
+    fn load(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<Self>>;
+    /// A page, newest first: `owner` = None lists everyone's.
+    fn list(
+        connection: &mut PgConnection,
+        owner: Option<Uuid>,
+        status: Option<OrderStatus>,
+        before_seq: Option<i64>,
+        limit: i64,
+    ) -> QueryResult<Vec<Self>>;
 }
 
-/// A page of bids, newest first: `owner` = None lists everyone's.
-pub fn list_bids(
-    connection: &mut PgConnection,
-    owner: Option<Uuid>,
-    status: Option<OrderStatus>,
-    before_seq: Option<i64>,
-    limit: i64,
-) -> QueryResult<Vec<BidRow>> {
-    let mut query = bids::table
-        .select(BidRow::as_select())
-        .order(bids::seq.desc())
-        .limit(limit)
-        .into_boxed();
-    if let Some(owner) = owner {
-        query = query.filter(bids::buyer_id.eq(owner));
-    }
-    if let Some(status) = status {
-        query = query.filter(bids::status.eq(StoredOrderStatus(status)));
-    }
-    if let Some(before) = before_seq {
-        query = query.filter(bids::seq.lt(before));
-    }
-    query.load(connection)
+/// [`StoredOrder`] for one side: its row, table and owner column.
+macro_rules! stored_order {
+    ($row:ident, $side:expr, $wire:ty, $table:ident, $owner:ident) => {
+        impl StoredOrder for $row {
+            const SIDE: Side = $side;
+            type Wire = $wire;
+
+            fn owner(&self) -> Uuid {
+                self.$owner
+            }
+
+            fn seq(&self) -> i64 {
+                self.seq
+            }
+
+            fn status(&self) -> OrderStatus {
+                self.status.0
+            }
+
+            fn to_wire(&self) -> $wire {
+                $row::to_wire(self)
+            }
+
+            fn load(connection: &mut PgConnection, id: Uuid) -> QueryResult<Option<Self>> {
+                $table::table
+                    .find(id)
+                    .select($row::as_select())
+                    .first(connection)
+                    .optional()
+            }
+
+            fn list(
+                connection: &mut PgConnection,
+                owner: Option<Uuid>,
+                status: Option<OrderStatus>,
+                before_seq: Option<i64>,
+                limit: i64,
+            ) -> QueryResult<Vec<Self>> {
+                let mut query = $table::table
+                    .select($row::as_select())
+                    .order($table::seq.desc())
+                    .limit(limit)
+                    .into_boxed();
+                if let Some(owner) = owner {
+                    query = query.filter($table::$owner.eq(owner));
+                }
+                if let Some(status) = status {
+                    query = query.filter($table::status.eq(StoredOrderStatus(status)));
+                }
+                if let Some(before) = before_seq {
+                    query = query.filter($table::seq.lt(before));
+                }
+                query.load(connection)
+            }
+        }
+    };
 }
+
+stored_order!(OfferRow, Side::Offer, Offer, offers, provider_id);
+stored_order!(BidRow, Side::Bid, Bid, bids, buyer_id);
 
 /// Filters of a contract listing.
 #[derive(Debug, Default, Clone)]

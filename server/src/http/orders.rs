@@ -5,14 +5,14 @@ use chrono::Utc;
 use serde::Deserialize;
 use suanli_sdk::{
     Bid, Contract, ErrorBody, MarketBook, NewBid, NewDelivery, NewOffer, Offer, OrderStatus, Page,
-    PlacedBid, PlacedOffer, Settlement, Side, Trade,
+    PlacedBid, PlacedOffer, Settlement, Trade,
 };
 use uuid::Uuid;
 
 use super::{AppState, ok};
 use crate::access::{Action, authorize, listing_scope};
 use crate::auth::Caller;
-use crate::db::orders::{self, ContractFilter};
+use crate::db::orders::{self, BidRow, ContractFilter, OfferRow, StoredOrder};
 use crate::db::regulator;
 use crate::error::ApiError;
 use crate::exchange::{Placed, requests};
@@ -85,9 +85,9 @@ pub async fn place_offer(
         Placed::Existing(id) => {
             state
                 .db(move |connection| {
-                    let offer = orders::offer(connection, id)?
+                    let offer = OfferRow::load(connection, id)?
                         .ok_or_else(|| ApiError::not_found("no such offer"))?;
-                    let contracts = orders::contracts_taken_by(connection, Side::Offer, id)?;
+                    let contracts = orders::contracts_taken_by(connection, OfferRow::SIDE, id)?;
                     Ok(PlacedOffer {
                         offer: offer.to_wire(),
                         contracts: contracts.iter().map(|c| c.to_wire()).collect(),
@@ -115,9 +115,9 @@ pub async fn place_bid(
         Placed::Existing(id) => {
             state
                 .db(move |connection| {
-                    let bid = orders::bid(connection, id)?
+                    let bid = BidRow::load(connection, id)?
                         .ok_or_else(|| ApiError::not_found("no such bid"))?;
-                    let contracts = orders::contracts_taken_by(connection, Side::Bid, id)?;
+                    let contracts = orders::contracts_taken_by(connection, BidRow::SIDE, id)?;
                     let bid = bid.to_wire();
                     Ok(PlacedBid {
                         reasons: bid.reasons.clone(),
@@ -139,15 +139,7 @@ pub async fn get_offer(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let offer = load_offer(&state, path.into_inner()).await?;
-    authorize(
-        &caller,
-        Action::Read {
-            party: offer.provider_id,
-            other_party: None,
-        },
-    )?;
-    Ok(ok(&offer.to_wire()))
+    get_order::<OfferRow>(&state, &caller, path.into_inner()).await
 }
 
 /// One bid (its buyer, regulators).
@@ -158,15 +150,7 @@ pub async fn get_bid(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let bid = load_bid(&state, path.into_inner()).await?;
-    authorize(
-        &caller,
-        Action::Read {
-            party: bid.buyer_id,
-            other_party: None,
-        },
-    )?;
-    Ok(ok(&bid.to_wire()))
+    get_order::<BidRow>(&state, &caller, path.into_inner()).await
 }
 
 /// Cancels the unfilled part of an offer (its provider).
@@ -177,20 +161,7 @@ pub async fn cancel_offer(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let offer = load_offer(&state, id).await?;
-    authorize(
-        &caller,
-        Action::Cancel {
-            owner: offer.provider_id,
-        },
-    )?;
-    ensure_resting(offer.status.0)?;
-    state
-        .exchange
-        .cancel(caller.id, Side::Offer, offer.seq as u64)
-        .await?;
-    Ok(ok(&load_offer(&state, id).await?.to_wire()))
+    cancel_order::<OfferRow>(&state, &caller, path.into_inner()).await
 }
 
 /// Cancels the unfilled part of a bid and releases its hold (its buyer).
@@ -201,20 +172,7 @@ pub async fn cancel_bid(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
-    let bid = load_bid(&state, id).await?;
-    authorize(
-        &caller,
-        Action::Cancel {
-            owner: bid.buyer_id,
-        },
-    )?;
-    ensure_resting(bid.status.0)?;
-    state
-        .exchange
-        .cancel(caller.id, Side::Bid, bid.seq as u64)
-        .await?;
-    Ok(ok(&load_bid(&state, id).await?.to_wire()))
+    cancel_order::<BidRow>(&state, &caller, path.into_inner()).await
 }
 
 /// The caller's offers, newest first (regulators: everyone's).
@@ -225,23 +183,7 @@ pub async fn list_offers(
     caller: Caller,
     query: web::Query<OrderListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&caller, Action::ListOwnOrEverything)?;
-    let owner = listing_scope(&caller);
-    let limit = validate::page_limit(query.limit, 100)?;
-    let before = cursor(query.cursor.as_deref())?;
-    let status = query.status;
-    let rows = state
-        .db(move |connection| {
-            Ok(orders::list_offers(
-                connection,
-                owner,
-                status,
-                before,
-                i64::from(limit),
-            )?)
-        })
-        .await?;
-    Ok(page(rows, limit, |row| row.seq, |row| row.to_wire()))
+    list_orders::<OfferRow>(&state, &caller, &query).await
 }
 
 /// The caller's bids, newest first (regulators: everyone's).
@@ -252,23 +194,7 @@ pub async fn list_bids(
     caller: Caller,
     query: web::Query<OrderListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(&caller, Action::ListOwnOrEverything)?;
-    let owner = listing_scope(&caller);
-    let limit = validate::page_limit(query.limit, 100)?;
-    let before = cursor(query.cursor.as_deref())?;
-    let status = query.status;
-    let rows = state
-        .db(move |connection| {
-            Ok(orders::list_bids(
-                connection,
-                owner,
-                status,
-                before,
-                i64::from(limit),
-            )?)
-        })
-        .await?;
-    Ok(page(rows, limit, |row| row.seq, |row| row.to_wire()))
+    list_orders::<BidRow>(&state, &caller, &query).await
 }
 
 /// One contract (its buyer and provider, regulators).
@@ -408,18 +334,73 @@ pub async fn trades(
     Ok(ok(&trades))
 }
 
-async fn load_offer(state: &AppState, id: Uuid) -> Result<orders::OfferRow, ApiError> {
-    state
-        .db(move |connection| {
-            orders::offer(connection, id)?.ok_or_else(|| ApiError::not_found("no such order"))
-        })
-        .await
+/// One order, shown to its owner and regulators.
+async fn get_order<O: StoredOrder>(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<HttpResponse, ApiError> {
+    let order = load_order::<O>(state, id).await?;
+    authorize(
+        caller,
+        Action::Read {
+            party: order.owner(),
+            other_party: None,
+        },
+    )?;
+    Ok(ok(&order.to_wire()))
 }
 
-async fn load_bid(state: &AppState, id: Uuid) -> Result<orders::BidRow, ApiError> {
+/// Cancels the unfilled part of its owner's resting order; answers the order as it is then.
+async fn cancel_order<O: StoredOrder>(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<HttpResponse, ApiError> {
+    let order = load_order::<O>(state, id).await?;
+    authorize(
+        caller,
+        Action::Cancel {
+            owner: order.owner(),
+        },
+    )?;
+    ensure_resting(order.status())?;
+    state
+        .exchange
+        .cancel(caller.id, O::SIDE, order.seq() as u64)
+        .await?;
+    Ok(ok(&load_order::<O>(state, id).await?.to_wire()))
+}
+
+/// A page of the caller's orders of one side, newest first (regulators: everyone's).
+async fn list_orders<O: StoredOrder>(
+    state: &AppState,
+    caller: &Caller,
+    query: &OrderListQuery,
+) -> Result<HttpResponse, ApiError> {
+    authorize(caller, Action::ListOwnOrEverything)?;
+    let owner = listing_scope(caller);
+    let limit = validate::page_limit(query.limit, 100)?;
+    let before = cursor(query.cursor.as_deref())?;
+    let status = query.status;
+    let rows = state
+        .db(move |connection| {
+            Ok(O::list(
+                connection,
+                owner,
+                status,
+                before,
+                i64::from(limit),
+            )?)
+        })
+        .await?;
+    Ok(page(rows, limit, O::seq, |row| row.to_wire()))
+}
+
+async fn load_order<O: StoredOrder>(state: &AppState, id: Uuid) -> Result<O, ApiError> {
     state
         .db(move |connection| {
-            orders::bid(connection, id)?.ok_or_else(|| ApiError::not_found("no such order"))
+            O::load(connection, id)?.ok_or_else(|| ApiError::not_found("no such order"))
         })
         .await
 }

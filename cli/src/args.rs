@@ -463,6 +463,16 @@ pub(crate) enum Market {
         #[arg(long)]
         sku: String,
     },
+    /// The live market, one line per event (trades and changed price levels) until interrupted;
+    /// it resumes by itself after a disconnection.
+    Watch {
+        /// Start just after this event id (every event since then first).
+        #[arg(long)]
+        after: Option<i64>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
 }
 
 pub(crate) fn key(given: Option<String>) -> String {

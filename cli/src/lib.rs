@@ -37,8 +37,8 @@ use clap::{Parser, Subcommand};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use suanli_sdk::{
-    AuditFilter, CandleInterval, Client, DataClass, DryRunRequest, ExportFormat, NewBid,
-    NewDelivery, NewOffer, NewWithdrawal, OrderStatus, TimeInForce, Window, WithdrawalPaid,
+    AuditFilter, CandleInterval, Client, DataClass, DryRunRequest, ExportFormat, MarketUpdate,
+    NewBid, NewDelivery, NewOffer, NewWithdrawal, OrderStatus, TimeInForce, Window, WithdrawalPaid,
     WithdrawalRejected, WithdrawalStatus,
 };
 use uuid::Uuid;

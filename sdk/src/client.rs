@@ -827,7 +827,7 @@ fn list_query(
 }
 
 /// Turns a response into `T`, or into [`Error::Api`] when the server refused.
-async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
+pub(crate) async fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Error> {
     let status = response.status();
     let bytes = response.bytes().await?;
     if status.is_success() {

@@ -34,9 +34,11 @@ pub mod client;
 pub mod decimal;
 pub mod error;
 pub mod paged;
+pub mod stream;
 pub mod types;
 
 pub use client::{AuditFilter, Client, ExportFormat};
 pub use error::Error;
 pub use paged::Paged;
+pub use stream::MarketStream;
 pub use types::*;

@@ -848,6 +848,59 @@ impl CandleInterval {
     }
 }
 
+/// `event: trade` of `GET /v1/market/stream`: a contract as the public sees it (no participant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MarketTrade {
+    pub contract_id: Uuid,
+    pub hub: String,
+    pub cluster: String,
+    pub sku: String,
+    pub units: u32,
+    pub hours: u32,
+    pub window: Window,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub unit_price: Decimal,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub notional: Decimal,
+    /// Which side rested first.
+    pub maker: Side,
+    pub created_at: DateTime<Utc>,
+}
+
+/// `event: book` of `GET /v1/market/stream`: one price level of one SKU after a change, as
+/// `GET /v1/market/book?sku=` aggregates it over all hubs. `units` 0: the level is gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BookChange {
+    /// `offer` (an ask level) or `bid`.
+    pub side: Side,
+    pub sku: String,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub price: Decimal,
+    /// Units resting at this price now.
+    pub units: u64,
+    /// Orders resting at this price now.
+    pub orders: u64,
+}
+
+/// What one market stream event says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MarketUpdate {
+    Trade(MarketTrade),
+    Book(BookChange),
+}
+
+/// One event of `GET /v1/market/stream`; `id` resumes the stream after it (`Last-Event-ID`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MarketEvent {
+    pub id: i64,
+    pub update: MarketUpdate,
+}
+
 /// The contracts of one SKU (in one hub, or all) made in one interval: prices per unit-hour.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

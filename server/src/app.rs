@@ -102,6 +102,9 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         writer_lock_wait_ms: config.writer_lock_wait_ms,
         hub_budget: config.hub_budget(),
         participant_in_flight_max: config.order_participant_in_flight_max,
+        stream_buffer: config.stream_buffer,
+        stream_subscribers_max: config.stream_subscribers_max,
+        stream_heartbeat_ms: config.stream_heartbeat_ms,
     };
     if config.exchange_fee_bps > 10_000 {
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");

@@ -159,7 +159,26 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
     }
     // Printed once everything is ready (demo seeded), for scripts and tests that wait for it.
     println!("suanli-server listening on http://{address}");
+    let handle = server.handle();
+    actix_web::rt::spawn(async move {
+        shut_down_on_signal().await;
+        tracing::info!("shutting down");
+        crate::http::stop(&state, &handle, true).await;
+    });
     server.await.context("HTTP server failed")
+}
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM.
+async fn shut_down_on_signal() {
+    use actix_web::rt::signal::unix::{SignalKind, signal};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+        let _ = actix_web::rt::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = actix_web::rt::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
 }
 
 fn print_demo(

@@ -81,6 +81,19 @@ pub struct Config {
     #[arg(long, env = "SUANLI_EXPORT_STALL_MS_MAX", default_value_t = 30_000)]
     pub export_stall_ms_max: u64,
 
+    /// Events the market stream keeps in memory for its subscribers; one that falls this far
+    /// behind is cut off (and resumes from the database with `Last-Event-ID`).
+    #[arg(long, env = "SUANLI_STREAM_BUFFER", default_value_t = 4096)]
+    pub stream_buffer: usize,
+
+    /// Market stream subscribers at once; one more is refused with 503 `stream_busy`.
+    #[arg(long, env = "SUANLI_STREAM_SUBSCRIBERS_MAX", default_value_t = 2000)]
+    pub stream_subscribers_max: usize,
+
+    /// How often the market stream sends a heartbeat comment to an idle subscriber.
+    #[arg(long, env = "SUANLI_STREAM_HEARTBEAT_MS", default_value_t = 15_000)]
+    pub stream_heartbeat_ms: u64,
+
     /// Largest JSON request body accepted; larger ones are refused with 413.
     #[arg(long, env = "SUANLI_HTTP_JSON_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
     pub http_json_body_bytes_max: usize,
@@ -230,6 +243,9 @@ impl Config {
             db_connect_timeout_ms: 2000,
             exports_concurrent_max: 2,
             export_stall_ms_max: 30_000,
+            stream_buffer: 4096,
+            stream_subscribers_max: 2000,
+            stream_heartbeat_ms: 15_000,
             http_json_body_bytes_max: 64 * 1024,
             http_workers: 2,
             order_queue_max: 4096,

@@ -127,7 +127,7 @@ impl TestExchange {
 
     /// Like [`TestExchange::restart`], with the configuration changed by `adjust` first.
     pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
-        self.handle.stop(true).await;
+        http::stop(&self.state, &self.handle, true).await;
         let database = self.database.take().expect("the database is ours");
         let (mut config, admin_api_key) = (self.config.clone(), self.admin_api_key.clone());
         adjust(&mut config);

@@ -10,6 +10,7 @@ mod demo;
 mod identity;
 mod isolation;
 mod market_data;
+mod market_stream;
 mod money;
 mod money_out;
 mod orders;

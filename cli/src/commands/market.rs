@@ -119,6 +119,48 @@ pub(crate) async fn market(client: &Client, command: &Market, json: bool) -> any
             table.print();
             out!("as of {}", time_text(index.as_of));
         }
+        Market::Watch { after, count } => {
+            let mut stream = client.market_stream(*after);
+            let mut seen = 0;
+            while count.is_none_or(|count| seen < count) {
+                let event = stream.next().await?;
+                seen += 1;
+                if json {
+                    let (kind, data) = match &event.update {
+                        MarketUpdate::Trade(trade) => ("trade", serde_json::to_value(trade)?),
+                        MarketUpdate::Book(change) => ("book", serde_json::to_value(change)?),
+                    };
+                    out!(
+                        "{}",
+                        serde_json::json!({"id": event.id, "event": kind, "data": data})
+                    );
+                    continue;
+                }
+                match &event.update {
+                    MarketUpdate::Trade(trade) => out!(
+                        "#{} {} trade {} {}/{} {} units x {} h at {} ({} rested)",
+                        event.id,
+                        time_text(trade.created_at),
+                        trade.sku,
+                        trade.hub,
+                        trade.cluster,
+                        trade.units,
+                        trade.hours,
+                        trade.unit_price,
+                        trade.maker.as_str()
+                    ),
+                    MarketUpdate::Book(change) => out!(
+                        "#{} book {} {} at {}: {} units in {} orders",
+                        event.id,
+                        change.sku,
+                        change.side.as_str(),
+                        change.price,
+                        change.units,
+                        change.orders
+                    ),
+                }
+            }
+        }
     }
     Ok(())
 }

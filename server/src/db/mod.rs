@@ -16,6 +16,7 @@ pub mod reference;
 pub mod regulator;
 pub mod schema;
 pub mod settlement;
+pub mod stream;
 pub mod types;
 pub mod withdrawals;
 

@@ -224,13 +224,17 @@ pub struct BatchWrites {
     pub withdrawals: Vec<super::withdrawals::WithdrawalRow>,
 }
 
-/// Writes a batch of the sequenced writer in one transaction, all of it or nothing.
+/// Writes a batch of the sequenced writer in one transaction, all of it or nothing, and
+/// answers the market stream's events the batch recorded.
 pub fn write_batch(
     connection: &mut PgConnection,
     writes: &BatchWrites,
     now: DateTime<Utc>,
-) -> QueryResult<()> {
-    connection.transaction(|connection| write(connection, writes, now))
+) -> QueryResult<Vec<super::stream::StreamEvent>> {
+    connection.transaction(|connection| {
+        write(connection, writes, now)?;
+        super::stream::record(connection, writes, now)
+    })
 }
 
 /// The key of the session advisory lock the sequenced writer holds: one writer per database.

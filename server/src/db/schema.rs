@@ -311,6 +311,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    market_events (id) {
+        id -> Int8,
+        kind -> Text,
+        data -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(clusters -> hubs (hub));
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
@@ -340,4 +349,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     policy_decisions,
     withdrawals,
     market_candles,
+    market_events,
 );

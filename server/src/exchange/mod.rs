@@ -17,6 +17,7 @@
 //! - `recovery`: the book rebuilt from the database (at start and after a failed batch);
 //! - [`policies`]: the hubs' policies with fail-closed rules, decision records and budgets.
 
+pub mod feed;
 pub mod policies;
 pub mod requests;
 
@@ -61,6 +62,10 @@ pub struct ExchangeConfig {
     pub hub_budget: HubBudget,
     /// Commands one participant may have waiting for the writer; one more is refused with 429.
     pub participant_in_flight_max: u32,
+    /// The market stream's ring of events, its subscribers and its heartbeat.
+    pub stream_buffer: usize,
+    pub stream_subscribers_max: usize,
+    pub stream_heartbeat_ms: u64,
 }
 
 /// The result of placing an order: new, or the original of a retried request.
@@ -163,6 +168,8 @@ pub struct Exchange {
     /// Commands each participant has waiting for the writer.
     in_flight: Arc<Mutex<HashMap<Uuid, u32>>>,
     in_flight_max: u32,
+    /// Where the writer publishes the market stream's events after each commit.
+    feed: feed::MarketFeed,
 }
 
 /// One participant's place in the writer's queue, given back when its command is answered.
@@ -206,6 +213,11 @@ impl Exchange {
             leading: leading.clone(),
             in_flight: Default::default(),
             in_flight_max: config.participant_in_flight_max.max(1),
+            feed: feed::MarketFeed::new(
+                config.stream_buffer,
+                config.stream_subscribers_max,
+                Duration::from_millis(config.stream_heartbeat_ms.max(1)),
+            ),
         };
         let Some(writer) = writer::Writer::open(
             database_url,
@@ -214,7 +226,10 @@ impl Exchange {
             metrics,
             host,
             registry,
-            leading,
+            writer::Outlets {
+                leading,
+                feed: exchange.feed.clone(),
+            },
         )?
         else {
             tracing::warn!(
@@ -252,6 +267,11 @@ impl Exchange {
             })?;
         exchange.sender = Some(sender);
         Ok(exchange)
+    }
+
+    /// The market stream's live feed.
+    pub fn feed(&self) -> &feed::MarketFeed {
+        &self.feed
     }
 
     /// Whether this process applies orders.

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::effects::{BatchReads, Effects};
+use super::feed::MarketFeed;
 use super::policies::{ActivePolicies, ActivePolicy, HubPolicies};
 use super::recovery::{compile_active, compile_stored, load_engine};
 use super::{Command, ExchangeConfig, Outcome, Payload, Placed, Reply};
@@ -45,9 +46,19 @@ pub struct Writer {
     metrics: Metrics,
     /// Set while the book may be ahead of the database (a batch is being applied, or failed).
     stale: bool,
+    /// Where committed batches' market events go live.
+    feed: MarketFeed,
     /// Cleared when the writer lock was lost: from then on every command is refused, and
     /// `/readyz` says `follower`.
     leading: Arc<AtomicBool>,
+}
+
+/// What the writer tells the rest of the process as it goes.
+pub struct Outlets {
+    /// Cleared when the writer lock is lost.
+    pub leading: Arc<AtomicBool>,
+    /// Each committed batch's market events.
+    pub feed: MarketFeed,
 }
 
 /// Why a batch produced no answers.
@@ -112,8 +123,9 @@ impl Writer {
         metrics: Metrics,
         host: Arc<PolicyHost>,
         registry: Arc<Registry>,
-        leading: Arc<AtomicBool>,
+        outlets: Outlets,
     ) -> anyhow::Result<Option<Self>> {
+        let Outlets { leading, feed } = outlets;
         let mut connection = db::open(database_url)?;
         if !orders::take_writer_lock(
             &mut connection,
@@ -141,6 +153,7 @@ impl Writer {
             metrics,
             stale: false,
             leading,
+            feed,
         }))
     }
 
@@ -266,6 +279,7 @@ impl Writer {
             metrics,
             hub_levy_accounts,
             stale,
+            feed,
             ..
         } = self;
         let mut policies = HubPolicies::new(host, &active, reference, config.hub_budget);
@@ -332,8 +346,9 @@ impl Writer {
         }
         effects.writes.faults = policies.faults;
         effects.writes.decisions = policies.decisions;
-        orders::write_batch(connection, &effects.writes, now)?;
+        let events = orders::write_batch(connection, &effects.writes, now)?;
         *stale = false;
+        feed.publish(events);
         metrics.contracts.inc_by(effects.contracts_created);
         Ok(outcomes)
     }

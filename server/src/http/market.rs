@@ -1,14 +1,17 @@
-//! Price history for everyone: candles per SKU and hub, and the price index.
+//! Market data for everyone: candles per SKU and hub, the price index, and the live stream of
+//! trades and book changes.
 
-use actix_web::{HttpResponse, web};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use suanli_sdk::{Candle, CandleInterval, ErrorBody, MarketIndex};
 
 use super::orders::known_codes;
 use super::{AppState, ok};
-use crate::db::market;
+use crate::db::{market, stream};
 use crate::error::ApiError;
+use crate::exchange::feed::Subscription;
 use crate::validate;
 
 /// Most candles one request may span.
@@ -17,7 +20,8 @@ pub const CANDLES_MAX: i64 = 1_000;
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/v1/market/candles", web::get().to(candles))
-        .route("/v1/market/index", web::get().to(index));
+        .route("/v1/market/index", web::get().to(index))
+        .route("/v1/market/stream", web::get().to(self::stream));
 }
 
 /// Query of the candles.
@@ -112,4 +116,201 @@ pub async fn index(
         .db(move |connection| Ok(market::index(connection, &sku, now)?))
         .await?;
     Ok(ok(&index))
+}
+
+/// Events one replay query reads from the database.
+const REPLAY_PAGE: i64 = 500;
+
+/// The live market: Server-Sent Events of trades (`event: trade`, a contract without its
+/// parties) and changed price levels (`event: book`), each with an `id`. A client that sends
+/// `Last-Event-ID` first gets every event after that id from the database, then the live ones,
+/// without a gap or a repeat (across restarts too). A comment line every 15 s keeps an idle
+/// connection open. A subscriber that falls the whole server buffer behind is sent a comment
+/// saying so and cut off; it resumes with `Last-Event-ID`.
+#[utoipa::path(get, path = "/v1/market/stream", tag = "market",
+    params(("Last-Event-ID" = Option<i64>, Header, description = "resume after this event id")),
+    responses(
+        (status = 200, description = "`text/event-stream`: `id`, `event: trade` (data: MarketTrade) or `event: book` (data: BookChange)",
+         content_type = "text/event-stream", body = String),
+        (status = 400, body = ErrorBody),
+        (status = 503, description = "too many subscribers (`stream_busy`); retry later", body = ErrorBody)))]
+pub async fn stream(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let resume = match request.headers().get("last-event-id") {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|text| text.trim().parse::<i64>().ok())
+                .filter(|id| *id >= 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_header",
+                        "`Last-Event-ID` is an event id the stream sent (a whole number)",
+                    )
+                })?,
+        ),
+    };
+    // Subscribe before reading the database: every event committed from here on arrives live,
+    // every earlier one is in the database, and ids already sent are skipped.
+    let subscription = state.exchange.feed().subscribe().ok_or_else(|| {
+        ApiError::busy(
+            "stream_busy",
+            "the market stream has all the subscribers it takes; retry shortly",
+            5,
+        )
+    })?;
+    if let Some(after) = resume {
+        let newest = state
+            .db(|connection| Ok(stream::newest(connection)?))
+            .await?;
+        if after > newest {
+            return Err(ApiError::bad_request(
+                "invalid_header",
+                format!("`Last-Event-ID` {after} is after the newest event ({newest})"),
+            ));
+        }
+    }
+    let heartbeat = state.exchange.feed().heartbeat;
+    let subscriber = Subscriber {
+        state: state.clone(),
+        subscription,
+        last: resume.unwrap_or(0),
+        phase: if resume.is_some() {
+            Phase::Replay
+        } else {
+            Phase::Live
+        },
+        heartbeat: {
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        },
+    };
+    let opening = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
+        b": suanli market stream\n\n",
+    ))]);
+    let events = futures_util::stream::unfold(subscriber, Subscriber::next_chunk);
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(futures_util::StreamExt::chain(opening, events)))
+}
+
+/// Where a subscriber is.
+enum Phase {
+    /// Reading the events after `last` from the database.
+    Replay,
+    /// Taking events from the live feed.
+    Live,
+    /// Cut off or failed: the stream ends.
+    Ended,
+}
+
+/// One market stream connection.
+struct Subscriber {
+    state: web::Data<AppState>,
+    subscription: Subscription,
+    /// The id of the last event sent (or the one to resume after).
+    last: i64,
+    phase: Phase,
+    heartbeat: tokio::time::Interval,
+}
+
+impl Subscriber {
+    /// The next bytes to send; `None` ends the stream.
+    async fn next_chunk(mut self) -> Option<(Result<Bytes, std::io::Error>, Self)> {
+        use tokio::sync::broadcast::error::RecvError;
+        loop {
+            match self.phase {
+                Phase::Ended => return None,
+                Phase::Replay => {
+                    let after = self.last;
+                    let page = self
+                        .state
+                        .db(move |connection| Ok(stream::after(connection, after, REPLAY_PAGE)?))
+                        .await;
+                    let events = match page {
+                        Ok(events) => events,
+                        Err(_) => {
+                            self.phase = Phase::Ended;
+                            let text = format!(
+                                ": the database did not answer; resume with Last-Event-ID {}\n\n",
+                                self.last
+                            );
+                            return Some((Ok(Bytes::from(text)), self));
+                        }
+                    };
+                    if (events.len() as i64) < REPLAY_PAGE {
+                        self.phase = Phase::Live;
+                    }
+                    if events.is_empty() {
+                        continue;
+                    }
+                    let mut chunk = String::new();
+                    for event in &events {
+                        push_event(&mut chunk, event);
+                    }
+                    self.last = events.last().map_or(self.last, |event| event.id);
+                    return Some((Ok(Bytes::from(chunk)), self));
+                }
+                Phase::Live => {
+                    tokio::select! {
+                        received = self.subscription.events.recv() => match received {
+                            Ok(event) if event.id <= self.last => continue,
+                            Ok(event) => {
+                                let mut chunk = String::new();
+                                push_event(&mut chunk, &event);
+                                self.last = event.id;
+                                // Whatever else is already waiting goes in the same chunk.
+                                while let Ok(event) = self.subscription.events.try_recv() {
+                                    if event.id > self.last {
+                                        push_event(&mut chunk, &event);
+                                        self.last = event.id;
+                                    }
+                                }
+                                return Some((Ok(Bytes::from(chunk)), self));
+                            }
+                            Err(RecvError::Lagged(missed)) => {
+                                self.phase = Phase::Ended;
+                                let text = format!(
+                                    ": cut off: this subscriber fell {missed} events behind; \
+                                     resume with Last-Event-ID {}\n\n",
+                                    self.last
+                                );
+                                return Some((Ok(Bytes::from(text)), self));
+                            }
+                            Err(RecvError::Closed) => return None,
+                        },
+                        _ = self.subscription.closing.changed() => {
+                            self.phase = Phase::Ended;
+                            let text = format!(
+                                ": the exchange is shutting down; resume with Last-Event-ID {}\n\n",
+                                self.last
+                            );
+                            return Some((Ok(Bytes::from(text)), self));
+                        }
+                        _ = self.heartbeat.tick() => {
+                            return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), self));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One event in the Server-Sent Events format (its data is one line of JSON).
+fn push_event(chunk: &mut String, event: &stream::StreamEvent) {
+    use std::fmt::Write;
+    let _ = write!(
+        chunk,
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        event.id, event.kind, event.data
+    );
 }

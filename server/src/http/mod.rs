@@ -120,7 +120,16 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
     }
 }
 
-/// Builds the server on an already bound listener (bind port 0 to let the OS pick).
+/// Stops the server: ends the market stream's subscriptions first (they would never end by
+/// themselves), then stops taking connections and, if `graceful`, waits for requests in flight.
+pub async fn stop(state: &AppState, handle: &actix_web::dev::ServerHandle, graceful: bool) {
+    state.exchange.feed().close();
+    handle.stop(graceful).await;
+}
+
+/// Builds the server on an already bound listener (bind port 0 to let the OS pick). It does not
+/// handle signals itself: whoever runs it calls [`stop`] (the command line does on SIGINT and
+/// SIGTERM).
 pub fn server(
     listener: TcpListener,
     state: web::Data<AppState>,
@@ -158,6 +167,7 @@ pub fn server(
             })
     })
     .workers(limits.workers.max(1))
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)

@@ -73,7 +73,7 @@ fn complete(document: &mut serde_json::Value) {
         audit::log, audit::verify, audit::contracts, audit::export, audit::stats,
         policies::upload, policies::list, policies::activate, policies::dry_run, policies::module, policies::replay,
         money::request_withdrawal, money::list_withdrawals, money::mark_paid, money::reject, money::statement,
-        money::quote, hubs::contracts, hubs::decisions, hubs::faults, market::candles, market::index,
+        money::quote, hubs::contracts, hubs::decisions, hubs::faults, market::candles, market::index, market::stream,
     ),
     modifiers(&BearerAuth),
 )]

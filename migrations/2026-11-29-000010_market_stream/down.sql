@@ -1,0 +1,3 @@
+DROP INDEX bids_levels;
+DROP INDEX offers_levels;
+DROP TABLE market_events;

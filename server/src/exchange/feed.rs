@@ -1,0 +1,86 @@
+//! The live side of the market stream: the writer publishes each batch's events here after the
+//! batch committed; every subscriber reads them from one bounded ring. A subscriber that falls a
+//! whole ring behind loses its place (it is cut off and resumes from the database); the writer
+//! never waits for anyone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+
+use crate::db::stream::StreamEvent;
+
+/// Where committed market events go live. Cheap to clone.
+#[derive(Clone)]
+pub struct MarketFeed {
+    sender: broadcast::Sender<Arc<StreamEvent>>,
+    subscribers: Arc<AtomicUsize>,
+    subscribers_max: usize,
+    /// Set when the server shuts down: every subscriber's stream ends, so that shutting down
+    /// waits for no one.
+    closing: Arc<watch::Sender<bool>>,
+    /// How often an idle subscriber hears a heartbeat.
+    pub heartbeat: Duration,
+}
+
+/// One subscriber's place on the feed; gives its seat back when dropped.
+pub struct Subscription {
+    pub events: broadcast::Receiver<Arc<StreamEvent>>,
+    /// Changes to true when the server shuts down.
+    pub closing: watch::Receiver<bool>,
+    subscribers: Arc<AtomicUsize>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl MarketFeed {
+    /// A feed whose ring holds `buffer` events, for at most `subscribers_max` subscribers.
+    pub fn new(buffer: usize, subscribers_max: usize, heartbeat: Duration) -> Self {
+        let (sender, _) = broadcast::channel(buffer.max(1));
+        MarketFeed {
+            sender,
+            subscribers: Arc::new(AtomicUsize::new(0)),
+            subscribers_max,
+            closing: Arc::new(watch::channel(false).0),
+            heartbeat,
+        }
+    }
+
+    /// Sends committed events to every subscriber, in order. Never blocks.
+    pub fn publish(&self, events: Vec<StreamEvent>) {
+        for event in events {
+            // No subscriber is not an error: the events are in the database.
+            let _ = self.sender.send(Arc::new(event));
+        }
+    }
+
+    /// A new subscriber, which sees every event published from now on; `None` when the feed
+    /// already has as many subscribers as it takes, or is closed.
+    pub fn subscribe(&self) -> Option<Subscription> {
+        let taken = self.subscribers.fetch_add(1, Ordering::SeqCst);
+        let subscription = Subscription {
+            events: self.sender.subscribe(),
+            closing: self.closing.subscribe(),
+            subscribers: self.subscribers.clone(),
+        };
+        if taken >= self.subscribers_max || *self.closing.borrow() {
+            return None;
+        }
+        Some(subscription)
+    }
+
+    /// Ends every subscriber's stream and takes no new one: the server is shutting down.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// How many subscribers are reading now.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,300 @@
+//! The live market stream: trades and book changes arrive within a second of their commit, a
+//! subscriber resumes after any event id (after a restart too) with exactly the events it
+//! missed, and one that stops reading is cut off while the writer and the others go on.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use rust_decimal::Decimal;
+use suanli_sdk::{MarketEvent, MarketStream, MarketUpdate, ParticipantKind, Side};
+use suanli_tests::{TestExchange, new_bid, new_offer, window};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::code_of;
+
+const SKU: &str = "ai.ascend-910b";
+
+/// The ids of the stored stream events after `after`, oldest first.
+fn stored_ids(exchange: &TestExchange, after: i64) -> Vec<i64> {
+    use suanli_server::db::schema::market_events::dsl::*;
+    market_events
+        .select(id)
+        .filter(id.gt(after))
+        .order(id.asc())
+        .load(&mut exchange.sql())
+        .unwrap()
+}
+
+/// Reads events until one with `id` `until` has been read.
+async fn read_until(stream: &mut MarketStream, until: i64) -> Vec<MarketEvent> {
+    let mut events = Vec::new();
+    while stream.last_event_id().is_none_or(|last| last < until) {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the next event within 10 s")
+            .unwrap();
+        events.push(event);
+    }
+    events
+}
+
+/// The ask levels of `sku` as the book events leave them: price → (units, orders).
+fn apply_book(levels: &mut BTreeMap<Decimal, (u64, u64)>, events: &[MarketEvent], sku: &str) {
+    for event in events {
+        if let MarketUpdate::Book(change) = &event.update
+            && change.side == Side::Offer
+            && change.sku == sku
+        {
+            if change.units == 0 {
+                levels.remove(&change.price);
+            } else {
+                levels.insert(change.price, (change.units, change.orders));
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn trades_arrive_live_and_a_subscriber_resumes_with_exactly_what_it_missed() {
+    let exchange = TestExchange::start().await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Gansu Telecom")
+        .await;
+    let (buyer, buyer_client) = exchange.funded_buyer("Model Lab", "100000").await;
+
+    // From the very first event: nothing can be missed between subscribing and trading.
+    let mut live = exchange.anonymous.market_stream(Some(0));
+    let offer = provider
+        .place_offer(&new_offer("qingyang", SKU, 4, window(1, 2), "10"))
+        .await
+        .unwrap()
+        .offer;
+    let newest = *stored_ids(&exchange, 0).last().unwrap();
+    let opening = read_until(&mut live, newest).await;
+    let mut asks = BTreeMap::new();
+    apply_book(&mut asks, &opening, SKU);
+    assert_eq!(
+        asks,
+        BTreeMap::from([(Decimal::from(10), (4, 1))]),
+        "{opening:?}"
+    );
+
+    // A crossing bid: its trade reaches the subscriber within a second of the answer (which
+    // leaves only after the commit).
+    let placed = buyer_client
+        .place_bid(&new_bid(SKU, 3, window(1, 2), "12"))
+        .await
+        .unwrap();
+    let contract = &placed.contracts[0];
+    let trade = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            let event = live.next().await.unwrap();
+            if let MarketUpdate::Trade(trade) = event.update {
+                return trade;
+            }
+        }
+    })
+    .await
+    .expect("the trade within a second of its commit");
+    assert_eq!(trade.contract_id, contract.id);
+    assert_eq!((trade.units, trade.hours), (3, 2));
+    assert_eq!(trade.unit_price, Decimal::from(10));
+    assert_eq!(trade.maker, Side::Offer);
+    assert_eq!((trade.hub.as_str(), trade.sku.as_str()), ("gs", SKU));
+
+    // What the stream says of the book is what the book says.
+    let newest = *stored_ids(&exchange, 0).last().unwrap();
+    let rest = read_until(&mut live, newest).await;
+    apply_book(&mut asks, &rest, SKU);
+    let book = exchange
+        .anonymous
+        .market_book(Some(SKU), None)
+        .await
+        .unwrap();
+    let snapshot: BTreeMap<Decimal, (u64, u64)> = book
+        .offers
+        .iter()
+        .map(|level| (level.price, (level.units, level.orders)))
+        .collect();
+    assert_eq!(asks, snapshot);
+    assert_eq!(asks, BTreeMap::from([(Decimal::from(10), (1, 1))]));
+
+    // The raw stream names no participant.
+    let raw = exchange
+        .anonymous
+        .request(reqwest::Method::GET, "/v1/market/stream")
+        .header("last-event-id", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raw.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut raw = raw;
+    let mut text = String::new();
+    while !text.contains("event: trade") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), raw.chunk())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    for party in [buyer.participant.id, offer.provider_id] {
+        assert!(!text.contains(&party.to_string()), "{text}");
+    }
+    drop(raw);
+
+    // A subscriber away for a while resumes with exactly the events it missed: those the one
+    // that stayed saw after the same id.
+    let away_after = live.last_event_id().unwrap();
+    for price in ["11", "11.5", "12.25"] {
+        provider
+            .place_offer(&new_offer("zhongwei", SKU, 2, window(1, 2), price))
+            .await
+            .unwrap();
+    }
+    buyer_client
+        .place_bid(&new_bid(SKU, 3, window(1, 2), "11.5"))
+        .await
+        .unwrap();
+    let newest = *stored_ids(&exchange, 0).last().unwrap();
+    let stayed = read_until(&mut live, newest).await;
+    let mut resumed = exchange.anonymous.market_stream(Some(away_after));
+    let missed = read_until(&mut resumed, newest).await;
+    assert_eq!(missed, stayed);
+    assert_eq!(
+        missed.iter().map(|event| event.id).collect::<Vec<_>>(),
+        stored_ids(&exchange, away_after)
+    );
+    assert!(
+        missed
+            .iter()
+            .any(|event| matches!(event.update, MarketUpdate::Trade(_)))
+    );
+
+    // After a restart, a subscriber resumes from the stored events, then goes on live.
+    let before_restart = resumed.last_event_id().unwrap();
+    let exchange = exchange.restart().await;
+    // Tokens outlive the restart; the server listens on a new port.
+    let provider = suanli_sdk::Client::new(exchange.anonymous.base_url())
+        .with_token(provider.bearer_token().unwrap());
+    let mut after_restart = exchange.anonymous.market_stream(Some(before_restart));
+    provider
+        .place_offer(&new_offer("qingyang", SKU, 1, window(1, 2), "13"))
+        .await
+        .unwrap();
+    let newest = *stored_ids(&exchange, 0).last().unwrap();
+    let events = read_until(&mut after_restart, newest).await;
+    assert_eq!(
+        events.iter().map(|event| event.id).collect::<Vec<_>>(),
+        stored_ids(&exchange, before_restart)
+    );
+
+    // An id the stream never sent is refused.
+    let mut bogus = exchange.anonymous.market_stream(Some(newest + 1_000));
+    assert_eq!(code_of(bogus.next().await), (400, "invalid_header".into()));
+    let garbage = exchange
+        .anonymous
+        .request(reqwest::Method::GET, "/v1/market/stream")
+        .header("last-event-id", "-3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+}
+
+#[actix_web::test]
+async fn a_subscriber_that_stops_reading_is_cut_off_while_the_writer_and_the_others_go_on() {
+    let exchange = TestExchange::start_with(|config| config.stream_buffer = 16).await;
+    let (_, buyer) = exchange.funded_buyer("Model Lab", "100000000").await;
+    let skus: Vec<String> = exchange
+        .anonymous
+        .skus()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|sku| sku.code)
+        .take(16)
+        .collect();
+
+    // A subscriber with a small receive window that reads the answer's head and then nothing.
+    let address = exchange
+        .anonymous
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(address.parse().unwrap()).await.unwrap();
+    stalled
+        .write_all(
+            format!(
+                "GET /v1/market/stream HTTP/1.1\r\nhost: {address}\r\nlast-event-id: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 512];
+    let read = stalled.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 200"));
+
+    // One that keeps reading, from the first event on.
+    let mut reader = exchange.anonymous.market_stream(Some(0));
+
+    // Bids over 16 SKUs at prices of their own: each changes 16 price levels.
+    let mut placed = 0;
+    for round in 0..40 {
+        let bids = (0..10).map(|i| {
+            let mut bid = new_bid(&skus[0], 1, window(1, 1), &format!("{}.{i}", 1 + round));
+            bid.skus = skus.clone();
+            let buyer = buyer.clone();
+            async move { buyer.place_bid(&bid).await }
+        });
+        for result in futures_util::future::join_all(bids).await {
+            result.unwrap();
+            placed += 1;
+        }
+    }
+    assert_eq!(
+        placed, 400,
+        "every order was taken while one subscriber stalled"
+    );
+    let stored = stored_ids(&exchange, 0);
+    assert!(stored.len() >= 400 * skus.len(), "{}", stored.len());
+    let newest = *stored.last().unwrap();
+    let read = read_until(&mut reader, newest).await;
+    assert_eq!(
+        read.iter().map(|event| event.id).collect::<Vec<_>>(),
+        stored,
+        "the reading subscriber got every event"
+    );
+
+    // The stalled one, reading at last, finds its stream was cut off and ended.
+    let mut text = Vec::new();
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            let read = stalled.read(&mut buffer).await.unwrap();
+            if read == 0 {
+                return;
+            }
+            text.extend_from_slice(&buffer[..read]);
+            // The end of a chunked body.
+            if text.ends_with(b"\r\n0\r\n\r\n") {
+                return;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&text);
+    assert!(ended.is_ok(), "the stalled stream did not end");
+    assert!(
+        text.contains(": cut off:"),
+        "{}",
+        &text[text.len().saturating_sub(500)..]
+    );
+}

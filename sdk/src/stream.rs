@@ -12,19 +12,27 @@ use crate::client::{Client, decode};
 use crate::error::Error;
 use crate::types::{BookChange, MarketEvent, MarketTrade, MarketUpdate};
 
-/// Reconnections in a row without an event before [`MarketStream::next`] gives up.
-const RECONNECTS_MAX: u32 = 8;
+/// Failed connection attempts in a row before [`MarketStream::next`] gives up (about a minute).
+const RECONNECTS_MAX: u32 = 24;
+
+/// Largest event accepted from the server; a stream that sends a larger one is refused.
+const EVENT_BYTES_MAX: usize = 1 << 20;
 
 /// Events of the market stream, in order. Made by [`Client::market_stream`].
 pub struct MarketStream {
     client: Client,
     last_event_id: Option<i64>,
     response: Option<Response>,
-    /// Received bytes not yet parsed into whole events.
+    /// Received bytes not yet parsed into whole events (carriage returns dropped).
     unparsed: Vec<u8>,
+    /// How far `unparsed` was searched for the end of an event.
+    scanned: usize,
     ready: VecDeque<MarketEvent>,
-    /// Reconnections since the last event.
+    /// Failed connection attempts since the last success.
     reconnects: u32,
+    /// Connections opened after the first.
+    reconnections: u64,
+    connected_once: bool,
 }
 
 impl Client {
@@ -36,8 +44,11 @@ impl Client {
             last_event_id,
             response: None,
             unparsed: Vec::new(),
+            scanned: 0,
             ready: VecDeque::new(),
             reconnects: 0,
+            reconnections: 0,
+            connected_once: false,
         }
     }
 }
@@ -48,6 +59,11 @@ impl MarketStream {
         self.last_event_id
     }
 
+    /// How many times the stream had to reconnect (after a cut-off, a restart, a failure).
+    pub fn reconnections(&self) -> u64 {
+        self.reconnections
+    }
+
     /// The next event, waiting for it as long as it takes. Reconnects (resuming after the last
     /// event) when the connection ends; fails on a refusal (4xx) or after repeated failures to
     /// reconnect.
@@ -55,7 +71,6 @@ impl MarketStream {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 self.last_event_id = Some(event.id);
-                self.reconnects = 0;
                 return Ok(event);
             }
             let Some(response) = self.response.as_mut() else {
@@ -64,13 +79,15 @@ impl MarketStream {
             };
             match response.chunk().await {
                 Ok(Some(bytes)) => {
-                    self.unparsed.extend_from_slice(&bytes);
+                    self.unparsed
+                        .extend(bytes.iter().copied().filter(|byte| *byte != b'\r'));
                     self.parse()?;
                 }
                 // The server ended the stream (cut off, shutting down) or the connection failed.
                 Ok(None) | Err(_) => {
                     self.response = None;
                     self.unparsed.clear();
+                    self.scanned = 0;
                 }
             }
         }
@@ -84,6 +101,9 @@ impl MarketStream {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }
             self.reconnects += 1;
+            if std::mem::replace(&mut self.connected_once, true) {
+                self.reconnections += 1;
+            }
             let mut request = self.client.request(Method::GET, "/v1/market/stream");
             if let Some(id) = self.last_event_id {
                 request = request.header("last-event-id", id.to_string());
@@ -91,6 +111,7 @@ impl MarketStream {
             let failure = match request.send().await {
                 Ok(response) if response.status() == StatusCode::OK => {
                     self.response = Some(response);
+                    self.reconnects = 0;
                     return Ok(());
                 }
                 Ok(response) if response.status().is_client_error() => {
@@ -114,35 +135,55 @@ impl MarketStream {
         }
     }
 
-    /// Moves every whole event received into `ready`.
+    /// Moves every whole event received into `ready`, skipping any already given out.
     fn parse(&mut self) -> Result<(), Error> {
-        while let Some(end) = find_blank_line(&self.unparsed) {
-            let block: Vec<u8> = self.unparsed.drain(..end.0).collect();
-            self.unparsed.drain(..end.1 - end.0);
-            if let Some(event) = parse_event(&String::from_utf8_lossy(&block))? {
-                self.ready.push_back(event);
+        loop {
+            let from = self.scanned.saturating_sub(1);
+            let Some(at) = self.unparsed[from..]
+                .windows(2)
+                .position(|pair| pair == b"\n\n")
+            else {
+                self.scanned = self.unparsed.len();
+                if self.unparsed.len() > EVENT_BYTES_MAX {
+                    return Err(Error::Unexpected {
+                        status: StatusCode::OK,
+                        detail: format!("a market event longer than {EVENT_BYTES_MAX} bytes"),
+                    });
+                }
+                return Ok(());
+            };
+            let end = from + at;
+            let block: Vec<u8> = self.unparsed.drain(..end + 2).collect();
+            self.scanned = 0;
+            let newest = self
+                .ready
+                .back()
+                .map(|event| event.id)
+                .or(self.last_event_id);
+            match parse_block(&String::from_utf8_lossy(&block[..end]))? {
+                Block::Event(event) if newest.is_none_or(|newest| event.id > newest) => {
+                    self.ready.push_back(event)
+                }
+                // Where a fresh stream starts: a reconnection resumes from there.
+                Block::Position(id) if self.ready.is_empty() => self.last_event_id = Some(id),
+                _ => {}
             }
         }
-        Ok(())
     }
 }
 
-/// Where the first event ends: (end of its text, start of what follows).
-fn find_blank_line(bytes: &[u8]) -> Option<(usize, usize)> {
-    let text = bytes;
-    for at in 0..text.len() {
-        if text[at..].starts_with(b"\n\n") {
-            return Some((at, at + 2));
-        }
-        if text[at..].starts_with(b"\r\n\r\n") {
-            return Some((at, at + 4));
-        }
-    }
-    None
+/// What one block of the stream says.
+#[derive(Debug, PartialEq, Eq)]
+enum Block {
+    Event(MarketEvent),
+    /// An id without an event: the stream's position.
+    Position(i64),
+    /// A comment, or an event of a kind this sdk does not know.
+    Nothing,
 }
 
-/// One event block; `None` for comments and events of kinds this sdk does not know.
-fn parse_event(block: &str) -> Result<Option<MarketEvent>, Error> {
+/// One event block.
+fn parse_block(block: &str) -> Result<Block, Error> {
     let (mut id, mut kind, mut data) = (None, None, String::new());
     for line in block.lines() {
         let (field, value) = match line.split_once(':') {
@@ -162,8 +203,10 @@ fn parse_event(block: &str) -> Result<Option<MarketEvent>, Error> {
             _ => {}
         }
     }
-    let (Some(id), Some(kind)) = (id, kind) else {
-        return Ok(None);
+    let (id, kind) = match (id, kind) {
+        (Some(id), Some(kind)) => (id, kind),
+        (Some(id), None) if data.is_empty() => return Ok(Block::Position(id)),
+        _ => return Ok(Block::Nothing),
     };
     let unexpected = |error: serde_json::Error| Error::Unexpected {
         status: StatusCode::OK,
@@ -176,9 +219,9 @@ fn parse_event(block: &str) -> Result<Option<MarketEvent>, Error> {
         "book" => {
             MarketUpdate::Book(serde_json::from_str::<BookChange>(&data).map_err(unexpected)?)
         }
-        _ => return Ok(None),
+        _ => return Ok(Block::Nothing),
     };
-    Ok(Some(MarketEvent { id, update }))
+    Ok(Block::Event(MarketEvent { id, update }))
 }
 
 #[cfg(test)]
@@ -186,17 +229,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn events_comments_and_unknown_kinds() {
-        let book = parse_event(
+    fn events_positions_comments_and_unknown_kinds() {
+        let book = parse_block(
             "id: 7\nevent: book\ndata: {\"side\":\"bid\",\"sku\":\"h800\",\"price\":\"1.5\",\"units\":3,\"orders\":1}",
         )
-        .unwrap()
         .unwrap();
+        let Block::Event(book) = book else {
+            panic!("{book:?}")
+        };
         assert_eq!(book.id, 7);
         assert!(matches!(book.update, MarketUpdate::Book(ref change) if change.units == 3));
-        assert_eq!(parse_event(": heartbeat").unwrap(), None);
-        assert_eq!(parse_event("id: 8\nevent: news\ndata: {}").unwrap(), None);
-        assert!(parse_event("id: 9\nevent: book\ndata: {").is_err());
-        assert_eq!(find_blank_line(b"id: 1\r\n\r\nrest"), Some((5, 9)));
+        assert_eq!(parse_block(": heartbeat").unwrap(), Block::Nothing);
+        assert_eq!(
+            parse_block(": suanli market stream\nid: 12").unwrap(),
+            Block::Position(12)
+        );
+        assert_eq!(
+            parse_block("id: 8\nevent: news\ndata: {}").unwrap(),
+            Block::Nothing
+        );
+        assert!(parse_block("id: 9\nevent: book\ndata: {").is_err());
     }
 }

@@ -141,6 +141,7 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
             )),
             stall_max: std::time::Duration::from_millis(config.export_stall_ms_max),
         },
+        stream_replays: db::connect_lazily(database_url, 2, config.db_connect_timeout_ms)?,
         identities: Default::default(),
         logins,
         reference,
@@ -207,10 +208,7 @@ pub fn listen(config: &Config, state: web::Data<AppState>) -> anyhow::Result<(Se
     let listener = TcpListener::bind(&config.listen)
         .with_context(|| format!("Failed to listen on {}", config.listen))?;
     let address = listener.local_addr()?;
-    let limits = HttpLimits {
-        json_body_bytes_max: config.http_json_body_bytes_max,
-        workers: config.http_workers,
-    };
+    let limits = HttpLimits::from_config(config);
     let server = http::server(listener, state, limits)?;
     tracing::info!(%address, "listening");
     Ok((server, address))

@@ -161,23 +161,33 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
     println!("suanli-server listening on http://{address}");
     let handle = server.handle();
     actix_web::rt::spawn(async move {
-        shut_down_on_signal().await;
-        tracing::info!("shutting down");
-        crate::http::stop(&state, &handle, true).await;
+        // The first SIGINT or SIGTERM stops gracefully (requests in flight finish, streams end);
+        // a second one, or SIGQUIT, at once.
+        if wait_for_signal().await {
+            tracing::info!("shutting down: requests in flight finish first");
+            let (state, handle) = (state.clone(), handle.clone());
+            actix_web::rt::spawn(async move { crate::http::stop(&state, &handle, true).await });
+            wait_for_signal().await;
+        }
+        tracing::info!("shutting down now");
+        crate::http::stop(&state, &handle, false).await;
     });
     server.await.context("HTTP server failed")
 }
 
-/// Waits for SIGINT (Ctrl-C) or SIGTERM.
-async fn shut_down_on_signal() {
+/// Waits for SIGINT (Ctrl-C), SIGTERM or SIGQUIT; true for the first two (stop gracefully).
+async fn wait_for_signal() -> bool {
     use actix_web::rt::signal::unix::{SignalKind, signal};
-    let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+    let (Ok(mut terminate), Ok(mut quit)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::quit()))
+    else {
         let _ = actix_web::rt::signal::ctrl_c().await;
-        return;
+        return true;
     };
     tokio::select! {
-        _ = actix_web::rt::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+        _ = actix_web::rt::signal::ctrl_c() => true,
+        _ = terminate.recv() => true,
+        _ = quit.recv() => false,
     }
 }
 

@@ -81,8 +81,8 @@ pub struct Config {
     #[arg(long, env = "SUANLI_EXPORT_STALL_MS_MAX", default_value_t = 30_000)]
     pub export_stall_ms_max: u64,
 
-    /// Events the market stream keeps in memory for its subscribers; one that falls this far
-    /// behind is cut off (and resumes from the database with `Last-Event-ID`).
+    /// Writer batches whose events the market stream keeps in memory for its subscribers; one
+    /// that falls this far behind is cut off (and resumes from the database with `Last-Event-ID`).
     #[arg(long, env = "SUANLI_STREAM_BUFFER", default_value_t = 4096)]
     pub stream_buffer: usize,
 
@@ -93,6 +93,11 @@ pub struct Config {
     /// How often the market stream sends a heartbeat comment to an idle subscriber.
     #[arg(long, env = "SUANLI_STREAM_HEARTBEAT_MS", default_value_t = 15_000)]
     pub stream_heartbeat_ms: u64,
+
+    /// How long a client may take none of the bytes the exchange sends it (a closed receive
+    /// window) before its connection is closed, freeing what it held (a market stream seat).
+    #[arg(long, env = "SUANLI_HTTP_SEND_STALL_MS", default_value_t = 30_000)]
+    pub http_send_stall_ms: u64,
 
     /// Largest JSON request body accepted; larger ones are refused with 413.
     #[arg(long, env = "SUANLI_HTTP_JSON_BODY_BYTES_MAX", default_value_t = 64 * 1024)]
@@ -246,6 +251,7 @@ impl Config {
             stream_buffer: 4096,
             stream_subscribers_max: 2000,
             stream_heartbeat_ms: 15_000,
+            http_send_stall_ms: 30_000,
             http_json_body_bytes_max: 64 * 1024,
             http_workers: 2,
             order_queue_max: 4096,

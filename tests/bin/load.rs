@@ -6,7 +6,8 @@
 //! [connections]`, and `hostile [seconds] [attackers]`: a looping pricing policy in one hub with 100
 //! offers resting there, attackers bidding into it, and the latency of an unrelated offer plus
 //! crossing bid in another hub (optionally with other hub budgets: `hostile [seconds] [attackers]
-//! [order fuel] [order wall ms] [batch wall ms]`). Uses `DATABASE_URL`'s server when set, otherwise the private
+//! [order fuel] [order wall ms] [batch wall ms]`), and `stream [seconds] [connections] [subscribers]`:
+//! the bid load first without, then with that many market stream subscribers reading. Uses `DATABASE_URL`'s server when set, otherwise the private
 //! test cluster under `target/suanli-test-pg`.
 
 use std::sync::Arc;
@@ -43,6 +44,13 @@ async fn main() -> anyhow::Result<()> {
         // Optionally other hub budgets than the defaults: order fuel, order wall ms, batch wall ms.
         let budget: Vec<u64> = args.map(|s| s.parse()).collect::<Result<_, _>>()?;
         return hostile(seconds, attackers, &budget).await;
+    }
+    if args.peek().map(String::as_str) == Some("stream") {
+        args.next();
+        let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
+        let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
+        let subscribers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1000);
+        return stream_fan_out(seconds, connections, subscribers).await;
     }
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
@@ -456,4 +464,176 @@ fn report(what: &str, latencies: &mut [Duration]) {
         at(0.5),
         at(0.99)
     );
+}
+
+/// Bids from every buyer, one at a time each, for `seconds`: (accepted, failed, latencies).
+async fn bid_load(buyers: &[suanli_sdk::Client], seconds: u64) -> (u64, u64, Vec<Duration>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (accepted, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut tasks = Vec::new();
+    for (index, buyer) in buyers.iter().cloned().enumerate() {
+        let (stop, accepted, failed) = (stop.clone(), accepted.clone(), failed.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let limit = if (n + index as u64).is_multiple_of(2) {
+                    "10.5"
+                } else {
+                    "9"
+                };
+                let sent = Instant::now();
+                match buyer.place_bid(&new_bid(SKU, 1, window(2, 4), limit)).await {
+                    Ok(_) => {
+                        accepted.fetch_add(1, Ordering::Relaxed);
+                        latencies.push(sent.elapsed());
+                    }
+                    Err(_) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    actix_web::rt::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap_or_default());
+    }
+    latencies.sort();
+    (
+        accepted.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+        latencies,
+    )
+}
+
+/// What one raw market stream subscriber saw: events, bytes, and whether it was cut off.
+#[derive(Default)]
+struct Seen {
+    events: u64,
+    bytes: u64,
+    cut_off: bool,
+}
+
+/// The bid load without subscribers, then with `subscribers` market stream subscribers (plain
+/// TCP readers, so that the clients cost the machine little) reading everything.
+async fn stream_fan_out(
+    seconds: u64,
+    connections: usize,
+    subscribers: usize,
+) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = TestExchange::start_with(|config| {
+        config.db_pool_size_max = 16;
+        config.http_workers = 2;
+        config.stream_subscribers_max = subscribers.max(1);
+    })
+    .await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Load provider")
+        .await;
+    for cluster in ["qingyang", "zhongwei", "guian", "helinger"] {
+        provider
+            .place_offer(&new_offer(cluster, SKU, 1_000_000, window(1, 48), "10"))
+            .await?;
+    }
+    let mut buyers = Vec::new();
+    for n in 0..connections {
+        buyers.push(
+            exchange
+                .funded_buyer(&format!("Load buyer {n}"), "1000000000")
+                .await
+                .1,
+        );
+    }
+    let rate = |accepted: u64| accepted as f64 / seconds as f64;
+    let percentile = |latencies: &[Duration], p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+
+    let (accepted, failed, latencies) = bid_load(&buyers, seconds).await;
+    println!(
+        "without subscribers: {:.0} bids/s accepted ({failed} failed), p50 {:?} p99 {:?}",
+        rate(accepted),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99)
+    );
+
+    let address = exchange
+        .anonymous
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..subscribers {
+        let mut socket = tokio::net::TcpStream::connect(&address).await?;
+        socket
+            .write_all(
+                format!("GET /v1/market/stream HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes(),
+            )
+            .await?;
+        let stop = stop.clone();
+        readers.push(actix_web::rt::spawn(async move {
+            let mut seen = Seen::default();
+            let mut buffer = vec![0u8; 64 * 1024];
+            while !stop.load(Ordering::Relaxed) {
+                let read = match tokio::time::timeout(
+                    Duration::from_millis(200),
+                    socket.read(&mut buffer),
+                )
+                .await
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => break,
+                    Ok(Ok(read)) => read,
+                    Err(_) => continue,
+                };
+                let chunk = &buffer[..read];
+                seen.bytes += read as u64;
+                seen.events += chunk.windows(7).filter(|w| w == b"event: ").count() as u64;
+                seen.cut_off |= chunk.windows(9).any(|w| w == b"(cut off)");
+            }
+            seen
+        }));
+    }
+    while exchange.state.exchange.feed().subscribers() < subscribers {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = exchange.count("SELECT coalesce(max(id), 0) FROM market_events");
+    let (accepted, failed, latencies) = bid_load(&buyers, seconds).await;
+    let last = exchange.count("SELECT coalesce(max(id), 0) FROM market_events");
+    let published = exchange.count(&format!(
+        "SELECT count(*) FROM market_events WHERE id > {first} AND id <= {last}"
+    ));
+    // Let the subscribers read what is still on its way, then stop them.
+    actix_web::rt::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for reader in readers {
+        seen.push(reader.await?);
+    }
+    let events: Vec<u64> = seen.iter().map(|seen| seen.events).collect();
+    println!(
+        "with {subscribers} subscribers: {:.0} bids/s accepted ({failed} failed), p50 {:?} p99 {:?}; \
+         {published} events published, per subscriber min {} max {} received, {} cut off, {:.1} MiB sent in all",
+        rate(accepted),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        events.iter().min().copied().unwrap_or(0),
+        events.iter().max().copied().unwrap_or(0),
+        seen.iter().filter(|seen| seen.cut_off).count(),
+        seen.iter().map(|seen| seen.bytes).sum::<u64>() as f64 / (1 << 20) as f64,
+    );
+    println!(
+        "server peak RSS (with the load generator): {} MiB",
+        peak_rss_kib() / 1024
+    );
+    Ok(())
 }

@@ -161,10 +161,7 @@ impl TestExchange {
         let state = app::prepare(&config, &database_url).expect("prepare the exchange");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
         let address = listener.local_addr().expect("bound address");
-        let limits = HttpLimits {
-            json_body_bytes_max: config.http_json_body_bytes_max,
-            workers: config.http_workers,
-        };
+        let limits = HttpLimits::from_config(&config);
         let server = http::server(listener, state.clone(), limits).expect("build the server");
         let handle = server.handle();
         actix_web::rt::spawn(server);

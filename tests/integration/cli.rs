@@ -119,6 +119,30 @@ async fn provider_buyer_and_regulator_do_their_jobs_with_the_command_line() {
 
     let (ok, stdout, _) = suanli(&exchange, &config("buyer"), &["contracts", "list"]);
     assert!(ok && stdout.contains(&contract), "{stdout}");
+    // The live market from its first event: the offer's level, then the trade (no parties).
+    let (ok, stdout, stderr) = suanli(
+        &exchange,
+        &config("buyer"),
+        &["market", "watch", "--after", "0", "--count", "2", "--json"],
+    );
+    assert!(ok, "{stderr}");
+    let events: Vec<serde_json::Value> = stdout.lines().map(json).collect();
+    assert_eq!(events[0]["event"], "book", "{stdout}");
+    assert_eq!(events[1]["event"], "trade", "{stdout}");
+    assert_eq!(events[1]["data"]["contract_id"], contract.as_str());
+    assert!(events[1]["data"].get("buyer_id").is_none());
+    let (ok, stdout, _) = suanli(
+        &exchange,
+        &config("buyer"),
+        &["market", "watch", "--after", "0", "--count", "2"],
+    );
+    assert!(
+        ok && stdout
+            .lines()
+            .nth(1)
+            .is_some_and(|line| line.contains("trade ai.metax-c500")),
+        "{stdout}"
+    );
     let (ok, stdout, _) = suanli(&exchange, &config("buyer"), &["balance"]);
     assert!(ok && stdout.contains("available 4916 CNY"), "{stdout}");
 

@@ -544,9 +544,14 @@ async fn an_active_compliance_policy_that_cannot_run_stops_trading_in_its_hub_an
     );
 
     // After a restart in which the policy cannot be compiled in time, it is still active but
-    // cannot run: its hub stops trading instead of allowing everything.
+    // cannot run: its hub stops trading instead of allowing everything. (A compile past its time
+    // bound keeps its slot until it ends: enough slots that the restart's own attempts leave one
+    // for the operator's activation below.)
     let exchange = exchange
-        .restart_with(|config| config.policy_compile_ms_max = 0)
+        .restart_with(|config| {
+            config.policy_compile_ms_max = 0;
+            config.policy_concurrent_compiles_max = 8;
+        })
         .await;
     let provider_client = exchange.anonymous.login(&provider.api_key).await.unwrap();
     let buyer_client = exchange.anonymous.login(&buyer.api_key).await.unwrap();

@@ -63,7 +63,23 @@ async fn trades_arrive_live_and_a_subscriber_resumes_with_exactly_what_it_missed
         .await;
     let (buyer, buyer_client) = exchange.funded_buyer("Model Lab", "100000").await;
 
-    // From the very first event: nothing can be missed between subscribing and trading.
+    // A subscriber without Last-Event-ID is told where it starts: the newest event.
+    let fresh = exchange
+        .anonymous
+        .request(reqwest::Method::GET, "/v1/market/stream")
+        .send()
+        .await
+        .unwrap()
+        .chunk()
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&fresh).contains("\nid: 0\n\n"),
+        "{fresh:?}"
+    );
+
+    // Resuming after id 0 replays everything from the first event.
     let mut live = exchange.anonymous.market_stream(Some(0));
     let offer = provider
         .place_offer(&new_offer("qingyang", SKU, 4, window(1, 2), "10"))
@@ -208,8 +224,15 @@ async fn trades_arrive_live_and_a_subscriber_resumes_with_exactly_what_it_missed
 
 #[actix_web::test]
 async fn a_subscriber_that_stops_reading_is_cut_off_while_the_writer_and_the_others_go_on() {
-    let exchange = TestExchange::start_with(|config| config.stream_buffer = 16).await;
+    let exchange = TestExchange::start_with(|config| {
+        config.stream_buffer = 32;
+        config.http_send_stall_ms = 1000;
+    })
+    .await;
     let (_, buyer) = exchange.funded_buyer("Model Lab", "100000000").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Gansu Telecom")
+        .await;
     let skus: Vec<String> = exchange
         .anonymous
         .skus()
@@ -242,13 +265,26 @@ async fn a_subscriber_that_stops_reading_is_cut_off_while_the_writer_and_the_oth
     let read = stalled.read(&mut head).await.unwrap();
     assert!(String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 200"));
 
-    // One that keeps reading, from the first event on.
-    let mut reader = exchange.anonymous.market_stream(Some(0));
+    // One that keeps reading all along, from the first event on.
+    let reading = actix_web::rt::spawn({
+        let mut reader = exchange.anonymous.market_stream(Some(0));
+        async move {
+            let mut ids = Vec::new();
+            loop {
+                let event = reader.next().await.unwrap();
+                ids.push(event.id);
+                if matches!(event.update, MarketUpdate::Trade(_)) {
+                    return (ids, reader.reconnections());
+                }
+            }
+        }
+    });
 
-    // Bids over 16 SKUs at prices of their own: each changes 16 price levels.
+    // Bids over 16 SKUs at prices of their own: each changes 16 price levels. Then one trade,
+    // which ends the reader's watch.
     let mut placed = 0;
-    for round in 0..40 {
-        let bids = (0..10).map(|i| {
+    for round in 0..120 {
+        let bids = (0..4).map(|i| {
             let mut bid = new_bid(&skus[0], 1, window(1, 1), &format!("{}.{i}", 1 + round));
             bid.skus = skus.clone();
             let buyer = buyer.clone();
@@ -260,41 +296,128 @@ async fn a_subscriber_that_stops_reading_is_cut_off_while_the_writer_and_the_oth
         }
     }
     assert_eq!(
-        placed, 400,
+        placed, 480,
         "every order was taken while one subscriber stalled"
     );
-    let stored = stored_ids(&exchange, 0);
-    assert!(stored.len() >= 400 * skus.len(), "{}", stored.len());
-    let newest = *stored.last().unwrap();
-    let read = read_until(&mut reader, newest).await;
-    assert_eq!(
-        read.iter().map(|event| event.id).collect::<Vec<_>>(),
-        stored,
-        "the reading subscriber got every event"
+    provider
+        .place_offer(&new_offer("qingyang", &skus[0], 1, window(1, 1), "1"))
+        .await
+        .unwrap();
+    let (read, reconnections) = tokio::time::timeout(Duration::from_secs(30), reading)
+        .await
+        .expect("the reader saw the trade")
+        .unwrap();
+    let trade = *read.last().unwrap();
+    let until_trade: Vec<i64> = stored_ids(&exchange, 0)
+        .into_iter()
+        .filter(|id| *id <= trade)
+        .collect();
+    assert!(
+        until_trade.len() > 480 * skus.len(),
+        "{}",
+        until_trade.len()
     );
+    assert_eq!(read, until_trade, "the reader got every event");
+    assert_eq!(reconnections, 0, "the reader kept up without being cut off");
 
-    // The stalled one, reading at last, finds its stream was cut off and ended.
+    // The stalled one is disconnected: cut off once it fell the whole ring behind, or, its
+    // receive window closed past the stall bound, closed by the kernel. Either way its
+    // connection ends, and reading what was delivered shows no event out of order.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let mut text = Vec::new();
     let ended = tokio::time::timeout(Duration::from_secs(20), async {
         let mut buffer = vec![0u8; 64 * 1024];
         loop {
-            let read = stalled.read(&mut buffer).await.unwrap();
-            if read == 0 {
-                return;
+            match stalled.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(read) => text.extend_from_slice(&buffer[..read]),
             }
-            text.extend_from_slice(&buffer[..read]);
-            // The end of a chunked body.
+            // The end of a chunked body (after a cut-off).
             if text.ends_with(b"\r\n0\r\n\r\n") {
                 return;
             }
         }
     })
     .await;
+    assert!(ended.is_ok(), "the stalled stream is still open");
     let text = String::from_utf8_lossy(&text);
-    assert!(ended.is_ok(), "the stalled stream did not end");
-    assert!(
-        text.contains(": cut off:"),
-        "{}",
-        &text[text.len().saturating_sub(500)..]
+    let ids: Vec<i64> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("id: ")?.parse().ok())
+        .collect();
+    assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+}
+
+#[actix_web::test]
+async fn a_client_that_takes_nothing_sent_to_it_is_disconnected_and_frees_its_seat() {
+    let exchange = TestExchange::start_with(|config| {
+        config.http_send_stall_ms = 1000;
+        config.stream_subscribers_max = 1;
+    })
+    .await;
+    let (_, buyer) = exchange.funded_buyer("Model Lab", "100000000").await;
+    let skus: Vec<String> = exchange
+        .anonymous
+        .skus()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|sku| sku.code)
+        .take(16)
+        .collect();
+
+    let address = exchange
+        .anonymous
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(address.parse().unwrap()).await.unwrap();
+    stalled
+        .write_all(format!("GET /v1/market/stream HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 512];
+    let read = stalled.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 200"));
+    // The one seat is taken.
+    let busy = exchange
+        .anonymous
+        .request(reqwest::Method::GET, "/v1/market/stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(busy.status(), 503);
+    assert_eq!(
+        busy.json::<serde_json::Value>().await.unwrap()["code"],
+        "stream_busy"
+    );
+
+    // More than its receive window, sent while it reads nothing.
+    for round in 0..20 {
+        let mut bid = new_bid(&skus[0], 1, window(1, 1), &format!("{}", 1 + round));
+        bid.skus = skus.clone();
+        buyer.place_bid(&bid).await.unwrap();
+    }
+
+    // It stays silent past the stall bound: the kernel closes the connection.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match stalled.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the stalled connection is still open");
+    // Its seat is free again (the sdk retries a busy stream by itself).
+    let mut another = exchange.anonymous.market_stream(Some(0));
+    assert_eq!(
+        another.next().await.unwrap().id,
+        stored_ids(&exchange, 0)[0]
     );
 }

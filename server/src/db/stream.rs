@@ -23,8 +23,10 @@ pub struct StreamEvent {
 }
 
 /// Records the events of a batch, inside its transaction: its trades in the order they were made,
-/// then each price level (side, SKU, price) an order of the batch touched, as it stands after the
-/// batch. One statement whose text never changes; none when the batch changed no order.
+/// then each price level (side, SKU, price) the batch changed, as it stands after the batch: the
+/// levels of new orders that rest, and of resting orders that were filled, cancelled or expired.
+/// (An order that never rested changed no level: its price is not shown.) One statement whose
+/// text never changes; none when the batch changed nothing.
 pub fn record(
     connection: &mut PgConnection,
     writes: &BatchWrites,
@@ -33,12 +35,14 @@ pub fn record(
     let offers: Vec<Uuid> = writes
         .new_offers
         .iter()
+        .filter(|offer| offer.status.0.is_resting())
         .map(|offer| offer.id)
         .chain(writes.offer_updates.keys().copied())
         .collect();
     let bids: Vec<Uuid> = writes
         .new_bids
         .iter()
+        .filter(|bid| bid.status.0.is_resting())
         .map(|bid| bid.id)
         .chain(writes.bid_updates.keys().copied())
         .collect();

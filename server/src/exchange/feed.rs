@@ -1,7 +1,7 @@
 //! The live side of the market stream: the writer publishes each batch's events here after the
-//! batch committed; every subscriber reads them from one bounded ring. A subscriber that falls a
-//! whole ring behind loses its place (it is cut off and resumes from the database); the writer
-//! never waits for anyone.
+//! batch committed, as one entry; every subscriber reads them from one bounded ring of batches. A
+//! subscriber that falls a whole ring behind loses its place (it is cut off and resumes from the
+//! database); the writer never waits for anyone.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,10 +11,13 @@ use tokio::sync::{broadcast, watch};
 
 use crate::db::stream::StreamEvent;
 
+/// The events of one committed batch, in id order.
+pub type Batch = Arc<[StreamEvent]>;
+
 /// Where committed market events go live. Cheap to clone.
 #[derive(Clone)]
 pub struct MarketFeed {
-    sender: broadcast::Sender<Arc<StreamEvent>>,
+    sender: broadcast::Sender<Batch>,
     subscribers: Arc<AtomicUsize>,
     subscribers_max: usize,
     /// Set when the server shuts down: every subscriber's stream ends, so that shutting down
@@ -26,7 +29,7 @@ pub struct MarketFeed {
 
 /// One subscriber's place on the feed; gives its seat back when dropped.
 pub struct Subscription {
-    pub events: broadcast::Receiver<Arc<StreamEvent>>,
+    pub events: broadcast::Receiver<Batch>,
     /// Changes to true when the server shuts down.
     pub closing: watch::Receiver<bool>,
     subscribers: Arc<AtomicUsize>,
@@ -39,7 +42,7 @@ impl Drop for Subscription {
 }
 
 impl MarketFeed {
-    /// A feed whose ring holds `buffer` events, for at most `subscribers_max` subscribers.
+    /// A feed whose ring holds `buffer` batches, for at most `subscribers_max` subscribers.
     pub fn new(buffer: usize, subscribers_max: usize, heartbeat: Duration) -> Self {
         let (sender, _) = broadcast::channel(buffer.max(1));
         MarketFeed {
@@ -51,11 +54,11 @@ impl MarketFeed {
         }
     }
 
-    /// Sends committed events to every subscriber, in order. Never blocks.
+    /// Sends one batch's committed events to every subscriber, in order. Never blocks.
     pub fn publish(&self, events: Vec<StreamEvent>) {
-        for event in events {
+        if !events.is_empty() {
             // No subscriber is not an error: the events are in the database.
-            let _ = self.sender.send(Arc::new(event));
+            let _ = self.sender.send(events.into());
         }
     }
 

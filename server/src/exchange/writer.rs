@@ -48,6 +48,9 @@ pub struct Writer {
     stale: bool,
     /// Where committed batches' market events go live.
     feed: MarketFeed,
+    /// The id of the last market event published (or stored when the writer started): after a
+    /// batch whose commit went unanswered, the writer publishes what was stored after it.
+    published: i64,
     /// Cleared when the writer lock was lost: from then on every command is refused, and
     /// `/readyz` says `follower`.
     leading: Arc<AtomicBool>,
@@ -135,6 +138,7 @@ impl Writer {
         }
         compile_active(&mut connection, &host, &registry)?;
         let engine = load_engine(&mut connection, &reference, config)?;
+        let published = db::stream::newest(&mut connection)?;
         let (offers, bids) = engine.resting();
         tracing::info!(offers, bids, "order book rebuilt from the database");
         let compile_requests =
@@ -154,6 +158,7 @@ impl Writer {
             stale: false,
             leading,
             feed,
+            published,
         }))
     }
 
@@ -280,6 +285,7 @@ impl Writer {
             hub_levy_accounts,
             stale,
             feed,
+            published,
             ..
         } = self;
         let mut policies = HubPolicies::new(host, &active, reference, config.hub_budget);
@@ -348,6 +354,9 @@ impl Writer {
         effects.writes.decisions = policies.decisions;
         let events = orders::write_batch(connection, &effects.writes, now)?;
         *stale = false;
+        if let Some(last) = events.last() {
+            *published = last.id;
+        }
         feed.publish(events);
         metrics.contracts.inc_by(effects.contracts_created);
         Ok(outcomes)
@@ -477,6 +486,16 @@ impl Writer {
         }
         self.engine = load_engine(&mut self.connection, &self.reference, self.config)
             .map_err(BatchError::Rebuild)?;
+        // A commit whose answer was lost may have stored events nobody was sent.
+        let unpublished = db::stream::after(&mut self.connection, self.published, i64::MAX)?;
+        if let Some(last) = unpublished.last() {
+            tracing::warn!(
+                events = unpublished.len(),
+                "publishing market events of a batch whose commit went unanswered"
+            );
+            self.published = last.id;
+        }
+        self.feed.publish(unpublished);
         self.stale = false;
         Ok(())
     }

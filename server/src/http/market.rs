@@ -121,10 +121,14 @@ pub async fn index(
 /// Events one replay query reads from the database.
 const REPLAY_PAGE: i64 = 500;
 
+/// Bytes of live events gathered into one chunk (a batch is never split).
+const CHUNK_BYTES_MAX: usize = 64 * 1024;
+
 /// The live market: Server-Sent Events of trades (`event: trade`, a contract without its
 /// parties) and changed price levels (`event: book`), each with an `id`. A client that sends
 /// `Last-Event-ID` first gets every event after that id from the database, then the live ones,
-/// without a gap or a repeat (across restarts too). A comment line every 15 s keeps an idle
+/// without a gap or a repeat (across restarts too); a client that sends none starts at the
+/// newest event, whose id the stream sends first. A comment line every 15 s keeps an idle
 /// connection open. A subscriber that falls the whole server buffer behind is sent a comment
 /// saying so and cut off; it resumes with `Last-Event-ID`.
 #[utoipa::path(get, path = "/v1/market/stream", tag = "market",
@@ -133,7 +137,7 @@ const REPLAY_PAGE: i64 = 500;
         (status = 200, description = "`text/event-stream`: `id`, `event: trade` (data: MarketTrade) or `event: book` (data: BookChange)",
          content_type = "text/event-stream", body = String),
         (status = 400, body = ErrorBody),
-        (status = 503, description = "too many subscribers (`stream_busy`); retry later", body = ErrorBody)))]
+        (status = 503, description = "too many subscribers (`stream_busy`), or this node does not apply orders (`writer_unavailable`); retry later", body = ErrorBody)))]
 pub async fn stream(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -154,6 +158,13 @@ pub async fn stream(
                 })?,
         ),
     };
+    if state.exchange.role() != crate::exchange::WriterRole::Leader {
+        return Err(ApiError::busy(
+            "writer_unavailable",
+            "this node does not apply orders, so it has no live market; ask the leader",
+            5,
+        ));
+    }
     // Subscribe before reading the database: every event committed from here on arrives live,
     // every earlier one is in the database, and ids already sent are skipped.
     let subscription = state.exchange.feed().subscribe().ok_or_else(|| {
@@ -163,22 +174,23 @@ pub async fn stream(
             5,
         )
     })?;
-    if let Some(after) = resume {
-        let newest = state
-            .db(|connection| Ok(stream::newest(connection)?))
-            .await?;
-        if after > newest {
+    let newest = replay(&state, stream::newest).await?;
+    let opening = match resume {
+        Some(after) if after > newest => {
             return Err(ApiError::bad_request(
                 "invalid_header",
                 format!("`Last-Event-ID` {after} is after the newest event ({newest})"),
             ));
         }
-    }
+        Some(_) => ": suanli market stream\n\n".to_owned(),
+        // Where this subscriber starts, so that a reconnection resumes from there.
+        None => format!(": suanli market stream\nid: {newest}\n\n"),
+    };
     let heartbeat = state.exchange.feed().heartbeat;
     let subscriber = Subscriber {
         state: state.clone(),
         subscription,
-        last: resume.unwrap_or(0),
+        last: resume.unwrap_or(newest),
         phase: if resume.is_some() {
             Phase::Replay
         } else {
@@ -191,9 +203,7 @@ pub async fn stream(
             interval
         },
     };
-    let opening = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from_static(
-        b": suanli market stream\n\n",
-    ))]);
+    let opening = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(opening))]);
     let events = futures_util::stream::unfold(subscriber, Subscriber::next_chunk);
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")
@@ -202,13 +212,27 @@ pub async fn stream(
         .streaming(futures_util::StreamExt::chain(opening, events)))
 }
 
+/// Runs a read on the market stream's own connections, off the async executor.
+async fn replay<T, F>(state: &AppState, read: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut crate::db::Connection) -> Result<T, crate::db::StoreError> + Send + 'static,
+{
+    let pool = state.stream_replays.clone();
+    web::block(move || -> Result<T, ApiError> {
+        let mut connection = pool.get()?;
+        Ok(read(&mut connection)?)
+    })
+    .await?
+}
+
 /// Where a subscriber is.
 enum Phase {
     /// Reading the events after `last` from the database.
     Replay,
     /// Taking events from the live feed.
     Live,
-    /// Cut off or failed: the stream ends.
+    /// Cut off, failed or shut down: the stream ends.
     Ended,
 }
 
@@ -229,71 +253,54 @@ impl Subscriber {
         loop {
             match self.phase {
                 Phase::Ended => return None,
+                Phase::Replay if *self.subscription.closing.borrow() => {
+                    return Some(self.end("the exchange is shutting down"));
+                }
                 Phase::Replay => {
                     let after = self.last;
-                    let page = self
-                        .state
-                        .db(move |connection| Ok(stream::after(connection, after, REPLAY_PAGE)?))
-                        .await;
-                    let events = match page {
-                        Ok(events) => events,
-                        Err(_) => {
-                            self.phase = Phase::Ended;
-                            let text = format!(
-                                ": the database did not answer; resume with Last-Event-ID {}\n\n",
-                                self.last
-                            );
-                            return Some((Ok(Bytes::from(text)), self));
-                        }
+                    let page = replay(&self.state, move |connection| {
+                        stream::after(connection, after, REPLAY_PAGE)
+                    })
+                    .await;
+                    let Ok(events) = page else {
+                        return Some(self.end("the database did not answer"));
                     };
                     if (events.len() as i64) < REPLAY_PAGE {
                         self.phase = Phase::Live;
                     }
-                    if events.is_empty() {
-                        continue;
-                    }
                     let mut chunk = String::new();
-                    for event in &events {
-                        push_event(&mut chunk, event);
+                    self.push(&mut chunk, &events);
+                    if !chunk.is_empty() {
+                        return Some((Ok(Bytes::from(chunk)), self));
                     }
-                    self.last = events.last().map_or(self.last, |event| event.id);
-                    return Some((Ok(Bytes::from(chunk)), self));
                 }
                 Phase::Live => {
                     tokio::select! {
                         received = self.subscription.events.recv() => match received {
-                            Ok(event) if event.id <= self.last => continue,
-                            Ok(event) => {
+                            Ok(batch) => {
                                 let mut chunk = String::new();
-                                push_event(&mut chunk, &event);
-                                self.last = event.id;
-                                // Whatever else is already waiting goes in the same chunk.
-                                while let Ok(event) = self.subscription.events.try_recv() {
-                                    if event.id > self.last {
-                                        push_event(&mut chunk, &event);
-                                        self.last = event.id;
-                                    }
+                                self.push(&mut chunk, &batch);
+                                // Batches already waiting go in the same chunk, up to a bound.
+                                while chunk.len() < CHUNK_BYTES_MAX {
+                                    let Ok(batch) = self.subscription.events.try_recv() else {
+                                        break;
+                                    };
+                                    self.push(&mut chunk, &batch);
                                 }
-                                return Some((Ok(Bytes::from(chunk)), self));
+                                if !chunk.is_empty() {
+                                    return Some((Ok(Bytes::from(chunk)), self));
+                                }
                             }
                             Err(RecvError::Lagged(missed)) => {
-                                self.phase = Phase::Ended;
-                                let text = format!(
-                                    ": cut off: this subscriber fell {missed} events behind; \
-                                     resume with Last-Event-ID {}\n\n",
-                                    self.last
+                                let reason = format!(
+                                    "this subscriber fell {missed} batches behind (cut off)"
                                 );
-                                return Some((Ok(Bytes::from(text)), self));
+                                return Some(self.end(&reason));
                             }
                             Err(RecvError::Closed) => return None,
                         },
                         _ = self.subscription.closing.changed() => {
-                            self.phase = Phase::Ended;
-                            let text = format!(
-                                ": the exchange is shutting down; resume with Last-Event-ID {}\n\n",
-                                self.last
-                            );
-                            return Some((Ok(Bytes::from(text)), self));
+                            return Some(self.end("the exchange is shutting down"));
                         }
                         _ = self.heartbeat.tick() => {
                             return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), self));
@@ -303,14 +310,27 @@ impl Subscriber {
             }
         }
     }
-}
 
-/// One event in the Server-Sent Events format (its data is one line of JSON).
-fn push_event(chunk: &mut String, event: &stream::StreamEvent) {
-    use std::fmt::Write;
-    let _ = write!(
-        chunk,
-        "id: {}\nevent: {}\ndata: {}\n\n",
-        event.id, event.kind, event.data
-    );
+    /// Appends the events after the last one sent.
+    fn push(&mut self, chunk: &mut String, events: &[stream::StreamEvent]) {
+        use std::fmt::Write;
+        for event in events {
+            if event.id <= self.last {
+                continue;
+            }
+            let _ = write!(
+                chunk,
+                "id: {}\nevent: {}\ndata: {}\n\n",
+                event.id, event.kind, event.data
+            );
+            self.last = event.id;
+        }
+    }
+
+    /// The last words of a stream: why it ends, and where to resume.
+    fn end(mut self, why: &str) -> (Result<Bytes, std::io::Error>, Self) {
+        self.phase = Phase::Ended;
+        let text = format!(": {why}; resume with Last-Event-ID {}\n\n", self.last);
+        (Ok(Bytes::from(text)), self)
+    }
 }

@@ -41,6 +41,9 @@ pub struct AppState {
     pub logins: LoginGuard,
     /// The exports' own connections and slots.
     pub exports: Exports,
+    /// The market stream's own connections for replays (so that subscribers resuming at once
+    /// cannot take the connections every other request needs).
+    pub stream_replays: DbPool,
     /// What one hub may store of policies.
     pub policy_quota: PolicyQuota,
     pub reference: Reference,
@@ -96,6 +99,19 @@ pub struct HttpLimits {
     /// Largest JSON body, in bytes; larger ones get a 413.
     pub json_body_bytes_max: usize,
     pub workers: usize,
+    /// How long a connection may take none of the bytes sent to it (its receive window closed)
+    /// before the kernel closes it: what a client that stops reading holds, and for how long.
+    pub send_stall: std::time::Duration,
+}
+
+impl HttpLimits {
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        HttpLimits {
+            json_body_bytes_max: config.http_json_body_bytes_max,
+            workers: config.http_workers,
+            send_stall: std::time::Duration::from_millis(config.http_send_stall_ms.max(1)),
+        }
+    }
 }
 
 /// Registers every route, the JSON error handlers and the fallback 404.
@@ -135,6 +151,9 @@ pub fn server(
     state: web::Data<AppState>,
     limits: HttpLimits,
 ) -> std::io::Result<Server> {
+    // Inherited by every accepted connection (TCP_USER_TIMEOUT also covers data held back by a
+    // zero receive window).
+    socket2::SockRef::from(&listener).set_tcp_user_timeout(Some(limits.send_stall))?;
     let routes = configure(limits);
     let server = HttpServer::new(move || {
         let metrics = state.metrics.clone();

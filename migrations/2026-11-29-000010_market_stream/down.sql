@@ -1,3 +1,2 @@
-DROP INDEX bids_levels;
-DROP INDEX offers_levels;
+DROP TABLE book_levels;
 DROP TABLE market_events;

@@ -10,6 +10,25 @@ CREATE TABLE market_events (
     created_at timestamptz NOT NULL
 );
 
--- A changed price level is re-aggregated from the resting orders at that level.
-CREATE INDEX offers_levels ON offers (sku, ask_price) WHERE status IN ('open', 'partially_filled');
-CREATE INDEX bids_levels ON bids (limit_price) WHERE status IN ('open', 'partially_filled');
+-- The resting orders of the book, summed per side, SKU and price (a bid counts in each of its
+-- SKUs), kept by the writer in each batch's transaction from the changes it makes: a changed
+-- level costs one row, however many orders rest at it. Levels emptied keep their row at zero.
+-- (No CHECK on the sums: PostgreSQL checks an upsert's proposed row, here a change that may be
+-- negative, before it finds the conflict; the invariant book_levels_equal_resting_orders holds
+-- the sums to the resting orders instead.)
+CREATE TABLE book_levels (
+    side text NOT NULL CHECK (side IN ('offer', 'bid')),
+    sku text NOT NULL,
+    price numeric NOT NULL,
+    units bigint NOT NULL,
+    orders bigint NOT NULL,
+    PRIMARY KEY (side, sku, price)
+);
+
+INSERT INTO book_levels (side, sku, price, units, orders)
+SELECT 'offer', sku, ask_price, sum(remaining), count(*) FROM offers
+WHERE status IN ('open', 'partially_filled') GROUP BY sku, ask_price;
+
+INSERT INTO book_levels (side, sku, price, units, orders)
+SELECT 'bid', s, limit_price, sum(remaining), count(*) FROM bids, unnest(skus) AS s
+WHERE status IN ('open', 'partially_filled') GROUP BY s, limit_price;

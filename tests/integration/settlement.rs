@@ -117,7 +117,7 @@ async fn full_and_partial_delivery_settle_to_the_fen() {
         .await;
     let verdict = regulator.audit_verify().await.unwrap();
     assert!(verdict.ok, "{verdict:?}");
-    assert_eq!(verdict.invariants.len(), 9);
+    assert_eq!(verdict.invariants.len(), 10);
 }
 
 #[actix_web::test]
@@ -341,6 +341,25 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
     assert!(
         report.contains("balances_equal_their_entries") && report.contains("BROKEN"),
         "{report}"
+    );
+
+    // Someone changes what the market stream says rests at a price.
+    assert!(exchange.count("SELECT count(*) FROM book_levels WHERE orders > 0") > 0);
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(
+            "UPDATE book_levels SET units = units + 1 WHERE ctid = (SELECT ctid FROM book_levels WHERE orders > 0 LIMIT 1)",
+        ),
+        &mut connection,
+    )
+    .unwrap();
+    let verdict = regulator.audit_verify().await.unwrap();
+    assert!(
+        verdict
+            .invariants
+            .iter()
+            .any(|c| c.name == "book_levels_equal_resting_orders" && !c.ok),
+        "{:?}",
+        verdict.invariants
     );
 }
 

@@ -47,6 +47,21 @@ const CHECKS: &[(&str, &str)] = &[
          WHERE a.kind = 'buyer_held' AND a.balance <> coalesce(b.exposure, 0) LIMIT 1",
     ),
     (
+        "book_levels_equal_resting_orders",
+        "SELECT 'the ' || coalesce(l.side, r.side) || ' level ' || coalesce(l.sku, r.sku) || ' at ' || \
+         coalesce(l.price, r.price)::text || ' says ' || coalesce(l.units, 0)::text || ' units in ' || \
+         coalesce(l.orders, 0)::text || ' orders but ' || coalesce(r.units, 0)::text || ' in ' || \
+         coalesce(r.orders, 0)::text || ' rest there' AS detail \
+         FROM (SELECT * FROM book_levels WHERE orders <> 0 OR units <> 0) l FULL JOIN ( \
+             SELECT 'offer' AS side, sku, ask_price AS price, sum(remaining)::bigint AS units, count(*) AS orders \
+             FROM offers WHERE status IN ({resting}) GROUP BY sku, ask_price \
+             UNION ALL \
+             SELECT 'bid', s, limit_price, sum(remaining)::bigint, count(*) \
+             FROM bids, unnest(skus) AS s WHERE status IN ({resting}) GROUP BY s, limit_price) r \
+           ON l.side = r.side AND l.sku = r.sku AND l.price = r.price \
+         WHERE l.units IS DISTINCT FROM r.units OR l.orders IS DISTINCT FROM r.orders LIMIT 1",
+    ),
+    (
         "pending_payouts_equal_pending_withdrawals",
         "SELECT 'payouts_pending holds ' || a.balance::text || ' against pending withdrawals of ' || \
          coalesce(w.total, 0)::text AS detail FROM accounts a \

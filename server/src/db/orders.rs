@@ -232,8 +232,8 @@ pub fn write_batch(
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<super::stream::StreamEvent>> {
     connection.transaction(|connection| {
-        write(connection, writes, now)?;
-        super::stream::record(connection, writes, now)
+        let levels = write(connection, writes, now)?;
+        super::stream::record(connection, writes, &levels, now)
     })
 }
 
@@ -267,11 +267,137 @@ pub fn take_writer_lock(
     }
 }
 
+/// What a batch changed in each price level of the book: (side, SKU, price) → (units, orders).
+pub type LevelDeltas = HashMap<(Side, String, Decimal), (i64, i64)>;
+
+/// An order as it stood before a batch updated it.
+#[derive(QueryableByName)]
+struct Before {
+    #[diesel(sql_type = Array<Text>)]
+    skus: Vec<String>,
+    #[diesel(sql_type = Numeric)]
+    price: Decimal,
+    #[diesel(sql_type = Int4)]
+    remaining: i32,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = Int4)]
+    new_remaining: i32,
+    #[diesel(sql_type = Text)]
+    new_status: String,
+}
+
+/// What an order contributes to its levels: (units, orders), nothing unless it rests.
+fn resting_share(remaining: i32, status: &str) -> (i64, i64) {
+    if RESTING.iter().any(|resting| resting.0.as_str() == status) {
+        (i64::from(remaining), 1)
+    } else {
+        (0, 0)
+    }
+}
+
+fn add_share(
+    levels: &mut LevelDeltas,
+    side: Side,
+    skus: &[String],
+    price: Decimal,
+    share: (i64, i64),
+) {
+    if share == (0, 0) {
+        return;
+    }
+    for sku in skus {
+        let level = levels.entry((side, sku.clone(), price)).or_default();
+        level.0 += share.0;
+        level.1 += share.1;
+    }
+}
+
+/// Applies the batch's updates to resting orders of `table`, answering each order's state before
+/// and after (one statement: its first part reads the rows as they were).
+fn update_orders(
+    connection: &mut PgConnection,
+    side: Side,
+    updates: &HashMap<Uuid, OrderUpdate>,
+    now: DateTime<Utc>,
+    levels: &mut LevelDeltas,
+) -> QueryResult<()> {
+    if updates.is_empty() {
+        return Ok(());
+    }
+    let (mut ids, mut remaining, mut status, mut min_fill) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (id, update) in updates {
+        ids.push(*id);
+        remaining.push(update.remaining);
+        status.push(update.status.as_str());
+        min_fill.push(update.min_fill);
+    }
+    let statement = match side {
+        Side::Offer => {
+            "WITH v AS (SELECT * FROM unnest($1, $2, $3, $4) AS v(id, remaining, status, min_fill)), \
+             before AS (SELECT ARRAY[o.sku] AS skus, o.ask_price AS price, o.remaining, o.status, \
+                               v.remaining AS new_remaining, v.status AS new_status \
+                        FROM offers o JOIN v ON o.id = v.id), \
+             changed AS (UPDATE offers o SET remaining = v.remaining, status = v.status, updated_at = $5 \
+                         FROM v WHERE o.id = v.id) \
+             SELECT * FROM before"
+        }
+        Side::Bid => {
+            "WITH v AS (SELECT * FROM unnest($1, $2, $3, $4) AS v(id, remaining, status, min_fill)), \
+             before AS (SELECT b.skus, b.limit_price AS price, b.remaining, b.status, \
+                               v.remaining AS new_remaining, v.status AS new_status \
+                        FROM bids b JOIN v ON b.id = v.id), \
+             changed AS (UPDATE bids b SET remaining = v.remaining, status = v.status, \
+                                min_fill = v.min_fill, updated_at = $5 \
+                         FROM v WHERE b.id = v.id) \
+             SELECT * FROM before"
+        }
+    };
+    let before: Vec<Before> = diesel::sql_query(statement)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+        .bind::<Array<Int4>, _>(remaining)
+        .bind::<Array<Text>, _>(status)
+        .bind::<Array<Int4>, _>(min_fill)
+        .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .load(connection)?;
+    for order in before {
+        let (was, is) = (
+            resting_share(order.remaining, &order.status),
+            resting_share(order.new_remaining, &order.new_status),
+        );
+        add_share(
+            levels,
+            side,
+            &order.skus,
+            order.price,
+            (is.0 - was.0, is.1 - was.1),
+        );
+    }
+    Ok(())
+}
+
+/// Writes the batch; answers what it changed in the book's price levels.
 fn write(
     connection: &mut PgConnection,
     writes: &BatchWrites,
     now: DateTime<Utc>,
-) -> QueryResult<()> {
+) -> QueryResult<LevelDeltas> {
+    let mut levels = LevelDeltas::new();
+    for offer in &writes.new_offers {
+        let share = resting_share(offer.remaining, offer.status.0.as_str());
+        add_share(
+            &mut levels,
+            Side::Offer,
+            std::slice::from_ref(&offer.sku),
+            offer.ask_price,
+            share,
+        );
+    }
+    for bid in &writes.new_bids {
+        let share = resting_share(bid.remaining, bid.status.0.as_str());
+        add_share(&mut levels, Side::Bid, &bid.skus, bid.limit_price, share);
+    }
     for chunk in writes.new_offers.chunks(INSERT_ROWS_MAX) {
         diesel::insert_into(offers::table)
             .values(chunk)
@@ -282,43 +408,14 @@ fn write(
             .values(chunk)
             .execute(connection)?;
     }
-    if !writes.offer_updates.is_empty() {
-        let (mut ids, mut remaining, mut status) = (Vec::new(), Vec::new(), Vec::new());
-        for (id, update) in &writes.offer_updates {
-            ids.push(*id);
-            remaining.push(update.remaining);
-            status.push(update.status.as_str());
-        }
-        diesel::sql_query(
-            "UPDATE offers o SET remaining = v.remaining, status = v.status, updated_at = $4 \
-             FROM unnest($1, $2, $3) AS v(id, remaining, status) WHERE o.id = v.id",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .bind::<Array<Int4>, _>(remaining)
-        .bind::<Array<Text>, _>(status)
-        .bind::<diesel::sql_types::Timestamptz, _>(now)
-        .execute(connection)?;
-    }
-    if !writes.bid_updates.is_empty() {
-        let (mut ids, mut remaining, mut status, mut min_fill) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (id, update) in &writes.bid_updates {
-            ids.push(*id);
-            remaining.push(update.remaining);
-            status.push(update.status.as_str());
-            min_fill.push(update.min_fill);
-        }
-        diesel::sql_query(
-            "UPDATE bids b SET remaining = v.remaining, status = v.status, min_fill = v.min_fill, updated_at = $5 \
-             FROM unnest($1, $2, $3, $4) AS v(id, remaining, status, min_fill) WHERE b.id = v.id",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .bind::<Array<Int4>, _>(remaining)
-        .bind::<Array<Text>, _>(status)
-        .bind::<Array<Int4>, _>(min_fill)
-        .bind::<diesel::sql_types::Timestamptz, _>(now)
-        .execute(connection)?;
-    }
+    update_orders(
+        connection,
+        Side::Offer,
+        &writes.offer_updates,
+        now,
+        &mut levels,
+    )?;
+    update_orders(connection, Side::Bid, &writes.bid_updates, now, &mut levels)?;
     if !writes.contracts.is_empty() {
         insert_contracts(connection, &writes.contracts)?;
         super::market::record_trades(connection, &writes.contracts)?;
@@ -332,7 +429,7 @@ fn write(
     super::policies::record_faults(connection, &writes.faults, now)?;
     super::policies::record_decisions(connection, &writes.decisions, now)?;
     super::audit::append_batch(connection, &writes.audit, now)?;
-    Ok(())
+    Ok(levels)
 }
 
 /// Inserts contracts and opens their escrow accounts, with statements whose text never changes.

@@ -312,6 +312,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    book_levels (side, sku, price) {
+        side -> Text,
+        sku -> Text,
+        price -> Numeric,
+        units -> Int8,
+        orders -> Int8,
+    }
+}
+
+diesel::table! {
     market_events (id) {
         id -> Int8,
         kind -> Text,
@@ -350,4 +360,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     withdrawals,
     market_candles,
     market_events,
+    book_levels,
 );

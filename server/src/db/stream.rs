@@ -4,12 +4,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Jsonb, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Jsonb, Numeric, Text, Timestamptz};
+use rust_decimal::Decimal;
 use suanli_sdk::MarketTrade;
-use uuid::Uuid;
 
-use super::orders::BatchWrites;
-use super::types::resting_sql;
+use super::orders::{BatchWrites, LevelDeltas};
 
 /// A stored stream event: its id, `trade` or `book`, and its data as one line of JSON.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -23,30 +22,21 @@ pub struct StreamEvent {
 }
 
 /// Records the events of a batch, inside its transaction: its trades in the order they were made,
-/// then each price level (side, SKU, price) the batch changed, as it stands after the batch: the
-/// levels of new orders that rest, and of resting orders that were filled, cancelled or expired.
-/// (An order that never rested changed no level: its price is not shown.) One statement whose
-/// text never changes; none when the batch changed nothing.
+/// then each price level (side, SKU, price) the batch changed, as it stands after the batch (the
+/// batch's `levels` changes added to `book_levels`). An order that never rested changed no level,
+/// so its price is not shown. One statement whose text never changes; none when the batch changed
+/// nothing.
 pub fn record(
     connection: &mut PgConnection,
     writes: &BatchWrites,
+    levels: &LevelDeltas,
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<StreamEvent>> {
-    let offers: Vec<Uuid> = writes
-        .new_offers
+    let levels: Vec<_> = levels
         .iter()
-        .filter(|offer| offer.status.0.is_resting())
-        .map(|offer| offer.id)
-        .chain(writes.offer_updates.keys().copied())
+        .filter(|(_, change)| **change != (0, 0))
         .collect();
-    let bids: Vec<Uuid> = writes
-        .new_bids
-        .iter()
-        .filter(|bid| bid.status.0.is_resting())
-        .map(|bid| bid.id)
-        .chain(writes.bid_updates.keys().copied())
-        .collect();
-    if offers.is_empty() && bids.is_empty() && writes.contracts.is_empty() {
+    if levels.is_empty() && writes.contracts.is_empty() {
         return Ok(Vec::new());
     }
     let trades: Vec<serde_json::Value> = writes
@@ -72,38 +62,41 @@ pub fn record(
             .unwrap_or_default()
         })
         .collect();
-    let resting = resting_sql();
-    let mut events: Vec<StreamEvent> = diesel::sql_query(format!(
-        "WITH touched_offers AS ( \
-             SELECT DISTINCT sku, ask_price AS price FROM offers WHERE id = ANY($1)), \
-         touched_bids AS ( \
-             SELECT DISTINCT s AS sku, limit_price AS price FROM bids, unnest(skus) AS s WHERE id = ANY($2)), \
+    let sides: Vec<&str> = levels
+        .iter()
+        .map(|((side, _, _), _)| side.as_str())
+        .collect();
+    let skus: Vec<&str> = levels.iter().map(|((_, sku, _), _)| sku.as_str()).collect();
+    let prices: Vec<Decimal> = levels.iter().map(|((_, _, price), _)| *price).collect();
+    let units: Vec<i64> = levels.iter().map(|(_, change)| change.0).collect();
+    let orders: Vec<i64> = levels.iter().map(|(_, change)| change.1).collect();
+    let mut events: Vec<StreamEvent> = diesel::sql_query(
+        "WITH changes AS ( \
+             SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::int8[], $5::int8[]) \
+                 AS c(side, sku, price, units, orders)), \
          levels AS ( \
-             SELECT 'offer' AS side, t.sku, t.price, \
-                    coalesce(sum(o.remaining), 0)::bigint AS units, count(o.id) AS orders \
-             FROM touched_offers t LEFT JOIN offers o \
-               ON o.sku = t.sku AND o.ask_price = t.price AND o.status IN ({resting}) \
-             GROUP BY t.sku, t.price \
-             UNION ALL \
-             SELECT 'bid', t.sku, t.price, \
-                    coalesce(sum(b.remaining), 0)::bigint, count(b.id) \
-             FROM touched_bids t LEFT JOIN bids b \
-               ON b.limit_price = t.price AND t.sku = ANY(b.skus) AND b.status IN ({resting}) \
-             GROUP BY t.sku, t.price), \
+             INSERT INTO book_levels AS l (side, sku, price, units, orders) \
+             SELECT side, sku, price, units, orders FROM changes \
+             ON CONFLICT (side, sku, price) DO UPDATE \
+                 SET units = l.units + EXCLUDED.units, orders = l.orders + EXCLUDED.orders \
+             RETURNING side, sku, price, units, orders), \
          events AS ( \
              SELECT 0 AS part, n AS place, 'trade' AS kind, data \
-             FROM unnest($3::jsonb[]) WITH ORDINALITY AS t(data, n) \
+             FROM unnest($6::jsonb[]) WITH ORDINALITY AS t(data, n) \
              UNION ALL \
              SELECT 1, row_number() OVER (ORDER BY side, sku, price), 'book', \
                     jsonb_build_object('side', side, 'sku', sku, 'price', trim_scale(price)::text, \
                                        'units', units, 'orders', orders) \
              FROM levels) \
          INSERT INTO market_events (kind, data, created_at) \
-         SELECT kind, data, $4 FROM events ORDER BY part, place \
+         SELECT kind, data, $7 FROM events ORDER BY part, place \
          RETURNING id, kind, data::text AS data",
-    ))
-    .bind::<Array<SqlUuid>, _>(&offers)
-    .bind::<Array<SqlUuid>, _>(&bids)
+    )
+    .bind::<Array<Text>, _>(&sides)
+    .bind::<Array<Text>, _>(&skus)
+    .bind::<Array<Numeric>, _>(&prices)
+    .bind::<Array<BigInt>, _>(&units)
+    .bind::<Array<BigInt>, _>(&orders)
     .bind::<Array<Jsonb>, _>(&trades)
     .bind::<Timestamptz, _>(now)
     .load(connection)?;

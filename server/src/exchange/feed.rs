@@ -7,12 +7,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::sync::{broadcast, watch};
 
 use crate::db::stream::StreamEvent;
 
-/// The events of one committed batch, in id order.
-pub type Batch = Arc<[StreamEvent]>;
+/// The events of one committed batch, in id order, and their Server-Sent Events text, formatted
+/// once for every subscriber.
+pub struct PublishedBatch {
+    pub events: Vec<StreamEvent>,
+    pub text: Bytes,
+}
+
+pub type Batch = Arc<PublishedBatch>;
+
+/// One event in the Server-Sent Events format (its data is one line of JSON).
+pub fn sse_text(text: &mut String, event: &StreamEvent) {
+    use std::fmt::Write;
+    let _ = write!(
+        text,
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        event.id, event.kind, event.data
+    );
+}
 
 /// Where committed market events go live. Cheap to clone.
 #[derive(Clone)]
@@ -56,10 +73,18 @@ impl MarketFeed {
 
     /// Sends one batch's committed events to every subscriber, in order. Never blocks.
     pub fn publish(&self, events: Vec<StreamEvent>) {
-        if !events.is_empty() {
-            // No subscriber is not an error: the events are in the database.
-            let _ = self.sender.send(events.into());
+        if events.is_empty() || self.sender.receiver_count() == 0 {
+            return;
         }
+        let mut text = String::new();
+        for event in &events {
+            sse_text(&mut text, event);
+        }
+        // No subscriber is not an error: the events are in the database.
+        let _ = self.sender.send(Arc::new(PublishedBatch {
+            events,
+            text: Bytes::from(text),
+        }));
     }
 
     /// A new subscriber, which sees every event published from now on; `None` when the feed

@@ -121,9 +121,6 @@ pub async fn index(
 /// Events one replay query reads from the database.
 const REPLAY_PAGE: i64 = 500;
 
-/// Bytes of live events gathered into one chunk (a batch is never split).
-const CHUNK_BYTES_MAX: usize = 64 * 1024;
-
 /// The live market: Server-Sent Events of trades (`event: trade`, a contract without its
 /// parties) and changed price levels (`event: book`), each with an `id`. A client that sends
 /// `Last-Event-ID` first gets every event after that id from the database, then the live ones,
@@ -278,15 +275,14 @@ impl Subscriber {
                     tokio::select! {
                         received = self.subscription.events.recv() => match received {
                             Ok(batch) => {
-                                let mut chunk = String::new();
-                                self.push(&mut chunk, &batch);
-                                // Batches already waiting go in the same chunk, up to a bound.
-                                while chunk.len() < CHUNK_BYTES_MAX {
-                                    let Ok(batch) = self.subscription.events.try_recv() else {
-                                        break;
-                                    };
-                                    self.push(&mut chunk, &batch);
+                                let Some(last) = batch.events.last() else { continue };
+                                if batch.events[0].id > self.last {
+                                    // The common case: the whole batch, as formatted once.
+                                    self.last = last.id;
+                                    return Some((Ok(batch.text.clone()), self));
                                 }
+                                let mut chunk = String::new();
+                                self.push(&mut chunk, &batch.events);
                                 if !chunk.is_empty() {
                                     return Some((Ok(Bytes::from(chunk)), self));
                                 }
@@ -313,17 +309,11 @@ impl Subscriber {
 
     /// Appends the events after the last one sent.
     fn push(&mut self, chunk: &mut String, events: &[stream::StreamEvent]) {
-        use std::fmt::Write;
         for event in events {
-            if event.id <= self.last {
-                continue;
+            if event.id > self.last {
+                crate::exchange::feed::sse_text(chunk, event);
+                self.last = event.id;
             }
-            let _ = write!(
-                chunk,
-                "id: {}\nevent: {}\ndata: {}\n\n",
-                event.id, event.kind, event.data
-            );
-            self.last = event.id;
         }
     }
 

@@ -5,9 +5,68 @@ use std::io::Write;
 
 use crate::*;
 
-pub(crate) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     out!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
+}
+
+/// How an answer looks to people: a table. With `--json` the answer itself is printed instead.
+pub(crate) trait Human {
+    fn print(&self);
+}
+
+/// Prints `value` as JSON (`--json`) or as people read it.
+pub(crate) fn show<T: Serialize + Human + ?Sized>(json: bool, value: &T) -> anyhow::Result<()> {
+    if json {
+        print_json(value)
+    } else {
+        value.print();
+        Ok(())
+    }
+}
+
+impl<T> Human for Vec<T>
+where
+    [T]: Human,
+{
+    fn print(&self) {
+        self.as_slice().print();
+    }
+}
+
+/// One item shows as a table of one row.
+macro_rules! one_row {
+    ($($item:ty),+) => {$(
+        impl Human for $item {
+            fn print(&self) {
+                std::slice::from_ref(self).print();
+            }
+        }
+    )+};
+}
+
+one_row!(
+    suanli_sdk::Offer,
+    suanli_sdk::Bid,
+    suanli_sdk::Contract,
+    suanli_sdk::Withdrawal,
+    suanli_sdk::PolicySummary
+);
+
+impl Human for [suanli_sdk::PolicySummary] {
+    fn print(&self) {
+        let mut table = Table::new(["digest", "hub", "kind", "status", "bytes"]);
+        for policy in self {
+            table.row([
+                policy.digest.clone(),
+                policy.hub.clone(),
+                policy.kind.clone(),
+                policy.status.clone(),
+                policy.size_bytes.to_string(),
+            ]);
+        }
+        table.print();
+    }
 }
 
 /// Writes to standard output; see [`out!`].
@@ -43,114 +102,122 @@ pub(crate) fn csv_field(text: &str) -> String {
     }
 }
 
-pub(crate) fn withdrawal_table(withdrawals: &[suanli_sdk::Withdrawal]) {
-    let mut table = Table::new([
-        "id",
-        "amount",
-        "destination",
-        "status",
-        "requested",
-        "bank reference / reason",
-    ]);
-    for withdrawal in withdrawals {
-        table.row([
-            withdrawal.id.to_string(),
-            format!("{} {}", withdrawal.amount, withdrawal.currency),
-            withdrawal.destination.clone(),
-            withdrawal.status.as_str().to_owned(),
-            time_text(withdrawal.created_at),
-            withdrawal
-                .bank_reference
-                .clone()
-                .or_else(|| withdrawal.reason.clone())
-                .unwrap_or_default(),
+impl Human for [suanli_sdk::Withdrawal] {
+    fn print(&self) {
+        let mut table = Table::new([
+            "id",
+            "amount",
+            "destination",
+            "status",
+            "requested",
+            "bank reference / reason",
         ]);
+        for withdrawal in self {
+            table.row([
+                withdrawal.id.to_string(),
+                format!("{} {}", withdrawal.amount, withdrawal.currency),
+                withdrawal.destination.clone(),
+                withdrawal.status.as_str().to_owned(),
+                time_text(withdrawal.created_at),
+                withdrawal
+                    .bank_reference
+                    .clone()
+                    .or_else(|| withdrawal.reason.clone())
+                    .unwrap_or_default(),
+            ]);
+        }
+        table.print();
     }
-    table.print();
 }
 
-pub(crate) fn offer_table(offers: &[suanli_sdk::Offer]) {
-    let mut table = Table::new([
-        "id",
-        "hub",
-        "cluster",
-        "sku",
-        "qty",
-        "remaining",
-        "ask",
-        "green %",
-        "window",
-        "status",
-    ]);
-    for offer in offers {
-        table.row([
-            offer.id.to_string(),
-            offer.hub.clone(),
-            offer.cluster.clone(),
-            offer.sku.clone(),
-            offer.quantity.to_string(),
-            offer.remaining.to_string(),
-            offer.ask_price.to_string(),
-            offer.green_share.to_string(),
-            window_text(&offer.window),
-            offer.status.as_str().into(),
+impl Human for [suanli_sdk::Offer] {
+    fn print(&self) {
+        let mut table = Table::new([
+            "id",
+            "hub",
+            "cluster",
+            "sku",
+            "qty",
+            "remaining",
+            "ask",
+            "green %",
+            "window",
+            "status",
         ]);
+        for offer in self {
+            table.row([
+                offer.id.to_string(),
+                offer.hub.clone(),
+                offer.cluster.clone(),
+                offer.sku.clone(),
+                offer.quantity.to_string(),
+                offer.remaining.to_string(),
+                offer.ask_price.to_string(),
+                offer.green_share.to_string(),
+                window_text(&offer.window),
+                offer.status.as_str().into(),
+            ]);
+        }
+        table.print();
     }
-    table.print();
 }
 
-pub(crate) fn bid_table(bids: &[suanli_sdk::Bid]) {
-    let mut table = Table::new([
-        "id",
-        "skus",
-        "qty",
-        "remaining",
-        "limit",
-        "held",
-        "window",
-        "tif",
-        "status",
-    ]);
-    for bid in bids {
-        table.row([
-            bid.id.to_string(),
-            bid.skus.join(" "),
-            bid.quantity.to_string(),
-            bid.remaining.to_string(),
-            bid.limit_price.to_string(),
-            bid.held.to_string(),
-            window_text(&bid.window),
-            bid.time_in_force.as_str().into(),
-            bid.status.as_str().into(),
+impl Human for [suanli_sdk::Bid] {
+    fn print(&self) {
+        let mut table = Table::new([
+            "id",
+            "skus",
+            "qty",
+            "remaining",
+            "limit",
+            "held",
+            "window",
+            "tif",
+            "status",
         ]);
+        for bid in self {
+            table.row([
+                bid.id.to_string(),
+                bid.skus.join(" "),
+                bid.quantity.to_string(),
+                bid.remaining.to_string(),
+                bid.limit_price.to_string(),
+                bid.held.to_string(),
+                window_text(&bid.window),
+                bid.time_in_force.as_str().into(),
+                bid.status.as_str().into(),
+            ]);
+        }
+        table.print();
     }
-    table.print();
 }
 
-pub(crate) fn contract_table(contracts: &[suanli_sdk::Contract]) {
-    let mut table = Table::new([
-        "id",
-        "hub",
-        "sku",
-        "units",
-        "hours",
-        "unit price",
-        "notional",
-        "status",
-    ]);
-    for contract in contracts {
-        table.row([
-            contract.id.to_string(),
-            contract.hub.clone(),
-            contract.sku.clone(),
-            contract.units.to_string(),
-            contract.hours.to_string(),
-            contract.unit_price.to_string(),
-            contract.notional.to_string(),
-            format!("{:?}", contract.status).to_lowercase(),
+impl Human for [suanli_sdk::Contract] {
+    fn print(&self) {
+        let mut table = Table::new([
+            "id",
+            "hub",
+            "sku",
+            "units",
+            "hours",
+            "unit price",
+            "notional",
+            "status",
         ]);
+        for contract in self {
+            table.row([
+                contract.id.to_string(),
+                contract.hub.clone(),
+                contract.sku.clone(),
+                contract.units.to_string(),
+                contract.hours.to_string(),
+                contract.unit_price.to_string(),
+                contract.notional.to_string(),
+                format!("{:?}", contract.status).to_lowercase(),
+            ]);
+        }
+        table.print();
     }
-    table.print();
 }
 
 /// Why units did not trade, one line each.

@@ -12,17 +12,14 @@ pub(crate) async fn contracts(
             let page = client
                 .contracts(hub.as_deref(), sku.as_deref(), None, 500)
                 .await?;
-            if json {
-                return print_json(&page.items);
-            }
-            contract_table(&page.items);
+            return show(json, &page.items);
         }
         Contracts::Show { id } => {
             let contract = client.contract(*id).await?;
             if json {
                 return print_json(&contract);
             }
-            contract_table(std::slice::from_ref(&contract));
+            contract.print();
             for decision in &contract.decisions {
                 out!("decision: {}", decision);
             }

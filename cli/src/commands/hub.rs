@@ -17,7 +17,7 @@ pub(crate) async fn hub(client: &Client, command: &Hub, json: bool) -> anyhow::R
             if json {
                 return print_json(&page.items);
             }
-            contract_table(&page.items);
+            page.items.print();
             more_hint(page.next_cursor.is_some(), *limit);
         }
         Hub::Decisions {

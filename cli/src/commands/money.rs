@@ -36,7 +36,7 @@ pub(crate) async fn withdraw(
     if json {
         return print_json(&withdrawal);
     }
-    withdrawal_table(std::slice::from_ref(&withdrawal));
+    withdrawal.print();
     Ok(())
 }
 
@@ -81,7 +81,7 @@ pub(crate) async fn withdrawals(
     if json {
         return print_json(&withdrawals);
     }
-    withdrawal_table(&withdrawals);
+    withdrawals.print();
     Ok(())
 }
 

@@ -39,34 +39,25 @@ pub(crate) async fn offers(client: &Client, command: &Offers, json: bool) -> any
             if json {
                 return print_json(&placed);
             }
-            offer_table(std::slice::from_ref(&placed.offer));
+            placed.offer.print();
             if !placed.contracts.is_empty() {
                 out!("\ncontracts made:");
-                contract_table(&placed.contracts);
+                placed.contracts.print();
             }
         }
         Offers::List { status } => {
             let page = client
                 .offers(parse_status(status.clone())?, None, 500)
                 .await?;
-            if json {
-                return print_json(&page.items);
-            }
-            offer_table(&page.items);
+            return show(json, &page.items);
         }
         Offers::Show { id } => {
             let offer = client.offer(*id).await?;
-            if json {
-                return print_json(&offer);
-            }
-            offer_table(&[offer]);
+            return show(json, &offer);
         }
         Offers::Cancel { id } => {
             let offer = client.cancel_offer(*id).await?;
-            if json {
-                return print_json(&offer);
-            }
-            offer_table(&[offer]);
+            return show(json, &offer);
         }
     }
     Ok(())
@@ -118,10 +109,10 @@ pub(crate) async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow:
             if json {
                 print_json(&placed)?;
             } else {
-                bid_table(std::slice::from_ref(&placed.bid));
+                placed.bid.print();
                 if !placed.contracts.is_empty() {
                     out!("\ncontracts made:");
-                    contract_table(&placed.contracts);
+                    placed.contracts.print();
                 }
                 print_reasons(&placed.reasons);
             }
@@ -137,25 +128,19 @@ pub(crate) async fn bids(client: &Client, command: &Bids, json: bool) -> anyhow:
             let page = client
                 .bids(parse_status(status.clone())?, None, 500)
                 .await?;
-            if json {
-                return print_json(&page.items);
-            }
-            bid_table(&page.items);
+            return show(json, &page.items);
         }
         Bids::Show { id } => {
             let bid = client.bid(*id).await?;
             if json {
                 return print_json(&bid);
             }
-            bid_table(std::slice::from_ref(&bid));
+            bid.print();
             print_reasons(&bid.reasons);
         }
         Bids::Cancel { id } => {
             let bid = client.cancel_bid(*id).await?;
-            if json {
-                return print_json(&bid);
-            }
-            bid_table(&[bid]);
+            return show(json, &bid);
         }
     }
     Ok(())

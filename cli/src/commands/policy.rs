@@ -5,46 +5,24 @@ use crate::*;
 use super::{full_digest, own_hub};
 
 pub(crate) async fn policy(client: &Client, command: &Policy, json: bool) -> anyhow::Result<()> {
-    let print_policies = |policies: &[suanli_sdk::PolicySummary]| {
-        let mut table = Table::new(["digest", "hub", "kind", "status", "bytes"]);
-        for policy in policies {
-            table.row([
-                policy.digest.clone(),
-                policy.hub.clone(),
-                policy.kind.clone(),
-                policy.status.clone(),
-                policy.size_bytes.to_string(),
-            ]);
-        }
-        table.print();
-    };
     match command {
         Policy::Upload { hub, kind, file } => {
             let hub = &own_hub(client, hub).await?;
             let bytes = std::fs::read(file)
                 .with_context(|| format!("Failed to read {}", file.display()))?;
             let stored = client.upload_policy(hub, kind, bytes).await?;
-            if json {
-                return print_json(&stored);
-            }
-            print_policies(&[stored]);
+            return show(json, &stored);
         }
         Policy::List { hub } => {
             let hub = &own_hub(client, hub).await?;
             let policies = client.policies(hub).await?;
-            if json {
-                return print_json(&policies);
-            }
-            print_policies(&policies);
+            return show(json, &policies);
         }
         Policy::Activate { hub, digest } => {
             let hub = &own_hub(client, hub).await?;
             let digest = &full_digest(client, hub, digest).await?;
             let active = client.activate_policy(hub, digest).await?;
-            if json {
-                return print_json(&active);
-            }
-            print_policies(&[active]);
+            return show(json, &active);
         }
         Policy::DryRun {
             hub,

@@ -361,6 +361,20 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
         "{:?}",
         verdict.invariants
     );
+    // The writer sets the levels from the resting orders when it takes over the book.
+    drop(connection);
+    let token = regulator.bearer_token().unwrap().to_owned();
+    let exchange = exchange.restart().await;
+    let regulator = suanli_sdk::Client::new(exchange.anonymous.base_url()).with_token(token);
+    let verdict = regulator.audit_verify().await.unwrap();
+    assert!(
+        verdict
+            .invariants
+            .iter()
+            .any(|c| c.name == "book_levels_equal_resting_orders" && c.ok),
+        "{:?}",
+        verdict.invariants
+    );
 }
 
 #[actix_web::test]

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use suanli_sdk::MarketTrade;
 
 use super::orders::{BatchWrites, LevelDeltas};
+use super::types::resting_sql;
 
 /// A stored stream event: its id, `trade` or `book`, and its data as one line of JSON.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -102,6 +103,26 @@ pub fn record(
     .load(connection)?;
     events.sort_by_key(|event| event.id);
     Ok(events)
+}
+
+/// Sets `book_levels` to the sums of the resting orders (and drops emptied levels), in one
+/// transaction. The writer calls it when it takes over the book, so that whatever another process
+/// wrote before it (an older version, a failed batch) the levels it changes from here are right.
+pub fn rebuild_levels(connection: &mut PgConnection) -> QueryResult<()> {
+    let resting = resting_sql();
+    connection.transaction(|connection| {
+        diesel::sql_query("DELETE FROM book_levels").execute(connection)?;
+        diesel::sql_query(format!(
+            "INSERT INTO book_levels (side, sku, price, units, orders) \
+             SELECT 'offer', sku, ask_price, sum(remaining), count(*) FROM offers \
+             WHERE status IN ({resting}) GROUP BY sku, ask_price \
+             UNION ALL \
+             SELECT 'bid', s, limit_price, sum(remaining), count(*) FROM bids, unnest(skus) AS s \
+             WHERE status IN ({resting}) GROUP BY s, limit_price"
+        ))
+        .execute(connection)?;
+        Ok(())
+    })
 }
 
 /// At most `limit` events after `after`, oldest first.

@@ -138,6 +138,7 @@ impl Writer {
         }
         compile_active(&mut connection, &host, &registry)?;
         let engine = load_engine(&mut connection, &reference, config)?;
+        db::stream::rebuild_levels(&mut connection)?;
         let published = db::stream::newest(&mut connection)?;
         let (offers, bids) = engine.resting();
         tracing::info!(offers, bids, "order book rebuilt from the database");
@@ -486,6 +487,7 @@ impl Writer {
         }
         self.engine = load_engine(&mut self.connection, &self.reference, self.config)
             .map_err(BatchError::Rebuild)?;
+        db::stream::rebuild_levels(&mut self.connection)?;
         // A commit whose answer was lost may have stored events nobody was sent.
         let unpublished = db::stream::after(&mut self.connection, self.published, i64::MAX)?;
         if let Some(last) = unpublished.last() {

@@ -694,70 +694,25 @@ impl Engine {
                 break;
             };
             if ask > limit {
-                // Nothing cheaper remains in that market; a quote is never below the ask. Say so
-                // only if one of the next few offers there would suit the bid but for its price.
-                let suits = |key: &OfferKey| {
-                    key.window.contains(bid.window)
-                        && key.green_share >= bid.min_green_share
-                        && key.provider != bid.buyer
-                };
-                let above = std::iter::once((offer_seq, key))
-                    .chain(
-                        markets[best]
-                            .by_ref()
-                            .take(PRICE_REASON_LOOKAHEAD)
-                            .map(|((_, seq), key)| (*seq, *key)),
-                    )
-                    .find(|(_, key)| suits(key));
-                if let Some((seq, _)) = above {
-                    let offer = &self.offers[&seq].spec;
-                    reasons.note(ReasonCode::PriceAboveLimit, Some(offer.hub), || {
-                        format!(
-                            "an ask here is {} CNY, above the limit {}",
-                            offer.ask_price.normalize(),
-                            bid.limit_price.normalize()
-                        )
-                    });
-                }
+                // Nothing cheaper remains in that market; a quote is never below the ask.
+                let next = markets[best]
+                    .by_ref()
+                    .take(PRICE_REASON_LOOKAHEAD)
+                    .map(|((_, seq), key)| (*seq, *key));
+                self.note_price_above_limit(
+                    bid,
+                    std::iter::once((offer_seq, key)).chain(next),
+                    reasons,
+                );
                 heads[best] = None;
                 continue;
             }
             heads[best] = markets[best].next().map(|(key, value)| (*key, *value));
             examined += 1;
             let offer = &self.offers[&offer_seq];
-            let hub = Some(offer.spec.hub);
-            if !key.window.contains(bid.window) || offer.spec.window.end_seconds() <= now {
-                reasons.note(ReasonCode::NoOfferInWindow, hub, || {
-                    "no offer here covers the window".into()
-                });
+            let Some(units) = self.candidate_units(bid, offer, &key, now, reasons) else {
                 continue;
-            }
-            if key.green_share < bid.min_green_share {
-                reasons.note(ReasonCode::GreenShareBelow, hub, || {
-                    format!(
-                        "offers here have a green share of {}%, below the minimum {}%",
-                        key.green_share, bid.min_green_share
-                    )
-                });
-                continue;
-            }
-            if key.provider == bid.buyer {
-                reasons.note(ReasonCode::OwnOffer, hub, || {
-                    "the offer here is your own (no self-trade)".into()
-                });
-                continue;
-            }
-            // The incoming bid is live by definition (one for the current hour trades now).
-            if !pair_is_eligible(&offer.spec, bid, now) {
-                continue;
-            }
-            let units = offer.capacity.free(bid.window).min(bid.quantity);
-            if units == 0 {
-                reasons.note(ReasonCode::CapacitySoldOut, hub, || {
-                    "offers here are sold out for the window".into()
-                });
-                continue;
-            }
+            };
             let facts = PairFacts {
                 offer: &offer.spec,
                 bid,
@@ -783,6 +738,77 @@ impl Engine {
             });
         }
         quotes
+    }
+
+    /// Says that the bid's limit is below the asks of a market, if one of the offers there (the
+    /// next few in ask order) would suit the bid but for its price.
+    fn note_price_above_limit(
+        &self,
+        bid: &BidSpec,
+        mut offers: impl Iterator<Item = (Seq, OfferKey)>,
+        reasons: &mut Reasons,
+    ) {
+        let suits = |key: &OfferKey| {
+            key.window.contains(bid.window)
+                && key.green_share >= bid.min_green_share
+                && key.provider != bid.buyer
+        };
+        if let Some((seq, _)) = offers.find(|(_, key)| suits(key)) {
+            let offer = &self.offers[&seq].spec;
+            reasons.note(ReasonCode::PriceAboveLimit, Some(offer.hub), || {
+                format!(
+                    "an ask here is {} CNY, above the limit {}",
+                    offer.ask_price.normalize(),
+                    bid.limit_price.normalize()
+                )
+            });
+        }
+    }
+
+    /// The units a resting offer (within the bid's price) can give the incoming `bid`, or `None`
+    /// with the reason noted: window, green share, self-trade, eligibility, capacity.
+    fn candidate_units(
+        &self,
+        bid: &BidSpec,
+        offer: &RestingOffer,
+        key: &OfferKey,
+        now: i64,
+        reasons: &mut Reasons,
+    ) -> Option<u32> {
+        let hub = Some(offer.spec.hub);
+        if !key.window.contains(bid.window) || offer.spec.window.end_seconds() <= now {
+            reasons.note(ReasonCode::NoOfferInWindow, hub, || {
+                "no offer here covers the window".into()
+            });
+            return None;
+        }
+        if key.green_share < bid.min_green_share {
+            reasons.note(ReasonCode::GreenShareBelow, hub, || {
+                format!(
+                    "offers here have a green share of {}%, below the minimum {}%",
+                    key.green_share, bid.min_green_share
+                )
+            });
+            return None;
+        }
+        if key.provider == bid.buyer {
+            reasons.note(ReasonCode::OwnOffer, hub, || {
+                "the offer here is your own (no self-trade)".into()
+            });
+            return None;
+        }
+        // The incoming bid is live by definition (one for the current hour trades now).
+        if !pair_is_eligible(&offer.spec, bid, now) {
+            return None;
+        }
+        let units = offer.capacity.free(bid.window).min(bid.quantity);
+        if units == 0 {
+            reasons.note(ReasonCode::CapacitySoldOut, hub, || {
+                "offers here are sold out for the window".into()
+            });
+            return None;
+        }
+        Some(units)
     }
 
     fn take_seq(&mut self) -> Seq {

@@ -8,20 +8,7 @@ pub(crate) async fn audit(client: &Client, command: &Audit, json: bool) -> anyho
     match command {
         Audit::Log { after_seq, limit } => {
             let page = client.audit_log(*after_seq, *limit).await?;
-            if json {
-                return print_json(&page);
-            }
-            let mut table = Table::new(["seq", "at", "actor", "kind", "hash"]);
-            for entry in &page.items {
-                table.row([
-                    entry.seq.to_string(),
-                    entry.at.clone(),
-                    entry.actor.clone(),
-                    entry.kind.clone(),
-                    entry.hash[..16].to_owned(),
-                ]);
-            }
-            table.print();
+            return show(json, &page);
         }
         Audit::Verify { page_size } => {
             let bar = indicatif::ProgressBar::new_spinner();
@@ -114,44 +101,65 @@ pub(crate) async fn audit(client: &Client, command: &Audit, json: bool) -> anyho
                     ..Default::default()
                 })
                 .await?;
-            if json {
-                return print_json(&stats);
-            }
-            for (title, rows) in [
-                ("by hub", &stats.by_hub),
-                ("by SKU", &stats.by_sku),
-                ("by class", &stats.by_class),
-                ("east→west", &stats.east_to_west),
-            ] {
-                out!("{title}:");
-                let mut table = Table::new([
-                    "key",
-                    "contracts",
-                    "unit-hours",
-                    "contracted CNY",
-                    "settled",
-                    "delivered unit-hours",
-                    "charged CNY",
-                ]);
-                for row in rows {
-                    table.row([
-                        row.key.clone(),
-                        row.contracts.to_string(),
-                        row.unit_hours.to_string(),
-                        row.value.to_string(),
-                        row.settled_contracts.to_string(),
-                        row.delivered_unit_hours.to_string(),
-                        row.charged.to_string(),
-                    ]);
-                }
-                table.print();
-            }
-            out!(
-                "delivered {} unit-hours, {} % green",
-                stats.delivered_unit_hours,
-                stats.green_share_of_delivered
-            );
+            return show(json, &stats);
         }
     }
     Ok(())
+}
+
+impl Human for suanli_sdk::AuditPage {
+    fn print(&self) {
+        let page = self;
+        let mut table = Table::new(["seq", "at", "actor", "kind", "hash"]);
+        for entry in &page.items {
+            table.row([
+                entry.seq.to_string(),
+                entry.at.clone(),
+                entry.actor.clone(),
+                entry.kind.clone(),
+                entry.hash[..16].to_owned(),
+            ]);
+        }
+        table.print();
+    }
+}
+
+impl Human for suanli_sdk::Stats {
+    fn print(&self) {
+        let stats = self;
+        for (title, rows) in [
+            ("by hub", &stats.by_hub),
+            ("by SKU", &stats.by_sku),
+            ("by class", &stats.by_class),
+            ("east→west", &stats.east_to_west),
+        ] {
+            out!("{title}:");
+            let mut table = Table::new([
+                "key",
+                "contracts",
+                "unit-hours",
+                "contracted CNY",
+                "settled",
+                "delivered unit-hours",
+                "charged CNY",
+            ]);
+            for row in rows {
+                table.row([
+                    row.key.clone(),
+                    row.contracts.to_string(),
+                    row.unit_hours.to_string(),
+                    row.value.to_string(),
+                    row.settled_contracts.to_string(),
+                    row.delivered_unit_hours.to_string(),
+                    row.charged.to_string(),
+                ]);
+            }
+            table.print();
+        }
+        out!(
+            "delivered {} unit-hours, {} % green",
+            stats.delivered_unit_hours,
+            stats.green_share_of_delivered
+        );
+    }
 }

@@ -5,8 +5,9 @@
 //! the next start, stopped by [`PrivateCluster::stop`]. PostgreSQL refuses to run as root, so when
 //! we are root the folder is given to the `postgres` user and the binaries run as that user. The
 //! cluster listens on 127.0.0.1 only, on a free port, with no Unix socket, and asks for a password
-//! (scram-sha-256): a random one, kept in `<root>/password` with mode 0600. (A cluster created by
-//! an earlier version with trust authentication keeps working.)
+//! (scram-sha-256, or sent in clear over 127.0.0.1 for the tests' cluster: see [`ClientAuth`]): a
+//! random one, kept in `<root>/password` with mode 0600. (A cluster created by an earlier version
+//! with trust authentication keeps working.)
 
 use std::net::TcpListener;
 use std::os::unix::fs::MetadataExt;
@@ -15,6 +16,18 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 use diesel::{Connection, PgConnection, RunQueryDsl};
+
+/// How a new cluster checks the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// scram-sha-256: the password never crosses the connection.
+    Scram,
+    /// The password crosses 127.0.0.1 in clear (readable by root only), and the client computes
+    /// nothing: libpq's SCRAM runs inside OpenSSL, and a test process that exits while a thread is
+    /// still connecting can crash in OpenSSL's exit handlers (seen in CI as a SIGSEGV after every
+    /// test had passed). For the tests' cluster only.
+    Cleartext,
+}
 
 /// A running private cluster.
 #[derive(Debug)]
@@ -28,8 +41,14 @@ pub struct PrivateCluster {
 
 impl PrivateCluster {
     /// Starts (creating if needed) the cluster under `root`, or adopts it if it is already
-    /// running, and makes sure a database named `database` exists in it.
+    /// running, and makes sure a database named `database` exists in it. A new cluster asks for
+    /// its password with scram-sha-256.
     pub fn start(root: &Path, database: &str) -> anyhow::Result<Self> {
+        Self::start_with(root, database, ClientAuth::Scram)
+    }
+
+    /// Like [`PrivateCluster::start`], with `auth` for a cluster it creates.
+    pub fn start_with(root: &Path, database: &str, auth: ClientAuth) -> anyhow::Result<Self> {
         std::fs::create_dir_all(root)
             .with_context(|| format!("Failed to create {}", root.display()))?;
         let mut root = root.canonicalize()?;
@@ -59,7 +78,10 @@ impl PrivateCluster {
                     path_str(&data)?,
                     "-U",
                     "postgres",
-                    "--auth=scram-sha-256",
+                    match auth {
+                        ClientAuth::Scram => "--auth=scram-sha-256",
+                        ClientAuth::Cleartext => "--auth=password",
+                    },
                     "--pwfile",
                     path_str(&password_file)?,
                     "-E",

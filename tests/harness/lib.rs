@@ -15,7 +15,7 @@ use suanli_sdk::{Client, CreatedParticipant, NewParticipant, ParticipantKind, Pr
 use suanli_server::app;
 use suanli_server::config::Config;
 use suanli_server::http::{self, AppState, HttpLimits};
-use suanli_server::pg_private::PrivateCluster;
+use suanli_server::pg_private::{ClientAuth, PrivateCluster};
 
 /// The URL of a database on the test PostgreSQL server, which may create databases.
 fn server_url(database: &str) -> String {
@@ -24,7 +24,9 @@ fn server_url(database: &str) -> String {
         Ok(url) => url,
         Err(_) => {
             let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/suanli-test-pg");
-            let cluster = PrivateCluster::start(&root, "postgres")
+            // Cleartext over 127.0.0.1: no OpenSSL in the test process's connections (see
+            // `ClientAuth::Cleartext`).
+            let cluster = PrivateCluster::start_with(&root, "postgres", ClientAuth::Cleartext)
                 .expect("start the private test PostgreSQL");
             cluster.url("postgres")
         }

@@ -110,11 +110,17 @@ pub fn connect(
     connect_timeout_ms: u64,
 ) -> anyhow::Result<DbPool> {
     let manager = ConnectionManager::<PgConnection>::new(database_url);
-    Pool::builder()
+    // Connections are opened when requests need them and kept while they are used (no idle
+    // minimum): a pool whose connections were cut does not keep reconnecting in the background.
+    let pool = Pool::builder()
         .max_size(size_max)
+        .min_idle(Some(0))
         .connection_timeout(std::time::Duration::from_millis(connect_timeout_ms))
         .build(manager)
-        .context("Failed to connect to PostgreSQL")
+        .context("Failed to connect to PostgreSQL")?;
+    // One connection now, so that an unreachable database fails the start.
+    drop(pool.get().context("Failed to connect to PostgreSQL")?);
+    Ok(pool)
 }
 
 /// Like [`connect`], but opening connections only when they are asked for.

@@ -46,6 +46,9 @@ pub struct Writer {
     metrics: Metrics,
     /// Set while the book may be ahead of the database (a batch is being applied, or failed).
     stale: bool,
+    /// When rebuilding last failed: the expiry ticks alone do not reconnect again for a while
+    /// (orders still do at once), so a writer whose database is gone does not hammer it.
+    rebuild_failed_at: Option<Instant>,
     /// Where committed batches' market events go live.
     feed: MarketFeed,
     /// The id of the last market event published (or stored when the writer started): after a
@@ -113,6 +116,9 @@ impl BatchError {
     }
 }
 
+/// How long after a failed rebuild the expiry ticks alone try again.
+const REBUILD_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// How long after a failed compile the writer asks for an active policy to be compiled again.
 const COMPILE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -157,6 +163,7 @@ impl Writer {
             config,
             metrics,
             stale: false,
+            rebuild_failed_at: None,
             leading,
             feed,
             published,
@@ -266,7 +273,21 @@ impl Writer {
             return Err(BatchError::Deposed);
         }
         if self.stale {
-            self.rebuild()?;
+            let ticks_only = payloads
+                .iter()
+                .all(|payload| matches!(payload, Payload::Tick));
+            if ticks_only
+                && self
+                    .rebuild_failed_at
+                    .is_some_and(|failed| failed.elapsed() < REBUILD_RETRY_AFTER)
+            {
+                return Ok(payloads.iter().map(|_| Outcome::Nothing).collect());
+            }
+            if let Err(error) = self.rebuild() {
+                self.rebuild_failed_at = Some(Instant::now());
+                return Err(error);
+            }
+            self.rebuild_failed_at = None;
         }
         // Until this batch commits, memory may run ahead of the database (or the connection may
         // have gone): any error leaves `stale` set, and the next batch reconnects and rebuilds.

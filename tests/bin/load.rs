@@ -80,45 +80,9 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let failed = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
     let started = Instant::now();
-    for (index, buyer) in buyers.into_iter().enumerate() {
-        let (stop, accepted, failed) = (stop.clone(), accepted.clone(), failed.clone());
-        tasks.push(actix_web::rt::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let limit = if (n + index as u64).is_multiple_of(2) {
-                    "10.5"
-                } else {
-                    "9"
-                };
-                let sent = Instant::now();
-                match buyer.place_bid(&new_bid(SKU, 1, window(2, 4), limit)).await {
-                    Ok(_) => {
-                        accepted.fetch_add(1, Ordering::Relaxed);
-                        latencies.push(sent.elapsed());
-                    }
-                    Err(_) => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            latencies
-        }));
-    }
-    actix_web::rt::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await?);
-    }
+    let (accepted, failed, latencies) = bid_load(&buyers, seconds).await;
     let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
     let percentile = |p: f64| {
         latencies
             .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
@@ -126,9 +90,9 @@ async fn main() -> anyhow::Result<()> {
     let contracts = exchange.count("SELECT count(*) FROM contracts");
     println!(
         "suanli, {connections} connections, POST /v1/bids, {seconds} s: {:.0} bids/s accepted ({} accepted, {} failed, {contracts} contracts), latency p50 {:?} p99 {:?}",
-        accepted.load(Ordering::Relaxed) as f64 / elapsed,
-        accepted.load(Ordering::Relaxed),
-        failed.load(Ordering::Relaxed),
+        accepted as f64 / elapsed,
+        accepted,
+        failed,
         percentile(0.50).copied().unwrap_or_default(),
         percentile(0.99).copied().unwrap_or_default(),
     );

@@ -55,6 +55,30 @@ fn apply_book(levels: &mut BTreeMap<Decimal, (u64, u64)>, events: &[MarketEvent]
     }
 }
 
+/// A market stream subscriber over plain TCP with a 4 KiB receive window, which has read the
+/// answer's head (200) and will read nothing more until the test says so.
+async fn stalled_subscriber(exchange: &TestExchange, after: Option<i64>) -> tokio::net::TcpStream {
+    let address = exchange
+        .anonymous
+        .base_url()
+        .trim_start_matches("http://")
+        .to_owned();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stalled = socket.connect(address.parse().unwrap()).await.unwrap();
+    let resume = after.map_or(String::new(), |id| format!("last-event-id: {id}\r\n"));
+    stalled
+        .write_all(
+            format!("GET /v1/market/stream HTTP/1.1\r\nhost: {address}\r\n{resume}\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 512];
+    let read = stalled.read(&mut head).await.unwrap();
+    assert!(String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 200"));
+    stalled
+}
+
 #[actix_web::test]
 async fn trades_arrive_live_and_a_subscriber_resumes_with_exactly_what_it_missed() {
     let exchange = TestExchange::start().await;
@@ -244,26 +268,7 @@ async fn a_subscriber_that_stops_reading_is_cut_off_while_the_writer_and_the_oth
         .collect();
 
     // A subscriber with a small receive window that reads the answer's head and then nothing.
-    let address = exchange
-        .anonymous
-        .base_url()
-        .trim_start_matches("http://")
-        .to_owned();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(address.parse().unwrap()).await.unwrap();
-    stalled
-        .write_all(
-            format!(
-                "GET /v1/market/stream HTTP/1.1\r\nhost: {address}\r\nlast-event-id: 0\r\n\r\n"
-            )
-            .as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 512];
-    let read = stalled.read(&mut head).await.unwrap();
-    assert!(String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 200"));
+    let mut stalled = stalled_subscriber(&exchange, Some(0)).await;
 
     // One that keeps reading all along, from the first event on.
     let reading = actix_web::rt::spawn({
@@ -366,21 +371,7 @@ async fn a_client_that_takes_nothing_sent_to_it_is_disconnected_and_frees_its_se
         .take(16)
         .collect();
 
-    let address = exchange
-        .anonymous
-        .base_url()
-        .trim_start_matches("http://")
-        .to_owned();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
-    let mut stalled = socket.connect(address.parse().unwrap()).await.unwrap();
-    stalled
-        .write_all(format!("GET /v1/market/stream HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = vec![0u8; 512];
-    let read = stalled.read(&mut head).await.unwrap();
-    assert!(String::from_utf8_lossy(&head[..read]).starts_with("HTTP/1.1 200"));
+    let mut stalled = stalled_subscriber(&exchange, None).await;
     // The one seat is taken.
     let busy = exchange
         .anonymous

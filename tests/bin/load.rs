@@ -7,7 +7,10 @@
 //! offers resting there, attackers bidding into it, and the latency of an unrelated offer plus
 //! crossing bid in another hub (optionally with other hub budgets: `hostile [seconds] [attackers]
 //! [order fuel] [order wall ms] [batch wall ms]`), and `stream [seconds] [connections] [subscribers]`:
-//! the bid load first without, then with that many market stream subscribers reading. Uses `DATABASE_URL`'s server when set, otherwise the private
+//! the bid load first without, then with that many market stream subscribers reading, and
+//! `soak [seconds] [connections]` (default 600 s, 32): the bid load, with the rate, latency and
+//! resident memory printed every 10 s, and `rebuild [orders]` (default 1,000,000): the restart
+//! time and resident memory with that many resting offers. Uses `DATABASE_URL`'s server when set, otherwise the private
 //! test cluster under `target/suanli-test-pg`.
 
 use std::sync::Arc;
@@ -45,6 +48,21 @@ async fn main() -> anyhow::Result<()> {
         let budget: Vec<u64> = args.map(|s| s.parse()).collect::<Result<_, _>>()?;
         return hostile(seconds, attackers, &budget).await;
     }
+    if args.peek().map(String::as_str) == Some("rebuild") {
+        args.next();
+        let orders: u64 = args
+            .next()
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(1_000_000);
+        return rebuild(orders).await;
+    }
+    if args.peek().map(String::as_str) == Some("soak") {
+        args.next();
+        let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(600);
+        let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
+        return soak(seconds, connections).await;
+    }
     if args.peek().map(String::as_str) == Some("stream") {
         args.next();
         let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
@@ -55,30 +73,7 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
 
-    let exchange = TestExchange::start_with(|config| {
-        config.db_pool_size_max = 16;
-        config.http_workers = 2;
-    })
-    .await;
-
-    // Capacity that half of the bids cross: one big offer per cluster.
-    let (_, provider) = exchange
-        .participant(ParticipantKind::Provider, "Load provider")
-        .await;
-    for cluster in ["qingyang", "zhongwei", "guian", "helinger"] {
-        provider
-            .place_offer(&new_offer(cluster, SKU, 1_000_000, window(1, 48), "10"))
-            .await?;
-    }
-    let mut buyers = Vec::new();
-    for n in 0..connections {
-        buyers.push(
-            exchange
-                .funded_buyer(&format!("Load buyer {n}"), "1000000000")
-                .await
-                .1,
-        );
-    }
+    let (exchange, buyers) = bidding_exchange(connections, |_| {}).await?;
 
     let started = Instant::now();
     let (accepted, failed, latencies) = bid_load(&buyers, seconds).await;
@@ -97,9 +92,11 @@ async fn main() -> anyhow::Result<()> {
         percentile(0.99).copied().unwrap_or_default(),
     );
     // PostgreSQL's own rate on the same server, right after (not during) the exchange's run.
+    let (line, tps) = pgbench(&exchange.database_url, connections, seconds)?;
+    println!("pgbench, {connections} clients, single-row INSERT, {seconds} s: {line}");
     println!(
-        "pgbench, {connections} clients, single-row INSERT, {seconds} s: {}",
-        pgbench(&exchange.database_url, connections, seconds)?
+        "ratio: bids/s ÷ pgbench tps = {:.3}",
+        accepted as f64 / elapsed / tps
     );
     println!(
         "{}",
@@ -116,11 +113,147 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// PostgreSQL's single-row insert rate with `clients` clients, as pgbench reports it.
-fn pgbench(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<String> {
+/// An exchange for the bid load: capacity that half of the bids cross (one big offer per
+/// cluster) and `connections` funded buyers.
+async fn bidding_exchange(
+    connections: usize,
+    adjust: impl FnOnce(&mut suanli_server::config::Config),
+) -> anyhow::Result<(TestExchange, Vec<suanli_sdk::Client>)> {
+    let exchange = TestExchange::start_with(|config| {
+        config.db_pool_size_max = 16;
+        config.http_workers = 2;
+        adjust(config);
+    })
+    .await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Load provider")
+        .await;
+    for cluster in ["qingyang", "zhongwei", "guian", "helinger"] {
+        provider
+            .place_offer(&new_offer(cluster, SKU, 1_000_000, window(1, 48), "10"))
+            .await?;
+    }
+    let mut buyers = Vec::new();
+    for n in 0..connections {
+        buyers.push(
+            exchange
+                .funded_buyer(&format!("Load buyer {n}"), "1000000000")
+                .await
+                .1,
+        );
+    }
+    Ok((exchange, buyers))
+}
+
+/// The bid load for `seconds`, printing every 10 s the rate, the latency percentiles of those
+/// 10 s and the resident memory of this process (the server and the clients together).
+async fn soak(seconds: u64, connections: usize) -> anyhow::Result<()> {
+    let (_exchange, buyers) = bidding_exchange(connections, |_| {}).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (index, buyer) in buyers.into_iter().enumerate() {
+        let (stop, latencies, failed) = (stop.clone(), latencies.clone(), failed.clone());
+        tasks.push(actix_web::rt::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let limit = if (n + index as u64).is_multiple_of(2) {
+                    "10.5"
+                } else {
+                    "9"
+                };
+                let sent = Instant::now();
+                match buyer.place_bid(&new_bid(SKU, 1, window(2, 4), limit)).await {
+                    Ok(_) => latencies.lock().expect("latencies").push(sent.elapsed()),
+                    Err(_) => drop(failed.fetch_add(1, Ordering::Relaxed)),
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    let mut interval = actix_web::rt::time::interval(Duration::from_secs(10));
+    interval.tick().await;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        interval.tick().await;
+        let mut window = std::mem::take(&mut *latencies.lock().expect("latencies"));
+        let accepted = window.len();
+        report(
+            &format!(
+                "t={:>4} s: {:.0} bids/s accepted, {} failed so far, RSS {} MiB, latency",
+                started.elapsed().as_secs(),
+                accepted as f64 / 10.0,
+                failed.load(Ordering::Relaxed),
+                rss_kib() / 1024
+            ),
+            &mut window,
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await?;
+    }
+    println!("peak RSS {} MiB", peak_rss_kib() / 1024);
+    Ok(())
+}
+
+/// The book rebuilt on start with `orders` resting offers (stored directly in SQL: over four
+/// clusters, six SKUs, 1,000 prices and windows of 1 to 500 hours): how long the restart takes
+/// and what the resting book adds to the process's resident memory.
+async fn rebuild(orders: u64) -> anyhow::Result<()> {
+    use diesel::RunQueryDsl;
+    let exchange = TestExchange::start().await;
+    let (provider, _) = exchange
+        .participant(ParticipantKind::Provider, "Rebuild provider")
+        .await;
+    let mut connection = exchange.sql();
+    let seeded = Instant::now();
+    diesel::sql_query(format!(
+        "INSERT INTO offers (id, seq, provider_id, cluster, hub, sku, quantity, window_start, window_end, \
+         ask_price, green_share, attributes, status, remaining, idempotency_key, request_hash, created_at, updated_at) \
+         SELECT gen_random_uuid(), 1000000 + n, '{}', c.code, c.hub, \
+                (SELECT array_agg(code ORDER BY code) FROM skus)[1 + n % 6], 10, \
+                date_trunc('hour', now()) + interval '1 hour' * (1 + n % 48), \
+                date_trunc('hour', now()) + interval '1 hour' * (2 + n % 48 + n % 500), \
+                5 + (n % 1000) / 100.0, n % 101, '{{}}', 'open', 10, 'seed-' || n, 'seed', now(), now() \
+         FROM generate_series(1, {orders}) n \
+         JOIN clusters c ON c.code = (ARRAY['qingyang', 'zhongwei', 'guian', 'helinger'])[1 + n % 4]",
+        provider.participant.id
+    ))
+    .execute(&mut connection)?;
+    diesel::sql_query("ANALYZE").execute(&mut connection)?;
+    println!(
+        "stored {orders} resting offers in {:.1} s",
+        seeded.elapsed().as_secs_f64()
+    );
+    let before = rss_kib();
+    let started = Instant::now();
+    let exchange = exchange.restart().await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let book = exchange
+        .anonymous
+        .market_book(Some("ai.nvidia-h20"), None)
+        .await?;
+    println!(
+        "restart with the book rebuilt: {elapsed:.1} s; resident memory {} MiB before, {} MiB after ({} offer levels for one SKU)",
+        before / 1024,
+        rss_kib() / 1024,
+        book.offers.len()
+    );
+    Ok(())
+}
+
+/// Resident memory of this process now, from /proc.
+fn rss_kib() -> u64 {
+    proc_status_kib("VmRSS:")
+}
+
+/// PostgreSQL's single-row insert rate with `clients` clients: pgbench's line, and its tps.
+fn pgbench(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<(String, f64)> {
     use diesel::RunQueryDsl;
     let mut connection = <diesel::PgConnection as diesel::Connection>::establish(database_url)?;
-    diesel::sql_query("CREATE TABLE pgbench_single_row (id bigserial PRIMARY KEY, value integer NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+    diesel::sql_query("CREATE TABLE IF NOT EXISTS pgbench_single_row (id bigserial PRIMARY KEY, value integer NOT NULL, at timestamptz NOT NULL DEFAULT now())")
         .execute(&mut connection)?;
     let script = std::env::temp_dir().join(format!("suanli-pgbench-{}.sql", std::process::id()));
     std::fs::write(
@@ -144,21 +277,33 @@ fn pgbench(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<S
         .output()?;
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&output.stdout);
-    Ok(text
+    let line = text
         .lines()
         .find(|line| line.starts_with("tps"))
-        .unwrap_or("pgbench printed no tps")
-        .to_owned())
+        .ok_or_else(|| anyhow::anyhow!("pgbench printed no tps: {text}"))?
+        .to_owned();
+    // "tps = 19234.5 (without initial connection time)"
+    let tps = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|tps| tps.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("pgbench's tps: {line}"))?;
+    Ok((line, tps))
 }
 
 /// Peak resident memory of this process (server and client together), from /proc.
 fn peak_rss_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+/// A `kB` figure of /proc/self/status (0 if it cannot be read).
+fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|line| line.starts_with("VmHWM:"))
+                .find(|line| line.starts_with(field))
                 .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
@@ -260,10 +405,14 @@ async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
         task.await??;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let rate = contracts as f64 / elapsed;
     println!(
-        "settled {contracts} contracts from {connections} connections in {elapsed:.2} s: {:.0} settlements/s",
-        contracts as f64 / elapsed
+        "settled {contracts} contracts from {connections} connections in {elapsed:.2} s: {rate:.0} settlements/s"
     );
+    // PostgreSQL's own rate on the same server, right after the settlements.
+    let (line, tps) = pgbench(&exchange.database_url, connections, 10)?;
+    println!("pgbench, {connections} clients, single-row INSERT, 10 s: {line}");
+    println!("ratio: settlements/s ÷ pgbench tps = {:.3}", rate / tps);
     Ok(())
 }
 
@@ -491,29 +640,10 @@ async fn stream_fan_out(
     subscribers: usize,
 ) -> anyhow::Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = TestExchange::start_with(|config| {
-        config.db_pool_size_max = 16;
-        config.http_workers = 2;
+    let (exchange, buyers) = bidding_exchange(connections, |config| {
         config.stream_subscribers_max = subscribers.max(1);
     })
-    .await;
-    let (_, provider) = exchange
-        .participant(ParticipantKind::Provider, "Load provider")
-        .await;
-    for cluster in ["qingyang", "zhongwei", "guian", "helinger"] {
-        provider
-            .place_offer(&new_offer(cluster, SKU, 1_000_000, window(1, 48), "10"))
-            .await?;
-    }
-    let mut buyers = Vec::new();
-    for n in 0..connections {
-        buyers.push(
-            exchange
-                .funded_buyer(&format!("Load buyer {n}"), "1000000000")
-                .await
-                .1,
-        );
-    }
+    .await?;
     let rate = |accepted: u64| accepted as f64 / seconds as f64;
     let percentile = |latencies: &[Duration], p: f64| {
         latencies

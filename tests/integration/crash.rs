@@ -231,3 +231,115 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
     let book = anonymous.market_book(Some(SKU), None).await.unwrap();
     assert!(book.bids.is_empty(), "{book:?}");
 }
+
+/// The `suanli_events_total` count of `kind` the server at `base_url` reports on `/metrics`.
+async fn event_count(base_url: &str, kind: &str) -> u64 {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("suanli_events_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |count| count.trim().parse().unwrap())
+}
+
+/// Waits (at most 60 s) until the server has matched `matched` batches in all.
+async fn until_matched(base_url: &str, matched: u64) {
+    let started = std::time::Instant::now();
+    while event_count(base_url, "batch_matched").await < matched {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the writer never matched {matched} batches"
+        );
+        actix_web::rt::task::yield_now().await;
+    }
+}
+
+/// The pipelined writer matches batch N+1 while batch N commits. Killed right there (N's commit
+/// held up by a lock, N+1 matched and waiting for it), the server loses nothing it acknowledged
+/// and applied nothing it did not: neither batch's bid exists after the restart, and both can be
+/// placed again under their idempotency keys.
+#[actix_web::test]
+async fn a_server_killed_between_matching_a_batch_and_committing_the_one_before_applies_neither() {
+    use diesel::RunQueryDsl;
+    let database = TestDatabase::create();
+    let admin_key = format!("admin-{}", Uuid::new_v4());
+    let env = [
+        ("DATABASE_URL", database.url.clone()),
+        ("SUANLI_ADMIN_API_KEY", admin_key.clone()),
+        ("SUANLI_JWT_SECRET", "crash-test-secret".to_owned()),
+        // No expiry ticks: the only batches are the test's own.
+        ("SUANLI_EXPIRY_TICK_MS", "3600000".to_owned()),
+    ];
+    let mut server = ServerProcess::spawn(SERVER, &env);
+    let anonymous = Client::new(server.base_url.clone());
+    let admin = anonymous.login(&admin_key).await.unwrap();
+    let (_, buyer_key) = participant(&admin, "buyer", ParticipantKind::Buyer).await;
+    let (_, regulator_key) = participant(&admin, "regulator", ParticipantKind::Regulator).await;
+    let buyer = anonymous.login(&buyer_key).await.unwrap();
+    let acknowledged = buyer
+        .place_bid(&new_bid(SKU, 2, window(2, 4), "7"))
+        .await
+        .unwrap()
+        .bid;
+    let before = buyer.account().await.unwrap();
+
+    // Batch N's commit waits for the audit chain's head, which this transaction holds.
+    let mut lock = database.connect();
+    diesel::sql_query("BEGIN").execute(&mut lock).unwrap();
+    diesel::sql_query("SELECT * FROM audit_head FOR UPDATE")
+        .execute(&mut lock)
+        .unwrap();
+    let matched = event_count(&server.base_url, "batch_matched").await;
+    let committed = event_count(&server.base_url, "batch_committed").await;
+    let mut unanswered = Vec::new();
+    for (n, key) in ["batch-n", "batch-n-plus-1"].into_iter().enumerate() {
+        let mut bid = new_bid(SKU, 1, window(2, 4), "8");
+        bid.idempotency_key = key.to_owned();
+        let client = buyer.clone();
+        unanswered.push((
+            bid.clone(),
+            actix_web::rt::spawn(async move { client.place_bid(&bid).await }),
+        ));
+        until_matched(&server.base_url, matched + 1 + n as u64).await;
+    }
+    assert_eq!(
+        event_count(&server.base_url, "batch_committed").await,
+        committed,
+        "batch N is still committing"
+    );
+    server.kill();
+    for (_, answer) in &mut unanswered {
+        assert!(
+            answer.await.unwrap().is_err(),
+            "nothing of the two batches was acknowledged"
+        );
+    }
+    diesel::sql_query("ROLLBACK").execute(&mut lock).unwrap();
+
+    let server = ServerProcess::spawn(SERVER, &env);
+    let anonymous = Client::new(server.base_url.clone());
+    let buyer = anonymous.login(&buyer_key).await.unwrap();
+    let bids = buyer.bids(None, None, 100).await.unwrap().items;
+    assert_eq!(
+        bids.iter().map(|bid| bid.id).collect::<Vec<_>>(),
+        vec![acknowledged.id],
+        "only the acknowledged bid exists"
+    );
+    assert_eq!(
+        buyer.account().await.unwrap(),
+        before,
+        "only its hold is held"
+    );
+    let regulator = anonymous.login(&regulator_key).await.unwrap();
+    assert!(regulator.audit_verify().await.unwrap().ok);
+    // Neither was applied, so placing them again under the same keys places them now.
+    for (bid, _) in &unanswered {
+        let placed = buyer.place_bid(bid).await.unwrap().bid;
+        assert_ne!(placed.id, acknowledged.id);
+    }
+    assert_eq!(buyer.bids(None, None, 100).await.unwrap().items.len(), 3);
+}

@@ -174,3 +174,77 @@ async fn history_cannot_be_rewritten_through_sql() {
     );
     assert!(unbalanced.unwrap_err().to_string().contains("unbalanced"));
 }
+
+/// The writer's `suanli_events_total` count of `kind`.
+fn event_count(exchange: &TestExchange, kind: &str) -> u64 {
+    let series = format!("suanli_events_total{{kind=\"{kind}\"}} ");
+    exchange
+        .state
+        .metrics
+        .render()
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(&series)
+                .map(|count| count.trim().parse().unwrap())
+        })
+        .unwrap_or(0)
+}
+
+/// The writer matches a batch while the batch before it commits, so it reads balances that may
+/// not include that batch yet: what that batch held must still count. A buyer with money for one
+/// hold bids twice; the first bid's batch is held up in its commit while the second is matched:
+/// the second is refused for want of money before anything is written, not found out by a
+/// failing commit.
+#[actix_web::test]
+async fn a_bid_matched_while_the_batch_before_commits_sees_that_batchs_hold() {
+    use diesel::RunQueryDsl;
+    use suanli_tests::{new_bid, window};
+    let exchange = TestExchange::start_with(|config| config.expiry_tick_ms = 3_600_000).await;
+    // Each bid holds 10 CNY × 4 hours.
+    let (_, buyer) = exchange.funded_buyer("Pipelined buyer", "70").await;
+    let bid = || new_bid("ai.metax-c500", 1, window(2, 4), "10");
+
+    let mut lock = exchange.sql();
+    diesel::sql_query("BEGIN").execute(&mut lock).unwrap();
+    diesel::sql_query("SELECT * FROM audit_head FOR UPDATE")
+        .execute(&mut lock)
+        .unwrap();
+    let matched = event_count(&exchange, "batch_matched");
+    let committed = event_count(&exchange, "batch_committed");
+    let mut answers = Vec::new();
+    for n in 1..=2 {
+        let (buyer, bid) = (buyer.clone(), bid());
+        answers.push(actix_web::rt::spawn(
+            async move { buyer.place_bid(&bid).await },
+        ));
+        let started = std::time::Instant::now();
+        while event_count(&exchange, "batch_matched") < matched + n {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "the writer never matched bid {n}"
+            );
+            actix_web::rt::task::yield_now().await;
+        }
+    }
+    assert_eq!(
+        event_count(&exchange, "batch_committed"),
+        committed,
+        "bid 1 waits"
+    );
+    diesel::sql_query("COMMIT").execute(&mut lock).unwrap();
+
+    let second = answers.pop().unwrap().await.unwrap();
+    let first = answers.pop().unwrap().await.unwrap();
+    assert!(first.is_ok(), "{first:?}");
+    assert_eq!(code_of(second), (422, "insufficient_funds".into()));
+    assert_eq!(
+        event_count(&exchange, "batch_split"),
+        0,
+        "refused while matching, not by a failed commit"
+    );
+    let account = buyer.account().await.unwrap();
+    assert_eq!(
+        (account.available, account.held),
+        (Decimal::from(30), Decimal::from(40))
+    );
+}

@@ -226,6 +226,41 @@ pub fn balances_of(
     Ok((balance(Some(accounts.available)), balance(accounts.held)))
 }
 
+/// The balances of `ids` (accounts that do not exist are left out), and whether the ledger
+/// transaction `marker` is committed, both read in one statement and so from one snapshot: the
+/// writer, reading while a batch of its own commits, learns whether what it read includes that
+/// batch (whose transactions all commit at once).
+pub fn balances_as_of(
+    connection: &mut PgConnection,
+    ids: &[Uuid],
+    marker: Option<Uuid>,
+) -> QueryResult<(HashMap<Uuid, Decimal>, bool)> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+        #[diesel(sql_type = Numeric)]
+        balance: Decimal,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        marked: bool,
+    }
+    if ids.is_empty() {
+        return Ok((HashMap::new(), false));
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT a.id, a.balance, EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = $2) AS marked \
+         FROM accounts a WHERE a.id = ANY($1)",
+    )
+    .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(marker)
+    .load(connection)?;
+    let marked = rows.first().is_some_and(|row| row.marked);
+    Ok((
+        rows.into_iter().map(|row| (row.id, row.balance)).collect(),
+        marked,
+    ))
+}
+
 /// The id of a contract's escrow account.
 pub fn contract_escrow_account(contract: Uuid) -> Uuid {
     Uuid::new_v5(&contract, b"contract_escrow")

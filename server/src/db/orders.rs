@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 use suanli_sdk::{Bid, BookLevel, Contract, Offer, OrderStatus, Side, Trade, Window};
 use uuid::Uuid;
 
-use super::ledger::{self, LedgerTransaction, kind};
-use super::schema::{accounts, bids, contracts, offers};
+use super::ledger::{self, LedgerTransaction};
+use super::schema::{bids, contracts, offers};
 use super::types::{
     RESTING, StoredContractStatus, StoredDataClass, StoredOrderStatus, StoredSide,
     StoredTimeInForce, resting_sql,
@@ -475,27 +475,6 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
     .bind::<Array<SqlUuid>, _>(&ids)
     .execute(connection)?;
     Ok(())
-}
-
-/// Available balances of `buyers`. Read without a lock: the sequenced writer is the only one that
-/// takes money out of them (holds), and what arrives meanwhile (a deposit) only adds; a CHECK
-/// refuses any balance below zero at commit.
-pub fn available_balances(
-    connection: &mut PgConnection,
-    buyers: &[Uuid],
-) -> QueryResult<HashMap<Uuid, Decimal>> {
-    let rows: Vec<(Option<Uuid>, Decimal)> = accounts::table
-        .filter(
-            accounts::kind
-                .eq(kind::BUYER_AVAILABLE)
-                .and(accounts::participant_id.eq_any(buyers)),
-        )
-        .select((accounts::participant_id, accounts::balance))
-        .load(connection)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(buyer, balance)| Some((buyer?, balance)))
-        .collect())
 }
 
 #[derive(QueryableByName)]

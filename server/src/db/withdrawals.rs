@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::Refusable;
 use super::audit;
 use super::ledger::{self, EXTERNAL_ACCOUNT, PAYOUTS_PENDING_ACCOUNT};
-use super::schema::{accounts, withdrawals};
+use super::schema::withdrawals;
 use super::types::StoredWithdrawalStatus;
 use crate::rules::money::WithdrawalRefusal;
 
@@ -80,18 +80,6 @@ pub fn seen(
         }
     }
     Ok(found)
-}
-
-/// Balances of `accounts`.
-pub fn balances(
-    connection: &mut PgConnection,
-    ids: &[Uuid],
-) -> QueryResult<HashMap<Uuid, Decimal>> {
-    let rows: Vec<(Uuid, Decimal)> = accounts::table
-        .filter(accounts::id.eq_any(ids))
-        .select((accounts::id, accounts::balance))
-        .load(connection)?;
-    Ok(rows.into_iter().collect())
 }
 
 /// Stores new withdrawal requests (in the writer's transaction).

@@ -1,16 +1,24 @@
 //! The writer thread: gathers a batch, reads what it needs, matches it (policies run here, outside
-//! any database transaction), writes all its effects in one transaction, and only then answers.
+//! any database transaction), hands all its effects to the committer thread, which writes them in
+//! one transaction, and answers the batch only once it committed.
+//!
+//! Pipelined: while batch N commits, batch N+1 is read and matched (the engine already holds N's
+//! changes); N+1 goes to the committer only after N committed, so batches commit one at a time
+//! and in order, and answers leave in order. N+1's reads may or may not see N (it commits
+//! meanwhile): what N changed is laid over them ([`Pending`]) unless they already include it.
 //!
 //! A batch that fails to commit is never answered as a whole: the book is rebuilt from the
-//! database and the batch's commands are applied again one by one, so a command that cannot be
-//! written fails alone and every other command in its batch still commits.
+//! database (the batch matched behind it is matched again) and the batch's commands are applied
+//! again in halves, so a command that cannot be written fails alone and every other command in
+//! its batch still commits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -20,7 +28,12 @@ use super::policies::{ActivePolicies, ActivePolicy, HubPolicies};
 use super::recovery::{compile_active, compile_stored, load_engine};
 use super::{Command, ExchangeConfig, Outcome, Payload, Placed, Reply};
 use crate::db::audit::SYSTEM_ACTOR;
+use crate::db::ledger::{self, kind};
+use crate::db::orders::BatchWrites;
 use crate::db::reference::Reference;
+use crate::db::settlement::SettlementRow;
+use crate::db::stream::StreamEvent;
+use crate::db::withdrawals::WithdrawalRow;
 use crate::db::{self, Failure, StoreError, orders, settlement, withdrawals};
 use crate::error::ApiError;
 use crate::market::Engine;
@@ -29,8 +42,18 @@ use crate::telemetry::Metrics;
 
 pub struct Writer {
     /// The connection that holds the database's writer lock; every batch commits through it, so
-    /// a writer that lost the lock (its session ended) cannot commit anything.
-    connection: db::Connection,
+    /// a writer that lost the lock (its session ended) cannot commit anything. With the committer
+    /// while a batch commits; `None` after a commit that panicked.
+    connection: Option<db::Connection>,
+    /// The connection batches are read through, while the batch before may be committing.
+    reader: db::Connection,
+    /// Where batches are sent to commit, and where their results come back.
+    commits: std::sync::mpsc::SyncSender<Job>,
+    committed: mpsc::UnboundedReceiver<Done>,
+    /// The batch committing now, if any.
+    in_flight: Option<InFlight>,
+    /// Waits for a command or a commit, whichever comes first.
+    runtime: tokio::runtime::Runtime,
     registry: Arc<Registry>,
     host: Arc<PolicyHost>,
     /// Active policies found not compiled are sent here, to be compiled off the writer thread.
@@ -76,6 +99,8 @@ enum BatchError {
     Deposed,
     #[error("database: {0}")]
     Database(#[from] StoreError),
+    #[error("the commit failed inside the exchange: {0}")]
+    Commit(String),
 }
 
 impl BatchError {
@@ -112,6 +137,7 @@ impl BatchError {
                 )
             }
             BatchError::Database(error) => ApiError::internal(format!("database: {error}")),
+            BatchError::Commit(error) => ApiError::internal(error.clone()),
         }
     }
 }
@@ -150,8 +176,16 @@ impl Writer {
         tracing::info!(offers, bids, "order book rebuilt from the database");
         let compile_requests =
             spawn_compiler(database_url.to_owned(), host.clone(), registry.clone())?;
+        let reader = db::open(database_url)?;
+        let (commits, committed) = spawn_committer()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         Ok(Some(Writer {
-            connection,
+            connection: Some(connection),
+            reader,
+            commits,
+            committed,
+            in_flight: None,
+            runtime,
             registry,
             host,
             compile_requests,
@@ -172,7 +206,17 @@ impl Writer {
 
     /// Serves commands until every sender is gone.
     pub fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
-        while let Some(first) = receiver.blocking_recv() {
+        loop {
+            let first = match self.next(&mut receiver) {
+                Next::Command(command) => command,
+                Next::Committed(done) => {
+                    if let Err((error, commands)) = self.complete(done) {
+                        self.recover(error, commands);
+                    }
+                    continue;
+                }
+                Next::Closed => break,
+            };
             let mut batch = vec![first];
             while batch.len() < self.config.batch_commands_max {
                 match receiver.try_recv() {
@@ -183,6 +227,31 @@ impl Writer {
             let live = self.refuse_late(batch);
             if !live.is_empty() {
                 self.process(live);
+            }
+        }
+        self.drain();
+    }
+
+    /// The next command, or the result of the batch committing now if that comes first.
+    fn next(&mut self, receiver: &mut mpsc::Receiver<Command>) -> Next {
+        if self.in_flight.is_none() {
+            return receiver.blocking_recv().map_or(Next::Closed, Next::Command);
+        }
+        let committed = &mut self.committed;
+        self.runtime.block_on(async {
+            tokio::select! {
+                biased;
+                command = receiver.recv() => command.map_or(Next::Closed, Next::Command),
+                done = committed.recv() => Next::Committed(done.unwrap_or_else(Done::lost)),
+            }
+        })
+    }
+
+    /// Waits for the batch committing now (and whatever its failure makes the writer apply again).
+    fn drain(&mut self) {
+        while self.in_flight.is_some() {
+            if let Err((error, commands)) = self.finish() {
+                self.recover(error, commands);
             }
         }
     }
@@ -212,63 +281,174 @@ impl Writer {
         live
     }
 
-    /// Applies a batch and answers it. If one command's data may have failed it, the book is
-    /// rebuilt and the batch applied again in halves, down to the command that fails alone.
+    /// Matches a batch while the batch before it commits, then sends it to commit once that one
+    /// has. If the batch before failed, this one was matched on a book that will be rebuilt: it
+    /// is matched again after the failed one was dealt with.
     fn process(&mut self, batch: Vec<Command>) {
-        let started = Instant::now();
-        let mut payloads = Vec::with_capacity(batch.len());
-        let mut senders = Vec::with_capacity(batch.len());
-        for command in batch {
-            payloads.push(command.payload);
-            senders.push((command.reply, command.enqueued, command.slot));
+        // After a failure the book is rebuilt, which waits for the batch committing now.
+        while self.stale && self.in_flight.is_some() {
+            if let Err((error, commands)) = self.finish() {
+                self.recover(error, commands);
+            }
         }
-        match self.attempt(&payloads) {
-            Ok(outcomes) => {
-                self.metrics.batch_commands.observe(payloads.len() as f64);
-                self.metrics
-                    .batch_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                for ((reply, _, _slot), outcome) in senders.into_iter().zip(outcomes) {
-                    reply.answer(outcome, &self.metrics);
-                }
+        let started = Instant::now();
+        let (payloads, senders): (Vec<Payload>, Vec<Sender>) = batch
+            .into_iter()
+            .map(|command| {
+                (
+                    command.payload,
+                    Sender {
+                        reply: command.reply,
+                        enqueued: command.enqueued,
+                        slot: command.slot,
+                    },
+                )
+            })
+            .unzip();
+        let prepared = self.prepare(&payloads);
+        if prepared.is_ok() {
+            self.metrics
+                .events
+                .with_label_values(&["batch_matched"])
+                .inc();
+        }
+        if let Err((error, commands)) = self.finish() {
+            drop(prepared);
+            self.stale = true;
+            self.recover(error, commands);
+            let again = self.refuse_late(commands_of(payloads, senders));
+            if !again.is_empty() {
+                self.process(again);
             }
-            Err(error) => {
-                let mut commands: Vec<Command> = payloads
-                    .into_iter()
-                    .zip(senders)
-                    .filter(|(payload, _)| !matches!(payload, Payload::Tick))
-                    .map(|(payload, (reply, enqueued, slot))| Command {
-                        payload,
-                        reply,
-                        enqueued,
-                        slot,
-                    })
-                    .collect();
-                if commands.len() > 1 && error.may_be_one_commands_fault() {
-                    tracing::warn!(%error, commands = commands.len(), "a batch failed; applying it in halves");
-                    self.metrics
-                        .events
-                        .with_label_values(&["batch_split"])
-                        .inc();
-                    let second = commands.split_off(commands.len() / 2);
-                    for half in [commands, second] {
-                        let live = self.refuse_late(half);
-                        if !live.is_empty() {
-                            self.process(live);
-                        }
-                    }
-                    return;
-                }
-                tracing::error!(%error, commands = commands.len(), "a batch failed");
-                for command in commands {
-                    command.reply.send_error(error.api_error(), &self.metrics);
-                }
-            }
+            return;
+        }
+        match prepared {
+            Ok(prepared) => self.submit(prepared, payloads, senders, started),
+            Err(error) => self.recover(error, commands_of(payloads, senders)),
         }
     }
 
-    /// Reads, matches and writes one batch; the outcomes in command order.
-    fn attempt(&mut self, payloads: &[Payload]) -> Result<Vec<Outcome>, BatchError> {
+    /// Deals with a batch that produced no answers: if one command's data may have failed it,
+    /// the batch is applied again in halves, down to the command that fails alone; otherwise
+    /// every command in it is answered with the error.
+    fn recover(&mut self, error: BatchError, commands: Vec<Command>) {
+        let mut commands: Vec<Command> = commands
+            .into_iter()
+            .filter(|command| !matches!(command.payload, Payload::Tick))
+            .collect();
+        if commands.len() > 1 && error.may_be_one_commands_fault() {
+            tracing::warn!(%error, commands = commands.len(), "a batch failed; applying it in halves");
+            self.metrics
+                .events
+                .with_label_values(&["batch_split"])
+                .inc();
+            let second = commands.split_off(commands.len() / 2);
+            for half in [commands, second] {
+                let live = self.refuse_late(half);
+                if !live.is_empty() {
+                    self.process(live);
+                }
+            }
+            return;
+        }
+        tracing::error!(%error, commands = commands.len(), "a batch failed");
+        for command in commands {
+            command.reply.send_error(error.api_error(), &self.metrics);
+        }
+    }
+
+    /// Hands a matched batch to the committer.
+    fn submit(
+        &mut self,
+        prepared: Prepared,
+        payloads: Vec<Payload>,
+        senders: Vec<Sender>,
+        started: Instant,
+    ) {
+        let Some(writes) = prepared.writes else {
+            for (sender, outcome) in senders.into_iter().zip(prepared.outcomes) {
+                sender.reply.answer(outcome, &self.metrics);
+            }
+            return;
+        };
+        let Some(connection) = self.connection.take() else {
+            self.stale = true;
+            let error = BatchError::Commit("no connection to commit through".into());
+            self.recover(error, commands_of(payloads, senders));
+            return;
+        };
+        let pending = Pending::of(&writes);
+        let job = Job {
+            connection,
+            writes,
+            now: prepared.now,
+        };
+        if let Err(std::sync::mpsc::SendError(job)) = self.commits.send(job) {
+            // The committer thread is gone (it never is, short of a bug): keep the connection.
+            self.connection = Some(job.connection);
+            self.stale = true;
+            let error = BatchError::Commit("the committer thread is gone".into());
+            self.recover(error, commands_of(payloads, senders));
+            return;
+        }
+        self.in_flight = Some(InFlight {
+            payloads,
+            senders,
+            outcomes: prepared.outcomes,
+            contracts_created: prepared.contracts_created,
+            pending,
+            started,
+        });
+    }
+
+    /// Waits until the batch committing now has committed (or failed) and answers it.
+    fn finish(&mut self) -> Result<(), (BatchError, Vec<Command>)> {
+        if self.in_flight.is_none() {
+            return Ok(());
+        }
+        let done = self.committed.blocking_recv().unwrap_or_else(Done::lost);
+        self.complete(done)
+    }
+
+    /// Answers the batch committing now with its commit's result; on failure, hands back its
+    /// commands unanswered.
+    fn complete(&mut self, done: Done) -> Result<(), (BatchError, Vec<Command>)> {
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        self.connection = done.connection;
+        let events = match done.result {
+            Ok(events) => events,
+            Err(error) => {
+                // The book holds what was not written: rebuilt before the next batch.
+                self.stale = true;
+                return Err((error, commands_of(flight.payloads, flight.senders)));
+            }
+        };
+        self.metrics
+            .events
+            .with_label_values(&["batch_committed"])
+            .inc();
+        if let Some(last) = events.last() {
+            self.published = last.id;
+        }
+        self.feed.publish(events);
+        self.metrics.contracts.inc_by(flight.contracts_created);
+        self.metrics
+            .batch_commands
+            .observe(flight.payloads.len() as f64);
+        self.metrics
+            .batch_seconds
+            .observe(flight.started.elapsed().as_secs_f64());
+        for (sender, outcome) in flight.senders.into_iter().zip(flight.outcomes) {
+            sender.reply.answer(outcome, &self.metrics);
+        }
+        Ok(())
+    }
+
+    /// Reads and matches one batch: its effects, to be written, and the outcomes in command order.
+    /// Runs while the batch before may be committing.
+    fn prepare(&mut self, payloads: &[Payload]) -> Result<Prepared, BatchError> {
         if !self.leading.load(Ordering::SeqCst) {
             return Err(BatchError::Deposed);
         }
@@ -281,7 +461,12 @@ impl Writer {
                     .rebuild_failed_at
                     .is_some_and(|failed| failed.elapsed() < REBUILD_RETRY_AFTER)
             {
-                return Ok(payloads.iter().map(|_| Outcome::Nothing).collect());
+                return Ok(Prepared {
+                    writes: None,
+                    outcomes: payloads.iter().map(|_| Outcome::Nothing).collect(),
+                    contracts_created: 0,
+                    now: Utc::now().trunc_subsecs(6),
+                });
             }
             if let Err(error) = self.rebuild() {
                 self.rebuild_failed_at = Some(Instant::now());
@@ -289,25 +474,27 @@ impl Writer {
             }
             self.rebuild_failed_at = None;
         }
-        // Until this batch commits, memory may run ahead of the database (or the connection may
-        // have gone): any error leaves `stale` set, and the next batch reconnects and rebuilds.
-        self.stale = true;
+        // A read that fails may mean the connection went: the next batch reconnects first.
+        let reads = self
+            .active_policies()
+            .and_then(|active| Ok((active, self.read_batch(payloads)?)));
+        let (active, reads) = match reads {
+            Ok(reads) => reads,
+            Err(error) => {
+                self.stale = true;
+                return Err(error);
+            }
+        };
         // Microseconds: what PostgreSQL keeps, so answers equal later reads.
         let now = Utc::now().trunc_subsecs(6);
-        let active = self.active_policies()?;
-        let reads = self.read_batch(payloads)?;
 
         let Writer {
-            connection,
             engine,
             reference,
             host,
             config,
             metrics,
             hub_levy_accounts,
-            stale,
-            feed,
-            published,
             ..
         } = self;
         let mut policies = HubPolicies::new(host, &active, reference, config.hub_budget);
@@ -374,21 +561,19 @@ impl Writer {
         }
         effects.writes.faults = policies.faults;
         effects.writes.decisions = policies.decisions;
-        let events = orders::write_batch(connection, &effects.writes, now)?;
-        *stale = false;
-        if let Some(last) = events.last() {
-            *published = last.id;
-        }
-        feed.publish(events);
-        metrics.contracts.inc_by(effects.contracts_created);
-        Ok(outcomes)
+        Ok(Prepared {
+            writes: Some(effects.writes),
+            outcomes,
+            contracts_created: effects.contracts_created,
+            now,
+        })
     }
 
     /// The active policy of every hub, as compiled in this process. One that is not compiled is
     /// `Unavailable` (its pairs fail closed) and is handed to the compiler thread, once.
     fn active_policies(&mut self) -> Result<ActivePolicies, BatchError> {
         let mut active = ActivePolicies::new();
-        let rows = crate::db::policies::active(&mut self.connection)?;
+        let rows = crate::db::policies::active(&mut self.reader)?;
         // The active policies stay compiled, whatever else the registry drops.
         self.registry
             .pin(rows.iter().map(|(_, _, digest)| digest.clone()).collect());
@@ -451,7 +636,8 @@ impl Writer {
                 Payload::Cancel { .. } | Payload::Suspend { .. } | Payload::Tick => {}
             }
         }
-        let connection = &mut self.connection;
+        let pending = self.in_flight.as_ref().map(|flight| &flight.pending);
+        let connection = &mut self.reader;
         let mut reads = BatchReads {
             seen_offers: orders::existing_offers(connection, &offer_keys)?,
             seen_bids: orders::existing_bids(connection, &bid_keys)?,
@@ -463,12 +649,34 @@ impl Writer {
             .chain(quoting.iter().copied())
             .chain(withdrawing_buyers.iter().copied())
             .collect();
-        if !buyers.is_empty() {
-            reads.available = orders::available_balances(connection, &buyers)?;
+        let available_account =
+            |buyer: Uuid| ledger::participant_account_id(buyer, kind::BUYER_AVAILABLE);
+        let accounts: Vec<Uuid> = buyers
+            .iter()
+            .map(|buyer| available_account(*buyer))
+            .chain(withdrawal_accounts.iter().copied())
+            .collect();
+        let (mut balances, includes_pending) =
+            ledger::balances_as_of(connection, &accounts, pending.and_then(|p| p.marker))?;
+        if let Some(pending) = pending
+            && !includes_pending
+        {
+            for (account, balance) in &mut balances {
+                *balance += pending.deltas.get(account).copied().unwrap_or_default();
+            }
+        }
+        for buyer in &buyers {
+            if let Some(balance) = balances.get(&available_account(*buyer)) {
+                reads.available.insert(*buyer, *balance);
+            }
+        }
+        for account in &withdrawal_accounts {
+            if let Some(balance) = balances.get(account) {
+                reads.balances.insert(*account, *balance);
+            }
         }
         if !withdrawal_keys.is_empty() {
             reads.seen_withdrawals = withdrawals::seen(connection, &withdrawal_keys)?;
-            reads.balances = withdrawals::balances(connection, &withdrawal_accounts)?;
         }
         // A token checked just before a suspension may still bring an order here: refuse it.
         let placers: Vec<Uuid> = offer_keys
@@ -487,30 +695,47 @@ impl Writer {
                 self.hub_levy_accounts = settlement::hub_levy_accounts(connection)?;
             }
         }
+        if let Some(pending) = pending {
+            pending.lay_over(&mut reads);
+        }
         Ok(reads)
     }
 
     /// Rebuilds the book from the database, reconnecting (and taking the writer lock again) if
     /// the connection was lost.
     fn rebuild(&mut self) -> Result<(), BatchError> {
-        if crate::db::ping(&mut self.connection).is_err() {
+        debug_assert!(self.in_flight.is_none(), "rebuilt while a batch commits");
+        let alive = match self.connection.as_mut() {
+            Some(connection) => crate::db::ping(connection).is_ok(),
+            None => false,
+        };
+        if !alive {
             // The old session (and its lock) goes with the old connection, dropped here; the new
             // session waits a while for the lock, which the old one may still hold on the server.
-            self.connection = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
+            self.connection = None;
+            let mut connection = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
             let wait = Duration::from_millis(self.config.writer_lock_wait_ms);
-            if !orders::take_writer_lock(&mut self.connection, wait)? {
+            if !orders::take_writer_lock(&mut connection, wait)? {
                 tracing::error!(
                     "the writer lock was taken by another process: this process stops applying orders"
                 );
                 self.leading.store(false, Ordering::SeqCst);
                 return Err(BatchError::Deposed);
             }
+            self.connection = Some(connection);
         }
-        self.engine = load_engine(&mut self.connection, &self.reference, self.config)
-            .map_err(BatchError::Rebuild)?;
-        db::stream::rebuild_levels(&mut self.connection)?;
+        if crate::db::ping(&mut self.reader).is_err() {
+            self.reader = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
+        }
+        let connection = self
+            .connection
+            .as_mut()
+            .expect("the connection was opened above");
+        self.engine =
+            load_engine(connection, &self.reference, self.config).map_err(BatchError::Rebuild)?;
+        db::stream::rebuild_levels(connection)?;
         // A commit whose answer was lost may have stored events nobody was sent.
-        let unpublished = db::stream::after(&mut self.connection, self.published, i64::MAX)?;
+        let unpublished = db::stream::after(connection, self.published, i64::MAX)?;
         if let Some(last) = unpublished.last() {
             tracing::warn!(
                 events = unpublished.len(),
@@ -522,6 +747,205 @@ impl Writer {
         self.stale = false;
         Ok(())
     }
+}
+
+/// A command's sender, kept while its batch commits.
+struct Sender {
+    reply: Reply,
+    enqueued: Instant,
+    slot: Option<super::Slot>,
+}
+
+/// Commands again from their parts.
+fn commands_of(payloads: Vec<Payload>, senders: Vec<Sender>) -> Vec<Command> {
+    payloads
+        .into_iter()
+        .zip(senders)
+        .map(|(payload, sender)| Command {
+            payload,
+            reply: sender.reply,
+            enqueued: sender.enqueued,
+            slot: sender.slot,
+        })
+        .collect()
+}
+
+/// What the writer waits for.
+enum Next {
+    Command(Command),
+    Committed(Done),
+    /// Every sender is gone.
+    Closed,
+}
+
+/// A matched batch, ready to be written.
+struct Prepared {
+    /// `None`: nothing to write (ticks while the database is unreachable).
+    writes: Option<BatchWrites>,
+    outcomes: Vec<Outcome>,
+    contracts_created: u64,
+    now: DateTime<Utc>,
+}
+
+/// The batch committing now.
+struct InFlight {
+    payloads: Vec<Payload>,
+    senders: Vec<Sender>,
+    outcomes: Vec<Outcome>,
+    contracts_created: u64,
+    pending: Pending,
+    started: Instant,
+}
+
+/// What the batch committing now changed that the next batch's reads must see: exactly what it
+/// writes, laid over reads that may have been taken before it committed.
+#[derive(Default)]
+struct Pending {
+    seen_offers: HashMap<(Uuid, String), (Uuid, String)>,
+    seen_bids: HashMap<(Uuid, String), (Uuid, String)>,
+    seen_withdrawals: HashMap<(Uuid, String), WithdrawalRow>,
+    settled: HashMap<Uuid, SettlementRow>,
+    suspended: HashSet<Uuid>,
+    /// What the batch moves in each account's balance.
+    deltas: HashMap<Uuid, Decimal>,
+    /// One of the batch's ledger transactions: committed iff the whole batch is.
+    marker: Option<Uuid>,
+}
+
+impl Pending {
+    fn of(writes: &BatchWrites) -> Self {
+        let mut pending = Pending {
+            marker: writes.ledger.first().map(|transaction| transaction.id),
+            suspended: writes
+                .suspensions
+                .iter()
+                .map(|(participant, _)| *participant)
+                .collect(),
+            ..Pending::default()
+        };
+        for offer in &writes.new_offers {
+            pending.seen_offers.insert(
+                (offer.provider_id, offer.idempotency_key.clone()),
+                (offer.id, offer.request_hash.clone()),
+            );
+        }
+        for bid in &writes.new_bids {
+            pending.seen_bids.insert(
+                (bid.buyer_id, bid.idempotency_key.clone()),
+                (bid.id, bid.request_hash.clone()),
+            );
+        }
+        for withdrawal in &writes.withdrawals {
+            pending.seen_withdrawals.insert(
+                (
+                    withdrawal.participant_id,
+                    withdrawal.idempotency_key.clone(),
+                ),
+                withdrawal.clone(),
+            );
+        }
+        for settlement in &writes.settlements {
+            pending
+                .settled
+                .insert(settlement.contract_id, settlement.clone());
+        }
+        for transaction in &writes.ledger {
+            for (account, amount) in &transaction.legs {
+                *pending.deltas.entry(*account).or_default() += *amount;
+            }
+        }
+        pending
+    }
+
+    /// Adds what the batch wrote to reads that may not include it (adding what they do include
+    /// changes nothing: the same key, the same row). Balances are adjusted by the caller, who
+    /// knows whether they include the batch.
+    fn lay_over(&self, reads: &mut BatchReads) {
+        let known = |seen: &HashMap<(Uuid, String), (Uuid, String)>,
+                     into: &mut HashMap<(Uuid, String), (Uuid, String)>| {
+            for (key, order) in seen {
+                into.entry(key.clone()).or_insert_with(|| order.clone());
+            }
+        };
+        known(&self.seen_offers, &mut reads.seen_offers);
+        known(&self.seen_bids, &mut reads.seen_bids);
+        for (key, row) in &self.seen_withdrawals {
+            reads
+                .seen_withdrawals
+                .entry(key.clone())
+                .or_insert_with(|| row.clone());
+        }
+        for (contract, row) in &self.settled {
+            reads
+                .settled
+                .entry(*contract)
+                .or_insert_with(|| row.clone());
+        }
+        reads.suspended.extend(self.suspended.iter().copied());
+    }
+}
+
+/// A batch for the committer: the lock connection travels with it.
+struct Job {
+    connection: db::Connection,
+    writes: BatchWrites,
+    now: DateTime<Utc>,
+}
+
+/// A batch's commit: the connection back (`None` if the commit panicked), and the market
+/// events it stored.
+struct Done {
+    connection: Option<db::Connection>,
+    result: Result<Vec<StreamEvent>, BatchError>,
+}
+
+impl Done {
+    /// The committer thread ended without answering (it never does, short of a bug).
+    fn lost() -> Self {
+        Done {
+            connection: None,
+            result: Err(BatchError::Commit("the committer thread is gone".into())),
+        }
+    }
+}
+
+/// The thread that writes each batch in one transaction, one batch at a time, while the writer
+/// matches the next. A panic while writing (a bug) fails the batch and drops its connection,
+/// rolling back what it wrote, instead of ending the thread.
+fn spawn_committer() -> anyhow::Result<(
+    std::sync::mpsc::SyncSender<Job>,
+    mpsc::UnboundedReceiver<Done>,
+)> {
+    let (jobs, received) = std::sync::mpsc::sync_channel::<Job>(1);
+    let (done, committed) = mpsc::unbounded_channel::<Done>();
+    std::thread::Builder::new()
+        .name("suanli-committer".into())
+        .spawn(move || {
+            for job in received {
+                let Job {
+                    mut connection,
+                    writes,
+                    now,
+                } = job;
+                let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    orders::write_batch(&mut connection, &writes, now)
+                }));
+                let answer = match written {
+                    Ok(result) => Done {
+                        connection: Some(connection),
+                        result: result.map_err(BatchError::Database),
+                    },
+                    Err(_) => Done {
+                        connection: None,
+                        result: Err(BatchError::Commit("writing the batch panicked".into())),
+                    },
+                };
+                if done.send(answer).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok((jobs, committed))
 }
 
 /// A thread that compiles active policies the writer found not compiled (after another process

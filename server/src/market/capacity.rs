@@ -54,12 +54,19 @@ impl Capacity {
             .steps
             .partition_point(|(hour, _)| *hour <= range.start)
             .saturating_sub(1);
-        self.steps[first..]
-            .iter()
-            .take_while(|(hour, _)| *hour < range.end)
-            .map(|(_, used)| *used)
-            .max()
-            .unwrap_or(0)
+        let mut most = 0;
+        for (hour, used) in &self.steps[first..] {
+            if *hour >= range.end {
+                break;
+            }
+            most = most.max(*used);
+            // Nothing can be more than sold out: an offer sold out in any hour of the range is
+            // refused at its first such step, however long the range.
+            if most == self.quantity {
+                break;
+            }
+        }
+        most
     }
 
     /// Sells `units` more in every hour of `range`. Panics if that would oversell: callers check

@@ -52,6 +52,8 @@ pub struct Writer {
     committed: mpsc::UnboundedReceiver<Done>,
     /// The batch committing now, if any.
     in_flight: Option<InFlight>,
+    /// Batches read and matched so far.
+    prepared: u64,
     /// Waits for a command or a commit, whichever comes first.
     runtime: tokio::runtime::Runtime,
     registry: Arc<Registry>,
@@ -145,6 +147,10 @@ impl BatchError {
 /// How long after a failed rebuild the expiry ticks alone try again.
 const REBUILD_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// When the committer's session first plans its statements again (then after twice as many
+/// batches each time): see `db::orders::forget_plans`.
+const REPLAN_FIRST_AFTER_BATCHES: u64 = 64;
+
 /// How long after a failed compile the writer asks for an active policy to be compiled again.
 const COMPILE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -185,6 +191,7 @@ impl Writer {
             commits,
             committed,
             in_flight: None,
+            prepared: 0,
             runtime,
             registry,
             host,
@@ -473,6 +480,14 @@ impl Writer {
                 return Err(error);
             }
             self.rebuild_failed_at = None;
+        }
+        // The reader plans again as the committer does (see `db::orders::forget_plans`).
+        self.prepared += 1;
+        if self.prepared >= REPLAN_FIRST_AFTER_BATCHES && self.prepared.is_power_of_two() {
+            if let Err(error) = orders::forget_plans(&mut self.reader) {
+                self.stale = true;
+                return Err(error.into());
+            }
         }
         // A read that fails may mean the connection went: the next batch reconnects first.
         let reads = self
@@ -921,13 +936,20 @@ fn spawn_committer() -> anyhow::Result<(
     std::thread::Builder::new()
         .name("suanli-committer".into())
         .spawn(move || {
+            let mut batches: u64 = 0;
             for job in received {
                 let Job {
                     mut connection,
                     writes,
                     now,
                 } = job;
+                batches += 1;
                 let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    // Each time the writer has committed twice as many batches, its session
+                    // plans again (`forget_plans`): the tables may have doubled since.
+                    if batches >= REPLAN_FIRST_AFTER_BATCHES && batches.is_power_of_two() {
+                        orders::forget_plans(&mut connection)?;
+                    }
                     orders::write_batch(&mut connection, &writes, now)
                 }));
                 let answer = match written {

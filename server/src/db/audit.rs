@@ -100,7 +100,7 @@ pub fn append_batch(
         hashes.push(next);
     }
     // One statement whose text never changes, whatever the batch size: PostgreSQL plans it once.
-    diesel::sql_query(
+    super::prepared::prepared(
         "INSERT INTO audit_log (seq, at, actor, kind, payload, canonical, prev_hash, hash) \
          SELECT s, $2, a, k, p, c, ph, h FROM unnest($1, $3, $4, $5, $6, $7, $8) AS t(s, a, k, p, c, ph, h)",
     )

@@ -111,7 +111,7 @@ pub fn post_all(
     if !deltas.is_empty() {
         let (accounts, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
         // Rows are locked in the order of the input (ordered by id above).
-        let moved: Vec<Moved> = diesel::sql_query(
+        let moved: Vec<Moved> = super::prepared::prepared(
             "UPDATE accounts a SET balance = a.balance + v.delta \
              FROM (SELECT * FROM unnest($1, $2) AS v(id, delta) ORDER BY id) v \
              WHERE a.id = v.id RETURNING a.id, a.balance",
@@ -130,7 +130,7 @@ pub fn post_all(
         }
     }
     if !ids.is_empty() {
-        diesel::sql_query(
+        super::prepared::prepared(
             "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
         )
         .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
@@ -141,7 +141,7 @@ pub fn post_all(
     if !entry_transactions.is_empty() {
         // All the batch's entries in one statement, which the balance trigger checks per
         // transaction; `WITH ORDINALITY` keeps their order, so ids follow the running balances.
-        diesel::sql_query(
+        super::prepared::prepared(
             "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
              SELECT t, a, m, b FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS v(t, a, m, b, n) ORDER BY n",
         )
@@ -247,7 +247,7 @@ pub fn balances_as_of(
     if ids.is_empty() {
         return Ok((HashMap::new(), false));
     }
-    let rows: Vec<Row> = diesel::sql_query(
+    let rows: Vec<Row> = super::prepared::prepared(
         "SELECT a.id, a.balance, EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.id = $2) AS marked \
          FROM accounts a WHERE a.id = ANY($1)",
     )

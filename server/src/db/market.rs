@@ -117,7 +117,7 @@ pub fn record_trades(connection: &mut PgConnection, contracts: &[ContractRow]) -
         columns.10.push(delta.notional);
         columns.11.push(delta.contracts);
     }
-    diesel::sql_query(
+    super::prepared::prepared(
         "INSERT INTO market_candles AS m (sku, hub, interval, start, open, high, low, close, \
            price_unit_hours, unit_hours, notional, contracts) \
          SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \

@@ -12,6 +12,7 @@ pub mod market;
 pub mod orders;
 pub mod participants;
 pub mod policies;
+pub mod prepared;
 pub mod reference;
 pub mod regulator;
 pub mod schema;

@@ -364,7 +364,7 @@ fn update_orders(
              SELECT * FROM before"
         }
     };
-    let before: Vec<Before> = diesel::sql_query(statement)
+    let before: Vec<Before> = super::prepared::prepared(statement)
         .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
         .bind::<Array<Int4>, _>(remaining)
         .bind::<Array<Text>, _>(status)
@@ -448,7 +448,7 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
     let column = |pick: fn(&ContractRow) -> Uuid| rows.iter().map(pick).collect::<Vec<Uuid>>();
     let texts = |pick: fn(&ContractRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
     let ids = column(|r| r.id);
-    diesel::sql_query(
+    super::prepared::prepared(
         "INSERT INTO contracts (id, bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, data_origin, units, \
          window_start, window_end, hours, unit_price, notional, levy_bps, maker, status, decisions, created_at) \
          SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
@@ -478,7 +478,7 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
         .iter()
         .map(|id| ledger::contract_escrow_account(*id))
         .collect();
-    diesel::sql_query(
+    super::prepared::prepared(
         "INSERT INTO accounts (id, kind, contract_id) SELECT a, 'contract_escrow', c FROM unnest($1, $2) AS t(a, c)",
     )
     .bind::<Array<SqlUuid>, _>(&escrows)
@@ -513,7 +513,7 @@ fn existing(
     }
     let owners: Vec<Uuid> = keys.iter().map(|(owner, _)| *owner).collect();
     let names: Vec<&str> = keys.iter().map(|(_, key)| key.as_str()).collect();
-    let rows: Vec<KeyedOrder> = diesel::sql_query(format!(
+    let rows: Vec<KeyedOrder> = super::prepared::prepared(&format!(
         "SELECT o.{owner} AS owner, o.idempotency_key, o.id, o.request_hash FROM {table} o \
          JOIN unnest($1, $2) AS k(owner, key) ON o.{owner} = k.owner AND o.idempotency_key = k.key"
     ))

@@ -264,7 +264,7 @@ pub fn record_decisions(
         return Ok(());
     }
     let texts = |pick: fn(&DecisionRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
-    diesel::sql_query(
+    super::prepared::prepared(
         "INSERT INTO policy_decisions (at, hub, kind, digest, outcome, bid_id, offer_id, input, output, fuel_used) \
          SELECT $1, * FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )

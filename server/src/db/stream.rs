@@ -71,7 +71,7 @@ pub fn record(
     let prices: Vec<Decimal> = levels.iter().map(|((_, _, price), _)| *price).collect();
     let units: Vec<i64> = levels.iter().map(|(_, change)| change.0).collect();
     let orders: Vec<i64> = levels.iter().map(|(_, change)| change.1).collect();
-    let mut events: Vec<StreamEvent> = diesel::sql_query(
+    let mut events: Vec<StreamEvent> = super::prepared::prepared(
         "WITH changes AS ( \
              SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::int8[], $5::int8[]) \
                  AS c(side, sku, price, units, orders)), \
@@ -131,7 +131,7 @@ pub fn after(
     after: i64,
     limit: i64,
 ) -> QueryResult<Vec<StreamEvent>> {
-    diesel::sql_query(
+    super::prepared::prepared(
         "SELECT id, kind, data::text AS data FROM market_events WHERE id > $1 ORDER BY id LIMIT $2",
     )
     .bind::<BigInt, _>(after)

@@ -483,11 +483,12 @@ impl Writer {
         }
         // The reader plans again as the committer does (see `db::orders::forget_plans`).
         self.prepared += 1;
-        if self.prepared >= REPLAN_FIRST_AFTER_BATCHES && self.prepared.is_power_of_two() {
-            if let Err(error) = orders::forget_plans(&mut self.reader) {
-                self.stale = true;
-                return Err(error.into());
-            }
+        if self.prepared >= REPLAN_FIRST_AFTER_BATCHES
+            && self.prepared.is_power_of_two()
+            && let Err(error) = orders::forget_plans(&mut self.reader)
+        {
+            self.stale = true;
+            return Err(error.into());
         }
         // A read that fails may mean the connection went: the next batch reconnects first.
         let reads = self
@@ -936,14 +937,12 @@ fn spawn_committer() -> anyhow::Result<(
     std::thread::Builder::new()
         .name("suanli-committer".into())
         .spawn(move || {
-            let mut batches: u64 = 0;
-            for job in received {
+            for (batches, job) in (1_u64..).zip(received) {
                 let Job {
                     mut connection,
                     writes,
                     now,
                 } = job;
-                batches += 1;
                 let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     // Each time the writer has committed twice as many batches, its session
                     // plans again (`forget_plans`): the tables may have doubled since.

@@ -1,8 +1,10 @@
 //! End-to-end load: bids per second over HTTP with auth, matching, holds and commits, next to
 //! PostgreSQL's own single-row insert rate (pgbench) on the same server, in the same run.
 //!
-//! `cargo run --release -p suanli-tests --bin suanli-load -- [seconds] [connections]`
-//! (defaults 10 s, 32 connections). Other modes: `export [rows]`, `settle [contracts]
+//! `cargo run --release -p suanli-tests --bin suanli-load -- [--profile] [seconds] [connections]`
+//! (defaults 10 s, 32 connections; `--profile` records the whole machine with `perf` during the
+//! run, prints the top of the profile and draws `target/suanli-load-flamegraph.svg` when
+//! inferno is installed). Other modes: `export [rows]`, `settle [contracts]
 //! [connections]`, and `hostile [seconds] [attackers]`: a looping pricing policy in one hub with 100
 //! offers resting there, attackers bidding into it, and the latency of an unrelated offer plus
 //! crossing bid in another hub (optionally with other hub budgets: `hostile [seconds] [attackers]
@@ -70,13 +72,21 @@ async fn main() -> anyhow::Result<()> {
         let subscribers: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(1000);
         return stream_fan_out(seconds, connections, subscribers).await;
     }
+    let profile = args.peek().map(String::as_str) == Some("--profile");
+    if profile {
+        args.next();
+    }
     let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
 
     let (exchange, buyers) = bidding_exchange(connections, |_| {}).await?;
 
+    let recording = profile.then(|| record_profile(seconds)).transpose()?;
     let started = Instant::now();
     let (accepted, failed, latencies) = bid_load(&buyers, seconds).await;
+    if let Some(recording) = recording {
+        report_profile(recording)?;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let percentile = |p: f64| {
         latencies
@@ -110,6 +120,82 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    Ok(())
+}
+
+/// Where `--profile` keeps its recording and flame graph.
+fn profile_path(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target")
+        .join(name)
+}
+
+/// Starts `perf record` over the whole machine (this process, PostgreSQL's backends and the
+/// rest) for `seconds`, call graphs included.
+fn record_profile(seconds: u64) -> anyhow::Result<std::process::Child> {
+    let data = profile_path("suanli-load.perf.data");
+    std::process::Command::new("perf")
+        .args(["record", "-a", "-g", "-F", "499", "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &seconds.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|error| anyhow::anyhow!("--profile needs perf (linux-perf): {error}"))
+}
+
+/// Waits for the recording, prints where the time went by process and function, and draws a
+/// flame graph when inferno's tools are installed (`cargo install inferno`).
+fn report_profile(mut recording: std::process::Child) -> anyhow::Result<()> {
+    recording.wait()?;
+    let data = profile_path("suanli-load.perf.data");
+    for (what, sort, lines) in [("thread", "comm", 12), ("function", "comm,dso,sym", 40)] {
+        let report = std::process::Command::new("perf")
+            .args([
+                "report",
+                "--no-children",
+                "-g",
+                "none",
+                "--stdio",
+                "--sort",
+                sort,
+                "-i",
+            ])
+            .arg(&data)
+            .output()?;
+        println!("where the time went by {what} (perf, whole machine, self time):");
+        for line in String::from_utf8_lossy(&report.stdout)
+            .lines()
+            .filter(|line| {
+                line.trim_start()
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|first| first.ends_with('%'))
+            })
+            .take(lines)
+        {
+            println!("{line}");
+        }
+    }
+    let svg = profile_path("suanli-load-flamegraph.svg");
+    let drawn = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "perf script -i '{}' | inferno-collapse-perf | inferno-flamegraph > '{}'",
+            data.display(),
+            svg.display()
+        ))
+        .status()
+        .is_ok_and(|status| status.success());
+    if drawn {
+        println!("flame graph: {}", svg.display());
+    } else {
+        let _ = std::fs::remove_file(&svg);
+        println!(
+            "recording: {} (for a flame graph: cargo install inferno, then run again)",
+            data.display()
+        );
+    }
     Ok(())
 }
 

@@ -167,8 +167,7 @@ fn report_profile(mut recording: std::process::Child) -> anyhow::Result<()> {
         for line in String::from_utf8_lossy(&report.stdout)
             .lines()
             .filter(|line| {
-                line.trim_start()
-                    .split_whitespace()
+                line.split_whitespace()
                     .next()
                     .is_some_and(|first| first.ends_with('%'))
             })

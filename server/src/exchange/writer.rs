@@ -69,7 +69,8 @@ pub struct Writer {
     reference: Arc<Reference>,
     config: ExchangeConfig,
     metrics: Metrics,
-    /// Set while the book may be ahead of the database (a batch is being applied, or failed).
+    /// Set when the book may hold what will never be committed (a batch failed, or its reads
+    /// did): the book is rebuilt before the next batch, once no batch is committing.
     stale: bool,
     /// When rebuilding last failed: the expiry ticks alone do not reconnect again for a while
     /// (orders still do at once), so a writer whose database is gone does not hammer it.
@@ -391,9 +392,11 @@ impl Writer {
             now: prepared.now,
         };
         if let Err(std::sync::mpsc::SendError(job)) = self.commits.send(job) {
-            // The committer thread is gone (it never is, short of a bug): keep the connection.
+            // The committer thread is gone (it never is, short of a bug): keep the connection
+            // and start another.
             self.connection = Some(job.connection);
             self.stale = true;
+            self.restart_committer();
             let error = BatchError::Commit("the committer thread is gone".into());
             self.recover(error, commands_of(payloads, senders));
             return;
@@ -406,6 +409,19 @@ impl Writer {
             pending,
             started,
         });
+    }
+
+    /// Starts a new committer thread in place of one that is gone (short of a bug, never).
+    fn restart_committer(&mut self) {
+        match spawn_committer() {
+            Ok((commits, committed)) => {
+                tracing::error!("the committer thread was gone: started another");
+                (self.commits, self.committed) = (commits, committed);
+            }
+            Err(error) => {
+                tracing::error!(%error, "the committer thread could not be started again")
+            }
+        }
     }
 
     /// Waits until the batch committing now has committed (or failed) and answers it.
@@ -424,6 +440,9 @@ impl Writer {
             return Ok(());
         };
         self.connection = done.connection;
+        if done.lost {
+            self.restart_committer();
+        }
         let events = match done.result {
             Ok(events) => events,
             Err(error) => {
@@ -720,7 +739,13 @@ impl Writer {
     /// Rebuilds the book from the database, reconnecting (and taking the writer lock again) if
     /// the connection was lost.
     fn rebuild(&mut self) -> Result<(), BatchError> {
-        debug_assert!(self.in_flight.is_none(), "rebuilt while a batch commits");
+        if self.in_flight.is_some() {
+            // Never: `process` lets the committing batch finish first. Its connection holds the
+            // writer lock, so a rebuild now would wait for its own lock.
+            return Err(BatchError::Commit(
+                "the book cannot be rebuilt while a batch commits".into(),
+            ));
+        }
         let alive = match self.connection.as_mut() {
             Some(connection) => crate::db::ping(connection).is_ok(),
             None => false,
@@ -913,6 +938,8 @@ struct Job {
 struct Done {
     connection: Option<db::Connection>,
     result: Result<Vec<StreamEvent>, BatchError>,
+    /// The committer thread ended without answering.
+    lost: bool,
 }
 
 impl Done {
@@ -921,6 +948,7 @@ impl Done {
         Done {
             connection: None,
             result: Err(BatchError::Commit("the committer thread is gone".into())),
+            lost: true,
         }
     }
 }
@@ -955,10 +983,12 @@ fn spawn_committer() -> anyhow::Result<(
                     Ok(result) => Done {
                         connection: Some(connection),
                         result: result.map_err(BatchError::Database),
+                        lost: false,
                     },
                     Err(_) => Done {
                         connection: None,
                         result: Err(BatchError::Commit("writing the batch panicked".into())),
+                        lost: false,
                     },
                 };
                 if done.send(answer).is_err() {

@@ -656,3 +656,62 @@ async fn a_compile_past_its_time_bound_is_stopped_for_real() {
         }
     }
 }
+
+/// A policy that computes with floats, a NaN among them, decides the same on every machine: the
+/// engine makes every NaN canonical (positive), so the policy's levy — which reads the NaN's sign,
+/// negative on x86 without canonicalization — is 0.50 %, and the replay gives the same bytes.
+#[actix_web::test]
+async fn a_policy_computing_with_floats_and_nans_decides_and_replays_the_same_everywhere() {
+    let exchange = TestExchange::start().await;
+    let ningxia = operator(&exchange, "nx").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia Cloud")
+        .await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+    let (status, stored) =
+        upload(&ningxia, "nx", "pricing", policy_component("float-pricing")).await;
+    assert_eq!(status, 201, "{stored}");
+    let digest = stored["digest"].as_str().unwrap();
+    let activated = ningxia
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/nx/policies/{digest}/activate"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activated.status(), 200);
+
+    let mut offer = new_offer("zhongwei", SKU, 2, window(1, 10), "10");
+    offer.green_share = 25;
+    provider.place_offer(&offer).await.unwrap();
+    let placed = buyer
+        .place_bid(&new_bid(SKU, 1, window(2, 2), "14"))
+        .await
+        .unwrap();
+    let contract = &placed.contracts[0];
+    // Spread 4 × 0.5 × (1 − √0.25 / 2) = 1.5 to the provider.
+    assert_eq!(
+        (contract.unit_price.to_string(), contract.levy_bps),
+        ("11.5".into(), 50),
+        "a canonical NaN is positive"
+    );
+    let replay: suanli_sdk::ReplayReport = regulator
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/audit/contracts/{}/replay", contract.id),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replay.decisions.len(), 1, "{replay:?}");
+    let decision = &replay.decisions[0];
+    assert!(decision.matches, "{replay:?}");
+    assert_eq!(decision.recorded, decision.replayed);
+}

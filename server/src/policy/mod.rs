@@ -276,6 +276,15 @@ impl PolicyHost {
         config.consume_fuel(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(256 * 1024);
+        // A decision must replay to the same bytes on any machine: every NaN a computation
+        // produces is made canonical (WebAssembly otherwise leaves its sign and payload to the
+        // processor), relaxed SIMD takes its deterministic form, and nothing shared between
+        // threads validates (wasmtime is built without its `threads` feature, so a module with
+        // shared memory is refused at upload). Fuel is not part of that promise: it counts the
+        // engine's instructions and may differ between wasmtime versions; replay compares output.
+        config.cranelift_nan_canonicalization(true);
+        config.relaxed_simd_deterministic(true);
+        config.wasm_shared_everything_threads(false);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling));
         let engine = Engine::new(&config)
             .map_err(|error| anyhow::anyhow!("Failed to create the policy engine: {error}"))?;

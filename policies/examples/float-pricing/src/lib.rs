@@ -1,0 +1,114 @@
+//! Float pricing: prices with floating point on purpose, to show that a decision replays bit for
+//! bit on any machine. The buyer's share of the ask–limit spread follows a curve in the green
+//! share (`0.5 × (1 − √green / 2)` to the provider), computed in `f64` and rounded to millionths.
+//!
+//! It also computes a NaN (zero divided by zero, from the order's own numbers, so that no compiler
+//! can fold it) and reads the NaN's sign into the levy: 0.50 % for a positive NaN, 0.51 % for a
+//! negative one. WebAssembly leaves a computed NaN's sign and payload to the processor (x86 gives
+//! a negative one, Arm a positive one) unless the engine makes every NaN canonical, as Suanli's
+//! does: so the levy is 0.50 % everywhere, and a replay anywhere gives the same bytes.
+
+use suanli_policy_sdk::{format_micros, micros};
+
+suanli_policy_sdk::pricing_policy!(price);
+
+pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
+    let ask = micros(&input.offer.ask_price).ok_or_else(|| reject("the ask is not a decimal"))?;
+    let limit =
+        micros(&input.bid.limit_price).ok_or_else(|| reject("the limit is not a decimal"))?;
+    if limit < ask {
+        return Err(reject("the bid's limit is below the ask"));
+    }
+    let green = f64::from(input.offer.green_share.min(100)) / 100.0;
+    let provider_share = 0.5 * (1.0 - green.sqrt() / 2.0);
+    let spread = (limit - ask) as f64;
+    let unit_price = ask + (spread * provider_share).round() as i64;
+    Ok(Quote {
+        unit_price: format_micros(unit_price.clamp(ask, limit)),
+        levy_bps: if computed_nan(input).is_sign_negative() {
+            51
+        } else {
+            50
+        },
+    })
+}
+
+/// 0 / 0 from the order's numbers. The prices are parsed at run time as floats the compiler knows
+/// nothing about (`x × 0` is not 0 for an infinite `x`), so the division cannot be folded away.
+fn computed_nan(input: &MatchInput) -> f64 {
+    let limit: f64 = input.bid.limit_price.parse().unwrap_or(1.0);
+    let ask: f64 = input.offer.ask_price.parse().unwrap_or(1.0);
+    (limit * 0.0) / (ask * 0.0)
+}
+
+fn reject(reason: &str) -> Rejection {
+    Rejection {
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(ask: &str, limit: &str, green_share: u8) -> MatchInput {
+        let hub = HubFacts {
+            code: "nx".into(),
+            tier: "west".into(),
+            region: "west".into(),
+            renewable_share: 50,
+            carbon_g_per_kwh: 480,
+            pue: "1.20".into(),
+        };
+        MatchInput {
+            offer: OfferFacts {
+                id: "o".into(),
+                provider: "p".into(),
+                cluster: "zhongwei".into(),
+                hub: "nx".into(),
+                sku: "ai.metax-c500".into(),
+                sku_class: "intelligent".into(),
+                quantity: 4,
+                window_start: 0,
+                window_end: 7_200,
+                ask_price: ask.into(),
+                green_share,
+                attributes: vec![],
+            },
+            bid: BidFacts {
+                id: "b".into(),
+                buyer: "u".into(),
+                skus: vec!["ai.metax-c500".into()],
+                quantity: 1,
+                window_start: 0,
+                window_end: 3_600,
+                limit_price: limit.into(),
+                data_origin: None,
+                max_latency_ms: None,
+                min_green_share: 0,
+                data_class: "general".into(),
+            },
+            offer_hub: hub,
+            origin_hub: None,
+            maker: Side::Offer,
+            hours: 1,
+            units: 1,
+            latency_ms: None,
+        }
+    }
+
+    #[test]
+    fn the_spread_is_split_by_a_curve_in_the_green_share() {
+        // Spread 4: half to the provider at 0 % green, a quarter at 100 %, 0.5 × (1 − 0.25) at 25 %.
+        for (green, expected) in [(0, "12.000000"), (100, "11.000000"), (25, "11.500000")] {
+            let quote = price(&input("10", "14", green)).unwrap();
+            assert_eq!(quote.unit_price, expected, "green {green}");
+        }
+        assert!(price(&input("10", "9", 0)).is_err());
+    }
+
+    #[test]
+    fn the_nan_is_computed_not_folded() {
+        assert!(computed_nan(&input("10", "14", 0)).is_nan());
+    }
+}

@@ -381,7 +381,8 @@ fn peak_rss_kib() -> u64 {
     proc_status_kib("VmHWM:")
 }
 
-/// A `kB` figure of /proc/self/status (0 if it cannot be read).
+/// A `kB` figure of /proc/self/status (Linux only: a benchmark that cannot read it stops rather
+/// than print 0).
 fn proc_status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -391,7 +392,7 @@ fn proc_status_kib(field: &str) -> u64 {
                 .find(|line| line.starts_with(field))
                 .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
         })
-        .unwrap_or(0)
+        .unwrap_or_else(|| panic!("/proc/self/status has no {field} figure"))
 }
 
 /// Streams an export of `rows` contracts (made directly in SQL) and reports time and peak memory.

@@ -432,6 +432,15 @@ pub fn policy_component(name: &str) -> Vec<u8> {
     })
 }
 
+/// The `suanli_events_total` count of `kind` in a `/metrics` text (0 if the series is absent).
+pub fn events_total(metrics: &str, kind: &str) -> u64 {
+    let series = format!("suanli_events_total{{kind=\"{kind}\"}} ");
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .map_or(0, |count| count.trim().parse().expect("a whole count"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -32,6 +32,20 @@ async fn participant(admin: &Client, name: &str, kind: ParticipantKind) -> (Uuid
     (created.participant.id, created.api_key)
 }
 
+/// The server process's environment: its database, admin key and JWT secret, and one more setting.
+fn server_env(
+    database: &TestDatabase,
+    admin_key: &str,
+    (name, value): (&'static str, &str),
+) -> [(&'static str, String); 4] {
+    [
+        ("DATABASE_URL", database.url.clone()),
+        ("SUANLI_ADMIN_API_KEY", admin_key.to_owned()),
+        ("SUANLI_JWT_SECRET", "crash-test-secret".to_owned()),
+        (name, value.to_owned()),
+    ]
+}
+
 /// What the load generator was told was accepted.
 #[derive(Debug)]
 enum Acknowledged {
@@ -43,12 +57,11 @@ enum Acknowledged {
 async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_book() {
     let database = TestDatabase::create();
     let admin_key = format!("admin-{}", Uuid::new_v4());
-    let env = [
-        ("DATABASE_URL", database.url.clone()),
-        ("SUANLI_ADMIN_API_KEY", admin_key.clone()),
-        ("SUANLI_JWT_SECRET", "crash-test-secret".to_owned()),
-        ("SUANLI_MATCH_CANDIDATES_MAX", "100000".to_owned()),
-    ];
+    let env = server_env(
+        &database,
+        &admin_key,
+        ("SUANLI_MATCH_CANDIDATES_MAX", "100000"),
+    );
     let mut server = ServerProcess::spawn(SERVER, &env);
     let anonymous = Client::new(server.base_url.clone());
     let admin = anonymous.login(&admin_key).await.unwrap();
@@ -240,10 +253,7 @@ async fn event_count(base_url: &str, kind: &str) -> u64 {
         .text()
         .await
         .unwrap();
-    let series = format!("suanli_events_total{{kind=\"{kind}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .map_or(0, |count| count.trim().parse().unwrap())
+    suanli_tests::events_total(&text, kind)
 }
 
 /// Waits (at most 60 s) until the server has matched `matched` batches in all.
@@ -267,13 +277,8 @@ async fn a_server_killed_between_matching_a_batch_and_committing_the_one_before_
     use diesel::RunQueryDsl;
     let database = TestDatabase::create();
     let admin_key = format!("admin-{}", Uuid::new_v4());
-    let env = [
-        ("DATABASE_URL", database.url.clone()),
-        ("SUANLI_ADMIN_API_KEY", admin_key.clone()),
-        ("SUANLI_JWT_SECRET", "crash-test-secret".to_owned()),
-        // No expiry ticks: the only batches are the test's own.
-        ("SUANLI_EXPIRY_TICK_MS", "3600000".to_owned()),
-    ];
+    // No expiry ticks: the only batches are the test's own.
+    let env = server_env(&database, &admin_key, ("SUANLI_EXPIRY_TICK_MS", "3600000"));
     let mut server = ServerProcess::spawn(SERVER, &env);
     let anonymous = Client::new(server.base_url.clone());
     let admin = anonymous.login(&admin_key).await.unwrap();

@@ -177,17 +177,7 @@ async fn history_cannot_be_rewritten_through_sql() {
 
 /// The writer's `suanli_events_total` count of `kind`.
 fn event_count(exchange: &TestExchange, kind: &str) -> u64 {
-    let series = format!("suanli_events_total{{kind=\"{kind}\"}} ");
-    exchange
-        .state
-        .metrics
-        .render()
-        .lines()
-        .find_map(|line| {
-            line.strip_prefix(&series)
-                .map(|count| count.trim().parse().unwrap())
-        })
-        .unwrap_or(0)
+    suanli_tests::events_total(&exchange.state.metrics.render(), kind)
 }
 
 /// The writer matches a batch while the batch before it commits, so it reads balances that may

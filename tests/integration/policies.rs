@@ -316,17 +316,7 @@ async fn an_operator_uploads_dry_runs_and_activates_a_policy_and_prices_change()
     assert_eq!(contract.decisions[0]["policy_digest"], digest.as_str());
     assert_eq!(contract.decisions[0]["kind"], "pricing");
 
-    let replay: suanli_sdk::ReplayReport = regulator
-        .request(
-            reqwest::Method::POST,
-            &format!("/v1/audit/contracts/{}/replay", contract.id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replay = regulator.replay_contract(contract.id).await.unwrap();
     assert_eq!(replay.decisions.len(), 1);
     assert!(
         replay.decisions.iter().all(|decision| decision.matches),
@@ -400,15 +390,8 @@ async fn a_residency_policy_keeps_important_data_in_its_region() {
         "nx"
     );
 
-    let replay: suanli_sdk::ReplayReport = regulator
-        .request(
-            reqwest::Method::POST,
-            &format!("/v1/audit/contracts/{}/replay", placed.contracts[0].id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let replay = regulator
+        .replay_contract(placed.contracts[0].id)
         .await
         .unwrap();
     assert!(
@@ -699,17 +682,7 @@ async fn a_policy_computing_with_floats_and_nans_decides_and_replays_the_same_ev
         ("11.5".into(), 50),
         "a canonical NaN is positive"
     );
-    let replay: suanli_sdk::ReplayReport = regulator
-        .request(
-            reqwest::Method::POST,
-            &format!("/v1/audit/contracts/{}/replay", contract.id),
-        )
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let replay = regulator.replay_contract(contract.id).await.unwrap();
     assert_eq!(replay.decisions.len(), 1, "{replay:?}");
     let decision = &replay.decisions[0];
     assert!(decision.matches, "{replay:?}");

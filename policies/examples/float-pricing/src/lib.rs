@@ -1,16 +1,20 @@
-//! Float pricing: prices with floating point on purpose, to show that a decision replays bit for
-//! bit on any machine. The buyer's share of the ask–limit spread follows a curve in the green
-//! share (`0.5 × (1 − √green / 2)` to the provider), computed in `f64` and rounded to millionths.
+//! Float pricing, a test fixture: shows that a decision replays bit for bit on any machine even
+//! when a policy computes with floating point. Money stays exact: the provider's share of the
+//! ask–limit spread follows a curve in the green share (`0.5 × (1 − √green / 2)`), computed in
+//! whole millionths with an integer square root.
 //!
-//! It also computes a NaN (zero divided by zero, from the order's own numbers, so that no compiler
-//! can fold it) and reads the NaN's sign into the levy: 0.50 % for a positive NaN, 0.51 % for a
-//! negative one. WebAssembly leaves a computed NaN's sign and payload to the processor (x86 gives
-//! a negative one, Arm a positive one) unless the engine makes every NaN canonical, as Suanli's
-//! does: so the levy is 0.50 % everywhere, and a replay anywhere gives the same bytes.
+//! The float part: the policy computes a NaN (zero divided by zero, from the order's prices parsed
+//! as floats at run time, so that no compiler can fold it) and reads the NaN's sign into the levy:
+//! 0.50 % for a positive NaN, 0.51 % for a negative one. WebAssembly leaves a computed NaN's sign
+//! and payload to the processor (x86 gives a negative one, Arm a positive one) unless the engine
+//! makes every NaN canonical, as Suanli's does: so the levy is 0.50 % everywhere, and a replay
+//! anywhere gives the same bytes.
 
 use suanli_policy_sdk::{format_micros, micros};
 
 suanli_policy_sdk::pricing_policy!(price);
+
+const MILLION: i128 = 1_000_000;
 
 pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
     let ask = micros(&input.offer.ask_price).ok_or_else(|| reject("the ask is not a decimal"))?;
@@ -19,13 +23,18 @@ pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
     if limit < ask {
         return Err(reject("the bid's limit is below the ask"));
     }
-    let green = f64::from(input.offer.green_share.min(100)) / 100.0;
-    let provider_share = 0.5 * (1.0 - green.sqrt() / 2.0);
-    let spread = (limit - ask) as f64;
-    let unit_price = ask + (spread * provider_share).round() as i64;
+    // √(green / 100) in millionths: √(green × 10¹⁰) / 10⁶ × 10⁶.
+    let green = u64::from(input.offer.green_share.min(100));
+    let root = i128::from((green * 10_000_000_000).isqrt());
+    // spread × 0.5 × (1 − root / 2), rounded half up to a millionth.
+    let numerator = i128::from(limit - ask) * (2 * MILLION - root);
+    let denominator = 4 * MILLION;
+    let provider_share = (numerator + denominator / 2) / denominator;
+    let unit_price =
+        ask + i64::try_from(provider_share).map_err(|_| reject("the spread is too large"))?;
     Ok(Quote {
         unit_price: format_micros(unit_price.clamp(ask, limit)),
-        levy_bps: if computed_nan(input).is_sign_negative() {
+        levy_bps: if computed_nan(input)?.is_sign_negative() {
             51
         } else {
             50
@@ -33,12 +42,20 @@ pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
     })
 }
 
-/// 0 / 0 from the order's numbers. The prices are parsed at run time as floats the compiler knows
-/// nothing about (`x × 0` is not 0 for an infinite `x`), so the division cannot be folded away.
-fn computed_nan(input: &MatchInput) -> f64 {
-    let limit: f64 = input.bid.limit_price.parse().unwrap_or(1.0);
-    let ask: f64 = input.offer.ask_price.parse().unwrap_or(1.0);
-    (limit * 0.0) / (ask * 0.0)
+/// 0 / 0 from the order's prices, parsed as floats at run time (`x × 0` is not 0 for an infinite
+/// `x`, so the compiler cannot fold the division away).
+fn computed_nan(input: &MatchInput) -> Result<f64, Rejection> {
+    let limit: f64 = input
+        .bid
+        .limit_price
+        .parse()
+        .map_err(|_| reject("the limit is not a number"))?;
+    let ask: f64 = input
+        .offer
+        .ask_price
+        .parse()
+        .map_err(|_| reject("the ask is not a number"))?;
+    Ok((limit * 0.0) / (ask * 0.0))
 }
 
 fn reject(reason: &str) -> Rejection {
@@ -109,6 +126,6 @@ mod tests {
 
     #[test]
     fn the_nan_is_computed_not_folded() {
-        assert!(computed_nan(&input("10", "14", 0)).is_nan());
+        assert!(computed_nan(&input("10", "14", 0)).unwrap().is_nan());
     }
 }

@@ -73,6 +73,9 @@ pub enum Tier {
 pub struct Hub {
     pub code: String,
     pub name: String,
+    /// The hub's name in Chinese (`京津冀`, …) where the reference data has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_zh: Option<String>,
     pub tier: Tier,
     /// The data-residency region the hub belongs to (`north`, `east`, `south`, `west`).
     pub region: String,

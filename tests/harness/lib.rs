@@ -5,6 +5,8 @@
 //! `target/suanli-test-pg`, started on first use and reused by later runs (the README's test
 //! command stops it at the end).
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -104,12 +104,28 @@ fn each_engine_stays_in_its_room() {
     );
 }
 
-/// The routes `http/` mounts: (method, path) from each `.route("PATH", web::METHOD()`.
+/// The routes `http/` mounts: (method, path) from each `.route("PATH", web::METHOD()` and each
+/// `web::resource("PATH")` … `.route(web::METHOD()`.
 fn mounted_routes() -> Vec<(String, String)> {
     let mut routes = Vec::new();
     for (path, text) in server_sources() {
         if !path.starts_with("http/") {
             continue;
+        }
+        let mut resources = text.as_str();
+        while let Some(at) = resources.find("web::resource(\"") {
+            resources = &resources[at + "web::resource(\"".len()..];
+            let route = resources[..resources.find('"').unwrap()].to_owned();
+            let next = resources.find("web::resource(").unwrap_or(resources.len());
+            let mut within = &resources[..next];
+            while let Some(at) = within.find(".route(web::") {
+                within = &within[at + ".route(web::".len()..];
+                let method: String = within
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .collect();
+                routes.push((method, route.clone()));
+            }
         }
         let mut rest = text.as_str();
         while let Some(at) = rest.find(".route(") {

@@ -71,7 +71,16 @@ impl Reference {
 
 /// Reads the reference data from the database.
 pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
-    let hub_rows: Vec<(String, String, String, String, i16, i32, Decimal)> = hubs::table
+    let hub_rows: Vec<(
+        String,
+        String,
+        String,
+        String,
+        i16,
+        i32,
+        Decimal,
+        Option<String>,
+    )> = hubs::table
         .order(hubs::code)
         .select((
             hubs::code,
@@ -81,6 +90,7 @@ pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
             hubs::renewable_share,
             hubs::carbon_g_per_kwh,
             hubs::pue,
+            hubs::name_zh,
         ))
         .load(connection)?;
     let cluster_rows: Vec<(String, String, String)> = clusters::table
@@ -90,7 +100,7 @@ pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
     let hubs = hub_rows
         .into_iter()
         .map(
-            |(code, name, tier, region, renewable_share, carbon, pue)| Hub {
+            |(code, name, tier, region, renewable_share, carbon, pue, name_zh)| Hub {
                 clusters: cluster_rows
                     .iter()
                     .filter(|(_, _, hub)| *hub == code)
@@ -101,6 +111,7 @@ pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
                     .collect(),
                 code,
                 name,
+                name_zh,
                 tier: if tier == "east" {
                     Tier::East
                 } else {

@@ -10,6 +10,7 @@ diesel::table! {
         renewable_share -> Int2,
         carbon_g_per_kwh -> Int4,
         pue -> Numeric,
+        name_zh -> Nullable<Text>,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod audit;
 mod caller;
+mod console;
 pub mod hubs;
 pub mod market;
 pub mod money;
@@ -125,6 +126,7 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
             )
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
+            .configure(console::configure)
             .configure(public::configure)
             .configure(participants::configure)
             .configure(orders::configure)

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, hubs, market, money, orders, participants, policies, public};
+use super::{audit, console, hubs, market, money, orders, participants, policies, public};
 
 /// The whole API as served at `/v1/openapi.json`: the generated document, completed where the
 /// annotations cannot say it (see [`complete`]).
@@ -62,6 +62,7 @@ fn complete(document: &mut serde_json::Value) {
 #[openapi(
     info(title = "Suanli exchange", description = "Compute capacity exchange: REST API v1."),
     paths(
+        console::index, console::asset,
         public::healthz, public::readyz, public::metrics, public::openapi,
         public::hubs, public::hub_latency, public::skus,
         participants::issue_token, participants::create_participant, participants::me,

@@ -1,0 +1,1 @@
+ALTER TABLE hubs DROP COLUMN name_zh;

@@ -29,6 +29,10 @@ async function api(method, path, body, { raw = false, contentType } = {}) {
     headers["Content-Type"] = "application/json";
   }
   const response = await fetch(path, { method, headers, body: payload });
+  if (response.status === 401 && token && sessionStorage.getItem(TOKEN_KEY) === token) {
+    // The token expired or was revoked (a new key, a suspension): back to the sign-in form.
+    signOut("Your session ended; sign in again.");
+  }
   if (!response.ok) {
     let code = `http_${response.status}`;
     let message = response.statusText;
@@ -74,18 +78,21 @@ function escapeHtml(value) {
   })[c]);
 }
 
+/// Markup the page itself built (never data from the API, which cannot make one of these).
+class Raw {
+  constructor(text) { this.text = text; }
+}
+
 /// An HTML template whose interpolations are escaped (use `html.raw` to insert markup).
 function html(strings, ...values) {
+  const piece = (v) => (v instanceof Raw ? v.text : escapeHtml(v));
   return strings.reduce((out, part, i) => {
     if (i === 0) return part;
     const value = values[i - 1];
-    const text = value && value.__raw !== undefined ? value.__raw
-      : Array.isArray(value) ? value.map((v) => (v && v.__raw !== undefined ? v.__raw : escapeHtml(v))).join("")
-        : escapeHtml(value);
-    return out + text + part;
+    return out + (Array.isArray(value) ? value.map(piece).join("") : piece(value)) + part;
   }, "");
 }
-html.raw = (text) => ({ __raw: text });
+html.raw = (text) => new Raw(text);
 
 function say(message, kind = "info") {
   const status = $("#status");
@@ -100,6 +107,10 @@ function sayError(error) {
 function when(at) {
   if (!at) return "";
   return at.replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, "Z").replace(/:\d\dZ$/, "Z");
+}
+
+function hoursOf(window) {
+  return window ? Math.round((new Date(window.end) - new Date(window.start)) / 3600_000) : "";
 }
 
 function windowText(window) {
@@ -162,7 +173,7 @@ function hubLabel(code) {
 function hubCell(code) {
   const hub = reference.hubs.find((h) => h.code === code);
   const tier = hub ? hub.tier : "";
-  return `<span class="tier-${escapeHtml(tier)}" title="${escapeHtml(code)}">${escapeHtml(hubLabel(code))}</span>`;
+  return `<span class="tier-${escapeHtml(tier)}" title="${escapeHtml(code)}">${escapeHtml(hubLabel(code))}<span class="sr"> (${escapeHtml(tier)})</span></span>`;
 }
 
 // Approximate positions (longitude, latitude) of each hub's clusters, for the diagram.
@@ -295,13 +306,13 @@ function drawIndex(index) {
 function drawTrades() {
   const body = $("#trades-table tbody");
   if (!market.trades.length) {
-    body.innerHTML = `<tr><td colspan="8" class="empty">No trades yet.</td></tr>`;
+    body.innerHTML = `<tr><td colspan="7" class="empty">No trades yet.</td></tr>`;
     return;
   }
   body.innerHTML = market.trades.slice(0, 50).map((t) => html`<tr>
       <td>${when(t.created_at)}</td><td>${html.raw(hubCell(t.hub))}</td><td>${t.cluster}</td><td>${t.sku}</td>
-      <td class="num">${t.units}</td><td class="num">${t.hours ?? ""}</td>
-      <td class="num">${t.unit_price}</td><td class="num">${t.notional ?? ""}</td></tr>`).join("");
+      <td class="num">${t.units}</td><td class="num">${hoursOf(t.window)}</td>
+      <td class="num">${t.unit_price}</td></tr>`).join("");
 }
 
 // The live market: trades and book changes through Server-Sent Events (the browser resumes after
@@ -312,11 +323,25 @@ function scheduleRefresh() {
   refreshTimer = setTimeout(() => refreshMarket().catch(sayError), 500);
 }
 
+let streamRetry = 1000;
 function connectStream() {
   const live = $("#live-status");
   const source = new EventSource("/v1/market/stream");
-  source.addEventListener("open", () => { live.dataset.state = "live"; live.textContent = "live"; });
-  source.addEventListener("error", () => { live.dataset.state = "down"; live.textContent = "reconnecting…"; });
+  source.addEventListener("open", () => {
+    live.dataset.state = "live";
+    live.textContent = "live";
+    streamRetry = 1000;
+  });
+  source.addEventListener("error", () => {
+    live.dataset.state = "down";
+    live.textContent = "reconnecting…";
+    // The browser retries by itself unless the server refused the stream (busy, unavailable):
+    // then start again a little later, and catch up on what was missed.
+    if (source.readyState === EventSource.CLOSED) {
+      setTimeout(() => { connectStream(); scheduleRefresh(); }, streamRetry);
+      streamRetry = Math.min(streamRetry * 2, 30_000);
+    }
+  });
   source.addEventListener("trade", (event) => {
     const trade = JSON.parse(event.data);
     const sku = $("#market-sku").value;
@@ -334,7 +359,50 @@ function connectStream() {
 // ---------------------------------------------------------------------------------------------
 // Signing in
 
-const desk = { me: null, onTrade: null, onBook: null };
+const desk = { me: null, onTrade: null, onBook: null, generation: 0 };
+
+/// A fresh, empty desk section (dropping the previous desk's listeners), for a new generation.
+function freshDesk() {
+  desk.generation += 1;
+  desk.onTrade = null;
+  desk.onBook = null;
+  const old = $("#desk");
+  const section = old.cloneNode(false);
+  old.replaceWith(section);
+  return section;
+}
+
+/// `refresh` for the current desk only: at most one at a time, later calls folded into one, and
+/// nothing drawn once the desk is gone (signed out, or another sign-in).
+function deskRefresher(refresh) {
+  const generation = desk.generation;
+  let running = null;
+  let again = false;
+  const run = async () => {
+    if (generation !== desk.generation) return;
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      try {
+        do {
+          again = false;
+          await refresh(() => generation === desk.generation);
+        } while (again && generation === desk.generation);
+      } finally {
+        running = null;
+      }
+    })();
+    return running;
+  };
+  let timer = null;
+  run.soon = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => run().catch(sayError), 300);
+  };
+  return run;
+}
 
 async function signIn(apiKey) {
   const token = await post("/v1/auth/token", { api_key: apiKey });
@@ -342,16 +410,13 @@ async function signIn(apiKey) {
   await openDesk();
 }
 
-function signOut() {
+function signOut(message = "Signed out.") {
   sessionStorage.removeItem(TOKEN_KEY);
   desk.me = null;
-  desk.onTrade = null;
-  desk.onBook = null;
-  $("#desk").hidden = true;
-  $("#desk").innerHTML = "";
+  freshDesk().hidden = true;
   $("#signin-form").hidden = false;
   $("#signed-in").hidden = true;
-  say("Signed out.");
+  say(message, message === "Signed out." ? "info" : "error");
 }
 
 async function openDesk() {
@@ -371,7 +436,7 @@ async function openDesk() {
   $("#signed-in").hidden = false;
   $("#who").textContent = `${me.name} · ${me.kind.replace("_", " ")}${me.hub ? ` · ${hubLabel(me.hub)}` : ""}`;
   const open = { provider: providerDesk, buyer: buyerDesk, hub_operator: hubOperatorDesk, regulator: regulatorDesk }[me.kind];
-  const section = $("#desk");
+  const section = freshDesk();
   section.hidden = false;
   if (!open) {
     section.innerHTML = html`<h2 id="desk-title">${me.kind} desk</h2>
@@ -385,6 +450,17 @@ async function openDesk() {
 
 // ---------------------------------------------------------------------------------------------
 // Desks shared pieces
+
+/// The newest `count` statement entries, newest first (the statement pages oldest first).
+async function latestEntries(count) {
+  let page = await get("/v1/accounts/me/entries?limit=500");
+  let entries = page.items;
+  for (let pages = 1; page.next_cursor && pages < 20; pages += 1) {
+    page = await get(`/v1/accounts/me/entries${query({ limit: 500, cursor: page.next_cursor })}`);
+    entries = entries.concat(page.items).slice(-count);
+  }
+  return entries.slice(-count).reverse();
+}
 
 async function accountPanel() {
   const account = await get("/v1/accounts/me");
@@ -423,8 +499,11 @@ function windowFields(prefix) {
 }
 
 function readWindow(prefix) {
-  const start = $(`#${prefix}-start`).value.trim();
+  let typed = $(`#${prefix}-start`).value.trim();
+  // Times are UTC: a time typed without a zone is read as UTC, not as the browser's zone.
+  if (/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(typed)) typed += "Z";
   const hours = Number($(`#${prefix}-hours`).value);
+  const start = addHours(typed, 0);
   return { start, end: addHours(start, hours) };
 }
 
@@ -458,11 +537,12 @@ async function providerDesk(section) {
     </form>
     <div id="withdrawals-slot" class="panel"></div>`;
 
-  const refresh = async () => {
+  const refresh = deskRefresher(async (live) => {
     const [account, offers, contracts, entries, withdrawals] = await Promise.all([
       accountPanel(), get("/v1/offers?limit=50"), get("/v1/contracts?limit=50"),
-      get("/v1/accounts/me/entries?limit=50"), get("/v1/withdrawals?limit=50"),
+      latestEntries(50), get("/v1/withdrawals?limit=50"),
     ]);
+    if (!live()) return;
     $("#account-slot").innerHTML = account;
     $("#offers-slot").innerHTML = table("offers-table", "My offers", [
       ["Offer", (o) => `<code>${escapeHtml(o.id.slice(0, 8))}</code>`],
@@ -471,27 +551,27 @@ async function providerDesk(section) {
       ["Window", (o) => escapeHtml(windowText(o.window))], ["Ask", (o) => escapeHtml(o.ask_price), "num"],
       ["Status", (o) => escapeHtml(o.status)],
       ["", (o) => (o.status === "open" || o.status === "partially_filled"
-        ? `<button type="button" class="secondary" data-cancel-offer="${escapeHtml(o.id)}">Cancel</button>` : "")],
+        ? `<button type="button" class="secondary" data-cancel-offer="${escapeHtml(o.id)}" aria-label="Cancel offer ${escapeHtml(o.id.slice(0, 8))}">Cancel</button>` : "")],
     ], offers.items);
     $("#contracts-slot").innerHTML = table("provider-contracts", "Contracts (report delivery once the window has started)",
       contractColumns({
         actions: (c) => (c.status === "active"
           ? `<label class="sr" for="deliver-${escapeHtml(c.id)}">Delivered unit-hours</label>
              <input id="deliver-${escapeHtml(c.id)}" type="number" min="0" value="${escapeHtml(c.units * c.hours)}" size="6">
-             <button type="button" data-deliver="${escapeHtml(c.id)}">Report delivery</button>` : ""),
+             <button type="button" data-deliver="${escapeHtml(c.id)}" aria-label="Report delivery of contract ${escapeHtml(c.id.slice(0, 8))}">Report delivery</button>` : ""),
       }), contracts.items);
-    $("#statement-slot").innerHTML = table("statement", "Earnings statement", [
+    $("#statement-slot").innerHTML = table("statement", "Earnings statement (latest first)", [
       ["When", (e) => escapeHtml(when(e.at))], ["Kind", (e) => escapeHtml(e.kind)],
       ["Reference", (e) => `<code>${escapeHtml(e.reference)}</code>`],
       ["Amount", (e) => escapeHtml(e.amount), "num"], ["Balance after", (e) => escapeHtml(e.balance_after), "num"],
       ["Account", (e) => escapeHtml(e.account)],
-    ], entries.items);
+    ], entries, "No movements yet.");
     $("#withdrawals-slot").innerHTML = table("withdrawals-table", "Withdrawals", [
       ["When", (w) => escapeHtml(when(w.created_at))], ["Amount", (w) => escapeHtml(w.amount), "num"],
       ["Destination", (w) => escapeHtml(w.destination)], ["Status", (w) => escapeHtml(w.status)],
       ["Bank reference / reason", (w) => escapeHtml(w.bank_reference || w.reason || "")],
     ], withdrawals.items);
-  };
+  });
 
   $("#offer-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -545,7 +625,7 @@ async function providerDesk(section) {
       });
     }
   });
-  desk.onTrade = () => refresh().catch(sayError);
+  desk.onTrade = refresh.soon;
   await refresh();
 }
 
@@ -593,10 +673,11 @@ async function buyerDesk(section) {
     };
   };
 
-  const refresh = async () => {
+  const refresh = deskRefresher(async (live) => {
     const [account, bids, contracts] = await Promise.all([
       accountPanel(), get("/v1/bids?limit=50"), get("/v1/contracts?limit=50"),
     ]);
+    if (!live()) return;
     $("#account-slot").innerHTML = account;
     $("#bids-slot").innerHTML = table("bids-table", "My bids", [
       ["Bid", (b) => `<code>${escapeHtml(b.id.slice(0, 8))}</code>`],
@@ -605,10 +686,10 @@ async function buyerDesk(section) {
       ["Limit", (b) => escapeHtml(b.limit_price), "num"], ["Status", (b) => escapeHtml(b.status)],
       ["Why unfilled", (b) => reasonsList(b.reasons)],
       ["", (b) => (b.status === "open" || b.status === "partially_filled"
-        ? `<button type="button" class="secondary" data-cancel-bid="${escapeHtml(b.id)}">Cancel</button>` : "")],
+        ? `<button type="button" class="secondary" data-cancel-bid="${escapeHtml(b.id)}" aria-label="Cancel bid ${escapeHtml(b.id.slice(0, 8))}">Cancel</button>` : "")],
     ], bids.items);
     $("#contracts-slot").innerHTML = table("buyer-contracts", "My contracts (live)", contractColumns(), contracts.items);
-  };
+  });
 
   $("#quote-button").addEventListener("click", () => busy($("#quote-button"), async () => {
     const quote = await post("/v1/quotes", bidBody());
@@ -648,7 +729,7 @@ async function buyerDesk(section) {
       });
     }
   });
-  desk.onTrade = () => refresh().catch(sayError);
+  desk.onTrade = refresh.soon;
   await refresh();
 }
 
@@ -700,8 +781,12 @@ async function hubOperatorDesk(section, me) {
     </form>`;
 
   const base = `/v1/hubs/${encodeURIComponent(hub)}`;
+  let decisionsAsked = 0;
   const refreshDecisions = async () => {
+    // Only the answer to the latest question is drawn (filters change faster than answers come).
+    const asked = ++decisionsAsked;
     const decisions = await get(`${base}/decisions${query({ kind: $("#decisions-kind").value, outcome: $("#decisions-outcome").value, limit: 50 })}`);
+    if (asked !== decisionsAsked || !section.isConnected) return;
     $("#decisions-slot").innerHTML = table("decisions-table", "Policy decisions", [
       ["When", (d) => escapeHtml(when(d.at))], ["Kind", (d) => escapeHtml(d.kind)],
       ["Outcome", (d) => escapeHtml(d.outcome)], ["Policy", (d) => `<code>${escapeHtml(d.policy_digest.slice(0, 12))}</code>`],
@@ -709,10 +794,11 @@ async function hubOperatorDesk(section, me) {
       ["Output", (d) => `<code>${escapeHtml(JSON.stringify(d.output))}</code>`], ["Fuel", (d) => escapeHtml(d.fuel_used), "num"],
     ], decisions.items, "No decisions match.");
   };
-  const refresh = async () => {
+  const refresh = deskRefresher(async (live) => {
     const [contracts, faults, policies] = await Promise.all([
       get(`${base}/contracts?limit=50`), get(`${base}/faults?limit=50`), get(`${base}/policies`),
     ]);
+    if (!live()) return;
     $("#hub-contracts-slot").innerHTML = table("hub-contracts", "Contracts made in this hub", contractColumns({ withParties: true }), contracts.items);
     $("#faults-slot").innerHTML = table("faults-table", "Policy faults", [
       ["When", (f) => escapeHtml(when(f.at))], ["Kind", (f) => escapeHtml(f.kind)], ["Class", (f) => escapeHtml(f.class)],
@@ -722,13 +808,13 @@ async function hubOperatorDesk(section, me) {
       ["Digest", (p) => `<code>${escapeHtml(p.digest.slice(0, 16))}</code>`], ["Kind", (p) => escapeHtml(p.kind)],
       ["Status", (p) => escapeHtml(p.status)], ["Size", (p) => escapeHtml(p.size_bytes), "num"],
       ["Uploaded", (p) => escapeHtml(when(p.uploaded_at))],
-      ["", (p) => (p.status !== "active" ? `<button type="button" class="secondary" data-activate="${escapeHtml(p.digest)}">Activate</button>` : "")],
+      ["", (p) => (p.status !== "active" ? `<button type="button" class="secondary" data-activate="${escapeHtml(p.digest)}" aria-label="Activate policy ${escapeHtml(p.digest.slice(0, 12))}">Activate</button>` : "")],
     ], policies, "No policies uploaded.");
     const digest = $("#dry-run-digest");
     const chosen = digest.value;
     digest.innerHTML = options(policies.map((p) => [p.digest, `${p.kind} ${p.digest.slice(0, 12)} (${p.status})`]), chosen);
     await refreshDecisions();
-  };
+  });
 
   $("#decisions-kind").addEventListener("change", () => refreshDecisions().catch(sayError));
   $("#decisions-outcome").addEventListener("change", () => refreshDecisions().catch(sayError));
@@ -765,7 +851,7 @@ async function hubOperatorDesk(section, me) {
       });
     }
   });
-  desk.onTrade = (trade) => { if (trade.hub === hub) refresh().catch(sayError); };
+  desk.onTrade = (trade) => { if (trade.hub === hub) refresh.soon(); };
   await refresh();
 }
 
@@ -797,8 +883,8 @@ async function regulatorDesk(section) {
         ${html.raw(field("search-from", "From (UTC)", `<input id="search-from" placeholder="2026-01-01T00:00:00Z" size="22">`))}
         ${html.raw(field("search-to", "To (UTC)", `<input id="search-to" size="22">`))}
         <button id="search-button" type="submit">Search</button>
-        <button id="export-csv" type="button" class="secondary">Export CSV</button>
-        <button id="export-jsonl" type="button" class="secondary">Export JSON lines</button>
+        <button id="export-csv" type="button" class="secondary">Export CSV (From–To)</button>
+        <button id="export-jsonl" type="button" class="secondary">Export JSON lines (From–To)</button>
         <p id="export-result" aria-live="polite" class="full"></p>
       </form>
       <div id="search-slot" class="panel wide"></div>
@@ -809,16 +895,20 @@ async function regulatorDesk(section) {
     hub: $("#search-hub").value, sku: $("#search-sku").value, participant: $("#search-participant").value.trim(),
     from: $("#search-from").value.trim(), to: $("#search-to").value.trim(),
   });
+  let searchesAsked = 0;
   const runSearch = async () => {
+    const asked = ++searchesAsked;
     const found = await get(`/v1/audit/contracts${query({ ...search(), limit: 100 })}`);
+    if (asked !== searchesAsked || !section.isConnected) return;
     $("#search-slot").innerHTML = table("search-table", "Contracts found", [
       ...contractColumns({ withParties: true }),
       ["Data origin", (a) => escapeHtml(a.data_origin ? hubLabel(a.data_origin) : "")],
       ["Charged", (a) => escapeHtml(a.settlement ? a.settlement.charged : ""), "num"],
     ], found.items, "No contract matches.");
   };
-  const refresh = async () => {
+  const refresh = deskRefresher(async (live) => {
     const stats = await get("/v1/audit/stats");
+    if (!live()) return;
     const flows = stats.east_to_west.map((row) => {
       const [from, to] = row.key.split("→");
       return { from, to, unit_hours: row.unit_hours, row };
@@ -840,9 +930,9 @@ async function regulatorDesk(section) {
         ["Delivered", (r) => escapeHtml(r.delivered_unit_hours), "num"], ["Charged", (r) => escapeHtml(r.charged), "num"],
       ], stats.by_hub))}`;
     await loadCheckpoint();
-    await loadDenials();
-    await runSearch();
-  };
+    if (live()) await loadDenials();
+    if (live()) await runSearch();
+  });
   const loadCheckpoint = async () => {
     const element = $("#checkpoint-status");
     try {
@@ -865,13 +955,18 @@ async function regulatorDesk(section) {
       ["Reason", (d) => `<code>${escapeHtml(JSON.stringify(d.output))}</code>`],
     ], denials, "No compliance denials.");
   };
+  let exportUrl = null;
   const exportAs = (format) => async () => {
+    // The export covers every contract made between From and To (the other filters are the
+    // search's); it is read whole into this tab before it can be saved.
     const { from, to } = search();
     const response = await api("GET", `/v1/audit/export${query({ format, from, to })}`, undefined, { raw: true });
     const text = await response.text();
     const lines = text.split("\n").filter((line) => line.length > 0).length;
+    if (exportUrl) URL.revokeObjectURL(exportUrl);
     const url = URL.createObjectURL(new Blob([text], { type: format === "csv" ? "text/csv" : "application/x-ndjson" }));
     const link = document.createElement("a");
+    exportUrl = url;
     link.href = url;
     link.download = `suanli-contracts.${format === "csv" ? "csv" : "jsonl"}`;
     link.textContent = `Save ${link.download}`;
@@ -885,7 +980,9 @@ async function regulatorDesk(section) {
     const verification = await get("/v1/audit/verify");
     const broken = (verification.invariants || []).filter((check) => !check.ok);
     $("#verify-result").innerHTML = html`<p class="${verification.ok ? "ok" : "error"}" id="verify-verdict">
-        ${verification.ok ? "Chain intact" : `Chain broken at entry ${verification.first_bad_seq}`}:
+        ${verification.ok ? "Chain intact"
+          : verification.first_bad_seq != null ? `Chain broken at entry ${verification.first_bad_seq}`
+            : "Chain intact, but an invariant is broken"}:
         ${verification.entries} entries, head <code>${verification.head_hash.slice(0, 16)}</code>.</p>
       ${html.raw(broken.length ? `<ul>${broken.map((b) => html`<li class="error">${b.name}: ${b.detail || "broken"}</li>`).join("")}</ul>` : "")}`;
     say(verification.ok ? "The audit chain verifies." : "The audit chain does NOT verify.", verification.ok ? "ok" : "error");
@@ -896,7 +993,7 @@ async function regulatorDesk(section) {
   });
   $("#export-csv").addEventListener("click", () => busy($("#export-csv"), exportAs("csv")));
   $("#export-jsonl").addEventListener("click", () => busy($("#export-jsonl"), exportAs("jsonl")));
-  desk.onTrade = () => refresh().catch(sayError);
+  desk.onTrade = refresh.soon;
   await refresh();
 }
 
@@ -917,7 +1014,7 @@ async function start() {
   }
   window.addEventListener("resize", () => Object.values(charts).forEach((c) => c.resize()));
   await loadReference();
-  await refreshMarket();
+  await refreshMarket().catch(sayError);
   connectStream();
   if (sessionStorage.getItem(TOKEN_KEY)) await openDesk();
   document.body.dataset.ready = "true";

@@ -5,6 +5,9 @@
 //! Every wait has a deadline; when one passes (or a test's check fails through [`Browser::check`])
 //! a screenshot of the page is saved under `target/console-screenshots/` before the test panics.
 //! With `SUANLI_SCREENSHOTS=1` every [`Browser::snapshot`] is saved, failing or not.
+//!
+//! One browser runs at a time (a 2-core machine runs the rest of the suite beside it), and each
+//! has a profile folder of its own, by which a failed test's Chromium is found and stopped.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -22,11 +25,21 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     name: String,
+    profile: PathBuf,
+    _turn: tokio::sync::SemaphorePermit<'static>,
 }
+
+/// Whose turn it is to run a browser.
+static TURN: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
 
 impl Browser {
     /// Starts chromedriver and a headless Chromium session; `name` names its screenshots.
     pub async fn start(name: &str) -> Self {
+        let turn = TURN
+            .acquire()
+            .await
+            .expect("the browser turn is never closed");
+        let profile = std::env::temp_dir().join(format!("suanli-console-{}", uuid::Uuid::new_v4()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port for chromedriver")
@@ -61,7 +74,8 @@ impl Browser {
             json!({
                 "binary": chromium(),
                 "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                         "--disable-gpu", "--window-size=1400,1800", "--lang=en-US"],
+                         "--disable-gpu", "--window-size=1400,1800", "--lang=en-US",
+                         format!("--user-data-dir={}", profile.display())],
             }),
         );
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -73,6 +87,8 @@ impl Browser {
             client,
             driver,
             name: name.to_owned(),
+            profile,
+            _turn: turn,
         }
     }
 
@@ -233,6 +249,20 @@ impl Browser {
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill().await;
+    }
+}
+
+impl Drop for Browser {
+    /// After a failure (no [`Browser::close`]), stops this test's Chromium too: chromedriver dies
+    /// with its handle, but the browser it started would outlive it.
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", "--"])
+            .arg(format!("--user-data-dir={}", self.profile.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.profile);
     }
 }
 

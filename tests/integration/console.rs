@@ -28,10 +28,12 @@ async fn participant(
 
 /// The start of the whole UTC hour `from_now_hours` after the current one began, as typed.
 fn hour(from_now_hours: i64) -> String {
-    window(from_now_hours, 1)
-        .start
-        .format("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    typed(window(from_now_hours, 1).start)
+}
+
+/// A time as a person types it into the console.
+fn typed(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `count` rows of the table `id`'s body that are not its "nothing yet" row.
@@ -76,7 +78,7 @@ async fn the_console_is_served_by_the_exchange_itself_with_nothing_from_elsewher
     assert_eq!(chart_library.status(), 200);
     assert_eq!(chart_library.headers()["content-encoding"], "gzip");
     let missing = http
-        .get(format!("{base}/console/../Cargo.toml"))
+        .get(format!("{base}/console/..%2FCargo.toml"))
         .send()
         .await
         .unwrap();
@@ -248,7 +250,13 @@ async fn a_provider_lists_an_offer_through_the_page() {
 
     // Signing out forgets the token.
     browser.click("#signout-button").await;
-    browser.find("#signin-key").await;
+    browser
+        .wait_until(
+            "the sign-in form",
+            "return !document.getElementById('signin-form').hidden
+                 && document.getElementById('desk').hidden;",
+        )
+        .await;
     let stored = browser
         .script("return sessionStorage.getItem('suanli.token');")
         .await;
@@ -261,8 +269,9 @@ async fn a_buyer_quotes_bids_and_sees_its_contract_arrive_live() {
     let exchange = TestExchange::start().await;
     let (_, provider) = participant(&exchange, ParticipantKind::Provider, "Provider", None).await;
     let (created, buyer) = exchange.funded_buyer("Shanghai lab", "100000").await;
+    let hours = window(1, 4);
     provider
-        .place_offer(&new_offer("zhongwei", SKU, 3, window(1, 4), "10"))
+        .place_offer(&new_offer("zhongwei", SKU, 3, hours, "10"))
         .await
         .unwrap();
 
@@ -273,7 +282,7 @@ async fn a_buyer_quotes_bids_and_sees_its_contract_arrive_live() {
     browser.sign_in(&created.api_key, "Buyer desk").await;
     browser.choose("#bid-sku", SKU).await;
     browser.fill("#bid-quantity", "5").await;
-    browser.fill("#bid-start", &hour(1)).await;
+    browser.fill("#bid-start", &typed(hours.start)).await;
     browser.fill("#bid-hours", "4").await;
     browser.fill("#bid-limit", "12").await;
     browser.click("#quote-button").await;
@@ -281,7 +290,7 @@ async fn a_buyer_quotes_bids_and_sees_its_contract_arrive_live() {
     let quote = browser.text("#quote-result").await;
     assert!(quote.contains("zhongwei"), "{quote}");
     // The same reasons the API gives for the same bid.
-    let mut same = new_bid(SKU, 5, window(1, 4), "12");
+    let mut same = new_bid(SKU, 5, hours, "12");
     same.time_in_force = Some(suanli_sdk::TimeInForce::Gtc);
     let api = buyer.quote(&same).await.unwrap();
     assert_eq!(api.unfilled_units, 2);
@@ -302,17 +311,28 @@ async fn a_buyer_quotes_bids_and_sees_its_contract_arrive_live() {
     assert!(result.contains("2 unit(s) remaining"), "{result}");
     let bids = buyer.bids(None, None, 10).await.unwrap();
     assert_eq!(bids.items.len(), 1);
-    assert_eq!(browser.script(&rows_script("buyer-contracts")).await, 1);
+    browser
+        .wait_until(
+            "the contract in My contracts",
+            &rows_script("buyer-contracts").replace("return ", "return 1 === "),
+        )
+        .await;
 
     // The rest fills when a provider lists more: the contract appears without a reload.
     let placed = provider
-        .place_offer(&new_offer("zhongwei", SKU, 2, window(1, 4), "11"))
+        .place_offer(&new_offer("zhongwei", SKU, 2, hours, "11"))
         .await
         .unwrap();
     assert_eq!(placed.contracts.len(), 1);
     let id = placed.contracts[0].id.to_string();
     browser.wait_for_text("#buyer-contracts", &id[..8]).await;
-    browser.wait_for_text("#bids-table", "filled").await;
+    browser
+        .wait_until(
+            "the bid to show as filled",
+            "return [...document.querySelectorAll('#bids-table tbody tr')]
+                 .some(row => row.cells[6] && row.cells[6].textContent === 'filled');",
+        )
+        .await;
     browser.snapshot("buyer").await;
     browser.close().await;
 }
@@ -365,18 +385,32 @@ async fn a_hub_operator_filters_its_decisions_and_dry_runs_its_policy() {
     core.data_class = Some(DataClass::Core);
     buyer.place_bid(&core).await.unwrap();
     browser.wait_for_text("#hub-contracts", "zhangjiakou").await;
-    browser.choose("#decisions-outcome", "denied").await;
-    browser.wait_for_text("#decisions-table", "denied").await;
-    let denied = browser.text("#decisions-table").await;
-    assert!(!denied.contains("allowed"), "{denied}");
-    let api = operator
+    let all = operator
+        .hub_decisions("bth", None, None, None, 100)
+        .await
+        .unwrap();
+    let denied = operator
         .hub_decisions("bth", None, Some("denied"), None, 100)
         .await
         .unwrap();
-    assert_eq!(
-        browser.script(&rows_script("decisions-table")).await,
-        api.items.len()
-    );
+    assert!(!denied.items.is_empty() && denied.items.len() < all.items.len());
+    // Unfiltered: every decision; then only the denied ones.
+    let outcomes = |outcome: &str, count: usize| {
+        format!(
+            "const rows = [...document.querySelectorAll('#decisions-table tbody tr:not(:has(td.empty))')];
+             return rows.length === {count} && rows.every(row => {outcome:?} === '' || row.cells[2].textContent === {outcome:?});"
+        )
+    };
+    browser
+        .wait_until("every decision", &outcomes("", all.items.len()))
+        .await;
+    browser.choose("#decisions-outcome", "denied").await;
+    browser
+        .wait_until(
+            "only the denied decisions",
+            &outcomes("denied", denied.items.len()),
+        )
+        .await;
     browser.choose("#decisions-outcome", "fault").await;
     browser
         .wait_for_text("#decisions-table", "No decisions match")
@@ -430,7 +464,12 @@ async fn a_regulator_verifies_the_chain_sees_flows_and_exports() {
              return !!c && c.getOption().series[0].links.length === 1;",
         )
         .await;
-    // Contract search by hub, then export.
+    // Contract search by hub: none in Guizhou, this one in Ningxia. Then export.
+    browser.choose("#search-hub", "gz").await;
+    browser.click("#search-button").await;
+    browser
+        .wait_for_text("#search-table", "No contract matches")
+        .await;
     browser.choose("#search-hub", "nx").await;
     browser.click("#search-button").await;
     let id = placed.contracts[0].id.to_string();

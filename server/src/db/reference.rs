@@ -69,18 +69,21 @@ impl Reference {
     }
 }
 
+/// A hub as stored: code, name, tier, region, renewable share, carbon, PUE, Chinese name.
+type HubRow = (
+    String,
+    String,
+    String,
+    String,
+    i16,
+    i32,
+    Decimal,
+    Option<String>,
+);
+
 /// Reads the reference data from the database.
 pub fn load(connection: &mut PgConnection) -> QueryResult<Reference> {
-    let hub_rows: Vec<(
-        String,
-        String,
-        String,
-        String,
-        i16,
-        i32,
-        Decimal,
-        Option<String>,
-    )> = hubs::table
+    let hub_rows: Vec<HubRow> = hubs::table
         .order(hubs::code)
         .select((
             hubs::code,

@@ -724,6 +724,54 @@ impl Client {
         .await
     }
 
+    /// `GET /v1/audit/checkpoint`: the latest signed checkpoint, as the signed note's text.
+    /// Check it with [`crate::proof::verify_checkpoint`] against a pinned key.
+    pub async fn checkpoint(&self) -> Result<String, Error> {
+        let response = self
+            .request(Method::GET, "/v1/audit/checkpoint")
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.text().await?);
+        }
+        decode::<String>(response).await
+    }
+
+    /// `GET /v1/audit/checkpoint/key` (public): the checkpoint signing key.
+    pub async fn checkpoint_key(&self) -> Result<CheckpointKey, Error> {
+        self.get("/v1/audit/checkpoint/key").await
+    }
+
+    /// `GET /v1/audit/proof/inclusion` (regulator): the proof that entry `seq` is in the tree of
+    /// `tree_size` entries.
+    pub async fn inclusion_proof(&self, seq: i64, tree_size: u64) -> Result<InclusionProof, Error> {
+        self.get(&format!(
+            "/v1/audit/proof/inclusion?seq={seq}&tree_size={tree_size}"
+        ))
+        .await
+    }
+
+    /// `GET /v1/audit/proof/consistency` (regulator): the proof that the tree of `second` entries
+    /// extends the tree of `first`.
+    pub async fn consistency_proof(
+        &self,
+        first: u64,
+        second: u64,
+    ) -> Result<ConsistencyProof, Error> {
+        self.get(&format!(
+            "/v1/audit/proof/consistency?first={first}&second={second}"
+        ))
+        .await
+    }
+
+    /// `GET /v1/contracts/{id}/proof` (its parties, regulators): the contract's audit entries
+    /// with their inclusion proofs against the latest checkpoint. Check it with
+    /// [`crate::proof::verify_contract_proof`].
+    pub async fn contract_proof(&self, id: Uuid) -> Result<ContractProof, Error> {
+        self.get(&format!("/v1/contracts/{id}/proof")).await
+    }
+
     /// `GET /v1/audit/verify` (regulator): the server's own check of the chain.
     pub async fn audit_verify(&self) -> Result<AuditVerification, Error> {
         self.get("/v1/audit/verify").await

@@ -8,6 +8,8 @@
 //! - [`client`]: [`Client`], one async method per operation.
 //! - [`audit`]: the canonical JSON form and hash chain of the audit log, and [`audit::ChainVerifier`]
 //!   that recomputes it from downloaded entries.
+//! - [`proof`]: signed checkpoints and RFC 6962 inclusion and consistency proofs, checked against
+//!   a pinned key.
 //!
 //! The sdk depends on neither diesel, actix-web nor wasmtime, so that clients stay light.
 //!
@@ -34,6 +36,7 @@ pub mod client;
 pub mod decimal;
 pub mod error;
 pub mod paged;
+pub mod proof;
 pub mod stream;
 pub mod types;
 

@@ -1250,3 +1250,66 @@ mod tests {
         );
     }
 }
+
+/// The key that signs checkpoints (`GET /v1/audit/checkpoint/key`, public).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckpointKey {
+    /// The key's name in signatures (the checkpoint's origin).
+    pub key_name: String,
+    /// Base64 of the 32-byte Ed25519 public key.
+    pub public_key: String,
+    /// The C2SP note verifier key `<name>+<hex key hash>+<base64(0x01 ‖ key)>`: what to pin.
+    pub verifier_key: String,
+}
+
+/// That the entry `leaf_index + 1` is in the tree of `tree_size` entries (RFC 6962 audit path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InclusionProof {
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// The tree's root, lowercase hex.
+    pub root_hash: String,
+    /// Sibling hashes from the leaf up, lowercase hex.
+    pub audit_path: Vec<String>,
+}
+
+/// That the tree of `second` entries extends the tree of `first` (RFC 6962 consistency proof).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ConsistencyProof {
+    pub first: u64,
+    pub second: u64,
+    /// The trees' roots, lowercase hex.
+    pub first_root_hash: String,
+    pub second_root_hash: String,
+    /// Lowercase hex hashes.
+    pub proof: Vec<String>,
+}
+
+/// One of a contract's audit entries with its inclusion proof.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProvenEntry {
+    pub entry: AuditEntry,
+    pub leaf_index: u64,
+    /// Lowercase hex hashes, from the leaf up.
+    pub audit_path: Vec<String>,
+}
+
+/// A contract's audit entries proven against the latest checkpoint (`GET /v1/contracts/{id}/proof`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContractProof {
+    pub contract_id: Uuid,
+    /// The latest signed checkpoint (a C2SP signed note).
+    pub checkpoint: String,
+    pub tree_size: u64,
+    /// The checkpoint's root, lowercase hex.
+    pub root_hash: String,
+    /// The contract's entries the checkpoint covers, each with its proof.
+    pub entries: Vec<ProvenEntry>,
+    /// The contract's entries newer than the checkpoint: proven once the next one is signed.
+    pub pending: Vec<AuditEntry>,
+}

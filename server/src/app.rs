@@ -109,6 +109,20 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
     if config.exchange_fee_bps > 10_000 {
         anyhow::bail!("SUANLI_EXCHANGE_FEE_BPS must be at most 10000");
     }
+    let checkpointer = Arc::new(match &config.audit_signing_key {
+        Some(seed) => crate::checkpoint::Checkpointer::from_base64(seed, &config.audit_origin)?,
+        None => {
+            tracing::warn!(
+                "SUANLI_AUDIT_SIGNING_KEY is not set: checkpoints are signed with a random key that dies with this process"
+            );
+            crate::checkpoint::Checkpointer::new(rand::random(), &config.audit_origin)?
+        }
+    });
+    let checkpoints = Arc::new(crate::checkpoint::spawn(
+        checkpointer.clone(),
+        pool.clone(),
+        std::time::Duration::from_secs(config.checkpoint_interval_s.max(1)),
+    ));
     let policy_host = crate::policy::PolicyHost::new(config.sandbox_limits())?;
     let compiled_policies = Arc::new(crate::policy::Registry::new(
         config.policy_compiled_cache_max,
@@ -148,6 +162,8 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         metrics,
         policy_host,
         compiled_policies,
+        checkpointer,
+        checkpoints,
     }))
 }
 
@@ -215,6 +231,13 @@ pub fn listen(config: &Config, state: web::Data<AppState>) -> anyhow::Result<(Se
 }
 
 /// The HS256 secret of `dev` mode: kept in the data folder so tokens survive a restart.
+/// The demo's checkpoint signing key (base64 of a 32-byte Ed25519 seed), kept in `data_dir`.
+pub fn dev_signing_key(data_dir: &Path) -> anyhow::Result<String> {
+    use base64::Engine;
+    let seed = hex::decode(dev_secret(data_dir, "dev-audit-signing-key")?)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(seed))
+}
+
 pub fn dev_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
     use std::os::unix::fs::OpenOptionsExt;
     let path = data_dir.join(name);

@@ -107,6 +107,19 @@ fn check(config: Config) -> anyhow::Result<()> {
             }
         );
         let mut ok = chain.ok;
+        // The Merkle tree and every signed checkpoint against the log as it is now.
+        let tree = db::tree::check(&mut connection)?;
+        ok &= tree.is_empty();
+        if tree.is_empty() {
+            println!(
+                "{:<34} ok ({} checkpoints)",
+                "audit_tree_and_checkpoints",
+                db::tree::checkpoints(&mut connection)?.len()
+            );
+        }
+        for problem in &tree {
+            println!("{:<34} BROKEN: {problem}", "audit_tree_and_checkpoints");
+        }
         for check in db::invariants::check(&mut connection)? {
             ok &= check.ok;
             match &check.detail {
@@ -135,6 +148,16 @@ async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
             config.admin_api_key = Some(app::dev_secret(&config.data_dir, "dev-admin-api-key")?);
         }
     }
+    if config.audit_signing_key.is_none() {
+        // Kept with the data, so that checkpoints stay signed by one key across restarts.
+        if !demo {
+            tracing::warn!(
+                "SUANLI_AUDIT_SIGNING_KEY is not set: checkpoints are signed with a key kept in {}",
+                config.data_dir.display()
+            );
+        }
+        config.audit_signing_key = Some(app::dev_signing_key(&config.data_dir)?);
+    }
     let database = app::database(&config)?;
     let result = run(&config, &database.url, demo).await;
     if let Some(cluster) = &database.private_cluster {
@@ -160,6 +183,7 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
     // Printed once everything is ready (demo seeded), for scripts and tests that wait for it.
     println!("suanli-server listening on http://{address}");
     let handle = server.handle();
+    let state_for_stop = state.clone();
     actix_web::rt::spawn(async move {
         // The first SIGINT or SIGTERM stops gracefully (requests in flight finish, streams end);
         // a second one, or SIGQUIT, at once.
@@ -172,7 +196,12 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
         tracing::info!("shutting down now");
         crate::http::stop(&state, &handle, false).await;
     });
-    server.await.context("HTTP server failed")
+    let served = server.await.context("HTTP server failed");
+    // A last checkpoint covers everything written before the stop.
+    state_for_stop
+        .checkpoints
+        .stop(std::time::Duration::from_secs(10));
+    served
 }
 
 /// Waits for SIGINT (Ctrl-C), SIGTERM or SIGQUIT; true for the first two (stop gracefully).

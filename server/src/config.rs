@@ -39,6 +39,23 @@ pub struct Config {
     #[arg(long, env = "SUANLI_JWT_ISSUER", default_value = "suanli")]
     pub jwt_issuer: String,
 
+    /// The checkpoint signing key: base64 of a 32-byte Ed25519 seed. Without it the key is made
+    /// once and kept in `data_dir`.
+    #[arg(long, env = "SUANLI_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub audit_signing_key: Option<String>,
+
+    /// The checkpoints' origin line, also the signing key's name (no spaces, no `+`).
+    #[arg(
+        long,
+        env = "SUANLI_AUDIT_ORIGIN",
+        default_value = "suanli.exchange/audit-log"
+    )]
+    pub audit_origin: String,
+
+    /// How often a checkpoint is signed while the log grows, seconds.
+    #[arg(long, env = "SUANLI_CHECKPOINT_INTERVAL_S", default_value_t = 60)]
+    pub checkpoint_interval_s: u64,
+
     /// The longest token lifetime (`exp - iat`) accepted, from any issuer.
     #[arg(long, env = "SUANLI_JWT_MAX_LIFETIME_S", default_value_t = 86_400)]
     pub jwt_max_lifetime_s: u64,
@@ -239,6 +256,12 @@ impl Config {
             token_ttl_seconds: 3600,
             jwt_issuer: "suanli".into(),
             jwt_max_lifetime_s: 86_400,
+            audit_signing_key: Some({
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+            }),
+            audit_origin: "suanli.test/audit-log".into(),
+            checkpoint_interval_s: 3600,
             login_hashes_concurrent_max: 2,
             login_queue_max: 64,
             login_failures_max: 20,

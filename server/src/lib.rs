@@ -13,6 +13,7 @@
 pub mod access;
 pub mod app;
 pub mod auth;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod db;

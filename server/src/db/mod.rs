@@ -18,6 +18,7 @@ pub mod regulator;
 pub mod schema;
 pub mod settlement;
 pub mod stream;
+pub mod tree;
 pub mod types;
 pub mod withdrawals;
 

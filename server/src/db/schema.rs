@@ -124,6 +124,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    audit_tree_hashes (idx) {
+        idx -> Int8,
+        hash -> Bytea,
+    }
+}
+
+diesel::table! {
+    audit_tree (singleton) {
+        singleton -> Bool,
+        size -> Int8,
+    }
+}
+
+diesel::table! {
+    audit_checkpoints (tree_size) {
+        tree_size -> Int8,
+        root_hash -> Bytea,
+        key_name -> Text,
+        note -> Text,
+        signed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     offers (id) {
         id -> Uuid,
         seq -> Int8,
@@ -338,6 +362,9 @@ diesel::joinable!(settlements -> contracts (contract_id));
 diesel::joinable!(hub_policies -> policy_modules (digest));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    audit_tree_hashes,
+    audit_tree,
+    audit_checkpoints,
     hubs,
     clusters,
     hub_latency,

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod orders;
 pub mod participants;
 pub mod policies;
+pub mod proofs;
 pub mod public;
 
 use std::net::TcpListener;
@@ -53,6 +54,10 @@ pub struct AppState {
     pub policy_host: std::sync::Arc<crate::policy::PolicyHost>,
     /// Compiled policies by digest, shared with the writer (which only reads it).
     pub compiled_policies: std::sync::Arc<crate::policy::Registry>,
+    /// Signs checkpoints of the audit log (tests run it directly).
+    pub checkpointer: std::sync::Arc<crate::checkpoint::Checkpointer>,
+    /// The checkpointer's schedule: every interval, and once more at shutdown.
+    pub checkpoints: std::sync::Arc<crate::checkpoint::Schedule>,
 }
 
 impl AppState {
@@ -132,6 +137,7 @@ pub fn configure(limits: HttpLimits) -> impl Fn(&mut web::ServiceConfig) + Clone
             .configure(orders::configure)
             .configure(policies::configure)
             .configure(audit::configure)
+            .configure(proofs::configure)
             .configure(money::configure)
             .configure(hubs::configure)
             .configure(market::configure);

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{audit, console, hubs, market, money, orders, participants, policies, public};
+use super::{audit, console, hubs, market, money, orders, participants, policies, proofs, public};
 
 /// The whole API as served at `/v1/openapi.json`: the generated document, completed where the
 /// annotations cannot say it (see [`complete`]).
@@ -72,6 +72,7 @@ fn complete(document: &mut serde_json::Value) {
         orders::place_bid, orders::list_bids, orders::get_bid, orders::cancel_bid,
         orders::list_contracts, orders::get_contract, orders::report_delivery, orders::book, orders::trades,
         audit::log, audit::verify, audit::contracts, audit::export, audit::stats,
+        proofs::checkpoint, proofs::checkpoint_key, proofs::inclusion, proofs::consistency, proofs::contract_proof,
         policies::upload, policies::list, policies::activate, policies::dry_run, policies::module, policies::replay,
         money::request_withdrawal, money::list_withdrawals, money::mark_paid, money::reject, money::statement,
         money::quote, hubs::contracts, hubs::decisions, hubs::faults, market::candles, market::index, market::stream,

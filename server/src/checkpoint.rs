@@ -99,8 +99,7 @@ impl Checkpointer {
     /// beyond the last checkpoint (and that checkpoint's own entry), signs, stores and publishes
     /// a new checkpoint, all in one transaction.
     pub fn run(&self, connection: &mut db::Connection) -> anyhow::Result<Option<Signed>> {
-        use diesel::Connection;
-        connection.transaction(|connection| {
+        db::transaction(connection, |connection| {
             let size = db::tree::extend(connection)?;
             let last = db::tree::latest_checkpoint(connection)?.map_or(0, |c| c.tree_size as u64);
             // The last checkpoint's own entry follows it: that alone is no news.

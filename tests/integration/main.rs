@@ -17,6 +17,7 @@ mod money_out;
 mod orders;
 mod participants;
 mod policies;
+mod proofs;
 mod public;
 mod quotes;
 mod retry;

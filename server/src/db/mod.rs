@@ -46,6 +46,15 @@ pub type StoreError = diesel::result::Error;
 /// No pooled connection could be had in time.
 pub type PoolError = diesel::r2d2::PoolError;
 
+/// Runs `work` in one transaction: committed when it returns `Ok`, rolled back otherwise.
+pub fn transaction<T, E, F>(connection: &mut Connection, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Connection) -> Result<T, E>,
+    E: From<StoreError>,
+{
+    diesel::Connection::transaction(connection, work)
+}
+
 /// What a store failure means to the rest of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {

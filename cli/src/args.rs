@@ -400,6 +400,35 @@ pub(crate) enum Audit {
     },
     /// Re-executes a contract's policy decisions.
     Replay { id: Uuid },
+    /// Fetches the latest signed checkpoint and verifies it: its signature against the pinned key,
+    /// and that it extends the last checkpoint verified here (a fork is refused). Keeps it.
+    Checkpoint {
+        /// The note verifier key to pin (`name+hash+key`); without it the pinned one is used, or,
+        /// the first time, the exchange's published key is pinned (and said so).
+        #[arg(long)]
+        key: Option<String>,
+        /// Also write the checkpoint (the signed note) to this file.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
+    /// Proves a contract's audit entries are in the signed log: inclusion proofs against the
+    /// latest checkpoint, checked here against the pinned key.
+    Prove {
+        /// The contract (omit with --offline).
+        id: Option<Uuid>,
+        /// Write the proof (JSON) to this file, to check again later without the exchange.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Check a proof saved with --out, offline.
+        #[arg(long, conflicts_with = "id")]
+        offline: Option<PathBuf>,
+    },
+    /// Proves that the log today extends a checkpoint saved earlier (fork detection).
+    Consistency {
+        /// A checkpoint saved by `audit checkpoint --save`.
+        #[arg(long)]
+        from_checkpoint: PathBuf,
+    },
     Stats {
         #[arg(long)]
         from: Option<DateTime<Utc>>,

@@ -16,6 +16,12 @@ pub(crate) struct Saved {
     /// The API key, only when the user asked to keep it (`login --keep-key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) api_key: Option<String>,
+    /// The pinned checkpoint verifier key of this exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) checkpoint_key: Option<String>,
+    /// The last checkpoint verified here (the signed note): a new one must extend it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_checkpoint: Option<String>,
 }
 
 /// Logs in with `api_key` and keeps the token (and the key, if asked).
@@ -36,6 +42,7 @@ pub(crate) async fn log_in(
             token: Some(token.access_token.clone()),
             expires_at: Some(expires_at),
             api_key: keep_key.then(|| api_key.to_owned()),
+            ..load(cli).unwrap_or_default()
         },
     )?;
     Ok(anonymous.with_token(token.access_token))

@@ -95,6 +95,16 @@ impl Checkpointer {
         &self.key
     }
 
+    /// The signed note of the checkpoint for a tree of `size` entries with root `root`.
+    pub fn sign(&self, size: u64, root: tlog_tiles::Hash) -> anyhow::Result<String> {
+        let body = tlog_tiles::Checkpoint::new(&self.origin, size, root, "")
+            .map_err(|_| anyhow::anyhow!("a malformed checkpoint for {}", self.origin))?
+            .to_bytes();
+        let mut note = signed_note::Note::new(&body, &[])?;
+        note.add_sigs(&[&self.signer])?;
+        Ok(String::from_utf8(note.to_bytes())?)
+    }
+
     /// Extends the tree with the entries committed since the last run and, when the log grew
     /// beyond the last checkpoint (and that checkpoint's own entry), signs, stores and publishes
     /// a new checkpoint, all in one transaction.
@@ -107,12 +117,7 @@ impl Checkpointer {
                 return Ok(None);
             }
             let root = db::tree::root(connection, size)?;
-            let body = tlog_tiles::Checkpoint::new(&self.origin, size, root, "")
-                .map_err(|_| anyhow::anyhow!("a malformed checkpoint for {}", self.origin))?
-                .to_bytes();
-            let mut note = signed_note::Note::new(&body, &[])?;
-            note.add_sigs(&[&self.signer])?;
-            let note = String::from_utf8(note.to_bytes())?;
+            let note = self.sign(size, root)?;
             if db::tree::insert_checkpoint(connection, size, &root, &self.signer.name, &note)? {
                 db::audit::append(
                     connection,
@@ -350,12 +355,7 @@ mod tests {
         let theirs = Checkpointer::new([8; 32], "suanli.test/log").unwrap();
         let memory = Memory::with_leaves(10);
         let root = Hash(memory.root(10));
-        let body = tlog_tiles::Checkpoint::new("suanli.test/log", 10, root, "")
-            .unwrap()
-            .to_bytes();
-        let mut note = signed_note::Note::new(&body, &[]).unwrap();
-        note.add_sigs(&[&ours.signer]).unwrap();
-        let note = String::from_utf8(note.to_bytes()).unwrap();
+        let note = ours.sign(10, root).unwrap();
         assert!(note.starts_with("suanli.test/log\n10\n"), "{note}");
         assert!(note.contains("\n\n— suanli.test/log "), "{note}");
         let verified = proof::verify_checkpoint(&note, &ours.key().verifier_key).unwrap();

@@ -681,3 +681,135 @@ async fn a_listing_piped_into_head_ends_quietly() {
     );
     let _ = std::fs::remove_dir_all(&home);
 }
+
+#[actix_web::test]
+async fn a_regulator_keeps_a_checkpoint_proves_a_contract_and_detects_a_fork_from_the_command_line()
+{
+    let exchange = TestExchange::start().await;
+    let (regulator, _) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "5000").await;
+    let trade = || async {
+        provider
+            .place_offer(&suanli_tests::new_offer(
+                "zhongwei",
+                "ai.nvidia-h20",
+                1,
+                window(1, 1),
+                "8",
+            ))
+            .await
+            .unwrap();
+        buyer
+            .place_bid(&suanli_tests::new_bid(
+                "ai.nvidia-h20",
+                1,
+                window(1, 1),
+                "9",
+            ))
+            .await
+            .unwrap()
+            .contracts[0]
+            .id
+    };
+    let checkpoint_now = || {
+        let mut connection = exchange.state.pool.get().unwrap();
+        exchange
+            .state
+            .checkpointer
+            .run(&mut connection)
+            .unwrap()
+            .unwrap()
+    };
+    let contract = trade().await;
+    let first = checkpoint_now();
+    let home = std::env::temp_dir().join(format!("suanli-cli-{}", uuid::Uuid::new_v4()));
+    let config = home.join("regulator.json");
+    let saved = home.join("checkpoint.txt");
+    let run = |args: &[&str]| suanli(&exchange, &config, args);
+    assert!(run(&["login", "--api-key", &regulator.api_key]).0);
+
+    // First use pins the published key and keeps the checkpoint.
+    let (ok, stdout, stderr) = run(&["audit", "checkpoint", "--save", saved.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("pinned the exchange's checkpoint key"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains(&format!("checkpoint ok: {} entries", first.tree_size)),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), first.note);
+
+    // A contract proven, online and then offline from the saved proof.
+    let proof_file = home.join("proof.json");
+    let id = contract.to_string();
+    let (ok, stdout, stderr) = run(&["audit", "prove", &id, "--out", proof_file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 entry proven"), "{stdout}");
+    let (ok, stdout, stderr) = run(&["audit", "prove", "--offline", proof_file.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("1 entry proven"), "{stdout}");
+
+    // The log grows; the new checkpoint extends the saved one.
+    trade().await;
+    let second = checkpoint_now();
+    let (ok, stdout, stderr) = run(&[
+        "audit",
+        "consistency",
+        "--from-checkpoint",
+        saved.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "the log of {} entries extends the saved checkpoint of {}",
+            second.tree_size, first.tree_size
+        )),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = run(&["audit", "checkpoint"]);
+    assert!(ok, "{stderr}");
+
+    // A checkpoint signed with the exchange's own key over another history (what an exchange
+    // showing two regulators two logs would hand one of them) is refused as a fork.
+    let signer = suanli_server::checkpoint::Checkpointer::from_base64(
+        exchange.config.audit_signing_key.as_deref().unwrap(),
+        &exchange.config.audit_origin,
+    )
+    .unwrap();
+    let forked = signer
+        .sign(first.tree_size, tlog_tiles_hash(b"another history"))
+        .unwrap();
+    let forked_file = home.join("forked.txt");
+    std::fs::write(&forked_file, forked).unwrap();
+    let (ok, _, stderr) = run(&[
+        "audit",
+        "consistency",
+        "--from-checkpoint",
+        forked_file.to_str().unwrap(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("FORK"), "{stderr}");
+    // And a proof file altered after it was saved no longer verifies.
+    let text = std::fs::read_to_string(&proof_file).unwrap();
+    std::fs::write(
+        &proof_file,
+        text.replacen("\\\"units\\\":1", "\\\"units\\\":2", 1),
+    )
+    .unwrap();
+    let (ok, _, stderr) = run(&["audit", "prove", "--offline", proof_file.to_str().unwrap()]);
+    assert!(!ok, "an altered proof verified");
+    assert!(stderr.contains("does NOT verify"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// A hash as the checkpoint signer takes it.
+fn tlog_tiles_hash(data: &[u8]) -> tlog_tiles::Hash {
+    tlog_tiles::Hash(suanli_sdk::proof::leaf_hash(data))
+}

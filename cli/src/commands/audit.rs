@@ -2,10 +2,130 @@
 
 use std::io::Write;
 
+use suanli_sdk::proof;
+
 use crate::*;
 
-pub(crate) async fn audit(client: &Client, command: &Audit, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn audit(
+    cli: &Cli,
+    client: &Client,
+    command: &Audit,
+    json: bool,
+) -> anyhow::Result<()> {
     match command {
+        Audit::Checkpoint { key, save: file } => {
+            let key = pinned_key(cli, client, key.as_deref()).await?;
+            let note = client.checkpoint().await?;
+            let checkpoint = proof::verify_checkpoint(&note, &key)
+                .context("the exchange's checkpoint does not verify")?;
+            let mut saved = load(cli)?;
+            if let Some(last) = &saved.last_checkpoint {
+                let last = proof::verify_checkpoint(last, &key).context(
+                    "the checkpoint kept from before does not verify under the pinned key",
+                )?;
+                extends(client, &last, &checkpoint).await.with_context(|| {
+                    format!(
+                        "REFUSED: the exchange's checkpoint of {} entries does not extend the one of {} verified before (a fork, or history rewritten)",
+                        checkpoint.tree_size, last.tree_size
+                    )
+                })?;
+            }
+            saved.last_checkpoint = Some(note.clone());
+            save(cli, &saved)?;
+            if let Some(path) = file {
+                std::fs::write(path, &note)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if json {
+                return print_json(&serde_json::json!({
+                    "origin": checkpoint.origin,
+                    "tree_size": checkpoint.tree_size,
+                    "root_hash": hex::encode(checkpoint.root_hash),
+                    "note": note,
+                }));
+            }
+            out!(
+                "checkpoint ok: {} entries, root {}, signed by {}",
+                checkpoint.tree_size,
+                hex::encode(checkpoint.root_hash),
+                key.split('+').next().unwrap_or_default()
+            );
+        }
+        Audit::Prove { id, out, offline } => {
+            let key = pinned_key(cli, client, None).await?;
+            let proof_body: suanli_sdk::ContractProof = match (id, offline) {
+                (_, Some(path)) => serde_json::from_slice(
+                    &std::fs::read(path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                )
+                .context("not a proof saved by `suanli audit prove --out`")?,
+                (Some(id), None) => client.contract_proof(*id).await?,
+                (None, None) => bail!("name the contract, or --offline FILE"),
+            };
+            if let Some(path) = out {
+                std::fs::write(path, serde_json::to_vec_pretty(&proof_body)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            let verified = proof::verify_contract_proof(&proof_body, &key)
+                .context("the contract's proof does NOT verify")?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "contract_id": proof_body.contract_id,
+                    "tree_size": verified.checkpoint.tree_size,
+                    "proven": verified.proven,
+                    "pending": verified.pending,
+                }));
+            }
+            out!(
+                "contract {}: {} entr{} proven in the signed log of {} entries{}",
+                proof_body.contract_id,
+                verified.proven.len(),
+                if verified.proven.len() == 1 {
+                    "y"
+                } else {
+                    "ies"
+                },
+                verified.checkpoint.tree_size,
+                if verified.pending.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} newer entr{} await the next checkpoint",
+                        verified.pending.len(),
+                        if verified.pending.len() == 1 {
+                            "y"
+                        } else {
+                            "ies"
+                        }
+                    )
+                }
+            );
+        }
+        Audit::Consistency { from_checkpoint } => {
+            let key = pinned_key(cli, client, None).await?;
+            let text = std::fs::read_to_string(from_checkpoint)
+                .with_context(|| format!("cannot read {}", from_checkpoint.display()))?;
+            let old = proof::verify_checkpoint(&text, &key)
+                .context("the saved checkpoint does not verify under the pinned key")?;
+            let current = proof::verify_checkpoint(&client.checkpoint().await?, &key)
+                .context("the exchange's checkpoint does not verify")?;
+            extends(client, &old, &current).await.with_context(|| {
+                format!(
+                    "FORK: the log of {} entries does not extend the saved checkpoint of {}",
+                    current.tree_size, old.tree_size
+                )
+            })?;
+            if json {
+                return print_json(&serde_json::json!({
+                    "from": old.tree_size, "to": current.tree_size, "consistent": true,
+                }));
+            }
+            out!(
+                "consistent: the log of {} entries extends the saved checkpoint of {}",
+                current.tree_size,
+                old.tree_size
+            );
+        }
         Audit::Log { after_seq, limit } => {
             let page = client.audit_log(*after_seq, *limit).await?;
             return show(json, &page);
@@ -162,4 +282,57 @@ impl Human for suanli_sdk::Stats {
             stats.green_share_of_delivered
         );
     }
+}
+
+/// The checkpoint key to check against: `--key`, else the one pinned in the config, else (trust
+/// on first use) the exchange's published key, pinned from now on.
+async fn pinned_key(cli: &Cli, client: &Client, given: Option<&str>) -> anyhow::Result<String> {
+    let mut saved = load(cli)?;
+    if let Some(key) = given {
+        if saved.checkpoint_key.as_deref() != Some(key) {
+            saved.checkpoint_key = Some(key.to_owned());
+            saved.last_checkpoint = None;
+            save(cli, &saved)?;
+        }
+        return Ok(key.to_owned());
+    }
+    if let Some(key) = saved.checkpoint_key {
+        return Ok(key);
+    }
+    let key = client.checkpoint_key().await?.verifier_key;
+    eprintln!("pinned the exchange's checkpoint key {key} (pass --key to pin another)");
+    saved.checkpoint_key = Some(key.clone());
+    save(cli, &saved)?;
+    Ok(key)
+}
+
+/// Checks that `new` extends `old` with the exchange's consistency proof.
+async fn extends(
+    client: &Client,
+    old: &proof::VerifiedCheckpoint,
+    new: &proof::VerifiedCheckpoint,
+) -> anyhow::Result<()> {
+    if new.tree_size < old.tree_size {
+        bail!(
+            "the new checkpoint is smaller ({} < {})",
+            new.tree_size,
+            old.tree_size
+        );
+    }
+    let consistency = client
+        .consistency_proof(old.tree_size, new.tree_size)
+        .await?;
+    let hashes = consistency
+        .proof
+        .iter()
+        .map(|hash| proof::parse_hex_hash(hash))
+        .collect::<Result<Vec<_>, _>>()?;
+    proof::verify_consistency(
+        old.tree_size,
+        new.tree_size,
+        &hashes,
+        &old.root_hash,
+        &new.root_hash,
+    )?;
+    Ok(())
 }

@@ -67,7 +67,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bids(command) => orders::bids(&client, command, json).await,
         Command::Contracts(command) => contracts::contracts(&client, command, json).await,
         Command::Policy(command) => policy::policy(&client, command, json).await,
-        Command::Audit(command) => audit::audit(&client, command, json).await,
+        Command::Audit(command) => audit::audit(&cli, &client, command, json).await,
         Command::Market(command) => market::market(&anonymous, command, json).await,
         Command::Hub(command) => hub::hub(&client, command, json).await,
     }

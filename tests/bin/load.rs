@@ -12,7 +12,9 @@
 //! the bid load first without, then with that many market stream subscribers reading, and
 //! `soak [seconds] [connections]` (default 600 s, 32): the bid load, with the rate, latency and
 //! resident memory printed every 10 s, and `rebuild [orders]` (default 1,000,000): the restart
-//! time and resident memory with that many resting offers. Uses `DATABASE_URL`'s server when set, otherwise the private
+//! time and resident memory with that many resting offers, and `proofs [entries]` (default
+//! 1,000,000): the audit tree built over that many entries, a checkpoint signed, and the size and
+//! time of inclusion and consistency proofs. Uses `DATABASE_URL`'s server when set, otherwise the private
 //! test cluster under `target/suanli-test-pg`.
 
 use std::sync::Arc;
@@ -58,6 +60,15 @@ async fn main() -> anyhow::Result<()> {
             .transpose()?
             .unwrap_or(1_000_000);
         return rebuild(orders).await;
+    }
+    if args.peek().map(String::as_str) == Some("proofs") {
+        args.next();
+        let entries: u64 = args
+            .next()
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(1_000_000);
+        return proofs(entries).await;
     }
     if args.peek().map(String::as_str) == Some("soak") {
         args.next();
@@ -325,6 +336,140 @@ async fn rebuild(orders: u64) -> anyhow::Result<()> {
         before / 1024,
         rss_kib() / 1024,
         book.offers.len()
+    );
+    Ok(())
+}
+
+/// The audit log's Merkle tree at scale: `entries` entries stored directly in SQL (their chain
+/// hashes are not computed: the tree hashes each entry's canonical text), the tree built and a
+/// checkpoint signed, then proofs asked for through the API and timed on the server side too.
+async fn proofs(entries: u64) -> anyhow::Result<()> {
+    use diesel::RunQueryDsl;
+    let exchange = TestExchange::start().await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Proof regulator")
+        .await;
+    let mut connection = exchange.sql();
+    let seeded = Instant::now();
+    diesel::sql_query(format!(
+        "INSERT INTO audit_log (seq, at, actor, kind, payload, canonical, prev_hash, hash) \
+         SELECT h.seq + n, now(), 'load', 'load_entry', jsonb_build_object('n', n), \
+                '{{\"actor\":\"load\",\"at\":\"2026-11-30T00:00:00.000000Z\",\"kind\":\"load_entry\",\"payload\":{{\"n\":' || n || '}},\"seq\":' || (h.seq + n) || '}}', \
+                repeat('0', 64), md5(n::text) || md5((n + 1)::text) \
+         FROM generate_series(1, {entries}) n, audit_head h"
+    ))
+    .execute(&mut connection)?;
+    diesel::sql_query(format!("UPDATE audit_head SET seq = seq + {entries}"))
+        .execute(&mut connection)?;
+    println!(
+        "stored {entries} audit entries in {:.1} s",
+        seeded.elapsed().as_secs_f64()
+    );
+    let mut pooled = exchange.state.pool.get()?;
+    let built = Instant::now();
+    let signed = exchange
+        .state
+        .checkpointer
+        .run(&mut pooled)?
+        .expect("a checkpoint over the new entries");
+    let build_s = built.elapsed().as_secs_f64();
+    let size = signed.tree_size;
+    println!(
+        "tree built over {size} entries and a checkpoint signed in {build_s:.1} s ({:.0} entries/s; off the order path)",
+        size as f64 / build_s
+    );
+    let signing = Instant::now();
+    let signatures = 2_000u32;
+    for _ in 0..signatures {
+        std::hint::black_box(
+            exchange
+                .state
+                .checkpointer
+                .sign(size, tlog_tiles::Hash([7; 32]))?,
+        );
+    }
+    println!(
+        "signing a checkpoint note: {:.1} µs",
+        signing.elapsed().as_secs_f64() * 1e6 / f64::from(signatures)
+    );
+
+    // Server time: the store's own calls, as the handlers make them.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let rounds = 1_000;
+    let mut server_us = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let index = next(size);
+        let started = Instant::now();
+        let path = suanli_server::db::tree::inclusion(&mut pooled, size, index)?;
+        let root = suanli_server::db::tree::root(&mut pooled, size)?;
+        server_us.push(started.elapsed().as_secs_f64() * 1e6);
+        std::hint::black_box((path, root));
+    }
+    server_us.sort_by(f64::total_cmp);
+    println!(
+        "inclusion proof + root, server side: median {:.0} µs, p99 {:.0} µs",
+        server_us[rounds / 2],
+        server_us[rounds * 99 / 100]
+    );
+    let mut consistency_us = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let first = 1 + next(size);
+        let started = Instant::now();
+        std::hint::black_box(suanli_server::db::tree::consistency(
+            &mut pooled,
+            first,
+            size,
+        )?);
+        consistency_us.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    consistency_us.sort_by(f64::total_cmp);
+    println!(
+        "consistency proof, server side: median {:.0} µs, p99 {:.0} µs",
+        consistency_us[rounds / 2],
+        consistency_us[rounds * 99 / 100]
+    );
+
+    // Through the API, as a regulator receives them.
+    let mut http_ms = Vec::with_capacity(200);
+    let mut sizes = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let seq = 1 + next(size) as i64;
+        let started = Instant::now();
+        let response = regulator
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/audit/proof/inclusion?seq={seq}&tree_size={size}"),
+            )
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        http_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        let proof: suanli_sdk::InclusionProof = serde_json::from_slice(&response)?;
+        sizes.push((response.len(), proof.audit_path.len()));
+    }
+    http_ms.sort_by(f64::total_cmp);
+    let (bytes_max, hashes_max) = sizes
+        .iter()
+        .fold((0, 0), |(b, h), &(bytes, hashes)| (b.max(bytes), h.max(hashes)));
+    println!(
+        "inclusion proof over HTTP: median {:.2} ms, p99 {:.2} ms; at most {hashes_max} hashes = {} bytes binary, {bytes_max} bytes of JSON",
+        http_ms[http_ms.len() / 2],
+        http_ms[http_ms.len() * 99 / 100],
+        hashes_max * 32
+    );
+    let stored: i64 = exchange.count("SELECT count(*) FROM audit_tree_hashes");
+    let table_bytes: i64 =
+        exchange.count("SELECT pg_total_relation_size('audit_tree_hashes')");
+    println!(
+        "stored hashes: {stored} rows, {} MiB with their index",
+        table_bytes / (1 << 20)
     );
     Ok(())
 }

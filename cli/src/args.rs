@@ -398,8 +398,14 @@ pub(crate) enum Audit {
         #[arg(long)]
         to: Option<DateTime<Utc>>,
     },
-    /// Re-executes a contract's policy decisions.
-    Replay { id: Uuid },
+    /// Re-executes a contract's policy decisions: on the exchange, or with --local here, in this
+    /// process, from the stored modules and recorded inputs (the same deterministic engine).
+    Replay {
+        id: Uuid,
+        /// Run the policies here instead of asking the exchange to.
+        #[arg(long)]
+        local: bool,
+    },
     /// Fetches the latest signed checkpoint and verifies it: its signature against the pinned key,
     /// and that it extends the last checkpoint verified here (a fork is refused). Keeps it.
     Checkpoint {

@@ -772,6 +772,33 @@ impl Client {
         self.get(&format!("/v1/contracts/{id}/proof")).await
     }
 
+    /// The leaf hashes (RFC 6962, of each entry's `canonical`) of the first `count` entries of
+    /// the audit log, downloaded `page_size` at a time: what a regulator recomputes a checkpoint's
+    /// root from ([`crate::proof::root`]).
+    pub async fn audit_leaf_hashes(
+        &self,
+        count: u64,
+        page_size: u32,
+    ) -> Result<Vec<crate::proof::Hash>, Error> {
+        let mut leaves = Vec::with_capacity(count as usize);
+        let mut after_seq = 0;
+        while (leaves.len() as u64) < count {
+            let page = self.audit_log(after_seq, page_size).await?;
+            let Some(last) = page.items.last().map(|entry| entry.seq) else {
+                break;
+            };
+            for entry in page
+                .items
+                .iter()
+                .take((count - leaves.len() as u64) as usize)
+            {
+                leaves.push(crate::proof::leaf_hash(entry.canonical.as_bytes()));
+            }
+            after_seq = last;
+        }
+        Ok(leaves)
+    }
+
     /// `GET /v1/audit/verify` (regulator): the server's own check of the chain.
     pub async fn audit_verify(&self) -> Result<AuditVerification, Error> {
         self.get("/v1/audit/verify").await

@@ -435,7 +435,10 @@ async fn proofs(entries: u64) -> anyhow::Result<()> {
         consistency_us[rounds * 99 / 100]
     );
 
-    // Through the API, as a regulator receives them.
+    // Through the API, as a regulator receives them (a fresh connection: the one made before the
+    // blocking work above may have been closed meanwhile).
+    let regulator = suanli_sdk::Client::new(exchange.anonymous.base_url())
+        .with_token(regulator.bearer_token().unwrap_or_default());
     let mut http_ms = Vec::with_capacity(200);
     let mut sizes = Vec::with_capacity(200);
     for _ in 0..200 {
@@ -455,9 +458,9 @@ async fn proofs(entries: u64) -> anyhow::Result<()> {
         sizes.push((response.len(), proof.audit_path.len()));
     }
     http_ms.sort_by(f64::total_cmp);
-    let (bytes_max, hashes_max) = sizes
-        .iter()
-        .fold((0, 0), |(b, h), &(bytes, hashes)| (b.max(bytes), h.max(hashes)));
+    let (bytes_max, hashes_max) = sizes.iter().fold((0, 0), |(b, h), &(bytes, hashes)| {
+        (b.max(bytes), h.max(hashes))
+    });
     println!(
         "inclusion proof over HTTP: median {:.2} ms, p99 {:.2} ms; at most {hashes_max} hashes = {} bytes binary, {bytes_max} bytes of JSON",
         http_ms[http_ms.len() / 2],
@@ -465,8 +468,7 @@ async fn proofs(entries: u64) -> anyhow::Result<()> {
         hashes_max * 32
     );
     let stored: i64 = exchange.count("SELECT count(*) FROM audit_tree_hashes");
-    let table_bytes: i64 =
-        exchange.count("SELECT pg_total_relation_size('audit_tree_hashes')");
+    let table_bytes: i64 = exchange.count("SELECT pg_total_relation_size('audit_tree_hashes')");
     println!(
         "stored hashes: {stored} rows, {} MiB with their index",
         table_bytes / (1 << 20)

@@ -806,10 +806,115 @@ async fn a_regulator_keeps_a_checkpoint_proves_a_contract_and_detects_a_fork_fro
     let (ok, _, stderr) = run(&["audit", "prove", "--offline", proof_file.to_str().unwrap()]);
     assert!(!ok, "an altered proof verified");
     assert!(stderr.contains("does NOT verify"), "{stderr}");
+
+    // The kept checkpoint catches a row altered in the database, and says which checkpoint.
+    let (ok, stdout, stderr) = run(&["audit", "verify"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "log matches the checkpoint of {} entries kept here",
+            second.tree_size
+        )),
+        "{stdout}"
+    );
+    use diesel::RunQueryDsl;
+    let mut sql = exchange.sql();
+    diesel::sql_query("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only")
+        .execute(&mut sql)
+        .unwrap();
+    let altered =
+        diesel::sql_query("UPDATE audit_log SET canonical = canonical || ' ' WHERE seq = 2")
+            .execute(&mut sql)
+            .unwrap();
+    assert_eq!(altered, 1);
+    let (ok, stdout, _) = run(&["audit", "verify"]);
+    assert!(!ok);
+    assert!(
+        stdout.contains(&format!(
+            "log does NOT match the checkpoint of {} entries kept here",
+            second.tree_size
+        )),
+        "{stdout}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }
 
 /// A hash as the checkpoint signer takes it.
 fn tlog_tiles_hash(data: &[u8]) -> tlog_tiles::Hash {
     tlog_tiles::Hash(suanli_sdk::proof::leaf_hash(data))
+}
+
+#[actix_web::test]
+async fn a_regulator_replays_a_float_computing_policy_in_its_own_process_to_the_same_bytes() {
+    let exchange = TestExchange::start().await;
+    let ningxia = crate::policies::operator(&exchange, "nx").await;
+    let (regulator, _) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia Cloud")
+        .await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+    let (status, stored) = crate::policies::upload(
+        &ningxia,
+        "nx",
+        "pricing",
+        suanli_tests::policy_component("float-pricing"),
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    let digest = stored["digest"].as_str().unwrap();
+    let activated = ningxia
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/nx/policies/{digest}/activate"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activated.status(), 200);
+    let mut offer = suanli_tests::new_offer("zhongwei", "ai.metax-c500", 2, window(1, 10), "10");
+    offer.green_share = 25;
+    provider.place_offer(&offer).await.unwrap();
+    let placed = buyer
+        .place_bid(&suanli_tests::new_bid(
+            "ai.metax-c500",
+            1,
+            window(2, 2),
+            "14",
+        ))
+        .await
+        .unwrap();
+    let contract = placed.contracts[0].id.to_string();
+
+    let home = std::env::temp_dir().join(format!("suanli-cli-{}", uuid::Uuid::new_v4()));
+    let config = home.join("regulator.json");
+    assert!(
+        suanli(
+            &exchange,
+            &config,
+            &["login", "--api-key", &regulator.api_key]
+        )
+        .0
+    );
+    let (ok, stdout, stderr) = suanli(
+        &exchange,
+        &config,
+        &["--json", "audit", "replay", &contract, "--local"],
+    );
+    assert!(ok, "{stderr}");
+    let report = json(&stdout);
+    let decisions = report["decisions"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1, "{report}");
+    assert_eq!(decisions[0]["matches"], true, "{report}");
+    // The bytes recorded when matching, reproduced here, carry the canonical NaN's levy.
+    assert_eq!(decisions[0]["replayed"], decisions[0]["recorded"]);
+    assert!(
+        decisions[0]["replayed"]
+            .as_str()
+            .unwrap()
+            .contains("\"levy_bps\":50"),
+        "{report}"
+    );
+    let _ = std::fs::remove_dir_all(&home);
 }

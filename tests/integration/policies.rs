@@ -183,6 +183,20 @@ async fn uploads_that_are_not_clean_policies_are_refused() {
             "{what}: {body}"
         );
     }
+    // Memory shared between threads could make a decision depend on scheduling: the engine is
+    // built without threads, so such a module does not compile and is refused, saying why.
+    let shared_memory = wat::parse_str("(component (core module (memory 1 1 shared)))").unwrap();
+    let (status, body) = upload(&ningxia, "nx", "pricing", shared_memory).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_module")),
+        "{body}"
+    );
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("threads") || message.contains("shared"),
+        "{message}"
+    );
     assert_eq!(exchange.count("SELECT count(*) FROM policy_modules"), 0);
     assert_eq!(exchange.anonymous.healthz().await.unwrap().status, "ok");
 }

@@ -138,8 +138,41 @@ pub(crate) async fn audit(
                 .await?;
             bar.finish_and_clear();
             let server = client.audit_verify().await?;
+            // The log as it is now against the last checkpoint verified here: an entry altered
+            // since (even with the chain recomputed) changes the root the exchange signed.
+            let saved = load(cli)?;
+            let kept = match (&saved.last_checkpoint, &saved.checkpoint_key) {
+                (Some(note), Some(key)) => Some(proof::verify_checkpoint(note, key)?),
+                _ => None,
+            };
+            let mut checkpoint_ok = true;
+            let mut checkpoint_line = None;
+            if let Some(kept) = &kept {
+                let leaves = client.audit_leaf_hashes(kept.tree_size, *page_size).await?;
+                checkpoint_ok =
+                    leaves.len() as u64 == kept.tree_size && proof::root(&leaves) == kept.root_hash;
+                checkpoint_line = Some(if checkpoint_ok {
+                    format!(
+                        "log matches the checkpoint of {} entries kept here",
+                        kept.tree_size
+                    )
+                } else {
+                    format!(
+                        "log does NOT match the checkpoint of {} entries kept here: an entry at or before seq {} was altered or removed",
+                        kept.tree_size, kept.tree_size
+                    )
+                });
+            }
             if json {
-                return print_json(&serde_json::json!({"local": local, "server": server}));
+                return print_json(&serde_json::json!({
+                    "local": local, "server": server,
+                    "checkpoint": kept.as_ref().map(|kept| serde_json::json!({
+                        "tree_size": kept.tree_size, "matches": checkpoint_ok,
+                    })),
+                }));
+            }
+            if let Some(line) = &checkpoint_line {
+                out!("{line}");
             }
             match local.first_bad_seq {
                 None => out!(
@@ -160,7 +193,7 @@ pub(crate) async fn audit(
                     }
                 );
             }
-            if !(local.ok && server.ok) {
+            if !(local.ok && server.ok && checkpoint_ok) {
                 bail!("verification failed");
             }
         }
@@ -195,8 +228,12 @@ pub(crate) async fn audit(
             }
             out!("wrote {bytes} bytes to {}", out.display());
         }
-        Audit::Replay { id } => {
-            let report = client.replay_contract(*id).await?;
+        Audit::Replay { id, local } => {
+            let report = if *local {
+                replay_here(client, *id).await?
+            } else {
+                client.replay_contract(*id).await?
+            };
             if json {
                 return print_json(&report);
             }
@@ -335,4 +372,51 @@ async fn extends(
         &new.root_hash,
     )?;
     Ok(())
+}
+
+/// Replays a contract's recorded policy decisions in this process: each module fetched by its
+/// digest (and checked against it), compiled by the same deterministic engine the exchange runs,
+/// evaluated on the recorded input; the output bytes must equal the recorded ones (fuel may
+/// differ between engine versions and is not compared).
+async fn replay_here(client: &Client, id: Uuid) -> anyhow::Result<suanli_sdk::ReplayReport> {
+    use sha2::Digest;
+    use suanli_server::policy::{PolicyHost, PolicyInput, PolicyKind, SandboxLimits};
+    let contract = client.contract(id).await?;
+    let records: Vec<suanli_server::market::policy::DecisionRecord> =
+        serde_json::from_value(serde_json::to_value(&contract.decisions)?)
+            .context("the contract's decisions are not in the recorded form")?;
+    let host = PolicyHost::new(SandboxLimits::default())?;
+    let mut decisions = Vec::with_capacity(records.len());
+    for record in records {
+        let kind = PolicyKind::parse(&record.kind)
+            .with_context(|| format!("unknown policy kind {}", record.kind))?;
+        let bytes = client.policy_module(&record.policy_digest).await?;
+        if hex::encode(sha2::Sha256::digest(&bytes)) != record.policy_digest {
+            bail!(
+                "the module served for {} has another digest",
+                record.policy_digest
+            );
+        }
+        let input: PolicyInput = serde_json::from_str(&record.input)
+            .context("the recorded input is not a policy input")?;
+        let replayed = tokio::task::spawn_blocking({
+            let host = host.clone();
+            move || -> anyhow::Result<String> {
+                let policy = host.compile(kind, &bytes)?;
+                Ok(match host.evaluate(&policy, &input).output {
+                    Ok(output) => output.canonical(),
+                    Err(fault) => suanli_server::exchange::policies::fault_json(&fault),
+                })
+            }
+        })
+        .await??;
+        decisions.push(suanli_sdk::ReplayedDecision {
+            matches: replayed == record.output,
+            policy_digest: record.policy_digest,
+            kind: record.kind,
+            recorded: record.output,
+            replayed,
+        });
+    }
+    Ok(suanli_sdk::ReplayReport { decisions })
 }

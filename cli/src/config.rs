@@ -42,7 +42,11 @@ pub(crate) async fn log_in(
             token: Some(token.access_token.clone()),
             expires_at: Some(expires_at),
             api_key: keep_key.then(|| api_key.to_owned()),
-            ..load(cli).unwrap_or_default()
+            // The checkpoint pins belong to this exchange only.
+            ..load(cli)
+                .ok()
+                .filter(|saved| saved.url.as_deref() == Some(url))
+                .unwrap_or_default()
         },
     )?;
     Ok(anonymous.with_token(token.access_token))

@@ -792,7 +792,18 @@ impl Client {
                 .iter()
                 .take((count - leaves.len() as u64) as usize)
             {
-                leaves.push(crate::proof::leaf_hash(entry.canonical.as_bytes()));
+                let expected = leaves.len() as i64 + 1;
+                let leaf = crate::proof::entry_leaf_hash(entry)
+                    .ok()
+                    .filter(|_| entry.seq == expected)
+                    .ok_or_else(|| Error::Unexpected {
+                        status: reqwest::StatusCode::OK,
+                        detail: format!(
+                            "audit entry {} (expected {expected}) is out of place or not its own fields",
+                            entry.seq
+                        ),
+                    })?;
+                leaves.push(leaf);
             }
             after_seq = last;
         }

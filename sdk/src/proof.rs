@@ -36,6 +36,10 @@ pub enum ProofError {
     SizeMismatch { proof: u64, checkpoint: u64 },
     #[error("entry {seq}: {detail}")]
     BadEntry { seq: i64, detail: String },
+    #[error("not the proof of the contract asked for: {0}")]
+    WrongContract(String),
+    #[error("the checkpoint's origin {origin} is not the key's name {key_name}")]
+    WrongOrigin { origin: String, key_name: String },
 }
 
 /// `SHA-256(0x00 || data)`: the hash of a leaf.
@@ -190,6 +194,14 @@ pub fn verify_checkpoint(note: &str, verifier_key: &str) -> Result<VerifiedCheck
         .map_err(|error| ProofError::BadSignature(error.to_string()))?;
     let checkpoint = tlog_tiles::Checkpoint::from_bytes(parsed.text())
         .map_err(|error| ProofError::MalformedCheckpoint(error.to_string()))?;
+    // The exchange names its key after its log: a checkpoint of another log is not this one's.
+    let key_name = verifier_key.trim().split('+').next().unwrap_or_default();
+    if checkpoint.origin() != key_name {
+        return Err(ProofError::WrongOrigin {
+            origin: checkpoint.origin().to_owned(),
+            key_name: key_name.to_owned(),
+        });
+    }
     Ok(VerifiedCheckpoint {
         origin: checkpoint.origin().to_owned(),
         tree_size: checkpoint.size(),
@@ -239,9 +251,34 @@ pub struct VerifiedContractProof {
 /// checkpoint's signature, then each entry's inclusion in that checkpoint's tree.
 pub fn verify_contract_proof(
     proof: &ContractProof,
+    contract_id: uuid::Uuid,
     verifier_key: &str,
 ) -> Result<VerifiedContractProof, ProofError> {
     let checkpoint = verify_checkpoint(&proof.checkpoint, verifier_key)?;
+    if proof.contract_id != contract_id {
+        return Err(ProofError::WrongContract(proof.contract_id.to_string()));
+    }
+    // Every entry is this contract's, and its creation is among them (proven or pending).
+    let entries = proof
+        .entries
+        .iter()
+        .map(|item| &item.entry)
+        .chain(proof.pending.iter());
+    let mut created = false;
+    for entry in entries {
+        if entry.payload["contract_id"].as_str() != Some(contract_id.to_string().as_str()) {
+            return Err(ProofError::BadEntry {
+                seq: entry.seq,
+                detail: "not an entry of this contract".into(),
+            });
+        }
+        created |= entry.kind == "contract_created";
+    }
+    if !created {
+        return Err(ProofError::WrongContract(
+            "the contract's creation entry is missing".into(),
+        ));
+    }
     let mut proven = Vec::new();
     for item in &proof.entries {
         let seq = item.entry.seq;

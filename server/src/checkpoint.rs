@@ -111,7 +111,16 @@ impl Checkpointer {
     pub fn run(&self, connection: &mut db::Connection) -> anyhow::Result<Option<Signed>> {
         db::transaction(connection, |connection| {
             let size = db::tree::extend(connection)?;
-            let last = db::tree::latest_checkpoint(connection)?.map_or(0, |c| c.tree_size as u64);
+            let latest = db::tree::latest_checkpoint(connection)?;
+            if let Some(latest) = &latest
+                && suanli_sdk::proof::verify_checkpoint(&latest.note, &self.key.verifier_key)
+                    .is_err()
+            {
+                anyhow::bail!(
+                    "the checkpoints in this database were signed by another key: set SUANLI_AUDIT_SIGNING_KEY to the key that signed them (every node of one exchange shares it)"
+                );
+            }
+            let last = latest.map_or(0, |c| c.tree_size as u64);
             // The last checkpoint's own entry follows it: that alone is no news.
             if size == 0 || (last > 0 && size <= last + 1) {
                 return Ok(None);

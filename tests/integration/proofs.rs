@@ -76,7 +76,8 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
 
     // The buyer proves its contract: its creation entry is in the checkpointed tree.
     let contract_proof = buyer.contract_proof(made.id).await.unwrap();
-    let verified = proof::verify_contract_proof(&contract_proof, &key.verifier_key).unwrap();
+    let verified =
+        proof::verify_contract_proof(&contract_proof, made.id, &key.verifier_key).unwrap();
     assert_eq!(verified.proven.len(), 1, "{contract_proof:?}");
     assert!(verified.pending.is_empty());
     assert_eq!(contract_proof.entries[0].entry.kind, "contract_created");
@@ -88,9 +89,23 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
     assert_eq!(status, 404);
     let other_key = suanli_server::checkpoint::Checkpointer::new([9; 32], &key.key_name).unwrap();
     assert!(matches!(
-        proof::verify_contract_proof(&contract_proof, &other_key.key().verifier_key),
+        proof::verify_contract_proof(&contract_proof, made.id, &other_key.key().verifier_key),
         Err(ProofError::BadSignature(_))
     ));
+    // Another contract's proof is not this one's.
+    let (other, other_buyer, _) = contract(&exchange, "Other").await;
+    assert!(matches!(
+        proof::verify_contract_proof(&contract_proof, other.id, &key.verifier_key),
+        Err(ProofError::WrongContract(_))
+    ));
+    drop(other_buyer);
+    // A node started with another key refuses to sign over this exchange's checkpoints.
+    let mut connection = exchange.state.pool.get().unwrap();
+    let error = other_key.run(&mut connection).unwrap_err();
+    assert!(
+        error.to_string().contains("signed by another key"),
+        "{error}"
+    );
     // A proof whose entry was changed on the way does not verify.
     let mut altered = contract_proof.clone();
     altered.entries[0].entry.payload["units"] = serde_json::json!(99);
@@ -102,7 +117,7 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
         &altered.entries[0].entry.payload,
     );
     assert_eq!(
-        proof::verify_contract_proof(&altered, &key.verifier_key).unwrap_err(),
+        proof::verify_contract_proof(&altered, made.id, &key.verifier_key).unwrap_err(),
         ProofError::InclusionFailed
     );
 
@@ -173,7 +188,8 @@ async fn a_later_log_is_proven_to_extend_a_kept_checkpoint_and_an_altered_row_is
     assert_eq!(proof_now.pending[0].kind, "contract_settled");
     checkpoint_now(&exchange);
     let proof_later = buyer.contract_proof(first_contract.id).await.unwrap();
-    let verified = proof::verify_contract_proof(&proof_later, &key.verifier_key).unwrap();
+    let verified =
+        proof::verify_contract_proof(&proof_later, first_contract.id, &key.verifier_key).unwrap();
     assert_eq!((verified.proven.len(), verified.pending.len()), (2, 0));
     let latest =
         proof::verify_checkpoint(&regulator.checkpoint().await.unwrap(), &key.verifier_key)
@@ -251,7 +267,7 @@ async fn a_later_log_is_proven_to_extend_a_kept_checkpoint_and_an_altered_row_is
     // And the buyer's proof of that entry, served from the altered row, fails.
     let served = buyer.contract_proof(first_contract.id).await.unwrap();
     assert_eq!(
-        proof::verify_contract_proof(&served, &key.verifier_key).unwrap_err(),
+        proof::verify_contract_proof(&served, first_contract.id, &key.verifier_key).unwrap_err(),
         ProofError::InclusionFailed
     );
 }

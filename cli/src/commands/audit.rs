@@ -14,14 +14,17 @@ pub(crate) async fn audit(
 ) -> anyhow::Result<()> {
     match command {
         Audit::Checkpoint { key, save: file } => {
-            let key = pinned_key(cli, client, key.as_deref()).await?;
+            let pin = pinned_key(cli, client, key.as_deref()).await?;
+            let key = pin.key.clone();
             let note = client.checkpoint().await?;
             let checkpoint = proof::verify_checkpoint(&note, &key)
                 .context("the exchange's checkpoint does not verify")?;
             let mut saved = load(cli)?;
             if let Some(last) = &saved.last_checkpoint {
-                let last = proof::verify_checkpoint(last, &key).context(
-                    "the checkpoint kept from before does not verify under the pinned key",
+                // Kept under the key pinned before (a new key must still extend that history).
+                let last_key = pin.previous.as_deref().unwrap_or(&key);
+                let last = proof::verify_checkpoint(last, last_key).context(
+                    "the checkpoint kept from before does not verify under the key it was kept with",
                 )?;
                 extends(client, &last, &checkpoint).await.with_context(|| {
                     format!(
@@ -31,6 +34,7 @@ pub(crate) async fn audit(
                 })?;
             }
             saved.last_checkpoint = Some(note.clone());
+            saved.checkpoint_key = Some(key.clone());
             save(cli, &saved)?;
             if let Some(path) = file {
                 std::fs::write(path, &note)
@@ -52,7 +56,13 @@ pub(crate) async fn audit(
             );
         }
         Audit::Prove { id, out, offline } => {
-            let key = pinned_key(cli, client, None).await?;
+            let key = match (offline, load(cli)?.checkpoint_key) {
+                (_, Some(key)) => key,
+                (Some(_), None) => bail!(
+                    "no checkpoint key is pinned here: run `suanli audit checkpoint` (or `--key`) first"
+                ),
+                (None, None) => pinned_key(cli, client, None).await?.key,
+            };
             let proof_body: suanli_sdk::ContractProof = match (id, offline) {
                 (_, Some(path)) => serde_json::from_slice(
                     &std::fs::read(path)
@@ -62,12 +72,24 @@ pub(crate) async fn audit(
                 (Some(id), None) => client.contract_proof(*id).await?,
                 (None, None) => bail!("name the contract, or --offline FILE"),
             };
+            let expected = id.unwrap_or(proof_body.contract_id);
+            let verified = proof::verify_contract_proof(&proof_body, expected, &key)
+                .context("the contract's proof does NOT verify")?;
+            if offline.is_none() {
+                // The exchange's view here must be the one kept here: the same log, grown.
+                if let Some(kept) = &load(cli)?.last_checkpoint {
+                    let kept = proof::verify_checkpoint(kept, &key)?;
+                    if kept.tree_size <= verified.checkpoint.tree_size {
+                        extends(client, &kept, &verified.checkpoint).await.context(
+                            "FORK: the proof's checkpoint does not extend the one kept here",
+                        )?;
+                    }
+                }
+            }
             if let Some(path) = out {
                 std::fs::write(path, serde_json::to_vec_pretty(&proof_body)?)
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            let verified = proof::verify_contract_proof(&proof_body, &key)
-                .context("the contract's proof does NOT verify")?;
             if json {
                 return print_json(&serde_json::json!({
                     "contract_id": proof_body.contract_id,
@@ -102,7 +124,7 @@ pub(crate) async fn audit(
             );
         }
         Audit::Consistency { from_checkpoint } => {
-            let key = pinned_key(cli, client, None).await?;
+            let key = pinned_key(cli, client, None).await?.key;
             let text = std::fs::read_to_string(from_checkpoint)
                 .with_context(|| format!("cannot read {}", from_checkpoint.display()))?;
             let old = proof::verify_checkpoint(&text, &key)
@@ -148,19 +170,30 @@ pub(crate) async fn audit(
             let mut checkpoint_ok = true;
             let mut checkpoint_line = None;
             if let Some(kept) = &kept {
-                let leaves = client.audit_leaf_hashes(kept.tree_size, *page_size).await?;
-                checkpoint_ok =
-                    leaves.len() as u64 == kept.tree_size && proof::root(&leaves) == kept.root_hash;
-                checkpoint_line = Some(if checkpoint_ok {
-                    format!(
+                let problem = match client.audit_leaf_hashes(kept.tree_size, *page_size).await {
+                    Ok(leaves)
+                        if leaves.len() as u64 == kept.tree_size
+                            && proof::root(&leaves) == kept.root_hash =>
+                    {
+                        None
+                    }
+                    Ok(_) => Some(format!(
+                        "an entry at or before seq {} was altered or removed",
+                        kept.tree_size
+                    )),
+                    Err(suanli_sdk::Error::Unexpected { detail, .. }) => Some(detail),
+                    Err(error) => return Err(error.into()),
+                };
+                checkpoint_ok = problem.is_none();
+                checkpoint_line = Some(match problem {
+                    None => format!(
                         "log matches the checkpoint of {} entries kept here",
                         kept.tree_size
-                    )
-                } else {
-                    format!(
-                        "log does NOT match the checkpoint of {} entries kept here: an entry at or before seq {} was altered or removed",
-                        kept.tree_size, kept.tree_size
-                    )
+                    ),
+                    Some(problem) => format!(
+                        "log does NOT match the checkpoint of {} entries kept here: {problem}",
+                        kept.tree_size
+                    ),
                 });
             }
             if json {
@@ -321,26 +354,46 @@ impl Human for suanli_sdk::Stats {
     }
 }
 
-/// The checkpoint key to check against: `--key`, else the one pinned in the config, else (trust
-/// on first use) the exchange's published key, pinned from now on.
-async fn pinned_key(cli: &Cli, client: &Client, given: Option<&str>) -> anyhow::Result<String> {
+/// The checkpoint key to check against, and the one pinned before when it changes.
+struct Pin {
+    key: String,
+    previous: Option<String>,
+}
+
+/// `--key`, else the one pinned in the config, else (trust on first use) the exchange's published
+/// key. A first pin is kept at once (and said); a changed one is said, and kept only by the command
+/// once what it checked verified.
+async fn pinned_key(cli: &Cli, client: &Client, given: Option<&str>) -> anyhow::Result<Pin> {
     let mut saved = load(cli)?;
-    if let Some(key) = given {
-        if saved.checkpoint_key.as_deref() != Some(key) {
-            saved.checkpoint_key = Some(key.to_owned());
-            saved.last_checkpoint = None;
-            save(cli, &saved)?;
+    match (given, saved.checkpoint_key.clone()) {
+        (Some(key), Some(pinned)) if key != pinned => {
+            eprintln!(
+                "replacing the pinned checkpoint key {pinned} with {key}: the checkpoint kept here must still be extended"
+            );
+            Ok(Pin {
+                key: key.to_owned(),
+                previous: Some(pinned),
+            })
         }
-        return Ok(key.to_owned());
+        (Some(key), _) => Ok(Pin {
+            key: key.to_owned(),
+            previous: None,
+        }),
+        (None, Some(pinned)) => Ok(Pin {
+            key: pinned,
+            previous: None,
+        }),
+        (None, None) => {
+            let key = client.checkpoint_key().await?.verifier_key;
+            eprintln!("pinned the exchange's checkpoint key {key} (pass --key to pin another)");
+            saved.checkpoint_key = Some(key.clone());
+            save(cli, &saved)?;
+            Ok(Pin {
+                key,
+                previous: None,
+            })
+        }
     }
-    if let Some(key) = saved.checkpoint_key {
-        return Ok(key);
-    }
-    let key = client.checkpoint_key().await?.verifier_key;
-    eprintln!("pinned the exchange's checkpoint key {key} (pass --key to pin another)");
-    saved.checkpoint_key = Some(key.clone());
-    save(cli, &saved)?;
-    Ok(key)
 }
 
 /// Checks that `new` extends `old` with the exchange's consistency proof.

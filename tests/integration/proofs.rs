@@ -264,6 +264,26 @@ async fn a_later_log_is_proven_to_extend_a_kept_checkpoint_and_an_altered_row_is
             .any(|problem| problem.contains(&format!("checkpoint of size {}", latest.tree_size))),
         "{problems:?}"
     );
+    // A stored root changed behind its signed note is caught too.
+    diesel::sql_query(
+        "ALTER TABLE audit_checkpoints DISABLE TRIGGER audit_checkpoints_append_only",
+    )
+    .execute(&mut sql)
+    .unwrap();
+    diesel::sql_query(
+        "UPDATE audit_checkpoints SET root_hash = sha256('forged') WHERE tree_size = $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(kept.tree_size as i64)
+    .execute(&mut sql)
+    .unwrap();
+    let problems = suanli_server::db::tree::check(&mut sql).unwrap();
+    assert!(
+        problems.iter().any(|problem| problem.contains(&format!(
+            "checkpoint of size {}: its signed note does not say",
+            kept.tree_size
+        ))),
+        "{problems:?}"
+    );
     // And the buyer's proof of that entry, served from the altered row, fails.
     let served = buyer.contract_proof(first_contract.id).await.unwrap();
     assert_eq!(

@@ -302,6 +302,20 @@ pub fn check(connection: &mut PgConnection) -> QueryResult<Vec<String>> {
         ));
     }
     for checkpoint in checkpoints(connection)? {
+        // The signed text must say what its row says (a row's root changed behind the note, or
+        // a note swapped in, is caught here; the signature itself is the client's to check).
+        let body = signed_note::Note::from_bytes(checkpoint.note.as_bytes())
+            .ok()
+            .and_then(|note| tlog_tiles::Checkpoint::from_bytes(note.text()).ok());
+        match body {
+            Some(body)
+                if body.size() == checkpoint.tree_size as u64
+                    && body.hash().0.as_slice() == checkpoint.root_hash.as_slice() => {}
+            _ => problems.push(format!(
+                "checkpoint of size {}: its signed note does not say the size and root stored with it",
+                checkpoint.tree_size
+            )),
+        }
         let size = checkpoint.tree_size as usize;
         if size > leaves.len() {
             problems.push(format!(

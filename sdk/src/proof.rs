@@ -187,6 +187,7 @@ pub struct VerifiedCheckpoint {
 pub fn verify_checkpoint(note: &str, verifier_key: &str) -> Result<VerifiedCheckpoint, ProofError> {
     let verifier = StandardVerifier::new(verifier_key.trim())
         .map_err(|error| ProofError::BadKey(error.to_string()))?;
+    let key_name = signed_note::Verifier::name(&verifier).to_owned();
     let parsed = Note::from_bytes(note.as_bytes())
         .map_err(|error| ProofError::MalformedCheckpoint(error.to_string()))?;
     parsed
@@ -195,11 +196,10 @@ pub fn verify_checkpoint(note: &str, verifier_key: &str) -> Result<VerifiedCheck
     let checkpoint = tlog_tiles::Checkpoint::from_bytes(parsed.text())
         .map_err(|error| ProofError::MalformedCheckpoint(error.to_string()))?;
     // The exchange names its key after its log: a checkpoint of another log is not this one's.
-    let key_name = verifier_key.trim().split('+').next().unwrap_or_default();
     if checkpoint.origin() != key_name {
         return Err(ProofError::WrongOrigin {
             origin: checkpoint.origin().to_owned(),
-            key_name: key_name.to_owned(),
+            key_name,
         });
     }
     Ok(VerifiedCheckpoint {

@@ -437,8 +437,11 @@ async fn proofs(entries: u64) -> anyhow::Result<()> {
 
     // Through the API, as a regulator receives them (a fresh connection: the one made before the
     // blocking work above may have been closed meanwhile).
-    let regulator = suanli_sdk::Client::new(exchange.anonymous.base_url())
-        .with_token(regulator.bearer_token().unwrap_or_default());
+    let regulator = suanli_sdk::Client::new(exchange.anonymous.base_url()).with_token(
+        regulator
+            .bearer_token()
+            .expect("a logged-in regulator has a token"),
+    );
     let mut http_ms = Vec::with_capacity(200);
     let mut sizes = Vec::with_capacity(200);
     for _ in 0..200 {

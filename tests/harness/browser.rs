@@ -131,7 +131,10 @@ impl Browser {
     /// The text of the element `css`, once it exists.
     pub async fn text(&self, css: &str) -> String {
         let element = self.find(css).await;
-        element.text().await.unwrap_or_default()
+        match element.text().await {
+            Ok(text) => text,
+            Err(error) => self.fail(&format!("cannot read {css}: {error}")).await,
+        }
     }
 
     /// Waits until the element `css` exists and its text contains `needle`; returns the text.

@@ -216,6 +216,16 @@ impl TestExchange {
         (created, client)
     }
 
+    /// Signs a checkpoint now, as the schedule does every interval; `None` when the log did not
+    /// grow since the last one.
+    pub fn checkpoint_now(&self) -> Option<suanli_server::checkpoint::Signed> {
+        let mut connection = self.state.pool.get().expect("a database connection");
+        self.state
+            .checkpointer
+            .run(&mut connection)
+            .expect("the checkpointer runs")
+    }
+
     /// A direct connection to this test's database, for looking behind the API (or tampering).
     pub fn sql(&self) -> PgConnection {
         PgConnection::establish(&self.database_url).expect("connect to the test database")

@@ -716,15 +716,7 @@ async fn a_regulator_keeps_a_checkpoint_proves_a_contract_and_detects_a_fork_fro
             .contracts[0]
             .id
     };
-    let checkpoint_now = || {
-        let mut connection = exchange.state.pool.get().unwrap();
-        exchange
-            .state
-            .checkpointer
-            .run(&mut connection)
-            .unwrap()
-            .unwrap()
-    };
+    let checkpoint_now = || exchange.checkpoint_now().expect("the log grew");
     let contract = trade().await;
     let first = checkpoint_now();
     let home = std::env::temp_dir().join(format!("suanli-cli-{}", uuid::Uuid::new_v4()));

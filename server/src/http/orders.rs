@@ -205,20 +205,29 @@ pub async fn get_contract(
     caller: Caller,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = path.into_inner();
+    let contract = readable_contract(&state, &caller, path.into_inner()).await?;
+    Ok(ok(&contract.to_wire()))
+}
+
+/// Contract `id`, if the caller may read it (one of its parties, or a regulator).
+pub(super) async fn readable_contract(
+    state: &web::Data<AppState>,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<orders::ContractRow, ApiError> {
     let contract = state
         .db(move |connection| {
             orders::contract(connection, id)?.ok_or_else(|| ApiError::not_found("no such contract"))
         })
         .await?;
     authorize(
-        &caller,
+        caller,
         Action::Read {
             party: contract.buyer_id,
             other_party: Some(contract.provider_id),
         },
     )?;
-    Ok(ok(&contract.to_wire()))
+    Ok(contract)
 }
 
 /// The caller's contracts, newest first (regulators: everyone's), by hub and SKU.

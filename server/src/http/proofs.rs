@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::{AppState, ok};
 use crate::access::{Action, authorize};
 use crate::auth::Caller;
+use crate::db::audit;
 use crate::db::tree::{self, TreeError};
-use crate::db::{audit, orders};
 use crate::error::ApiError;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -30,6 +30,29 @@ fn tree_error(error: TreeError) -> ApiError {
         TreeError::Database(error) => error.into(),
         TreeError::Tree(message) => ApiError::internal(message),
     }
+}
+
+/// `requested`, or the latest checkpoint's size when absent; refused when the tree does not reach
+/// it yet.
+fn built_size(
+    connection: &mut crate::db::Connection,
+    requested: Option<u64>,
+) -> Result<u64, ApiError> {
+    let size = match requested {
+        Some(size) => size,
+        None => {
+            tree::latest_checkpoint(connection)?
+                .ok_or_else(no_checkpoint)?
+                .tree_size as u64
+        }
+    };
+    let built = tree::size(connection)?;
+    if size > built {
+        return Err(ApiError::not_found(format!(
+            "the tree covers {built} entries so far; a tree of {size} is not built yet"
+        )));
+    }
+    Ok(size)
 }
 
 fn no_checkpoint() -> ApiError {
@@ -89,20 +112,7 @@ pub async fn inclusion(
     let InclusionQuery { seq, tree_size } = query.into_inner();
     let proof = state
         .db(move |connection| {
-            let tree_size = match tree_size {
-                Some(size) => size,
-                None => {
-                    tree::latest_checkpoint(connection)?
-                        .ok_or_else(no_checkpoint)?
-                        .tree_size as u64
-                }
-            };
-            let built = tree::size(connection)?;
-            if tree_size > built {
-                return Err(ApiError::not_found(format!(
-                    "the tree covers {built} entries so far; tree_size {tree_size} is not built yet"
-                )));
-            }
+            let tree_size = built_size(connection, tree_size)?;
             if seq < 1 || seq as u64 > tree_size {
                 return Err(ApiError::bad_request(
                     "invalid_seq",
@@ -147,20 +157,7 @@ pub async fn consistency(
     let ConsistencyQuery { first, second } = query.into_inner();
     let proof = state
         .db(move |connection| {
-            let second = match second {
-                Some(size) => size,
-                None => {
-                    tree::latest_checkpoint(connection)?
-                        .ok_or_else(no_checkpoint)?
-                        .tree_size as u64
-                }
-            };
-            let built = tree::size(connection)?;
-            if second > built {
-                return Err(ApiError::not_found(format!(
-                    "the tree covers {built} entries so far; {second} is not built yet"
-                )));
-            }
+            let second = built_size(connection, second)?;
             if first < 1 || first > second {
                 return Err(ApiError::bad_request(
                     "invalid_tree_sizes",
@@ -194,18 +191,7 @@ pub async fn contract_proof(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let contract = state
-        .db(move |connection| {
-            orders::contract(connection, id)?.ok_or_else(|| ApiError::not_found("no such contract"))
-        })
-        .await?;
-    authorize(
-        &caller,
-        Action::Read {
-            party: contract.buyer_id,
-            other_party: Some(contract.provider_id),
-        },
-    )?;
+    super::orders::readable_contract(&state, &caller, id).await?;
     let proof = state
         .db(move |connection| {
             let checkpoint = tree::latest_checkpoint(connection)?.ok_or_else(no_checkpoint)?;

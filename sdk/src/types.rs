@@ -452,6 +452,17 @@ pub struct Readiness {
     pub writer: String,
     /// This node's name.
     pub node: String,
+    /// Where the leader listens (its advertised URL), when one holds the matching lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    /// With a read replica configured: `fresh` (it serves the replica-tolerant reads) or
+    /// `lagging` (they go to the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
+    /// How far behind the primary the replica was at its last check, milliseconds (an upper
+    /// bound: the age of the last lease renewal it replayed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_lag_ms: Option<i64>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -99,7 +99,7 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         },
         expiry_tick_ms: config.expiry_tick_ms,
         command_deadline_ms: config.order_command_deadline_ms,
-        writer_lock_wait_ms: config.writer_lock_wait_ms,
+        lease_timeout_s: config.lease_timeout_s,
         hub_budget: config.hub_budget(),
         participant_in_flight_max: config.order_participant_in_flight_max,
         stream_buffer: config.stream_buffer,
@@ -140,6 +140,20 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         exchange,
         tokens,
         node: node_name(&config.listen),
+        replica: match &config.read_database_url {
+            Some(url) => Some(http::replica::Replica::start(
+                url,
+                config.db_pool_size_max,
+                config.exports_concurrent_max,
+                config.db_connect_timeout_ms,
+                config.read_lag_ms_max,
+            )?),
+            None => None,
+        },
+        forwarder: http::Forwarder::new(
+            std::time::Duration::from_millis(config.forward_timeout_ms.max(1)),
+            config.http_json_body_bytes_max,
+        )?,
         policy_quota: http::PolicyQuota {
             uploads_per_hub_max: u64::from(config.policy_uploads_per_hub_max),
             hub_stored_bytes_max: config.policy_hub_stored_bytes_max,
@@ -219,6 +233,19 @@ pub fn ensure_bootstrap_admin(
     Ok(())
 }
 
+/// Joins the exchange's nodes (API.md "Several exchange nodes"): takes the matching lease and
+/// leads if it is free, and keeps trying (or renewing) from then on. Other nodes forward order
+/// commands to `SUANLI_ADVERTISE_URL`, by default `http://` and the address bound.
+pub fn join(config: &Config, state: &AppState, address: SocketAddr) -> anyhow::Result<()> {
+    let advertised = config
+        .advertise_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    state
+        .exchange
+        .join(&state.node, advertised.trim_end_matches('/'))
+}
+
 /// Binds `config.listen` and builds the server; returns it with the address actually bound.
 pub fn listen(config: &Config, state: web::Data<AppState>) -> anyhow::Result<(Server, SocketAddr)> {
     let listener = TcpListener::bind(&config.listen)
@@ -246,13 +273,25 @@ pub fn dev_secret(data_dir: &Path, name: &str) -> anyhow::Result<String> {
     }
     std::fs::create_dir_all(data_dir)?;
     let secret = hex::encode(rand::random::<[u8; 32]>());
+    // Written whole under a name of its own, then linked into place: several nodes starting at
+    // once from one data folder all end up with the one secret that got there first.
+    let written = data_dir.join(format!(".{name}.{}", uuid::Uuid::new_v4().simple()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)?;
+        .open(&written)?;
     std::io::Write::write_all(&mut file, secret.as_bytes())?;
-    Ok(secret)
+    drop(file);
+    let linked = std::fs::hard_link(&written, &path);
+    std::fs::remove_file(&written)?;
+    match linked {
+        Ok(()) => Ok(secret),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// One demo participant: who it is and a fresh API key and token for it.

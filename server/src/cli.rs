@@ -26,6 +26,18 @@ enum Command {
     Migrate(Config),
     /// Run the exchange as a demo: private database, demo participants with keys and tokens.
     Dev(Config),
+    /// Run a whole cluster on this machine to try failover: a private PostgreSQL primary and a
+    /// streaming replica, and several `serve` nodes on 127.0.0.1 (`scripts/cluster`).
+    Cluster {
+        #[command(flatten)]
+        config: Config,
+        /// How many exchange nodes.
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// The first node's port; the others follow.
+        #[arg(long, default_value_t = 8081)]
+        first_port: u16,
+    },
     /// Check the audit chain and every ledger and book invariant; exit 1 if any fails.
     Check(Config),
     /// Print the OpenAPI document of the REST API (what `/v1/openapi.json` serves) and exit.
@@ -50,6 +62,11 @@ async fn run_cli() -> anyhow::Result<()> {
         Command::Serve(config) => serve(config, false).await,
         Command::Dev(config) => serve(config, true).await,
         Command::Check(config) => check(config),
+        Command::Cluster {
+            config,
+            nodes,
+            first_port,
+        } => crate::cluster::run(config, nodes, first_port, wait_for_signal()).await,
         Command::CompileCheck { kind } => compile_check(&kind),
         Command::Openapi => {
             println!(
@@ -173,6 +190,7 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
         state.policy_host.set_compile_checker(executable);
     }
     let (server, address) = app::listen(config, state.clone())?;
+    app::join(config, &state, address)?;
     if demo {
         let admin_key = config
             .admin_api_key
@@ -197,6 +215,8 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
         crate::http::stop(&state, &handle, false).await;
     });
     let served = server.await.context("HTTP server failed");
+    // Another node takes the matching lease at once instead of after the timeout.
+    state_for_stop.exchange.resign();
     // A last checkpoint covers everything written before the stop.
     state_for_stop
         .checkpoints

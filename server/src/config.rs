@@ -139,10 +139,30 @@ pub struct Config {
     #[arg(long, env = "SUANLI_ORDER_COMMAND_DEADLINE_MS", default_value_t = 5000)]
     pub order_command_deadline_ms: u64,
 
-    /// How long a starting server waits for the database's writer lock (one writer per database)
-    /// before it serves reads only and refuses order commands with 503 `writer_unavailable`.
-    #[arg(long, env = "SUANLI_WRITER_LOCK_WAIT_MS", default_value_t = 3000)]
-    pub writer_lock_wait_ms: u64,
+    /// How long a dead holder of the matching lease keeps it (API.md "Several exchange nodes"):
+    /// another node takes it and applies orders within this time.
+    #[arg(long, env = "SUANLI_LEASE_TIMEOUT_S", default_value_t = 5)]
+    pub lease_timeout_s: u64,
+
+    /// The base URL other nodes forward order commands to while this node leads; default
+    /// `http://` and the address actually bound.
+    #[arg(long, env = "SUANLI_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// Longest a follower waits for the leader's answer to a forwarded order command before it
+    /// answers 503 `writer_unavailable` (the client retries with its idempotency key).
+    #[arg(long, env = "SUANLI_FORWARD_TIMEOUT_MS", default_value_t = 10_000)]
+    pub forward_timeout_ms: u64,
+
+    /// A PostgreSQL streaming replica of `DATABASE_URL` that serves the regulators' exports,
+    /// statistics, the audit log and candles; used only while it lags less than
+    /// `SUANLI_READ_LAG_MS_MAX` (otherwise those reads go to the primary).
+    #[arg(long, env = "SUANLI_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+
+    /// The most a replica may lag behind the primary and still serve reads.
+    #[arg(long, env = "SUANLI_READ_LAG_MS_MAX", default_value_t = 10_000)]
+    pub read_lag_ms_max: u64,
 
     /// Most commands the writer matches and commits in one database transaction.
     #[arg(long, env = "SUANLI_MATCH_BATCH_COMMANDS_MAX", default_value_t = 512)]
@@ -280,7 +300,11 @@ impl Config {
             order_queue_max: 4096,
             order_command_deadline_ms: 5000,
             order_participant_in_flight_max: 64,
-            writer_lock_wait_ms: 3000,
+            lease_timeout_s: 5,
+            advertise_url: None,
+            forward_timeout_ms: 10_000,
+            read_database_url: None,
+            read_lag_ms_max: 10_000,
             match_batch_commands_max: 512,
             match_candidates_max: 256,
             expiry_tick_ms: 1000,

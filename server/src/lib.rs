@@ -7,7 +7,8 @@
 //! - [`db`]: diesel only. The store functions, the ledger, the hash-chained audit log.
 //! - [`validate`]: input checks that need no database.
 //! - [`app`]: wiring: configuration → database → state → server, and the demo.
-//! - [`pg_private`]: a private PostgreSQL cluster when no `DATABASE_URL` is configured.
+//! - [`pg_private`]: a private PostgreSQL cluster when no `DATABASE_URL` is configured (and a
+//!   streaming replica of it); [`cluster`]: several nodes, a primary and a replica on one machine.
 //! - [`config`], [`error`], [`telemetry`].
 
 pub mod access;
@@ -15,6 +16,7 @@ pub mod app;
 pub mod auth;
 pub mod checkpoint;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod error;

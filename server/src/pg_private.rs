@@ -127,6 +127,77 @@ impl PrivateCluster {
         Ok(())
     }
 
+    /// Restarts the server on the same port (`pg_ctl restart -m fast`: every session is cut).
+    pub fn restart(&self) -> anyhow::Result<()> {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                path_str(&self.data_dir())?,
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "restart",
+            ],
+        )
+    }
+
+    /// Starts (creating if needed, with `pg_basebackup`) a streaming replica of this cluster under
+    /// `root`: a hot standby on its own port, following this one through `primary_conninfo`.
+    pub fn start_replica(&self, root: &Path) -> anyhow::Result<PrivateCluster> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("Failed to create {}", root.display()))?;
+        let mut root = root.canonicalize()?;
+        if self.as_postgres_user && !postgres_can_reach(&root) {
+            root = relocate(&root)?;
+        }
+        std::fs::write(root.join(PASSWORD_FILE), &self.password)?;
+        let replica = PrivateCluster {
+            root,
+            bin_dir: self.bin_dir.clone(),
+            port: 0,
+            as_postgres_user: self.as_postgres_user,
+            password: self.password.clone(),
+        };
+        if self.as_postgres_user {
+            replica.chown_to_postgres()?;
+        }
+        let data = replica.data_dir();
+        if !data.join("PG_VERSION").exists() {
+            tracing::info!(data = %data.display(), "copying the primary for a streaming replica");
+            let primary = format!(
+                "host=127.0.0.1 port={} user=postgres password={} sslmode=disable \
+                 gssencmode=disable application_name=suanli_replica",
+                self.port, self.password
+            );
+            replica.run(
+                "pg_basebackup",
+                &[
+                    "-D",
+                    path_str(&data)?,
+                    "-d",
+                    &primary,
+                    "-X",
+                    "stream",
+                    "-R",
+                    "--checkpoint=fast",
+                ],
+            )?;
+        }
+        let port = match replica.running_port() {
+            Some(port) => port,
+            None => replica.start_server()?,
+        };
+        Ok(PrivateCluster { port, ..replica })
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.root.join("pgdata")
     }

@@ -14,8 +14,11 @@
 //! resident memory printed every 10 s, and `rebuild [orders]` (default 1,000,000): the restart
 //! time and resident memory with that many resting offers, and `proofs [entries]` (default
 //! 1,000,000): the audit tree built over that many entries, a checkpoint signed, and the size and
-//! time of inclusion and consistency proofs. Uses `DATABASE_URL`'s server when set, otherwise the private
-//! test cluster under `target/suanli-test-pg`.
+//! time of inclusion and consistency proofs, and `failover [kills] [lease timeout s]` (default 20,
+//! 2): three `suanli-test-server` nodes (the binary beside this one) under eight retrying clients,
+//! the leader SIGKILLed that many times; prints each takeover time, and the orders acknowledged,
+//! lost and duplicated. Uses `DATABASE_URL`'s server when set, otherwise the private test cluster
+//! under `target/suanli-test-pg`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -60,6 +63,12 @@ async fn main() -> anyhow::Result<()> {
             .transpose()?
             .unwrap_or(1_000_000);
         return rebuild(orders).await;
+    }
+    if args.peek().map(String::as_str) == Some("failover") {
+        args.next();
+        let kills: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
+        let lease_timeout_s: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2);
+        return failover(kills, lease_timeout_s).await;
     }
     if args.peek().map(String::as_str) == Some("proofs") {
         args.next();
@@ -964,6 +973,45 @@ async fn stream_fan_out(
     println!(
         "server peak RSS (with the load generator): {} MiB",
         peak_rss_kib() / 1024
+    );
+    Ok(())
+}
+
+/// The leader SIGKILLed `kills` times under eight retrying clients on three nodes.
+async fn failover(kills: usize, lease_timeout_s: u64) -> anyhow::Result<()> {
+    let server = std::env::current_exe()?.with_file_name("suanli-test-server");
+    anyhow::ensure!(
+        server.exists(),
+        "{} is missing: build it first (cargo build --release -p suanli-tests --bins)",
+        server.display()
+    );
+    let mut cluster = suanli_tests::cluster::Cluster::start(
+        server.to_str().expect("a UTF-8 path"),
+        3,
+        lease_timeout_s,
+    );
+    let report = suanli_tests::cluster::kill_leaders_under_load(&mut cluster, kills, 40).await;
+    let mut takeovers: Vec<f64> = report
+        .takeovers
+        .iter()
+        .map(|took| took.as_secs_f64() * 1000.0)
+        .collect();
+    for (kill, took) in takeovers.iter().enumerate() {
+        println!(
+            "kill {:>2}: another node led after {took:>7.0} ms",
+            kill + 1
+        );
+    }
+    takeovers.sort_by(f64::total_cmp);
+    let median = takeovers.get(takeovers.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "{kills} kills, lease timeout {lease_timeout_s} s: takeover min {:.0} ms, median {median:.0} ms, max {:.0} ms",
+        takeovers.first().copied().unwrap_or(0.0),
+        takeovers.last().copied().unwrap_or(0.0),
+    );
+    println!(
+        "orders acknowledged {}, lost {}, duplicated {}, sent again after a failure {}",
+        report.acknowledged, report.lost, report.duplicates, report.retries
     );
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! command stops it at the end).
 
 pub mod browser;
+pub mod cluster;
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -123,6 +124,16 @@ impl TestExchange {
         Self::start_on(database, config, admin_api_key).await
     }
 
+    /// An exchange on the database at `database_url`, which the caller keeps (a test's own
+    /// PostgreSQL server), with the test configuration changed by `adjust`.
+    pub async fn start_on_url(database_url: &str, adjust: impl FnOnce(&mut Config)) -> Self {
+        let admin_api_key = format!("test-admin-{}", uuid::Uuid::new_v4());
+        let mut config = Config::for_tests(database_url.to_owned());
+        config.admin_api_key = Some(admin_api_key.clone());
+        adjust(&mut config);
+        Self::start_serving(None, database_url.to_owned(), config, admin_api_key).await
+    }
+
     /// Stops this server (waiting for requests in flight) and starts a new one on the same
     /// database, as after a restart.
     pub async fn restart(self) -> Self {
@@ -132,6 +143,7 @@ impl TestExchange {
     /// Like [`TestExchange::restart`], with the configuration changed by `adjust` first.
     pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
         http::stop(&self.state, &self.handle, true).await;
+        self.state.exchange.resign();
         let database = self.database.take().expect("the database is ours");
         let (mut config, admin_api_key) = (self.config.clone(), self.admin_api_key.clone());
         adjust(&mut config);
@@ -169,6 +181,7 @@ impl TestExchange {
         let server = http::server(listener, state.clone(), limits).expect("build the server");
         let handle = server.handle();
         actix_web::rt::spawn(server);
+        app::join(&config, &state, address).expect("join the exchange's nodes");
 
         let anonymous = Client::new(format!("http://{address}"));
         let admin = anonymous.login(&admin_api_key).await.expect("admin login");
@@ -269,6 +282,8 @@ impl TestExchange {
 impl Drop for TestExchange {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
+        // Its lease keeper and writer stop too (in the background), giving the lease up.
+        self.state.exchange.stop_leading();
     }
 }
 
@@ -397,6 +412,28 @@ impl ServerProcess {
             .expect("run kill");
         assert!(status.success(), "kill -INT");
         self.child.wait().expect("wait for the server")
+    }
+
+    /// Waits (at most 60 s) until this node says it leads (`/readyz`): a node started after
+    /// another was killed leads only once the dead one's matching lease has run out.
+    pub async fn until_leading(&self) {
+        let client = Client::new(self.base_url.clone());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if client
+                .readyz()
+                .await
+                .is_ok_and(|ready| ready.writer == "leader")
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never took the matching lease",
+                self.base_url
+            );
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// The process id, to look at the server from outside (its memory in `/proc`).

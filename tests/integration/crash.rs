@@ -162,6 +162,8 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
     }
 
     let server = ServerProcess::spawn(SERVER, &env);
+    // The killed process's matching lease runs out first.
+    server.until_leading().await;
     let anonymous = Client::new(server.base_url.clone());
     let regulator = anonymous.login(&regulator_key).await.unwrap();
     let mut contracts = HashSet::new();
@@ -326,6 +328,7 @@ async fn a_server_killed_between_matching_a_batch_and_committing_the_one_before_
     diesel::sql_query("ROLLBACK").execute(&mut lock).unwrap();
 
     let server = ServerProcess::spawn(SERVER, &env);
+    server.until_leading().await;
     let anonymous = Client::new(server.base_url.clone());
     let buyer = anonymous.login(&buyer_key).await.unwrap();
     let bids = buyer.bids(None, None, 100).await.unwrap().items;

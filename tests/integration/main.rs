@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod cli;
+mod cluster;
 mod console;
 mod crash;
 mod demo;

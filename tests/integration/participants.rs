@@ -133,10 +133,7 @@ async fn the_bootstrap_admin_key_is_the_configured_one() {
     );
     // A server started with a new key gives the admin that key; the old one no longer works.
     let restarted = exchange
-        .start_another(|config| {
-            config.admin_api_key = Some("rotated-key".into());
-            config.writer_lock_wait_ms = 0;
-        })
+        .start_another(|config| config.admin_api_key = Some("rotated-key".into()))
         .await;
     assert_eq!(
         code_of(exchange.anonymous.token(&exchange.admin_api_key).await).0,

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod invariants;
+pub mod lease;
 pub mod ledger;
 pub mod market;
 pub mod orders;

@@ -225,16 +225,29 @@ pub struct BatchWrites {
 }
 
 /// Writes a batch of the sequenced writer in one transaction, all of it or nothing, and
-/// answers the market stream's events the batch recorded.
+/// answers the market stream's events the batch recorded; `None` (nothing written) when
+/// `lease_token` no longer holds the matching lease (`db::lease::holds`, checked last, just
+/// before the commit).
 pub fn write_batch(
     connection: &mut PgConnection,
     writes: &BatchWrites,
     now: DateTime<Utc>,
-) -> QueryResult<Vec<super::stream::StreamEvent>> {
-    connection.transaction(|connection| {
+    lease_token: i64,
+) -> QueryResult<Option<Vec<super::stream::StreamEvent>>> {
+    let mut fenced = false;
+    let written = connection.transaction(|connection| {
         let levels = write(connection, writes, now)?;
-        super::stream::record(connection, writes, &levels, now)
-    })
+        let events = super::stream::record(connection, writes, &levels, now)?;
+        if !super::lease::holds(connection, lease_token)? {
+            fenced = true;
+            return Err(diesel::result::Error::RollbackTransaction);
+        }
+        Ok(events)
+    });
+    match written {
+        Err(diesel::result::Error::RollbackTransaction) if fenced => Ok(None),
+        written => written.map(Some),
+    }
 }
 
 /// Makes this session plan its statements again, foreign-key checks included. PostgreSQL plans a
@@ -245,36 +258,6 @@ pub fn write_batch(
 /// their indexes.
 pub fn forget_plans(connection: &mut PgConnection) -> QueryResult<()> {
     diesel::connection::SimpleConnection::batch_execute(connection, "DISCARD PLANS")
-}
-
-/// The key of the session advisory lock the sequenced writer holds: one writer per database.
-const WRITER_LOCK_KEY: i64 = 727_400_002;
-
-/// Takes the database's writer lock on this connection's session, waiting at most `wait`; false
-/// if another session still holds it. The lock lasts as long as the session.
-pub fn take_writer_lock(
-    connection: &mut PgConnection,
-    wait: std::time::Duration,
-) -> QueryResult<bool> {
-    #[derive(QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        locked: bool,
-    }
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        let row: Locked = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-            .bind::<diesel::sql_types::BigInt, _>(WRITER_LOCK_KEY)
-            .get_result(connection)?;
-        if row.locked {
-            return Ok(true);
-        }
-        if std::time::Instant::now() >= deadline {
-            return Ok(false);
-        }
-        // Polling a lock another process holds (start-up only): nothing to be woken by.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 /// What a batch changed in each price level of the book: (side, SKU, price) → (units, orders).

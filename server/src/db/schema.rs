@@ -138,6 +138,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    matching_lease (singleton) {
+        singleton -> Bool,
+        token -> Int8,
+        holder -> Nullable<Uuid>,
+        node -> Text,
+        address -> Text,
+        expires_at -> Timestamptz,
+        renewed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     audit_checkpoints (tree_size) {
         tree_size -> Int8,
         root_hash -> Bytea,
@@ -364,6 +376,7 @@ diesel::joinable!(hub_policies -> policy_modules (digest));
 diesel::allow_tables_to_appear_in_same_query!(
     audit_tree_hashes,
     audit_tree,
+    matching_lease,
     audit_checkpoints,
     hubs,
     clusters,

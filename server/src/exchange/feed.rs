@@ -107,6 +107,12 @@ impl MarketFeed {
         self.closing.send_replace(true);
     }
 
+    /// Ends every live subscriber's stream but goes on taking new ones: this node stopped
+    /// leading, and its subscribers resume (with `Last-Event-ID`) wherever the stream is served.
+    pub fn cut(&self) {
+        self.closing.send_modify(|_| {});
+    }
+
     /// How many subscribers are reading now.
     pub fn subscribers(&self) -> usize {
         self.subscribers.load(Ordering::SeqCst)

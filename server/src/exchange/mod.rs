@@ -18,6 +18,7 @@
 //! - [`policies`]: the hubs' policies with fail-closed rules, decision records and budgets.
 
 pub mod feed;
+pub mod lease;
 pub mod policies;
 pub mod requests;
 
@@ -28,7 +29,7 @@ mod writer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use suanli_sdk::{PlacedBid, PlacedOffer, Side};
@@ -56,8 +57,8 @@ pub struct ExchangeConfig {
     pub expiry_tick_ms: u64,
     /// A command that waited longer than this for the writer is refused, never applied.
     pub command_deadline_ms: u64,
-    /// How long a starting writer waits for the database's writer lock before it serves reads only.
-    pub writer_lock_wait_ms: u64,
+    /// `SUANLI_LEASE_TIMEOUT_S`: how long a dead holder of the matching lease keeps it.
+    pub lease_timeout_s: u64,
     /// What each hub may spend on policy evaluations per order and per batch.
     pub hub_budget: HubBudget,
     /// Commands one participant may have waiting for the writer; one more is refused with 429.
@@ -139,14 +140,44 @@ struct Command {
     slot: Option<Slot>,
 }
 
-/// Whether this process applies orders.
+impl ExchangeConfig {
+    /// How long the matching lease runs from its last renewal: nine tenths of
+    /// `SUANLI_LEASE_TIMEOUT_S`, so that with followers trying every tenth of it, a dead leader's
+    /// lease is taken within the timeout.
+    pub fn lease_duration(&self) -> Duration {
+        Duration::from_millis(self.lease_timeout_s.max(1) * 900)
+    }
+
+    /// How often the leader renews the lease: three times per lease.
+    pub fn lease_renew_every(&self) -> Duration {
+        self.lease_duration() / 3
+    }
+
+    /// How often a follower tries to take the lease.
+    pub fn lease_poll_every(&self) -> Duration {
+        Duration::from_millis(self.lease_timeout_s.max(1) * 100)
+    }
+}
+
+/// Whether this node applies orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriterRole {
-    /// This process holds the database's writer lock and applies orders and settlements.
+    /// This node holds the matching lease and applies orders and settlements.
     Leader,
-    /// Another process holds it: this one serves reads and refuses order commands with 503
-    /// `writer_unavailable`.
+    /// Another node holds it (or nobody, for a moment): this one serves reads and forwards order
+    /// commands to the leader.
     Follower,
+}
+
+/// Where an order command goes from this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// This node leads: its own writer.
+    Here,
+    /// Forward to the leader at this base URL.
+    Leader(String),
+    /// Nobody leads right now (a takeover is under way): 503, retry.
+    Nobody,
 }
 
 impl WriterRole {
@@ -161,15 +192,18 @@ impl WriterRole {
 /// A handle on the writer; cheap to clone.
 #[derive(Clone)]
 pub struct Exchange {
-    sender: Option<mpsc::Sender<Command>>,
+    /// The writer's queue while this node leads, whether it leads, and who does.
+    shared: Arc<lease::Shared>,
     command_deadline: Duration,
-    /// Whether this process's writer holds the database's writer lock.
-    leading: Arc<AtomicBool>,
     /// Commands each participant has waiting for the writer.
     in_flight: Arc<Mutex<HashMap<Uuid, u32>>>,
     in_flight_max: u32,
     /// Where the writer publishes the market stream's events after each commit.
     feed: feed::MarketFeed,
+    /// What a writer is made of, until the node joins ([`Exchange::join`]).
+    candidate: Arc<lease::Pending>,
+    /// The lease keeper, once the node joined.
+    keeper: Arc<Mutex<Option<lease::KeeperHandle>>>,
 }
 
 /// One participant's place in the writer's queue, given back when its command is answered.
@@ -194,9 +228,9 @@ impl Drop for Slot {
 }
 
 impl Exchange {
-    /// Takes the database's writer lock (waiting at most `writer_lock_wait_ms`), compiles the
-    /// active policies, rebuilds the book from the database at `database_url`, and starts the
-    /// writer thread and the expiry ticker. Without the lock, the handle refuses every command.
+    /// The handle of a node that does not lead yet: nothing is applied until it [`join`]s.
+    ///
+    /// [`join`]: Exchange::join
     pub fn start(
         database_url: &str,
         reference: Arc<Reference>,
@@ -205,68 +239,91 @@ impl Exchange {
         host: Arc<PolicyHost>,
         registry: Arc<Registry>,
     ) -> anyhow::Result<Self> {
-        let command_deadline = Duration::from_millis(config.command_deadline_ms);
-        let leading = Arc::new(AtomicBool::new(true));
-        let mut exchange = Exchange {
-            sender: None,
-            command_deadline,
-            leading: leading.clone(),
+        let feed = feed::MarketFeed::new(
+            config.stream_buffer,
+            config.stream_subscribers_max,
+            Duration::from_millis(config.stream_heartbeat_ms.max(1)),
+        );
+        Ok(Exchange {
+            shared: Arc::new(lease::Shared {
+                queue: RwLock::new(None),
+                leading: Arc::new(AtomicBool::new(false)),
+                leader: RwLock::new(None),
+                feed: feed.clone(),
+            }),
+            command_deadline: Duration::from_millis(config.command_deadline_ms),
             in_flight: Default::default(),
             in_flight_max: config.participant_in_flight_max.max(1),
-            feed: feed::MarketFeed::new(
-                config.stream_buffer,
-                config.stream_subscribers_max,
-                Duration::from_millis(config.stream_heartbeat_ms.max(1)),
-            ),
-        };
-        let Some(writer) = writer::Writer::open(
-            database_url,
-            reference,
-            config,
-            metrics,
-            host,
-            registry,
-            writer::Outlets {
-                leading,
-                feed: exchange.feed.clone(),
-            },
-        )?
+            feed,
+            candidate: Arc::new(Mutex::new(Some(lease::Candidate {
+                database_url: database_url.to_owned(),
+                reference,
+                config,
+                metrics,
+                host,
+                registry,
+            }))),
+            keeper: Default::default(),
+        })
+    }
+
+    /// Joins the exchange's nodes as `node`, reachable at `address` (a base URL): takes the
+    /// matching lease if it is free and leads at once (compiling the active policies and
+    /// rebuilding the book), and starts the lease keeper, which from then on takes the lease when
+    /// the leader dies and steps down when it is lost. A second call does nothing.
+    pub fn join(&self, node: &str, address: &str) -> anyhow::Result<()> {
+        let Some(candidate) = self
+            .candidate
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
         else {
-            tracing::warn!(
-                "another exchange process holds this database's writer lock: serving reads only"
-            );
-            exchange.leading.store(false, Ordering::SeqCst);
-            return Ok(exchange);
+            return Ok(());
         };
-        let (sender, receiver) = mpsc::channel(config.queue_max.max(1));
-        std::thread::Builder::new()
-            .name("suanli-writer".into())
-            .spawn(move || writer.run(receiver))?;
-        // The ticker holds only a weak handle, so the writer stops once the server drops the last
-        // real one.
-        let ticker = sender.downgrade();
-        std::thread::Builder::new()
-            .name("suanli-expiry".into())
-            .spawn(move || {
-                let period = Duration::from_millis(config.expiry_tick_ms.max(10));
-                loop {
-                    std::thread::sleep(period);
-                    let Some(sender) = ticker.upgrade() else {
-                        return;
-                    };
-                    let tick = Command {
-                        payload: Payload::Tick,
-                        reply: Reply::Nobody,
-                        enqueued: Instant::now(),
-                        slot: None,
-                    };
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(tick) {
-                        return;
-                    }
-                }
-            })?;
-        exchange.sender = Some(sender);
-        Ok(exchange)
+        let keeper = lease::Keeper::new(
+            candidate,
+            self.shared.clone(),
+            node.to_owned(),
+            address.to_owned(),
+        )
+        .spawn()?;
+        if self.role() == WriterRole::Follower {
+            tracing::warn!(
+                leader = ?lease::read(&self.shared.leader).as_ref().map(|leader| &leader.node),
+                "another node holds the matching lease: this one serves reads and forwards orders"
+            );
+        }
+        *self
+            .keeper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(keeper);
+        Ok(())
+    }
+
+    /// Stops applying orders (queued commands are answered first) and gives the matching lease
+    /// up, so another node takes it at once: a clean shutdown.
+    pub fn resign(&self) {
+        let keeper = self
+            .keeper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(keeper) = keeper {
+            keeper.resign();
+        }
+    }
+
+    /// Like [`Exchange::resign`], without waiting: the lease keeper stops the writer and gives
+    /// the lease up on its own thread.
+    pub fn stop_leading(&self) {
+        let keeper = self
+            .keeper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(keeper) = keeper {
+            keeper.detach();
+        }
     }
 
     /// The market stream's live feed.
@@ -274,12 +331,30 @@ impl Exchange {
         &self.feed
     }
 
-    /// Whether this process applies orders.
+    /// Whether this node applies orders.
     pub fn role(&self) -> WriterRole {
-        if self.sender.is_some() && self.leading.load(Ordering::SeqCst) {
+        if self.shared.leading.load(Ordering::SeqCst) && lease::read(&self.shared.queue).is_some() {
             WriterRole::Leader
         } else {
             WriterRole::Follower
+        }
+    }
+
+    /// The advertised URL of the node that holds the matching lease, as last seen.
+    pub fn leader_address(&self) -> Option<String> {
+        lease::read(&self.shared.leader)
+            .as_ref()
+            .map(|leader| leader.address.clone())
+    }
+
+    /// Where an order command goes from this node.
+    pub fn route(&self) -> Route {
+        if self.role() == WriterRole::Leader {
+            return Route::Here;
+        }
+        match lease::read(&self.shared.leader).as_ref() {
+            Some(leader) => Route::Leader(leader.address.clone()),
+            None => Route::Nobody,
         }
     }
 
@@ -417,15 +492,16 @@ impl Exchange {
 
     /// Queues a command, or refuses it at once: nobody waits for room in the queue.
     fn send(&self, payload: Payload, reply: Reply, slot: Option<Slot>) -> Result<(), ApiError> {
-        let Some(sender) = self
-            .sender
+        let queue = lease::read(&self.shared.queue);
+        let Some(sender) = queue
             .as_ref()
-            .filter(|_| self.leading.load(Ordering::SeqCst))
+            .filter(|_| self.shared.leading.load(Ordering::SeqCst))
         else {
             return Err(ApiError::busy(
                 "writer_unavailable",
-                "another exchange process applies orders for this database; this one serves reads only",
-                5,
+                "this node does not apply orders now (another node holds the matching lease, or a \
+                 takeover is under way); retry with the same idempotency key",
+                1,
             ));
         };
         sender

@@ -41,10 +41,16 @@ use crate::policy::{PolicyHost, PolicyKind, Registry};
 use crate::telemetry::Metrics;
 
 pub struct Writer {
-    /// The connection that holds the database's writer lock; every batch commits through it, so
-    /// a writer that lost the lock (its session ended) cannot commit anything. With the committer
-    /// while a batch commits; `None` after a commit that panicked.
+    /// The connection every batch commits through; each batch's transaction checks `lease_token`
+    /// before it commits (`db::lease::holds`), so a writer whose node lost the matching lease
+    /// cannot commit anything. With the committer while a batch commits; `None` after a commit
+    /// that panicked.
     connection: Option<db::Connection>,
+    /// The fencing token of the matching lease this writer was opened under.
+    lease_token: i64,
+    /// How long PostgreSQL lets this writer's sessions sit inside a transaction: the lease's
+    /// duration, so a paused writer's locks go with its lease.
+    idle_transaction_ms: i64,
     /// The connection batches are read through, while the batch before may be committing.
     reader: db::Connection,
     /// Where batches are sent to commit, and where their results come back.
@@ -80,14 +86,14 @@ pub struct Writer {
     /// The id of the last market event published (or stored when the writer started): after a
     /// batch whose commit went unanswered, the writer publishes what was stored after it.
     published: i64,
-    /// Cleared when the writer lock was lost: from then on every command is refused, and
-    /// `/readyz` says `follower`.
+    /// Cleared when the matching lease was lost (a batch was fenced off, or the node stepped
+    /// down): from then on every command is refused, and `/readyz` says `follower`.
     leading: Arc<AtomicBool>,
 }
 
 /// What the writer tells the rest of the process as it goes.
 pub struct Outlets {
-    /// Cleared when the writer lock is lost.
+    /// Cleared when the matching lease is lost.
     pub leading: Arc<AtomicBool>,
     /// Each committed batch's market events.
     pub feed: MarketFeed,
@@ -98,7 +104,7 @@ pub struct Outlets {
 enum BatchError {
     #[error("the order book could not be rebuilt: {0}")]
     Rebuild(anyhow::Error),
-    #[error("this process no longer holds the writer lock")]
+    #[error("this node no longer holds the matching lease")]
     Deposed,
     #[error("database: {0}")]
     Database(#[from] StoreError),
@@ -131,8 +137,9 @@ impl BatchError {
             }
             BatchError::Deposed => ApiError::busy(
                 "writer_unavailable",
-                "another exchange process now applies orders for this database",
-                5,
+                "this node no longer applies orders (another node holds the matching lease); \
+                 retry with the same idempotency key",
+                1,
             ),
             BatchError::Database(error) if db::failure(error) == Failure::ConnectionLost => {
                 ApiError::unavailable(
@@ -156,25 +163,24 @@ const REPLAN_FIRST_AFTER_BATCHES: u64 = 64;
 const COMPILE_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 impl Writer {
-    /// Connects, takes the database's writer lock (`None` if another process holds it after
-    /// `writer_lock_wait_ms`), compiles the active policies and rebuilds the book.
+    /// Connects, compiles the active policies and rebuilds the book, for a node that has just
+    /// taken the matching lease with `lease_token` (read after the lease was taken, the book
+    /// includes every batch the previous holder committed).
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         database_url: &str,
+        lease_token: i64,
         reference: Arc<Reference>,
         config: ExchangeConfig,
         metrics: Metrics,
         host: Arc<PolicyHost>,
         registry: Arc<Registry>,
         outlets: Outlets,
-    ) -> anyhow::Result<Option<Self>> {
+    ) -> anyhow::Result<Self> {
         let Outlets { leading, feed } = outlets;
+        let idle_transaction_ms = config.lease_duration().as_millis() as i64;
         let mut connection = db::open(database_url)?;
-        if !orders::take_writer_lock(
-            &mut connection,
-            Duration::from_millis(config.writer_lock_wait_ms),
-        )? {
-            return Ok(None);
-        }
+        db::lease::end_idle_transactions_after(&mut connection, idle_transaction_ms)?;
         compile_active(&mut connection, &host, &registry)?;
         let engine = load_engine(&mut connection, &reference, config)?;
         db::stream::rebuild_levels(&mut connection)?;
@@ -186,8 +192,10 @@ impl Writer {
         let reader = db::open(database_url)?;
         let (commits, committed) = spawn_committer()?;
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-        Ok(Some(Writer {
+        Ok(Writer {
             connection: Some(connection),
+            lease_token,
+            idle_transaction_ms,
             reader,
             commits,
             committed,
@@ -209,7 +217,7 @@ impl Writer {
             leading,
             feed,
             published,
-        }))
+        })
     }
 
     /// Serves commands until every sender is gone.
@@ -390,6 +398,7 @@ impl Writer {
             connection,
             writes,
             now: prepared.now,
+            lease_token: self.lease_token,
         };
         if let Err(std::sync::mpsc::SendError(job)) = self.commits.send(job) {
             // The committer thread is gone (it never is, short of a bug): keep the connection
@@ -445,6 +454,23 @@ impl Writer {
         }
         let events = match done.result {
             Ok(events) => events,
+            Err(BatchError::Deposed) => {
+                tracing::error!(
+                    lease_token = self.lease_token,
+                    "a batch was refused by the matching lease's fencing token: another node leads; \
+                     this one stops applying orders"
+                );
+                self.metrics
+                    .events
+                    .with_label_values(&["batch_fenced"])
+                    .inc();
+                self.leading.store(false, Ordering::SeqCst);
+                self.stale = true;
+                return Err((
+                    BatchError::Deposed,
+                    commands_of(flight.payloads, flight.senders),
+                ));
+            }
             Err(error) => {
                 // The book holds what was not written: rebuilt before the next batch.
                 self.stale = true;
@@ -736,12 +762,10 @@ impl Writer {
         Ok(reads)
     }
 
-    /// Rebuilds the book from the database, reconnecting (and taking the writer lock again) if
-    /// the connection was lost.
+    /// Rebuilds the book from the database, reconnecting if the connection was lost.
     fn rebuild(&mut self) -> Result<(), BatchError> {
         if self.in_flight.is_some() {
-            // Never: `process` lets the committing batch finish first. Its connection holds the
-            // writer lock, so a rebuild now would wait for its own lock.
+            // Never: `process` lets the committing batch finish first (the book must include it).
             return Err(BatchError::Commit(
                 "the book cannot be rebuilt while a batch commits".into(),
             ));
@@ -751,18 +775,11 @@ impl Writer {
             None => false,
         };
         if !alive {
-            // The old session (and its lock) goes with the old connection, dropped here; the new
-            // session waits a while for the lock, which the old one may still hold on the server.
+            // The new session commits under the same fencing token: if another node took the
+            // lease meanwhile, its first batch is refused.
             self.connection = None;
             let mut connection = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
-            let wait = Duration::from_millis(self.config.writer_lock_wait_ms);
-            if !orders::take_writer_lock(&mut connection, wait)? {
-                tracing::error!(
-                    "the writer lock was taken by another process: this process stops applying orders"
-                );
-                self.leading.store(false, Ordering::SeqCst);
-                return Err(BatchError::Deposed);
-            }
+            db::lease::end_idle_transactions_after(&mut connection, self.idle_transaction_ms)?;
             self.connection = Some(connection);
         }
         if crate::db::ping(&mut self.reader).is_err() {
@@ -931,6 +948,8 @@ struct Job {
     connection: db::Connection,
     writes: BatchWrites,
     now: DateTime<Utc>,
+    /// Checked inside the batch's transaction, before it commits.
+    lease_token: i64,
 }
 
 /// A batch's commit: the connection back (`None` if the commit panicked), and the market
@@ -970,6 +989,7 @@ fn spawn_committer() -> anyhow::Result<(
                     mut connection,
                     writes,
                     now,
+                    lease_token,
                 } = job;
                 let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     // Each time the writer has committed twice as many batches, its session
@@ -977,12 +997,16 @@ fn spawn_committer() -> anyhow::Result<(
                     if batches >= REPLAN_FIRST_AFTER_BATCHES && batches.is_power_of_two() {
                         orders::forget_plans(&mut connection)?;
                     }
-                    orders::write_batch(&mut connection, &writes, now)
+                    orders::write_batch(&mut connection, &writes, now, lease_token)
                 }));
                 let answer = match written {
                     Ok(result) => Done {
                         connection: Some(connection),
-                        result: result.map_err(BatchError::Database),
+                        result: match result {
+                            Ok(Some(events)) => Ok(events),
+                            Ok(None) => Err(BatchError::Deposed),
+                            Err(error) => Err(BatchError::Database(error)),
+                        },
                         lost: false,
                     },
                     Err(_) => Done {

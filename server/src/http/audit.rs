@@ -96,7 +96,7 @@ pub async fn log(
         ));
     }
     let items = state
-        .db(move |connection| Ok(audit::page(connection, after_seq, i64::from(limit))?))
+        .read_db(move |connection| Ok(audit::page(connection, after_seq, i64::from(limit))?))
         .await?;
     let next_after_seq = if items.len() == limit as usize {
         items.last().map(|entry| entry.seq)
@@ -203,7 +203,12 @@ pub async fn export(
             )
         })?;
     // Take the connection before answering, off the async executor, so an outage is a 503.
-    let pool = state.exports.pool.clone();
+    let pool = super::replica::pool_for_read(
+        state.replica.as_deref(),
+        &state.exports.pool,
+        true,
+        &state.metrics,
+    );
     let connection = web::block(move || pool.get()).await??;
     let stall_max = state.exports.stall_max;
     let (sender, receiver) =
@@ -356,7 +361,7 @@ pub async fn stats(
     let StatsQuery { from, to } = query.into_inner();
     validate::time_range(from, to)?;
     let stats = state
-        .db(move |connection| Ok(regulator::stats(connection, from, to)?))
+        .read_db(move |connection| Ok(regulator::stats(connection, from, to)?))
         .await?;
     Ok(ok(&stats))
 }

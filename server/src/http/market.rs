@@ -87,7 +87,7 @@ pub async fn candles(
     }
     let hub = query.hub;
     let candles = state
-        .db(move |connection| {
+        .read_db(move |connection| {
             Ok(market::candles(
                 connection,
                 &sku,
@@ -113,7 +113,7 @@ pub async fn index(
     let sku = required_sku(&state, query.into_inner().sku)?;
     let now = Utc::now();
     let index = state
-        .db(move |connection| Ok(market::index(connection, &sku, now)?))
+        .read_db(move |connection| Ok(market::index(connection, &sku, now)?))
         .await?;
     Ok(ok(&index))
 }
@@ -296,7 +296,9 @@ impl Subscriber {
                             Err(RecvError::Closed) => return None,
                         },
                         _ = self.subscription.closing.changed() => {
-                            return Some(self.end("the exchange is shutting down"));
+                            return Some(self.end(
+                                "this node is shutting down or no longer leads",
+                            ));
                         }
                         _ = self.heartbeat.tick() => {
                             return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), self));

@@ -4,6 +4,7 @@
 pub mod audit;
 mod caller;
 mod console;
+mod forward;
 pub mod hubs;
 pub mod market;
 pub mod money;
@@ -13,6 +14,7 @@ pub mod participants;
 pub mod policies;
 pub mod proofs;
 pub mod public;
+pub mod replica;
 
 use std::net::TcpListener;
 use std::time::Instant;
@@ -29,6 +31,8 @@ use crate::error::ApiError;
 use crate::exchange::Exchange;
 use crate::telemetry::Metrics;
 
+pub use forward::Forwarder;
+
 /// What every request handler shares.
 pub struct AppState {
     pub pool: DbPool,
@@ -37,6 +41,10 @@ pub struct AppState {
     pub tokens: TokenKeys,
     /// This node's name, as `/readyz` reports it.
     pub node: String,
+    /// Hands order commands to the leader while this node follows.
+    pub forwarder: Forwarder,
+    /// The streaming replica for reads that may be a few seconds old, when configured.
+    pub replica: Option<std::sync::Arc<replica::Replica>>,
     /// Participants' stored roles, read at most once a second per participant.
     pub identities: IdentityCache,
     /// Bounds on API-key checks and failed logins.
@@ -68,6 +76,22 @@ impl AppState {
         F: FnOnce(&mut crate::db::Connection) -> Result<T, ApiError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        web::block(move || {
+            let mut connection = pool.get()?;
+            work(&mut connection)
+        })
+        .await?
+    }
+
+    /// [`AppState::db`] on the read replica while it is fresh (`http::replica`), else on the
+    /// primary: for the regulators' statistics, the audit log, candles and the price index.
+    pub async fn read_db<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut crate::db::Connection) -> Result<T, ApiError> + Send + 'static,
+    {
+        let pool =
+            replica::pool_for_read(self.replica.as_deref(), &self.pool, false, &self.metrics);
         web::block(move || {
             let mut connection = pool.get()?;
             work(&mut connection)

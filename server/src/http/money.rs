@@ -1,6 +1,7 @@
 //! Money out and the statement: withdrawals, their decision by the admin, a participant's
 //! ledger entries with running balances; and quotes, which price a bid without placing it.
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -10,6 +11,7 @@ use suanli_sdk::{
 };
 use uuid::Uuid;
 
+use super::forward::to_leader;
 use super::orders::{cursor, page};
 use super::{AppState, ok};
 use crate::access::{self, Action, authorize};
@@ -21,12 +23,15 @@ use crate::validate;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/v1/withdrawals", web::post().to(request_withdrawal))
+        .route(
+            "/v1/withdrawals",
+            web::post().to(request_withdrawal).wrap(from_fn(to_leader)),
+        )
         .route("/v1/withdrawals", web::get().to(list_withdrawals))
         .route("/v1/withdrawals/{id}/paid", web::post().to(mark_paid))
         .route("/v1/withdrawals/{id}/rejected", web::post().to(reject))
         .route("/v1/accounts/me/entries", web::get().to(statement))
-        .route("/v1/quotes", web::post().to(quote));
+        .route("/v1/quotes", web::post().to(quote).wrap(from_fn(to_leader)));
 }
 
 /// Query of the withdrawal list.

@@ -1,5 +1,6 @@
 //! Offers, bids, contracts and the public market data.
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
@@ -9,6 +10,7 @@ use suanli_sdk::{
 };
 use uuid::Uuid;
 
+use super::forward::to_leader;
 use super::{AppState, ok};
 use crate::access::{Action, authorize, listing_scope};
 use crate::auth::Caller;
@@ -20,19 +22,31 @@ use crate::validate;
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/v1/offers", web::post().to(place_offer))
+        .route(
+            "/v1/offers",
+            web::post().to(place_offer).wrap(from_fn(to_leader)),
+        )
         .route("/v1/offers", web::get().to(list_offers))
         .route("/v1/offers/{id}", web::get().to(get_offer))
-        .route("/v1/offers/{id}", web::delete().to(cancel_offer))
-        .route("/v1/bids", web::post().to(place_bid))
+        .route(
+            "/v1/offers/{id}",
+            web::delete().to(cancel_offer).wrap(from_fn(to_leader)),
+        )
+        .route(
+            "/v1/bids",
+            web::post().to(place_bid).wrap(from_fn(to_leader)),
+        )
         .route("/v1/bids", web::get().to(list_bids))
         .route("/v1/bids/{id}", web::get().to(get_bid))
-        .route("/v1/bids/{id}", web::delete().to(cancel_bid))
+        .route(
+            "/v1/bids/{id}",
+            web::delete().to(cancel_bid).wrap(from_fn(to_leader)),
+        )
         .route("/v1/contracts", web::get().to(list_contracts))
         .route("/v1/contracts/{id}", web::get().to(get_contract))
         .route(
             "/v1/contracts/{id}/delivery",
-            web::post().to(report_delivery),
+            web::post().to(report_delivery).wrap(from_fn(to_leader)),
         )
         .route("/v1/market/book", web::get().to(book))
         .route("/v1/market/trades", web::get().to(trades));

@@ -1,5 +1,6 @@
 //! Tokens, participants, deposits and the caller's own account.
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpRequest, HttpResponse, web};
 use suanli_sdk::{
     Account, CreatedParticipant, Deposit, ErrorBody, NewDeposit, NewParticipant, Participant,
@@ -7,6 +8,7 @@ use suanli_sdk::{
 };
 use uuid::Uuid;
 
+use super::forward::to_leader;
 use super::{AppState, ok};
 use crate::access::{Action, authorize};
 use crate::auth::{self, Caller};
@@ -20,7 +22,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/participants", web::post().to(create_participant))
         .route("/v1/participants/me", web::get().to(me))
         .route("/v1/participants/me/keys", web::post().to(rotate_key))
-        .route("/v1/participants/{id}/suspend", web::post().to(suspend))
+        .route(
+            "/v1/participants/{id}/suspend",
+            web::post().to(suspend).wrap(from_fn(to_leader)),
+        )
         .route("/v1/participants/{id}/reinstate", web::post().to(reinstate))
         .route("/v1/participants/{id}/deposits", web::post().to(deposit))
         .route("/v1/accounts/me", web::get().to(account));

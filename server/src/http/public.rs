@@ -25,8 +25,10 @@ pub async fn healthz() -> HttpResponse {
     })
 }
 
-/// The database is reachable; says whether this process applies orders (`leader`) or another
-/// one does (`follower`).
+/// The database is reachable; says whether this node applies orders (`leader`: it holds the
+/// matching lease) or another one does (`follower`: it forwards order commands to the leader),
+/// and, with a read replica configured, whether the replica serves reads (`fresh`) or lags
+/// (`lagging`, reads go to the primary).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Readiness), (status = 503, body = ErrorBody)))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -38,6 +40,16 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         database: "ok".into(),
         writer: state.exchange.role().as_str().into(),
         node: state.node.clone(),
+        leader: state.exchange.leader_address(),
+        replica: state.replica.as_ref().map(|replica| {
+            if replica.is_fresh() {
+                "fresh"
+            } else {
+                "lagging"
+            }
+            .to_owned()
+        }),
+        replica_lag_ms: state.replica.as_ref().and_then(|replica| replica.lag_ms()),
     }))
 }
 

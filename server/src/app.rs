@@ -141,6 +141,17 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         tokens,
         node: node_name(&config.listen),
         replica: match &config.read_database_url {
+            Some(_)
+                if u128::from(config.read_lag_ms_max)
+                    <= exchange_config.lease_renew_every().as_millis() =>
+            {
+                anyhow::bail!(
+                    "SUANLI_READ_LAG_MS_MAX ({} ms) must exceed the matching lease's renewal interval \
+                     ({} ms, 0.3 × SUANLI_LEASE_TIMEOUT_S), by which a replica's lag is measured",
+                    config.read_lag_ms_max,
+                    exchange_config.lease_renew_every().as_millis()
+                )
+            }
             Some(url) => Some(http::replica::Replica::start(
                 url,
                 config.db_pool_size_max,
@@ -233,14 +244,26 @@ pub fn ensure_bootstrap_admin(
     Ok(())
 }
 
-/// Joins the exchange's nodes (API.md "Several exchange nodes"): takes the matching lease and
+/// Joins the exchange's nodes (README "Several nodes"): takes the matching lease and
 /// leads if it is free, and keeps trying (or renewing) from then on. Other nodes forward order
 /// commands to `SUANLI_ADVERTISE_URL`, by default `http://` and the address bound.
 pub fn join(config: &Config, state: &AppState, address: SocketAddr) -> anyhow::Result<()> {
-    let advertised = config
-        .advertise_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{address}"));
+    if config.advertise_url.is_none() && address.ip().is_unspecified() {
+        tracing::warn!(
+            %address,
+            "listening on every interface without SUANLI_ADVERTISE_URL: other nodes will forward \
+             orders to http://127.0.0.1:{}, which only works on this machine",
+            address.port()
+        );
+    }
+    let advertised = config.advertise_url.clone().unwrap_or_else(|| {
+        let host = if address.ip().is_unspecified() {
+            std::net::IpAddr::from([127, 0, 0, 1])
+        } else {
+            address.ip()
+        };
+        format!("http://{}", SocketAddr::new(host, address.port()))
+    });
     state
         .exchange
         .join(&state.node, advertised.trim_end_matches('/'))

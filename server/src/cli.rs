@@ -207,6 +207,9 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
         // a second one, or SIGQUIT, at once.
         if wait_for_signal().await {
             tracing::info!("shutting down: requests in flight finish first");
+            // The lease goes to another node at once: while this one finishes its requests, the
+            // others do not forward orders to it. Commands still queued here are answered 503.
+            state.exchange.stop_leading();
             let (state, handle) = (state.clone(), handle.clone());
             actix_web::rt::spawn(async move { crate::http::stop(&state, &handle, true).await });
             wait_for_signal().await;

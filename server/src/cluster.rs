@@ -68,9 +68,16 @@ async fn run_nodes(
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("Failed to start {name}"))?;
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                for (_, started) in &mut children {
+                    let _ = started.kill();
+                    let _ = started.wait();
+                }
+                return Err(error).with_context(|| format!("Failed to start {name}"));
+            }
+        };
         prefix_lines(&name, child.stdout.take());
         prefix_lines(&name, child.stderr.take());
         println!("{name}: http://127.0.0.1:{port}  (pid {})", child.id());

@@ -139,7 +139,7 @@ pub struct Config {
     #[arg(long, env = "SUANLI_ORDER_COMMAND_DEADLINE_MS", default_value_t = 5000)]
     pub order_command_deadline_ms: u64,
 
-    /// How long a dead holder of the matching lease keeps it (API.md "Several exchange nodes"):
+    /// How long a dead holder of the matching lease keeps it (README "Several nodes"):
     /// another node takes it and applies orders within this time.
     #[arg(long, env = "SUANLI_LEASE_TIMEOUT_S", default_value_t = 5)]
     pub lease_timeout_s: u64,

@@ -165,31 +165,34 @@ impl PrivateCluster {
             replica.chown_to_postgres()?;
         }
         let data = replica.data_dir();
-        if !data.join("PG_VERSION").exists() {
-            tracing::info!(data = %data.display(), "copying the primary for a streaming replica");
-            let primary = format!(
-                "host=127.0.0.1 port={} user=postgres password={} sslmode=disable \
-                 gssencmode=disable application_name=suanli_replica",
-                self.port, self.password
-            );
-            replica.run(
-                "pg_basebackup",
-                &[
-                    "-D",
-                    path_str(&data)?,
-                    "-d",
-                    &primary,
-                    "-X",
-                    "stream",
-                    "-R",
-                    "--checkpoint=fast",
-                ],
-            )?;
+        if let Some(port) = replica.running_port() {
+            return Ok(PrivateCluster { port, ..replica });
         }
-        let port = match replica.running_port() {
-            Some(port) => port,
-            None => replica.start_server()?,
-        };
+        // A copy left from an earlier run follows the primary's port of that run: copy again.
+        if data.exists() {
+            std::fs::remove_dir_all(&data)
+                .with_context(|| format!("Failed to remove {}", data.display()))?;
+        }
+        tracing::info!(data = %data.display(), "copying the primary for a streaming replica");
+        let primary = format!(
+            "host=127.0.0.1 port={} user=postgres password={} sslmode=disable \
+             gssencmode=disable application_name=suanli_replica",
+            self.port, self.password
+        );
+        replica.run(
+            "pg_basebackup",
+            &[
+                "-D",
+                path_str(&data)?,
+                "-d",
+                &primary,
+                "-X",
+                "stream",
+                "-R",
+                "--checkpoint=fast",
+            ],
+        )?;
+        let port = replica.start_server()?;
         Ok(PrivateCluster { port, ..replica })
     }
 

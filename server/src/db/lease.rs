@@ -1,15 +1,17 @@
-//! The matching lease: which node applies orders and settlements (API.md "Several exchange
-//! nodes"). One row, `matching_lease`; every time is the database's own clock
-//! (`clock_timestamp()`), so the nodes' clocks never decide who leads.
+//! The matching lease: which node applies orders and settlements (README "Several nodes"). One
+//! row, `matching_lease`; every time is the database's own clock (`clock_timestamp()`), so the
+//! nodes' clocks never decide who leads.
 //!
 //! - [`acquire`] takes the lease when it has expired (or is already this process's), raising the
 //!   fencing `token` by one;
 //! - [`renew`] pushes the expiry on while the token is still the holder's;
 //! - [`holds`] runs inside every batch's transaction, just before it commits: it reads the row
-//!   `FOR SHARE` and compares the token. A node that takes the lease meanwhile has to update the
-//!   row, which waits for that share lock, so either the batch commits first (and the new holder,
-//!   which reads the book only after it took the lease, sees it) or the batch sees the new token
-//!   and rolls back. A paused old holder can therefore never commit after losing the lease;
+//!   `FOR KEY SHARE` and compares the token. `token` is a key column (it has a unique index), so
+//!   a node that takes the lease meanwhile makes a key update of the row, which waits for that
+//!   lock: either the batch commits first (and the new holder, which reads the book only after it
+//!   took the lease, sees it) or the batch, reading the row after the taker committed, sees the
+//!   new token and rolls back. A paused old holder can therefore never commit after losing the
+//!   lease. A renewal changes no key column, so it never waits for a batch, nor a batch for it;
 //! - [`release`] lets the lease go at once on a clean shutdown.
 
 use diesel::prelude::*;
@@ -102,7 +104,7 @@ pub fn renew(
 /// Gives the lease up at once (a clean shutdown), if `token` is still `holder`'s.
 pub fn release(connection: &mut Connection, holder: Uuid, token: i64) -> QueryResult<()> {
     diesel::sql_query(
-        "UPDATE matching_lease SET expires_at = '-infinity' \
+        "UPDATE matching_lease SET expires_at = clock_timestamp() \
          WHERE singleton AND holder = $1 AND token = $2",
     )
     .bind::<diesel::sql_types::Uuid, _>(holder)
@@ -120,10 +122,11 @@ pub fn current(connection: &mut Connection) -> QueryResult<Lease> {
 }
 
 /// Inside a batch's transaction, just before it commits: whether `token` still holds the lease.
-/// The row stays share-locked until the transaction ends, so nobody takes the lease in between.
+/// The row stays key-share-locked until the transaction ends, so nobody takes the lease in
+/// between.
 pub fn holds(connection: &mut Connection, token: i64) -> QueryResult<bool> {
     let row: Token =
-        super::prepared::prepared("SELECT token FROM matching_lease WHERE singleton FOR SHARE")
+        super::prepared::prepared("SELECT token FROM matching_lease WHERE singleton FOR KEY SHARE")
             .get_result(connection)?;
     Ok(row.token == token)
 }
@@ -143,7 +146,7 @@ pub fn end_idle_transactions_after(
     .map(drop)
 }
 
-/// Makes this session give up waiting for a row lock after `timeout_ms` (the lease's own
+/// Makes this session give up waiting for a row lock after `timeout_ms` (the lease keeper's own
 /// connection: taking the lease must not wait behind a paused holder's batch forever).
 pub fn wait_for_locks_at_most(connection: &mut Connection, timeout_ms: i64) -> QueryResult<()> {
     diesel::sql_query(format!("SET lock_timeout = {}", timeout_ms.max(1)))

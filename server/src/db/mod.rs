@@ -99,7 +99,8 @@ pub fn failure(error: &StoreError) -> Failure {
     }
 }
 
-/// Opens one connection of its own (the writer's, which holds the writer lock), outside any pool.
+/// Opens one connection of its own (the writer's, the reader's, the lease keeper's), outside any
+/// pool.
 pub fn open(database_url: &str) -> anyhow::Result<Connection> {
     use diesel::Connection as _;
     PgConnection::establish(database_url).context("Failed to connect to PostgreSQL")
@@ -151,6 +152,16 @@ pub fn connect_lazily(
 }
 
 /// A round trip to the database: is it reachable?
+/// Names this session in `pg_stat_activity` (`application_name`), for operators (and tests)
+/// looking at the database from outside.
+pub fn name_session(connection: &mut PgConnection, name: &'static str) -> diesel::QueryResult<()> {
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!("SET application_name = '{name}'")),
+        connection,
+    )
+    .map(drop)
+}
+
 pub fn ping(connection: &mut PgConnection) -> diesel::QueryResult<()> {
     diesel::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), connection).map(drop)
 }

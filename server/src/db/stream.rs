@@ -108,9 +108,14 @@ pub fn record(
 /// Sets `book_levels` to the sums of the resting orders (and drops emptied levels), in one
 /// transaction. The writer calls it when it takes over the book, so that whatever another process
 /// wrote before it (an older version, a failed batch) the levels it changes from here are right.
-pub fn rebuild_levels(connection: &mut PgConnection) -> QueryResult<()> {
+/// Writes only while `lease_token` holds the matching lease (checked first, in the same
+/// transaction: see `db::lease::holds`); false, with nothing written, otherwise.
+pub fn rebuild_levels(connection: &mut PgConnection, lease_token: i64) -> QueryResult<bool> {
     let resting = resting_sql();
     connection.transaction(|connection| {
+        if !super::lease::holds(connection, lease_token)? {
+            return Ok(false);
+        }
         diesel::sql_query("DELETE FROM book_levels").execute(connection)?;
         diesel::sql_query(format!(
             "INSERT INTO book_levels (side, sku, price, units, orders) \
@@ -121,7 +126,7 @@ pub fn rebuild_levels(connection: &mut PgConnection) -> QueryResult<()> {
              WHERE status IN ({resting}) GROUP BY s, limit_price"
         ))
         .execute(connection)?;
-        Ok(())
+        Ok(true)
     })
 }
 

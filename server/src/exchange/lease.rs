@@ -43,6 +43,10 @@ pub(super) struct Shared {
     pub leading: Arc<AtomicBool>,
     /// Who held the lease at the last look (this node included).
     pub leader: RwLock<Option<Leader>>,
+    /// When this node last took or renewed the lease (`None` while it does not lead): a node
+    /// says it leads only while its last renewal is younger than the lease.
+    pub renewed: Mutex<Option<Instant>>,
+    pub lease_duration: Duration,
     pub feed: MarketFeed,
 }
 
@@ -79,20 +83,21 @@ pub(super) struct Keeper {
 
 /// Stops the keeper; it gives the lease up on the way out.
 pub struct KeeperHandle {
-    stop: std::sync::mpsc::Sender<()>,
+    /// Dropped to tell the keeper to stop.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: std::thread::JoinHandle<()>,
 }
 
 impl KeeperHandle {
     /// Tells the keeper to stop (as [`KeeperHandle::resign`] does) without waiting for it.
-    pub fn detach(self) {
-        drop(self.stop);
+    pub fn stop(&mut self) {
+        self.stop.take();
     }
 
     /// Stops the writer (its queued commands are answered first), gives the lease up so another
     /// node takes it at once, and waits for both.
-    pub fn resign(self) {
-        drop(self.stop);
+    pub fn resign(mut self) {
+        self.stop();
         if self.thread.join().is_err() {
             tracing::error!("the lease keeper panicked");
         }
@@ -126,7 +131,10 @@ impl Keeper {
         let thread = std::thread::Builder::new()
             .name("suanli-lease".into())
             .spawn(move || self.keep(stopped))?;
-        Ok(KeeperHandle { stop, thread })
+        Ok(KeeperHandle {
+            stop: Some(stop),
+            thread,
+        })
     }
 
     fn keep(mut self, stopped: std::sync::mpsc::Receiver<()>) {
@@ -161,20 +169,16 @@ impl Keeper {
 
     /// The keeper's own connection, opened again after a failure.
     fn connection(&mut self) -> anyhow::Result<&mut db::Connection> {
-        if self.connection.is_none() {
-            let opened = db::open(&self.candidate.database_url);
-            self.failures = if opened.is_ok() {
+        let opened = self.connection.is_some();
+        let connection = keeper_connection(&mut self.connection, &self.candidate);
+        if !opened {
+            self.failures = if connection.is_ok() {
                 0
             } else {
                 self.failures.saturating_add(1)
             };
-            let mut connection = opened?;
-            // Taking the lease waits behind a batch that holds the lease row; never for long.
-            let wait = self.candidate.config.lease_poll_every().as_millis() as i64;
-            db::lease::wait_for_locks_at_most(&mut connection, wait.max(100))?;
-            self.connection = Some(connection);
         }
-        Ok(self.connection.as_mut().expect("opened above"))
+        connection
     }
 
     /// Takes the lease if it is free, and leads; otherwise notes who leads.
@@ -203,8 +207,9 @@ impl Keeper {
             }
         };
         let renewed = Instant::now();
-        match self.open_writer(token) {
-            Ok(writer) => {
+        *lock(&self.shared.renewed) = Some(renewed);
+        match self.open_while_renewing(token) {
+            Ok((writer, lost)) => {
                 tracing::warn!(token, node = %self.node, "this node took the matching lease and leads");
                 self.candidate
                     .metrics
@@ -220,8 +225,12 @@ impl Keeper {
                     writer,
                     renewed,
                 });
+                if lost {
+                    self.step_down("another node took the matching lease while this one opened");
+                }
             }
             Err(error) => {
+                *lock(&self.shared.renewed) = None;
                 tracing::error!(%error, "the writer could not start; giving the lease up");
                 if let Ok(connection) = self.connection() {
                     let _ = db::lease::release(connection, holder, token);
@@ -247,30 +256,53 @@ impl Keeper {
         }
     }
 
-    /// Opens a writer under `token` and starts its thread and its expiry ticker.
-    fn open_writer(&mut self, token: i64) -> anyhow::Result<std::thread::JoinHandle<()>> {
-        let candidate = &self.candidate;
-        let writer = Writer::open(
-            &candidate.database_url,
-            token,
-            candidate.reference.clone(),
-            candidate.config,
-            candidate.metrics.clone(),
-            candidate.host.clone(),
-            candidate.registry.clone(),
-            Outlets {
-                leading: self.shared.leading.clone(),
-                feed: self.shared.feed.clone(),
-            },
-        )?;
-        let (sender, receiver) = mpsc::channel(candidate.config.queue_max.max(1));
-        let thread = std::thread::Builder::new()
-            .name("suanli-writer".into())
-            .spawn(move || writer.run(receiver))?;
-        spawn_ticker(sender.downgrade(), candidate.config.expiry_tick_ms)?;
-        *write(&self.shared.queue) = Some(sender);
-        self.shared.leading.store(true, Ordering::SeqCst);
-        Ok(thread)
+    /// Opens a writer under `token` (compiling the active policies and rebuilding the book, which
+    /// may take seconds) while renewing the lease on the side, so that a slow start does not lose
+    /// it. Also answers whether the lease was lost meanwhile.
+    fn open_while_renewing(
+        &mut self,
+        token: i64,
+    ) -> anyhow::Result<(std::thread::JoinHandle<()>, bool)> {
+        let Keeper {
+            candidate,
+            shared,
+            connection,
+            holder,
+            ..
+        } = self;
+        let (candidate, holder) = (&*candidate, *holder);
+        let opening = AtomicBool::new(true);
+        let lost = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let renewer = scope.spawn(|| {
+                let every = candidate.config.lease_renew_every();
+                let duration = candidate.config.lease_duration().as_millis() as i64;
+                loop {
+                    std::thread::park_timeout(every);
+                    if !opening.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let renewed = keeper_connection(connection, candidate).and_then(|connection| {
+                        Ok(db::lease::renew(connection, holder, token, duration)?)
+                    });
+                    match renewed {
+                        Ok(true) => *lock(&shared.renewed) = Some(Instant::now()),
+                        Ok(false) => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        Err(_) => *connection = None,
+                    }
+                }
+            });
+            let opened = open_writer(candidate, shared, token);
+            opening.store(false, Ordering::SeqCst);
+            renewer.thread().unpark();
+            if renewer.join().is_err() {
+                tracing::error!("the lease renewer panicked");
+            }
+            opened.map(|writer| (writer, lost.load(Ordering::SeqCst)))
+        })
     }
 
     /// Renews the lease; steps down when that is no longer possible.
@@ -293,8 +325,10 @@ impl Keeper {
         });
         match renewed {
             Ok(true) => {
+                let now = Instant::now();
+                *lock(&self.shared.renewed) = Some(now);
                 if let Some(running) = &mut self.running {
-                    running.renewed = Instant::now();
+                    running.renewed = now;
                 }
             }
             Ok(false) => {
@@ -325,12 +359,15 @@ impl Keeper {
             "this node stops applying orders"
         );
         self.shared.leading.store(false, Ordering::SeqCst);
+        *lock(&self.shared.renewed) = None;
+        *write(&self.shared.leader) = None;
         drop(write(&self.shared.queue).take());
+        // Its queued commands are answered 503 first; a batch committing now finishes (or is
+        // fenced off) first.
         if running.writer.join().is_err() {
             tracing::error!("the writer thread panicked");
         }
         self.shared.feed.cut();
-        *write(&self.shared.leader) = None;
         self.candidate
             .metrics
             .events
@@ -364,6 +401,59 @@ fn spawn_ticker(ticker: mpsc::WeakSender<Command>, tick_ms: u64) -> anyhow::Resu
             }
         })?;
     Ok(())
+}
+
+/// Opens a writer under `token` and starts its thread and its expiry ticker.
+fn open_writer(
+    candidate: &Candidate,
+    shared: &Shared,
+    token: i64,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let writer = Writer::open(
+        &candidate.database_url,
+        token,
+        candidate.reference.clone(),
+        candidate.config,
+        candidate.metrics.clone(),
+        candidate.host.clone(),
+        candidate.registry.clone(),
+        Outlets {
+            leading: shared.leading.clone(),
+            feed: shared.feed.clone(),
+        },
+    )?;
+    let (sender, receiver) = mpsc::channel(candidate.config.queue_max.max(1));
+    let thread = std::thread::Builder::new()
+        .name("suanli-writer".into())
+        .spawn(move || writer.run(receiver))?;
+    spawn_ticker(sender.downgrade(), candidate.config.expiry_tick_ms)?;
+    *write(&shared.queue) = Some(sender);
+    shared.leading.store(true, Ordering::SeqCst);
+    Ok(thread)
+}
+
+/// The keeper's connection in `slot`, opened if there is none.
+fn keeper_connection<'a>(
+    slot: &'a mut Option<db::Connection>,
+    candidate: &Candidate,
+) -> anyhow::Result<&'a mut db::Connection> {
+    if slot.is_none() {
+        let mut connection = db::open(&candidate.database_url)?;
+        db::name_session(&mut connection, "suanli-lease")?;
+        // Taking the lease waits behind a batch that holds the lease row (never for long; a
+        // renewal never waits for one).
+        let wait = candidate.config.lease_renew_every().as_millis() as i64;
+        db::lease::wait_for_locks_at_most(&mut connection, wait.max(100))?;
+        *slot = Some(connection);
+    }
+    Ok(slot.as_mut().expect("opened above"))
+}
+
+/// A mutex guard, whatever a panicking holder left (the values are replaced whole).
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A write guard, whatever a panicking holder left (the values are replaced whole).

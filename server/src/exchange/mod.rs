@@ -8,11 +8,13 @@
 //! - this module: the handle ([`Exchange`]), the commands, and back-pressure: a full queue
 //!   answers 503 `queue_full` at once, a participant with too many commands waiting gets 429
 //!   `too_many_in_flight`, a command older than its deadline is answered 503 `deadline_exceeded`
-//!   and never applied, and a process without the writer lock answers 503 `writer_unavailable`;
+//!   and never applied, and a node that does not hold the matching lease answers 503
+//!   `writer_unavailable` (its HTTP layer forwards order commands to the leader first);
 //! - `writer`: the loop — gather a batch, read what it needs, match it (policies run here, outside
 //!   any database transaction), write it in one transaction, answer; the fallback that re-runs a
-//!   failed batch in halves so that only the failing command's sender hears of it; and the writer
-//!   lock (one writer per database, held by the session every batch commits through);
+//!   failed batch in halves so that only the failing command's sender hears of it; every batch
+//!   commits under the fencing token of the matching lease it was opened with;
+//! - [`lease`]: the lease keeper — which node leads, takeover, renewal, stepping down;
 //! - `effects`: what a batch changes — rows, ledger transactions, typed audit events ([`events`]);
 //! - `recovery`: the book rebuilt from the database (at start and after a failed batch);
 //! - [`policies`]: the hubs' policies with fail-closed rules, decision records and budgets.
@@ -249,6 +251,8 @@ impl Exchange {
                 queue: RwLock::new(None),
                 leading: Arc::new(AtomicBool::new(false)),
                 leader: RwLock::new(None),
+                renewed: Mutex::new(None),
+                lease_duration: config.lease_duration(),
                 feed: feed.clone(),
             }),
             command_deadline: Duration::from_millis(config.command_deadline_ms),
@@ -314,15 +318,15 @@ impl Exchange {
     }
 
     /// Like [`Exchange::resign`], without waiting: the lease keeper stops the writer and gives
-    /// the lease up on its own thread.
+    /// the lease up on its own thread ([`Exchange::resign`] then waits for it).
     pub fn stop_leading(&self) {
-        let keeper = self
+        if let Some(keeper) = self
             .keeper
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(keeper) = keeper {
-            keeper.detach();
+            .as_mut()
+        {
+            keeper.stop();
         }
     }
 
@@ -333,7 +337,12 @@ impl Exchange {
 
     /// Whether this node applies orders.
     pub fn role(&self) -> WriterRole {
-        if self.shared.leading.load(Ordering::SeqCst) && lease::read(&self.shared.queue).is_some() {
+        let renewed = lease::lock(&self.shared.renewed)
+            .is_some_and(|renewed| renewed.elapsed() < self.shared.lease_duration);
+        if renewed
+            && self.shared.leading.load(Ordering::SeqCst)
+            && lease::read(&self.shared.queue).is_some()
+        {
             WriterRole::Leader
         } else {
             WriterRole::Follower

@@ -152,6 +152,9 @@ impl BatchError {
     }
 }
 
+/// The `application_name` of the session every batch commits through.
+pub const WRITER_SESSION: &str = "suanli-writer";
+
 /// How long after a failed rebuild the expiry ticks alone try again.
 const REBUILD_RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -180,10 +183,13 @@ impl Writer {
         let Outlets { leading, feed } = outlets;
         let idle_transaction_ms = config.lease_duration().as_millis() as i64;
         let mut connection = db::open(database_url)?;
+        db::name_session(&mut connection, WRITER_SESSION)?;
         db::lease::end_idle_transactions_after(&mut connection, idle_transaction_ms)?;
         compile_active(&mut connection, &host, &registry)?;
         let engine = load_engine(&mut connection, &reference, config)?;
-        db::stream::rebuild_levels(&mut connection)?;
+        if !db::stream::rebuild_levels(&mut connection, lease_token)? {
+            anyhow::bail!("the matching lease was taken by another node while this one opened");
+        }
         let published = db::stream::newest(&mut connection)?;
         let (offers, bids) = engine.resting();
         tracing::info!(offers, bids, "order book rebuilt from the database");
@@ -779,6 +785,7 @@ impl Writer {
             // lease meanwhile, its first batch is refused.
             self.connection = None;
             let mut connection = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
+            db::name_session(&mut connection, WRITER_SESSION)?;
             db::lease::end_idle_transactions_after(&mut connection, self.idle_transaction_ms)?;
             self.connection = Some(connection);
         }
@@ -791,7 +798,14 @@ impl Writer {
             .expect("the connection was opened above");
         self.engine =
             load_engine(connection, &self.reference, self.config).map_err(BatchError::Rebuild)?;
-        db::stream::rebuild_levels(connection)?;
+        if !db::stream::rebuild_levels(connection, self.lease_token)? {
+            tracing::error!(
+                lease_token = self.lease_token,
+                "another node holds the matching lease: this one stops applying orders"
+            );
+            self.leading.store(false, Ordering::SeqCst);
+            return Err(BatchError::Deposed);
+        }
         // A commit whose answer was lost may have stored events nobody was sent.
         let unpublished = db::stream::after(connection, self.published, i64::MAX)?;
         if let Some(last) = unpublished.last() {

@@ -1,4 +1,4 @@
-//! Order commands on a follower (API.md "Several exchange nodes"): every route that goes through
+//! Order commands on a follower (README "Several nodes"): every route that goes through
 //! the sequenced writer is wrapped in [`to_leader`], which lets the request through on the leader
 //! and hands it, as it came (method, path, query, headers, body), to the leader's advertised
 //! address on a follower, answering with the leader's answer unchanged. The leader authenticates

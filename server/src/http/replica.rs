@@ -2,13 +2,17 @@
 //! exports and statistics, the audit log, candles and the price index — reads that may be a few
 //! seconds old and that can be heavy.
 //!
-//! Staleness bound: the lease holder renews the matching lease every few hundred milliseconds
+//! Staleness bound: the lease holder renews the matching lease every 0.3 × `SUANLI_LEASE_TIMEOUT_S`
 //! (`matching_lease.renewed_at`, written on the primary). On the replica, `now − renewed_at` is
 //! therefore an upper bound of how far behind it is (it has replayed everything up to that
 //! renewal). A checker thread reads it every [`CHECK_EVERY`]; while it is at most
-//! `SUANLI_READ_LAG_MS_MAX`, those reads go to the replica, otherwise (lagging, unreachable, or no
-//! node renewing at all) to the primary. A request can thus see data at most
-//! `SUANLI_READ_LAG_MS_MAX` + [`CHECK_EVERY`] old.
+//! `SUANLI_READ_LAG_MS_MAX` (which must exceed the renewal interval: checked at start), those
+//! reads go to the replica; otherwise (lagging, unreachable, not checked for a while, or no node
+//! renewing at all) to the primary. A request can thus see data at most
+//! `SUANLI_READ_LAG_MS_MAX` + [`CHECK_EVERY`] old. The bound compares the primary's clock (which
+//! wrote `renewed_at`) with the replica's: on two machines they must agree (NTP). A long export
+//! on a hot standby may be cancelled by a replay conflict (PostgreSQL's `max_standby_*_delay`);
+//! the client then sees the export end early and retries.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -29,6 +33,10 @@ pub struct Replica {
     fresh: AtomicBool,
     /// The lag at the last check, milliseconds (-1: not reachable).
     lag_ms: AtomicI64,
+    /// When the last check ended, milliseconds after `started`: a checker stuck on a replica that
+    /// stopped answering must not leave it marked fresh.
+    checked_ms: AtomicI64,
+    started: std::time::Instant,
 }
 
 impl Replica {
@@ -45,6 +53,8 @@ impl Replica {
             exports: db::connect_lazily(url, exports.max(1), connect_timeout_ms)?,
             fresh: AtomicBool::new(false),
             lag_ms: AtomicI64::new(-1),
+            checked_ms: AtomicI64::new(0),
+            started: std::time::Instant::now(),
         });
         let checked = Arc::downgrade(&replica);
         let lag_ms_max = i64::try_from(lag_ms_max).unwrap_or(i64::MAX);
@@ -75,11 +85,15 @@ impl Replica {
             }
         }
         self.lag_ms.store(lag.unwrap_or(-1), Ordering::SeqCst);
+        self.checked_ms
+            .store(self.started.elapsed().as_millis() as i64, Ordering::SeqCst);
     }
 
-    /// Whether reads go to the replica now.
+    /// Whether reads go to the replica now: fresh at a check made within the last second.
     pub fn is_fresh(&self) -> bool {
-        self.fresh.load(Ordering::SeqCst)
+        let since_check =
+            self.started.elapsed().as_millis() as i64 - self.checked_ms.load(Ordering::SeqCst);
+        self.fresh.load(Ordering::SeqCst) && since_check < 4 * CHECK_EVERY.as_millis() as i64
     }
 
     /// The lag at the last check, milliseconds; `None` when it was not reachable.

@@ -17,7 +17,9 @@
 //! time of inclusion and consistency proofs, and `failover [kills] [lease timeout s]` (default 20,
 //! 2): three `suanli-test-server` nodes (the binary beside this one) under eight retrying clients,
 //! the leader SIGKILLed that many times; prints each takeover time, and the orders acknowledged,
-//! lost and duplicated. Uses `DATABASE_URL`'s server when set, otherwise the private test cluster
+//! lost and duplicated, and `forwarded [seconds] [connections]` (default 10, 32): the bid load sent
+//! to the leader, then the same load sent to a follower (which forwards every bid to the leader).
+//! Uses `DATABASE_URL`'s server when set, otherwise the private test cluster
 //! under `target/suanli-test-pg`.
 
 use std::sync::Arc;
@@ -63,6 +65,12 @@ async fn main() -> anyhow::Result<()> {
             .transpose()?
             .unwrap_or(1_000_000);
         return rebuild(orders).await;
+    }
+    if args.peek().map(String::as_str) == Some("forwarded") {
+        args.next();
+        let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
+        let connections: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(32);
+        return forwarded(seconds, connections).await;
     }
     if args.peek().map(String::as_str) == Some("failover") {
         args.next();
@@ -1013,5 +1021,42 @@ async fn failover(kills: usize, lease_timeout_s: u64) -> anyhow::Result<()> {
         "orders acknowledged {}, lost {}, duplicated {}, sent again after a failure {}",
         report.acknowledged, report.lost, report.duplicates, report.retries
     );
+    Ok(())
+}
+
+/// The bid load against the leader, then through a follower on the same database.
+async fn forwarded(seconds: u64, connections: usize) -> anyhow::Result<()> {
+    let (leader, buyers) = bidding_exchange(connections, |_| {}).await?;
+    let follower = leader.start_another(|_| {}).await;
+    anyhow::ensure!(
+        follower.anonymous.readyz().await?.writer == "follower",
+        "the second node should follow"
+    );
+    let through_follower: Vec<suanli_sdk::Client> = buyers
+        .iter()
+        .map(|buyer| {
+            suanli_sdk::Client::new(follower.anonymous.base_url().to_owned())
+                .with_token(buyer.bearer_token().expect("logged in").to_owned())
+        })
+        .collect();
+    let mut rates = Vec::new();
+    for (to, clients) in [("the leader", &buyers), ("a follower", &through_follower)] {
+        let started = Instant::now();
+        let (accepted, failed, latencies) = bid_load(clients, seconds).await;
+        let rate = accepted as f64 / started.elapsed().as_secs_f64();
+        let percentile = |p: f64| {
+            latencies
+                .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or_default()
+        };
+        println!(
+            "{connections} connections to {to}, {seconds} s: {rate:.0} bids/s accepted ({failed} failed), latency p50 {:?} p99 {:?}",
+            percentile(0.50),
+            percentile(0.99)
+        );
+        rates.push(rate);
+    }
+    println!("through a follower ÷ direct = {:.3}", rates[1] / rates[0]);
     Ok(())
 }

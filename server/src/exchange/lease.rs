@@ -220,6 +220,8 @@ impl Keeper {
                     node: self.node.clone(),
                     address: self.address.clone(),
                 });
+                // Renewed on the side while the writer opened.
+                let renewed = lock(&self.shared.renewed).unwrap_or(renewed);
                 self.running = Some(Running {
                     token,
                     writer,

@@ -56,7 +56,10 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
     let reference =
         db::reference::load(&mut connection).context("Failed to load reference data")?;
     if let Some(key) = &config.admin_api_key {
-        ensure_bootstrap_admin(&mut connection, key)?;
+        // Nodes started together would both create it.
+        db::one_start_at_a_time(&mut connection, |connection| {
+            ensure_bootstrap_admin(connection, key)
+        })?;
     }
     drop(connection);
     let secret = match &config.jwt_secret {

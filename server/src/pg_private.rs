@@ -228,6 +228,7 @@ impl PrivateCluster {
             .arg("-D")
             .arg(&data)
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status()
             .ok()?;
         if !status.success() {

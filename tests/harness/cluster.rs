@@ -19,11 +19,13 @@ const SKU: &str = "ai.nvidia-h20";
 
 /// Nodes of one exchange; a killed node's place holds `None` until it is started again.
 pub struct Cluster {
+    /// Stopped first when the cluster is dropped (fields drop in this order), while their database
+    /// is still there.
+    pub nodes: Vec<Option<ServerProcess>>,
     /// The database, when the cluster made it on the test PostgreSQL server (dropped with it).
     pub database: Option<TestDatabase>,
     pub database_url: String,
     pub admin_key: String,
-    pub nodes: Vec<Option<ServerProcess>>,
     server: String,
     env: Vec<(&'static str, String)>,
 }
@@ -84,6 +86,23 @@ impl Cluster {
             let node = ServerProcess::spawn(&cluster.server, &cluster.env);
             cluster.nodes.push(Some(node));
         }
+        cluster
+    }
+
+    /// Like [`Cluster::start`], but every node is started at the same moment (as a deployment
+    /// starts them), on a database no node has prepared yet.
+    pub fn start_together(server: &str, nodes: usize, lease_timeout_s: u64) -> Self {
+        let mut cluster = Self::start_with(server, 0, lease_timeout_s, &[]);
+        let started: Vec<ServerProcess> = std::thread::scope(|scope| {
+            let starting: Vec<_> = (0..nodes)
+                .map(|_| scope.spawn(|| ServerProcess::spawn(&cluster.server, &cluster.env)))
+                .collect();
+            starting
+                .into_iter()
+                .map(|node| node.join().expect("a node starts"))
+                .collect()
+        });
+        cluster.nodes = started.into_iter().map(Some).collect();
         cluster
     }
 

@@ -60,6 +60,29 @@ async fn a_killed_leader_is_replaced_within_the_lease_timeout_and_nothing_is_los
     }
 }
 
+/// Three nodes started at the same moment on a fresh database (migrations, reference data and
+/// the bootstrap admin made once), all serving, exactly one leading.
+#[actix_web::test]
+async fn nodes_started_together_on_a_fresh_database_all_serve_and_one_leads() {
+    let cluster = Cluster::start_together(SERVER, 3, LEASE_TIMEOUT_S);
+    cluster.until_leader(Duration::from_secs(60)).await;
+    let mut roles = Vec::new();
+    for node in cluster.nodes.iter().flatten() {
+        roles.push(role(&node.base_url).await.expect("the node answers"));
+    }
+    roles.sort();
+    assert_eq!(roles, ["follower", "follower", "leader"]);
+    let admin = Client::new(cluster.nodes[2].as_ref().unwrap().base_url.clone())
+        .login(&cluster.admin_key)
+        .await
+        .unwrap();
+    assert_eq!(
+        admin.me().await.unwrap().kind,
+        ParticipantKind::Admin,
+        "one bootstrap admin, whichever node made it"
+    );
+}
+
 /// A leader paused (SIGSTOP) in the middle of committing a batch loses the lease to another
 /// node; woken up (SIGCONT), its batch reaches the fencing check and is rolled back. The client,
 /// retrying with its idempotency key, gets its bid placed once, by the new leader.

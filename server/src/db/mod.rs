@@ -166,6 +166,22 @@ pub fn ping(connection: &mut PgConnection) -> diesel::QueryResult<()> {
     diesel::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), connection).map(drop)
 }
 
+/// Runs `work` while no other node runs its own start-up `work` on this database (a session
+/// advisory lock): nodes started together must not, for instance, both create the bootstrap admin.
+pub fn one_start_at_a_time<T>(
+    connection: &mut PgConnection,
+    work: impl FnOnce(&mut PgConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    diesel::sql_query("SELECT pg_advisory_lock(727400004)")
+        .execute(connection)
+        .context("Failed to take the start-up lock")?;
+    let result = work(connection);
+    diesel::sql_query("SELECT pg_advisory_unlock(727400004)")
+        .execute(connection)
+        .context("Failed to release the start-up lock")?;
+    result
+}
+
 /// Applies every pending migration. Safe to call on every start: applied ones are skipped.
 pub fn migrate(connection: &mut PgConnection) -> anyhow::Result<()> {
     // Several servers may start at once against one database: serialise their migrations.

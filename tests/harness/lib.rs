@@ -282,8 +282,10 @@ impl TestExchange {
 impl Drop for TestExchange {
     fn drop(&mut self) {
         drop(self.handle.stop(false));
-        // Its lease keeper and writer stop too (in the background), giving the lease up.
+        // Its lease keeper and writer stop too (in the background), giving the lease up, and
+        // its market feed (which a follower fills from the database).
         self.state.exchange.stop_leading();
+        self.state.exchange.feed().close();
     }
 }
 

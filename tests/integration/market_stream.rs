@@ -415,3 +415,61 @@ async fn a_client_that_takes_nothing_sent_to_it_is_disconnected_and_frees_its_se
         stored_ids(&exchange, 0)[0]
     );
 }
+
+/// A node that does not lead serves the live stream too, from the database: a trade the leader
+/// makes reaches the follower's subscribers within moments, with the same ids.
+#[actix_web::test]
+async fn a_follower_node_streams_the_trades_the_leader_makes() {
+    let leader = TestExchange::start().await;
+    let follower = leader.start_another(|_| {}).await;
+    assert_eq!(
+        follower.anonymous.readyz().await.unwrap().writer,
+        "follower"
+    );
+    let (_, provider) = leader
+        .participant(ParticipantKind::Provider, "Gansu Telecom")
+        .await;
+    let (_, buyer) = leader.funded_buyer("Model Lab", "100000").await;
+    let mut on_follower = follower.anonymous.market_stream(Some(0));
+
+    provider
+        .place_offer(&new_offer("qingyang", SKU, 4, window(1, 2), "10"))
+        .await
+        .unwrap();
+    let placed = buyer
+        .place_bid(&new_bid(SKU, 3, window(1, 2), "12"))
+        .await
+        .unwrap();
+    let newest = *stored_ids(&leader, 0).last().unwrap();
+    let events = read_until(&mut on_follower, newest).await;
+    let ids: Vec<i64> = events.iter().map(|event| event.id).collect();
+    assert_eq!(
+        ids,
+        stored_ids(&leader, 0),
+        "every stored event, in order, once"
+    );
+    let trades: Vec<_> = events
+        .iter()
+        .filter_map(|event| match &event.update {
+            MarketUpdate::Trade(trade) => Some(trade.contract_id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(trades, [placed.contracts[0].id]);
+
+    // Live, not only replayed: a trade made after the follower's stream caught up arrives too.
+    provider
+        .place_offer(&new_offer("qingyang", SKU, 1, window(1, 2), "10"))
+        .await
+        .unwrap();
+    let again = buyer
+        .place_bid(&new_bid(SKU, 1, window(1, 2), "12"))
+        .await
+        .unwrap();
+    let newest = *stored_ids(&leader, 0).last().unwrap();
+    let later = read_until(&mut on_follower, newest).await;
+    assert!(later.iter().any(|event| matches!(
+        &event.update,
+        MarketUpdate::Trade(trade) if trade.contract_id == again.contracts[0].id
+    )));
+}

@@ -4,7 +4,7 @@
 //! database); the writer never waits for anyone.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,6 +40,10 @@ pub struct MarketFeed {
     /// Set when the server shuts down: every subscriber's stream ends, so that shutting down
     /// waits for no one.
     closing: Arc<watch::Sender<bool>>,
+    /// The id of the newest event published so far, whoever published it (this node's writer
+    /// while it leads, the follower feed otherwise), or where publishing starts; -1 before either
+    /// is known.
+    last: Arc<AtomicI64>,
     /// How often an idle subscriber hears a heartbeat.
     pub heartbeat: Duration,
 }
@@ -67,13 +71,32 @@ impl MarketFeed {
             subscribers: Arc::new(AtomicUsize::new(0)),
             subscribers_max,
             closing: Arc::new(watch::channel(false).0),
+            last: Arc::new(AtomicI64::new(-1)),
             heartbeat,
         }
     }
 
+    /// The id of the newest event published (or where publishing started: every event after it
+    /// is published), once known.
+    pub fn last_published(&self) -> Option<i64> {
+        Some(self.last.load(Ordering::SeqCst)).filter(|id| *id >= 0)
+    }
+
+    /// Starts the feed's count at `id` (the newest stored event, 0 when there is none), unless it
+    /// has started already.
+    pub fn start_at(&self, id: i64) {
+        let _ = self
+            .last
+            .compare_exchange(-1, id, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
     /// Sends one batch's committed events to every subscriber, in order. Never blocks.
     pub fn publish(&self, events: Vec<StreamEvent>) {
-        if events.is_empty() || self.sender.receiver_count() == 0 {
+        let Some(newest) = events.last() else {
+            return;
+        };
+        self.last.fetch_max(newest.id, Ordering::SeqCst);
+        if self.sender.receiver_count() == 0 {
             return;
         }
         let mut text = String::new();
@@ -107,10 +130,9 @@ impl MarketFeed {
         self.closing.send_replace(true);
     }
 
-    /// Ends every live subscriber's stream but goes on taking new ones: this node stopped
-    /// leading, and its subscribers resume (with `Last-Event-ID`) wherever the stream is served.
-    pub fn cut(&self) {
-        self.closing.send_modify(|_| {});
+    /// Whether the server is shutting down.
+    pub fn is_closed(&self) -> bool {
+        *self.closing.borrow()
     }
 
     /// How many subscribers are reading now.

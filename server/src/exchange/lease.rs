@@ -9,7 +9,8 @@
 //!   commands are answered 503 `writer_unavailable` — when another node took the lease, when it
 //!   could not renew before its lease ran out, or when one of its batches was refused by the
 //!   fencing token (the writer says so). It may lead again later, with a new token.
-//! - A follower remembers where the leader listens, for forwarding order commands to it.
+//! - A follower remembers where the leader listens, for forwarding order commands to it, and
+//!   feeds its own market stream subscribers from the database ([`spawn_follower_feed`]).
 //!
 //! Safety never rests on this thread's timing: every batch checks its token inside its own
 //! transaction (`db::lease::holds`), so a paused leader that wakes up late commits nothing.
@@ -369,7 +370,6 @@ impl Keeper {
         if running.writer.join().is_err() {
             tracing::error!("the writer thread panicked");
         }
-        self.shared.feed.cut();
         self.candidate
             .metrics
             .events
@@ -377,6 +377,52 @@ impl Keeper {
             .inc();
         Some(running.token)
     }
+}
+
+/// How often a follower reads the market events the leader committed, for its own subscribers.
+const FOLLOWER_FEED_EVERY: Duration = Duration::from_millis(100);
+
+/// The market stream on a follower: every [`FOLLOWER_FEED_EVERY`], the events stored after the
+/// last one this node's feed published are read from the database and published, so subscribers
+/// of any node see every trade and book change, a fraction of a second later than the leader's
+/// own. While the node leads, its writer publishes and this thread only waits. Ends with the
+/// feed (shutdown).
+pub(super) fn spawn_follower_feed(database_url: String, shared: Arc<Shared>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("suanli-follower-feed".into())
+        .spawn(move || {
+            let mut connection: Option<db::Connection> = None;
+            while !shared.feed.is_closed() {
+                std::thread::sleep(FOLLOWER_FEED_EVERY);
+                if shared.leading.load(Ordering::SeqCst) {
+                    continue;
+                }
+                if connection.is_none() {
+                    connection = db::open(&database_url).ok();
+                }
+                let Some(open) = connection.as_mut() else {
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                };
+                let read = match shared.feed.last_published() {
+                    Some(last) => db::stream::after(open, last, 500).map(Some),
+                    None => db::stream::newest(open).map(|newest| {
+                        shared.feed.start_at(newest);
+                        None
+                    }),
+                };
+                match read {
+                    // A leader taking over meanwhile publishes the same events again: subscribers
+                    // skip the ids they already sent.
+                    Ok(Some(events)) if !shared.leading.load(Ordering::SeqCst) => {
+                        shared.feed.publish(events)
+                    }
+                    Ok(_) => {}
+                    Err(_) => connection = None,
+                }
+            }
+        })?;
+    Ok(())
 }
 
 /// The expiry ticker: a command-less batch every `tick_ms`, so expiries happen on time. It holds

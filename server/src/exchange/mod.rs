@@ -284,6 +284,7 @@ impl Exchange {
         else {
             return Ok(());
         };
+        lease::spawn_follower_feed(candidate.database_url.clone(), self.shared.clone())?;
         let keeper = lease::Keeper::new(
             candidate,
             self.shared.clone(),

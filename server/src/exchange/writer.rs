@@ -190,7 +190,18 @@ impl Writer {
         if !db::stream::rebuild_levels(&mut connection, lease_token)? {
             anyhow::bail!("the matching lease was taken by another node while this one opened");
         }
-        let published = db::stream::newest(&mut connection)?;
+        // Subscribers on this node have had every event up to what the feed published (as a
+        // follower, from the database); what the previous leader committed since goes out now.
+        let published = match feed.last_published() {
+            Some(last) => {
+                let unpublished = db::stream::after(&mut connection, last, i64::MAX)?;
+                let newest = unpublished.last().map_or(last, |event| event.id);
+                feed.publish(unpublished);
+                newest
+            }
+            None => db::stream::newest(&mut connection)?,
+        };
+        feed.start_at(published);
         let (offers, bids) = engine.resting();
         tracing::info!(offers, bids, "order book rebuilt from the database");
         let compile_requests =

@@ -134,7 +134,7 @@ const REPLAY_PAGE: i64 = 500;
         (status = 200, description = "`text/event-stream`: `id`, `event: trade` (data: MarketTrade) or `event: book` (data: BookChange)",
          content_type = "text/event-stream", body = String),
         (status = 400, body = ErrorBody),
-        (status = 503, description = "too many subscribers (`stream_busy`), or this node does not apply orders (`writer_unavailable`); retry later", body = ErrorBody)))]
+        (status = 503, description = "too many subscribers (`stream_busy`); retry later", body = ErrorBody)))]
 pub async fn stream(
     state: web::Data<AppState>,
     request: HttpRequest,
@@ -155,13 +155,6 @@ pub async fn stream(
                 })?,
         ),
     };
-    if state.exchange.role() != crate::exchange::WriterRole::Leader {
-        return Err(ApiError::busy(
-            "writer_unavailable",
-            "this node does not apply orders, so it has no live market; ask the leader",
-            5,
-        ));
-    }
     // Subscribe before reading the database: every event committed from here on arrives live,
     // every earlier one is in the database, and ids already sent are skipped.
     let subscription = state.exchange.feed().subscribe().ok_or_else(|| {
@@ -296,9 +289,7 @@ impl Subscriber {
                             Err(RecvError::Closed) => return None,
                         },
                         _ = self.subscription.closing.changed() => {
-                            return Some(self.end(
-                                "this node is shutting down or no longer leads",
-                            ));
+                            return Some(self.end("the exchange is shutting down"));
                         }
                         _ = self.heartbeat.tick() => {
                             return Some((Ok(Bytes::from_static(b": heartbeat\n\n")), self));

@@ -138,6 +138,10 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
         policy_host.clone(),
         compiled_policies.clone(),
     )?;
+    // The market stream starts from the newest stored event before anyone can subscribe: every
+    // event after it is published, whether this node leads or follows.
+    let newest_event = db::stream::newest(&mut *pool.get()?)?;
+    exchange.feed().start_at(newest_event);
     Ok(web::Data::new(AppState {
         pool,
         exchange,

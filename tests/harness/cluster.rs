@@ -68,6 +68,8 @@ impl Cluster {
             ("SUANLI_FORWARD_TIMEOUT_MS", "3000".to_owned()),
             // Orders matched one at a time on a busy machine may wait; none should be refused.
             ("SUANLI_ORDER_COMMAND_DEADLINE_MS", "30000".to_owned()),
+            // The book check sweeps every resting order with one order per side.
+            ("SUANLI_MATCH_CANDIDATES_MAX", "100000".to_owned()),
         ];
         env.extend(
             settings
@@ -225,7 +227,8 @@ pub async fn kill_leaders_under_load(
 /// failed order with the same idempotency key on the next node; every `orders_between`
 /// acknowledged orders `disruption` strikes, `rounds` times, and the time until a node leads
 /// again is measured. Then every acknowledged order and contract is looked up, every stored
-/// order is matched to its key, and the audit chain and invariants are checked.
+/// order is matched to its key, the audit chain and invariants are checked, and the leader's book
+/// is swept to show it is the stored one.
 pub async fn trade_through(
     cluster: &mut Cluster,
     disruption: Disruption<'_>,
@@ -464,6 +467,7 @@ pub async fn trade_through(
             _ => {}
         }
     }
+    assert_the_leaders_book_is_the_stored_book(cluster, &via).await;
     FailoverReport {
         takeovers,
         acknowledged,
@@ -471,6 +475,72 @@ pub async fn trade_through(
         duplicates,
         retries,
     }
+}
+
+/// The book the leader holds in memory (rebuilt from the database at each takeover) is the book
+/// stored: one offer sized to the resting bids' units, at the lowest price, fills exactly them;
+/// one bid sized to the resting offers' units, at a high limit, fills exactly them; then no bid
+/// rests and no offer has a unit left.
+async fn assert_the_leaders_book_is_the_stored_book(cluster: &Cluster, via: &str) {
+    let anonymous = Client::new(via.to_owned());
+    let book = anonymous
+        .market_book(Some(SKU), None)
+        .await
+        .expect("the book");
+    let resting_bids: u64 = book.bids.iter().map(|level| level.units).sum();
+    let resting_offers: u64 = book.offers.iter().map(|level| level.units).sum();
+    let seller_key = cluster
+        .participant(via, "sweeper-seller", ParticipantKind::Provider)
+        .await;
+    let buyer_key = cluster
+        .participant(via, "sweeper-buyer", ParticipantKind::Buyer)
+        .await;
+    let units = |contracts: &[suanli_sdk::Contract]| -> u64 {
+        contracts
+            .iter()
+            .map(|contract| u64::from(contract.units))
+            .sum()
+    };
+    if resting_bids > 0 {
+        let seller = anonymous.login(&seller_key).await.expect("login");
+        let swept = seller
+            .place_offer(&new_offer(
+                "guian",
+                SKU,
+                u32::try_from(resting_bids).expect("a quantity"),
+                window(1, 8),
+                "1",
+            ))
+            .await
+            .expect("the sweeping offer");
+        assert_eq!(units(&swept.contracts), resting_bids, "the leader's bids");
+    }
+    if resting_offers > 0 {
+        let buyer = anonymous.login(&buyer_key).await.expect("login");
+        let swept = buyer
+            .place_bid(&new_bid(
+                SKU,
+                u32::try_from(resting_offers).expect("a quantity"),
+                window(2, 4),
+                "100",
+            ))
+            .await
+            .expect("the sweeping bid");
+        assert_eq!(
+            units(&swept.contracts),
+            resting_offers,
+            "the leader's offers"
+        );
+    }
+    let book = anonymous
+        .market_book(Some(SKU), None)
+        .await
+        .expect("the book");
+    // Offers keep resting for the hours outside the swept window; none has a unit left in it.
+    assert!(
+        book.bids.is_empty() && book.offers.iter().all(|level| level.units == 0),
+        "nothing is left to sell or buy after the sweeps: {book:?}"
+    );
 }
 
 /// Runs `place` against the nodes in turn, starting at the `start`th, until one accepts it or

@@ -472,4 +472,46 @@ async fn a_follower_node_streams_the_trades_the_leader_makes() {
         &event.update,
         MarketUpdate::Trade(trade) if trade.contract_id == again.contracts[0].id
     )));
+
+    // The follower takes over (the leader gives the lease up, and now forwards to it): its
+    // subscriber goes on, its own writer publishing from then on.
+    leader.state.exchange.resign();
+    let started = std::time::Instant::now();
+    while follower.anonymous.readyz().await.unwrap().writer != "leader" {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never took over"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // (A node that resigned keeps no lease keeper, so it knows no leader to forward to: the
+    // clients turn to the new leader.)
+    let on_new_leader = |client: &suanli_sdk::Client| {
+        suanli_sdk::Client::new(follower.anonymous.base_url().to_owned())
+            .with_token(client.bearer_token().unwrap().to_owned())
+    };
+    on_new_leader(&provider)
+        .place_offer(&new_offer("qingyang", SKU, 1, window(1, 2), "10"))
+        .await
+        .unwrap();
+    let after_takeover = on_new_leader(&buyer)
+        .place_bid(&new_bid(SKU, 1, window(1, 2), "12"))
+        .await
+        .unwrap();
+    let newest = *stored_ids(&leader, 0).last().unwrap();
+    let last = read_until(&mut on_follower, newest).await;
+    assert!(last.iter().any(|event| matches!(
+        &event.update,
+        MarketUpdate::Trade(trade) if trade.contract_id == after_takeover.contracts[0].id
+    )));
+    let all: Vec<i64> = [events, later, last]
+        .iter()
+        .flatten()
+        .map(|event| event.id)
+        .collect();
+    assert_eq!(
+        all,
+        stored_ids(&leader, 0),
+        "every event once, in order, across the takeover"
+    );
 }

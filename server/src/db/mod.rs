@@ -172,14 +172,13 @@ pub fn one_start_at_a_time<T>(
     connection: &mut PgConnection,
     work: impl FnOnce(&mut PgConnection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    diesel::sql_query("SELECT pg_advisory_lock(727400004)")
-        .execute(connection)
-        .context("Failed to take the start-up lock")?;
-    let result = work(connection);
-    diesel::sql_query("SELECT pg_advisory_unlock(727400004)")
-        .execute(connection)
-        .context("Failed to release the start-up lock")?;
-    result
+    // A transaction's lock: released however the work ends.
+    transaction(connection, |connection| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(727400004)")
+            .execute(connection)
+            .context("Failed to take the start-up lock")?;
+        work(connection)
+    })
 }
 
 /// Applies every pending migration. Safe to call on every start: applied ones are skipped.

@@ -1,10 +1,12 @@
 //! The live side of the market stream: the writer publishes each batch's events here after the
-//! batch committed, as one entry; every subscriber reads them from one bounded ring of batches. A
+//! batch committed, as one entry (on a follower node, the follower feed publishes what it read from
+//! the database); every subscriber reads them from one bounded ring of batches. Events go out in id
+//! order, each once: a publisher's events at or below the newest already published are dropped. A
 //! subscriber that falls a whole ring behind loses its place (it is cut off and resumes from the
 //! database); the writer never waits for anyone.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,7 +45,7 @@ pub struct MarketFeed {
     /// The id of the newest event published so far, whoever published it (this node's writer
     /// while it leads, the follower feed otherwise), or where publishing starts; -1 before either
     /// is known.
-    last: Arc<AtomicI64>,
+    last: Arc<Mutex<i64>>,
     /// How often an idle subscriber hears a heartbeat.
     pub heartbeat: Duration,
 }
@@ -71,7 +73,7 @@ impl MarketFeed {
             subscribers: Arc::new(AtomicUsize::new(0)),
             subscribers_max,
             closing: Arc::new(watch::channel(false).0),
-            last: Arc::new(AtomicI64::new(-1)),
+            last: Arc::new(Mutex::new(-1)),
             heartbeat,
         }
     }
@@ -79,23 +81,34 @@ impl MarketFeed {
     /// The id of the newest event published (or where publishing started: every event after it
     /// is published), once known.
     pub fn last_published(&self) -> Option<i64> {
-        Some(self.last.load(Ordering::SeqCst)).filter(|id| *id >= 0)
+        Some(*self.last()).filter(|id| *id >= 0)
+    }
+
+    fn last(&self) -> std::sync::MutexGuard<'_, i64> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Starts the feed's count at `id` (the newest stored event, 0 when there is none), unless it
     /// has started already.
     pub fn start_at(&self, id: i64) {
-        let _ = self
-            .last
-            .compare_exchange(-1, id, Ordering::SeqCst, Ordering::SeqCst);
+        let mut last = self.last();
+        if *last < 0 {
+            *last = id;
+        }
     }
 
     /// Sends one batch's committed events to every subscriber, in order. Never blocks.
-    pub fn publish(&self, events: Vec<StreamEvent>) {
+    pub fn publish(&self, mut events: Vec<StreamEvent>) {
+        // Held while sending, so two publishers (a new leader's catch-up and the follower feed,
+        // for a moment) go out one after the other, in id order, each event once.
+        let mut last = self.last();
+        events.retain(|event| event.id > *last);
         let Some(newest) = events.last() else {
             return;
         };
-        self.last.fetch_max(newest.id, Ordering::SeqCst);
+        *last = newest.id;
         if self.sender.receiver_count() == 0 {
             return;
         }

@@ -352,8 +352,8 @@ impl Keeper {
     }
 
     /// Stops leading: no new command reaches the writer, whose queued commands are answered
-    /// `writer_unavailable`; live market streams end (they resume on the new leader). Returns the
-    /// token given up, if this node led.
+    /// `writer_unavailable`; this node's market stream subscribers go on, fed by the follower feed.
+    /// Returns the token given up, if this node led.
     fn step_down(&mut self, why: &str) -> Option<i64> {
         let running = self.running.take()?;
         tracing::warn!(
@@ -382,6 +382,9 @@ impl Keeper {
 /// How often a follower reads the market events the leader committed, for its own subscribers.
 const FOLLOWER_FEED_EVERY: Duration = Duration::from_millis(100);
 
+/// Events read at once by the follower feed (it reads on at once after a full page).
+const FOLLOWER_FEED_PAGE: i64 = 500;
+
 /// The market stream on a follower: every [`FOLLOWER_FEED_EVERY`], the events stored after the
 /// last one this node's feed published are read from the database and published, so subscribers
 /// of any node see every trade and book change, a fraction of a second later than the leader's
@@ -392,30 +395,44 @@ pub(super) fn spawn_follower_feed(database_url: String, shared: Arc<Shared>) -> 
         .name("suanli-follower-feed".into())
         .spawn(move || {
             let mut connection: Option<db::Connection> = None;
+            let mut caught_up = true;
             while !shared.feed.is_closed() {
-                std::thread::sleep(FOLLOWER_FEED_EVERY);
+                // A full page read: read on at once until caught up.
+                if caught_up {
+                    std::thread::sleep(FOLLOWER_FEED_EVERY);
+                }
+                caught_up = true;
+                if shared.feed.is_closed() {
+                    return;
+                }
                 if shared.leading.load(Ordering::SeqCst) {
+                    connection = None;
                     continue;
                 }
                 if connection.is_none() {
-                    connection = db::open(&database_url).ok();
+                    connection = db::open(&database_url).ok().and_then(|mut open| {
+                        db::name_session(&mut open, "suanli-follower-feed")
+                            .ok()
+                            .map(|()| open)
+                    });
                 }
                 let Some(open) = connection.as_mut() else {
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 };
                 let read = match shared.feed.last_published() {
-                    Some(last) => db::stream::after(open, last, 500).map(Some),
+                    Some(last) => db::stream::after(open, last, FOLLOWER_FEED_PAGE).map(Some),
                     None => db::stream::newest(open).map(|newest| {
                         shared.feed.start_at(newest);
                         None
                     }),
                 };
                 match read {
-                    // A leader taking over meanwhile publishes the same events again: subscribers
-                    // skip the ids they already sent.
+                    // A leader taking over meanwhile publishes these too: the feed sends each
+                    // event once.
                     Ok(Some(events)) if !shared.leading.load(Ordering::SeqCst) => {
-                        shared.feed.publish(events)
+                        caught_up = (events.len() as i64) < FOLLOWER_FEED_PAGE;
+                        shared.feed.publish(events);
                     }
                     Ok(_) => {}
                     Err(_) => connection = None,

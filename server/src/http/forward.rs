@@ -46,6 +46,16 @@ const NOT_PASSED_ON: [&str; 11] = [
     "accept-encoding",
 ];
 
+/// The header names a `Connection` header lists (RFC 9110 §7.6.1: they belong to that one
+/// connection), lowercased.
+fn named_in_connection<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    values
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
 /// The HTTP client followers forward with.
 pub struct Forwarder {
     client: reqwest::Client,
@@ -160,9 +170,19 @@ async fn forward(
         .request(method, format!("{address}{path}"))
         .header(FORWARDED_BY, state.node.as_str())
         .body(body);
+    let connection_scoped = named_in_connection(
+        request
+            .headers()
+            .get_all("connection")
+            .filter_map(|value| value.to_str().ok()),
+    );
     for (name, value) in request.headers() {
-        if !NOT_PASSED_ON.contains(&name.as_str()) && name.as_str() != FORWARDED_BY {
-            outgoing = outgoing.header(name.as_str(), value.as_bytes());
+        let name = name.as_str();
+        if !NOT_PASSED_ON.contains(&name)
+            && name != FORWARDED_BY
+            && !connection_scoped.iter().any(|scoped| scoped == name)
+        {
+            outgoing = outgoing.header(name, value.as_bytes());
         }
     }
     let answer = outgoing
@@ -172,8 +192,19 @@ async fn forward(
     let status = StatusCode::from_u16(answer.status().as_u16())
         .map_err(|error| unanswered(error.to_string()))?;
     let mut response = HttpResponse::build(status);
+    let connection_scoped = named_in_connection(
+        answer
+            .headers()
+            .get_all("connection")
+            .iter()
+            .filter_map(|value| value.to_str().ok()),
+    );
     for (name, value) in answer.headers() {
-        if NOT_PASSED_ON.contains(&name.as_str()) {
+        if NOT_PASSED_ON.contains(&name.as_str())
+            || connection_scoped
+                .iter()
+                .any(|scoped| scoped == name.as_str())
+        {
             continue;
         }
         if let (Ok(name), Ok(value)) = (

@@ -19,62 +19,100 @@ pub const GENESIS_HASH: &str = "000000000000000000000000000000000000000000000000
 /// Sorting is done here rather than relying on `serde_json`'s map order, which a feature flag
 /// elsewhere in a dependency tree could change.
 pub fn canonical_json(value: &Value) -> String {
-    let mut out = String::new();
+    let mut out = Vec::new();
     write_canonical(value, &mut out);
-    out
+    String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (index, key) in keys.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
+            out.push(b'{');
+            // Already in order unless a feature flag made the map keep insertion order.
+            if map.keys().is_sorted() {
+                for (index, (key, item)) in map.iter().enumerate() {
+                    write_member(index, key, item, out);
                 }
-                out.push_str(&Value::String(key.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[key], out);
+            } else {
+                let mut members: Vec<(&String, &Value)> = map.iter().collect();
+                members.sort_by_key(|(key, _)| *key);
+                for (index, (key, item)) in members.into_iter().enumerate() {
+                    write_member(index, key, item, out);
+                }
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (index, item) in items.iter().enumerate() {
                 if index > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        scalar => out.push_str(&scalar.to_string()),
+        scalar => write_json(scalar, out),
     }
+}
+
+fn write_member(index: usize, key: &str, item: &Value, out: &mut Vec<u8>) {
+    if index > 0 {
+        out.push(b',');
+    }
+    write_json(key, out);
+    out.push(b':');
+    write_canonical(item, out);
+}
+
+/// A string, number, boolean or null as `serde_json` writes it (compact, escaped).
+fn write_json<T: serde::Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("a JSON scalar writes into memory");
 }
 
 /// The canonical text of one entry's fields.
 pub fn canonical_entry(seq: i64, at: &str, actor: &str, kind: &str, payload: &Value) -> String {
-    canonical_json(&serde_json::json!({
-        "actor": actor,
-        "at": at,
-        "kind": kind,
-        "payload": payload,
-        "seq": seq,
-    }))
+    let mut out = Vec::with_capacity(256);
+    write_canonical_entry(seq, at, actor, kind, payload, &mut out);
+    String::from_utf8(out).expect("JSON text is UTF-8")
+}
+
+/// [`canonical_entry`] into `out`: the five keys in their sorted order, written directly.
+fn write_canonical_entry(
+    seq: i64,
+    at: &str,
+    actor: &str,
+    kind: &str,
+    payload: &Value,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(b"{\"actor\":");
+    write_json(actor, out);
+    out.extend_from_slice(b",\"at\":");
+    write_json(at, out);
+    out.extend_from_slice(b",\"kind\":");
+    write_json(kind, out);
+    out.extend_from_slice(b",\"payload\":");
+    write_canonical(payload, out);
+    out.extend_from_slice(b",\"seq\":");
+    write_json(&seq, out);
+    out.push(b'}');
 }
 
 /// `sha256(prev_hash_bytes || canonical_bytes)` as lowercase hex; `None` if `prev_hash` is not
 /// 64 hex digits.
 pub fn chain_hash(prev_hash: &str, canonical: &str) -> Option<String> {
-    let prev = hex::decode(prev_hash)
-        .ok()
-        .filter(|bytes| bytes.len() == 32)?;
+    chain_digest(prev_hash, canonical.as_bytes()).map(hex::encode)
+}
+
+/// `sha256(prev_hash_bytes || canonical)`; `None` if `prev_hash` is not 64 hex digits.
+fn chain_digest(prev_hash: &str, canonical: &[u8]) -> Option<[u8; 32]> {
+    let mut prev = [0u8; 32];
+    hex::decode_to_slice(prev_hash, &mut prev).ok()?;
     let mut hasher = Sha256::new();
-    hasher.update(&prev);
-    hasher.update(canonical.as_bytes());
-    Some(hex::encode(hasher.finalize()))
+    hasher.update(prev);
+    hasher.update(canonical);
+    Some(hasher.finalize().into())
 }
 
 /// Checks a log entry by entry, in order, and remembers the first entry that does not hold.
@@ -88,6 +126,11 @@ pub struct ChainVerifier {
     entries: u64,
     head_hash: String,
     first_bad_seq: Option<i64>,
+    /// The canonical text recomputed for the entry at hand (kept, so that checking allocates
+    /// nothing per entry).
+    canonical: Vec<u8>,
+    /// `head_hash` as bytes, as computed here (only used while every entry so far held).
+    head_digest: [u8; 32],
 }
 
 impl Default for ChainVerifier {
@@ -103,6 +146,8 @@ impl ChainVerifier {
             entries: 0,
             head_hash: GENESIS_HASH.to_owned(),
             first_bad_seq: None,
+            canonical: Vec::with_capacity(1024),
+            head_digest: [0; 32],
         }
     }
 
@@ -114,23 +159,36 @@ impl ChainVerifier {
             self.first_bad_seq = Some(entry.seq);
         }
         // Continue from the entry's stated hash so one bad entry is not blamed on the next.
-        self.head_hash = entry.hash.clone();
+        self.head_hash.clear();
+        self.head_hash.push_str(&entry.hash);
         self.first_bad_seq.is_none()
     }
 
-    fn entry_holds(&self, entry: &AuditEntry, expected_seq: i64) -> bool {
-        let canonical = canonical_entry(
+    fn entry_holds(&mut self, entry: &AuditEntry, expected_seq: i64) -> bool {
+        if entry.seq != expected_seq || entry.prev_hash != self.head_hash {
+            return false;
+        }
+        self.canonical.clear();
+        write_canonical_entry(
             entry.seq,
             &entry.at,
             &entry.actor,
             &entry.kind,
             &entry.payload,
+            &mut self.canonical,
         );
-        entry.seq == expected_seq
-            && entry.prev_hash == self.head_hash
-            && entry.canonical == canonical
-            && chain_hash(&entry.prev_hash, &entry.canonical).as_deref()
-                == Some(entry.hash.as_str())
+        if entry.canonical.as_bytes() != self.canonical.as_slice() {
+            return false;
+        }
+        // `prev_hash` equals the head, whose bytes were computed here (every entry so far held).
+        let mut hasher = Sha256::new();
+        hasher.update(self.head_digest);
+        hasher.update(&self.canonical);
+        let digest: [u8; 32] = hasher.finalize().into();
+        let mut hex_digest = [0u8; 64];
+        hex::encode_to_slice(digest, &mut hex_digest).expect("64 hex digits for 32 bytes");
+        self.head_digest = digest;
+        entry.hash.as_bytes() == hex_digest
     }
 
     /// The verdict over every entry pushed.
@@ -173,6 +231,26 @@ mod tests {
             canonical_json(&value),
             r#"{"a":{"a":true,"z":[1,{"c":null,"y":"x"}]},"b":1,"é":"ü"}"#
         );
+    }
+
+    #[test]
+    fn an_entry_written_directly_equals_the_canonical_form_of_its_object() {
+        for payload in [
+            json!({}),
+            json!({"z": "quote \" and \\ and \u{1}", "a": [1, 2.5, -3, null, true], "m": {"b": 1, "a": 2}}),
+            json!({"é": "ü", "e": "\n"}),
+        ] {
+            for (seq, actor) in [(1, "system"), (i64::MAX, "participant:\"x\"")] {
+                let at = "2026-11-30T03:00:00.000001Z";
+                let object = json!({
+                    "actor": actor, "at": at, "kind": "k", "payload": payload, "seq": seq,
+                });
+                assert_eq!(
+                    canonical_entry(seq, at, actor, "k", &payload),
+                    canonical_json(&object)
+                );
+            }
+        }
     }
 
     #[test]

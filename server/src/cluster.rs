@@ -49,7 +49,10 @@ async fn run_nodes(
     let mut children: Vec<(String, Child)> = Vec::new();
     for index in 0..nodes.max(1) {
         let name = format!("node-{}", index + 1);
-        let port = first_port + index as u16;
+        let port = u16::try_from(index)
+            .ok()
+            .and_then(|index| first_port.checked_add(index))
+            .context("--first-port plus --nodes goes past port 65535")?;
         let mut command = Command::new(&executable);
         command
             .arg("serve")

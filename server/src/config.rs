@@ -140,8 +140,9 @@ pub struct Config {
     pub order_command_deadline_ms: u64,
 
     /// How long a dead holder of the matching lease keeps it (README "Several nodes"):
-    /// another node takes it and applies orders within this time.
-    #[arg(long, env = "SUANLI_LEASE_TIMEOUT_S", default_value_t = 5)]
+    /// another node takes it and applies orders within this time (1 to 3600).
+    #[arg(long, env = "SUANLI_LEASE_TIMEOUT_S", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub lease_timeout_s: u64,
 
     /// The base URL other nodes forward order commands to while this node leads; default

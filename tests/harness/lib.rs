@@ -483,6 +483,17 @@ pub fn policy_component(name: &str) -> Vec<u8> {
     })
 }
 
+/// The `suanli_events_total` count of `kind` the server at `base_url` reports on `/metrics`.
+pub async fn event_count(base_url: &str, kind: &str) -> u64 {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("the metrics text");
+    events_total(&text, kind)
+}
+
 /// The `suanli_events_total` count of `kind` in a `/metrics` text (0 if the series is absent).
 pub fn events_total(metrics: &str, kind: &str) -> u64 {
     let series = format!("suanli_events_total{{kind=\"{kind}\"}} ");

@@ -8,24 +8,13 @@ use suanli_sdk::{Client, ParticipantKind};
 use suanli_tests::cluster::{
     Cluster, Disruption, Replicated, kill_leaders_under_load, role, trade_through,
 };
-use suanli_tests::{ServerProcess, TestExchange, new_bid, new_offer, window};
+use suanli_tests::{ServerProcess, TestExchange, event_count, new_bid, new_offer, window};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_suanli-test-server");
 const SKU: &str = "ai.nvidia-h20";
 
 /// The lease timeout of these tests, seconds.
 const LEASE_TIMEOUT_S: u64 = 2;
-
-/// The `suanli_events_total` count of `kind` the node at `base_url` reports.
-async fn event_count(base_url: &str, kind: &str) -> u64 {
-    let text = reqwest::get(format!("{base_url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    suanli_tests::events_total(&text, kind)
-}
 
 fn signal(node: &ServerProcess, signal: &str) {
     let status = std::process::Command::new("kill")

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use suanli_sdk::{Client, NewDeposit, NewParticipant, ParticipantKind, ProviderType};
-use suanli_tests::{ServerProcess, TestDatabase, new_bid, new_offer, window};
+use suanli_tests::{ServerProcess, TestDatabase, event_count, new_bid, new_offer, window};
 use uuid::Uuid;
 
 const SKU: &str = "ai.metax-c500";
@@ -245,17 +245,6 @@ async fn a_server_killed_under_load_keeps_every_acknowledged_order_and_the_same_
     );
     let book = anonymous.market_book(Some(SKU), None).await.unwrap();
     assert!(book.bids.is_empty(), "{book:?}");
-}
-
-/// The `suanli_events_total` count of `kind` the server at `base_url` reports on `/metrics`.
-async fn event_count(base_url: &str, kind: &str) -> u64 {
-    let text = reqwest::get(format!("{base_url}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    suanli_tests::events_total(&text, kind)
 }
 
 /// Waits (at most 60 s) until the server has matched `matched` batches in all.

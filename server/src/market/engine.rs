@@ -8,12 +8,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasherDefault;
 
 use rust_decimal::Decimal;
 use suanli_sdk::{OrderStatus, Side, TimeInForce};
 use uuid::Uuid;
 
-use super::capacity::Capacity;
+use super::capacity::{Capacity, SoldOut};
 use super::money;
 use super::policy::{Allowance, DecisionRecord, PairFacts, Policies, PriceDecision};
 use super::reasons::{Reason, ReasonCode, Reasons};
@@ -134,13 +135,117 @@ pub struct Removal {
 /// `price_above_limit` reason.
 const PRICE_REASON_LOOKAHEAD: usize = 16;
 
-/// What the offer index keeps beside each entry.
+/// What the offer index keeps beside each entry: enough to turn most candidates down without
+/// reading the offer itself (a cache miss on a large book).
 #[derive(Debug, Clone, Copy)]
 struct OfferKey {
     window: Hours,
     green_share: u8,
     provider: Uuid,
+    /// Some of the hours the offer has sold out (kept up to date after each fill).
+    sold_out: SoldOut,
+    /// Where the offer lives in [`OfferSlab`]: reached without a hash lookup.
+    slot: u32,
 }
+
+/// The resting offers, each in a slot of one vector (slots are reused as offers leave), found by
+/// order number through a map of slots. The price index keeps each offer's slot, so a candidate
+/// is read with one memory access instead of a hash probe.
+#[derive(Debug, Default)]
+struct OfferSlab {
+    slots: Vec<Option<RestingOffer>>,
+    vacant: Vec<u32>,
+    by_seq: SeqMap<u32>,
+}
+
+impl OfferSlab {
+    fn len(&self) -> usize {
+        self.by_seq.len()
+    }
+
+    fn contains_key(&self, seq: &Seq) -> bool {
+        self.by_seq.contains_key(seq)
+    }
+
+    fn get(&self, seq: &Seq) -> Option<&RestingOffer> {
+        self.slots[*self.by_seq.get(seq)? as usize].as_ref()
+    }
+
+    fn get_mut(&mut self, seq: &Seq) -> Option<&mut RestingOffer> {
+        self.slots[*self.by_seq.get(seq)? as usize].as_mut()
+    }
+
+    fn in_slot(&self, slot: u32) -> &RestingOffer {
+        self.slots[slot as usize]
+            .as_ref()
+            .expect("the price index names only occupied slots")
+    }
+
+    /// Stores a resting offer; returns its slot.
+    fn insert(&mut self, seq: Seq, offer: RestingOffer) -> u32 {
+        let slot = match self.vacant.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(offer);
+                slot
+            }
+            None => {
+                let slot = u32::try_from(self.slots.len()).expect("fewer than 2^32 resting offers");
+                self.slots.push(Some(offer));
+                slot
+            }
+        };
+        self.by_seq.insert(seq, slot);
+        slot
+    }
+
+    fn remove(&mut self, seq: &Seq) -> Option<RestingOffer> {
+        let slot = self.by_seq.remove(seq)?;
+        self.vacant.push(slot);
+        self.slots[slot as usize].take()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Seq, &RestingOffer)> {
+        self.by_seq
+            .iter()
+            .map(|(seq, slot)| (seq, self.in_slot(*slot)))
+    }
+}
+
+impl std::ops::Index<&Seq> for OfferSlab {
+    type Output = RestingOffer;
+
+    fn index(&self, seq: &Seq) -> &RestingOffer {
+        self.get(seq).expect("a resting offer")
+    }
+}
+
+/// Hashes the engine's own order numbers: one multiplication. Sequence numbers are assigned by
+/// the engine, never chosen by a participant, so nobody can aim collisions at the book, and a
+/// keyed hash (the standard library's default) would only cost time on every lookup.
+#[derive(Debug, Default, Clone, Copy)]
+struct SeqHasher(u64);
+
+impl std::hash::Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// The resting offers of one market in ask order, from the price index.
+type OfferIndexIter<'a> = std::collections::btree_map::Iter<'a, (i64, Seq), OfferKey>;
+
+/// A map keyed by order number.
+type SeqMap<V> = HashMap<Seq, V, BuildHasherDefault<SeqHasher>>;
 
 /// What the bid index keeps beside each entry.
 #[derive(Debug, Clone, Copy)]
@@ -188,8 +293,8 @@ pub enum CancelError {
 pub struct Engine {
     config: EngineConfig,
     next_seq: Seq,
-    offers: HashMap<Seq, RestingOffer>,
-    bids: HashMap<Seq, RestingBid>,
+    offers: OfferSlab,
+    bids: SeqMap<RestingBid>,
     /// Resting offers by (SKU, hub), cheapest ask first (in micro-CNY), then arrival. The values
     /// repeat what eligibility needs, so most candidates are turned down without a lookup.
     offers_by_market: HashMap<(SkuId, HubId), BTreeMap<(i64, Seq), OfferKey>>,
@@ -455,6 +560,8 @@ impl Engine {
             });
             if counterparty.status == OrderStatus::Filled {
                 self.remove_offer_from_book(quote.offer);
+            } else {
+                self.refresh_sold_out(quote.offer);
             }
         }
 
@@ -522,13 +629,14 @@ impl Engine {
                 book.iter()
                     .take(self.config.candidates_max)
                     .take_while(|((ask, _), _)| *ask <= limit)
-                    .find(|((_, seq), key)| {
+                    .find(|(_, key)| {
                         key.window.contains(bid.window)
                             && key.green_share >= bid.min_green_share
                             && key.provider != bid.buyer
-                            && self.offers[seq].capacity.free(bid.window) > 0
+                            && !key.sold_out.blocks(key.window.start, bid.window)
+                            && self.offers.in_slot(key.slot).capacity.free(bid.window) > 0
                     })
-                    .map(|((_, seq), _)| (market.1, self.offers[seq].spec.ask_price))
+                    .map(|(_, key)| (market.1, self.offers.in_slot(key.slot).spec.ask_price))
             })
             .min_by(|a, b| a.1.cmp(&b.1))
     }
@@ -645,19 +753,22 @@ impl Engine {
         policies: &mut dyn Policies,
         reasons: &mut Reasons,
     ) -> Vec<Quote> {
-        let mut markets: Vec<std::collections::btree_map::Iter<'_, (i64, Seq), OfferKey>> = bid
+        let mut markets: Vec<(HubId, OfferIndexIter<'_>)> = bid
             .skus
             .iter()
             .flat_map(|sku| bid.hubs.iter().map(move |hub| (*sku, hub)))
             // A SKU named twice must not make an offer a candidate twice.
             .collect::<BTreeSet<_>>()
             .into_iter()
-            .filter_map(|market| self.offers_by_market.get(&market))
-            .map(|book| book.iter())
+            .filter_map(|market| {
+                self.offers_by_market
+                    .get(&market)
+                    .map(|book| (market.1, book.iter()))
+            })
             .collect();
         let mut heads: Vec<Option<((i64, Seq), OfferKey)>> = markets
             .iter_mut()
-            .map(|market| market.next().map(|(key, value)| (*key, *value)))
+            .map(|(_, market)| market.next().map(|(key, value)| (*key, *value)))
             .collect();
         let limit = micros(bid.limit_price);
         let mut quotes = Vec::new();
@@ -696,6 +807,7 @@ impl Engine {
             if ask > limit {
                 // Nothing cheaper remains in that market; a quote is never below the ask.
                 let next = markets[best]
+                    .1
                     .by_ref()
                     .take(PRICE_REASON_LOOKAHEAD)
                     .map(|((_, seq), key)| (*seq, *key));
@@ -707,10 +819,12 @@ impl Engine {
                 heads[best] = None;
                 continue;
             }
-            heads[best] = markets[best].next().map(|(key, value)| (*key, *value));
+            let hub = markets[best].0;
+            heads[best] = markets[best].1.next().map(|(key, value)| (*key, *value));
             examined += 1;
-            let offer = &self.offers[&offer_seq];
-            let Some(units) = self.candidate_units(bid, offer, &key, now, reasons) else {
+            let Some((offer, units)) =
+                self.candidate_units(bid, offer_seq, hub, &key, now, reasons)
+            else {
                 continue;
             };
             let facts = PairFacts {
@@ -765,18 +879,20 @@ impl Engine {
         }
     }
 
-    /// The units a resting offer (within the bid's price) can give the incoming `bid`, or `None`
-    /// with the reason noted: window, green share, self-trade, eligibility, capacity.
+    /// The resting offer `seq` of `hub` (within the bid's price) and the units it can give the
+    /// incoming `bid`, or `None` with the reason noted: window, green share, self-trade,
+    /// eligibility, capacity. What the index keeps (`key`) is checked before the offer is read.
     fn candidate_units(
         &self,
         bid: &BidSpec,
-        offer: &RestingOffer,
+        seq: Seq,
+        hub: HubId,
         key: &OfferKey,
         now: i64,
         reasons: &mut Reasons,
-    ) -> Option<u32> {
-        let hub = Some(offer.spec.hub);
-        if !key.window.contains(bid.window) || offer.spec.window.end_seconds() <= now {
+    ) -> Option<(&RestingOffer, u32)> {
+        let hub = Some(hub);
+        if !key.window.contains(bid.window) || key.window.end_seconds() <= now {
             reasons.note(ReasonCode::NoOfferInWindow, hub, || {
                 "no offer here covers the window".into()
             });
@@ -797,18 +913,27 @@ impl Engine {
             });
             return None;
         }
+        let sold_out = |reasons: &mut Reasons| {
+            reasons.note(ReasonCode::CapacitySoldOut, hub, || {
+                "offers here are sold out for the window".into()
+            });
+        };
+        if key.sold_out.blocks(key.window.start, bid.window) {
+            sold_out(reasons);
+            return None;
+        }
+        let offer = self.offers.in_slot(key.slot);
+        debug_assert_eq!(offer.spec.id, self.offers[&seq].spec.id);
         // The incoming bid is live by definition (one for the current hour trades now).
         if !pair_is_eligible(&offer.spec, bid, now) {
             return None;
         }
         let units = offer.capacity.free(bid.window).min(bid.quantity);
         if units == 0 {
-            reasons.note(ReasonCode::CapacitySoldOut, hub, || {
-                "offers here are sold out for the window".into()
-            });
+            sold_out(reasons);
             return None;
         }
-        Some(units)
+        Some((offer, units))
     }
 
     fn take_seq(&mut self) -> Seq {
@@ -818,17 +943,21 @@ impl Engine {
     }
 
     fn rest_offer(&mut self, seq: Seq, offer: RestingOffer) {
-        let key = OfferKey {
+        let mut key = OfferKey {
             window: offer.spec.window,
             green_share: offer.spec.green_share,
             provider: offer.spec.provider,
+            sold_out: offer.capacity.sold_out_summary(),
+            slot: 0,
         };
-        self.offers_by_market
-            .entry((offer.spec.sku, offer.spec.hub))
-            .or_default()
-            .insert((micros(offer.spec.ask_price), seq), key);
+        let market = (offer.spec.sku, offer.spec.hub);
+        let ask = micros(offer.spec.ask_price);
         self.expiries.insert((offer.spec.window.end_seconds(), seq));
-        self.offers.insert(seq, offer);
+        key.slot = self.offers.insert(seq, offer);
+        self.offers_by_market
+            .entry(market)
+            .or_default()
+            .insert((ask, seq), key);
     }
 
     fn rest_bid(&mut self, seq: Seq, bid: RestingBid) {
@@ -846,6 +975,21 @@ impl Engine {
         }
         self.expiries.insert((bid.spec.expiry(), seq));
         self.bids.insert(seq, bid);
+    }
+
+    /// Brings the price index's summary of a resting offer's sold-out hours up to date.
+    fn refresh_sold_out(&mut self, seq: Seq) {
+        let Some(offer) = self.offers.get(&seq) else {
+            return;
+        };
+        let summary = offer.capacity.sold_out_summary();
+        if let Some(key) = self
+            .offers_by_market
+            .get_mut(&(offer.spec.sku, offer.spec.hub))
+            .and_then(|book| book.get_mut(&(micros(offer.spec.ask_price), seq)))
+        {
+            key.sold_out = summary;
+        }
     }
 
     fn remove_offer_from_book(&mut self, seq: Seq) -> Option<RestingOffer> {

@@ -540,11 +540,19 @@ pub struct RestingOffer {
     pub sold: Vec<SoldUnits>,
 }
 
-/// Resting offers in arrival order, each with what its contracts sold.
-pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<RestingOffer>> {
+/// At most `limit` resting offers numbered after `after_seq`, in arrival order, each with what
+/// its contracts sold. The book is read page by page so that a large one never sits in memory
+/// twice (rows and engine) at start-up.
+pub fn resting_offers_after(
+    connection: &mut PgConnection,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<RestingOffer>> {
     let rows: Vec<OfferRow> = offers::table
         .filter(offers::status.eq_any(RESTING))
+        .filter(offers::seq.gt(after_seq))
         .order(offers::seq)
+        .limit(limit)
         .select(OfferRow::as_select())
         .load(connection)?;
     let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
@@ -573,11 +581,17 @@ pub fn resting_offers(connection: &mut PgConnection) -> QueryResult<Vec<RestingO
         .collect())
 }
 
-/// Resting bids in arrival order.
-pub fn resting_bids(connection: &mut PgConnection) -> QueryResult<Vec<BidRow>> {
+/// At most `limit` resting bids numbered after `after_seq`, in arrival order.
+pub fn resting_bids_after(
+    connection: &mut PgConnection,
+    after_seq: i64,
+    limit: i64,
+) -> QueryResult<Vec<BidRow>> {
     bids::table
         .filter(bids::status.eq_any(RESTING))
+        .filter(bids::seq.gt(after_seq))
         .order(bids::seq)
+        .limit(limit)
         .select(BidRow::as_select())
         .load(connection)
 }

@@ -24,7 +24,37 @@ pub fn load_engine(
     config: ExchangeConfig,
 ) -> anyhow::Result<Engine> {
     let mut engine = Engine::new(config.engine);
-    for orders::RestingOffer { row, sold } in orders::resting_offers(connection)? {
+    let mut after = 0;
+    loop {
+        let page = orders::resting_offers_after(connection, after, REBUILD_PAGE_ROWS)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.row.seq;
+        restore_offers(&mut engine, reference, page)?;
+    }
+    let mut after = 0;
+    loop {
+        let page = orders::resting_bids_after(connection, after, REBUILD_PAGE_ROWS)?;
+        let Some(last) = page.last() else {
+            break;
+        };
+        after = last.seq;
+        restore_bids(&mut engine, reference, page)?;
+    }
+    engine.ensure_next_seq(orders::last_seq(connection)? as u64 + 1);
+    Ok(engine)
+}
+
+/// Rows read at a time while the book is rebuilt.
+const REBUILD_PAGE_ROWS: i64 = 10_000;
+
+fn restore_offers(
+    engine: &mut Engine,
+    reference: &Reference,
+    page: Vec<orders::RestingOffer>,
+) -> anyhow::Result<()> {
+    for orders::RestingOffer { row, sold } in page {
         let spec = OfferSpec {
             id: row.id,
             provider: row.provider_id,
@@ -49,7 +79,15 @@ pub fn load_engine(
             .collect();
         engine.restore_offer(row.seq as u64, spec, &sold);
     }
-    for row in orders::resting_bids(connection)? {
+    Ok(())
+}
+
+fn restore_bids(
+    engine: &mut Engine,
+    reference: &Reference,
+    page: Vec<orders::BidRow>,
+) -> anyhow::Result<()> {
+    for row in page {
         let mut hubs = HubSet::default();
         for code in &row.hubs {
             hubs = hubs.with(
@@ -93,8 +131,7 @@ pub fn load_engine(
             row.min_fill as u32,
         );
     }
-    engine.ensure_next_seq(orders::last_seq(connection)? as u64 + 1);
-    Ok(engine)
+    Ok(())
 }
 
 /// Compiles every active policy not compiled yet (start-up, before the writer serves), and then

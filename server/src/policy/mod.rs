@@ -271,6 +271,9 @@ impl PolicyHost {
         // a policy's stack, data and small heap live there (policies are built with a 128 KiB
         // stack), and page faults plus TLB shootdowns cost more than the copy.
         pooling.linear_memory_keep_resident(MEMORY_KEPT_RESIDENT_BYTES);
+        // The same for a policy's function table: a few entries, reset in place rather than given
+        // back to the kernel (each give-back is a TLB shootdown across every core).
+        pooling.table_keep_resident(TABLE_KEPT_RESIDENT_BYTES);
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         config.consume_fuel(true);
@@ -640,6 +643,9 @@ impl Registry {
 
 /// Bytes at the start of each pooled memory reset in place between evaluations.
 const MEMORY_KEPT_RESIDENT_BYTES: usize = 256 << 10;
+
+/// Bytes at the start of each pooled table reset in place between evaluations.
+const TABLE_KEPT_RESIDENT_BYTES: usize = 16 << 10;
 
 /// The WIT package's type-only interface, the one thing a policy may import.
 const TYPES_INTERFACE: &str = "suanli:policy/types@";

@@ -214,3 +214,47 @@ fn every_mounted_route_is_in_the_openapi_document_and_the_document_is_sound() {
     let quantity = &document["components"]["schemas"]["NewBid"]["properties"]["quantity"];
     assert_eq!(quantity["minimum"], 1, "{quantity}");
 }
+
+/// The workspace forbids `unsafe` code, and every crate takes the workspace's lints, but one: the
+/// policy SDK, whose allocator runs only inside the WebAssembly sandbox (ARCHITECTURE.md, codemap
+/// `policies/`). This keeps it that way.
+#[test]
+fn unsafe_code_is_forbidden_everywhere_but_the_sandboxed_allocator() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(workspace.contains("[workspace.lints.rust]\nunsafe_code = \"forbid\""));
+    let mut manifests = vec![
+        "server",
+        "sdk",
+        "cli",
+        "tests",
+        "policies/sdk",
+        "policies/componentize",
+    ]
+    .into_iter()
+    .map(|crate_dir| root.join(crate_dir))
+    .collect::<Vec<_>>();
+    for entry in std::fs::read_dir(root.join("policies/examples")).unwrap() {
+        manifests.push(entry.unwrap().path());
+    }
+    assert!(manifests.len() > 8, "found the workspace's crates");
+    for dir in manifests {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let own_lints = dir.ends_with("policies/sdk");
+        assert_eq!(
+            manifest.contains("[lints]\nworkspace = true"),
+            !own_lints,
+            "{}: every crate but the policy SDK takes the workspace's lints",
+            dir.display()
+        );
+        if own_lints {
+            assert!(manifest.contains("[lints.rust]\nunsafe_code = \"deny\""));
+        }
+    }
+    let sdk = std::fs::read_to_string(root.join("policies/sdk/src/lib.rs")).unwrap();
+    assert_eq!(sdk.matches("#![allow(unsafe_code)]").count(), 1);
+    assert!(
+        sdk.contains("#[cfg(target_arch = \"wasm32\")]\nmod bump {\n    #![allow(unsafe_code)]"),
+        "the allowance covers the sandbox's allocator only"
+    );
+}

@@ -251,10 +251,21 @@ fn unsafe_code_is_forbidden_everywhere_but_the_sandboxed_allocator() {
             assert!(manifest.contains("[lints.rust]\nunsafe_code = \"deny\""));
         }
     }
+    // Exactly one allowance in the SDK's sources, and it opens the allocator's module.
+    let mut allowances = 0;
+    for entry in std::fs::read_dir(root.join("policies/sdk/src")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        allowances += text.matches("allow(unsafe_code)").count();
+        allowances += text.matches("expect(unsafe_code)").count();
+    }
+    assert_eq!(
+        allowances, 1,
+        "one allowance of unsafe code in the policy SDK"
+    );
     let sdk = std::fs::read_to_string(root.join("policies/sdk/src/lib.rs")).unwrap();
-    assert_eq!(sdk.matches("#![allow(unsafe_code)]").count(), 1);
     assert!(
-        sdk.contains("#[cfg(target_arch = \"wasm32\")]\nmod bump {\n    #![allow(unsafe_code)]"),
+        sdk.contains("mod bump {\n    #![allow(unsafe_code)]"),
         "the allowance covers the sandbox's allocator only"
     );
 }

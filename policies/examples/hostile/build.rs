@@ -3,5 +3,9 @@
 //! stack bound (`max_wasm_stack`), which a smaller linear-memory stack would pre-empt with an
 //! out-of-bounds access.
 fn main() {
-    println!("cargo:rustc-link-arg=-zstack-size=131072");
+    // Only for the WebAssembly build (the last `-z stack-size` given to the linker counts, and a
+    // build script's link arguments come after the ones in `.cargo/config.toml`).
+    if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("wasm32") {
+        println!("cargo:rustc-link-arg=-zstack-size=131072");
+    }
 }

@@ -29,7 +29,10 @@
 /// allocation instead of hundreds, and the memory does not grow, so the host need not change the
 /// memory's protection on every decision. A decision that allocates more than the sandbox's
 /// memory limit in all fails with a memory fault, as it would with any allocator.
-#[cfg(target_arch = "wasm32")]
+///
+/// On by default (feature `bump-allocator`); a policy that brings its own `#[global_allocator]`
+/// turns the SDK's default features off.
+#[cfg(all(target_arch = "wasm32", feature = "bump-allocator"))]
 mod bump {
     #![allow(unsafe_code)]
 

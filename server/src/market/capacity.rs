@@ -36,9 +36,10 @@ impl Capacity {
         self.quantity - self.used_max(range)
     }
 
-    /// Whether some hour of `range` is sold out, from the bitmap alone.
+    /// Whether some hour of `range` is sold out, from the bitmap alone (`false` for a range
+    /// outside the window, which the step walk then answers as before).
     fn any_sold_out(&self, range: Hours) -> bool {
-        if self.sold_out_hours.is_empty() || range.is_empty() {
+        if self.sold_out_hours.is_empty() || range.is_empty() || !self.window.contains(range) {
             return false;
         }
         let first = (range.start - self.window.start) as usize;

@@ -219,9 +219,12 @@ impl std::ops::Index<&Seq> for OfferSlab {
     }
 }
 
-/// Hashes the engine's own order numbers: one multiplication. Sequence numbers are assigned by
-/// the engine, never chosen by a participant, so nobody can aim collisions at the book, and a
-/// keyed hash (the standard library's default) would only cost time on every lookup.
+/// Hashes the engine's own order numbers: one 64 × 64 → 128-bit multiplication, its two halves
+/// folded together, so every bit of the number reaches the low bits the table picks buckets by.
+/// Order numbers are assigned by the engine; a participant can only choose which of theirs stay
+/// resting (by cancelling the others), and no choice of numbers — multiples of a power of two,
+/// say — crowds one group of buckets, as a plain multiplication would let it. A keyed hash (the
+/// standard library's default) would cost time on every lookup for no more.
 #[derive(Debug, Default, Clone, Copy)]
 struct SeqHasher(u64);
 
@@ -237,7 +240,8 @@ impl std::hash::Hasher for SeqHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(26) ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let product = u128::from(self.0 ^ n) * 0x9e37_79b9_7f4a_7c15_u128;
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
 }
 

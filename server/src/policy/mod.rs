@@ -268,8 +268,9 @@ impl PolicyHost {
         pooling.total_tables(slots * 2);
         pooling.max_memory_size(limits.memory_bytes_max.max(1 << 16));
         // Reset the first pages of a slot with memset rather than giving them back to the kernel:
-        // a policy's stack, data and small heap live there (policies are built with a 128 KiB
-        // stack), and page faults plus TLB shootdowns cost more than the copy.
+        // a policy's stack, data and small heap live there (the example policies are linked with a
+        // 32 KiB stack, so all of it fits the first 64 KiB page), and page faults plus TLB
+        // shootdowns cost more than the copy.
         pooling.linear_memory_keep_resident(MEMORY_KEPT_RESIDENT_BYTES);
         // The same for a policy's function table: a few entries, reset in place rather than given
         // back to the kernel (each give-back is a TLB shootdown across every core).

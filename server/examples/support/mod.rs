@@ -147,22 +147,16 @@ impl Commands {
 impl Book {
     /// Applies one command to the book.
     pub fn apply(&mut self, command: Command, tally: &mut Tally) {
-        match command {
+        let (owner, fills, state) = match command {
             Command::Bid(spec) => {
                 let owner = spec.buyer;
                 let outcome = self.engine.submit_bid(spec, NOW, &mut BuiltInRules);
-                tally.fills += outcome.fills.len();
-                if outcome.state.status.is_resting() {
-                    self.resting.push((outcome.state.seq, owner));
-                }
+                (owner, outcome.fills.len(), outcome.state)
             }
             Command::Offer(spec) => {
                 let owner = spec.provider;
                 let outcome = self.engine.submit_offer(spec, NOW, &mut BuiltInRules);
-                tally.fills += outcome.fills.len();
-                if outcome.state.status.is_resting() {
-                    self.resting.push((outcome.state.seq, owner));
-                }
+                (owner, outcome.fills.len(), outcome.state)
             }
             Command::Cancel(pick) => {
                 if self.resting.is_empty() {
@@ -173,7 +167,12 @@ impl Book {
                 if self.engine.cancel(seq, owner).is_ok() {
                     tally.cancels += 1;
                 }
+                return;
             }
+        };
+        tally.fills += fills;
+        if state.status.is_resting() {
+            self.resting.push((state.seq, owner));
         }
     }
 }

@@ -265,7 +265,7 @@ mod tests {
         };
         for start in 0..100 {
             for end in start + 1..=100 {
-                let most = (start..end).map(used).max().unwrap_or(0);
+                let most = (start..end).map(used).max().expect("a non-empty range");
                 assert_eq!(
                     capacity.free(hours(start, end)),
                     10 - most,
@@ -354,7 +354,7 @@ mod tests {
             for start in 0..70 {
                 for end in start + 1..=70 {
                     let range = hours(1000 + start, 1000 + end);
-                    let most = used[start as usize..end as usize].iter().max().copied().unwrap_or(0);
+                    let most = used[start as usize..end as usize].iter().max().copied().expect("a non-empty range");
                     proptest::prop_assert_eq!(capacity.free(range), quantity - most);
                     if summary.blocks(1000, range) {
                         proptest::prop_assert_eq!(most, quantity);

@@ -828,9 +828,7 @@ impl Client {
         let mut checked = 0;
         loop {
             let page = self.audit_log(after_seq, page_size).await?;
-            for entry in &page.items {
-                verifier.push(entry);
-            }
+            verifier.push_page(&page.items);
             checked += page.items.len() as u64;
             progress(checked);
             match page.next_after_seq {

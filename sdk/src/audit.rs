@@ -236,12 +236,11 @@ impl ChainVerifier {
                 .collect();
             workers
                 .into_iter()
-                .map(|worker| {
+                .filter_map(|worker| {
                     worker
                         .join()
                         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
                 })
-                .flatten()
                 .min()
         });
         self.entries += entries.len() as u64;

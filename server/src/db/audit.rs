@@ -12,6 +12,7 @@ use suanli_sdk::{AuditEntry, AuditVerification};
 
 use diesel::sql_types::{Array, BigInt, Jsonb, Text, Timestamptz};
 
+use super::prepared::{Prepared, prepared};
 use super::schema::{audit_head, audit_log};
 
 /// Who caused a change: a participant, or the exchange itself.
@@ -70,9 +71,28 @@ pub fn append_batch(
     entries: &[(String, &str, Value)],
     at: DateTime<Utc>,
 ) -> QueryResult<i64> {
+    let (statements, seq) = append_statements(connection, entries, at)?;
+    for statement in statements {
+        statement.execute(connection)?;
+    }
+    Ok(seq)
+}
+
+/// [`append_batch`] for the writer's batch, which sends most of its writes as one statement:
+/// locks the head (answered at once: the new entries' hashes chain from it) and returns the
+/// statements that insert the entries and move the head, and the last `seq`. The head stays
+/// locked until the caller's transaction ends, so nothing joins the chain in between.
+pub fn append_statements<'a>(
+    connection: &mut PgConnection,
+    entries: &'a [(String, &str, Value)],
+    at: DateTime<Utc>,
+) -> QueryResult<(Vec<Prepared<'a>>, i64)> {
     if entries.is_empty() {
         // Nothing to chain: no need to wait for (or hold up) the head.
-        return audit_head::table.select(audit_head::seq).first(connection);
+        let seq = audit_head::table
+            .select(audit_head::seq)
+            .first(connection)?;
+        return Ok((Vec::new(), seq));
     }
     let (mut seq, mut hash): (i64, String) = audit_head::table
         .select((audit_head::seq, audit_head::hash))
@@ -99,24 +119,23 @@ pub fn append_batch(
         prev_hashes.push(std::mem::replace(&mut hash, next.clone()));
         hashes.push(next);
     }
-    // One statement whose text never changes, whatever the batch size: PostgreSQL plans it once.
-    super::prepared::prepared(
+    // Statements whose texts never change, whatever the batch size: PostgreSQL plans them once.
+    let insert = prepared(
         "INSERT INTO audit_log (seq, at, actor, kind, payload, canonical, prev_hash, hash) \
          SELECT s, $2, a, k, p, c, ph, h FROM unnest($1, $3, $4, $5, $6, $7, $8) AS t(s, a, k, p, c, ph, h)",
     )
-    .bind::<Array<BigInt>, _>(&seqs)
+    .bind::<Array<BigInt>, _>(seqs)
     .bind::<Timestamptz, _>(at)
-    .bind::<Array<Text>, _>(&actors)
-    .bind::<Array<Text>, _>(&kinds)
-    .bind::<Array<Jsonb>, _>(&payloads)
-    .bind::<Array<Text>, _>(&canonicals)
-    .bind::<Array<Text>, _>(&prev_hashes)
-    .bind::<Array<Text>, _>(&hashes)
-    .execute(connection)?;
-    diesel::update(audit_head::table)
-        .set((audit_head::seq.eq(seq), audit_head::hash.eq(&hash)))
-        .execute(connection)?;
-    Ok(seq)
+    .bind::<Array<Text>, _>(actors)
+    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Jsonb>, _>(payloads)
+    .bind::<Array<Text>, _>(canonicals)
+    .bind::<Array<Text>, _>(prev_hashes)
+    .bind::<Array<Text>, _>(hashes);
+    let head = prepared("UPDATE audit_head SET seq = $1, hash = $2")
+        .bind::<BigInt, _>(seq)
+        .bind::<Text, _>(hash);
+    Ok((vec![insert, head], seq))
 }
 
 /// At most `limit` entries with `seq > after_seq`, in order.

@@ -5,7 +5,7 @@
 //! construction; PostgreSQL re-checks that each transaction sums to zero (a deferred trigger) and
 //! that no balance but `external` goes below zero (a CHECK).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -17,6 +17,7 @@ use super::audit;
 use diesel::sql_types::{Array, Numeric, Text};
 
 use super::Refusable;
+use super::prepared::{Prepared, prepared};
 use super::schema::{accounts, deposits, participants};
 use crate::rules::money::DepositRefusal;
 
@@ -72,6 +73,23 @@ pub fn post_all(
     connection: &mut PgConnection,
     transactions: &[LedgerTransaction],
 ) -> QueryResult<()> {
+    let (statements, _) = post_statements(connection, transactions, &HashSet::new())?;
+    for statement in statements {
+        statement.execute(connection)?;
+    }
+    Ok(())
+}
+
+/// [`post_all`] for the writer's batch, which sends most of its writes as one statement: moves
+/// the balances of the accounts that exist now (answered at once), and returns the statements
+/// that write the transactions and their entries, to be run in this order, and the balances of
+/// `new_accounts` — accounts the batch opens itself, whose rows the caller inserts with these
+/// balances (nothing moves them here: they do not exist yet).
+pub fn post_statements<'a>(
+    connection: &mut PgConnection,
+    transactions: &'a [LedgerTransaction],
+    new_accounts: &HashSet<Uuid>,
+) -> QueryResult<(Vec<Prepared<'a>>, HashMap<Uuid, Decimal>)> {
     #[derive(QueryableByName)]
     struct Moved {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -105,13 +123,22 @@ pub fn post_all(
             }
         }
     }
-    let mut deltas: Vec<(Uuid, Decimal)> = deltas.into_iter().collect();
+    // Accounts the batch opens start at zero: their balance after it is the sum of its entries.
+    let mut balances: HashMap<Uuid, Decimal> = deltas
+        .iter()
+        .filter(|(account, _)| new_accounts.contains(account))
+        .map(|(account, delta)| (*account, *delta))
+        .collect();
+    let new_balances = balances.clone();
+    let mut deltas: Vec<(Uuid, Decimal)> = deltas
+        .into_iter()
+        .filter(|(account, _)| !new_accounts.contains(account))
+        .collect();
     deltas.sort_by_key(|(account, _)| *account);
-    let mut balances: HashMap<Uuid, Decimal> = HashMap::new();
     if !deltas.is_empty() {
         let (accounts, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
         // Rows are locked in the order of the input (ordered by id above).
-        let moved: Vec<Moved> = super::prepared::prepared(
+        let moved: Vec<Moved> = prepared(
             "UPDATE accounts a SET balance = a.balance + v.delta \
              FROM (SELECT * FROM unnest($1, $2) AS v(id, delta) ORDER BY id) v \
              WHERE a.id = v.id RETURNING a.id, a.balance",
@@ -119,7 +146,7 @@ pub fn post_all(
         .bind::<Array<diesel::sql_types::Uuid>, _>(accounts)
         .bind::<Array<Numeric>, _>(amounts)
         .load(connection)?;
-        balances = moved.into_iter().map(|row| (row.id, row.balance)).collect();
+        balances.extend(moved.into_iter().map(|row| (row.id, row.balance)));
     }
     // Each entry's balance after it: walk back from the account's new balance.
     let mut balance_after = vec![Decimal::ZERO; entry_amounts.len()];
@@ -129,29 +156,32 @@ pub fn post_all(
             *balance -= entry_amounts[index];
         }
     }
+    let mut statements = Vec::new();
     if !ids.is_empty() {
-        super::prepared::prepared(
-            "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&ids)
-        .bind::<Array<Text>, _>(&kinds)
-        .bind::<Array<Text>, _>(&references)
-        .execute(connection)?;
+        statements.push(
+            prepared(
+                "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
+            )
+            .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+            .bind::<Array<Text>, _>(kinds)
+            .bind::<Array<Text>, _>(references),
+        );
     }
     if !entry_transactions.is_empty() {
         // All the batch's entries in one statement, which the balance trigger checks per
         // transaction; `WITH ORDINALITY` keeps their order, so ids follow the running balances.
-        super::prepared::prepared(
-            "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
-             SELECT t, a, m, b FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS v(t, a, m, b, n) ORDER BY n",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_transactions)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(&entry_accounts)
-        .bind::<Array<Numeric>, _>(&entry_amounts)
-        .bind::<Array<Numeric>, _>(&balance_after)
-        .execute(connection)?;
+        statements.push(
+            prepared(
+                "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
+                 SELECT t, a, m, b FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS v(t, a, m, b, n) ORDER BY n",
+            )
+            .bind::<Array<diesel::sql_types::Uuid>, _>(entry_transactions)
+            .bind::<Array<diesel::sql_types::Uuid>, _>(entry_accounts)
+            .bind::<Array<Numeric>, _>(entry_amounts)
+            .bind::<Array<Numeric>, _>(balance_after),
+        );
     }
-    Ok(())
+    Ok((statements, new_balances))
 }
 
 /// The id of a participant's account of `account_kind`: derived from the two, so that the

@@ -1,5 +1,5 @@
 //! Price history: candles kept with the contracts they summarise, and the price index read from
-//! them. The writer calls [`record_trades`] in each batch's transaction; the public endpoints read
+//! them. The writer sends [`trades_statement`] with each batch's writes; the public endpoints read
 //! [`candles`] and [`index`], each costing what it returns.
 
 use std::collections::HashMap;
@@ -42,8 +42,16 @@ pub fn interval_start(interval: CandleInterval, at: DateTime<Utc>) -> DateTime<U
 /// and across hubs, hourly and daily. One statement whose text never changes. Batches are applied
 /// one after another by the one writer, so a batch's last contract is a candle's newest.
 pub fn record_trades(connection: &mut PgConnection, contracts: &[ContractRow]) -> QueryResult<()> {
+    match trades_statement(contracts) {
+        Some(statement) => statement.execute(connection).map(drop),
+        None => Ok(()),
+    }
+}
+
+/// The statement of [`record_trades`], for the writer's batch (sent with its other writes).
+pub fn trades_statement(contracts: &[ContractRow]) -> Option<super::prepared::Prepared<'static>> {
     if contracts.is_empty() {
-        return Ok(());
+        return None;
     }
     let mut order: Vec<CandleKey> = Vec::new();
     let mut deltas: HashMap<CandleKey, CandleDelta> = HashMap::new();
@@ -102,12 +110,12 @@ pub fn record_trades(connection: &mut PgConnection, contracts: &[ContractRow]) -
         Vec::new(),
         Vec::new(),
     );
-    for key in &order {
-        let delta = &deltas[key];
-        columns.0.push(key.0.as_str());
-        columns.1.push(key.1.as_str());
+    for key in order {
+        let delta = &deltas[&key];
         columns.2.push(key.2.as_str());
         columns.3.push(key.3);
+        columns.0.push(key.0);
+        columns.1.push(key.1);
         columns.4.push(delta.open);
         columns.5.push(delta.high);
         columns.6.push(delta.low);
@@ -139,8 +147,7 @@ pub fn record_trades(connection: &mut PgConnection, contracts: &[ContractRow]) -
     .bind::<Array<BigInt>, _>(columns.9)
     .bind::<Array<Numeric>, _>(columns.10)
     .bind::<Array<BigInt>, _>(columns.11)
-    .execute(connection)?;
-    Ok(())
+    .into()
 }
 
 #[derive(Queryable)]

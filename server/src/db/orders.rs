@@ -1,7 +1,8 @@
 //! Storage of offers, bids and contracts: the batched writes of the sequenced writer, the reads
 //! of start-up recovery, and the reads behind `GET` endpoints.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,14 +12,12 @@ use suanli_sdk::{Bid, BookLevel, Contract, Offer, OrderStatus, Side, Trade, Wind
 use uuid::Uuid;
 
 use super::ledger::{self, LedgerTransaction};
+use super::prepared::{Prepared, prepared};
 use super::schema::{bids, contracts, offers};
 use super::types::{
     RESTING, StoredContractStatus, StoredDataClass, StoredOrderStatus, StoredSide,
     StoredTimeInForce, resting_sql,
 };
-
-/// Rows per multi-row INSERT (PostgreSQL allows 65,535 bound parameters per statement).
-const INSERT_ROWS_MAX: usize = 1000;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = offers)]
@@ -370,14 +369,21 @@ fn update_orders(
     Ok(())
 }
 
-/// Writes the batch; answers what it changed in the book's price levels.
+/// Writes the batch; answers what it changed in the book's price levels. Four statements answer
+/// what the rest needs (the orders' states before, the accounts' balances, the audit chain's
+/// head); everything else goes as one statement, so a batch costs a handful of round trips
+/// whatever it holds.
 fn write(
     connection: &mut PgConnection,
     writes: &BatchWrites,
     now: DateTime<Utc>,
 ) -> QueryResult<LevelDeltas> {
     let mut levels = LevelDeltas::new();
-    for offer in &writes.new_offers {
+    // Orders placed in this batch are inserted as they stand after it (they do not exist yet
+    // when the other orders' updates run).
+    let (new_offers, offer_updates) = as_after_batch(&writes.new_offers, &writes.offer_updates);
+    let (new_bids, bid_updates) = as_after_batch(&writes.new_bids, &writes.bid_updates);
+    for offer in new_offers.iter() {
         let share = resting_share(offer.remaining, offer.status.0.as_str());
         add_share(
             &mut levels,
@@ -387,56 +393,242 @@ fn write(
             share,
         );
     }
-    for bid in &writes.new_bids {
+    for bid in new_bids.iter() {
         let share = resting_share(bid.remaining, bid.status.0.as_str());
         add_share(&mut levels, Side::Bid, &bid.skus, bid.limit_price, share);
     }
-    for chunk in writes.new_offers.chunks(INSERT_ROWS_MAX) {
-        diesel::insert_into(offers::table)
-            .values(chunk)
-            .execute(connection)?;
+    update_orders(connection, Side::Offer, &offer_updates, now, &mut levels)?;
+    update_orders(connection, Side::Bid, &bid_updates, now, &mut levels)?;
+    let escrows: HashSet<Uuid> = writes
+        .contracts
+        .iter()
+        .map(|contract| ledger::contract_escrow_account(contract.id))
+        .collect();
+    let (ledger_statements, escrow_balances) =
+        ledger::post_statements(connection, &writes.ledger, &escrows)?;
+    let (audit_statements, _) = super::audit::append_statements(connection, &writes.audit, now)?;
+    let mut statements = Vec::new();
+    statements.extend(offers_statement(&new_offers));
+    statements.extend(bids_statement(&new_bids));
+    statements.extend(contracts_statements(&writes.contracts, &escrow_balances));
+    statements.extend(super::market::trades_statement(&writes.contracts));
+    statements.extend(ledger_statements);
+    statements.extend(super::policies::decisions_statement(&writes.decisions, now));
+    statements.extend(audit_statements);
+    if let Some(statement) = super::prepared::all_of(statements) {
+        statement.execute(connection)?;
     }
-    for chunk in writes.new_bids.chunks(INSERT_ROWS_MAX) {
-        diesel::insert_into(bids::table)
-            .values(chunk)
-            .execute(connection)?;
-    }
-    update_orders(
-        connection,
-        Side::Offer,
-        &writes.offer_updates,
-        now,
-        &mut levels,
-    )?;
-    update_orders(connection, Side::Bid, &writes.bid_updates, now, &mut levels)?;
-    if !writes.contracts.is_empty() {
-        insert_contracts(connection, &writes.contracts)?;
-        super::market::record_trades(connection, &writes.contracts)?;
-    }
-    ledger::post_all(connection, &writes.ledger)?;
     super::withdrawals::insert(connection, &writes.withdrawals)?;
     super::settlement::insert(connection, &writes.settlements)?;
     for (participant, reason) in &writes.suspensions {
         super::participants::suspend(connection, *participant, reason, now)?;
     }
     super::policies::record_faults(connection, &writes.faults, now)?;
-    super::policies::record_decisions(connection, &writes.decisions, now)?;
-    super::audit::append_batch(connection, &writes.audit, now)?;
     Ok(levels)
 }
 
-/// Inserts contracts and opens their escrow accounts, with statements whose text never changes.
-fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> QueryResult<()> {
+/// An order row whose state a batch's update can set.
+trait Updatable: Clone {
+    fn id(&self) -> Uuid;
+    fn apply(&mut self, update: &OrderUpdate);
+}
+
+impl Updatable for OfferRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn apply(&mut self, update: &OrderUpdate) {
+        self.remaining = update.remaining;
+        self.status = update.status.into();
+    }
+}
+
+impl Updatable for BidRow {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+
+    fn apply(&mut self, update: &OrderUpdate) {
+        self.remaining = update.remaining;
+        self.status = update.status.into();
+        self.min_fill = update.min_fill;
+    }
+}
+
+/// The batch's new orders as they stand after it, and the updates left for orders placed before
+/// it. Borrows both when no new order was updated (the common case).
+fn as_after_batch<'a, R: Updatable>(
+    rows: &'a [R],
+    updates: &'a HashMap<Uuid, OrderUpdate>,
+) -> (Cow<'a, [R]>, Cow<'a, HashMap<Uuid, OrderUpdate>>) {
+    if !rows.iter().any(|row| updates.contains_key(&row.id())) {
+        return (Cow::Borrowed(rows), Cow::Borrowed(updates));
+    }
+    let mut left = updates.clone();
+    let rows = rows
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            if let Some(update) = left.remove(&row.id()) {
+                row.apply(&update);
+            }
+            row
+        })
+        .collect();
+    (Cow::Owned(rows), Cow::Owned(left))
+}
+
+/// The statement inserting new offers: its text never changes, whatever their number
+/// (PostgreSQL parses and plans it once per session).
+fn offers_statement(rows: &[OfferRow]) -> Option<Prepared<'_>> {
+    use diesel::sql_types::{Int2, Int8, Jsonb, Timestamptz, Uuid as SqlUuid};
+    if rows.is_empty() {
+        return None;
+    }
+    let texts = |pick: fn(&OfferRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
+    let times = |pick: fn(&OfferRow) -> DateTime<Utc>| rows.iter().map(pick).collect::<Vec<_>>();
+    let int4s = |pick: fn(&OfferRow) -> i32| rows.iter().map(pick).collect::<Vec<_>>();
+    super::prepared::prepared(
+        "INSERT INTO offers (id, seq, provider_id, cluster, hub, sku, quantity, window_start, window_end, \
+         ask_price, green_share, attributes, status, remaining, idempotency_key, request_hash, created_at, updated_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind::<Array<Int8>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.provider_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(texts(|r| &r.cluster))
+    .bind::<Array<Text>, _>(texts(|r| &r.hub))
+    .bind::<Array<Text>, _>(texts(|r| &r.sku))
+    .bind::<Array<Int4>, _>(int4s(|r| r.quantity))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.window_start))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.window_end))
+    .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.ask_price).collect::<Vec<_>>())
+    .bind::<Array<Int2>, _>(rows.iter().map(|r| r.green_share).collect::<Vec<_>>())
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.attributes).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(texts(|r| r.status.0.as_str()))
+    .bind::<Array<Int4>, _>(int4s(|r| r.remaining))
+    .bind::<Array<Text>, _>(texts(|r| &r.idempotency_key))
+    .bind::<Array<Text>, _>(texts(|r| &r.request_hash))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.created_at))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.updated_at))
+    .into()
+}
+
+/// The statement inserting new bids: its text never changes, whatever their number. Their
+/// list columns (`skus`, `hubs`, `requested_hubs`) differ in length from bid to bid, which one
+/// array parameter per column cannot carry (PostgreSQL's arrays are rectangular): each list
+/// travels as its array literal and is read back by a cast.
+fn bids_statement(rows: &[BidRow]) -> Option<Prepared<'_>> {
+    use diesel::sql_types::{Int2, Int8, Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
+    if rows.is_empty() {
+        return None;
+    }
+    let texts = |pick: fn(&BidRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
+    let times = |pick: fn(&BidRow) -> DateTime<Utc>| rows.iter().map(pick).collect::<Vec<_>>();
+    let int4s = |pick: fn(&BidRow) -> i32| rows.iter().map(pick).collect::<Vec<_>>();
+    let lists = |pick: fn(&BidRow) -> &[String]| {
+        rows.iter()
+            .map(|r| text_array_literal(pick(r)))
+            .collect::<Vec<_>>()
+    };
+    super::prepared::prepared(
+        "INSERT INTO bids (id, seq, buyer_id, skus, quantity, window_start, window_end, limit_price, hubs, \
+         requested_hubs, data_origin, max_latency_ms, min_green_share, data_class, time_in_force, expires_at, \
+         min_fill, unit_hold, status, remaining, idempotency_key, request_hash, created_at, updated_at, reasons) \
+         SELECT id, seq, buyer_id, skus::text[], quantity, window_start, window_end, limit_price, hubs::text[], \
+                requested_hubs::text[], data_origin, max_latency_ms, min_green_share, data_class, time_in_force, \
+                expires_at, min_fill, unit_hold, status, remaining, idempotency_key, request_hash, created_at, \
+                updated_at, reasons \
+         FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+                     $21, $22, $23, $24, $25) \
+           AS v(id, seq, buyer_id, skus, quantity, window_start, window_end, limit_price, hubs, requested_hubs, \
+                data_origin, max_latency_ms, min_green_share, data_class, time_in_force, expires_at, min_fill, \
+                unit_hold, status, remaining, idempotency_key, request_hash, created_at, updated_at, reasons)",
+    )
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+    .bind::<Array<Int8>, _>(rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|r| r.buyer_id).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(lists(|r| &r.skus))
+    .bind::<Array<Int4>, _>(int4s(|r| r.quantity))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.window_start))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.window_end))
+    .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.limit_price).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(lists(|r| &r.hubs))
+    .bind::<Array<Nullable<Text>>, _>(
+        rows.iter()
+            .map(|r| r.requested_hubs.as_deref().map(text_array_literal))
+            .collect::<Vec<_>>(),
+    )
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.data_origin.as_deref()).collect::<Vec<_>>())
+    .bind::<Array<Nullable<Int4>>, _>(rows.iter().map(|r| r.max_latency_ms).collect::<Vec<_>>())
+    .bind::<Array<Int2>, _>(rows.iter().map(|r| r.min_green_share).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(texts(|r| r.data_class.0.as_str()))
+    .bind::<Array<Text>, _>(texts(|r| r.time_in_force.0.as_str()))
+    .bind::<Array<Nullable<Timestamptz>>, _>(rows.iter().map(|r| r.expires_at).collect::<Vec<_>>())
+    .bind::<Array<Int4>, _>(int4s(|r| r.min_fill))
+    .bind::<Array<Numeric>, _>(rows.iter().map(|r| r.unit_hold).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(texts(|r| r.status.0.as_str()))
+    .bind::<Array<Int4>, _>(int4s(|r| r.remaining))
+    .bind::<Array<Text>, _>(texts(|r| &r.idempotency_key))
+    .bind::<Array<Text>, _>(texts(|r| &r.request_hash))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.created_at))
+    .bind::<Array<Timestamptz>, _>(times(|r| r.updated_at))
+    .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.reasons).collect::<Vec<_>>())
+    .into()
+}
+
+/// A `text[]` literal holding exactly `items`: every element quoted, `"` and `\` escaped, so
+/// any text survives the cast back.
+fn text_array_literal(items: &[String]) -> String {
+    let mut literal =
+        String::with_capacity(2 + items.iter().map(|item| item.len() + 3).sum::<usize>());
+    literal.push('{');
+    for (index, item) in items.iter().enumerate() {
+        if index > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for character in item.chars() {
+            if matches!(character, '"' | '\\') {
+                literal.push('\\');
+            }
+            literal.push(character);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
+}
+
+/// The statements inserting contracts and opening their escrow accounts, each account holding
+/// its balance after the batch (`escrow_balances`, by account; the batch's ledger moves no
+/// balance of an account it opens). Their texts never change.
+fn contracts_statements<'a>(
+    rows: &'a [ContractRow],
+    escrow_balances: &HashMap<Uuid, Decimal>,
+) -> Vec<Prepared<'a>> {
     use diesel::sql_types::{Jsonb, Nullable, Timestamptz, Uuid as SqlUuid};
+    if rows.is_empty() {
+        return Vec::new();
+    }
     let column = |pick: fn(&ContractRow) -> Uuid| rows.iter().map(pick).collect::<Vec<Uuid>>();
     let texts = |pick: fn(&ContractRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
     let ids = column(|r| r.id);
-    super::prepared::prepared(
+    let escrows: Vec<Uuid> = ids
+        .iter()
+        .map(|id| ledger::contract_escrow_account(*id))
+        .collect();
+    let balances: Vec<Decimal> = escrows
+        .iter()
+        .map(|account| escrow_balances.get(account).copied().unwrap_or_default())
+        .collect();
+    let contracts = prepared(
         "INSERT INTO contracts (id, bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, data_origin, units, \
          window_start, window_end, hours, unit_price, notional, levy_bps, maker, status, decisions, created_at) \
          SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
-    .bind::<Array<SqlUuid>, _>(&ids)
+    .bind::<Array<SqlUuid>, _>(ids.clone())
     .bind::<Array<SqlUuid>, _>(column(|r| r.bid_id))
     .bind::<Array<SqlUuid>, _>(column(|r| r.offer_id))
     .bind::<Array<SqlUuid>, _>(column(|r| r.buyer_id))
@@ -455,19 +647,15 @@ fn insert_contracts(connection: &mut PgConnection, rows: &[ContractRow]) -> Quer
     .bind::<Array<Text>, _>(texts(|r| r.maker.0.as_str()))
     .bind::<Array<Text>, _>(texts(|r| r.status.0.as_str()))
     .bind::<Array<Jsonb>, _>(rows.iter().map(|r| &r.decisions).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
-    .execute(connection)?;
-    let escrows: Vec<Uuid> = ids
-        .iter()
-        .map(|id| ledger::contract_escrow_account(*id))
-        .collect();
-    super::prepared::prepared(
-        "INSERT INTO accounts (id, kind, contract_id) SELECT a, 'contract_escrow', c FROM unnest($1, $2) AS t(a, c)",
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.created_at).collect::<Vec<_>>());
+    let accounts = prepared(
+        "INSERT INTO accounts (id, kind, contract_id, balance) \
+         SELECT a, 'contract_escrow', c, b FROM unnest($1, $2, $3) AS t(a, c, b)",
     )
-    .bind::<Array<SqlUuid>, _>(&escrows)
-    .bind::<Array<SqlUuid>, _>(&ids)
-    .execute(connection)?;
-    Ok(())
+    .bind::<Array<SqlUuid>, _>(escrows)
+    .bind::<Array<SqlUuid>, _>(ids)
+    .bind::<Array<Numeric>, _>(balances);
+    vec![contracts, accounts]
 }
 
 #[derive(QueryableByName)]
@@ -864,4 +1052,20 @@ pub fn book(
         offers.into_iter().map(level).collect(),
         bids.into_iter().map(level).collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_array_literal;
+
+    #[test]
+    fn a_text_array_literal_quotes_every_element_and_escapes_quotes_and_backslashes() {
+        let items = |texts: &[&str]| texts.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(text_array_literal(&[]), "{}");
+        assert_eq!(text_array_literal(&items(&["nx", "gz"])), r#"{"nx","gz"}"#);
+        assert_eq!(
+            text_array_literal(&items(&["a,b", "c\"d", "e\\f", "NULL", "{}", ""])),
+            r#"{"a,b","c\"d","e\\f","NULL","{}",""}"#
+        );
+    }
 }

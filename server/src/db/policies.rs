@@ -253,15 +253,14 @@ pub struct DecisionRow {
     pub denial: Option<String>,
 }
 
-/// Keeps the decisions a batch made (in the caller's transaction), with one statement whose text
-/// never changes.
-pub fn record_decisions(
-    connection: &mut PgConnection,
+/// The statement keeping the decisions a batch made (sent with the batch's other writes, in its
+/// transaction); its text never changes. `None` for no decisions.
+pub fn decisions_statement(
     rows: &[DecisionRow],
     at: DateTime<Utc>,
-) -> QueryResult<()> {
+) -> Option<super::prepared::Prepared<'_>> {
     if rows.is_empty() {
-        return Ok(());
+        return None;
     }
     let texts = |pick: fn(&DecisionRow) -> &str| rows.iter().map(pick).collect::<Vec<&str>>();
     super::prepared::prepared(
@@ -278,8 +277,7 @@ pub fn record_decisions(
     .bind::<Array<Text>, _>(texts(|row| &row.input))
     .bind::<Array<Text>, _>(texts(|row| &row.output))
     .bind::<Array<BigInt>, _>(rows.iter().map(|row| i64::try_from(row.fuel_used).unwrap_or(i64::MAX)).collect::<Vec<_>>())
-    .execute(connection)?;
-    Ok(())
+    .into()
 }
 
 /// A page of the policy decisions taken for `hub`, newest first; `kind` and `outcome` narrow it.

@@ -82,6 +82,41 @@ impl<'a> Prepared<'a> {
     }
 }
 
+/// Several statements sent as one (one round trip): every statement but the last becomes a
+/// common table expression of the last, `WITH s0 AS (…), s1 AS (…) <last>`; their parameters are
+/// renumbered after one another. PostgreSQL runs them all on one snapshot, so none may read what
+/// another writes (the foreign-key and statement-level checks of every part still run, at the end
+/// of the whole statement, and see all of it), no two may change the same row, and none may hold a
+/// `WITH` of its own. `None` for no statements.
+pub fn all_of(statements: Vec<Prepared<'_>>) -> Option<Prepared<'_>> {
+    let count = statements.len();
+    let mut statements = statements.into_iter();
+    if count <= 1 {
+        return statements.next();
+    }
+    let mut combined = Prepared {
+        pieces: Vec::new(),
+        binds: Vec::new(),
+    };
+    for (index, statement) in statements.enumerate() {
+        let opening = match index {
+            0 => "WITH s0 AS (".to_owned(),
+            _ if index + 1 == count => ") ".to_owned(),
+            _ => format!("), s{index} AS ("),
+        };
+        combined.pieces.push((opening, None));
+        let offset = combined.binds.len();
+        combined.pieces.extend(
+            statement
+                .pieces
+                .into_iter()
+                .map(|(text, parameter)| (text, parameter.map(|number| number + offset))),
+        );
+        combined.binds.extend(statement.binds);
+    }
+    Some(combined)
+}
+
 impl QueryFragment<Pg> for Prepared<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         for (piece, parameter) in &self.pieces {
@@ -113,7 +148,44 @@ impl<Conn> RunQueryDsl<Conn> for Prepared<'_> {}
 
 #[cfg(test)]
 mod tests {
-    use super::prepared;
+    use super::{all_of, prepared};
+
+    /// The text with each parameter written as `$n` (1-based), as PostgreSQL will number them.
+    fn text_of(statement: &super::Prepared<'_>) -> String {
+        statement
+            .pieces
+            .iter()
+            .map(|(piece, parameter)| match parameter {
+                Some(index) => format!("{piece}${}", index + 1),
+                None => piece.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn statements_sent_as_one_number_their_parameters_after_one_another() {
+        let one = || {
+            prepared("INSERT INTO a SELECT $2, $1")
+                .bind::<diesel::sql_types::Int4, _>(1)
+                .bind::<diesel::sql_types::Int4, _>(2)
+        };
+        let combined = all_of(vec![
+            one(),
+            prepared("INSERT INTO b VALUES ($1)").bind::<diesel::sql_types::Int4, _>(3),
+            prepared("UPDATE c SET x = $1, y = $1").bind::<diesel::sql_types::Int4, _>(4),
+        ])
+        .expect("three statements");
+        assert_eq!(
+            text_of(&combined),
+            "WITH s0 AS (INSERT INTO a SELECT $2, $1), s1 AS (INSERT INTO b VALUES ($3)) UPDATE c SET x = $4, y = $4"
+        );
+        assert_eq!(combined.binds.len(), 4);
+        assert_eq!(
+            text_of(&all_of(vec![one()]).expect("one")),
+            "INSERT INTO a SELECT $2, $1"
+        );
+        assert!(all_of(Vec::new()).is_none());
+    }
 
     #[test]
     fn parameters_are_found_in_any_order_and_dollars_elsewhere_are_kept() {

@@ -129,6 +129,13 @@ async fn main() -> anyhow::Result<()> {
         percentile(0.50).copied().unwrap_or_default(),
         percentile(0.99).copied().unwrap_or_default(),
     );
+    // What the run stored must still hold every invariant (money, holds, book levels, capacity).
+    let broken: Vec<_> = suanli_server::db::invariants::check(&mut exchange.sql())?
+        .into_iter()
+        .filter(|check| !check.ok)
+        .collect();
+    anyhow::ensure!(broken.is_empty(), "invariants broken by the run: {broken:?}");
+    println!("stored invariants after the run: all hold");
     // PostgreSQL's own rate on the same server, right after (not during) the exchange's run.
     let (line, tps) = pgbench(&exchange.database_url, connections, seconds)?;
     println!("pgbench, {connections} clients, single-row INSERT, {seconds} s: {line}");

@@ -149,6 +149,8 @@ pub struct ChainVerifier {
     canonical: Vec<u8>,
     /// `head_hash` as bytes, as computed here (only used while every entry so far held).
     head_digest: [u8; 32],
+    /// How many threads may check one page ([`ChainVerifier::push_page`]).
+    threads: usize,
 }
 
 impl Default for ChainVerifier {
@@ -166,6 +168,9 @@ impl ChainVerifier {
             first_bad_seq: None,
             canonical: Vec::with_capacity(1024),
             head_digest: [0; 32],
+            threads: std::thread::available_parallelism()
+                .map_or(1, std::num::NonZeroUsize::get)
+                .min(PAGE_THREADS_MAX),
         }
     }
 
@@ -203,9 +208,7 @@ impl ChainVerifier {
     /// fields and the previous entry's stated hash, so the page is cut into runs checked side by
     /// side. Returns `false` once any entry so far was bad.
     pub fn push_page(&mut self, entries: &[AuditEntry]) -> bool {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, std::num::NonZeroUsize::get)
-            .min(PAGE_THREADS_MAX);
+        let threads = self.threads;
         if threads < 2 || entries.len() < PARALLEL_PAGE_MIN || self.first_bad_seq.is_some() {
             for entry in entries {
                 self.push(entry);
@@ -228,18 +231,23 @@ impl ChainVerifier {
                         0 => head_hash,
                         _ => entries[start - 1].hash.as_str(),
                     };
-                    scope.spawn(move || {
+                    let check = move || {
                         first_bad_in(chunk, first_seq + start as i64, prev_hash)
                             .map(|at| start + at)
-                    })
+                    };
+                    // A thread the system refuses: that run is checked here instead.
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, check)
+                        .map_err(|_| check())
                 })
                 .collect();
             workers
                 .into_iter()
-                .filter_map(|worker| {
-                    worker
+                .filter_map(|worker| match worker {
+                    Ok(thread) => thread
                         .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                    Err(checked_here) => checked_here,
                 })
                 .min()
         });
@@ -456,6 +464,8 @@ mod tests {
         ];
         let verdict_of = |entries: &[AuditEntry], page: Option<usize>| {
             let mut verifier = ChainVerifier::new();
+            // Side by side however many cores this machine has.
+            verifier.threads = 3;
             match page {
                 None => entries.iter().for_each(|e| {
                     verifier.push(e);

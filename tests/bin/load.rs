@@ -134,7 +134,10 @@ async fn main() -> anyhow::Result<()> {
         .into_iter()
         .filter(|check| !check.ok)
         .collect();
-    anyhow::ensure!(broken.is_empty(), "invariants broken by the run: {broken:?}");
+    anyhow::ensure!(
+        broken.is_empty(),
+        "invariants broken by the run: {broken:?}"
+    );
     println!("stored invariants after the run: all hold");
     // PostgreSQL's own rate on the same server, right after (not during) the exchange's run.
     let (line, tps) = pgbench(&exchange.database_url, connections, seconds)?;

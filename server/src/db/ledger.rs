@@ -2,7 +2,7 @@
 //!
 //! Every movement of money goes through [`post`], which writes the entries and moves the cached
 //! balances in one go, so that "each account's balance equals the sum of its entries" holds by
-//! construction; PostgreSQL re-checks that each transaction sums to zero (a deferred trigger) and
+//! construction; PostgreSQL re-checks that each transaction sums to zero (a trigger at the end of each statement inserting entries) and
 //! that no balance but `external` goes below zero (a CHECK).
 
 use std::collections::{HashMap, HashSet};

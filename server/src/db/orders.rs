@@ -235,8 +235,7 @@ pub fn write_batch(
 ) -> QueryResult<Option<Vec<super::stream::StreamEvent>>> {
     let mut fenced = false;
     let written = connection.transaction(|connection| {
-        let levels = write(connection, writes, now)?;
-        let events = super::stream::record(connection, writes, &levels, now)?;
+        let events = write(connection, writes, now)?;
         if !super::lease::holds(connection, lease_token)? {
             fenced = true;
             return Err(diesel::result::Error::RollbackTransaction);
@@ -369,15 +368,21 @@ fn update_orders(
     Ok(())
 }
 
-/// Writes the batch; answers what it changed in the book's price levels. Four statements answer
-/// what the rest needs (the orders' states before, the accounts' balances, the audit chain's
-/// head); everything else goes as one statement, so a batch costs a handful of round trips
-/// whatever it holds.
+/// Writes the batch; answers the market stream's events it recorded, in order. The order path's
+/// writes take a few round trips whatever the batch holds: the statements whose answers the rest
+/// needs (the updated orders' states before, the moved balances), then every insert of orders,
+/// contracts, escrow accounts, candles, the ledger and policy decisions as one statement; then
+/// withdrawals, settlements, suspensions and policy faults, each its own statement when the batch
+/// has any; and last the audit chain's head is locked and the audit entries chained from it go
+/// with the stream's events as one more statement. The head is locked after every other row this
+/// transaction locks, as the endpoints that append to the chain do (a key rotation updates the
+/// participant, then appends), so that no transaction holding a row the batch needs can wait for
+/// the head while the batch waits for that row.
 fn write(
     connection: &mut PgConnection,
     writes: &BatchWrites,
     now: DateTime<Utc>,
-) -> QueryResult<LevelDeltas> {
+) -> QueryResult<Vec<super::stream::StreamEvent>> {
     let mut levels = LevelDeltas::new();
     // Orders placed in this batch are inserted as they stand after it (they do not exist yet
     // when the other orders' updates run).
@@ -406,7 +411,6 @@ fn write(
         .collect();
     let (ledger_statements, escrow_balances) =
         ledger::post_statements(connection, &writes.ledger, &escrows)?;
-    let (audit_statements, _) = super::audit::append_statements(connection, &writes.audit, now)?;
     let mut statements = Vec::new();
     statements.extend(offers_statement(&new_offers));
     statements.extend(bids_statement(&new_bids));
@@ -414,7 +418,6 @@ fn write(
     statements.extend(super::market::trades_statement(&writes.contracts));
     statements.extend(ledger_statements);
     statements.extend(super::policies::decisions_statement(&writes.decisions, now));
-    statements.extend(audit_statements);
     if let Some(statement) = super::prepared::all_of(statements) {
         statement.execute(connection)?;
     }
@@ -424,7 +427,22 @@ fn write(
         super::participants::suspend(connection, *participant, reason, now)?;
     }
     super::policies::record_faults(connection, &writes.faults, now)?;
-    Ok(levels)
+    let mut statements = Vec::new();
+    if !writes.audit.is_empty() {
+        statements = super::audit::append_statements(connection, &writes.audit, now)?.0;
+    }
+    // Last, so that the statement answers the stream's events.
+    let recorded = super::stream::record_statement(writes, &levels, now);
+    let records = recorded.is_some();
+    statements.extend(recorded);
+    let mut events: Vec<super::stream::StreamEvent> = Vec::new();
+    match super::prepared::all_of(statements) {
+        Some(statement) if records => events = statement.load(connection)?,
+        Some(statement) => statement.execute(connection).map(drop)?,
+        None => {}
+    }
+    events.sort_by_key(|event| event.id);
+    Ok(events)
 }
 
 /// An order row whose state a batch's update can set.

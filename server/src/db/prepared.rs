@@ -84,10 +84,12 @@ impl<'a> Prepared<'a> {
 
 /// Several statements sent as one (one round trip): every statement but the last becomes a
 /// common table expression of the last, `WITH s0 AS (…), s1 AS (…) <last>`; their parameters are
-/// renumbered after one another. PostgreSQL runs them all on one snapshot, so none may read what
-/// another writes (the foreign-key and statement-level checks of every part still run, at the end
-/// of the whole statement, and see all of it), no two may change the same row, and none may hold a
-/// `WITH` of its own. `None` for no statements.
+/// renumbered after one another. The last may have a `WITH` list of its own, which joins the
+/// list (its names must differ from `s0`, `s1`, …); the others may not. PostgreSQL runs them all
+/// on one snapshot, so none may read what another writes (the foreign-key and statement-level
+/// checks of every part still run, at the end of the whole statement, and see all of it), and no
+/// two may change the same row. What the statement answers is what the last answers. `None` for
+/// no statements.
 pub fn all_of(statements: Vec<Prepared<'_>>) -> Option<Prepared<'_>> {
     let count = statements.len();
     let mut statements = statements.into_iter();
@@ -98,10 +100,20 @@ pub fn all_of(statements: Vec<Prepared<'_>>) -> Option<Prepared<'_>> {
         pieces: Vec::new(),
         binds: Vec::new(),
     };
-    for (index, statement) in statements.enumerate() {
+    for (index, mut statement) in statements.enumerate() {
+        let last = index + 1 == count;
+        let own_list = last
+            && statement
+                .pieces
+                .first()
+                .is_some_and(|(text, _)| text.starts_with("WITH "));
         let opening = match index {
             0 => "WITH s0 AS (".to_owned(),
-            _ if index + 1 == count => ") ".to_owned(),
+            _ if own_list => {
+                statement.pieces[0].0.replace_range(.."WITH ".len(), "");
+                "), ".to_owned()
+            }
+            _ if last => ") ".to_owned(),
             _ => format!("), s{index} AS ("),
         };
         combined.pieces.push((opening, None));
@@ -180,6 +192,17 @@ mod tests {
             "WITH s0 AS (INSERT INTO a SELECT $2, $1), s1 AS (INSERT INTO b VALUES ($3)) UPDATE c SET x = $4, y = $4"
         );
         assert_eq!(combined.binds.len(), 4);
+        let with_own_list = all_of(vec![
+            one(),
+            prepared("WITH x AS (SELECT $1 AS v) INSERT INTO d SELECT v FROM x RETURNING $2")
+                .bind::<diesel::sql_types::Int4, _>(5)
+                .bind::<diesel::sql_types::Int4, _>(6),
+        ])
+        .expect("two statements");
+        assert_eq!(
+            text_of(&with_own_list),
+            "WITH s0 AS (INSERT INTO a SELECT $2, $1), x AS (SELECT $3 AS v) INSERT INTO d SELECT v FROM x RETURNING $4"
+        );
         assert_eq!(
             text_of(&all_of(vec![one()]).expect("one")),
             "INSERT INTO a SELECT $2, $1"

@@ -22,23 +22,23 @@ pub struct StreamEvent {
     pub data: String,
 }
 
-/// Records the events of a batch, inside its transaction: its trades in the order they were made,
-/// then each price level (side, SKU, price) the batch changed, as it stands after the batch (the
-/// batch's `levels` changes added to `book_levels`). An order that never rested changed no level,
-/// so its price is not shown. One statement whose text never changes; none when the batch changed
-/// nothing.
-pub fn record(
-    connection: &mut PgConnection,
+/// The statement recording the events of a batch, inside its transaction (the writer sends it
+/// last in the batch's one statement of inserts, `db::orders::write`): its trades in the order
+/// they were made, then each price level (side, SKU, price) the batch changed, as it stands after
+/// the batch (the batch's `levels` changes added to `book_levels`). An order that never rested
+/// changed no level, so its price is not shown. It answers the events as [`StreamEvent`]s (in any
+/// order: sort them by id). Its text never changes; `None` when the batch changed nothing.
+pub fn record_statement(
     writes: &BatchWrites,
     levels: &LevelDeltas,
     now: DateTime<Utc>,
-) -> QueryResult<Vec<StreamEvent>> {
+) -> Option<super::prepared::Prepared<'static>> {
     let levels: Vec<_> = levels
         .iter()
         .filter(|(_, change)| **change != (0, 0))
         .collect();
     if levels.is_empty() && writes.contracts.is_empty() {
-        return Ok(Vec::new());
+        return None;
     }
     let trades: Vec<serde_json::Value> = writes
         .contracts
@@ -67,11 +67,11 @@ pub fn record(
         .iter()
         .map(|((side, _, _), _)| side.as_str())
         .collect();
-    let skus: Vec<&str> = levels.iter().map(|((_, sku, _), _)| sku.as_str()).collect();
+    let skus: Vec<String> = levels.iter().map(|((_, sku, _), _)| sku.clone()).collect();
     let prices: Vec<Decimal> = levels.iter().map(|((_, _, price), _)| *price).collect();
     let units: Vec<i64> = levels.iter().map(|(_, change)| change.0).collect();
     let orders: Vec<i64> = levels.iter().map(|(_, change)| change.1).collect();
-    let mut events: Vec<StreamEvent> = super::prepared::prepared(
+    super::prepared::prepared(
         "WITH changes AS ( \
              SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::int8[], $5::int8[]) \
                  AS c(side, sku, price, units, orders)), \
@@ -93,16 +93,14 @@ pub fn record(
          SELECT kind, data, $7 FROM events ORDER BY part, place \
          RETURNING id, kind, data::text AS data",
     )
-    .bind::<Array<Text>, _>(&sides)
-    .bind::<Array<Text>, _>(&skus)
-    .bind::<Array<Numeric>, _>(&prices)
-    .bind::<Array<BigInt>, _>(&units)
-    .bind::<Array<BigInt>, _>(&orders)
-    .bind::<Array<Jsonb>, _>(&trades)
+    .bind::<Array<Text>, _>(sides)
+    .bind::<Array<Text>, _>(skus)
+    .bind::<Array<Numeric>, _>(prices)
+    .bind::<Array<BigInt>, _>(units)
+    .bind::<Array<BigInt>, _>(orders)
+    .bind::<Array<Jsonb>, _>(trades)
     .bind::<Timestamptz, _>(now)
-    .load(connection)?;
-    events.sort_by_key(|event| event.id);
-    Ok(events)
+    .into()
 }
 
 /// Sets `book_levels` to the sums of the resting orders (and drops emptied levels), in one

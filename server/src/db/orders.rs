@@ -371,9 +371,9 @@ fn update_orders(
 /// Writes the batch; answers the market stream's events it recorded, in order. The order path's
 /// writes take a few round trips whatever the batch holds: the statements whose answers the rest
 /// needs (the updated orders' states before, the moved balances), then every insert of orders,
-/// contracts, escrow accounts, candles, the ledger and policy decisions as one statement; then
-/// withdrawals, settlements, suspensions and policy faults, each its own statement when the batch
-/// has any; and last the audit chain's head is locked and the audit entries chained from it go
+/// contracts, escrow accounts, candles, the ledger, policy decisions and settlements as one
+/// statement; then withdrawals, suspensions and policy faults, each its own statement when the
+/// batch has any; and last the audit chain's head is locked and the audit entries chained from it go
 /// with the stream's events as one more statement. The head is locked after every other row this
 /// transaction locks, as the endpoints that append to the chain do (a key rotation updates the
 /// participant, then appends), so that no transaction holding a row the batch needs can wait for
@@ -418,11 +418,11 @@ fn write(
     statements.extend(super::market::trades_statement(&writes.contracts));
     statements.extend(ledger_statements);
     statements.extend(super::policies::decisions_statement(&writes.decisions, now));
+    statements.extend(super::settlement::statements(&writes.settlements));
     if let Some(statement) = super::prepared::all_of(statements) {
         statement.execute(connection)?;
     }
     super::withdrawals::insert(connection, &writes.withdrawals)?;
-    super::settlement::insert(connection, &writes.settlements)?;
     for (participant, reason) in &writes.suspensions {
         super::participants::suspend(connection, *participant, reason, now)?;
     }

@@ -109,21 +109,35 @@ pub fn hub_levy_accounts(connection: &mut PgConnection) -> QueryResult<HashMap<S
         .collect())
 }
 
-/// Stores new settlements and marks their contracts settled (in the caller's transaction).
-pub fn insert(connection: &mut PgConnection, rows: &[SettlementRow]) -> QueryResult<()> {
+/// The statements storing new settlements and marking their contracts settled, for the writer's
+/// batch (sent with its other inserts, in its transaction). Their texts never change.
+pub fn statements(rows: &[SettlementRow]) -> Vec<super::prepared::Prepared<'_>> {
+    use diesel::sql_types::{Array, BigInt, Int4, Numeric, Text, Timestamptz, Uuid as SqlUuid};
     if rows.is_empty() {
-        return Ok(());
-    }
-    for chunk in rows.chunks(1000) {
-        diesel::insert_into(settlements::table)
-            .values(chunk)
-            .execute(connection)?;
+        return Vec::new();
     }
     let ids: Vec<Uuid> = rows.iter().map(|row| row.contract_id).collect();
-    diesel::update(contracts::table.filter(contracts::id.eq_any(&ids)))
-        .set(contracts::status.eq(StoredContractStatus(ContractStatus::Settled)))
-        .execute(connection)?;
-    Ok(())
+    let amounts = |pick: fn(&SettlementRow) -> Decimal| rows.iter().map(pick).collect::<Vec<_>>();
+    let insert = super::prepared::prepared(
+        "INSERT INTO settlements (contract_id, delivered_unit_hours, charged, refunded, provider_paid, \
+         exchange_fee, hub_levy, exchange_fee_bps, idempotency_key, transaction_id, created_at) \
+         SELECT * FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind::<Array<SqlUuid>, _>(ids.clone())
+    .bind::<Array<BigInt>, _>(rows.iter().map(|row| row.delivered_unit_hours).collect::<Vec<_>>())
+    .bind::<Array<Numeric>, _>(amounts(|row| row.charged))
+    .bind::<Array<Numeric>, _>(amounts(|row| row.refunded))
+    .bind::<Array<Numeric>, _>(amounts(|row| row.provider_paid))
+    .bind::<Array<Numeric>, _>(amounts(|row| row.exchange_fee))
+    .bind::<Array<Numeric>, _>(amounts(|row| row.hub_levy))
+    .bind::<Array<Int4>, _>(rows.iter().map(|row| row.exchange_fee_bps).collect::<Vec<_>>())
+    .bind::<Array<Text>, _>(rows.iter().map(|row| row.idempotency_key.as_str()).collect::<Vec<_>>())
+    .bind::<Array<SqlUuid>, _>(rows.iter().map(|row| row.transaction_id).collect::<Vec<_>>())
+    .bind::<Array<Timestamptz>, _>(rows.iter().map(|row| row.created_at).collect::<Vec<_>>());
+    let settled = super::prepared::prepared("UPDATE contracts SET status = $2 WHERE id = ANY($1)")
+        .bind::<Array<SqlUuid>, _>(ids)
+        .bind::<Text, _>(StoredContractStatus(ContractStatus::Settled));
+    vec![insert, settled]
 }
 
 /// The settlement row of a new settlement.

@@ -129,16 +129,7 @@ async fn main() -> anyhow::Result<()> {
         percentile(0.50).copied().unwrap_or_default(),
         percentile(0.99).copied().unwrap_or_default(),
     );
-    // What the run stored must still hold every invariant (money, holds, book levels, capacity).
-    let broken: Vec<_> = suanli_server::db::invariants::check(&mut exchange.sql())?
-        .into_iter()
-        .filter(|check| !check.ok)
-        .collect();
-    anyhow::ensure!(
-        broken.is_empty(),
-        "invariants broken by the run: {broken:?}"
-    );
-    println!("stored invariants after the run: all hold");
+    invariants_hold(&exchange)?;
     // PostgreSQL's own rate on the same server, right after (not during) the exchange's run.
     let (line, tps) = pgbench(&exchange.database_url, connections, seconds)?;
     println!("pgbench, {connections} clients, single-row INSERT, {seconds} s: {line}");
@@ -511,6 +502,21 @@ fn rss_kib() -> u64 {
     proc_status_kib("VmRSS:")
 }
 
+/// What a run stored must still hold every invariant (money, holds, escrow, book levels,
+/// capacity): an error names the broken ones.
+fn invariants_hold(exchange: &TestExchange) -> anyhow::Result<()> {
+    let broken: Vec<_> = suanli_server::db::invariants::check(&mut exchange.sql())?
+        .into_iter()
+        .filter(|check| !check.ok)
+        .collect();
+    anyhow::ensure!(
+        broken.is_empty(),
+        "invariants broken by the run: {broken:?}"
+    );
+    println!("stored invariants after the run: all hold");
+    Ok(())
+}
+
 /// PostgreSQL's single-row insert rate with `clients` clients: pgbench's line, and its tps.
 fn pgbench(database_url: &str, clients: usize, seconds: u64) -> anyhow::Result<(String, f64)> {
     use diesel::RunQueryDsl;
@@ -672,6 +678,7 @@ async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
     println!(
         "settled {contracts} contracts from {connections} connections in {elapsed:.2} s: {rate:.0} settlements/s"
     );
+    invariants_hold(&exchange)?;
     // PostgreSQL's own rate on the same server, right after the settlements.
     let (line, tps) = pgbench(&exchange.database_url, connections, 10)?;
     println!("pgbench, {connections} clients, single-row INSERT, 10 s: {line}");

@@ -3,6 +3,8 @@
 //! when it is missing rather than let `include_bytes!` fail with a bare path.
 
 fn main() {
+    // The migrations are embedded (`db::MIGRATIONS`); a new one must rebuild the server.
+    println!("cargo:rerun-if-changed=../migrations");
     let chart_library = "console/node_modules/echarts/dist/echarts.min.js";
     println!("cargo:rerun-if-changed={chart_library}");
     println!("cargo:rerun-if-changed=console/package-lock.json");

@@ -114,15 +114,18 @@ async fn a_paused_leader_that_lost_the_lease_has_its_batch_refused_by_the_fencin
     diesel::sql_query("SELECT * FROM audit_head FOR UPDATE")
         .execute(&mut connection)
         .unwrap();
-    let matched = event_count(&old.base_url, "batch_matched").await;
     let mut bid = new_bid(SKU, 2, window(2, 2), "12");
     bid.idempotency_key = "sent-to-the-paused-leader".into();
     let sent = {
         let (buyer, bid) = (buyer.clone(), bid.clone());
         actix_web::rt::spawn(async move { buyer.place_bid(&bid).await })
     };
+    // Pause the old leader only once its batch waits for the head inside a statement: paused
+    // between two statements, its session would sit idle in its transaction and be ended by
+    // PostgreSQL after the lease timeout, and the batch would fail before its fencing check.
+    let mut watcher = cluster.database.as_ref().unwrap().connect();
     let started = std::time::Instant::now();
-    while event_count(&old.base_url, "batch_matched").await <= matched {
+    while waiting_for_the_audit_head(&mut watcher) == 0 {
         assert!(started.elapsed() < Duration::from_secs(60), "never matched");
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
     }
@@ -361,4 +364,20 @@ fn postmaster_started(url: &str) -> i64 {
     .get_result::<Started>(&mut connection)
     .unwrap()
     .at
+}
+
+/// How many other sessions wait for a lock in a statement on the audit chain's head.
+fn waiting_for_the_audit_head(connection: &mut diesel::PgConnection) -> i64 {
+    #[derive(diesel::QueryableByName)]
+    struct Waiting {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE '%audit_head%'",
+    )
+    .get_result::<Waiting>(connection)
+    .expect("pg_stat_activity")
+    .n
 }

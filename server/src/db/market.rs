@@ -110,6 +110,11 @@ pub fn trades_statement(contracts: &[ContractRow]) -> Option<super::prepared::Pr
         Vec::new(),
         Vec::new(),
     );
+    // In key order, so that candles are locked in one order whoever else writes them (each
+    // candle's figures are already summed above, in the order its contracts were made).
+    order.sort_unstable_by(|a, b| {
+        (&a.0, &a.1, a.2.as_str(), a.3).cmp(&(&b.0, &b.1, b.2.as_str(), b.3))
+    });
     for key in order {
         let delta = &deltas[&key];
         columns.2.push(key.2.as_str());

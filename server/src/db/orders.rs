@@ -318,6 +318,9 @@ fn update_orders(
     }
     let (mut ids, mut remaining, mut status, mut min_fill) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // In id order, so that rows are locked in one order whoever else updates them.
+    let mut updates: Vec<_> = updates.iter().collect();
+    updates.sort_unstable_by_key(|(id, _)| **id);
     for (id, update) in updates {
         ids.push(*id);
         remaining.push(update.remaining);

@@ -33,10 +33,16 @@ pub fn record_statement(
     levels: &LevelDeltas,
     now: DateTime<Utc>,
 ) -> Option<super::prepared::Prepared<'static>> {
-    let levels: Vec<_> = levels
+    let mut levels: Vec<_> = levels
         .iter()
         .filter(|(_, change)| **change != (0, 0))
         .collect();
+    // In key order, so that levels are locked in one order whoever else writes them.
+    levels.sort_unstable_by(
+        |((a_side, a_sku, a_price), _), ((b_side, b_sku, b_price), _)| {
+            (a_side.as_str(), a_sku, a_price).cmp(&(b_side.as_str(), b_sku, b_price))
+        },
+    );
     if levels.is_empty() && writes.contracts.is_empty() {
         return None;
     }

@@ -640,9 +640,16 @@ fn contracts_statements<'a>(
         .iter()
         .map(|id| ledger::contract_escrow_account(*id))
         .collect();
+    // An account opens at the sum of the batch's entries on it: zero when it has none (a fill's
+    // zero amount posts no entry), which is its balance by definition, not a guess.
     let balances: Vec<Decimal> = escrows
         .iter()
-        .map(|account| escrow_balances.get(account).copied().unwrap_or_default())
+        .map(|account| {
+            escrow_balances
+                .get(account)
+                .copied()
+                .unwrap_or(Decimal::ZERO)
+        })
         .collect();
     let contracts = prepared(
         "INSERT INTO contracts (id, bid_id, offer_id, buyer_id, provider_id, hub, cluster, sku, data_origin, units, \

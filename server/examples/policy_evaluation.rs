@@ -31,10 +31,10 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64() * 1000.0
     );
     let input: PolicyInput = serde_json::from_value(serde_json::json!({
-        "offer": {"id": "7d8f", "provider": "p", "cluster": "zhongwei", "hub": "nx", "sku": "ai.metax-c500",
+        "offer": {"id": "0193e0a4-7d8f-7000-8000-000000000001", "provider": "0193e0a4-7d8f-7000-8000-000000000002", "cluster": "zhongwei", "hub": "nx", "sku": "ai.metax-c500",
                   "sku_class": "intelligent", "quantity": 8, "window_start": 1795824000, "window_end": 1796428800,
                   "ask_price": "10.5", "green_share": 60, "attributes": [["qualification", "level-3"]]},
-        "bid": {"id": "9a1c", "buyer": "u", "skus": ["ai.metax-c500"], "quantity": 2, "window_start": 1795852800,
+        "bid": {"id": "0193e0a4-7d8f-7000-8000-000000000003", "buyer": "0193e0a4-7d8f-7000-8000-000000000004", "skus": ["ai.metax-c500"], "quantity": 2, "window_start": 1795852800,
                 "window_end": 1795896000, "limit_price": "14.25", "data_origin": "bth", "max_latency_ms": 20,
                 "min_green_share": 30, "data_class": "important"},
         "offer_hub": {"code": "nx", "tier": "west", "region": "west", "renewable_share": 50, "carbon_g_per_kwh": 480, "pue": "1.2"},

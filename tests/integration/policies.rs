@@ -21,10 +21,10 @@ fn input(mode: Option<&str>) -> suanli_server::policy::PolicyInput {
         );
     }
     serde_json::from_value(serde_json::json!({
-        "offer": {"id": "o", "provider": "p", "cluster": "zhongwei", "hub": "nx", "sku": SKU, "sku_class": "intelligent",
+        "offer": {"id": "0193e0a4-0000-7000-8000-000000000001", "provider": "0193e0a4-0000-7000-8000-000000000002", "cluster": "zhongwei", "hub": "nx", "sku": SKU, "sku_class": "intelligent",
                   "quantity": 2, "window_start": 0, "window_end": 36000, "ask_price": "10", "green_share": 60,
                   "attributes": offer.attributes.map(|a| a.into_iter().map(|(k, v)| (k, v.as_str().unwrap().to_owned())).collect::<Vec<_>>()).unwrap_or_default()},
-        "bid": {"id": "b", "buyer": "u", "skus": [SKU], "quantity": 1, "window_start": 3600, "window_end": 7200,
+        "bid": {"id": "0193e0a4-0000-7000-8000-000000000003", "buyer": "0193e0a4-0000-7000-8000-000000000004", "skus": [SKU], "quantity": 1, "window_start": 3600, "window_end": 7200,
                 "limit_price": "14", "data_origin": null, "max_latency_ms": null, "min_green_share": 0, "data_class": "general"},
         "offer_hub": {"code": "nx", "tier": "west", "region": "west", "renewable_share": 50, "carbon_g_per_kwh": 480, "pue": "1.2"},
         "origin_hub": null, "maker": "offer", "hours": 1, "units": 1, "latency_ms": null
@@ -86,6 +86,57 @@ fn hostile_policies_are_contained_and_classified_and_the_next_evaluation_succeed
         Err(Fault::Deadline)
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn policies_built_against_either_version_of_the_interface_decide() {
+    let host = PolicyHost::new(SandboxLimits::default()).unwrap();
+    let (_, current) = host
+        .prepare_upload(PolicyKind::Pricing, &policy_component("west-green-pricing"))
+        .unwrap();
+    let (_, previous) = host
+        .prepare_upload(PolicyKind::Pricing, &policy_component("float-pricing"))
+        .unwrap();
+    let (_, compliance) = host
+        .prepare_upload(PolicyKind::Compliance, &policy_component("data-residency"))
+        .unwrap();
+    assert_eq!(
+        (
+            current.interface_version(),
+            previous.interface_version(),
+            compliance.interface_version()
+        ),
+        ("0.2.0", "0.1.0", "0.2.0")
+    );
+    // Ask 10, limit 14, green share 60 %, a daytime window: the same facts reach both versions
+    // (0.2 as millionths and enums, 0.1 as strings), and each prices them by its own rule.
+    let quote = |policy| match host.evaluate(policy, &input(None)).output {
+        Ok(PolicyOutput::Quote {
+            unit_price,
+            levy_bps,
+        }) => (unit_price, levy_bps),
+        other => panic!("{other:?}"),
+    };
+    // West green: provider share 2, less 30 % for 60 % green: 11.4.
+    assert_eq!(quote(&current), ("11.4".into(), 50));
+    // Float pricing: 4 × 0.5 × (1 − √0.6 / 2) = 1.225404 (in millionths) to the provider.
+    assert_eq!(quote(&previous), ("11.225404".into(), 50));
+    assert_eq!(
+        host.evaluate(&compliance, &input(None)).output,
+        Ok(PolicyOutput::Allow)
+    );
+    // A fact the exchange never produces, such as an id that is not a UUID, cannot be put in
+    // version 0.2's interface: a `bad_input` fault, closed like any other, and the policy never
+    // starts (no fuel). Version 0.1 carries ids as strings and still decides.
+    let mut odd = input(None);
+    odd.offer.id = "o".into();
+    let evaluation = host.evaluate(&current, &odd);
+    assert_eq!(
+        evaluation.output.map_err(|fault| fault.class()),
+        Err("bad_input")
+    );
+    assert_eq!(evaluation.fuel_used, 0);
+    assert!(host.evaluate(&previous, &odd).output.is_ok());
 }
 
 #[test]

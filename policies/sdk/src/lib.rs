@@ -1,8 +1,8 @@
 //! The guest SDK for hub policies.
 //!
 //! A hub writes its policy as a plain Rust function over the types that `wit-bindgen` generates
-//! from `policies/wit/policy.wit`, tests it natively with `cargo test`, and exports it with one
-//! macro:
+//! from `policies/wit/policy.wit` (WIT package `suanli:policy@0.2.0`), tests it natively with
+//! `cargo test`, and exports it with one macro:
 //!
 //! ```text
 //! suanli_policy_sdk::pricing_policy!(price);
@@ -13,10 +13,13 @@
 //! The macro generates the bindings in the calling crate (so `MatchInput`, `Quote`, `Rejection`,
 //! `Denial`, `Side`, `HubFacts`… live at the crate root) and exports the function. The crate must
 //! depend on `wit-bindgen` and sit two folders below `policies/` (as `policies/examples/*` do).
+//! A policy written against version 0.1 of the interface (`policies/wit-0.1/`, prices as decimal
+//! strings) keeps building with `pricing_policy!(price, wit = "0.1")` (or `compliance_policy!`);
+//! the exchange accepts both versions.
 //!
-//! Policies import nothing: no clock, no randomness, no I/O. Money travels as decimal strings;
-//! [`micros`] and [`format_micros`] turn them into exact integers of millionths and back, so a
-//! policy never needs floating point.
+//! Policies import nothing: no clock, no randomness, no I/O. Money arrives as whole millionths
+//! (`micros`) and a quote's price leaves as a decimal string: [`format_micros`] writes one, and
+//! [`micros`] reads a decimal string into millionths, so a policy never needs floating point.
 
 /// The policy's memory allocator in the sandbox: a bump allocator.
 ///
@@ -120,7 +123,8 @@ mod bump {
 }
 
 /// Generates the `pricing` world's bindings in the calling crate and exports `$function`
-/// (`fn(&MatchInput) -> Result<Quote, Rejection>`) as its `price` export.
+/// (`fn(&MatchInput) -> Result<Quote, Rejection>`) as its `price` export; `wit = "0.1"` builds
+/// against version 0.1 of the interface instead of the current 0.2.
 #[macro_export]
 macro_rules! pricing_policy {
     ($function:path) => {
@@ -137,14 +141,43 @@ macro_rules! pricing_policy {
 
         export!(Policy);
     };
+    ($function:path, wit = "0.1") => {
+        wit_bindgen::generate!({ world: "pricing", path: "../../wit-0.1" });
+        pub use suanli::policy::types::*;
+
+        struct Policy;
+
+        impl Guest for Policy {
+            fn price(input: MatchInput) -> Result<Quote, Rejection> {
+                $function(&input)
+            }
+        }
+
+        export!(Policy);
+    };
 }
 
 /// Generates the `compliance` world's bindings in the calling crate and exports `$function`
-/// (`fn(&MatchInput) -> Result<(), Denial>`) as its `check` export.
+/// (`fn(&MatchInput) -> Result<(), Denial>`) as its `check` export; `wit = "0.1"` builds against
+/// version 0.1 of the interface instead of the current 0.2.
 #[macro_export]
 macro_rules! compliance_policy {
     ($function:path) => {
         wit_bindgen::generate!({ world: "compliance", path: "../../wit" });
+        pub use suanli::policy::types::*;
+
+        struct Policy;
+
+        impl Guest for Policy {
+            fn check(input: MatchInput) -> Result<(), Denial> {
+                $function(&input)
+            }
+        }
+
+        export!(Policy);
+    };
+    ($function:path, wit = "0.1") => {
+        wit_bindgen::generate!({ world: "compliance", path: "../../wit-0.1" });
         pub use suanli::policy::types::*;
 
         struct Policy;

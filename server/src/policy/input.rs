@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Fault;
-use super::wit;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use super::{Fault, wit, wit_v0_1};
 
 /// A hub's reference figures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,8 +76,8 @@ pub enum PolicyOutput {
     Deny { code: String, message: String },
 }
 
-fn hub_to_wit(hub: &HubFacts) -> wit::HubFacts {
-    wit::HubFacts {
+fn hub_to_wit_v0_1(hub: &HubFacts) -> wit_v0_1::HubFacts {
+    wit_v0_1::HubFacts {
         code: hub.code.clone(),
         tier: hub.tier.clone(),
         region: hub.region.clone(),
@@ -85,16 +87,112 @@ fn hub_to_wit(hub: &HubFacts) -> wit::HubFacts {
     }
 }
 
+fn hub_to_wit(hub: &HubFacts) -> Result<wit::HubFacts, Fault> {
+    Ok(wit::HubFacts {
+        code: hub.code.clone(),
+        tier: match hub.tier.as_str() {
+            "east" => wit::Tier::East,
+            "west" => wit::Tier::West,
+            other => return Err(unknown("tier", other)),
+        },
+        region: hub.region.clone(),
+        renewable_share: hub.renewable_share,
+        carbon_g_per_kwh: hub.carbon_g_per_kwh,
+        pue: micros("pue", &hub.pue)?,
+    })
+}
+
+/// A decimal string as whole millionths, exactly.
+fn micros(field: &str, text: &str) -> Result<i64, Fault> {
+    text.parse::<Decimal>()
+        .ok()
+        .and_then(|value| value.checked_mul(Decimal::from(1_000_000)))
+        .filter(|value| value.fract().is_zero())
+        .and_then(|value| value.to_i64())
+        .ok_or_else(|| {
+            Fault::BadInput(format!(
+                "{field} {:?} is not a whole number of millionths",
+                truncate(text)
+            ))
+        })
+}
+
+/// A UUID as its two 64-bit halves.
+fn id(field: &str, text: &str) -> Result<wit::Id, Fault> {
+    let (high, low) = uuid::Uuid::parse_str(text)
+        .map_err(|_| Fault::BadInput(format!("{field} {:?} is not a UUID", truncate(text))))?
+        .as_u64_pair();
+    Ok(wit::Id { high, low })
+}
+
+fn unknown(field: &str, value: &str) -> Fault {
+    Fault::BadInput(format!("unknown {field} {:?}", truncate(value)))
+}
+
 impl PolicyInput {
     /// The canonical JSON text: the bytes a decision record keeps.
     pub fn canonical(&self) -> String {
         suanli_sdk::audit::canonical_json(&serde_json::to_value(self).unwrap_or_default())
     }
 
-    /// The WIT record handed to the guest.
-    pub fn to_wit(&self) -> wit::MatchInput {
-        wit::MatchInput {
+    /// The record handed to a policy built against version 0.2 of the WIT package: the same
+    /// facts as [`PolicyInput::to_wit_v0_1`], without the strings a policy does not need (codes
+    /// of closed sets as enums, ids as integers, decimals as millionths, nothing twice). Fails
+    /// only on facts the exchange never produces.
+    pub fn to_wit(&self) -> Result<wit::MatchInput, Fault> {
+        let (offer, bid) = (&self.offer, &self.bid);
+        Ok(wit::MatchInput {
             offer: wit::OfferFacts {
+                id: id("offer id", &offer.id)?,
+                provider: id("provider", &offer.provider)?,
+                cluster: offer.cluster.clone(),
+                sku: offer.sku.clone(),
+                sku_class: match offer.sku_class.as_str() {
+                    "general" => wit::SkuClass::General,
+                    "intelligent" => wit::SkuClass::Intelligent,
+                    "supercomputing" => wit::SkuClass::Supercomputing,
+                    other => return Err(unknown("sku class", other)),
+                },
+                quantity: offer.quantity,
+                window_start: offer.window_start,
+                window_end: offer.window_end,
+                ask_price: micros("ask price", &offer.ask_price)?,
+                green_share: offer.green_share,
+                attributes: offer.attributes.clone(),
+            },
+            bid: wit::BidFacts {
+                id: id("bid id", &bid.id)?,
+                buyer: id("buyer", &bid.buyer)?,
+                skus: bid.skus.clone(),
+                quantity: bid.quantity,
+                window_start: bid.window_start,
+                window_end: bid.window_end,
+                limit_price: micros("limit price", &bid.limit_price)?,
+                max_latency_ms: bid.max_latency_ms,
+                min_green_share: bid.min_green_share,
+                data_class: match bid.data_class.as_str() {
+                    "general" => wit::DataClass::General,
+                    "important" => wit::DataClass::Important,
+                    "core" => wit::DataClass::Core,
+                    other => return Err(unknown("data class", other)),
+                },
+            },
+            offer_hub: hub_to_wit(&self.offer_hub)?,
+            origin_hub: self.origin_hub.as_ref().map(hub_to_wit).transpose()?,
+            maker: match self.maker {
+                suanli_sdk::Side::Bid => wit::Side::Bid,
+                suanli_sdk::Side::Offer => wit::Side::Offer,
+            },
+            hours: self.hours,
+            units: self.units,
+            latency_ms: self.latency_ms,
+        })
+    }
+
+    /// The record handed to a policy built against version 0.1 of the WIT package.
+    pub fn to_wit_v0_1(&self) -> wit_v0_1::MatchInput {
+        wit_v0_1::MatchInput {
+            offer: wit_v0_1::OfferFacts {
                 id: self.offer.id.clone(),
                 provider: self.offer.provider.clone(),
                 cluster: self.offer.cluster.clone(),
@@ -108,7 +206,7 @@ impl PolicyInput {
                 green_share: self.offer.green_share,
                 attributes: self.offer.attributes.clone(),
             },
-            bid: wit::BidFacts {
+            bid: wit_v0_1::BidFacts {
                 id: self.bid.id.clone(),
                 buyer: self.bid.buyer.clone(),
                 skus: self.bid.skus.clone(),
@@ -121,11 +219,11 @@ impl PolicyInput {
                 min_green_share: self.bid.min_green_share,
                 data_class: self.bid.data_class.clone(),
             },
-            offer_hub: hub_to_wit(&self.offer_hub),
-            origin_hub: self.origin_hub.as_ref().map(hub_to_wit),
+            offer_hub: hub_to_wit_v0_1(&self.offer_hub),
+            origin_hub: self.origin_hub.as_ref().map(hub_to_wit_v0_1),
             maker: match self.maker {
-                suanli_sdk::Side::Bid => wit::Side::Bid,
-                suanli_sdk::Side::Offer => wit::Side::Offer,
+                suanli_sdk::Side::Bid => wit_v0_1::Side::Bid,
+                suanli_sdk::Side::Offer => wit_v0_1::Side::Offer,
             },
             hours: self.hours,
             units: self.units,
@@ -135,61 +233,53 @@ impl PolicyInput {
 }
 
 impl PolicyOutput {
-    /// Checks a pricing answer: size, and a unit price that is a positive decimal with at most 6
-    /// fractional digits and a levy of at most 100 %.
+    /// Checks a pricing answer — `(unit price, levy in basis points)` or a rejection's reason,
+    /// the same in every version of the interface: size, and a unit price that is a positive
+    /// decimal with at most 6 fractional digits and a levy of at most 100 %.
     pub fn from_pricing(
-        answer: Result<wit::Quote, wit::Rejection>,
+        answer: Result<(String, u32), String>,
         output_bytes_max: usize,
     ) -> Result<Self, Fault> {
         match answer {
-            Ok(quote) => {
-                if quote.unit_price.len() > output_bytes_max {
+            Ok((unit_price, levy_bps)) => {
+                if unit_price.len() > output_bytes_max {
                     return Err(Fault::OversizedOutput(output_bytes_max));
                 }
-                let price: rust_decimal::Decimal = quote.unit_price.parse().map_err(|_| {
+                let price: Decimal = unit_price.parse().map_err(|_| {
                     Fault::BadOutput(format!(
                         "unit price {:?} is not a decimal",
-                        truncate(&quote.unit_price)
+                        truncate(&unit_price)
                     ))
                 })?;
                 let price = price.normalize();
-                if price <= rust_decimal::Decimal::ZERO
-                    || price.scale() > 6
-                    || quote.levy_bps > 10_000
-                {
+                if price <= Decimal::ZERO || price.scale() > 6 || levy_bps > 10_000 {
                     return Err(Fault::BadOutput(format!(
-                        "quote {} with levy {} bps is out of range",
-                        price, quote.levy_bps
+                        "quote {price} with levy {levy_bps} bps is out of range"
                     )));
                 }
                 Ok(PolicyOutput::Quote {
                     unit_price: price.to_string(),
-                    levy_bps: quote.levy_bps,
+                    levy_bps,
                 })
             }
-            Err(rejection) if rejection.reason.len() > output_bytes_max => {
+            Err(reason) if reason.len() > output_bytes_max => {
                 Err(Fault::OversizedOutput(output_bytes_max))
             }
-            Err(rejection) => Ok(PolicyOutput::Reject {
-                reason: rejection.reason,
-            }),
+            Err(reason) => Ok(PolicyOutput::Reject { reason }),
         }
     }
 
-    /// Checks a compliance answer's size.
+    /// Checks a compliance answer — allowed, or a denial's `(code, message)`: its size.
     pub fn from_compliance(
-        answer: Result<(), wit::Denial>,
+        answer: Result<(), (String, String)>,
         output_bytes_max: usize,
     ) -> Result<Self, Fault> {
         match answer {
             Ok(()) => Ok(PolicyOutput::Allow),
-            Err(denial) if denial.code.len() + denial.message.len() > output_bytes_max => {
+            Err((code, message)) if code.len() + message.len() > output_bytes_max => {
                 Err(Fault::OversizedOutput(output_bytes_max))
             }
-            Err(denial) => Ok(PolicyOutput::Deny {
-                code: denial.code,
-                message: denial.message,
-            }),
+            Err((code, message)) => Ok(PolicyOutput::Deny { code, message }),
         }
     }
 
@@ -201,4 +291,83 @@ impl PolicyOutput {
 
 fn truncate(text: &str) -> String {
     text.chars().take(40).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> PolicyInput {
+        serde_json::from_value(serde_json::json!({
+            "offer": {"id": "0193e0a4-7d8f-7000-8000-00000000000a", "provider": "0193e0a4-7d8f-7000-8000-00000000000b",
+                      "cluster": "zhongwei", "hub": "nx", "sku": "ai.metax-c500", "sku_class": "supercomputing",
+                      "quantity": 8, "window_start": 1795824000, "window_end": 1796428800, "ask_price": "10.000001",
+                      "green_share": 60, "attributes": [["qualification", "level-3"]]},
+            "bid": {"id": "0193e0a4-7d8f-7000-8000-00000000000c", "buyer": "0193e0a4-7d8f-7000-8000-00000000000d",
+                    "skus": ["ai.metax-c500"], "quantity": 2, "window_start": 1795852800, "window_end": 1795896000,
+                    "limit_price": "99999999", "data_origin": "bth", "max_latency_ms": 20, "min_green_share": 30,
+                    "data_class": "core"},
+            "offer_hub": {"code": "nx", "tier": "west", "region": "west", "renewable_share": 50, "carbon_g_per_kwh": 480, "pue": "1.2"},
+            "origin_hub": {"code": "bth", "tier": "east", "region": "north", "renewable_share": 30, "carbon_g_per_kwh": 650, "pue": "1.25"},
+            "maker": "bid", "hours": 12, "units": 2, "latency_ms": 15
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn version_0_2_carries_every_fact_exactly() {
+        let lean = input().to_wit().unwrap();
+        assert_eq!(
+            (lean.offer.id.high, lean.offer.id.low),
+            uuid::Uuid::parse_str("0193e0a4-7d8f-7000-8000-00000000000a")
+                .unwrap()
+                .as_u64_pair()
+        );
+        assert_eq!(lean.bid.buyer.low, 0x8000_0000_0000_000d);
+        assert_eq!(lean.offer.ask_price, 10_000_001);
+        assert_eq!(lean.bid.limit_price, 99_999_999_000_000);
+        assert_eq!(lean.offer_hub.pue, 1_200_000);
+        assert_eq!(lean.offer.sku_class, wit::SkuClass::Supercomputing);
+        assert_eq!(lean.bid.data_class, wit::DataClass::Core);
+        assert_eq!(lean.offer_hub.tier, wit::Tier::West);
+        let origin = lean.origin_hub.unwrap();
+        assert_eq!(
+            (origin.code.as_str(), origin.tier),
+            ("bth", wit::Tier::East)
+        );
+        assert_eq!(lean.maker, wit::Side::Bid);
+        assert_eq!(
+            lean.offer.attributes,
+            vec![("qualification".to_owned(), "level-3".to_owned())]
+        );
+        assert_eq!((lean.hours, lean.units, lean.latency_ms), (12, 2, Some(15)));
+    }
+
+    #[test]
+    fn facts_version_0_2_cannot_carry_are_a_bad_input() {
+        type Change = fn(&mut PolicyInput);
+        let cases: [(&str, Change); 6] = [
+            ("id", |input| input.offer.id = "o".into()),
+            ("seven fractional digits", |input| {
+                input.offer.ask_price = "1.0000001".into()
+            }),
+            ("not a decimal", |input| {
+                input.bid.limit_price = "ten".into()
+            }),
+            ("beyond 64 bits", |input| {
+                input.bid.limit_price = "9999999999999999".into()
+            }),
+            ("tier", |input| input.offer_hub.tier = "north".into()),
+            ("data class", |input| input.bid.data_class = "secret".into()),
+        ];
+        for (what, change) in cases {
+            let mut odd = input();
+            change(&mut odd);
+            assert!(
+                matches!(odd.to_wit(), Err(Fault::BadInput(_))),
+                "{what}: {:?}",
+                odd.to_wit().err()
+            );
+        }
+    }
 }

@@ -20,20 +20,40 @@ use wasmtime::{Engine, Store, Trap};
 
 pub use input::{PolicyInput, PolicyOutput};
 
+/// The host's side of both versions of the WIT package: 0.2 (`policies/wit/`, what policies are
+/// built against today) and 0.1 (`policies/wit-0.1/`, still accepted, so that a policy uploaded
+/// before 0.2 keeps running and replaying).
 mod bindings {
-    pub mod pricing {
-        wasmtime::component::bindgen!({ world: "pricing", path: "../policies/wit" });
+    pub mod v0_2 {
+        pub mod pricing {
+            wasmtime::component::bindgen!({ world: "pricing", path: "../policies/wit" });
+        }
+        pub mod compliance {
+            wasmtime::component::bindgen!({
+                world: "compliance",
+                path: "../policies/wit",
+                with: { "suanli:policy/types": super::pricing::suanli::policy::types },
+            });
+        }
     }
-    pub mod compliance {
-        wasmtime::component::bindgen!({
-            world: "compliance",
-            path: "../policies/wit",
-            with: { "suanli:policy/types": super::pricing::suanli::policy::types },
-        });
+    pub mod v0_1 {
+        pub mod pricing {
+            wasmtime::component::bindgen!({ world: "pricing", path: "../policies/wit-0.1" });
+        }
+        pub mod compliance {
+            wasmtime::component::bindgen!({
+                world: "compliance",
+                path: "../policies/wit-0.1",
+                with: { "suanli:policy/types": super::pricing::suanli::policy::types },
+            });
+        }
     }
 }
 
-pub use bindings::pricing::suanli::policy::types as wit;
+/// The WIT types of version 0.1 of the policy interface.
+pub use bindings::v0_1::pricing::suanli::policy::types as wit_v0_1;
+/// The WIT types of version 0.2 of the policy interface.
+pub use bindings::v0_2::pricing::suanli::policy::types as wit;
 
 /// What a policy decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -113,7 +133,9 @@ pub enum UploadError {
     NotAComponent(String),
     #[error("the policy imports `{0}`; policies may import nothing")]
     Imports(String),
-    #[error("the policy does not export the `{0}` world of suanli:policy: {1}")]
+    #[error(
+        "the policy does not export the `{0}` world of suanli:policy 0.2.0 (nor of 0.1.0): {1}"
+    )]
     WrongWorld(&'static str, String),
     #[error("compiling took longer than {0} ms")]
     CompileTimeout(u64),
@@ -144,6 +166,10 @@ pub enum Fault {
     PriceBelowAsk,
     #[error("the sandbox could not start: {0}")]
     Instantiate(String),
+    /// The input cannot be put in the policy's interface (a fact the exchange never produces: an
+    /// id that is not a UUID, a price with more than 6 fractional digits, an unknown class).
+    #[error("bad input: {0}")]
+    BadInput(String),
     /// The hub's active policy is not compiled in this process (it failed to compile, or is
     /// still compiling): nothing it judges may trade.
     #[error("the active policy {0} is not available")]
@@ -167,6 +193,7 @@ impl Fault {
             Fault::OversizedOutput(_) => "oversized_output",
             Fault::PriceBelowAsk => "price_below_ask",
             Fault::Instantiate(_) => "instantiate",
+            Fault::BadInput(_) => "bad_input",
             Fault::Unavailable(_) => "policy_unavailable",
             Fault::BudgetExhausted(_) => "hub_budget_exhausted",
         }
@@ -181,8 +208,10 @@ pub struct Evaluation {
 }
 
 enum Pre {
-    Pricing(bindings::pricing::PricingPre<Sandbox>),
-    Compliance(bindings::compliance::CompliancePre<Sandbox>),
+    Pricing(bindings::v0_2::pricing::PricingPre<Sandbox>),
+    Compliance(bindings::v0_2::compliance::CompliancePre<Sandbox>),
+    PricingV0_1(bindings::v0_1::pricing::PricingPre<Sandbox>),
+    ComplianceV0_1(bindings::v0_1::compliance::CompliancePre<Sandbox>),
 }
 
 /// A validated, compiled policy, ready to instantiate many times.
@@ -190,6 +219,16 @@ pub struct Compiled {
     pub digest: String,
     pub kind: PolicyKind,
     pre: Pre,
+}
+
+impl Compiled {
+    /// The version of the WIT package the policy was built against: `0.2.0` or `0.1.0`.
+    pub fn interface_version(&self) -> &'static str {
+        match self.pre {
+            Pre::Pricing(_) | Pre::Compliance(_) => "0.2.0",
+            Pre::PricingV0_1(_) | Pre::ComplianceV0_1(_) => "0.1.0",
+        }
+    }
 }
 
 /// The per-evaluation state: only the memory limiter.
@@ -303,9 +342,11 @@ impl PolicyHost {
                 }
             })?;
         let mut linker = Linker::new(&engine);
-        linker
-            .instance(TYPES_INTERFACE_VERSIONED)
-            .map_err(|error| anyhow::anyhow!("Failed to provide the type interface: {error}"))?;
+        for version in TYPES_INTERFACE_VERSIONS {
+            linker.instance(version).map_err(|error| {
+                anyhow::anyhow!("Failed to provide the type interface {version}: {error}")
+            })?;
+        }
         Ok(Arc::new(PolicyHost {
             linker,
             engine,
@@ -492,15 +533,25 @@ impl PolicyHost {
             .linker
             .instantiate_pre(component)
             .map_err(|error| UploadError::Compile(format!("{error:#}")))?;
+        // The current version first; a policy built against 0.1 is accepted too. The error
+        // named is the current version's, the one a new policy should be built against.
         let pre = match kind {
-            PolicyKind::Pricing => Pre::Pricing(
-                bindings::pricing::PricingPre::new(instance_pre)
-                    .map_err(|error| UploadError::WrongWorld("pricing", format!("{error:#}")))?,
-            ),
-            PolicyKind::Compliance => Pre::Compliance(
-                bindings::compliance::CompliancePre::new(instance_pre)
-                    .map_err(|error| UploadError::WrongWorld("compliance", format!("{error:#}")))?,
-            ),
+            PolicyKind::Pricing => {
+                match bindings::v0_2::pricing::PricingPre::new(instance_pre.clone()) {
+                    Ok(pre) => Pre::Pricing(pre),
+                    Err(error) => bindings::v0_1::pricing::PricingPre::new(instance_pre)
+                        .map(Pre::PricingV0_1)
+                        .map_err(|_| UploadError::WrongWorld("pricing", format!("{error:#}")))?,
+                }
+            }
+            PolicyKind::Compliance => {
+                match bindings::v0_2::compliance::CompliancePre::new(instance_pre.clone()) {
+                    Ok(pre) => Pre::Compliance(pre),
+                    Err(error) => bindings::v0_1::compliance::CompliancePre::new(instance_pre)
+                        .map(Pre::ComplianceV0_1)
+                        .map_err(|_| UploadError::WrongWorld("compliance", format!("{error:#}")))?,
+                }
+            }
         };
         Ok(Arc::new(Compiled {
             digest: digest(component_bytes),
@@ -540,16 +591,50 @@ impl PolicyHost {
         }
         store.set_epoch_deadline(deadline_ms.min(self.limits.deadline_ms).max(1));
         store.epoch_deadline_trap();
-        let wit_input = input.to_wit();
+        let output_max = self.limits.output_bytes_max;
         let result = match &policy.pre {
-            Pre::Pricing(pre) => pre
-                .instantiate(&mut store)
-                .and_then(|instance| instance.call_price(&mut store, &wit_input))
-                .map(|answer| PolicyOutput::from_pricing(answer, self.limits.output_bytes_max)),
-            Pre::Compliance(pre) => pre
-                .instantiate(&mut store)
-                .and_then(|instance| instance.call_check(&mut store, &wit_input))
-                .map(|answer| PolicyOutput::from_compliance(answer, self.limits.output_bytes_max)),
+            Pre::Pricing(pre) => match input.to_wit() {
+                Ok(wit_input) => pre
+                    .instantiate(&mut store)
+                    .and_then(|instance| instance.call_price(&mut store, &wit_input))
+                    .map(|answer| {
+                        let answer = answer
+                            .map(|quote| (quote.unit_price, quote.levy_bps))
+                            .map_err(|rejection| rejection.reason);
+                        PolicyOutput::from_pricing(answer, output_max)
+                    }),
+                Err(fault) => Ok(Err(fault)),
+            },
+            Pre::Compliance(pre) => match input.to_wit() {
+                Ok(wit_input) => pre
+                    .instantiate(&mut store)
+                    .and_then(|instance| instance.call_check(&mut store, &wit_input))
+                    .map(|answer| {
+                        let answer = answer.map_err(|denial| (denial.code, denial.message));
+                        PolicyOutput::from_compliance(answer, output_max)
+                    }),
+                Err(fault) => Ok(Err(fault)),
+            },
+            Pre::PricingV0_1(pre) => {
+                let wit_input = input.to_wit_v0_1();
+                pre.instantiate(&mut store)
+                    .and_then(|instance| instance.call_price(&mut store, &wit_input))
+                    .map(|answer| {
+                        let answer = answer
+                            .map(|quote| (quote.unit_price, quote.levy_bps))
+                            .map_err(|rejection| rejection.reason);
+                        PolicyOutput::from_pricing(answer, output_max)
+                    })
+            }
+            Pre::ComplianceV0_1(pre) => {
+                let wit_input = input.to_wit_v0_1();
+                pre.instantiate(&mut store)
+                    .and_then(|instance| instance.call_check(&mut store, &wit_input))
+                    .map(|answer| {
+                        let answer = answer.map_err(|denial| (denial.code, denial.message));
+                        PolicyOutput::from_compliance(answer, output_max)
+                    })
+            }
         };
         let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let output = match result {
@@ -650,7 +735,8 @@ const TABLE_KEPT_RESIDENT_BYTES: usize = 16 << 10;
 
 /// The WIT package's type-only interface, the one thing a policy may import.
 const TYPES_INTERFACE: &str = "suanli:policy/types@";
-const TYPES_INTERFACE_VERSIONED: &str = "suanli:policy/types@0.1.0";
+const TYPES_INTERFACE_VERSIONS: [&str; 2] =
+    ["suanli:policy/types@0.2.0", "suanli:policy/types@0.1.0"];
 
 /// Whether a core module carries a `component-type` custom section (wit-bindgen puts one there).
 fn carries_component_type(bytes: &[u8]) -> bool {

@@ -6,13 +6,13 @@
 suanli_policy_sdk::compliance_policy!(check);
 
 pub fn check(input: &MatchInput) -> Result<(), Denial> {
-    let sensitive = matches!(input.bid.data_class.as_str(), "important" | "core");
+    let sensitive = matches!(input.bid.data_class, DataClass::Important | DataClass::Core);
     match &input.origin_hub {
         Some(origin) if sensitive && origin.region != input.offer_hub.region => Err(Denial {
             code: "data_residency".into(),
             message: format!(
                 "{} data from {} ({} region) may not be processed in {} ({} region)",
-                input.bid.data_class,
+                class_name(input.bid.data_class),
                 origin.code,
                 origin.region,
                 input.offer_hub.code,
@@ -23,49 +23,64 @@ pub fn check(input: &MatchInput) -> Result<(), Denial> {
     }
 }
 
+/// The name of a data class, as people read it.
+fn class_name(class: DataClass) -> &'static str {
+    match class {
+        DataClass::General => "general",
+        DataClass::Important => "important",
+        DataClass::Core => "core",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn class_named(name: &str) -> DataClass {
+        match name {
+            "important" => DataClass::Important,
+            "core" => DataClass::Core,
+            _ => DataClass::General,
+        }
+    }
+
     fn hub(code: &str, region: &str) -> HubFacts {
         HubFacts {
             code: code.into(),
-            tier: "east".into(),
+            tier: Tier::East,
             region: region.into(),
             renewable_share: 30,
             carbon_g_per_kwh: 500,
-            pue: "1.25".into(),
+            pue: 1_250_000,
         }
     }
 
     fn input(data_class: &str, origin: Option<HubFacts>, compute: HubFacts) -> MatchInput {
         MatchInput {
             offer: OfferFacts {
-                id: "o".into(),
-                provider: "p".into(),
+                id: Id { high: 0, low: 1 },
+                provider: Id { high: 0, low: 2 },
                 cluster: "c".into(),
-                hub: compute.code.clone(),
                 sku: "cpu.general.vcpu".into(),
-                sku_class: "general".into(),
+                sku_class: SkuClass::General,
                 quantity: 1,
                 window_start: 0,
                 window_end: 3600,
-                ask_price: "1".into(),
+                ask_price: 1_000_000,
                 green_share: 0,
                 attributes: vec![],
             },
             bid: BidFacts {
-                id: "b".into(),
-                buyer: "u".into(),
+                id: Id { high: 0, low: 3 },
+                buyer: Id { high: 0, low: 4 },
                 skus: vec!["cpu.general.vcpu".into()],
                 quantity: 1,
                 window_start: 0,
                 window_end: 3600,
-                limit_price: "1".into(),
-                data_origin: origin.as_ref().map(|hub| hub.code.clone()),
+                limit_price: 1_000_000,
                 max_latency_ms: None,
                 min_green_share: 0,
-                data_class: data_class.into(),
+                data_class: class_named(data_class),
             },
             offer_hub: compute,
             origin_hub: origin,

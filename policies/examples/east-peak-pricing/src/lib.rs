@@ -2,7 +2,7 @@
 //! scarce. The unit price is the maker's price; a window that touches the peak (08:00–22:00
 //! Beijing time) pays a 20 % premium on the ask, capped at the bid's limit. The hub levies 1 %.
 
-use suanli_policy_sdk::{basis_points, format_micros, micros, touches_hours};
+use suanli_policy_sdk::{basis_points, format_micros, touches_hours};
 
 suanli_policy_sdk::pricing_policy!(price);
 
@@ -12,9 +12,7 @@ const PEAK_PREMIUM_BPS: i64 = 2_000;
 const LEVY_BPS: u32 = 100;
 
 pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
-    let ask = micros(&input.offer.ask_price).ok_or_else(|| reject("the ask is not a decimal"))?;
-    let limit =
-        micros(&input.bid.limit_price).ok_or_else(|| reject("the limit is not a decimal"))?;
+    let (ask, limit) = (input.offer.ask_price, input.bid.limit_price);
     let maker_price = match input.maker {
         Side::Offer => ask,
         Side::Bid => limit,
@@ -45,6 +43,7 @@ fn reject(reason: &str) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use suanli_policy_sdk::micros;
 
     /// 2026-11-28T00:00Z, 08:00 in Beijing.
     const MORNING: i64 = 1_795_824_000;
@@ -52,39 +51,37 @@ mod tests {
     pub fn input(ask: &str, limit: &str, maker: Side, start: i64, hours: i64) -> MatchInput {
         let hub = HubFacts {
             code: "bth".into(),
-            tier: "east".into(),
+            tier: Tier::East,
             region: "north".into(),
             renewable_share: 30,
             carbon_g_per_kwh: 650,
-            pue: "1.25".into(),
+            pue: 1_250_000,
         };
         MatchInput {
             offer: OfferFacts {
-                id: "o".into(),
-                provider: "p".into(),
+                id: Id { high: 0, low: 1 },
+                provider: Id { high: 0, low: 2 },
                 cluster: "zhangjiakou".into(),
-                hub: "bth".into(),
                 sku: "ai.ascend-910b".into(),
-                sku_class: "intelligent".into(),
+                sku_class: SkuClass::Intelligent,
                 quantity: 4,
                 window_start: start - 86_400,
                 window_end: start + 86_400,
-                ask_price: ask.into(),
+                ask_price: micros(ask).unwrap(),
                 green_share: 30,
                 attributes: vec![],
             },
             bid: BidFacts {
-                id: "b".into(),
-                buyer: "u".into(),
+                id: Id { high: 0, low: 3 },
+                buyer: Id { high: 0, low: 4 },
                 skus: vec!["ai.ascend-910b".into()],
                 quantity: 1,
                 window_start: start,
                 window_end: start + hours * 3600,
-                limit_price: limit.into(),
-                data_origin: None,
+                limit_price: micros(limit).unwrap(),
                 max_latency_ms: None,
                 min_green_share: 0,
-                data_class: "general".into(),
+                data_class: DataClass::General,
             },
             offer_hub: hub,
             origin_hub: None,

@@ -9,10 +9,13 @@
 //! and payload to the processor (x86 gives a negative one, Arm a positive one) unless the engine
 //! makes every NaN canonical, as Suanli's does: so the levy is 0.50 % everywhere, and a replay
 //! anywhere gives the same bytes.
+//!
+//! It is built against version 0.1 of the policy interface (prices as decimal strings), so that
+//! the exchange's tests also show a policy written for 0.1 uploaded, matched and replayed.
 
 use suanli_policy_sdk::{format_micros, micros};
 
-suanli_policy_sdk::pricing_policy!(price);
+suanli_policy_sdk::pricing_policy!(price, wit = "0.1");
 
 const MILLION: i128 = 1_000_000;
 

@@ -27,7 +27,7 @@ pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
         Some("garbage") => "not-a-number".to_owned(),
         Some("oversized") => "1".repeat(1 << 20),
         Some("below-ask") => "0.000001".to_owned(),
-        _ => input.offer.ask_price.clone(),
+        _ => suanli_policy_sdk::format_micros(input.offer.ask_price),
     };
     Ok(Quote {
         unit_price,

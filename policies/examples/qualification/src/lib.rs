@@ -6,8 +6,8 @@
 suanli_policy_sdk::compliance_policy!(check);
 
 pub fn check(input: &MatchInput) -> Result<(), Denial> {
-    let class = input.bid.data_class.as_str();
-    if class == "general" {
+    let class = input.bid.data_class;
+    if class == DataClass::General {
         return Ok(());
     }
     let qualification = input
@@ -19,10 +19,13 @@ pub fn check(input: &MatchInput) -> Result<(), Denial> {
     if !matches!(qualification, Some("level-3" | "level-4")) {
         return Err(Denial {
             code: "unqualified".into(),
-            message: format!("{class} data needs capacity qualified at level 3 or above"),
+            message: format!(
+                "{} data needs capacity qualified at level 3 or above",
+                class_name(class)
+            ),
         });
     }
-    if class == "core" && input.offer.green_share < 50 {
+    if class == DataClass::Core && input.offer.green_share < 50 {
         return Err(Denial {
             code: "not_green".into(),
             message: "core data needs capacity at least 50 % renewable".into(),
@@ -31,48 +34,63 @@ pub fn check(input: &MatchInput) -> Result<(), Denial> {
     Ok(())
 }
 
+/// The name of a data class, as people read it.
+fn class_name(class: DataClass) -> &'static str {
+    match class {
+        DataClass::General => "general",
+        DataClass::Important => "important",
+        DataClass::Core => "core",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn class_named(name: &str) -> DataClass {
+        match name {
+            "important" => DataClass::Important,
+            "core" => DataClass::Core,
+            _ => DataClass::General,
+        }
+    }
+
     fn input(data_class: &str, qualification: Option<&str>, green_share: u8) -> MatchInput {
         let hub = HubFacts {
             code: "gz".into(),
-            tier: "west".into(),
+            tier: Tier::West,
             region: "south".into(),
             renewable_share: 55,
             carbon_g_per_kwh: 380,
-            pue: "1.20".into(),
+            pue: 1_200_000,
         };
         MatchInput {
             offer: OfferFacts {
-                id: "o".into(),
-                provider: "p".into(),
+                id: Id { high: 0, low: 1 },
+                provider: Id { high: 0, low: 2 },
                 cluster: "guian".into(),
-                hub: "gz".into(),
                 sku: "ai.ascend-910b".into(),
-                sku_class: "intelligent".into(),
+                sku_class: SkuClass::Intelligent,
                 quantity: 1,
                 window_start: 0,
                 window_end: 3600,
-                ask_price: "1".into(),
+                ask_price: 1_000_000,
                 green_share,
                 attributes: qualification
                     .map(|q| vec![("qualification".to_owned(), q.to_owned())])
                     .unwrap_or_default(),
             },
             bid: BidFacts {
-                id: "b".into(),
-                buyer: "u".into(),
+                id: Id { high: 0, low: 3 },
+                buyer: Id { high: 0, low: 4 },
                 skus: vec!["ai.ascend-910b".into()],
                 quantity: 1,
                 window_start: 0,
                 window_end: 3600,
-                limit_price: "1".into(),
-                data_origin: None,
+                limit_price: 1_000_000,
                 max_latency_ms: None,
                 min_green_share: 0,
-                data_class: data_class.into(),
+                data_class: class_named(data_class),
             },
             offer_hub: hub,
             origin_hub: None,

@@ -4,7 +4,7 @@
 //! further 20 % of it for windows entirely at night (22:00–08:00 Beijing time). The hub levies
 //! 0.5 %.
 
-use suanli_policy_sdk::{basis_points, format_micros, micros, touches_hours};
+use suanli_policy_sdk::{basis_points, format_micros, touches_hours};
 
 suanli_policy_sdk::pricing_policy!(price);
 
@@ -15,9 +15,7 @@ const PROVIDER_SHARE_BPS: i64 = 5_000;
 const NIGHT_DISCOUNT_BPS: i64 = 2_000;
 
 pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
-    let ask = micros(&input.offer.ask_price).ok_or_else(|| reject("the ask is not a decimal"))?;
-    let limit =
-        micros(&input.bid.limit_price).ok_or_else(|| reject("the limit is not a decimal"))?;
+    let (ask, limit) = (input.offer.ask_price, input.bid.limit_price);
     if limit < ask {
         return Err(reject("the bid's limit is below the ask"));
     }
@@ -44,45 +42,44 @@ fn reject(reason: &str) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use suanli_policy_sdk::micros;
 
     const MORNING: i64 = 1_795_824_000;
 
     fn input(ask: &str, limit: &str, green_share: u8, start: i64, hours: i64) -> MatchInput {
         let hub = HubFacts {
             code: "nx".into(),
-            tier: "west".into(),
+            tier: Tier::West,
             region: "west".into(),
             renewable_share: 50,
             carbon_g_per_kwh: 480,
-            pue: "1.20".into(),
+            pue: 1_200_000,
         };
         MatchInput {
             offer: OfferFacts {
-                id: "o".into(),
-                provider: "p".into(),
+                id: Id { high: 0, low: 1 },
+                provider: Id { high: 0, low: 2 },
                 cluster: "zhongwei".into(),
-                hub: "nx".into(),
                 sku: "ai.metax-c500".into(),
-                sku_class: "intelligent".into(),
+                sku_class: SkuClass::Intelligent,
                 quantity: 4,
                 window_start: start - 86_400,
                 window_end: start + 86_400,
-                ask_price: ask.into(),
+                ask_price: micros(ask).unwrap(),
                 green_share,
                 attributes: vec![],
             },
             bid: BidFacts {
-                id: "b".into(),
-                buyer: "u".into(),
+                id: Id { high: 0, low: 3 },
+                buyer: Id { high: 0, low: 4 },
                 skus: vec!["ai.metax-c500".into()],
                 quantity: 1,
                 window_start: start,
                 window_end: start + hours * 3600,
-                limit_price: limit.into(),
-                data_origin: Some("bth".into()),
+                limit_price: micros(limit).unwrap(),
                 max_latency_ms: None,
                 min_green_share: 0,
-                data_class: "general".into(),
+                data_class: DataClass::General,
             },
             offer_hub: hub,
             origin_hub: None,

@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use diesel::{PgConnection, RunQueryDsl};
 use futures_util::future::join_all;
 use rust_decimal::Decimal;
-use suanli_sdk::{Client, NewBid, ParticipantKind, Side, TimeInForce, Window};
+use suanli_sdk::{Client, NewBid, ParticipantKind, TimeInForce, Window};
 use suanli_server::exchange::{Placed, requests};
 use suanli_tests::{TestExchange, new_bid, new_offer, policy_component, window};
 
@@ -16,9 +16,9 @@ use crate::code_of;
 
 const SKU: &str = "ai.metax-c500";
 
-/// Blocks the sequenced writer inside its next batch: a transaction holds an exclusive lock on a
-/// table every batch reads first, and a command (a cancel of nothing) is sent to make the writer
-/// start a batch. Returns once the writer's session waits on that lock, with the locking
+/// Blocks the sequenced writer inside its next batch: a transaction holds an exclusive lock on the
+/// active policies, and a notice that they changed is sent, so that the writer starts a batch that
+/// reads them first. Returns once the writer's session waits on that lock, with the locking
 /// connection (commit it to let the writer go on) and the blocked command.
 async fn hold_the_writer(
     exchange: &TestExchange,
@@ -30,11 +30,7 @@ async fn hold_the_writer(
         .unwrap();
     let state = exchange.state.clone();
     let blocked = actix_web::rt::spawn(async move {
-        let answer = state
-            .exchange
-            .cancel(uuid::Uuid::nil(), Side::Offer, 999_999_999)
-            .await;
-        assert_eq!(answer.unwrap_err().code, "order_not_open");
+        state.exchange.policies_changed().await.unwrap();
     });
     #[derive(diesel::QueryableByName)]
     struct Waiting {

@@ -253,6 +253,73 @@ async fn uploads_that_are_not_clean_policies_are_refused() {
 }
 
 #[actix_web::test]
+async fn orders_never_read_the_active_policies_and_an_activation_reaches_the_next_order() {
+    // No expiry ticks: the writer reads the active policies when it starts and when an
+    // activation tells it to, never for a batch of orders.
+    let exchange = TestExchange::start_with(|config| config.expiry_tick_ms = 3_600_000).await;
+    let ningxia = operator(&exchange, "nx").await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia Cloud")
+        .await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+    let (status, stored) = upload(
+        &ningxia,
+        "nx",
+        "pricing",
+        policy_component("west-green-pricing"),
+    )
+    .await;
+    assert_eq!(status, 201, "{stored}");
+    let digest = stored["digest"].as_str().unwrap().to_owned();
+    let mut offer = new_offer("zhongwei", SKU, 4, window(1, 40), "10");
+    offer.green_share = 60;
+    provider.place_offer(&offer).await.unwrap();
+
+    // Another session holds the active policies locked: orders trade on, because no batch of
+    // orders reads them (the generous bound only keeps a regression from hanging the suite).
+    use diesel::RunQueryDsl;
+    let mut lock = exchange.sql();
+    diesel::sql_query("BEGIN").execute(&mut lock).unwrap();
+    diesel::sql_query("LOCK TABLE active_policies IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .unwrap();
+    let bid = |key: &str| {
+        let mut bid = new_bid(SKU, 1, window(2, 25), "14");
+        bid.idempotency_key = key.into();
+        bid
+    };
+    let unlocked = actix_web::rt::time::timeout(
+        std::time::Duration::from_secs(30),
+        buyer.place_bid(&bid("while-locked")),
+    )
+    .await
+    .expect("a bid waited for the active policies' lock")
+    .unwrap();
+    assert_eq!(unlocked.contracts[0].unit_price.to_string(), "10");
+    diesel::sql_query("COMMIT").execute(&mut lock).unwrap();
+
+    // The activation answers once the writer has taken it in: the very next bid is priced by
+    // the policy (spread 4, green 60 %: 10 + 2 × 0.7).
+    let activated = ningxia
+        .request(
+            reqwest::Method::POST,
+            &format!("/v1/hubs/nx/policies/{digest}/activate"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activated.status(), 200);
+    let next = buyer.place_bid(&bid("next")).await.unwrap();
+    assert_eq!(
+        (
+            next.contracts[0].unit_price.to_string(),
+            next.contracts[0].decisions.len()
+        ),
+        ("11.4".into(), 1)
+    );
+}
+
+#[actix_web::test]
 async fn an_operator_uploads_dry_runs_and_activates_a_policy_and_prices_change() {
     let exchange = TestExchange::start().await;
     let ningxia = operator(&exchange, "nx").await;

@@ -104,8 +104,12 @@ enum Payload {
     Quote(Box<BidRequest>),
     /// Sets money aside for a payout.
     Withdraw(Box<WithdrawalRequest>),
-    /// A batch with no command, so that expiries happen on time.
+    /// A batch with no command, so that expiries happen on time. A batch holding one also reads
+    /// the active policies again.
     Tick,
+    /// A hub's active policy changed (committed before this was sent): the batch holding this
+    /// reads the active policies again, before any command queued after it.
+    PoliciesChanged,
 }
 
 /// What a command's sender waits for.
@@ -117,6 +121,8 @@ enum Reply {
     Suspend(oneshot::Sender<Result<u32, ApiError>>),
     Quote(oneshot::Sender<Result<suanli_sdk::Quote, ApiError>>),
     Withdraw(oneshot::Sender<Result<suanli_sdk::Withdrawal, ApiError>>),
+    /// Answered once the command's batch is done.
+    Done(oneshot::Sender<Result<(), ApiError>>),
     Nobody,
 }
 
@@ -497,6 +503,17 @@ impl Exchange {
             Reply::Suspend(reply),
             None,
         )?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Tells the writer that a hub's active policy changed (the change is committed): answers
+    /// once the writer has read the active policies again, so every command queued after this
+    /// answer — an order the hub's operator places next, say — is judged by the new policy. The
+    /// writer reads them otherwise only when it starts and once a second (with its expiry tick),
+    /// never per batch.
+    pub async fn policies_changed(&self) -> Result<(), ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Payload::PoliciesChanged, Reply::Done(reply), None)?;
         answer.await.map_err(|_| stopped())?
     }
 

@@ -68,6 +68,9 @@ pub struct Writer {
     compile_requests: std::sync::mpsc::Sender<(String, PolicyKind)>,
     /// When each missing policy was last handed to the compiler thread.
     compile_requested: HashMap<String, Instant>,
+    /// The active policies as last read, (hub, kind, digest); `None` until read, and after a
+    /// rebuild. Read again only for a batch that holds a tick or a `PoliciesChanged`.
+    active_rows: Option<Vec<(String, String, String)>>,
     /// The levy account of each hub, loaded on the first settlement.
     hub_levy_accounts: HashMap<String, Uuid>,
     database_url: String,
@@ -223,6 +226,7 @@ impl Writer {
             host,
             compile_requests,
             compile_requested: HashMap::new(),
+            active_rows: None,
             hub_levy_accounts: HashMap::new(),
             database_url: database_url.to_owned(),
             engine,
@@ -553,8 +557,11 @@ impl Writer {
             return Err(error.into());
         }
         // A read that fails may mean the connection went: the next batch reconnects first.
+        let policies_may_have_changed = payloads
+            .iter()
+            .any(|payload| matches!(payload, Payload::Tick | Payload::PoliciesChanged));
         let reads = self
-            .active_policies()
+            .active_policies(policies_may_have_changed)
             .and_then(|active| Ok((active, self.read_batch(payloads)?)));
         let (active, reads) = match reads {
             Ok(reads) => reads,
@@ -627,7 +634,7 @@ impl Writer {
                     policies.quoting(|policies| effects.quote(engine, policies, request)),
                 ),
                 Payload::Withdraw(request) => Outcome::Withdraw(effects.withdraw(request)),
-                Payload::Tick => Outcome::Nothing,
+                Payload::Tick | Payload::PoliciesChanged => Outcome::Nothing,
             };
             outcomes.push(outcome);
         }
@@ -647,26 +654,33 @@ impl Writer {
         })
     }
 
-    /// The active policy of every hub, as compiled in this process. One that is not compiled is
-    /// `Unavailable` (its pairs fail closed) and is handed to the compiler thread, once.
-    fn active_policies(&mut self) -> Result<ActivePolicies, BatchError> {
+    /// The active policy of every hub, as compiled in this process; read from the database again
+    /// when `read_again` (or never read since the last rebuild). One that is not compiled is
+    /// `Unavailable` (its pairs fail closed) and is handed to the compiler thread, once; it is
+    /// looked for again in every batch, so it runs as soon as it is compiled.
+    fn active_policies(&mut self, read_again: bool) -> Result<ActivePolicies, BatchError> {
         let mut active = ActivePolicies::new();
-        let rows = crate::db::policies::active(&mut self.reader)?;
-        // The active policies stay compiled, whatever else the registry drops.
-        self.registry
-            .pin(rows.iter().map(|(_, _, digest)| digest.clone()).collect());
-        for (hub, kind, digest) in rows {
-            let (Some(hub_id), Some(kind)) =
-                (self.reference.hub_id(&hub), PolicyKind::parse(&kind))
+        let rows = match self.active_rows.take() {
+            Some(rows) if !read_again => rows,
+            _ => {
+                let rows = crate::db::policies::active(&mut self.reader)?;
+                // The active policies stay compiled, whatever else the registry drops.
+                self.registry
+                    .pin(rows.iter().map(|(_, _, digest)| digest.clone()).collect());
+                rows
+            }
+        };
+        for (hub, kind, digest) in &rows {
+            let (Some(hub_id), Some(kind)) = (self.reference.hub_id(hub), PolicyKind::parse(kind))
             else {
                 continue;
             };
-            let policy = match self.registry.get(&digest) {
+            let policy = match self.registry.get(digest) {
                 Some(compiled) if compiled.kind == kind => ActivePolicy::Ready(compiled),
                 _ => {
                     let due = self
                         .compile_requested
-                        .get(&digest)
+                        .get(digest)
                         .is_none_or(|at| at.elapsed() >= COMPILE_RETRY_AFTER);
                     if due {
                         tracing::warn!(%hub, %digest, "an active policy is not compiled here yet: its pairs fail closed");
@@ -674,11 +688,14 @@ impl Writer {
                             .insert(digest.clone(), Instant::now());
                         let _ = self.compile_requests.send((digest.clone(), kind));
                     }
-                    ActivePolicy::Unavailable { digest }
+                    ActivePolicy::Unavailable {
+                        digest: digest.clone(),
+                    }
                 }
             };
             active.insert((hub_id, kind), policy);
         }
+        self.active_rows = Some(rows);
         Ok(active)
     }
 
@@ -711,7 +728,10 @@ impl Writer {
                     }
                 }
                 Payload::Settle { contract, .. } => settling.push(*contract),
-                Payload::Cancel { .. } | Payload::Suspend { .. } | Payload::Tick => {}
+                Payload::Cancel { .. }
+                | Payload::Suspend { .. }
+                | Payload::Tick
+                | Payload::PoliciesChanged => {}
             }
         }
         let pending = self.in_flight.as_ref().map(|flight| &flight.pending);
@@ -807,6 +827,8 @@ impl Writer {
             .connection
             .as_mut()
             .expect("the connection was opened above");
+        // The active policies are read again with the book.
+        self.active_rows = None;
         self.engine =
             load_engine(connection, &self.reference, self.config).map_err(BatchError::Rebuild)?;
         if !db::stream::rebuild_levels(connection, self.lease_token)? {
@@ -1113,6 +1135,9 @@ impl Reply {
                 }
                 let _ = reply.send(result);
             }
+            (Reply::Done(reply), Outcome::Nothing) => {
+                let _ = reply.send(Ok(()));
+            }
             (Reply::Nobody, _) => {}
             (reply, _) => reply.send_error(
                 ApiError::internal("a command's outcome does not match its reply"),
@@ -1140,6 +1165,7 @@ impl Reply {
             Reply::Suspend(reply) => drop(reply.send(Err(error))),
             Reply::Quote(reply) => drop(reply.send(Err(error))),
             Reply::Withdraw(reply) => drop(reply.send(Err(error))),
+            Reply::Done(reply) => drop(reply.send(Err(error))),
             Reply::Nobody => {}
         }
     }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -12,6 +13,7 @@ use suanli_sdk::{
 };
 use uuid::Uuid;
 
+use super::forward::to_leader;
 use super::{AppState, ok};
 use crate::access::{Action, authorize};
 use crate::auth::Caller;
@@ -28,7 +30,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/v1/hubs/{hub}/policies", web::get().to(list))
         .route(
             "/v1/hubs/{hub}/policies/{digest}/activate",
-            web::post().to(activate),
+            // On the leader, so that its writer hears of the change (below).
+            web::post().to(activate).wrap(from_fn(to_leader)),
         )
         .route(
             "/v1/hubs/{hub}/policies/{digest}/dry-run",
@@ -177,7 +180,12 @@ pub async fn list(
 
 /// Makes a stored version the hub's active policy of its kind (that hub's operator). The module is
 /// compiled first (under the compile time bound) and kept compiled: a policy that does not compile
-/// is refused here with 422 `policy_does_not_compile`, so an active policy always runs.
+/// is refused here with 422 `policy_does_not_compile`, so an active policy always runs. Answers
+/// once the sequenced writer has taken the change in, so every order placed after the answer is
+/// judged by the new policy (the writer does not read the active policies for every batch). If
+/// the writer cannot be told (a takeover under way), the change is stored but the answer is 503
+/// `writer_unavailable`: activating again is harmless, and the new leader reads the active
+/// policies when it starts, and every writer once a second.
 #[utoipa::path(post, path = "/v1/hubs/{hub}/policies/{digest}/activate", tag = "policies",
     params(("hub" = String, Path), ("digest" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = PolicySummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -209,6 +217,7 @@ pub async fn activate(
         .events
         .with_label_values(&["policy_activated"])
         .inc();
+    state.exchange.policies_changed().await?;
     Ok(ok(&summary(&stored)))
 }
 

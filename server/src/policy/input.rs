@@ -4,7 +4,6 @@
 use serde::{Deserialize, Serialize};
 
 use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 
 use super::{Fault, wit, wit_v0_1};
 
@@ -102,19 +101,24 @@ fn hub_to_wit(hub: &HubFacts) -> Result<wit::HubFacts, Fault> {
     })
 }
 
-/// A decimal string as whole millionths, exactly.
+/// A plain decimal string (digits, at most 6 of them after the point: what the exchange writes) as
+/// whole millionths, exactly; anything else is refused rather than rounded.
 fn micros(field: &str, text: &str) -> Result<i64, Fault> {
-    text.parse::<Decimal>()
-        .ok()
-        .and_then(|value| value.checked_mul(Decimal::from(1_000_000)))
-        .filter(|value| value.fract().is_zero())
-        .and_then(|value| value.to_i64())
-        .ok_or_else(|| {
-            Fault::BadInput(format!(
-                "{field} {:?} is not a whole number of millionths",
-                truncate(text)
-            ))
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    let exact = (!whole.is_empty() && fraction.len() <= 6 && digits(whole) && digits(fraction))
+        .then(|| {
+            let whole: i64 = whole.parse().ok()?;
+            let fraction: i64 = format!("{fraction:0<6}").parse().ok()?;
+            whole.checked_mul(1_000_000)?.checked_add(fraction)
         })
+        .flatten();
+    exact.ok_or_else(|| {
+        Fault::BadInput(format!(
+            "{field} {:?} is not a decimal of at most 6 fractional digits in range",
+            truncate(text)
+        ))
+    })
 }
 
 /// A UUID as its two 64-bit halves.
@@ -346,7 +350,7 @@ mod tests {
     #[test]
     fn facts_version_0_2_cannot_carry_are_a_bad_input() {
         type Change = fn(&mut PolicyInput);
-        let cases: [(&str, Change); 6] = [
+        let cases: [(&str, Change); 9] = [
             ("id", |input| input.offer.id = "o".into()),
             ("seven fractional digits", |input| {
                 input.offer.ask_price = "1.0000001".into()
@@ -354,6 +358,9 @@ mod tests {
             ("not a decimal", |input| {
                 input.bid.limit_price = "ten".into()
             }),
+            ("an exponent", |input| input.bid.limit_price = "1e3".into()),
+            ("a sign", |input| input.offer.ask_price = "+1".into()),
+            ("no digits", |input| input.offer_hub.pue = ".5".into()),
             ("beyond 64 bits", |input| {
                 input.bid.limit_price = "9999999999999999".into()
             }),

@@ -189,7 +189,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/v1/hubs/{hub}/policies/{digest}/activate", tag = "policies",
     params(("hub" = String, Path), ("digest" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = PolicySummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn activate(
     state: web::Data<AppState>,
     caller: Caller,

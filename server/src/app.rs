@@ -439,6 +439,8 @@ pub fn activate_demo_policies(
             compiled.digest
         );
     }
+    // The writer is running: its next batch reads the active policies again.
+    state.exchange.note_policies_changed();
     Ok(())
 }
 

@@ -42,6 +42,9 @@ pub(super) struct Shared {
     pub queue: RwLock<Option<mpsc::Sender<Command>>>,
     /// Set while this node's writer leads; cleared by the writer itself when a batch is fenced.
     pub leading: Arc<AtomicBool>,
+    /// Set when a hub's active policy changed; the writer's next batch reads them again and
+    /// clears it.
+    pub policies_changed: Arc<AtomicBool>,
     /// Who held the lease at the last look (this node included).
     pub leader: RwLock<Option<Leader>>,
     /// When this node last took or renewed the lease (`None` while it does not lead): a node
@@ -484,6 +487,7 @@ fn open_writer(
         candidate.registry.clone(),
         Outlets {
             leading: shared.leading.clone(),
+            policies_changed: shared.policies_changed.clone(),
             feed: shared.feed.clone(),
         },
     )?;

@@ -256,6 +256,7 @@ impl Exchange {
             shared: Arc::new(lease::Shared {
                 queue: RwLock::new(None),
                 leading: Arc::new(AtomicBool::new(false)),
+                policies_changed: Arc::new(AtomicBool::new(false)),
                 leader: RwLock::new(None),
                 renewed: Mutex::new(None),
                 lease_duration: config.lease_duration(),
@@ -506,12 +507,21 @@ impl Exchange {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Tells the writer that a hub's active policy changed (the change is committed): answers
-    /// once the writer has read the active policies again, so every command queued after this
-    /// answer — an order the hub's operator places next, say — is judged by the new policy. The
-    /// writer reads them otherwise only when it starts and once a second (with its expiry tick),
-    /// never per batch.
+    /// Tells this node's writer that a hub's active policy changed (the change is committed):
+    /// its next batch reads the active policies again, whatever the queue holds. The writer reads
+    /// them otherwise only when it (re)builds the book and for a batch holding an expiry tick,
+    /// never per batch of orders.
+    pub fn note_policies_changed(&self) {
+        self.shared.policies_changed.store(true, Ordering::SeqCst);
+    }
+
+    /// [`Exchange::note_policies_changed`], then a `PoliciesChanged` notice through the queue:
+    /// answers once a batch holding it has committed under this node's matching lease, so the
+    /// writer has read the active policies again and every command queued after this answer — an
+    /// order placed next, say — is judged by the new policy, on whichever node leads later (a new
+    /// leader takes the lease after that commit, and reads the active policies when it starts).
     pub async fn policies_changed(&self) -> Result<(), ApiError> {
+        self.note_policies_changed();
         let (reply, answer) = oneshot::channel();
         self.send(Payload::PoliciesChanged, Reply::Done(reply), None)?;
         answer.await.map_err(|_| stopped())?

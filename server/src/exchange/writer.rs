@@ -69,8 +69,13 @@ pub struct Writer {
     /// When each missing policy was last handed to the compiler thread.
     compile_requested: HashMap<String, Instant>,
     /// The active policies as last read, (hub, kind, digest); `None` until read, and after a
-    /// rebuild. Read again only for a batch that holds a tick or a `PoliciesChanged`.
+    /// rebuild. Read again only for a batch that holds a tick or a `PoliciesChanged`, or that
+    /// starts after `policies_changed` was set.
     active_rows: Option<Vec<(String, String, String)>>,
+    /// Set by whoever changed an active policy; taken (cleared) by the next batch, which reads
+    /// them again. Checked after the batch's commands were taken from the queue, so a command
+    /// queued after it was set always sees the change.
+    policies_changed: Arc<AtomicBool>,
     /// The levy account of each hub, loaded on the first settlement.
     hub_levy_accounts: HashMap<String, Uuid>,
     database_url: String,
@@ -98,6 +103,8 @@ pub struct Writer {
 pub struct Outlets {
     /// Cleared when the matching lease is lost.
     pub leading: Arc<AtomicBool>,
+    /// Set when a hub's active policy changed (`Exchange::note_policies_changed`).
+    pub policies_changed: Arc<AtomicBool>,
     /// Each committed batch's market events.
     pub feed: MarketFeed,
 }
@@ -183,7 +190,11 @@ impl Writer {
         registry: Arc<Registry>,
         outlets: Outlets,
     ) -> anyhow::Result<Self> {
-        let Outlets { leading, feed } = outlets;
+        let Outlets {
+            leading,
+            policies_changed,
+            feed,
+        } = outlets;
         let idle_transaction_ms = config.lease_duration().as_millis() as i64;
         let mut connection = db::open(database_url)?;
         db::name_session(&mut connection, WRITER_SESSION)?;
@@ -227,6 +238,7 @@ impl Writer {
             compile_requests,
             compile_requested: HashMap::new(),
             active_rows: None,
+            policies_changed,
             hub_levy_accounts: HashMap::new(),
             database_url: database_url.to_owned(),
             engine,
@@ -557,9 +569,11 @@ impl Writer {
             return Err(error.into());
         }
         // A read that fails may mean the connection went: the next batch reconnects first.
-        let policies_may_have_changed = payloads
-            .iter()
-            .any(|payload| matches!(payload, Payload::Tick | Payload::PoliciesChanged));
+        // A failed read below leaves the book stale, and a rebuild reads them again anyway.
+        let policies_may_have_changed = self.policies_changed.swap(false, Ordering::SeqCst)
+            || payloads
+                .iter()
+                .any(|payload| matches!(payload, Payload::Tick | Payload::PoliciesChanged));
         let reads = self
             .active_policies(policies_may_have_changed)
             .and_then(|active| Ok((active, self.read_batch(payloads)?)));

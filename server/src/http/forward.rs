@@ -5,7 +5,8 @@
 //! and authorizes it, exactly as if the client had called it.
 //!
 //! Failure modes, all answered 503 `writer_unavailable` with `Retry-After` (the client retries
-//! with the same idempotency key, which never makes a duplicate):
+//! with the same idempotency key, which never makes a duplicate; a policy activation has none,
+//! and activating again is harmless):
 //! - nobody holds the lease for a moment (a takeover under way);
 //! - the leader does not answer within `SUANLI_FORWARD_TIMEOUT_MS` (dead, or paused) — the
 //!   command may still have been applied, which the retry finds;

@@ -180,12 +180,13 @@ pub async fn list(
 
 /// Makes a stored version the hub's active policy of its kind (that hub's operator). The module is
 /// compiled first (under the compile time bound) and kept compiled: a policy that does not compile
-/// is refused here with 422 `policy_does_not_compile`, so an active policy always runs. Answers
-/// once the sequenced writer has taken the change in, so every order placed after the answer is
-/// judged by the new policy (the writer does not read the active policies for every batch). If
-/// the writer cannot be told (a takeover under way), the change is stored but the answer is 503
-/// `writer_unavailable`: activating again is harmless, and the new leader reads the active
-/// policies when it starts, and every writer once a second.
+/// is refused here with 422 `policy_does_not_compile`, so an active policy always runs. Runs on
+/// the leader (a follower forwards it) and answers once the sequenced writer has taken the change
+/// in under its matching lease, so every order placed after the answer is judged by the new
+/// policy (the writer does not read the active policies for every batch). If the writer cannot
+/// confirm that (a takeover, a full queue, a failed batch), the change is stored all the same and
+/// the answer is 503 `writer_unavailable` saying so: this node's writer still reads it in its next
+/// batch, a new leader when it starts, and activating again is harmless.
 #[utoipa::path(post, path = "/v1/hubs/{hub}/policies/{digest}/activate", tag = "policies",
     params(("hub" = String, Path), ("digest" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = PolicySummary), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
@@ -217,7 +218,17 @@ pub async fn activate(
         .events
         .with_label_values(&["policy_activated"])
         .inc();
-    state.exchange.policies_changed().await?;
+    if let Err(error) = state.exchange.policies_changed().await {
+        return Err(ApiError::busy(
+            "writer_unavailable",
+            format!(
+                "the policy is stored as active, but the matching writer could not confirm it \
+                 took the change in ({}: {}); activate again to be sure orders see it",
+                error.code, error.message
+            ),
+            1,
+        ));
+    }
     Ok(ok(&summary(&stored)))
 }
 

@@ -77,6 +77,15 @@ fn each_engine_stays_in_its_room() {
         Vec::<String>::new(),
         "db/ returns its own errors (QueryResult, db::Refusable), never HTTP-shaped ones"
     );
+    // Balances move in one statement, which locks their rows in id order (ARCHITECTURE.md).
+    assert_eq!(
+        offenders(&["db/ledger.rs"], |line| {
+            let line = line.to_ascii_lowercase();
+            line.contains("update accounts") || line.contains("update(accounts")
+        }),
+        Vec::<String>::new(),
+        "a balance moved outside db/ledger.rs"
+    );
     // Handlers name an action; `access.rs` decides who may.
     let handlers_testing_roles: Vec<String> = server_sources()
         .into_iter()

@@ -137,11 +137,16 @@ pub fn post_statements<'a>(
     deltas.sort_by_key(|(account, _)| *account);
     if !deltas.is_empty() {
         let (accounts, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
-        // Rows are locked in the order of the input (ordered by id above).
+        // Rows are locked in id order whatever plan PostgreSQL picks for the update: the
+        // `locked` CTE locks them first, its row locks taken above its sort, so every
+        // transaction that moves several balances (this statement is the only one that does)
+        // takes their locks in one order and none can deadlock with another.
         let moved: Vec<Moved> = prepared(
-            "UPDATE accounts a SET balance = a.balance + v.delta \
-             FROM (SELECT * FROM unnest($1, $2) AS v(id, delta) ORDER BY id) v \
-             WHERE a.id = v.id RETURNING a.id, a.balance",
+            "WITH v AS MATERIALIZED (SELECT * FROM unnest($1, $2) AS v(id, delta)), \
+             locked AS MATERIALIZED (SELECT a.id FROM accounts a JOIN v ON a.id = v.id \
+                                     ORDER BY a.id FOR NO KEY UPDATE OF a) \
+             UPDATE accounts a SET balance = a.balance + v.delta FROM v, locked \
+             WHERE a.id = v.id AND locked.id = a.id RETURNING a.id, a.balance",
         )
         .bind::<Array<diesel::sql_types::Uuid>, _>(accounts)
         .bind::<Array<Numeric>, _>(amounts)

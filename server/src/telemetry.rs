@@ -42,6 +42,11 @@ pub struct Metrics {
     pub settlement_seconds: Histogram,
     /// Policy evaluations that failed, by class (`out_of_fuel`, `deadline`, `memory`, …).
     pub policy_faults: IntCounterVec,
+    /// Policy decisions by how they were made: `batch` (one sandbox call for many pairs) or
+    /// `single` (one call for one pair).
+    pub policy_decisions: IntCounterVec,
+    /// Sandbox calls for a batch of pairs.
+    pub policy_batch_calls: IntCounter,
 }
 
 impl Metrics {
@@ -102,6 +107,25 @@ impl Metrics {
         registry
             .register(Box::new(policy_faults.clone()))
             .expect("registered once");
+        let policy_decisions = IntCounterVec::new(
+            Opts::new(
+                "suanli_policy_decisions_total",
+                "policy decisions, by the call that made them: batch or single",
+            ),
+            &["call"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(policy_decisions.clone()))
+            .expect("registered once");
+        let policy_batch_calls = IntCounter::new(
+            "suanli_policy_batch_calls_total",
+            "sandbox calls for a batch of pairs (one that faults as a whole decides none of them)",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(policy_batch_calls.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(orders.clone()))
             .expect("registered once");
@@ -134,6 +158,8 @@ impl Metrics {
             batch_seconds,
             settlement_seconds,
             policy_faults,
+            policy_decisions,
+            policy_batch_calls,
         }
     }
 

@@ -89,7 +89,7 @@ fn hostile_policies_are_contained_and_classified_and_the_next_evaluation_succeed
 }
 
 #[test]
-fn policies_built_against_either_version_of_the_interface_decide() {
+fn policies_built_against_any_version_of_the_interface_decide() {
     let host = PolicyHost::new(SandboxLimits::default()).unwrap();
     let (_, current) = host
         .prepare_upload(PolicyKind::Pricing, &policy_component("west-green-pricing"))
@@ -100,13 +100,21 @@ fn policies_built_against_either_version_of_the_interface_decide() {
     let (_, compliance) = host
         .prepare_upload(PolicyKind::Compliance, &policy_component("data-residency"))
         .unwrap();
+    let (_, one_per_call) = host
+        .prepare_upload(PolicyKind::Compliance, &policy_component("qualification"))
+        .unwrap();
     assert_eq!(
         (
             current.interface_version(),
             previous.interface_version(),
-            compliance.interface_version()
+            compliance.interface_version(),
+            one_per_call.interface_version()
         ),
-        ("0.2.0", "0.1.0", "0.2.0")
+        ("0.3.0", "0.1.0", "0.3.0", "0.2.0")
+    );
+    assert_eq!(
+        host.evaluate(&one_per_call, &input(None)).output,
+        Ok(PolicyOutput::Allow)
     );
     // Ask 10, limit 14, green share 60 %, a daytime window: the same facts reach both versions
     // (0.2 as millionths and enums, 0.1 as strings), and each prices them by its own rule.
@@ -126,8 +134,8 @@ fn policies_built_against_either_version_of_the_interface_decide() {
         Ok(PolicyOutput::Allow)
     );
     // A fact the exchange never produces, such as an id that is not a UUID, cannot be put in
-    // version 0.2's interface: a `bad_input` fault, closed like any other, and the policy never
-    // starts (no fuel). Version 0.1 carries ids as strings and still decides.
+    // the interface of versions 0.2 and 0.3: a `bad_input` fault, closed like any other, and the
+    // policy never starts (no fuel). Version 0.1 carries ids as strings and still decides.
     let mut odd = input(None);
     odd.offer.id = "o".into();
     let evaluation = host.evaluate(&current, &odd);
@@ -137,6 +145,74 @@ fn policies_built_against_either_version_of_the_interface_decide() {
     );
     assert_eq!(evaluation.fuel_used, 0);
     assert!(host.evaluate(&previous, &odd).output.is_ok());
+}
+
+#[test]
+fn a_batch_call_answers_each_pair_as_a_call_of_one_would_and_faults_as_a_whole() {
+    let host = PolicyHost::new(SandboxLimits::default()).unwrap();
+    let compile = |kind, name| {
+        host.prepare_upload(kind, &policy_component(name))
+            .unwrap()
+            .1
+    };
+    let west = compile(PolicyKind::Pricing, "west-green-pricing");
+    let hostile = compile(PolicyKind::Pricing, "hostile");
+    let one_per_call = compile(PolicyKind::Compliance, "qualification");
+    // Pairs that differ in limit, units and window, and one the interface cannot carry.
+    let pairs: Vec<_> = (0..6)
+        .map(|index| {
+            let mut pair = input(None);
+            pair.bid.limit_price = format!("{}.5", 11 + index);
+            pair.units = 1 + index % 3;
+            pair.bid.window_start = i64::from(index) * 3600;
+            pair.bid.window_end = pair.bid.window_start + 7200;
+            if index == 4 {
+                pair.offer.id = "not-a-uuid".into();
+            }
+            pair
+        })
+        .collect();
+    let refs: Vec<_> = pairs.iter().collect();
+    let limits = host.limits();
+    for policy in [&west, &one_per_call] {
+        let batch = host.evaluate_batch_within(policy, &refs, limits.fuel_max, limits.deadline_ms);
+        let one_by_one: Vec<_> = pairs
+            .iter()
+            .map(|pair| host.evaluate(policy, pair).output)
+            .collect();
+        assert_eq!(batch.outputs.as_ref(), Ok(&one_by_one));
+        assert_eq!(
+            one_by_one[4].as_ref().map_err(Fault::class),
+            Err("bad_input")
+        );
+        assert!(one_by_one.iter().filter(|output| output.is_ok()).count() == 5);
+        assert!(batch.fuel_used > 0);
+    }
+    // The quotes differ pair by pair: each answer is its own pair's.
+    let quotes: std::collections::HashSet<_> = host
+        .evaluate_batch_within(&west, &refs, limits.fuel_max, limits.deadline_ms)
+        .outputs
+        .unwrap()
+        .into_iter()
+        .filter_map(|output| output.ok().map(|output| format!("{output:?}")))
+        .collect();
+    assert_eq!(quotes.len(), 5);
+
+    // One pair that traps stops the whole call: the batch is one sandbox instance. The caller
+    // evaluates the pairs one by one then, and only the bad one fails.
+    let mixed = [input(None), input(Some("trap")), input(None)];
+    let mixed: Vec<_> = mixed.iter().collect();
+    let batch = host.evaluate_batch_within(&hostile, &mixed, limits.fuel_max, limits.deadline_ms);
+    assert_eq!(batch.outputs.map_err(|fault| fault.class()), Err("trap"));
+    // Fuel and the deadline bound the whole call.
+    let spinning = [input(None), input(Some("loop"))];
+    let spinning: Vec<_> = spinning.iter().collect();
+    let batch = host.evaluate_batch_within(&hostile, &spinning, 1_000_000, limits.deadline_ms);
+    assert_eq!(
+        batch.outputs.map_err(|fault| fault.class()),
+        Err("out_of_fuel")
+    );
+    assert_eq!(batch.fuel_used, 1_000_000);
 }
 
 #[test]
@@ -600,6 +676,160 @@ async fn a_faulting_policy_fails_closed_and_is_recorded() {
     assert_eq!(good.contracts.len(), 1);
     assert_eq!(good.contracts[0].bid_id, placed.bid.id);
     assert_eq!(exchange.anonymous.readyz().await.unwrap().status, "ready");
+}
+
+/// A `/metrics` series' value (0 if absent).
+async fn metric(exchange: &TestExchange, series: &str) -> u64 {
+    let text = exchange
+        .anonymous
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let prefix = format!("{series} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |value| value.trim().parse().unwrap())
+}
+
+/// Places and activates `name` as `hub`'s policy of `kind`.
+async fn activate(operator: &suanli_sdk::Client, hub: &str, kind: &str, name: &str) {
+    let (status, stored) = upload(operator, hub, kind, policy_component(name)).await;
+    assert_eq!(status, 201, "{stored}");
+    let activated = operator
+        .request(
+            reqwest::Method::POST,
+            &format!(
+                "/v1/hubs/{hub}/policies/{}/activate",
+                stored["digest"].as_str().unwrap()
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(activated.status(), 200);
+}
+
+#[actix_web::test]
+async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alone() {
+    let exchange = TestExchange::start().await;
+    let ningxia = operator(&exchange, "nx").await;
+    let guizhou = operator(&exchange, "gz").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Provider")
+        .await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+    activate(&ningxia, "nx", "pricing", "west-green-pricing").await;
+    activate(&ningxia, "nx", "compliance", "data-residency").await;
+    for ask in ["10", "10.1", "10.2", "10.3"] {
+        let mut offer = new_offer("zhongwei", SKU, 1, window(1, 10), ask);
+        offer.green_share = 60;
+        provider.place_offer(&offer).await.unwrap();
+    }
+    let (batched, batches) = (
+        metric(&exchange, "suanli_policy_decisions_total{call=\"batch\"}").await,
+        metric(&exchange, "suanli_policy_batch_calls_total").await,
+    );
+    // Four candidates in one hub: its compliance policy is called once for all four, then its
+    // pricing policy once; each pair's decisions are recorded and replay one by one.
+    let placed = buyer
+        .place_bid(&new_bid(SKU, 4, window(2, 2), "12"))
+        .await
+        .unwrap();
+    assert_eq!(placed.contracts.len(), 4, "{placed:?}");
+    assert_eq!(
+        (
+            metric(&exchange, "suanli_policy_decisions_total{call=\"batch\"}").await - batched,
+            metric(&exchange, "suanli_policy_batch_calls_total").await - batches
+        ),
+        (8, 2)
+    );
+    let mut prices = Vec::new();
+    for contract in &placed.contracts {
+        assert_eq!(contract.decisions.len(), 2, "{contract:?}");
+        let replay = regulator.replay_contract(contract.id).await.unwrap();
+        assert!(
+            replay.decisions.len() == 2 && replay.decisions.iter().all(|d| d.matches),
+            "{replay:?}"
+        );
+        prices.push(contract.unit_price.to_string());
+    }
+    prices.sort();
+    // Each pair priced by its own ask: spread × 0.5 × (1 − 0.3) to the provider, at night or not.
+    assert_eq!(prices.len(), 4);
+    assert!(
+        prices.windows(2).all(|pair| pair[0] < pair[1]),
+        "{prices:?}"
+    );
+
+    // In Guizhou a policy traps on one pair: the batch call fails as a whole (recorded), the
+    // pairs are evaluated one by one, and only the bad one fails.
+    activate(&guizhou, "gz", "pricing", "hostile").await;
+    for (ask, mode) in [("10", None), ("10.1", Some("trap")), ("10.2", None)] {
+        let mut offer = new_offer("guian", SKU, 1, window(1, 10), ask);
+        if let Some(mode) = mode {
+            offer.attributes = Some(
+                serde_json::json!({"mode": mode})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+        }
+        provider.place_offer(&offer).await.unwrap();
+    }
+    let single = metric(&exchange, "suanli_policy_decisions_total{call=\"single\"}").await;
+    let mut bid = new_bid(SKU, 3, window(2, 2), "12");
+    bid.hubs = Some(vec!["gz".into()]);
+    let placed = buyer.place_bid(&bid).await.unwrap();
+    let mut prices: Vec<String> = placed
+        .contracts
+        .iter()
+        .map(|contract| contract.unit_price.to_string())
+        .collect();
+    prices.sort();
+    assert_eq!(prices, ["10", "10.2"], "{placed:?}");
+    assert!(
+        placed
+            .reasons
+            .iter()
+            .any(|reason| reason.code == "policy_fault"),
+        "{placed:?}"
+    );
+    assert_eq!(
+        metric(&exchange, "suanli_policy_decisions_total{call=\"single\"}").await - single,
+        3
+    );
+    let faults: Vec<(String, String)> = {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Fault {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            class: String,
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            message: String,
+        }
+        diesel::sql_query("SELECT class, message FROM policy_faults WHERE hub = 'gz' ORDER BY id")
+            .load::<Fault>(&mut exchange.sql())
+            .unwrap()
+            .into_iter()
+            .map(|fault| (fault.class, fault.message))
+            .collect()
+    };
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert_eq!(
+        (faults[0].0.as_str(), faults[1].0.as_str()),
+        ("trap", "trap")
+    );
+    assert!(
+        faults[0].1.starts_with("a batch call of 3 pairs"),
+        "{faults:?}"
+    );
 }
 
 #[actix_web::test]

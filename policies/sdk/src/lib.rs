@@ -1,7 +1,7 @@
 //! The guest SDK for hub policies.
 //!
 //! A hub writes its policy as a plain Rust function over the types that `wit-bindgen` generates
-//! from `policies/wit/policy.wit` (WIT package `suanli:policy@0.2.0`), tests it natively with
+//! from `policies/wit/policy.wit` (WIT package `suanli:policy@0.3.0`), tests it natively with
 //! `cargo test`, and exports it with one macro:
 //!
 //! ```text
@@ -11,11 +11,14 @@
 //! ```
 //!
 //! The macro generates the bindings in the calling crate (so `MatchInput`, `Quote`, `Rejection`,
-//! `Denial`, `Side`, `HubFacts`… live at the crate root) and exports the function. The crate must
-//! depend on `wit-bindgen` and sit two folders below `policies/` (as `policies/examples/*` do).
-//! A policy written against version 0.1 of the interface (`policies/wit-0.1/`, prices as decimal
-//! strings) keeps building with `pricing_policy!(price, wit = "0.1")` (or `compliance_policy!`);
-//! the exchange accepts both versions.
+//! `Denial`, `Side`, `HubFacts`… live at the crate root) and exports it for every pair of a
+//! batch: the exchange hands a hub's policy all candidate pairs of an incoming order at once, and
+//! the function must answer each from its own input alone (decisions are replayed one by one).
+//! The crate must depend on `wit-bindgen` and sit two folders below `policies/` (as
+//! `policies/examples/*` do). A policy written against version 0.2 (one pair per call) or 0.1
+//! (`policies/wit-0.1/`, prices as decimal strings) keeps building with
+//! `pricing_policy!(price, wit = "0.2")` or `wit = "0.1"` (or `compliance_policy!`); the exchange
+//! accepts all three versions.
 //!
 //! Policies import nothing: no clock, no randomness, no I/O. Money arrives as whole millionths
 //! (`micros`) and a quote's price leaves as a decimal string: [`format_micros`] writes one, and
@@ -123,8 +126,9 @@ mod bump {
 }
 
 /// Generates the `pricing` world's bindings in the calling crate and exports `$function`
-/// (`fn(&MatchInput) -> Result<Quote, Rejection>`) as its `price` export; `wit = "0.1"` builds
-/// against version 0.1 of the interface instead of the current 0.2.
+/// (`fn(&MatchInput) -> Result<Quote, Rejection>`): as `price-all` (every pair of a batch, in
+/// order) for the current version 0.3 of the interface; `wit = "0.2"` or `wit = "0.1"` builds
+/// against an earlier version instead, whose `price` export takes one pair per call.
 #[macro_export]
 macro_rules! pricing_policy {
     ($function:path) => {
@@ -134,15 +138,22 @@ macro_rules! pricing_policy {
         struct Policy;
 
         impl Guest for Policy {
-            fn price(input: MatchInput) -> Result<Quote, Rejection> {
-                $function(&input)
+            fn price_all(inputs: Vec<MatchInput>) -> Vec<Result<Quote, Rejection>> {
+                inputs.iter().map(|input| $function(input)).collect()
             }
         }
 
         export!(Policy);
     };
+    ($function:path, wit = "0.2") => {
+        wit_bindgen::generate!({ world: "pricing", path: "../../wit-0.2" });
+        $crate::pricing_policy!(@one_per_call $function);
+    };
     ($function:path, wit = "0.1") => {
         wit_bindgen::generate!({ world: "pricing", path: "../../wit-0.1" });
+        $crate::pricing_policy!(@one_per_call $function);
+    };
+    (@one_per_call $function:path) => {
         pub use suanli::policy::types::*;
 
         struct Policy;
@@ -158,8 +169,9 @@ macro_rules! pricing_policy {
 }
 
 /// Generates the `compliance` world's bindings in the calling crate and exports `$function`
-/// (`fn(&MatchInput) -> Result<(), Denial>`) as its `check` export; `wit = "0.1"` builds against
-/// version 0.1 of the interface instead of the current 0.2.
+/// (`fn(&MatchInput) -> Result<(), Denial>`): as `check-all` (every pair of a batch, in order)
+/// for the current version 0.3 of the interface; `wit = "0.2"` or `wit = "0.1"` builds against an
+/// earlier version instead, whose `check` export takes one pair per call.
 #[macro_export]
 macro_rules! compliance_policy {
     ($function:path) => {
@@ -169,15 +181,22 @@ macro_rules! compliance_policy {
         struct Policy;
 
         impl Guest for Policy {
-            fn check(input: MatchInput) -> Result<(), Denial> {
-                $function(&input)
+            fn check_all(inputs: Vec<MatchInput>) -> Vec<Result<(), Denial>> {
+                inputs.iter().map(|input| $function(input)).collect()
             }
         }
 
         export!(Policy);
     };
+    ($function:path, wit = "0.2") => {
+        wit_bindgen::generate!({ world: "compliance", path: "../../wit-0.2" });
+        $crate::compliance_policy!(@one_per_call $function);
+    };
     ($function:path, wit = "0.1") => {
         wit_bindgen::generate!({ world: "compliance", path: "../../wit-0.1" });
+        $crate::compliance_policy!(@one_per_call $function);
+    };
+    (@one_per_call $function:path) => {
         pub use suanli::policy::types::*;
 
         struct Policy;

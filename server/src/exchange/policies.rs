@@ -10,6 +10,15 @@
 //! - **A budget per hub.** Each hub may spend at most [`HubBudget`] fuel and wall time on one
 //!   incoming order, and at most so much wall time per batch; beyond it that hub's remaining
 //!   candidates are skipped, with one `hub_budget_exhausted` fault recorded per order.
+//!
+//! A policy built against version 0.3 of the interface decides in batches: when the engine
+//! announces an incoming bid's candidates ([`Policies::prepare`]), each hub's policy is called
+//! once for all of its pairs (compliance of the offers' hubs, then of the data-origin hubs for
+//! the pairs still allowed, then pricing for the pairs allowed by both), and `allow`/`price`
+//! answer from those results, recording each decision exactly as a one-pair call would, with
+//! its share of the call's fuel. A batch call that faults as a whole (a trap, fuel, the deadline)
+//! decides nothing: its pairs are evaluated one by one, within what is left of the hub's budget,
+//! so that one bad pair fails alone.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -24,6 +33,10 @@ use crate::market::{
 };
 use crate::policy::input::{BidFacts, HubFacts, OfferFacts};
 use crate::policy::{Compiled, Fault, PolicyHost, PolicyInput, PolicyKind, PolicyOutput};
+use uuid::Uuid;
+
+/// A decision made ahead in a batch call: the output and its share of the call's fuel.
+type Prepared = (Result<PolicyOutput, Fault>, u64);
 
 /// The active policy of a hub and kind, as this process can run it.
 #[derive(Clone)]
@@ -94,6 +107,23 @@ pub struct HubPolicies<'a> {
     /// Hubs whose policy could not run (unavailable, or budget spent) for the current order,
     /// already recorded.
     exhausted: HashSet<HubId>,
+    /// The inputs of the current order's pairs, by (bid, offer): built once per pair.
+    inputs: HashMap<(Uuid, Uuid), PolicyInput>,
+    /// Decisions made ahead by batch calls for the pairs announced last, by (hub, kind, bid,
+    /// offer), taken when the engine asks.
+    prepared: HashMap<(HubId, PolicyKind, Uuid, Uuid), Prepared>,
+    /// Whether any active policy decides in batches.
+    batches: bool,
+    /// How the decisions so far were made (quotes' included).
+    pub calls: Calls,
+}
+
+/// How many decisions were made in batch calls and in one-pair calls, and how many batch calls.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Calls {
+    pub batched: u64,
+    pub single: u64,
+    pub batches: u64,
 }
 
 impl<'a> HubPolicies<'a> {
@@ -114,6 +144,12 @@ impl<'a> HubPolicies<'a> {
             batch_spend: HashMap::new(),
             quote_batch_spend: HashMap::new(),
             exhausted: HashSet::new(),
+            inputs: HashMap::new(),
+            prepared: HashMap::new(),
+            batches: active.values().any(|policy| {
+                matches!(policy, ActivePolicy::Ready(compiled) if compiled.decides_in_batches())
+            }),
+            calls: Calls::default(),
         }
     }
 
@@ -134,6 +170,8 @@ impl<'a> HubPolicies<'a> {
     pub fn begin_order(&mut self) {
         self.order_spend.clear();
         self.exhausted.clear();
+        self.inputs.clear();
+        self.prepared.clear();
     }
 
     /// What is left of `hub`'s budget: (fuel, wall time), or why nothing is.
@@ -157,22 +195,45 @@ impl<'a> HubPolicies<'a> {
         Ok((fuel_left, order_wall_left.min(batch_wall_left)))
     }
 
-    /// Evaluates `hub`'s active policy of `kind` on the pair, within the hub's budget; `None` if
-    /// the hub has no such policy. The input is built on first need and kept in `input`.
+    /// The pair's input, built on first need and kept for the rest of the order.
+    fn input_of(&mut self, pair: &PairFacts<'_>) -> &PolicyInput {
+        let reference = self.reference;
+        self.inputs
+            .entry((pair.bid.id, pair.offer.id))
+            .or_insert_with(|| policy_input(pair, reference))
+    }
+
+    /// Charges `hub` for an evaluation: fuel and wall time, to the order and to the batch.
+    fn charge(&mut self, hub: HubId, fuel: u64, elapsed: Duration) {
+        let spend = self.order_spend.entry(hub).or_default();
+        spend.fuel = spend.fuel.saturating_add(fuel);
+        spend.wall += elapsed;
+        *self.batch_spend.entry(hub).or_default() += elapsed;
+    }
+
+    /// Evaluates `hub`'s active policy of `kind` on the pair, within the hub's budget, or takes
+    /// the decision a batch call made ahead; `None` if the hub has no such policy.
     fn run(
         &mut self,
         hub: HubId,
         kind: PolicyKind,
         pair: &PairFacts<'_>,
-        input: &mut Option<PolicyInput>,
     ) -> Option<(Result<PolicyOutput, Fault>, DecisionRecord)> {
         let policy = self.active.get(&(hub, kind))?.clone();
         let hub_code = self.reference.hub_by_id(hub).code.clone();
+        let prepared = self
+            .prepared
+            .remove(&(hub, kind, pair.bid.id, pair.offer.id));
         let allowance = self.allowance(hub);
-        let refused = match (&policy, &allowance) {
-            (ActivePolicy::Unavailable { digest }, _) => Some(Fault::Unavailable(digest.clone())),
-            (ActivePolicy::Ready(_), Err(spent)) => Some(Fault::BudgetExhausted(spent.clone())),
-            (ActivePolicy::Ready(_), Ok(_)) => None,
+        let refused = match (&prepared, &policy, &allowance) {
+            (Some(_), _, _) => None,
+            (None, ActivePolicy::Unavailable { digest }, _) => {
+                Some(Fault::Unavailable(digest.clone()))
+            }
+            (None, ActivePolicy::Ready(_), Err(spent)) => {
+                Some(Fault::BudgetExhausted(spent.clone()))
+            }
+            (None, ActivePolicy::Ready(_), Ok(_)) => None,
         };
         if let Some(fault) = refused {
             // A policy that cannot run, or a spent budget, is recorded once per order and hub;
@@ -189,27 +250,26 @@ impl<'a> HubPolicies<'a> {
                 return Some((Err(fault), record));
             }
         }
-        let reference = self.reference;
-        let input = input.get_or_insert_with(|| policy_input(pair, reference));
-        let canonical_input = input.canonical();
-        let (output, fuel_used) = match (&policy, allowance) {
-            (ActivePolicy::Unavailable { digest }, _) => {
+        let canonical_input = self.input_of(pair).canonical();
+        let (output, fuel_used) = match (prepared, &policy, allowance) {
+            (Some(prepared), _, _) => {
+                self.calls.batched += 1;
+                prepared
+            }
+            (None, ActivePolicy::Unavailable { digest }, _) => {
                 (Err(Fault::Unavailable(digest.clone())), 0)
             }
-            (ActivePolicy::Ready(_), Err(spent)) => (Err(Fault::BudgetExhausted(spent)), 0),
-            (ActivePolicy::Ready(compiled), Ok((fuel, wall))) => {
+            (None, ActivePolicy::Ready(_), Err(spent)) => (Err(Fault::BudgetExhausted(spent)), 0),
+            (None, ActivePolicy::Ready(compiled), Ok((fuel, wall))) => {
                 // The epoch ticks once a millisecond: round the wall allowance up to whole ticks.
                 let deadline_ms =
                     u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+                let host = self.host;
+                let input = self.input_of(pair);
                 let started = Instant::now();
-                let evaluation = self
-                    .host
-                    .evaluate_within(compiled, input, fuel, deadline_ms);
-                let elapsed = started.elapsed();
-                let spend = self.order_spend.entry(hub).or_default();
-                spend.fuel = spend.fuel.saturating_add(evaluation.fuel_used);
-                spend.wall += elapsed;
-                *self.batch_spend.entry(hub).or_default() += elapsed;
+                let evaluation = host.evaluate_within(compiled, input, fuel, deadline_ms);
+                self.charge(hub, evaluation.fuel_used, started.elapsed());
+                self.calls.single += 1;
                 (evaluation.output, evaluation.fuel_used)
             }
         };
@@ -254,6 +314,98 @@ impl<'a> HubPolicies<'a> {
         };
         Some((output, record))
     }
+
+    /// Decides ahead, in one batch call per hub, the pairs of `live` that `hub_of` sends to a
+    /// hub whose active policy of `kind` decides in batches; keeps the decisions for `run`. A
+    /// pair stays live for the next stage if this stage did not judge it (no such policy or no
+    /// such hub) or allowed it; it leaves if it was refused, or if its decision was not made
+    /// ahead (one-pair policies, a spent budget, a batch call that faulted), since what follows
+    /// then is for the one-by-one path to find out.
+    fn prepare_stage(
+        &mut self,
+        pairs: &[PairFacts<'_>],
+        kind: PolicyKind,
+        hub_of: impl Fn(&PairFacts<'_>) -> Option<HubId>,
+        live: &mut [bool],
+    ) {
+        let mut by_hub: Vec<(HubId, Vec<usize>)> = Vec::new();
+        for (index, pair) in pairs.iter().enumerate() {
+            let Some(hub) = hub_of(pair).filter(|_| live[index]) else {
+                continue;
+            };
+            if !self.active.contains_key(&(hub, kind)) {
+                continue;
+            }
+            match by_hub.iter_mut().find(|(known, _)| *known == hub) {
+                Some((_, indices)) => indices.push(index),
+                None => by_hub.push((hub, vec![index])),
+            }
+        }
+        for (hub, indices) in by_hub {
+            let compiled = match self.active.get(&(hub, kind)) {
+                Some(ActivePolicy::Ready(compiled)) if compiled.decides_in_batches() => {
+                    compiled.clone()
+                }
+                _ => {
+                    indices.iter().for_each(|index| live[*index] = false);
+                    continue;
+                }
+            };
+            let Ok((fuel, wall)) = self.allowance(hub) else {
+                indices.iter().for_each(|index| live[*index] = false);
+                continue;
+            };
+            let deadline_ms = u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+            for index in &indices {
+                self.input_of(&pairs[*index]);
+            }
+            let inputs: Vec<&PolicyInput> = indices
+                .iter()
+                .map(|index| &self.inputs[&(pairs[*index].bid.id, pairs[*index].offer.id)])
+                .collect();
+            let started = Instant::now();
+            let batch = self
+                .host
+                .evaluate_batch_within(&compiled, &inputs, fuel, deadline_ms);
+            self.charge(hub, batch.fuel_used, started.elapsed());
+            self.calls.batches += 1;
+            let outputs = match batch.outputs {
+                Ok(outputs) => outputs,
+                Err(fault) => {
+                    // Recorded with every input of the call (a JSON array), so that the operator
+                    // sees why the hub's pairs were then evaluated one by one.
+                    let inputs: Vec<String> = indices
+                        .iter()
+                        .map(|index| {
+                            let pair = &pairs[*index];
+                            self.inputs[&(pair.bid.id, pair.offer.id)].canonical()
+                        })
+                        .collect();
+                    self.faults.push(FaultRecord {
+                        hub: self.reference.hub_by_id(hub).code.clone(),
+                        kind: kind.as_str().into(),
+                        digest: compiled.digest.clone(),
+                        class: fault.class().into(),
+                        message: format!("a batch call of {} pairs: {fault}", indices.len())
+                            .replace('\0', ""),
+                        input: format!("[{}]", inputs.join(",")),
+                    });
+                    indices.iter().for_each(|index| live[*index] = false);
+                    continue;
+                }
+            };
+            let count = u64::try_from(indices.len()).unwrap_or(u64::MAX).max(1);
+            let (share, rest) = (batch.fuel_used / count, batch.fuel_used % count);
+            for (position, (index, output)) in indices.iter().zip(outputs).enumerate() {
+                let pair = &pairs[*index];
+                live[*index] =
+                    matches!(output, Ok(PolicyOutput::Allow)) || kind != PolicyKind::Compliance;
+                let fuel = share + if position == 0 { rest } else { 0 };
+                self.prepared
+                    .insert((hub, kind, pair.bid.id, pair.offer.id), (output, fuel));
+            }
+        }
+    }
 }
 
 /// A compliance policy's refusal as people read it: `code: message`, without control
@@ -287,7 +439,6 @@ pub fn fault_json(fault: &Fault) -> String {
 
 impl Policies for HubPolicies<'_> {
     fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<Allowance> {
-        let mut input = None;
         let mut hubs = vec![pair.offer.hub];
         if let Some(origin) = pair
             .bid
@@ -298,8 +449,7 @@ impl Policies for HubPolicies<'_> {
         }
         let mut records = Vec::new();
         for hub in hubs {
-            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, pair, &mut input)
-            else {
+            let Some((output, record)) = self.run(hub, PolicyKind::Compliance, pair) else {
                 continue;
             };
             records.push(record);
@@ -330,12 +480,9 @@ impl Policies for HubPolicies<'_> {
     }
 
     fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
-        let mut input = None;
         // No active pricing policy: the built-in rule. An active one that cannot run is a
         // rejection (below), never the built-in rule.
-        let Some((output, record)) =
-            self.run(pair.offer.hub, PolicyKind::Pricing, pair, &mut input)
-        else {
+        let Some((output, record)) = self.run(pair.offer.hub, PolicyKind::Pricing, pair) else {
             return BuiltInRules.price(pair);
         };
         let decision = match output {
@@ -366,16 +513,53 @@ impl Policies for HubPolicies<'_> {
     }
 
     fn quote_below_ask(&mut self, pair: &PairFacts<'_>, unit_price: Decimal) {
-        if let Some(policy) = self.active.get(&(pair.offer.hub, PolicyKind::Pricing)) {
+        let active = self.active;
+        if let Some(policy) = active.get(&(pair.offer.hub, PolicyKind::Pricing)) {
+            let input = self.input_of(pair).canonical();
             self.faults.push(FaultRecord {
                 hub: self.reference.hub_by_id(pair.offer.hub).code.clone(),
                 kind: PolicyKind::Pricing.as_str().into(),
                 digest: policy.digest().to_owned(),
                 class: Fault::PriceBelowAsk.class().into(),
                 message: format!("quoted {unit_price} below the ask {}", pair.offer.ask_price),
-                input: policy_input(pair, self.reference).canonical(),
+                input,
             });
         }
+    }
+
+    fn prepares(&self) -> bool {
+        self.batches
+    }
+
+    fn prepare(&mut self, pairs: &[PairFacts<'_>]) {
+        // Decisions made ahead that were never asked for belong to pairs no longer coming.
+        self.prepared.clear();
+        if pairs.len() < 2 {
+            return;
+        }
+        let mut live = vec![true; pairs.len()];
+        self.prepare_stage(
+            pairs,
+            PolicyKind::Compliance,
+            |pair| Some(pair.offer.hub),
+            &mut live,
+        );
+        self.prepare_stage(
+            pairs,
+            PolicyKind::Compliance,
+            |pair| {
+                pair.bid
+                    .data_origin
+                    .filter(|origin| *origin != pair.offer.hub)
+            },
+            &mut live,
+        );
+        self.prepare_stage(
+            pairs,
+            PolicyKind::Pricing,
+            |pair| Some(pair.offer.hub),
+            &mut live,
+        );
     }
 }
 

@@ -658,6 +658,14 @@ impl Writer {
                 .with_label_values(&[fault.class.as_str()])
                 .inc();
         }
+        let calls = policies.calls;
+        for (call, decisions) in [("batch", calls.batched), ("single", calls.single)] {
+            metrics
+                .policy_decisions
+                .with_label_values(&[call])
+                .inc_by(decisions);
+        }
+        metrics.policy_batch_calls.inc_by(calls.batches);
         effects.writes.faults = policies.faults;
         effects.writes.decisions = policies.decisions;
         Ok(Prepared {

@@ -135,6 +135,9 @@ pub struct Removal {
 /// `price_above_limit` reason.
 const PRICE_REASON_LOOKAHEAD: usize = 16;
 
+/// The most candidate pairs announced to the policies at once ([`Policies::prepare`]).
+const PREPARED_PAIRS_MAX: usize = 64;
+
 /// What the offer index keeps beside each entry: enough to turn most candidates down without
 /// reading the offer itself (a cache miss on a large book).
 #[derive(Debug, Clone, Copy)]
@@ -247,6 +250,16 @@ impl std::hash::Hasher for SeqHasher {
 
 /// The resting offers of one market in ask order, from the price index.
 type OfferIndexIter<'a> = std::collections::btree_map::Iter<'a, (i64, Seq), OfferKey>;
+
+/// Where a bid's scan of the offers stands: its cursors into each market, the head of each, how
+/// many candidates it examined, the bid's limit in millionths, and the units still wanted.
+struct Lookahead<'s, 'a> {
+    markets: &'s [(HubId, OfferIndexIter<'a>)],
+    heads: &'s [Option<((i64, Seq), OfferKey)>],
+    examined: usize,
+    limit: i64,
+    wanted: u64,
+}
 
 /// A map keyed by order number.
 type SeqMap<V> = HashMap<Seq, V, BuildHasherDefault<SeqHasher>>;
@@ -777,6 +790,11 @@ impl Engine {
         let limit = micros(bid.limit_price);
         let mut quotes = Vec::new();
         let mut examined = 0;
+        // Units quoted so far, and how many of the pairs announced to the policies are still to
+        // be asked about.
+        let mut quoted: u64 = 0;
+        let mut announced_left = 0usize;
+        let prepares = policies.prepares();
         // Units already quoted strictly below the ask about to be examined: no later candidate can
         // beat them (a quote is never below its own ask), so once they cover the bid, stop.
         let mut covered: u64 = 0;
@@ -838,10 +856,22 @@ impl Engine {
                 hours: bid.window.len(),
                 units,
             };
+            if prepares && announced_left == 0 {
+                let ahead = Lookahead {
+                    markets: &markets,
+                    heads: &heads,
+                    examined,
+                    limit,
+                    wanted: u64::from(bid.quantity).saturating_sub(quoted),
+                };
+                announced_left = self.announce(bid, now, facts, ahead, policies);
+            }
+            announced_left = announced_left.saturating_sub(1);
             match quote_pair(&facts, policies) {
                 Ok(mut quote) => {
                     quote.offer = offer_seq;
                     quote.units = units;
+                    quoted += u64::from(units);
                     pending.push(Reverse((micros(quote.unit_price), units)));
                     quotes.push(quote);
                 }
@@ -856,6 +886,63 @@ impl Engine {
             });
         }
         quotes
+    }
+
+    /// Tells the policies which pairs this scan will ask about next, starting with `first`, so
+    /// that they can decide them in one call per hub: the scan walked ahead on copies of its
+    /// cursors, as far as the pairs' units could still be wanted (each pair's units are the
+    /// offer's free units capped by the bid, whatever the other pairs decide), at most
+    /// [`PREPARED_PAIRS_MAX`]. The scan cannot stop before it has asked about all of them: it
+    /// stops only once the units quoted cover the bid. Returns how many pairs were announced.
+    fn announce<'a>(
+        &'a self,
+        bid: &'a BidSpec,
+        now: i64,
+        first: PairFacts<'a>,
+        ahead: Lookahead<'_, 'a>,
+        policies: &mut dyn Policies,
+    ) -> usize {
+        let mut pairs = vec![first];
+        let mut wanted = ahead.wanted.saturating_sub(u64::from(first.units));
+        let mut markets: Vec<(HubId, OfferIndexIter<'a>)> = ahead.markets.to_vec();
+        let mut heads = ahead.heads.to_vec();
+        let mut examined = ahead.examined;
+        // What the walk ahead finds out about refused candidates the scan notes itself.
+        let mut unheard = Reasons::default();
+        while wanted > 0
+            && pairs.len() < PREPARED_PAIRS_MAX
+            && examined < self.config.candidates_max
+        {
+            let Some((best, ((ask, offer_seq), key))) = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(index, head)| head.map(|head| (index, head)))
+                .min_by_key(|(_, (order, _))| *order)
+            else {
+                break;
+            };
+            if ask > ahead.limit {
+                heads[best] = None;
+                continue;
+            }
+            let hub = markets[best].0;
+            heads[best] = markets[best].1.next().map(|(key, value)| (*key, *value));
+            examined += 1;
+            if let Some((offer, units)) =
+                self.candidate_units(bid, offer_seq, hub, &key, now, &mut unheard)
+            {
+                wanted = wanted.saturating_sub(u64::from(units));
+                pairs.push(PairFacts {
+                    offer: &offer.spec,
+                    bid,
+                    maker: Side::Offer,
+                    hours: bid.window.len(),
+                    units,
+                });
+            }
+        }
+        policies.prepare(&pairs);
+        pairs.len()
     }
 
     /// Says that the bid's limit is below the asks of a market, if one of the offers there (the

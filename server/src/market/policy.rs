@@ -93,6 +93,18 @@ pub trait Policies {
 
     /// A quote the exchange refused because it broke the rules (below the ask): a policy fault.
     fn quote_below_ask(&mut self, _pair: &PairFacts<'_>, _unit_price: Decimal) {}
+
+    /// Whether these policies want to hear of pairs before they are asked about them
+    /// ([`Policies::prepare`]).
+    fn prepares(&self) -> bool {
+        false
+    }
+
+    /// The pairs the engine will ask about next, in the order it will ask (an incoming bid's
+    /// candidates): the policies may decide them all at once, and answer [`Policies::allow`] and
+    /// [`Policies::price`] from what they found. The answers must be those one-by-one asking
+    /// would give; the engine asks about every pair announced before it announces more.
+    fn prepare(&mut self, _pairs: &[PairFacts<'_>]) {}
 }
 
 /// The rules of a hub with no active policies: everything is allowed, and the price is the

@@ -607,6 +607,45 @@ fn command() -> impl Strategy<Value = Command> {
     ]
 }
 
+/// A crowded book: many small offers in one SKU, then bids wanting several of them each (the
+/// case where an incoming bid's candidates are announced to the policies many at a time).
+fn crowded() -> impl Strategy<Value = Vec<Command>> {
+    let offers = proptest::collection::vec(
+        (0..4u8, 0..3u8, 1..3u32, 0..3i64, 1..20u32).prop_map(
+            |(provider, hub, quantity, start, ask)| Command::Offer {
+                provider,
+                hub,
+                sku: 0,
+                quantity,
+                start,
+                length: 4,
+                ask,
+            },
+        ),
+        8..30,
+    );
+    let bids = proptest::collection::vec(
+        (0..4u8, 0..8u8, 2..16u32, 0..4i64, 1..4i64, 5..24u32, 0..4u8).prop_map(
+            |(buyer, hubs, quantity, start, length, limit, tif)| Command::Bid {
+                buyer,
+                skus: vec![0],
+                hubs,
+                quantity,
+                start,
+                length,
+                limit,
+                tif,
+                min_fill: 1,
+            },
+        ),
+        1..8,
+    );
+    (offers, bids).prop_map(|(mut offers, bids)| {
+        offers.extend(bids);
+        offers
+    })
+}
+
 /// Everything observable from running `commands`, plus the ledger a buyer-side model keeps.
 #[derive(Debug, PartialEq)]
 struct Run {
@@ -615,6 +654,10 @@ struct Run {
 }
 
 fn run(commands: &[Command], check: bool) -> Run {
+    run_with(commands, check, &mut BuiltInRules)
+}
+
+fn run_with(commands: &[Command], check: bool, policies: &mut dyn Policies) -> Run {
     const BASE_HOUR: i64 = 2000;
     let mut engine = Engine::new(EngineConfig { candidates_max: 8 });
     let mut now = BASE_HOUR * 3600 - 3600;
@@ -683,7 +726,7 @@ fn run(commands: &[Command], check: bool) -> Run {
                     green_share: 50,
                     attributes: Vec::new(),
                 };
-                let outcome = engine.submit_offer(spec.clone(), now, &mut BuiltInRules);
+                let outcome = engine.submit_offer(spec.clone(), now, policies);
                 settle_fills(
                     &outcome.fills,
                     &mut held,
@@ -766,7 +809,7 @@ fn run(commands: &[Command], check: bool) -> Run {
                 }
                 *buyer_available -= hold;
                 *held.entry(buyer_id).or_default() += hold;
-                let outcome = engine.submit_bid(spec.clone(), now, &mut BuiltInRules);
+                let outcome = engine.submit_bid(spec.clone(), now, policies);
                 let seq = outcome.state.seq;
                 bids.insert(seq, spec.clone());
                 resting_hold.insert(seq, (buyer_id, spec.unit_hold, spec.quantity));
@@ -875,8 +918,97 @@ fn run(commands: &[Command], check: bool) -> Run {
     result
 }
 
+/// Policies that deny some pairs and price each by its own facts, and that check, when they ask
+/// to hear of pairs ahead, that the engine asks about exactly the pairs it announced, in order.
+#[derive(Default)]
+struct Judging {
+    announce: bool,
+    /// (bid, offer, units) announced and not yet asked about.
+    announced: std::collections::VecDeque<(Uuid, Uuid, u32)>,
+    violations: Vec<String>,
+}
+
+impl Judging {
+    fn asked(&mut self, pair: &PairFacts<'_>) {
+        if !self.announce || pair.maker != Side::Offer {
+            return;
+        }
+        let key = (pair.bid.id, pair.offer.id, pair.units);
+        match self.announced.front() {
+            Some(front) if *front == key => {}
+            other => self
+                .violations
+                .push(format!("asked {key:?}, announced {other:?}")),
+        }
+    }
+}
+
+impl Policies for Judging {
+    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<Allowance> {
+        self.asked(pair);
+        let denied = (pair.bid.id.as_u128() + pair.offer.id.as_u128()).is_multiple_of(5);
+        if denied || !self.announce || pair.maker != Side::Offer {
+            self.announced.pop_front();
+        }
+        Decided::built_in(if denied {
+            Allowance::Denied {
+                hub: pair.offer.hub,
+                reason: "no".into(),
+            }
+        } else {
+            Allowance::Allowed
+        })
+    }
+
+    fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
+        if self.announce && pair.maker == Side::Offer {
+            self.announced.pop_front();
+        }
+        let markup = Decimal::from(pair.offer.id.as_u128() % 3 + u128::from(pair.units % 2));
+        Decided::built_in(PriceDecision::Quote {
+            unit_price: pair.offer.ask_price + markup,
+            levy_bps: 0,
+        })
+    }
+
+    fn prepares(&self) -> bool {
+        self.announce
+    }
+
+    fn prepare(&mut self, pairs: &[PairFacts<'_>]) {
+        if !self.announced.is_empty() {
+            self.violations
+                .push(format!("announced again with {:?} unasked", self.announced));
+        }
+        self.announced = pairs
+            .iter()
+            .map(|pair| (pair.bid.id, pair.offer.id, pair.units))
+            .collect();
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn announcing_candidates_ahead_changes_nothing_and_every_announced_pair_is_asked(
+        commands in proptest::collection::vec(command(), 1..60)
+    ) {
+        let mut announcing = Judging { announce: true, ..Judging::default() };
+        let announced = run_with(&commands, false, &mut announcing);
+        prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default()));
+        prop_assert!(announcing.violations.is_empty(), "{:?}", announcing.violations);
+        prop_assert!(announcing.announced.is_empty(), "never asked: {:?}", announcing.announced);
+    }
+
+    #[test]
+    fn announcing_many_candidates_of_a_crowded_book_changes_nothing(commands in crowded()) {
+        let mut announcing = Judging { announce: true, ..Judging::default() };
+        let announced = run_with(&commands, false, &mut announcing);
+        prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default()));
+        prop_assert!(announcing.violations.is_empty(), "{:?}", announcing.violations);
+        prop_assert!(announcing.announced.is_empty(), "never asked: {:?}", announcing.announced);
+    }
 
     #[test]
     fn random_commands_keep_every_invariant(commands in proptest::collection::vec(command(), 1..60)) {

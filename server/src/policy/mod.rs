@@ -20,18 +20,35 @@ use wasmtime::{Engine, Store, Trap};
 
 pub use input::{PolicyInput, PolicyOutput};
 
-/// The host's side of both versions of the WIT package: 0.2 (`policies/wit/`, what policies are
-/// built against today) and 0.1 (`policies/wit-0.1/`, still accepted, so that a policy uploaded
-/// before 0.2 keeps running and replaying).
+/// The host's side of every version of the WIT package: 0.3 (`policies/wit/`, what policies are
+/// built against today: a batch of pairs per call), 0.2 (`policies/wit-0.2/`, the same types, one
+/// pair per call) and 0.1 (`policies/wit-0.1/`), still accepted, so that a policy uploaded before
+/// keeps running and replaying. 0.3 shares 0.2's Rust types: its types are 0.2's, unchanged.
 mod bindings {
-    pub mod v0_2 {
+    pub mod v0_3 {
         pub mod pricing {
-            wasmtime::component::bindgen!({ world: "pricing", path: "../policies/wit" });
+            wasmtime::component::bindgen!({
+                world: "pricing",
+                path: "../policies/wit",
+                with: { "suanli:policy/types": super::super::v0_2::pricing::suanli::policy::types },
+            });
         }
         pub mod compliance {
             wasmtime::component::bindgen!({
                 world: "compliance",
                 path: "../policies/wit",
+                with: { "suanli:policy/types": super::super::v0_2::pricing::suanli::policy::types },
+            });
+        }
+    }
+    pub mod v0_2 {
+        pub mod pricing {
+            wasmtime::component::bindgen!({ world: "pricing", path: "../policies/wit-0.2" });
+        }
+        pub mod compliance {
+            wasmtime::component::bindgen!({
+                world: "compliance",
+                path: "../policies/wit-0.2",
                 with: { "suanli:policy/types": super::pricing::suanli::policy::types },
             });
         }
@@ -52,7 +69,7 @@ mod bindings {
 
 /// The WIT types of version 0.1 of the policy interface.
 pub use bindings::v0_1::pricing::suanli::policy::types as wit_v0_1;
-/// The WIT types of version 0.2 of the policy interface.
+/// The WIT types of versions 0.2 and 0.3 of the policy interface.
 pub use bindings::v0_2::pricing::suanli::policy::types as wit;
 
 /// What a policy decides.
@@ -134,7 +151,7 @@ pub enum UploadError {
     #[error("the policy imports `{0}`; policies may import nothing")]
     Imports(String),
     #[error(
-        "the policy does not export the `{0}` world of suanli:policy 0.2.0 (nor of 0.1.0): {1}"
+        "the policy does not export the `{0}` world of suanli:policy 0.3.0 (nor of 0.2.0 or 0.1.0): {1}"
     )]
     WrongWorld(&'static str, String),
     #[error("compiling took longer than {0} ms")]
@@ -207,9 +224,29 @@ pub struct Evaluation {
     pub fuel_used: u64,
 }
 
+/// One batch call's result: an answer per input, in the inputs' order, or the fault that stopped
+/// the whole call; and the fuel the call used in all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchEvaluation {
+    pub outputs: Result<Vec<Result<PolicyOutput, Fault>>, Fault>,
+    pub fuel_used: u64,
+}
+
+/// A policy prepared for instantiation: one that decides a batch of pairs per call (0.3), or one
+/// pair (0.2, 0.1).
 enum Pre {
-    Pricing(bindings::v0_2::pricing::PricingPre<Sandbox>),
-    Compliance(bindings::v0_2::compliance::CompliancePre<Sandbox>),
+    Batch(BatchPre),
+    Single(SinglePre),
+}
+
+enum BatchPre {
+    Pricing(bindings::v0_3::pricing::PricingPre<Sandbox>),
+    Compliance(bindings::v0_3::compliance::CompliancePre<Sandbox>),
+}
+
+enum SinglePre {
+    PricingV0_2(bindings::v0_2::pricing::PricingPre<Sandbox>),
+    ComplianceV0_2(bindings::v0_2::compliance::CompliancePre<Sandbox>),
     PricingV0_1(bindings::v0_1::pricing::PricingPre<Sandbox>),
     ComplianceV0_1(bindings::v0_1::compliance::CompliancePre<Sandbox>),
 }
@@ -222,12 +259,19 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    /// The version of the WIT package the policy was built against: `0.2.0` or `0.1.0`.
+    /// The version of the WIT package the policy was built against: `0.3.0`, `0.2.0` or `0.1.0`.
     pub fn interface_version(&self) -> &'static str {
         match self.pre {
-            Pre::Pricing(_) | Pre::Compliance(_) => "0.2.0",
-            Pre::PricingV0_1(_) | Pre::ComplianceV0_1(_) => "0.1.0",
+            Pre::Batch(_) => "0.3.0",
+            Pre::Single(SinglePre::PricingV0_2(_) | SinglePre::ComplianceV0_2(_)) => "0.2.0",
+            Pre::Single(SinglePre::PricingV0_1(_) | SinglePre::ComplianceV0_1(_)) => "0.1.0",
         }
+    }
+
+    /// Whether the policy decides many pairs in one call (version 0.3); earlier versions take one
+    /// pair per call, each in a fresh instance.
+    pub fn decides_in_batches(&self) -> bool {
+        matches!(self.pre, Pre::Batch(_))
     }
 }
 
@@ -533,23 +577,37 @@ impl PolicyHost {
             .linker
             .instantiate_pre(component)
             .map_err(|error| UploadError::Compile(format!("{error:#}")))?;
-        // The current version first; a policy built against 0.1 is accepted too. The error
-        // named is the current version's, the one a new policy should be built against.
+        // The current version first; policies built against 0.2 or 0.1 are accepted too. The
+        // error named is the current version's, the one a new policy should be built against.
         let pre = match kind {
             PolicyKind::Pricing => {
-                match bindings::v0_2::pricing::PricingPre::new(instance_pre.clone()) {
-                    Ok(pre) => Pre::Pricing(pre),
-                    Err(error) => bindings::v0_1::pricing::PricingPre::new(instance_pre)
-                        .map(Pre::PricingV0_1)
+                match bindings::v0_3::pricing::PricingPre::new(instance_pre.clone()) {
+                    Ok(pre) => Pre::Batch(BatchPre::Pricing(pre)),
+                    Err(error) => bindings::v0_2::pricing::PricingPre::new(instance_pre.clone())
+                        .map(SinglePre::PricingV0_2)
+                        .or_else(|_| {
+                            bindings::v0_1::pricing::PricingPre::new(instance_pre)
+                                .map(SinglePre::PricingV0_1)
+                        })
+                        .map(Pre::Single)
                         .map_err(|_| UploadError::WrongWorld("pricing", format!("{error:#}")))?,
                 }
             }
             PolicyKind::Compliance => {
-                match bindings::v0_2::compliance::CompliancePre::new(instance_pre.clone()) {
-                    Ok(pre) => Pre::Compliance(pre),
-                    Err(error) => bindings::v0_1::compliance::CompliancePre::new(instance_pre)
-                        .map(Pre::ComplianceV0_1)
-                        .map_err(|_| UploadError::WrongWorld("compliance", format!("{error:#}")))?,
+                match bindings::v0_3::compliance::CompliancePre::new(instance_pre.clone()) {
+                    Ok(pre) => Pre::Batch(BatchPre::Compliance(pre)),
+                    Err(error) => {
+                        bindings::v0_2::compliance::CompliancePre::new(instance_pre.clone())
+                            .map(SinglePre::ComplianceV0_2)
+                            .or_else(|_| {
+                                bindings::v0_1::compliance::CompliancePre::new(instance_pre)
+                                    .map(SinglePre::ComplianceV0_1)
+                            })
+                            .map(Pre::Single)
+                            .map_err(|_| {
+                                UploadError::WrongWorld("compliance", format!("{error:#}"))
+                            })?
+                    }
                 }
             }
         };
@@ -565,16 +623,8 @@ impl PolicyHost {
         self.evaluate_within(policy, input, self.limits.fuel_max, self.limits.deadline_ms)
     }
 
-    /// Runs one evaluation with at most `fuel` and `deadline_ms` (each capped by the sandbox's
-    /// own limits): what is left of a hub's budget.
-    pub fn evaluate_within(
-        &self,
-        policy: &Compiled,
-        input: &PolicyInput,
-        fuel: u64,
-        deadline_ms: u64,
-    ) -> Evaluation {
-        let fuel = fuel.min(self.limits.fuel_max);
+    /// A fresh store with `fuel` and a deadline of `deadline_ms` epoch ticks, or why not.
+    fn store(&self, fuel: u64, deadline_ms: u64) -> Result<Store<Sandbox>, Fault> {
         let mut store = Store::new(
             &self.engine,
             Sandbox {
@@ -583,39 +633,66 @@ impl PolicyHost {
             },
         );
         store.limiter(|sandbox| sandbox);
-        if store.set_fuel(fuel).is_err() {
-            return Evaluation {
-                output: Err(Fault::Instantiate("fuel".into())),
-                fuel_used: 0,
-            };
-        }
-        store.set_epoch_deadline(deadline_ms.min(self.limits.deadline_ms).max(1));
+        store
+            .set_fuel(fuel)
+            .map_err(|_| Fault::Instantiate("fuel".into()))?;
+        store.set_epoch_deadline(deadline_ms.max(1));
         store.epoch_deadline_trap();
+        Ok(store)
+    }
+
+    /// Runs one evaluation with at most `fuel` and `deadline_ms` (each capped by the sandbox's
+    /// own limits): what is left of a hub's budget. A policy that decides in batches gets a batch
+    /// of one.
+    pub fn evaluate_within(
+        &self,
+        policy: &Compiled,
+        input: &PolicyInput,
+        fuel: u64,
+        deadline_ms: u64,
+    ) -> Evaluation {
+        let pre = match &policy.pre {
+            Pre::Single(pre) => pre,
+            Pre::Batch(_) => {
+                let batch = self.evaluate_batch_within(policy, &[input], fuel, deadline_ms);
+                let output = batch.outputs.and_then(|mut outputs| {
+                    outputs
+                        .pop()
+                        .unwrap_or_else(|| Err(Fault::BadOutput("no answer".into())))
+                });
+                return Evaluation {
+                    output,
+                    fuel_used: batch.fuel_used,
+                };
+            }
+        };
+        let fuel = fuel.min(self.limits.fuel_max);
+        let mut store = match self.store(fuel, deadline_ms.min(self.limits.deadline_ms)) {
+            Ok(store) => store,
+            Err(fault) => {
+                return Evaluation {
+                    output: Err(fault),
+                    fuel_used: 0,
+                };
+            }
+        };
         let output_max = self.limits.output_bytes_max;
-        let result = match &policy.pre {
-            Pre::Pricing(pre) => match input.to_wit() {
+        let result = match pre {
+            SinglePre::PricingV0_2(pre) => match input.to_wit() {
                 Ok(wit_input) => pre
                     .instantiate(&mut store)
                     .and_then(|instance| instance.call_price(&mut store, &wit_input))
-                    .map(|answer| {
-                        let answer = answer
-                            .map(|quote| (quote.unit_price, quote.levy_bps))
-                            .map_err(|rejection| rejection.reason);
-                        PolicyOutput::from_pricing(answer, output_max)
-                    }),
+                    .map(|answer| PolicyOutput::from_pricing(quoted(answer), output_max)),
                 Err(fault) => Ok(Err(fault)),
             },
-            Pre::Compliance(pre) => match input.to_wit() {
+            SinglePre::ComplianceV0_2(pre) => match input.to_wit() {
                 Ok(wit_input) => pre
                     .instantiate(&mut store)
                     .and_then(|instance| instance.call_check(&mut store, &wit_input))
-                    .map(|answer| {
-                        let answer = answer.map_err(|denial| (denial.code, denial.message));
-                        PolicyOutput::from_compliance(answer, output_max)
-                    }),
+                    .map(|answer| PolicyOutput::from_compliance(checked(answer), output_max)),
                 Err(fault) => Ok(Err(fault)),
             },
-            Pre::PricingV0_1(pre) => {
+            SinglePre::PricingV0_1(pre) => {
                 let wit_input = input.to_wit_v0_1();
                 pre.instantiate(&mut store)
                     .and_then(|instance| instance.call_price(&mut store, &wit_input))
@@ -626,7 +703,7 @@ impl PolicyHost {
                         PolicyOutput::from_pricing(answer, output_max)
                     })
             }
-            Pre::ComplianceV0_1(pre) => {
+            SinglePre::ComplianceV0_1(pre) => {
                 let wit_input = input.to_wit_v0_1();
                 pre.instantiate(&mut store)
                     .and_then(|instance| instance.call_check(&mut store, &wit_input))
@@ -643,6 +720,127 @@ impl PolicyHost {
         };
         Evaluation { output, fuel_used }
     }
+
+    /// Evaluates every input in one call, in one fresh instance, with at most `fuel` and
+    /// `deadline_ms` for the whole call (capped by the sandbox's limits times the number of
+    /// inputs). An input that cannot be put in the interface gets a `bad_input` answer and is
+    /// not sent; a fault of the call (fuel, deadline, memory, trap, a wrong number of answers)
+    /// is the batch's. A policy of an earlier version is evaluated pair by pair, each in a fresh
+    /// instance, within what the earlier pairs left.
+    pub fn evaluate_batch_within(
+        &self,
+        policy: &Compiled,
+        inputs: &[&PolicyInput],
+        fuel: u64,
+        deadline_ms: u64,
+    ) -> BatchEvaluation {
+        let count = u64::try_from(inputs.len()).unwrap_or(u64::MAX).max(1);
+        let fuel = fuel.min(self.limits.fuel_max.saturating_mul(count));
+        let deadline_ms = deadline_ms.min(self.limits.deadline_ms.saturating_mul(count));
+        let Pre::Batch(pre) = &policy.pre else {
+            let (mut outputs, mut fuel_used) = (Vec::with_capacity(inputs.len()), 0u64);
+            for input in inputs {
+                let left = fuel.saturating_sub(fuel_used);
+                let evaluation = self.evaluate_within(policy, input, left, deadline_ms);
+                fuel_used = fuel_used.saturating_add(evaluation.fuel_used);
+                outputs.push(evaluation.output);
+            }
+            return BatchEvaluation {
+                outputs: Ok(outputs),
+                fuel_used,
+            };
+        };
+        let mut outputs: Vec<Result<PolicyOutput, Fault>> = Vec::with_capacity(inputs.len());
+        let mut sent = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            match input.to_wit() {
+                Ok(wit_input) => {
+                    sent.push(wit_input);
+                    // Filled in from the answers below.
+                    outputs.push(Ok(PolicyOutput::Allow));
+                }
+                Err(fault) => outputs.push(Err(fault)),
+            }
+        }
+        if sent.is_empty() {
+            return BatchEvaluation {
+                outputs: Ok(outputs),
+                fuel_used: 0,
+            };
+        }
+        let mut store = match self.store(fuel, deadline_ms) {
+            Ok(store) => store,
+            Err(fault) => {
+                return BatchEvaluation {
+                    outputs: Err(fault),
+                    fuel_used: 0,
+                };
+            }
+        };
+        let output_max = self.limits.output_bytes_max;
+        let answers: wasmtime::Result<Vec<Result<PolicyOutput, Fault>>> = match pre {
+            BatchPre::Pricing(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|instance| instance.call_price_all(&mut store, &sent))
+                .map(|answers| {
+                    answers
+                        .into_iter()
+                        .map(|answer| PolicyOutput::from_pricing(quoted(answer), output_max))
+                        .collect()
+                }),
+            BatchPre::Compliance(pre) => pre
+                .instantiate(&mut store)
+                .and_then(|instance| instance.call_check_all(&mut store, &sent))
+                .map(|answers| {
+                    answers
+                        .into_iter()
+                        .map(|answer| PolicyOutput::from_compliance(checked(answer), output_max))
+                        .collect()
+                }),
+        };
+        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let answers = match answers {
+            Ok(answers) if answers.len() == sent.len() => answers,
+            Ok(answers) => {
+                return BatchEvaluation {
+                    outputs: Err(Fault::BadOutput(format!(
+                        "{} answers to {} inputs",
+                        answers.len(),
+                        sent.len()
+                    ))),
+                    fuel_used,
+                };
+            }
+            Err(error) => {
+                return BatchEvaluation {
+                    outputs: Err(classify(&error, store.data().memory_exceeded)),
+                    fuel_used,
+                };
+            }
+        };
+        let mut answers = answers.into_iter();
+        for output in outputs.iter_mut().filter(|output| output.is_ok()) {
+            if let Some(answer) = answers.next() {
+                *output = answer;
+            }
+        }
+        BatchEvaluation {
+            outputs: Ok(outputs),
+            fuel_used,
+        }
+    }
+}
+
+/// A pricing answer of version 0.2 or 0.3 as (unit price, levy) or the rejection's reason.
+fn quoted(answer: Result<wit::Quote, wit::Rejection>) -> Result<(String, u32), String> {
+    answer
+        .map(|quote| (quote.unit_price, quote.levy_bps))
+        .map_err(|rejection| rejection.reason)
+}
+
+/// A compliance answer of version 0.2 or 0.3 as the denial's (code, message).
+fn checked(answer: Result<(), wit::Denial>) -> Result<(), (String, String)> {
+    answer.map_err(|denial| (denial.code, denial.message))
 }
 
 /// Compiled policies by digest, shared by everyone who evaluates: filled when a policy is
@@ -735,8 +933,11 @@ const TABLE_KEPT_RESIDENT_BYTES: usize = 16 << 10;
 
 /// The WIT package's type-only interface, the one thing a policy may import.
 const TYPES_INTERFACE: &str = "suanli:policy/types@";
-const TYPES_INTERFACE_VERSIONS: [&str; 2] =
-    ["suanli:policy/types@0.2.0", "suanli:policy/types@0.1.0"];
+const TYPES_INTERFACE_VERSIONS: [&str; 3] = [
+    "suanli:policy/types@0.3.0",
+    "suanli:policy/types@0.2.0",
+    "suanli:policy/types@0.1.0",
+];
 
 /// Whether a core module carries a `component-type` custom section (wit-bindgen puts one there).
 fn carries_component_type(bytes: &[u8]) -> bool {

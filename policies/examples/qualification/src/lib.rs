@@ -3,7 +3,7 @@
 //! `level-3` or `level-4`, as in China's multi-level protection scheme), and `core` data only on
 //! intelligent or supercomputing capacity at least 50 % renewable-powered (a hub's green target).
 
-suanli_policy_sdk::compliance_policy!(check);
+suanli_policy_sdk::compliance_policy!(check, wit = "0.2");
 
 pub fn check(input: &MatchInput) -> Result<(), Denial> {
     let class = input.bid.data_class;

@@ -1,11 +1,11 @@
 //! Benchmark of policy decisions of a real example policy (from `target/policies/`, built by
 //! `scripts/build-policies`) on one thread: one isolated decision (a fresh instance, one call,
 //! drop; median and p99 over 20,000), then the decisions of one incoming order's candidates made
-//! in one batch call (a fresh instance for the batch; 16 pairs, as an order crossing 16 offers of
-//! one hub; median per call and per decision over 5,000 calls). A policy of interface version
-//! 0.2 or 0.1 takes the batch one pair per call, each in a fresh instance.
+//! in one batch call (a fresh instance for the batch; 16 pairs unless told, as an order crossing
+//! 16 offers of one hub; median per call and per decision over 5,000 calls). A policy of
+//! interface version 0.2 or 0.1 takes the batch one pair per call, each in a fresh instance.
 //!
-//! `cargo run --release -p suanli-server --example policy_evaluation [policy-name]`
+//! `cargo run --release -p suanli-server --example policy_evaluation [policy-name [pairs]]`
 
 use std::time::Instant;
 
@@ -65,7 +65,11 @@ fn main() -> anyhow::Result<()> {
         at(0.99).as_secs_f64() * 1e6,
         at(0.999).as_secs_f64() * 1e6,
     );
-    let pairs: Vec<PolicyInput> = (0..BATCH)
+    let batch_size: usize = match std::env::args().nth(2) {
+        Some(pairs) => pairs.parse()?,
+        None => 16,
+    };
+    let pairs: Vec<PolicyInput> = (0..batch_size.max(1))
         .map(|index| {
             let mut pair = input.clone();
             pair.offer.id = format!("0193e0a4-7d8f-7000-8000-0000000001{index:02}");
@@ -95,14 +99,12 @@ fn main() -> anyhow::Result<()> {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64) * q) as usize];
     println!(
-        "{BATCH} decisions in one batch call (interface {}), 5000 runs: median {:.1} µs per call, {:.2} µs per decision, p99 {:.1} µs per call; fuel {fuel}",
+        "{} decisions in one batch call (interface {}), 5000 runs: median {:.1} µs per call, {:.2} µs per decision, p99 {:.1} µs per call; fuel {fuel}",
+        pairs.len(),
         policy.interface_version(),
         at(0.5).as_secs_f64() * 1e6,
-        at(0.5).as_secs_f64() * 1e6 / BATCH as f64,
+        at(0.5).as_secs_f64() * 1e6 / pairs.len() as f64,
         at(0.99).as_secs_f64() * 1e6,
     );
     Ok(())
 }
-
-/// Candidate pairs in the batch figure.
-const BATCH: usize = 16;

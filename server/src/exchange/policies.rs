@@ -108,7 +108,7 @@ pub struct HubPolicies<'a> {
     /// already recorded.
     exhausted: HashSet<HubId>,
     /// The inputs of the current order's pairs, by (bid, offer): built once per pair.
-    inputs: HashMap<(Uuid, Uuid), PolicyInput>,
+    inputs: HashMap<(Uuid, Uuid), PairInput>,
     /// Decisions made ahead by batch calls for the pairs announced last, by (hub, kind, bid,
     /// offer), taken when the engine asks.
     prepared: HashMap<(HubId, PolicyKind, Uuid, Uuid), Prepared>,
@@ -116,6 +116,18 @@ pub struct HubPolicies<'a> {
     batches: bool,
     /// How the decisions so far were made (quotes' included).
     pub calls: Calls,
+}
+
+/// A pair's input, and its canonical text once a record needed it.
+struct PairInput {
+    input: PolicyInput,
+    canonical: std::cell::OnceCell<String>,
+}
+
+impl PairInput {
+    fn canonical(&self) -> &str {
+        self.canonical.get_or_init(|| self.input.canonical())
+    }
 }
 
 /// How many decisions were made in batch calls and in one-pair calls, and how many batch calls.
@@ -196,11 +208,14 @@ impl<'a> HubPolicies<'a> {
     }
 
     /// The pair's input, built on first need and kept for the rest of the order.
-    fn input_of(&mut self, pair: &PairFacts<'_>) -> &PolicyInput {
+    fn input_of(&mut self, pair: &PairFacts<'_>) -> &PairInput {
         let reference = self.reference;
         self.inputs
             .entry((pair.bid.id, pair.offer.id))
-            .or_insert_with(|| policy_input(pair, reference))
+            .or_insert_with(|| PairInput {
+                input: policy_input(pair, reference),
+                canonical: Default::default(),
+            })
     }
 
     /// Charges `hub` for an evaluation: fuel and wall time, to the order and to the batch.
@@ -250,7 +265,7 @@ impl<'a> HubPolicies<'a> {
                 return Some((Err(fault), record));
             }
         }
-        let canonical_input = self.input_of(pair).canonical();
+        let canonical_input = self.input_of(pair).canonical().to_owned();
         let (output, fuel_used) = match (prepared, &policy, allowance) {
             (Some(prepared), _, _) => {
                 self.calls.batched += 1;
@@ -265,7 +280,7 @@ impl<'a> HubPolicies<'a> {
                 let deadline_ms =
                     u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
                 let host = self.host;
-                let input = self.input_of(pair);
+                let input = &self.input_of(pair).input;
                 let started = Instant::now();
                 let evaluation = host.evaluate_within(compiled, input, fuel, deadline_ms);
                 self.charge(hub, evaluation.fuel_used, started.elapsed());
@@ -361,7 +376,7 @@ impl<'a> HubPolicies<'a> {
             }
             let inputs: Vec<&PolicyInput> = indices
                 .iter()
-                .map(|index| &self.inputs[&(pairs[*index].bid.id, pairs[*index].offer.id)])
+                .map(|index| &self.inputs[&(pairs[*index].bid.id, pairs[*index].offer.id)].input)
                 .collect();
             let started = Instant::now();
             let batch = self
@@ -378,7 +393,9 @@ impl<'a> HubPolicies<'a> {
                         .iter()
                         .map(|index| {
                             let pair = &pairs[*index];
-                            self.inputs[&(pair.bid.id, pair.offer.id)].canonical()
+                            self.inputs[&(pair.bid.id, pair.offer.id)]
+                                .canonical()
+                                .to_owned()
                         })
                         .collect();
                     self.faults.push(FaultRecord {
@@ -515,7 +532,7 @@ impl Policies for HubPolicies<'_> {
     fn quote_below_ask(&mut self, pair: &PairFacts<'_>, unit_price: Decimal) {
         let active = self.active;
         if let Some(policy) = active.get(&(pair.offer.hub, PolicyKind::Pricing)) {
-            let input = self.input_of(pair).canonical();
+            let input = self.input_of(pair).canonical().to_owned();
             self.faults.push(FaultRecord {
                 hub: self.reference.hub_by_id(pair.offer.hub).code.clone(),
                 kind: PolicyKind::Pricing.as_str().into(),

@@ -1186,10 +1186,12 @@ pub struct HubFault {
     pub hub: String,
     pub kind: String,
     pub policy_digest: String,
-    /// `out_of_fuel`, `deadline`, `memory`, `trap`, `policy_unavailable`, `hub_budget_exhausted`…
+    /// `out_of_fuel`, `deadline`, `memory`, `trap`, `policy_unavailable`, `hub_budget_exhausted`,
+    /// `batch_mismatch`…
     pub class: String,
     pub message: String,
-    /// The canonical input, when there was one.
+    /// The canonical input, when there was one; for a fault of a batch call (one call for many
+    /// pairs), the array of every input of the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,
 }

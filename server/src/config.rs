@@ -227,6 +227,13 @@ pub struct Config {
     )]
     pub policy_hub_batch_wall_ms_max: u64,
 
+    /// One in this many batch calls of a policy (version 0.3: many pairs in one call) is checked:
+    /// one of its pairs, chosen by the count, is evaluated again alone, and an answer that
+    /// differs discards the whole call (a `batch_mismatch` fault; the pairs are then evaluated one
+    /// by one). 0 never checks.
+    #[arg(long, env = "SUANLI_POLICY_BATCH_CHECK_EVERY", default_value_t = 16)]
+    pub policy_batch_check_every: u64,
+
     /// Policy uploads (and compiles of stored policies) that may be compiled at once; one more is
     /// refused with 503 `compile_busy`. A compile past its time bound keeps its slot until it ends.
     #[arg(
@@ -324,6 +331,7 @@ impl Config {
             policy_hub_order_fuel_max: 50_000_000,
             policy_hub_order_wall_ms_max: 5,
             policy_hub_batch_wall_ms_max: 10,
+            policy_batch_check_every: 16,
             log_format: "text".into(),
         }
     }
@@ -336,6 +344,7 @@ impl Config {
             order_fuel_max: self.policy_hub_order_fuel_max,
             order_wall_ms_max: self.policy_hub_order_wall_ms_max,
             batch_wall_ms_max: self.policy_hub_batch_wall_ms_max,
+            batch_check_every: self.policy_batch_check_every,
         }
     }
 

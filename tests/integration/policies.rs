@@ -715,7 +715,16 @@ async fn activate(operator: &suanli_sdk::Client, hub: &str, kind: &str, name: &s
 
 #[actix_web::test]
 async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alone() {
-    let exchange = TestExchange::start().await;
+    // Every batch call has one of its pairs evaluated again alone. Budgets are counted in fuel
+    // (wall-clock bounds far away), so that what runs out is the same on any machine.
+    let exchange = TestExchange::start_with(|config| {
+        config.policy_batch_check_every = 1;
+        config.policy_hub_order_fuel_max = 100_000_000;
+        config.policy_hub_order_wall_ms_max = 10_000;
+        config.policy_hub_batch_wall_ms_max = 10_000;
+        config.policy_deadline_ms = 10_000;
+    })
+    .await;
     let ningxia = operator(&exchange, "nx").await;
     let guizhou = operator(&exchange, "gz").await;
     let (_, regulator) = exchange
@@ -830,6 +839,103 @@ async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alo
         faults[0].1.starts_with("a batch call of 3 pairs"),
         "{faults:?}"
     );
+
+    // In Beijing a policy prices each pair by the pairs it saw before in the same call: the
+    // check evaluates one pair again alone, the answers differ, the call's decisions are
+    // discarded and every pair is priced alone, as a replay would price it.
+    let beijing = operator(&exchange, "bth").await;
+    activate(&beijing, "bth", "pricing", "hostile").await;
+    for ask in ["10", "10.1", "10.2"] {
+        let mut offer = new_offer("zhangjiakou", SKU, 1, window(1, 10), ask);
+        offer.attributes = Some(
+            serde_json::json!({"mode": "neighbours"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        provider.place_offer(&offer).await.unwrap();
+    }
+    let single = metric(&exchange, "suanli_policy_decisions_total{call=\"single\"}").await;
+    let mut bid = new_bid(SKU, 3, window(2, 2), "12");
+    bid.hubs = Some(vec!["bth".into()]);
+    let placed = buyer.place_bid(&bid).await.unwrap();
+    let mut prices: Vec<String> = placed
+        .contracts
+        .iter()
+        .map(|contract| contract.unit_price.to_string())
+        .collect();
+    prices.sort();
+    assert_eq!(prices, ["10", "10.1", "10.2"], "{placed:?}");
+    assert_eq!(
+        metric(&exchange, "suanli_policy_decisions_total{call=\"single\"}").await - single,
+        3
+    );
+    let mismatch = {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Fault {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            message: String,
+        }
+        diesel::sql_query(
+            "SELECT message FROM policy_faults WHERE hub = 'bth' AND class = 'batch_mismatch'",
+        )
+        .load::<Fault>(&mut exchange.sql())
+        .unwrap()
+    };
+    assert_eq!(mismatch.len(), 1);
+    assert!(
+        mismatch[0].message.contains(" of 3: "),
+        "{}",
+        mismatch[0].message
+    );
+    for contract in &placed.contracts {
+        let replay = regulator.replay_contract(contract.id).await.unwrap();
+        assert!(replay.decisions.iter().all(|d| d.matches), "{replay:?}");
+    }
+
+    // In Gansu the last pair loops: the batch call gets half of the hub's budget for the order
+    // and runs out of fuel; the pairs are then priced one by one with the other half, and the
+    // two good ones trade.
+    let gansu = operator(&exchange, "gs").await;
+    activate(&gansu, "gs", "pricing", "hostile").await;
+    for (ask, mode) in [("10", None), ("10.1", None), ("10.2", Some("loop"))] {
+        let mut offer = new_offer("qingyang", SKU, 1, window(1, 10), ask);
+        if let Some(mode) = mode {
+            offer.attributes = Some(
+                serde_json::json!({"mode": mode})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            );
+        }
+        provider.place_offer(&offer).await.unwrap();
+    }
+    let mut bid = new_bid(SKU, 3, window(2, 2), "12");
+    bid.hubs = Some(vec!["gs".into()]);
+    let placed = buyer.place_bid(&bid).await.unwrap();
+    let mut prices: Vec<String> = placed
+        .contracts
+        .iter()
+        .map(|contract| contract.unit_price.to_string())
+        .collect();
+    prices.sort();
+    assert_eq!(prices, ["10", "10.1"], "{placed:?}");
+    let classes: Vec<String> = {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Class {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            class: String,
+        }
+        diesel::sql_query("SELECT class FROM policy_faults WHERE hub = 'gs' ORDER BY id")
+            .load::<Class>(&mut exchange.sql())
+            .unwrap()
+            .into_iter()
+            .map(|row| row.class)
+            .collect()
+    };
+    assert_eq!(classes, ["out_of_fuel", "out_of_fuel"]);
 }
 
 #[actix_web::test]

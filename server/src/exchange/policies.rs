@@ -69,6 +69,9 @@ pub struct HubBudget {
     pub order_wall_ms_max: u64,
     /// Wall time over all of a hub's evaluations in one batch of the writer.
     pub batch_wall_ms_max: u64,
+    /// One in this many batch calls (over the process) has one pair evaluated again alone; a
+    /// different answer discards the call. 0 never checks.
+    pub batch_check_every: u64,
 }
 
 impl Default for HubBudget {
@@ -77,6 +80,7 @@ impl Default for HubBudget {
             order_fuel_max: 50_000_000,
             order_wall_ms_max: 5,
             batch_wall_ms_max: 10,
+            batch_check_every: 16,
         }
     }
 }
@@ -330,6 +334,58 @@ impl<'a> HubPolicies<'a> {
         Some((output, record))
     }
 
+    /// Evaluates one pair of a batch call again, alone (the `round`-th checked call picks which),
+    /// within what is left of the hub's budget, and says how its answer differs from the call's,
+    /// if it does, with the pair's index in `pairs`. A check that cannot run, or that faults,
+    /// finds nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn check_one(
+        &mut self,
+        hub: HubId,
+        kind: PolicyKind,
+        compiled: &Compiled,
+        pairs: &[PairFacts<'_>],
+        indices: &[usize],
+        outputs: &[Result<PolicyOutput, Fault>],
+        round: u64,
+    ) -> Option<(Fault, usize)> {
+        let decided: Vec<usize> = (0..outputs.len())
+            .filter(|position| outputs[*position].is_ok())
+            .collect();
+        if decided.len() < 2 {
+            return None;
+        }
+        // From the last pair back: the last is the one most exposed to its neighbours.
+        let back = usize::try_from(round).unwrap_or(0) % decided.len();
+        let position = decided[decided.len() - 1 - back];
+        let (fuel, wall) = self.allowance(hub).ok()?;
+        let deadline_ms = u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        let pair = &pairs[indices[position]];
+        let host = self.host;
+        let started = Instant::now();
+        let alone = host.evaluate_within(
+            compiled,
+            &self.inputs[&(pair.bid.id, pair.offer.id)].input,
+            fuel,
+            deadline_ms,
+        );
+        self.charge(hub, alone.fuel_used, started.elapsed());
+        let (Ok(alone), Ok(in_batch)) = (alone.output, &outputs[position]) else {
+            return None;
+        };
+        (alone != *in_batch).then(|| {
+            let fault = Fault::BatchMismatch(format!(
+                "{} pair {} of {}: {} in the call, {} alone",
+                kind.as_str(),
+                position + 1,
+                outputs.len(),
+                in_batch.canonical(),
+                alone.canonical()
+            ));
+            (fault, indices[position])
+        })
+    }
+
     /// Decides ahead, in one batch call per hub, the pairs of `live` that `hub_of` sends to a
     /// hub whose active policy of `kind` decides in batches; keeps the decisions for `run`. A
     /// pair stays live for the next stage if this stage did not judge it (no such policy or no
@@ -366,11 +422,20 @@ impl<'a> HubPolicies<'a> {
                     continue;
                 }
             };
-            let Ok((fuel, wall)) = self.allowance(hub) else {
+            // A batch call gets half of what is left of the hub's budget: if it fails as a whole
+            // (one pair loops, or the pairs together cost more), its pairs are still evaluated
+            // one by one with the other half, so the first of them in ask order still trade.
+            let (fuel, deadline_ms) = match self.allowance(hub) {
+                Ok((fuel, wall)) => (
+                    fuel / 2,
+                    u64::try_from(wall.as_micros() / 2 / 1000).unwrap_or(u64::MAX),
+                ),
+                Err(_) => (0, 0),
+            };
+            if fuel == 0 || deadline_ms == 0 {
                 indices.iter().for_each(|index| live[*index] = false);
                 continue;
-            };
-            let deadline_ms = u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+            }
             for index in &indices {
                 self.input_of(&pairs[*index]);
             }
@@ -384,6 +449,7 @@ impl<'a> HubPolicies<'a> {
                 .evaluate_batch_within(&compiled, &inputs, fuel, deadline_ms);
             self.charge(hub, batch.fuel_used, started.elapsed());
             self.calls.batches += 1;
+            let batch_number = self.host.count_batch_call();
             let outputs = match batch.outputs {
                 Ok(outputs) => outputs,
                 Err(fault) => {
@@ -411,13 +477,50 @@ impl<'a> HubPolicies<'a> {
                     continue;
                 }
             };
-            let count = u64::try_from(indices.len()).unwrap_or(u64::MAX).max(1);
-            let (share, rest) = (batch.fuel_used / count, batch.fuel_used % count);
-            for (position, (index, output)) in indices.iter().zip(outputs).enumerate() {
+            let every = self.budget.batch_check_every;
+            if every > 0 && batch_number.is_multiple_of(every) {
+                let mismatch = self.check_one(
+                    hub,
+                    kind,
+                    &compiled,
+                    pairs,
+                    &indices,
+                    &outputs,
+                    batch_number / every,
+                );
+                if let Some((fault, checked)) = mismatch {
+                    let pair = &pairs[checked];
+                    let input = self.inputs[&(pair.bid.id, pair.offer.id)]
+                        .canonical()
+                        .to_owned();
+                    self.faults.push(FaultRecord {
+                        hub: self.reference.hub_by_id(hub).code.clone(),
+                        kind: kind.as_str().into(),
+                        digest: compiled.digest.clone(),
+                        class: fault.class().into(),
+                        message: fault.to_string().replace('\0', ""),
+                        input,
+                    });
+                    indices.iter().for_each(|index| live[*index] = false);
+                    continue;
+                }
+            }
+            // The call's fuel is shared by the pairs it was sent (a pair the interface cannot
+            // carry was not).
+            let sent =
+                |output: &Result<PolicyOutput, Fault>| !matches!(output, Err(Fault::BadInput(_)));
+            let count = outputs.iter().filter(|output| sent(output)).count();
+            let count = u64::try_from(count).unwrap_or(u64::MAX).max(1);
+            let (share, mut rest) = (batch.fuel_used / count, batch.fuel_used % count);
+            for (index, output) in indices.iter().zip(outputs) {
                 let pair = &pairs[*index];
                 live[*index] =
                     matches!(output, Ok(PolicyOutput::Allow)) || kind != PolicyKind::Compliance;
-                let fuel = share + if position == 0 { rest } else { 0 };
+                let fuel = if sent(&output) {
+                    share + std::mem::take(&mut rest)
+                } else {
+                    0
+                };
                 self.prepared
                     .insert((hub, kind, pair.bid.id, pair.offer.id), (output, fuel));
             }

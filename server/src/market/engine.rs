@@ -135,8 +135,9 @@ pub struct Removal {
 /// `price_above_limit` reason.
 const PRICE_REASON_LOOKAHEAD: usize = 16;
 
-/// The most candidate pairs announced to the policies at once ([`Policies::prepare`]).
-const PREPARED_PAIRS_MAX: usize = 64;
+/// The most candidate pairs announced to the policies at once ([`Policies::prepare`]); a few in
+/// the unit tests, so that their books reach it.
+const PREPARED_PAIRS_MAX: usize = if cfg!(test) { 3 } else { 64 };
 
 /// What the offer index keeps beside each entry: enough to turn most candidates down without
 /// reading the offer itself (a cache miss on a large book).
@@ -252,13 +253,17 @@ impl std::hash::Hasher for SeqHasher {
 type OfferIndexIter<'a> = std::collections::btree_map::Iter<'a, (i64, Seq), OfferKey>;
 
 /// Where a bid's scan of the offers stands: its cursors into each market, the head of each, how
-/// many candidates it examined, the bid's limit in millionths, and the units still wanted.
+/// many candidates it examined, the bid's limit in millionths and quantity, the units quoted
+/// below every ask still ahead (`covered`) and the quotes not yet counted so (`pending`: price in
+/// millionths, units).
 struct Lookahead<'s, 'a> {
     markets: &'s [(HubId, OfferIndexIter<'a>)],
     heads: &'s [Option<((i64, Seq), OfferKey)>],
     examined: usize,
     limit: i64,
-    wanted: u64,
+    quantity: u64,
+    covered: u64,
+    pending: &'s std::collections::BinaryHeap<Reverse<(i64, u32)>>,
 }
 
 /// A map keyed by order number.
@@ -790,9 +795,7 @@ impl Engine {
         let limit = micros(bid.limit_price);
         let mut quotes = Vec::new();
         let mut examined = 0;
-        // Units quoted so far, and how many of the pairs announced to the policies are still to
-        // be asked about.
-        let mut quoted: u64 = 0;
+        // How many of the pairs announced to the policies are still to be asked about.
         let mut announced_left = 0usize;
         let prepares = policies.prepares();
         // Units already quoted strictly below the ask about to be examined: no later candidate can
@@ -862,7 +865,9 @@ impl Engine {
                     heads: &heads,
                     examined,
                     limit,
-                    wanted: u64::from(bid.quantity).saturating_sub(quoted),
+                    quantity: u64::from(bid.quantity),
+                    covered,
+                    pending: &pending,
                 };
                 announced_left = self.announce(bid, now, facts, ahead, policies);
             }
@@ -871,7 +876,6 @@ impl Engine {
                 Ok(mut quote) => {
                     quote.offer = offer_seq;
                     quote.units = units;
-                    quoted += u64::from(units);
                     pending.push(Reverse((micros(quote.unit_price), units)));
                     quotes.push(quote);
                 }
@@ -890,10 +894,12 @@ impl Engine {
 
     /// Tells the policies which pairs this scan will ask about next, starting with `first`, so
     /// that they can decide them in one call per hub: the scan walked ahead on copies of its
-    /// cursors, as far as the pairs' units could still be wanted (each pair's units are the
-    /// offer's free units capped by the bid, whatever the other pairs decide), at most
-    /// [`PREPARED_PAIRS_MAX`]. The scan cannot stop before it has asked about all of them: it
-    /// stops only once the units quoted cover the bid. Returns how many pairs were announced.
+    /// cursors, taking each candidate it would reach whatever the quotes turn out to be, at most
+    /// [`PREPARED_PAIRS_MAX`]. The scan stops before a candidate only once the units quoted below
+    /// that candidate's ask cover the bid; a pair's units are the offer's free units capped by
+    /// the bid, whatever the other pairs decide, and a quote is never below its own ask, so the
+    /// walk goes on while even every announced pair quoting below the next ask would not cover
+    /// the bid. The scan therefore asks about every pair announced. Returns how many there are.
     fn announce<'a>(
         &'a self,
         bid: &'a BidSpec,
@@ -903,16 +909,13 @@ impl Engine {
         policies: &mut dyn Policies,
     ) -> usize {
         let mut pairs = vec![first];
-        let mut wanted = ahead.wanted.saturating_sub(u64::from(first.units));
+        let mut announced_units = u64::from(first.units);
         let mut markets: Vec<(HubId, OfferIndexIter<'a>)> = ahead.markets.to_vec();
         let mut heads = ahead.heads.to_vec();
         let mut examined = ahead.examined;
         // What the walk ahead finds out about refused candidates the scan notes itself.
         let mut unheard = Reasons::default();
-        while wanted > 0
-            && pairs.len() < PREPARED_PAIRS_MAX
-            && examined < self.config.candidates_max
-        {
+        while pairs.len() < PREPARED_PAIRS_MAX && examined < self.config.candidates_max {
             let Some((best, ((ask, offer_seq), key))) = heads
                 .iter()
                 .enumerate()
@@ -921,6 +924,19 @@ impl Engine {
             else {
                 break;
             };
+            // Where the scan could stop before this head: once the units quoted below its ask
+            // cover the bid. Those are at most the units covered already, the pending quotes
+            // below it, and every announced pair's units (a quote is never below its own ask,
+            // but may be below this one).
+            let pending_below: u64 = ahead
+                .pending
+                .iter()
+                .filter(|Reverse((price, _))| *price < ask)
+                .map(|Reverse((_, units))| u64::from(*units))
+                .sum();
+            if ahead.covered + pending_below + announced_units >= ahead.quantity {
+                break;
+            }
             if ask > ahead.limit {
                 heads[best] = None;
                 continue;
@@ -931,7 +947,7 @@ impl Engine {
             if let Some((offer, units)) =
                 self.candidate_units(bid, offer_seq, hub, &key, now, &mut unheard)
             {
-                wanted = wanted.saturating_sub(u64::from(units));
+                announced_units += u64::from(units);
                 pairs.push(PairFacts {
                     offer: &offer.spec,
                     bid,

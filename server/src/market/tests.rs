@@ -654,12 +654,17 @@ struct Run {
 }
 
 fn run(commands: &[Command], check: bool) -> Run {
-    run_with(commands, check, &mut BuiltInRules)
+    run_with(commands, check, &mut BuiltInRules, 8)
 }
 
-fn run_with(commands: &[Command], check: bool, policies: &mut dyn Policies) -> Run {
+fn run_with(
+    commands: &[Command],
+    check: bool,
+    policies: &mut dyn Policies,
+    candidates_max: usize,
+) -> Run {
     const BASE_HOUR: i64 = 2000;
-    let mut engine = Engine::new(EngineConfig { candidates_max: 8 });
+    let mut engine = Engine::new(EngineConfig { candidates_max });
     let mut now = BASE_HOUR * 3600 - 3600;
     let mut orders: Vec<(Seq, Uuid)> = Vec::new();
     let mut offers: HashMap<Seq, OfferSpec> = HashMap::new();
@@ -995,8 +1000,8 @@ proptest! {
         commands in proptest::collection::vec(command(), 1..60)
     ) {
         let mut announcing = Judging { announce: true, ..Judging::default() };
-        let announced = run_with(&commands, false, &mut announcing);
-        prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default()));
+        let announced = run_with(&commands, false, &mut announcing, 8);
+        prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default(), 8));
         prop_assert!(announcing.violations.is_empty(), "{:?}", announcing.violations);
         prop_assert!(announcing.announced.is_empty(), "never asked: {:?}", announcing.announced);
     }
@@ -1004,8 +1009,8 @@ proptest! {
     #[test]
     fn announcing_many_candidates_of_a_crowded_book_changes_nothing(commands in crowded()) {
         let mut announcing = Judging { announce: true, ..Judging::default() };
-        let announced = run_with(&commands, false, &mut announcing);
-        prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default()));
+        let announced = run_with(&commands, false, &mut announcing, 64);
+        prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default(), 64));
         prop_assert!(announcing.violations.is_empty(), "{:?}", announcing.violations);
         prop_assert!(announcing.announced.is_empty(), "never asked: {:?}", announcing.announced);
     }

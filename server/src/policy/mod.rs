@@ -102,11 +102,12 @@ impl PolicyKind {
 /// Limits of the sandbox, all configurable.
 #[derive(Debug, Clone, Copy)]
 pub struct SandboxLimits {
-    /// Fuel for one evaluation (≈ 23 million per millisecond of guest time on this machine).
+    /// Fuel for one evaluation (≈ 23 million per millisecond of guest time on this machine); a
+    /// batch call may use this much per pair it is sent.
     pub fuel_max: u64,
     /// Linear memory one evaluation may use.
     pub memory_bytes_max: usize,
-    /// Wall-clock time one evaluation may take.
+    /// Wall-clock time one evaluation may take; a batch call, this much per pair it is sent.
     pub deadline_ms: u64,
     /// Largest answer (sum of its strings) accepted.
     pub output_bytes_max: usize,
@@ -195,6 +196,10 @@ pub enum Fault {
     /// skipped.
     #[error("the hub's policy budget is spent: {0}")]
     BudgetExhausted(String),
+    /// A pair of a batch call, evaluated again alone, got another answer: the policy's answers
+    /// depend on more than their own pair, so the call's decisions are discarded.
+    #[error("a batch call's answer differs from the pair's own: {0}")]
+    BatchMismatch(String),
 }
 
 impl Fault {
@@ -213,6 +218,7 @@ impl Fault {
             Fault::BadInput(_) => "bad_input",
             Fault::Unavailable(_) => "policy_unavailable",
             Fault::BudgetExhausted(_) => "hub_budget_exhausted",
+            Fault::BatchMismatch(_) => "batch_mismatch",
         }
     }
 }
@@ -317,6 +323,8 @@ pub struct PolicyHost {
     /// child process (`suanli-server compile-check`), which is killed at the time bound, so a
     /// module that compiles too slowly costs no more than the bound.
     compile_checker: std::sync::OnceLock<std::path::PathBuf>,
+    /// Batch calls counted so far, for the spot checks of their answers.
+    batch_calls: std::sync::atomic::AtomicU64,
 }
 
 /// A compile slot, given back when the thread doing the work ends.
@@ -398,12 +406,18 @@ impl PolicyHost {
             stop_ticker,
             compiling: Default::default(),
             compile_checker: Default::default(),
+            batch_calls: Default::default(),
         }))
     }
 
     /// The limits this host enforces.
     pub fn limits(&self) -> SandboxLimits {
         self.limits
+    }
+
+    /// Counts a batch call: its number in this process, from 0.
+    pub fn count_batch_call(&self) -> u64 {
+        self.batch_calls.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Tries every compile in a child process first: `executable` must be `suanli-server` (whose
@@ -623,8 +637,13 @@ impl PolicyHost {
         self.evaluate_within(policy, input, self.limits.fuel_max, self.limits.deadline_ms)
     }
 
-    /// A fresh store with `fuel` and a deadline of `deadline_ms` epoch ticks, or why not.
-    fn store(&self, fuel: u64, deadline_ms: u64) -> Result<Store<Sandbox>, Fault> {
+    /// A fresh store with `fuel` and a deadline of `deadline_ms` epoch ticks for a call that
+    /// answers `answers` pairs, or why not. What the host copies out of the guest's answer is
+    /// bounded too (wasmtime's "hostcall fuel", in bytes): twice the guest's memory (what one
+    /// answer could always make the host copy: two strings as large as the memory), plus the
+    /// output limit per answer with room for the list itself. So a batch's answer, a list whose
+    /// entries could all point at one large string, costs the host no more than one answer did.
+    fn store(&self, fuel: u64, deadline_ms: u64, answers: usize) -> Result<Store<Sandbox>, Fault> {
         let mut store = Store::new(
             &self.engine,
             Sandbox {
@@ -638,6 +657,17 @@ impl PolicyHost {
             .map_err(|_| Fault::Instantiate("fuel".into()))?;
         store.set_epoch_deadline(deadline_ms.max(1));
         store.epoch_deadline_trap();
+        let per_answer = self
+            .limits
+            .output_bytes_max
+            .saturating_mul(2)
+            .saturating_add(256);
+        store.set_hostcall_fuel(
+            self.limits
+                .memory_bytes_max
+                .saturating_mul(2)
+                .saturating_add(per_answer.saturating_mul(answers.max(1))),
+        );
         Ok(store)
     }
 
@@ -667,7 +697,7 @@ impl PolicyHost {
             }
         };
         let fuel = fuel.min(self.limits.fuel_max);
-        let mut store = match self.store(fuel, deadline_ms.min(self.limits.deadline_ms)) {
+        let mut store = match self.store(fuel, deadline_ms.min(self.limits.deadline_ms), 1) {
             Ok(store) => store,
             Err(fault) => {
                 return Evaluation {
@@ -726,7 +756,7 @@ impl PolicyHost {
     /// inputs). An input that cannot be put in the interface gets a `bad_input` answer and is
     /// not sent; a fault of the call (fuel, deadline, memory, trap, a wrong number of answers)
     /// is the batch's. A policy of an earlier version is evaluated pair by pair, each in a fresh
-    /// instance, within what the earlier pairs left.
+    /// instance, within the fuel and time the earlier pairs left.
     pub fn evaluate_batch_within(
         &self,
         policy: &Compiled,
@@ -739,9 +769,16 @@ impl PolicyHost {
         let deadline_ms = deadline_ms.min(self.limits.deadline_ms.saturating_mul(count));
         let Pre::Batch(pre) = &policy.pre else {
             let (mut outputs, mut fuel_used) = (Vec::with_capacity(inputs.len()), 0u64);
+            let started = std::time::Instant::now();
             for input in inputs {
                 let left = fuel.saturating_sub(fuel_used);
-                let evaluation = self.evaluate_within(policy, input, left, deadline_ms);
+                let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let Some(time_left) = deadline_ms.checked_sub(elapsed_ms).filter(|ms| *ms > 0)
+                else {
+                    outputs.push(Err(Fault::Deadline));
+                    continue;
+                };
+                let evaluation = self.evaluate_within(policy, input, left, time_left);
                 fuel_used = fuel_used.saturating_add(evaluation.fuel_used);
                 outputs.push(evaluation.output);
             }
@@ -768,7 +805,7 @@ impl PolicyHost {
                 fuel_used: 0,
             };
         }
-        let mut store = match self.store(fuel, deadline_ms) {
+        let mut store = match self.store(fuel, deadline_ms, sent.len()) {
             Ok(store) => store,
             Err(fault) => {
                 return BatchEvaluation {

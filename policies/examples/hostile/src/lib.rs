@@ -1,6 +1,7 @@
 //! A hostile pricing policy, for tests of the sandbox only. The offer attribute `mode` picks the
-//! misbehaviour: `loop`, `memory`, `recursion`, `trap`, `garbage`, `oversized`, `below-ask`;
-//! without it the policy quotes the ask, like a good one.
+//! misbehaviour: `loop`, `memory`, `recursion`, `trap`, `garbage`, `oversized`, `below-ask`, or
+//! `neighbours` (the ask plus one millionth for every pair this instance priced before: alone the
+//! ask, later in a batch call more); without it the policy quotes the ask, like a good one.
 
 suanli_policy_sdk::pricing_policy!(price);
 
@@ -27,6 +28,11 @@ pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
         Some("garbage") => "not-a-number".to_owned(),
         Some("oversized") => "1".repeat(1 << 20),
         Some("below-ask") => "0.000001".to_owned(),
+        Some("neighbours") => {
+            static SEEN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+            let seen = SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            suanli_policy_sdk::format_micros(input.offer.ask_price + seen)
+        }
         _ => suanli_policy_sdk::format_micros(input.offer.ask_price),
     };
     Ok(Quote {

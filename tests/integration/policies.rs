@@ -1156,3 +1156,238 @@ async fn a_policy_computing_with_floats_and_nans_decides_and_replays_the_same_ev
     assert!(decision.matches, "{replay:?}");
     assert_eq!(decision.recorded, decision.replayed);
 }
+
+/// A hub's policies asked pair by pair: the same `HubPolicies`, never told of pairs ahead.
+struct OneByOne<'p, 'a>(&'p mut suanli_server::exchange::policies::HubPolicies<'a>);
+
+impl suanli_server::market::Policies for OneByOne<'_, '_> {
+    fn allow(
+        &mut self,
+        pair: &suanli_server::market::PairFacts<'_>,
+    ) -> suanli_server::market::Decided<suanli_server::market::Allowance> {
+        self.0.allow(pair)
+    }
+
+    fn price(
+        &mut self,
+        pair: &suanli_server::market::PairFacts<'_>,
+    ) -> suanli_server::market::Decided<suanli_server::market::PriceDecision> {
+        self.0.price(pair)
+    }
+
+    fn quote_below_ask(
+        &mut self,
+        pair: &suanli_server::market::PairFacts<'_>,
+        unit_price: rust_decimal::Decimal,
+    ) {
+        self.0.quote_below_ask(pair, unit_price)
+    }
+}
+
+#[test]
+fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_versions() {
+    use std::collections::BTreeMap;
+
+    use rust_decimal::Decimal;
+    use suanli_sdk::{ComputeClass, Hub, Latency, Sku, Tier, TimeInForce};
+    use suanli_server::db::reference::Reference;
+    use suanli_server::exchange::policies::{ActivePolicies, ActivePolicy, HubBudget, HubPolicies};
+    use suanli_server::market::{
+        BidSpec, BuiltInRules, Engine, EngineConfig, Hours, HubSet, OfferSpec, money,
+    };
+
+    let hub = |code: &str, tier, region: &str, renewable_share| Hub {
+        code: code.into(),
+        name: code.into(),
+        name_zh: None,
+        tier,
+        region: region.into(),
+        renewable_share,
+        carbon_g_per_kwh: 500,
+        pue: Decimal::new(120, 2),
+        clusters: Vec::new(),
+    };
+    let codes = ["nx", "bth", "gz"];
+    let ms = codes
+        .iter()
+        .map(|from| {
+            let row = codes.iter().map(|to| ((*to).to_owned(), 15)).collect();
+            ((*from).to_owned(), row)
+        })
+        .collect::<BTreeMap<_, BTreeMap<_, _>>>();
+    let reference = Reference {
+        hubs: vec![
+            hub("nx", Tier::West, "west", 50),
+            hub("bth", Tier::East, "north", 30),
+            hub("gz", Tier::West, "south", 55),
+        ],
+        latency: Latency { ms },
+        skus: vec![Sku {
+            code: SKU.into(),
+            class: ComputeClass::Intelligent,
+            unit: "card-hour".into(),
+            perf_fp16_tflops: None,
+            name: SKU.into(),
+        }],
+    };
+    // Wall-clock bounds far away, so that no budget runs out in one run and not the other.
+    let host = PolicyHost::new(SandboxLimits {
+        deadline_ms: 60_000,
+        ..SandboxLimits::default()
+    })
+    .unwrap();
+    let budget = HubBudget {
+        order_fuel_max: u64::MAX / 4,
+        order_wall_ms_max: 60_000,
+        batch_wall_ms_max: 60_000,
+        batch_check_every: 1,
+    };
+    let compile = |kind, name| {
+        ActivePolicy::Ready(
+            host.prepare_upload(kind, &policy_component(name))
+                .unwrap()
+                .1,
+        )
+    };
+    // Batches in every stage (0.3), one-pair calls mixed in (0.2 compliance and 0.1 pricing in
+    // Guizhou), and data-origin hubs judging pairs of other hubs.
+    let active: ActivePolicies = [
+        (
+            (0, PolicyKind::Pricing),
+            compile(PolicyKind::Pricing, "west-green-pricing"),
+        ),
+        (
+            (0, PolicyKind::Compliance),
+            compile(PolicyKind::Compliance, "data-residency"),
+        ),
+        (
+            (1, PolicyKind::Pricing),
+            compile(PolicyKind::Pricing, "east-peak-pricing"),
+        ),
+        (
+            (1, PolicyKind::Compliance),
+            compile(PolicyKind::Compliance, "data-residency"),
+        ),
+        (
+            (2, PolicyKind::Pricing),
+            compile(PolicyKind::Pricing, "float-pricing"),
+        ),
+        (
+            (2, PolicyKind::Compliance),
+            compile(PolicyKind::Compliance, "qualification"),
+        ),
+    ]
+    .into_iter()
+    .collect();
+
+    let mut state: u64 = 0x5eed_1234_abcd_0001;
+    let mut next = |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % below
+    };
+    let now = 1_795_824_000;
+    let hour = now / 3600;
+    let (mut batched, mut one_by_one) = (
+        Engine::new(EngineConfig::default()),
+        Engine::new(EngineConfig::default()),
+    );
+    for index in 0..60u64 {
+        let offer = OfferSpec {
+            id: uuid::Uuid::from_u128(u128::from(1_000 + index)),
+            provider: uuid::Uuid::from_u128(u128::from(1 + next(3))),
+            hub: next(3) as u8,
+            cluster: "c".into(),
+            sku: 0,
+            quantity: 1 + next(3) as u32,
+            window: Hours {
+                start: hour + 1,
+                end: hour + 49,
+            },
+            ask_price: Decimal::new(800 + next(400) as i64, 2),
+            green_share: 20 + next(70) as u8,
+            attributes: vec![("qualification".into(), format!("level-{}", 1 + next(4)))],
+        };
+        batched.submit_offer(offer.clone(), now, &mut BuiltInRules);
+        one_by_one.submit_offer(offer, now, &mut BuiltInRules);
+    }
+    let data_classes = [DataClass::General, DataClass::Important, DataClass::Core];
+    let (mut decisions, mut fills, mut in_batches) = (0, 0, 0);
+    for index in 0..40u64 {
+        let start = hour + 2 + next(4) as i64;
+        let window = Hours {
+            start,
+            end: start + 1 + next(12) as i64,
+        };
+        let limit = Decimal::new(900 + next(800) as i64, 2);
+        let bid = BidSpec {
+            id: uuid::Uuid::from_u128(u128::from(5_000 + index)),
+            buyer: uuid::Uuid::from_u128(u128::from(10 + next(3))),
+            skus: vec![0],
+            hubs: HubSet(1 + next(7)),
+            data_origin: [None, Some(0), Some(1), Some(2)][next(4) as usize],
+            quantity: 1 + next(10) as u32,
+            window,
+            limit_price: limit,
+            min_green_share: next(60) as u8,
+            data_class: data_classes[next(3) as usize],
+            time_in_force: TimeInForce::Gtc,
+            expires_at: None,
+            min_fill: 1,
+            unit_hold: money::unit_hold(limit, window.len()),
+        };
+        let mut ahead = HubPolicies::new(&host, &active, &reference, budget);
+        ahead.begin_order();
+        let with_batches = batched.submit_bid(bid.clone(), now, &mut ahead);
+        let mut alone = HubPolicies::new(&host, &active, &reference, budget);
+        alone.begin_order();
+        let without = one_by_one.submit_bid(bid, now, &mut OneByOne(&mut alone));
+        let seen = |fills: &[suanli_server::market::Fill]| -> Vec<_> {
+            fills
+                .iter()
+                .map(|fill| (fill.offer_id, fill.units, fill.unit_price, fill.levy_bps))
+                .collect()
+        };
+        assert_eq!(
+            seen(&with_batches.fills),
+            seen(&without.fills),
+            "bid {index}"
+        );
+        assert_eq!(with_batches.reasons, without.reasons, "bid {index}");
+        let rows = |policies: &HubPolicies<'_>| -> Vec<_> {
+            policies
+                .decisions
+                .iter()
+                .map(|row| {
+                    let row = (&row.hub, row.kind, &row.outcome, row.offer_id);
+                    format!("{row:?}")
+                })
+                .zip(
+                    policies
+                        .decisions
+                        .iter()
+                        .map(|row| (&row.input, &row.output)),
+                )
+                .map(|(row, (input, output))| format!("{row} {input} {output}"))
+                .collect()
+        };
+        assert_eq!(rows(&ahead), rows(&alone), "bid {index}");
+        assert!(
+            ahead.faults.is_empty() && alone.faults.is_empty(),
+            "{:?} {:?}",
+            ahead.faults.iter().map(|f| &f.message).collect::<Vec<_>>(),
+            alone.faults.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+        assert_eq!(alone.calls.batched, 0);
+        decisions += ahead.decisions.len();
+        fills += with_batches.fills.len();
+        in_batches += ahead.calls.batched;
+    }
+    // The run was not idle: many decisions and fills, and many decisions made in batch calls.
+    println!("{decisions} decisions, {in_batches} in batch calls, {fills} fills");
+    assert!(
+        decisions > 200 && fills > 20 && in_batches > 100,
+        "{decisions} decisions, {in_batches} in batch calls, {fills} fills"
+    );
+}

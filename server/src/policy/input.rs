@@ -146,7 +146,7 @@ impl PolicyInput {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// The record handed to a policy built against version 0.2 of the WIT package: the same
+    /// The record handed to a policy built against version 0.2 or 0.3 of the WIT package: the same
     /// facts as [`PolicyInput::to_wit_v0_1`], without the strings a policy does not need (codes
     /// of closed sets as enums, ids as integers, decimals as millionths, nothing twice). Fails
     /// only on facts the exchange never produces.

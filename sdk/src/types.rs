@@ -1190,8 +1190,8 @@ pub struct HubFault {
     /// `batch_mismatch`…
     pub class: String,
     pub message: String,
-    /// The canonical input, when there was one; for a fault of a batch call (one call for many
-    /// pairs), the array of every input of the call.
+    /// The canonical input, when there was one; for a fault of a batch call as a whole (one call
+    /// for many pairs), the array of every input of the call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<serde_json::Value>,
 }

@@ -16,9 +16,12 @@
 //! once for all of its pairs (compliance of the offers' hubs, then of the data-origin hubs for
 //! the pairs still allowed, then pricing for the pairs allowed by both), and `allow`/`price`
 //! answer from those results, recording each decision exactly as a one-pair call would, with
-//! its share of the call's fuel. A batch call that faults as a whole (a trap, fuel, the deadline)
-//! decides nothing: its pairs are evaluated one by one, within what is left of the hub's budget,
-//! so that one bad pair fails alone.
+//! its share of the call's fuel. A batch call may spend half of what is left of the hub's budget;
+//! one that faults as a whole (a trap, fuel, the deadline) decides nothing, and its pairs are
+//! evaluated one by one with the rest, so a pair that traps fails alone and the pairs before a
+//! costly one still decide. One call in `HubBudget::batch_check_every` has one pair evaluated
+//! again alone with the call's own limits; a different answer (or a fault) discards the call
+//! (`batch_mismatch`) and the policy is never called with a batch again in this process.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -334,10 +337,13 @@ impl<'a> HubPolicies<'a> {
         Some((output, record))
     }
 
-    /// Evaluates one pair of a batch call again, alone (the `round`-th checked call picks which),
-    /// within what is left of the hub's budget, and says how its answer differs from the call's,
-    /// if it does, with the pair's index in `pairs`. A check that cannot run, or that faults,
-    /// finds nothing.
+    /// Evaluates one pair of a batch call again, alone (the `round`-th checked call picks which,
+    /// from the last back, so that consecutive checks visit every position), with the limits the
+    /// whole call had (`limits`: fuel, deadline in ms), and says how its answer differs from the
+    /// call's, if it does, with the pair's index in `pairs`. A pair that faults alone where the
+    /// call answered it differs too: one pair alone must do within what all of them did together
+    /// (unless what is left of the hub's budget was less than the call had, and the fault is the
+    /// budget's). A check that cannot run finds nothing.
     #[allow(clippy::too_many_arguments)]
     fn check_one(
         &mut self,
@@ -348,6 +354,7 @@ impl<'a> HubPolicies<'a> {
         indices: &[usize],
         outputs: &[Result<PolicyOutput, Fault>],
         round: u64,
+        limits: (u64, u64),
     ) -> Option<(Fault, usize)> {
         let decided: Vec<usize> = (0..outputs.len())
             .filter(|position| outputs[*position].is_ok())
@@ -358,32 +365,35 @@ impl<'a> HubPolicies<'a> {
         // From the last pair back: the last is the one most exposed to its neighbours.
         let back = usize::try_from(round).unwrap_or(0) % decided.len();
         let position = decided[decided.len() - 1 - back];
-        let (fuel, wall) = self.allowance(hub).ok()?;
-        let deadline_ms = u64::try_from(wall.as_micros().div_ceil(1000)).unwrap_or(u64::MAX);
+        let (fuel_left, wall_left) = self.allowance(hub).ok()?;
+        let wall_left_ms = u64::try_from(wall_left.as_millis()).unwrap_or(u64::MAX);
+        let (fuel, deadline_ms) = limits;
+        let full_limits = fuel_left >= fuel && wall_left_ms >= deadline_ms;
         let pair = &pairs[indices[position]];
         let host = self.host;
         let started = Instant::now();
         let alone = host.evaluate_within(
             compiled,
             &self.inputs[&(pair.bid.id, pair.offer.id)].input,
-            fuel,
-            deadline_ms,
+            fuel.min(fuel_left),
+            deadline_ms.min(wall_left_ms.max(1)),
         );
         self.charge(hub, alone.fuel_used, started.elapsed());
-        let (Ok(alone), Ok(in_batch)) = (alone.output, &outputs[position]) else {
-            return None;
+        let in_batch = outputs[position].as_ref().ok()?;
+        let alone = match alone.output {
+            Ok(alone) if alone == *in_batch => return None,
+            Ok(alone) => alone.canonical(),
+            Err(Fault::OutOfFuel | Fault::Deadline) if !full_limits => return None,
+            Err(fault) => fault_json(&fault),
         };
-        (alone != *in_batch).then(|| {
-            let fault = Fault::BatchMismatch(format!(
-                "{} pair {} of {}: {} in the call, {} alone",
-                kind.as_str(),
-                position + 1,
-                outputs.len(),
-                in_batch.canonical(),
-                alone.canonical()
-            ));
-            (fault, indices[position])
-        })
+        let fault = Fault::BatchMismatch(format!(
+            "{} pair {} of {}: {} in the call, {alone} alone",
+            kind.as_str(),
+            position + 1,
+            outputs.len(),
+            in_batch.canonical(),
+        ));
+        Some((fault, indices[position]))
     }
 
     /// Decides ahead, in one batch call per hub, the pairs of `live` that `hub_of` sends to a
@@ -414,7 +424,9 @@ impl<'a> HubPolicies<'a> {
         }
         for (hub, indices) in by_hub {
             let compiled = match self.active.get(&(hub, kind)) {
-                Some(ActivePolicy::Ready(compiled)) if compiled.decides_in_batches() => {
+                Some(ActivePolicy::Ready(compiled))
+                    if compiled.decides_in_batches() && !self.host.caught(&compiled.digest) =>
+                {
                     compiled.clone()
                 }
                 _ => {
@@ -432,7 +444,8 @@ impl<'a> HubPolicies<'a> {
                 ),
                 Err(_) => (0, 0),
             };
-            if fuel == 0 || deadline_ms == 0 {
+            // At least two ticks of the epoch clock: a one-tick deadline may fire at once.
+            if fuel == 0 || deadline_ms < 2 {
                 indices.iter().for_each(|index| live[*index] = false);
                 continue;
             }
@@ -487,8 +500,11 @@ impl<'a> HubPolicies<'a> {
                     &indices,
                     &outputs,
                     batch_number / every,
+                    (fuel, deadline_ms),
                 );
                 if let Some((fault, checked)) = mismatch {
+                    // Caught once, never trusted with a batch again in this process.
+                    self.host.catch(&compiled.digest);
                     let pair = &pairs[checked];
                     let input = self.inputs[&(pair.bid.id, pair.offer.id)]
                         .canonical()

@@ -103,11 +103,11 @@ impl PolicyKind {
 #[derive(Debug, Clone, Copy)]
 pub struct SandboxLimits {
     /// Fuel for one evaluation (≈ 23 million per millisecond of guest time on this machine); a
-    /// batch call may use this much per pair it is sent.
+    /// batch call may use this much per input.
     pub fuel_max: u64,
     /// Linear memory one evaluation may use.
     pub memory_bytes_max: usize,
-    /// Wall-clock time one evaluation may take; a batch call, this much per pair it is sent.
+    /// Wall-clock time one evaluation may take; a batch call, this much per input.
     pub deadline_ms: u64,
     /// Largest answer (sum of its strings) accepted.
     pub output_bytes_max: usize,
@@ -325,6 +325,9 @@ pub struct PolicyHost {
     compile_checker: std::sync::OnceLock<std::path::PathBuf>,
     /// Batch calls counted so far, for the spot checks of their answers.
     batch_calls: std::sync::atomic::AtomicU64,
+    /// Policies whose answers in a batch call differed from a pair's own: never called with a
+    /// batch again in this process.
+    caught: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// A compile slot, given back when the thread doing the work ends.
@@ -407,6 +410,7 @@ impl PolicyHost {
             compiling: Default::default(),
             compile_checker: Default::default(),
             batch_calls: Default::default(),
+            caught: Default::default(),
         }))
     }
 
@@ -418,6 +422,22 @@ impl PolicyHost {
     /// Counts a batch call: its number in this process, from 0.
     pub fn count_batch_call(&self) -> u64 {
         self.batch_calls.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Notes that the policy `digest` answered differently in a batch call than alone.
+    pub fn catch(&self, digest: &str) {
+        self.caught
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(digest.to_owned());
+    }
+
+    /// Whether the policy `digest` was caught answering differently in a batch call than alone.
+    pub fn caught(&self, digest: &str) -> bool {
+        self.caught
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(digest)
     }
 
     /// Tries every compile in a child process first: `executable` must be `suanli-server` (whose

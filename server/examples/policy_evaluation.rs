@@ -58,22 +58,23 @@ fn main() -> anyhow::Result<()> {
         assert!(evaluation.output.is_ok(), "{:?}", evaluation.output);
     }
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64) * q) as usize];
+    let at = |per_mille| micros(&samples, per_mille);
     println!(
         "one decision (fresh instance + call + drop), 20000 runs: median {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; fuel {fuel}",
-        at(0.5).as_secs_f64() * 1e6,
-        at(0.99).as_secs_f64() * 1e6,
-        at(0.999).as_secs_f64() * 1e6,
+        at(500),
+        at(990),
+        at(999),
     );
-    let batch_size: usize = match std::env::args().nth(2) {
+    let batch_size: u32 = match std::env::args().nth(2) {
         Some(pairs) => pairs.parse()?,
         None => 16,
     };
     let pairs: Vec<PolicyInput> = (0..batch_size.max(1))
         .map(|index| {
             let mut pair = input.clone();
-            pair.offer.id = format!("0193e0a4-7d8f-7000-8000-0000000001{index:02}");
-            pair.units = 1 + index as u32 % 4;
+            let id = 0x0193e0a4_7d8f_7000_8000_000000000100 + u128::from(index);
+            pair.offer.id = uuid::Uuid::from_u128(id).to_string();
+            pair.units = 1 + index % 4;
             pair
         })
         .collect();
@@ -97,14 +98,19 @@ fn main() -> anyhow::Result<()> {
         assert!(outputs.iter().all(Result::is_ok), "{outputs:?}");
     }
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64) * q) as usize];
+    let at = |per_mille| micros(&samples, per_mille);
     println!(
         "{} decisions in one batch call (interface {}), 5000 runs: median {:.1} µs per call, {:.2} µs per decision, p99 {:.1} µs per call; fuel {fuel}",
         pairs.len(),
         policy.interface_version(),
-        at(0.5).as_secs_f64() * 1e6,
-        at(0.5).as_secs_f64() * 1e6 / pairs.len() as f64,
-        at(0.99).as_secs_f64() * 1e6,
+        at(500),
+        at(500) / f64::from(batch_size.max(1)),
+        at(990),
     );
     Ok(())
+}
+
+/// The sample at `per_mille` thousandths of the sorted `samples`, in microseconds.
+fn micros(samples: &[std::time::Duration], per_mille: usize) -> f64 {
+    samples[samples.len() * per_mille / 1000].as_secs_f64() * 1e6
 }

@@ -459,7 +459,7 @@ async fn operator(exchange: &TestExchange, hub: &str) -> Client {
 }
 
 /// Uploads and activates a policy component as `hub`'s operator; returns its digest.
-async fn activate(operator: &Client, hub: &str, kind: &str, component: &str) -> String {
+pub(crate) async fn activate(operator: &Client, hub: &str, kind: &str, component: &str) -> String {
     let response = operator
         .request(
             reqwest::Method::POST,
@@ -485,7 +485,7 @@ async fn activate(operator: &Client, hub: &str, kind: &str, component: &str) -> 
     digest
 }
 
-fn texts(exchange: &TestExchange, query: &str) -> Vec<String> {
+pub(crate) fn texts(exchange: &TestExchange, query: &str) -> Vec<String> {
     #[derive(diesel::QueryableByName)]
     struct Text {
         #[diesel(sql_type = diesel::sql_types::Text)]

@@ -7,6 +7,8 @@ use suanli_sdk::{DataClass, DryRunRequest, NewParticipant, ParticipantKind};
 use suanli_server::policy::{Fault, PolicyHost, PolicyKind, PolicyOutput, SandboxLimits};
 use suanli_tests::{TestExchange, new_bid, new_offer, policy_component, window};
 
+use crate::isolation::{activate, texts};
+
 const SKU: &str = "ai.metax-c500";
 
 /// A policy input for the host, made the way matching makes one.
@@ -695,22 +697,41 @@ async fn metric(exchange: &TestExchange, series: &str) -> u64 {
         .map_or(0, |value| value.trim().parse().unwrap())
 }
 
-/// Places and activates `name` as `hub`'s policy of `kind`.
-async fn activate(operator: &suanli_sdk::Client, hub: &str, kind: &str, name: &str) {
-    let (status, stored) = upload(operator, hub, kind, policy_component(name)).await;
-    assert_eq!(status, 201, "{stored}");
-    let activated = operator
-        .request(
-            reqwest::Method::POST,
-            &format!(
-                "/v1/hubs/{hub}/policies/{}/activate",
-                stored["digest"].as_str().unwrap()
-            ),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(activated.status(), 200);
+/// Places one-unit offers of `provider` in `cluster` at these asks over the next ten hours, each
+/// with the hostile policy's `mode` when it has one.
+async fn place_offers(
+    provider: &suanli_sdk::Client,
+    cluster: &str,
+    offers: &[(&str, Option<&str>)],
+) {
+    for (ask, mode) in offers {
+        let mut offer = new_offer(cluster, SKU, 1, window(1, 10), ask);
+        offer.attributes = mode.map(|mode| {
+            serde_json::json!({"mode": mode})
+                .as_object()
+                .unwrap()
+                .clone()
+        });
+        provider.place_offer(&offer).await.unwrap();
+    }
+}
+
+/// `buyer`'s bid for `units` in `hub` alone, at most 12 CNY.
+async fn bid_in(buyer: &suanli_sdk::Client, hub: &str, units: u32) -> suanli_sdk::PlacedBid {
+    let mut bid = new_bid(SKU, units, window(2, 2), "12");
+    bid.hubs = Some(vec![hub.into()]);
+    buyer.place_bid(&bid).await.unwrap()
+}
+
+/// The unit prices of a placed bid's contracts, sorted.
+fn prices_of(placed: &suanli_sdk::PlacedBid) -> Vec<String> {
+    let mut prices: Vec<String> = placed
+        .contracts
+        .iter()
+        .map(|contract| contract.unit_price.to_string())
+        .collect();
+    prices.sort();
+    prices
 }
 
 #[actix_web::test]
@@ -780,29 +801,11 @@ async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alo
     // In Guizhou a policy traps on one pair: the batch call fails as a whole (recorded), the
     // pairs are evaluated one by one, and only the bad one fails.
     activate(&guizhou, "gz", "pricing", "hostile").await;
-    for (ask, mode) in [("10", None), ("10.1", Some("trap")), ("10.2", None)] {
-        let mut offer = new_offer("guian", SKU, 1, window(1, 10), ask);
-        if let Some(mode) = mode {
-            offer.attributes = Some(
-                serde_json::json!({"mode": mode})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            );
-        }
-        provider.place_offer(&offer).await.unwrap();
-    }
+    let offers = [("10", None), ("10.1", Some("trap")), ("10.2", None)];
+    place_offers(&provider, "guian", &offers).await;
     let single = metric(&exchange, "suanli_policy_decisions_total{call=\"single\"}").await;
-    let mut bid = new_bid(SKU, 3, window(2, 2), "12");
-    bid.hubs = Some(vec!["gz".into()]);
-    let placed = buyer.place_bid(&bid).await.unwrap();
-    let mut prices: Vec<String> = placed
-        .contracts
-        .iter()
-        .map(|contract| contract.unit_price.to_string())
-        .collect();
-    prices.sort();
-    assert_eq!(prices, ["10", "10.2"], "{placed:?}");
+    let placed = bid_in(&buyer, "gz", 3).await;
+    assert_eq!(prices_of(&placed), ["10", "10.2"], "{placed:?}");
     assert!(
         placed
             .reasons
@@ -814,30 +817,17 @@ async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alo
         metric(&exchange, "suanli_policy_decisions_total{call=\"single\"}").await - single,
         3
     );
-    let faults: Vec<(String, String)> = {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Fault {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            class: String,
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            message: String,
-        }
-        diesel::sql_query("SELECT class, message FROM policy_faults WHERE hub = 'gz' ORDER BY id")
-            .load::<Fault>(&mut exchange.sql())
-            .unwrap()
-            .into_iter()
-            .map(|fault| (fault.class, fault.message))
-            .collect()
+    let faults_in = |hub: &str, column: &str| {
+        texts(
+            &exchange,
+            &format!("SELECT {column} AS text FROM policy_faults WHERE hub = '{hub}' ORDER BY id"),
+        )
     };
-    assert_eq!(faults.len(), 2, "{faults:?}");
-    assert_eq!(
-        (faults[0].0.as_str(), faults[1].0.as_str()),
-        ("trap", "trap")
-    );
+    let messages = faults_in("gz", "message");
+    assert_eq!(faults_in("gz", "class"), ["trap", "trap"], "{messages:?}");
     assert!(
-        faults[0].1.starts_with("a batch call of 3 pairs"),
-        "{faults:?}"
+        messages[0].starts_with("a batch call of 3 pairs"),
+        "{messages:?}"
     );
 
     // In Gansu the last pair loops: the batch call gets half of the hub's budget for the order
@@ -845,43 +835,11 @@ async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alo
     // two good ones trade.
     let gansu = operator(&exchange, "gs").await;
     activate(&gansu, "gs", "pricing", "hostile").await;
-    for (ask, mode) in [("10", None), ("10.1", None), ("10.2", Some("loop"))] {
-        let mut offer = new_offer("qingyang", SKU, 1, window(1, 10), ask);
-        if let Some(mode) = mode {
-            offer.attributes = Some(
-                serde_json::json!({"mode": mode})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            );
-        }
-        provider.place_offer(&offer).await.unwrap();
-    }
-    let mut bid = new_bid(SKU, 3, window(2, 2), "12");
-    bid.hubs = Some(vec!["gs".into()]);
-    let placed = buyer.place_bid(&bid).await.unwrap();
-    let mut prices: Vec<String> = placed
-        .contracts
-        .iter()
-        .map(|contract| contract.unit_price.to_string())
-        .collect();
-    prices.sort();
-    assert_eq!(prices, ["10", "10.1"], "{placed:?}");
-    let classes: Vec<String> = {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Class {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            class: String,
-        }
-        diesel::sql_query("SELECT class FROM policy_faults WHERE hub = 'gs' ORDER BY id")
-            .load::<Class>(&mut exchange.sql())
-            .unwrap()
-            .into_iter()
-            .map(|row| row.class)
-            .collect()
-    };
-    assert_eq!(classes, ["out_of_fuel", "out_of_fuel"]);
+    let offers = [("10", None), ("10.1", None), ("10.2", Some("loop"))];
+    place_offers(&provider, "qingyang", &offers).await;
+    let placed = bid_in(&buyer, "gs", 3).await;
+    assert_eq!(prices_of(&placed), ["10", "10.1"], "{placed:?}");
+    assert_eq!(faults_in("gs", "class"), ["out_of_fuel", "out_of_fuel"]);
 
     // In Beijing a policy prices each pair by the pairs it saw before in the same call (the
     // first as alone, the later ones higher). Every call is checked, one pair from the last
@@ -891,49 +849,21 @@ async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alo
     let beijing = operator(&exchange, "bth").await;
     activate(&beijing, "bth", "pricing", "hostile").await;
     let caught = || {
-        use diesel::RunQueryDsl;
-        #[derive(diesel::QueryableByName)]
-        struct Fault {
-            #[diesel(sql_type = diesel::sql_types::Text)]
-            message: String,
-        }
-        diesel::sql_query(
-            "SELECT message FROM policy_faults WHERE hub = 'bth' AND class = 'batch_mismatch'",
+        texts(
+            &exchange,
+            "SELECT message AS text FROM policy_faults WHERE hub = 'bth' AND class = 'batch_mismatch'",
         )
-        .load::<Fault>(&mut exchange.sql())
-        .unwrap()
-        .into_iter()
-        .map(|fault| fault.message)
-        .collect::<Vec<_>>()
     };
-    let neighbours_bid = || async {
-        for ask in ["10", "10.1", "10.2"] {
-            let mut offer = new_offer("zhangjiakou", SKU, 1, window(1, 10), ask);
-            offer.attributes = Some(
-                serde_json::json!({"mode": "neighbours"})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            );
-            provider.place_offer(&offer).await.unwrap();
-        }
-        let mut bid = new_bid(SKU, 3, window(2, 2), "12");
-        bid.hubs = Some(vec!["bth".into()]);
-        buyer.place_bid(&bid).await.unwrap()
-    };
-    let prices_of = |placed: &suanli_sdk::PlacedBid| {
-        let mut prices: Vec<String> = placed
-            .contracts
-            .iter()
-            .map(|contract| contract.unit_price.to_string())
-            .collect();
-        prices.sort();
-        prices
-    };
+    let neighbours = [
+        ("10", Some("neighbours")),
+        ("10.1", Some("neighbours")),
+        ("10.2", Some("neighbours")),
+    ];
     let mut bids = 0;
     while caught().is_empty() && bids < 3 {
         let single = metric(&exchange, "suanli_policy_decisions_total{call=\"single\"}").await;
-        let placed = neighbours_bid().await;
+        place_offers(&provider, "zhangjiakou", &neighbours).await;
+        let placed = bid_in(&buyer, "bth", 3).await;
         bids += 1;
         if caught().is_empty() {
             assert_eq!(prices_of(&placed), ["10", "10.100001", "10.200002"]);
@@ -954,7 +884,11 @@ async fn a_hub_decides_an_orders_candidates_in_one_call_and_a_bad_pair_fails_alo
     assert!(messages[0].contains(" of 3: "), "{}", messages[0]);
     // Caught once, never batched again.
     let batches = metric(&exchange, "suanli_policy_batch_calls_total").await;
-    assert_eq!(prices_of(&neighbours_bid().await), ["10", "10.1", "10.2"]);
+    place_offers(&provider, "zhangjiakou", &neighbours).await;
+    assert_eq!(
+        prices_of(&bid_in(&buyer, "bth", 3).await),
+        ["10", "10.1", "10.2"]
+    );
     assert_eq!(
         metric(&exchange, "suanli_policy_batch_calls_total").await,
         batches
@@ -1320,16 +1254,16 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
         let offer = OfferSpec {
             id: uuid::Uuid::from_u128(u128::from(1_000 + index)),
             provider: uuid::Uuid::from_u128(u128::from(1 + next(3))),
-            hub: next(3) as u8,
+            hub: u8::try_from(next(3)).unwrap(),
             cluster: "c".into(),
             sku: 0,
-            quantity: 1 + next(3) as u32,
+            quantity: 1 + u32::try_from(next(3)).unwrap(),
             window: Hours {
                 start: hour + 1,
                 end: hour + 49,
             },
-            ask_price: Decimal::new(800 + next(400) as i64, 2),
-            green_share: 20 + next(70) as u8,
+            ask_price: Decimal::new(800 + i64::try_from(next(400)).unwrap(), 2),
+            green_share: 20 + u8::try_from(next(70)).unwrap(),
             attributes: vec![("qualification".into(), format!("level-{}", 1 + next(4)))],
         };
         batched.submit_offer(offer.clone(), now, &mut BuiltInRules);
@@ -1338,23 +1272,23 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
     let data_classes = [DataClass::General, DataClass::Important, DataClass::Core];
     let (mut decisions, mut fills, mut in_batches) = (0, 0, 0);
     for index in 0..40u64 {
-        let start = hour + 2 + next(4) as i64;
+        let start = hour + 2 + i64::try_from(next(4)).unwrap();
         let window = Hours {
             start,
-            end: start + 1 + next(12) as i64,
+            end: start + 1 + i64::try_from(next(12)).unwrap(),
         };
-        let limit = Decimal::new(900 + next(800) as i64, 2);
+        let limit = Decimal::new(900 + i64::try_from(next(800)).unwrap(), 2);
         let bid = BidSpec {
             id: uuid::Uuid::from_u128(u128::from(5_000 + index)),
             buyer: uuid::Uuid::from_u128(u128::from(10 + next(3))),
             skus: vec![0],
             hubs: HubSet(1 + next(7)),
-            data_origin: [None, Some(0), Some(1), Some(2)][next(4) as usize],
-            quantity: 1 + next(10) as u32,
+            data_origin: [None, Some(0), Some(1), Some(2)][usize::try_from(next(4)).unwrap()],
+            quantity: 1 + u32::try_from(next(10)).unwrap(),
             window,
             limit_price: limit,
-            min_green_share: next(60) as u8,
-            data_class: data_classes[next(3) as usize],
+            min_green_share: u8::try_from(next(60)).unwrap(),
+            data_class: data_classes[usize::try_from(next(3)).unwrap()],
             time_in_force: TimeInForce::Gtc,
             expires_at: None,
             min_fill: 1,

@@ -225,6 +225,30 @@ impl<'a> HubPolicies<'a> {
             })
     }
 
+    /// The input of a pair already built for this order.
+    fn built_input(&self, pair: &PairFacts<'_>) -> &PairInput {
+        &self.inputs[&(pair.bid.id, pair.offer.id)]
+    }
+
+    /// Keeps a fault of `hub`'s policy of `kind` (`digest`), with its message and the input the
+    /// policy was given.
+    fn record_fault(
+        &mut self,
+        (hub, kind, digest): (HubId, PolicyKind, &str),
+        class: &str,
+        message: &str,
+        input: String,
+    ) {
+        self.faults.push(FaultRecord {
+            hub: self.reference.hub_by_id(hub).code.clone(),
+            kind: kind.as_str().into(),
+            digest: digest.to_owned(),
+            class: class.into(),
+            message: message.replace('\0', ""),
+            input,
+        });
+    }
+
     /// Charges `hub` for an evaluation: fuel and wall time, to the order and to the batch.
     fn charge(&mut self, hub: HubId, fuel: u64, elapsed: Duration) {
         let spend = self.order_spend.entry(hub).or_default();
@@ -298,14 +322,12 @@ impl<'a> HubPolicies<'a> {
         let output_json = match &output {
             Ok(output) => output.canonical(),
             Err(fault) => {
-                self.faults.push(FaultRecord {
-                    hub: hub_code.clone(),
-                    kind: kind.as_str().into(),
-                    digest: policy.digest().to_owned(),
-                    class: fault.class().into(),
-                    message: fault.to_string().replace('\0', ""),
-                    input: canonical_input.clone(),
-                });
+                self.record_fault(
+                    (hub, kind, policy.digest()),
+                    fault.class(),
+                    &fault.to_string(),
+                    canonical_input.clone(),
+                );
                 fault_json(fault)
             }
         };
@@ -374,7 +396,7 @@ impl<'a> HubPolicies<'a> {
         let started = Instant::now();
         let alone = host.evaluate_within(
             compiled,
-            &self.inputs[&(pair.bid.id, pair.offer.id)].input,
+            &self.built_input(pair).input,
             fuel.min(fuel_left),
             deadline_ms.min(wall_left_ms.max(1)),
         );
@@ -454,7 +476,7 @@ impl<'a> HubPolicies<'a> {
             }
             let inputs: Vec<&PolicyInput> = indices
                 .iter()
-                .map(|index| &self.inputs[&(pairs[*index].bid.id, pairs[*index].offer.id)].input)
+                .map(|index| &self.built_input(&pairs[*index]).input)
                 .collect();
             let started = Instant::now();
             let batch = self
@@ -468,24 +490,17 @@ impl<'a> HubPolicies<'a> {
                 Err(fault) => {
                     // Recorded with every input of the call (a JSON array), so that the operator
                     // sees why the hub's pairs were then evaluated one by one.
-                    let inputs: Vec<String> = indices
+                    let inputs: Vec<&str> = indices
                         .iter()
-                        .map(|index| {
-                            let pair = &pairs[*index];
-                            self.inputs[&(pair.bid.id, pair.offer.id)]
-                                .canonical()
-                                .to_owned()
-                        })
+                        .map(|index| self.built_input(&pairs[*index]).canonical())
                         .collect();
-                    self.faults.push(FaultRecord {
-                        hub: self.reference.hub_by_id(hub).code.clone(),
-                        kind: kind.as_str().into(),
-                        digest: compiled.digest.clone(),
-                        class: fault.class().into(),
-                        message: format!("a batch call of {} pairs: {fault}", indices.len())
-                            .replace('\0', ""),
-                        input: format!("[{}]", inputs.join(",")),
-                    });
+                    let input = format!("[{}]", inputs.join(","));
+                    self.record_fault(
+                        (hub, kind, &compiled.digest),
+                        fault.class(),
+                        &format!("a batch call of {} pairs: {fault}", indices.len()),
+                        input,
+                    );
                     indices.iter().for_each(|index| live[*index] = false);
                     continue;
                 }
@@ -505,18 +520,13 @@ impl<'a> HubPolicies<'a> {
                 if let Some((fault, checked)) = mismatch {
                     // Caught once, never trusted with a batch again in this process.
                     self.host.catch(&compiled.digest);
-                    let pair = &pairs[checked];
-                    let input = self.inputs[&(pair.bid.id, pair.offer.id)]
-                        .canonical()
-                        .to_owned();
-                    self.faults.push(FaultRecord {
-                        hub: self.reference.hub_by_id(hub).code.clone(),
-                        kind: kind.as_str().into(),
-                        digest: compiled.digest.clone(),
-                        class: fault.class().into(),
-                        message: fault.to_string().replace('\0', ""),
+                    let input = self.built_input(&pairs[checked]).canonical().to_owned();
+                    self.record_fault(
+                        (hub, kind, &compiled.digest),
+                        fault.class(),
+                        &fault.to_string(),
                         input,
-                    });
+                    );
                     indices.iter().for_each(|index| live[*index] = false);
                     continue;
                 }
@@ -652,14 +662,12 @@ impl Policies for HubPolicies<'_> {
         let active = self.active;
         if let Some(policy) = active.get(&(pair.offer.hub, PolicyKind::Pricing)) {
             let input = self.input_of(pair).canonical().to_owned();
-            self.faults.push(FaultRecord {
-                hub: self.reference.hub_by_id(pair.offer.hub).code.clone(),
-                kind: PolicyKind::Pricing.as_str().into(),
-                digest: policy.digest().to_owned(),
-                class: Fault::PriceBelowAsk.class().into(),
-                message: format!("quoted {unit_price} below the ask {}", pair.offer.ask_price),
+            self.record_fault(
+                (pair.offer.hub, PolicyKind::Pricing, policy.digest()),
+                Fault::PriceBelowAsk.class(),
+                &format!("quoted {unit_price} below the ask {}", pair.offer.ask_price),
                 input,
-            });
+            );
         }
     }
 

@@ -252,13 +252,17 @@ impl std::hash::Hasher for SeqHasher {
 /// The resting offers of one market in ask order, from the price index.
 type OfferIndexIter<'a> = std::collections::btree_map::Iter<'a, (i64, Seq), OfferKey>;
 
+/// The next entry of a market's offer index: (ask in millionths, order number) and what the index
+/// keeps beside it.
+type Head = ((i64, Seq), OfferKey);
+
 /// Where a bid's scan of the offers stands: its cursors into each market, the head of each, how
 /// many candidates it examined, the bid's limit in millionths and quantity, the units quoted
 /// below every ask still ahead (`covered`) and the quotes not yet counted so (`pending`: price in
 /// millionths, units).
 struct Lookahead<'s, 'a> {
     markets: &'s [(HubId, OfferIndexIter<'a>)],
-    heads: &'s [Option<((i64, Seq), OfferKey)>],
+    heads: &'s [Option<Head>],
     examined: usize,
     limit: i64,
     quantity: u64,
@@ -788,7 +792,7 @@ impl Engine {
                     .map(|book| (market.1, book.iter()))
             })
             .collect();
-        let mut heads: Vec<Option<((i64, Seq), OfferKey)>> = markets
+        let mut heads: Vec<Option<Head>> = markets
             .iter_mut()
             .map(|(_, market)| market.next().map(|(key, value)| (*key, *value)))
             .collect();
@@ -820,13 +824,7 @@ impl Engine {
                     break;
                 }
             }
-            // The cheapest head across the markets (few markets: a linear scan is enough).
-            let Some((best, ((ask, offer_seq), key))) = heads
-                .iter()
-                .enumerate()
-                .filter_map(|(index, head)| head.map(|head| (index, head)))
-                .min_by_key(|(_, (order, _))| *order)
-            else {
+            let Some((best, ((ask, offer_seq), key))) = cheapest_head(&heads) else {
                 break;
             };
             if ask > limit {
@@ -916,12 +914,7 @@ impl Engine {
         // What the walk ahead finds out about refused candidates the scan notes itself.
         let mut unheard = Reasons::default();
         while pairs.len() < PREPARED_PAIRS_MAX && examined < self.config.candidates_max {
-            let Some((best, ((ask, offer_seq), key))) = heads
-                .iter()
-                .enumerate()
-                .filter_map(|(index, head)| head.map(|head| (index, head)))
-                .min_by_key(|(_, (order, _))| *order)
-            else {
+            let Some((best, ((ask, offer_seq), key))) = cheapest_head(&heads) else {
                 break;
             };
             // Where the scan could stop before this head: once the units quoted below its ask
@@ -1176,6 +1169,16 @@ struct Quote {
 
 /// The rules of SPEC §5 that need no policy: hub, window, green share, self-trade, and an offer
 /// whose window has not ended. (A resting bid's own expiry is checked where bids rest.)
+/// The cheapest head across a bid's markets (ask, then order number), with its market's index:
+/// what the scan examines next. Few markets: a linear scan is enough.
+fn cheapest_head(heads: &[Option<Head>]) -> Option<(usize, Head)> {
+    heads
+        .iter()
+        .enumerate()
+        .filter_map(|(index, head)| head.map(|head| (index, head)))
+        .min_by_key(|(_, (order, _))| *order)
+}
+
 fn pair_is_eligible(offer: &OfferSpec, bid: &BidSpec, now: i64) -> bool {
     bid.skus.contains(&offer.sku)
         && bid.hubs.contains(offer.hub)

@@ -15,6 +15,8 @@ pub struct Capacity {
     /// [`Capacity::free`] refuse a range touching a sold-out hour by reading a word or two
     /// instead of searching the steps (which grow long on a popular offer).
     sold_out_hours: Vec<u64>,
+    /// The blocks of hours sold out throughout: the coarse map the price index keeps.
+    sold_out_blocks: SoldOut,
 }
 
 impl Capacity {
@@ -25,6 +27,10 @@ impl Capacity {
             window,
             steps: vec![(window.start, 0)],
             sold_out_hours: Vec::new(),
+            sold_out_blocks: SoldOut {
+                block_hours: u8::try_from(block_hours(window)).unwrap_or(u8::MAX),
+                blocks: [0; SOLD_OUT_BLOCKS / 64],
+            },
         }
     }
 
@@ -53,13 +59,26 @@ impl Capacity {
         })
     }
 
-    /// Marks the hours `[start, end)` sold out in the bitmap.
+    /// Marks the hours `[start, end)` sold out in the bitmap, and in the coarse map every block
+    /// of hours that is now sold out throughout.
     fn mark_sold_out(&mut self, start: i64, end: i64) {
         if self.sold_out_hours.is_empty() {
             self.sold_out_hours = vec![0; (self.window.len() as usize).div_ceil(64)];
         }
-        for hour in (start - self.window.start) as usize..(end - self.window.start) as usize {
+        let (first, last) = (
+            (start - self.window.start) as usize,
+            (end - self.window.start) as usize,
+        );
+        for hour in first..last {
             self.sold_out_hours[hour / 64] |= 1 << (hour % 64);
+        }
+        let block_hours = block_hours(self.window);
+        let hours = self.window.len() as usize;
+        for block in first / block_hours..=(last - 1) / block_hours {
+            let (low, high) = (block * block_hours, ((block + 1) * block_hours).min(hours));
+            if (low..high).all(|hour| self.sold_out_hours[hour / 64] & (1 << (hour % 64)) != 0) {
+                self.sold_out_blocks.blocks[block / 64] |= 1 << (block % 64);
+            }
         }
     }
 
@@ -133,35 +152,11 @@ impl Capacity {
         self.steps.dedup_by(|later, earlier| later.1 == earlier.1);
     }
 
-    /// A summary of the hours sold out: at most [`SOLD_OUT_KEPT`] of the longest sold-out ranges.
-    /// Any range that overlaps one of them has nothing free; the engine keeps the summary in its
-    /// price index, so sold-out offers are turned down without reading their steps.
+    /// A summary of the hours sold out: the blocks of hours sold out throughout (see
+    /// [`SoldOut`]). Any range that touches one has nothing free; the engine keeps the summary in
+    /// its price index, so sold-out offers are turned down without reading their hours.
     pub fn sold_out_summary(&self) -> SoldOut {
-        let mut summary = SoldOut::default();
-        let mut open: Option<i64> = None;
-        for (index, (hour, used)) in self.steps.iter().enumerate() {
-            let full = *used == self.quantity;
-            match (open, full) {
-                (None, true) => open = Some(*hour),
-                (Some(start), false) => {
-                    summary.keep(self.window.start, Hours { start, end: *hour });
-                    open = None;
-                }
-                _ => {}
-            }
-            if index + 1 == self.steps.len()
-                && let Some(start) = open
-            {
-                summary.keep(
-                    self.window.start,
-                    Hours {
-                        start,
-                        end: self.window.end,
-                    },
-                );
-            }
-        }
-        summary
+        self.sold_out_blocks
     }
 
     /// Every `(range, used)` segment with something sold, for storage and checks.
@@ -184,22 +179,32 @@ impl Capacity {
     }
 }
 
-/// How many sold-out ranges an offer's summary keeps.
-pub const SOLD_OUT_KEPT: usize = 3;
+/// How many blocks of hours the coarse map of an offer's sold-out hours has: a window of up to
+/// this many hours is mapped hour by hour, a longer one in blocks of a few hours (at most nine
+/// for the longest window, 2,160 hours).
+pub const SOLD_OUT_BLOCKS: usize = 256;
 
-/// Some of an offer's sold-out hours, as ranges of hours counted from its window's start: compact
-/// enough to live in the price index beside each offer. It may leave sold-out hours out (it
-/// keeps the longest ranges), never the reverse, so it can only prove that a range has nothing
-/// free.
+/// Hours per block of the coarse map for `window`: at least one, and few enough blocks.
+fn block_hours(window: Hours) -> usize {
+    (window.len() as usize).div_ceil(SOLD_OUT_BLOCKS).max(1)
+}
+
+/// A coarse map of an offer's sold-out hours, small enough to live in the price index beside
+/// each offer: its window cut into at most [`SOLD_OUT_BLOCKS`] blocks of equal hours, one bit
+/// per block, set when every hour of the block is sold out. A range touching a set block has a
+/// sold-out hour, so nothing free; a range that touches only partly sold-out blocks is not
+/// proven either way (the offer's own hours decide). It may leave sold-out hours out, never the
+/// reverse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SoldOut {
-    /// `[start, end)` offsets from the window's start; the first `len` are meaningful.
-    ranges: [(u32, u32); SOLD_OUT_KEPT],
-    len: u8,
+    /// Hours per block (0 in an empty map, which proves nothing).
+    block_hours: u8,
+    blocks: [u64; SOLD_OUT_BLOCKS / 64],
 }
 
 impl SoldOut {
-    /// Whether `range` (inside a window starting at `window_start`) touches a kept sold-out hour.
+    /// Whether `range` (inside a window starting at `window_start`) touches a block sold out
+    /// throughout.
     pub fn blocks(&self, window_start: i64, range: Hours) -> bool {
         let (Ok(start), Ok(end)) = (
             u32::try_from(range.start - window_start),
@@ -207,29 +212,24 @@ impl SoldOut {
         ) else {
             return false;
         };
-        self.ranges[..usize::from(self.len)]
-            .iter()
-            .any(|(sold_start, sold_end)| start < *sold_end && *sold_start < end)
-    }
-
-    /// Keeps `range`, dropping the shortest kept range when full (a longer range blocks more).
-    fn keep(&mut self, window_start: i64, range: Hours) {
-        let (Ok(start), Ok(end)) = (
-            u32::try_from(range.start - window_start),
-            u32::try_from(range.end - window_start),
-        ) else {
-            return;
-        };
-        let length = |(start, end): (u32, u32)| end - start;
-        let len = usize::from(self.len);
-        if len < SOLD_OUT_KEPT {
-            self.ranges[len] = (start, end);
-            self.len += 1;
-        } else if let Some(shortest) = (0..len).min_by_key(|index| length(self.ranges[*index]))
-            && length(self.ranges[shortest]) < end - start
-        {
-            self.ranges[shortest] = (start, end);
+        if start >= end || self.block_hours == 0 {
+            return false;
         }
+        let block_hours = u32::from(self.block_hours);
+        let (first, last) = (
+            (start / block_hours) as usize,
+            ((end - 1) / block_hours) as usize,
+        );
+        if first >= SOLD_OUT_BLOCKS {
+            return false;
+        }
+        let last = last.min(SOLD_OUT_BLOCKS - 1);
+        (first / 64..=last / 64).any(|word| {
+            let low = if word == first / 64 { first % 64 } else { 0 };
+            let high = if word == last / 64 { last % 64 } else { 63 };
+            let mask = (u64::MAX >> (63 - high)) & (u64::MAX << low);
+            self.blocks[word] & mask != 0
+        })
     }
 }
 
@@ -296,7 +296,8 @@ mod tests {
     }
 
     #[test]
-    fn the_sold_out_summary_blocks_exactly_the_sold_out_hours_it_keeps() {
+    fn the_sold_out_map_is_exact_for_a_short_window_and_only_ever_blocks_sold_out_hours() {
+        // Up to 256 hours, one block per hour: the map blocks exactly the ranges with nothing free.
         let mut capacity = Capacity::new(4, hours(100, 200));
         assert!(!capacity.sold_out_summary().blocks(100, hours(100, 200)));
         capacity.take(hours(110, 120), 4);
@@ -314,16 +315,23 @@ mod tests {
                 );
             }
         }
-        // A fourth range: the shortest one (130..131) is dropped; what is kept still only blocks
-        // sold-out hours.
-        capacity.take(hours(140, 145), 4);
+        // 600 hours: blocks of three hours. A sold-out hour alone does not fill its block, so the
+        // map cannot prove it; a block sold out throughout blocks every range that touches it.
+        let mut capacity = Capacity::new(2, hours(0, 600));
+        capacity.take(hours(10, 11), 2);
+        capacity.take(hours(30, 40), 2);
         let summary = capacity.sold_out_summary();
-        assert!(!summary.blocks(100, hours(130, 131)));
-        assert!(summary.blocks(100, hours(142, 143)));
-        for start in 100..200 {
-            for end in start + 1..=200 {
+        assert_eq!(capacity.free(hours(10, 11)), 0);
+        assert!(!summary.blocks(0, hours(10, 11)));
+        assert!(summary.blocks(0, hours(31, 32)));
+        assert!(summary.blocks(0, hours(20, 31)));
+        assert_eq!(capacity.free(hours(39, 40)), 0);
+        assert!(!summary.blocks(0, hours(39, 40)));
+        assert!(!summary.blocks(0, hours(40, 600)));
+        for start in 0..600 {
+            for end in (start + 1..=600).step_by(7) {
                 let range = hours(start, end);
-                if summary.blocks(100, range) {
+                if summary.blocks(0, range) {
                     assert_eq!(capacity.free(range), 0, "{range:?}");
                 }
             }
@@ -332,7 +340,8 @@ mod tests {
 
     proptest::proptest! {
         /// Any sequence of sales: every range's free units agree with an hour-by-hour count, and
-        /// the summary only ever blocks ranges with nothing free.
+        /// the summary blocks exactly the ranges with nothing free (a 70-hour window is mapped
+        /// hour by hour).
         #[test]
         fn free_units_agree_with_an_hour_by_hour_count(
             quantity in 1u32..6,
@@ -356,12 +365,52 @@ mod tests {
                     let range = hours(1000 + start, 1000 + end);
                     let most = used[start as usize..end as usize].iter().max().copied().expect("a non-empty range");
                     proptest::prop_assert_eq!(capacity.free(range), quantity - most);
-                    if summary.blocks(1000, range) {
-                        proptest::prop_assert_eq!(most, quantity);
-                    }
+                    proptest::prop_assert_eq!(summary.blocks(1000, range), most == quantity);
                 }
             }
             proptest::prop_assert_eq!(capacity.sold_out(), used.iter().all(|units| *units == quantity));
+        }
+
+        /// A window longer than the map: blocks of several hours. The map blocks a range only
+        /// when it has nothing free, and always when the range touches a block whose every hour
+        /// is sold out.
+        #[test]
+        fn a_coarse_map_blocks_only_ranges_with_nothing_free(
+            length in 257i64..1200,
+            quantity in 1u32..4,
+            sales in proptest::collection::vec((0i64..1200, 1i64..80, 1u32..4), 0..60),
+            probes in proptest::collection::vec((0i64..1200, 1i64..100), 200),
+        ) {
+            let window = hours(5000, 5000 + length);
+            let block = (length + 255) / 256;
+            let mut capacity = Capacity::new(quantity, window);
+            let mut used = vec![0u32; length as usize];
+            for (start, hours_sold, units) in sales {
+                let start = start % length;
+                let range = hours(5000 + start, (5000 + start + hours_sold).min(5000 + length));
+                if units <= capacity.free(range) {
+                    capacity.take(range, units);
+                    for hour in range.start..range.end {
+                        used[(hour - 5000) as usize] += units;
+                    }
+                }
+            }
+            let summary = capacity.sold_out_summary();
+            let block_sold_out = |index: i64| {
+                let hours_of = (index * block)..((index + 1) * block).min(length);
+                hours_of.clone().all(|hour| used[hour as usize] == quantity)
+            };
+            for (start, hours_asked) in probes {
+                let start = start % length;
+                let end = (start + hours_asked).min(length);
+                let range = hours(5000 + start, 5000 + end);
+                let nothing_free = used[start as usize..end as usize].contains(&quantity);
+                let whole_block = (start / block..=(end - 1) / block).any(block_sold_out);
+                proptest::prop_assert_eq!(summary.blocks(5000, range), whole_block);
+                if whole_block {
+                    proptest::prop_assert!(nothing_free);
+                }
+            }
         }
     }
 

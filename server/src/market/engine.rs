@@ -253,8 +253,8 @@ impl std::hash::Hasher for SeqHasher {
 type OfferIndexIter<'a> = std::collections::btree_map::Iter<'a, (i64, Seq), OfferKey>;
 
 /// The next entry of a market's offer index: (ask in millionths, order number) and what the index
-/// keeps beside it.
-type Head = ((i64, Seq), OfferKey);
+/// keeps beside it (borrowed: the scan moves on without copying entries).
+type Head<'a> = (&'a (i64, Seq), &'a OfferKey);
 
 /// Where a bid's scan of the offers stands: its cursors into each market, the head of each, how
 /// many candidates it examined, the bid's limit in millionths and quantity, the units quoted
@@ -262,7 +262,7 @@ type Head = ((i64, Seq), OfferKey);
 /// millionths, units).
 struct Lookahead<'s, 'a> {
     markets: &'s [(HubId, OfferIndexIter<'a>)],
-    heads: &'s [Option<Head>],
+    heads: &'s [Option<Head<'a>>],
     examined: usize,
     limit: i64,
     quantity: u64,
@@ -792,9 +792,9 @@ impl Engine {
                     .map(|book| (market.1, book.iter()))
             })
             .collect();
-        let mut heads: Vec<Option<Head>> = markets
+        let mut heads: Vec<Option<Head<'_>>> = markets
             .iter_mut()
-            .map(|(_, market)| market.next().map(|(key, value)| (*key, *value)))
+            .map(|(_, market)| market.next())
             .collect();
         let limit = micros(bid.limit_price);
         let mut quotes = Vec::new();
@@ -808,25 +808,20 @@ impl Engine {
         let mut pending: std::collections::BinaryHeap<Reverse<(i64, u32)>> =
             std::collections::BinaryHeap::new();
         while examined < self.config.candidates_max {
-            if let Some(next_ask) = heads
-                .iter()
-                .filter_map(|head| head.map(|((ask, _), _)| ask))
-                .min()
-            {
-                while let Some(Reverse((price, units))) = pending.peek().copied() {
-                    if price >= next_ask {
-                        break;
-                    }
-                    pending.pop();
-                    covered += u64::from(units);
-                }
-                if covered >= u64::from(bid.quantity) {
-                    break;
-                }
-            }
-            let Some((best, ((ask, offer_seq), key))) = cheapest_head(&heads) else {
+            // The next candidate: its ask is the lowest still ahead.
+            let Some((best, (&(ask, offer_seq), key))) = cheapest_head(&heads) else {
                 break;
             };
+            while let Some(Reverse((price, units))) = pending.peek().copied() {
+                if price >= ask {
+                    break;
+                }
+                pending.pop();
+                covered += u64::from(units);
+            }
+            if covered >= u64::from(bid.quantity) {
+                break;
+            }
             if ask > limit {
                 // Nothing cheaper remains in that market; a quote is never below the ask.
                 let next = markets[best]
@@ -836,17 +831,16 @@ impl Engine {
                     .map(|((_, seq), key)| (*seq, *key));
                 self.note_price_above_limit(
                     bid,
-                    std::iter::once((offer_seq, key)).chain(next),
+                    std::iter::once((offer_seq, *key)).chain(next),
                     reasons,
                 );
                 heads[best] = None;
                 continue;
             }
             let hub = markets[best].0;
-            heads[best] = markets[best].1.next().map(|(key, value)| (*key, *value));
+            heads[best] = markets[best].1.next();
             examined += 1;
-            let Some((offer, units)) =
-                self.candidate_units(bid, offer_seq, hub, &key, now, reasons)
+            let Some((offer, units)) = self.candidate_units(bid, offer_seq, hub, key, now, reasons)
             else {
                 continue;
             };
@@ -914,7 +908,7 @@ impl Engine {
         // What the walk ahead finds out about refused candidates the scan notes itself.
         let mut unheard = Reasons::default();
         while pairs.len() < PREPARED_PAIRS_MAX && examined < self.config.candidates_max {
-            let Some((best, ((ask, offer_seq), key))) = cheapest_head(&heads) else {
+            let Some((best, (&(ask, offer_seq), key))) = cheapest_head(&heads) else {
                 break;
             };
             // Where the scan could stop before this head: once the units quoted below its ask
@@ -935,10 +929,10 @@ impl Engine {
                 continue;
             }
             let hub = markets[best].0;
-            heads[best] = markets[best].1.next().map(|(key, value)| (*key, *value));
+            heads[best] = markets[best].1.next();
             examined += 1;
             if let Some((offer, units)) =
-                self.candidate_units(bid, offer_seq, hub, &key, now, &mut unheard)
+                self.candidate_units(bid, offer_seq, hub, key, now, &mut unheard)
             {
                 announced_units += u64::from(units);
                 pairs.push(PairFacts {
@@ -1167,18 +1161,18 @@ struct Quote {
     decisions: Vec<DecisionRecord>,
 }
 
-/// The rules of SPEC §5 that need no policy: hub, window, green share, self-trade, and an offer
-/// whose window has not ended. (A resting bid's own expiry is checked where bids rest.)
 /// The cheapest head across a bid's markets (ask, then order number), with its market's index:
 /// what the scan examines next. Few markets: a linear scan is enough.
-fn cheapest_head(heads: &[Option<Head>]) -> Option<(usize, Head)> {
+fn cheapest_head<'a>(heads: &[Option<Head<'a>>]) -> Option<(usize, Head<'a>)> {
     heads
         .iter()
         .enumerate()
         .filter_map(|(index, head)| head.map(|head| (index, head)))
-        .min_by_key(|(_, (order, _))| *order)
+        .min_by_key(|(_, (order, _))| **order)
 }
 
+/// The rules of SPEC §5 that need no policy: hub, window, green share, self-trade, and an offer
+/// whose window has not ended. (A resting bid's own expiry is checked where bids rest.)
 fn pair_is_eligible(offer: &OfferSpec, bid: &BidSpec, now: i64) -> bool {
     bid.skus.contains(&offer.sku)
         && bid.hubs.contains(offer.hub)

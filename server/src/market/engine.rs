@@ -223,7 +223,8 @@ impl std::ops::Index<&Seq> for OfferSlab {
     }
 }
 
-/// Hashes the engine's own order numbers: one 64 × 64 → 128-bit multiplication, its two halves
+/// Hashes the engine's own order numbers (and its markets' SKU and hub numbers, small integers
+/// from the reference data): one 64 × 64 → 128-bit multiplication per integer, its two halves
 /// folded together, so every bit of the number reaches the low bits the table picks buckets by.
 /// Order numbers are assigned by the engine; a participant can only choose which of theirs stay
 /// resting (by cancelling the others), and no choice of numbers — multiples of a power of two,
@@ -241,6 +242,14 @@ impl std::hash::Hasher for SeqHasher {
         for byte in bytes {
             self.write_u64(u64::from(*byte));
         }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
     }
 
     fn write_u64(&mut self, n: u64) {
@@ -270,8 +279,17 @@ struct Lookahead<'s, 'a> {
     pending: &'s std::collections::BinaryHeap<Reverse<(i64, u32)>>,
 }
 
+/// One market's resting offers by (ask in micro-CNY, order number).
+type OfferIndex = BTreeMap<(i64, Seq), OfferKey>;
+
+/// One SKU's resting bids by (highest limit in micro-CNY first, order number).
+type BidIndex = BTreeMap<(Reverse<i64>, Seq), BidKey>;
+
+/// The engine's maps' hasher (see [`SeqHasher`]).
+type Cheap = BuildHasherDefault<SeqHasher>;
+
 /// A map keyed by order number.
-type SeqMap<V> = HashMap<Seq, V, BuildHasherDefault<SeqHasher>>;
+type SeqMap<V> = HashMap<Seq, V, Cheap>;
 
 /// What the bid index keeps beside each entry.
 #[derive(Debug, Clone, Copy)]
@@ -282,14 +300,18 @@ struct BidKey {
     buyer: Uuid,
 }
 
-/// A price in whole micro-CNY: exact for prices with at most 6 fractional digits, and far
-/// cheaper to compare than a `Decimal`.
+/// A price in whole micro-CNY, truncated toward zero: exact for prices with at most 6
+/// fractional digits, and far cheaper to compare than a `Decimal`. Read from the decimal's own
+/// integer and scale (no decimal arithmetic); a price beyond `i64` gives `i64::MAX`.
 fn micros(price: Decimal) -> i64 {
-    use rust_decimal::prelude::ToPrimitive;
-    (price * Decimal::from(1_000_000))
-        .trunc()
-        .to_i64()
-        .unwrap_or(i64::MAX)
+    let (mantissa, scale) = (price.mantissa(), price.scale());
+    // A decimal's integer is below 2^96 and its scale at most 28, so neither step overflows.
+    let value = if scale <= 6 {
+        mantissa * 10i128.pow(6 - scale)
+    } else {
+        mantissa / 10i128.pow(scale - 6)
+    };
+    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 #[derive(Debug, Clone)]
@@ -323,9 +345,9 @@ pub struct Engine {
     bids: SeqMap<RestingBid>,
     /// Resting offers by (SKU, hub), cheapest ask first (in micro-CNY), then arrival. The values
     /// repeat what eligibility needs, so most candidates are turned down without a lookup.
-    offers_by_market: HashMap<(SkuId, HubId), BTreeMap<(i64, Seq), OfferKey>>,
+    offers_by_market: HashMap<(SkuId, HubId), OfferIndex, Cheap>,
     /// Resting bids by SKU, highest limit first (in micro-CNY), then arrival.
-    bids_by_sku: HashMap<SkuId, BTreeMap<(Reverse<i64>, Seq), BidKey>>,
+    bids_by_sku: HashMap<SkuId, BidIndex, Cheap>,
     /// When each resting order stops resting (Unix seconds).
     expiries: BTreeSet<(i64, Seq)>,
 }
@@ -1276,5 +1298,28 @@ fn offer_state(seq: Seq, offer: &RestingOffer) -> OrderState {
         remaining: offer.capacity.free_everywhere(),
         status,
         min_fill: 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The price read from the decimal's integer and scale is the decimal computation's:
+        /// `price × 10^6`, truncated toward zero, `i64::MAX` beyond `i64`.
+        #[test]
+        fn micros_are_the_price_times_a_million_truncated(
+            mantissa in -(1i64 << 62)..(1i64 << 62),
+            scale in 0u32..=20,
+        ) {
+            use rust_decimal::prelude::ToPrimitive;
+            let price = Decimal::new(mantissa, scale);
+            let expected = price
+                .checked_mul(Decimal::from(1_000_000))
+                .and_then(|value| value.trunc().to_i64())
+                .unwrap_or(i64::MAX);
+            proptest::prop_assert_eq!(micros(price), expected);
+        }
     }
 }

@@ -801,19 +801,18 @@ impl Engine {
         policies: &mut dyn Policies,
         reasons: &mut Reasons,
     ) -> Vec<Quote> {
-        let mut markets: Vec<(HubId, OfferIndexIter<'_>)> = bid
-            .skus
-            .iter()
-            .flat_map(|sku| bid.hubs.iter().map(move |hub| (*sku, hub)))
+        let mut markets: Vec<(HubId, OfferIndexIter<'_>)> = Vec::new();
+        for (index, sku) in bid.skus.iter().enumerate() {
             // A SKU named twice must not make an offer a candidate twice.
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter_map(|market| {
+            if bid.skus[..index].contains(sku) {
+                continue;
+            }
+            markets.extend(bid.hubs.iter().filter_map(|hub| {
                 self.offers_by_market
-                    .get(&market)
-                    .map(|book| (market.1, book.iter()))
-            })
-            .collect();
+                    .get(&(*sku, hub))
+                    .map(|book| (hub, book.iter()))
+            }));
+        }
         let mut heads: Vec<Option<Head<'_>>> = markets
             .iter_mut()
             .map(|(_, market)| market.next())

@@ -28,7 +28,7 @@ impl Capacity {
             steps: vec![(window.start, 0)],
             sold_out_hours: Vec::new(),
             sold_out_blocks: SoldOut {
-                block_hours: u8::try_from(block_hours(window)).unwrap_or(u8::MAX),
+                block_hours: u16::try_from(block_hours(window)).unwrap_or(u16::MAX),
                 blocks: [0; SOLD_OUT_BLOCKS / 64],
             },
         }
@@ -72,9 +72,12 @@ impl Capacity {
         for hour in first..last {
             self.sold_out_hours[hour / 64] |= 1 << (hour % 64);
         }
-        let block_hours = block_hours(self.window);
+        // The block size the map was made with, which `SoldOut::blocks` reads too: both sides
+        // must cut the window alike for a set bit to mean what it says.
+        let block_hours = usize::from(self.sold_out_blocks.block_hours);
         let hours = self.window.len() as usize;
-        for block in first / block_hours..=(last - 1) / block_hours {
+        let last_block = ((last - 1) / block_hours).min(SOLD_OUT_BLOCKS - 1);
+        for block in first / block_hours..=last_block {
             let (low, high) = (block * block_hours, ((block + 1) * block_hours).min(hours));
             if (low..high).all(|hour| self.sold_out_hours[hour / 64] & (1 << (hour % 64)) != 0) {
                 self.sold_out_blocks.blocks[block / 64] |= 1 << (block % 64);
@@ -190,15 +193,15 @@ fn block_hours(window: Hours) -> usize {
 }
 
 /// A coarse map of an offer's sold-out hours, small enough to live in the price index beside
-/// each offer: its window cut into at most [`SOLD_OUT_BLOCKS`] blocks of equal hours, one bit
-/// per block, set when every hour of the block is sold out. A range touching a set block has a
+/// each offer: its window cut into at most [`SOLD_OUT_BLOCKS`] blocks of equal hours (the last
+/// may be shorter), one bit per block, set when every hour of the block is sold out. A range touching a set block has a
 /// sold-out hour, so nothing free; a range that touches only partly sold-out blocks is not
 /// proven either way (the offer's own hours decide). It may leave sold-out hours out, never the
 /// reverse.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SoldOut {
     /// Hours per block (0 in an empty map, which proves nothing).
-    block_hours: u8,
+    block_hours: u16,
     blocks: [u64; SOLD_OUT_BLOCKS / 64],
 }
 
@@ -328,6 +331,15 @@ mod tests {
         assert_eq!(capacity.free(hours(39, 40)), 0);
         assert!(!summary.blocks(0, hours(39, 40)));
         assert!(!summary.blocks(0, hours(40, 600)));
+        // A window far longer than any the exchange accepts cuts into blocks of 391 hours; the
+        // map and the capacity cut it alike, so the block sold out throughout is exactly where
+        // the map blocks.
+        let mut long = Capacity::new(1, hours(0, 100_000));
+        long.take(hours(391, 782), 1);
+        let map = long.sold_out_summary();
+        assert!(map.blocks(0, hours(391, 392)) && map.blocks(0, hours(781, 782)));
+        assert!(!map.blocks(0, hours(390, 391)) && !map.blocks(0, hours(782, 783)));
+        assert_eq!(long.free(hours(390, 391)), 1);
         for start in 0..600 {
             for end in (start + 1..=600).step_by(7) {
                 let range = hours(start, end);

@@ -58,7 +58,7 @@ fn main() -> anyhow::Result<()> {
         assert!(evaluation.output.is_ok(), "{:?}", evaluation.output);
     }
     samples.sort();
-    let at = |per_mille| micros(&samples, per_mille);
+    let at = |per_mille| percentile_us(&samples, per_mille);
     println!(
         "one decision (fresh instance + call + drop), 20000 runs: median {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs; fuel {fuel}",
         at(500),
@@ -98,7 +98,7 @@ fn main() -> anyhow::Result<()> {
         assert!(outputs.iter().all(Result::is_ok), "{outputs:?}");
     }
     samples.sort();
-    let at = |per_mille| micros(&samples, per_mille);
+    let at = |per_mille| percentile_us(&samples, per_mille);
     println!(
         "{} decisions in one batch call (interface {}), 5000 runs: median {:.1} µs per call, {:.2} µs per decision, p99 {:.1} µs per call; fuel {fuel}",
         pairs.len(),
@@ -111,6 +111,6 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// The sample at `per_mille` thousandths of the sorted `samples`, in microseconds.
-fn micros(samples: &[std::time::Duration], per_mille: usize) -> f64 {
+fn percentile_us(samples: &[std::time::Duration], per_mille: usize) -> f64 {
     samples[samples.len() * per_mille / 1000].as_secs_f64() * 1e6
 }

@@ -26,6 +26,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use suanli_sdk::ParticipantKind;
 use suanli_tests::{TestExchange, new_bid, new_offer, window};
 
@@ -412,17 +415,11 @@ async fn proofs(entries: u64) -> anyhow::Result<()> {
     );
 
     // Server time: the store's own calls, as the handlers make them.
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = |below: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % below
-    };
+    let mut rng = StdRng::seed_from_u64(0x2545_f491_4f6c_dd1d);
     let rounds = 1_000;
     let mut server_us = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let index = next(size);
+        let index = rng.random_range(0..size);
         let started = Instant::now();
         let path = suanli_server::db::tree::inclusion(&mut pooled, size, index)?;
         let root = suanli_server::db::tree::root(&mut pooled, size)?;
@@ -437,7 +434,7 @@ async fn proofs(entries: u64) -> anyhow::Result<()> {
     );
     let mut consistency_us = Vec::with_capacity(rounds);
     for _ in 0..rounds {
-        let first = 1 + next(size);
+        let first = rng.random_range(1..=size);
         let started = Instant::now();
         std::hint::black_box(suanli_server::db::tree::consistency(
             &mut pooled,
@@ -463,7 +460,7 @@ async fn proofs(entries: u64) -> anyhow::Result<()> {
     let mut http_ms = Vec::with_capacity(200);
     let mut sizes = Vec::with_capacity(200);
     for _ in 0..200 {
-        let seq = 1 + next(size) as i64;
+        let seq = rng.random_range(1..=size);
         let started = Instant::now();
         let response = regulator
             .request(

@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use suanli_sdk::{DataClass, DryRunRequest, NewParticipant, ParticipantKind};
 use suanli_server::policy::{Fault, PolicyHost, PolicyKind, PolicyOutput, SandboxLimits};
 use suanli_tests::{TestExchange, new_bid, new_offer, policy_component, window};
@@ -1209,41 +1212,18 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
     // Batches in every stage (0.3), one-pair calls mixed in (0.2 compliance and 0.1 pricing in
     // Guizhou), and data-origin hubs judging pairs of other hubs.
     let active: ActivePolicies = [
-        (
-            (0, PolicyKind::Pricing),
-            compile(PolicyKind::Pricing, "west-green-pricing"),
-        ),
-        (
-            (0, PolicyKind::Compliance),
-            compile(PolicyKind::Compliance, "data-residency"),
-        ),
-        (
-            (1, PolicyKind::Pricing),
-            compile(PolicyKind::Pricing, "east-peak-pricing"),
-        ),
-        (
-            (1, PolicyKind::Compliance),
-            compile(PolicyKind::Compliance, "data-residency"),
-        ),
-        (
-            (2, PolicyKind::Pricing),
-            compile(PolicyKind::Pricing, "float-pricing"),
-        ),
-        (
-            (2, PolicyKind::Compliance),
-            compile(PolicyKind::Compliance, "qualification"),
-        ),
+        (0, PolicyKind::Pricing, "west-green-pricing"),
+        (0, PolicyKind::Compliance, "data-residency"),
+        (1, PolicyKind::Pricing, "east-peak-pricing"),
+        (1, PolicyKind::Compliance, "data-residency"),
+        (2, PolicyKind::Pricing, "float-pricing"),
+        (2, PolicyKind::Compliance, "qualification"),
     ]
     .into_iter()
+    .map(|(hub, kind, name)| ((hub, kind), compile(kind, name)))
     .collect();
 
-    let mut state: u64 = 0x5eed_1234_abcd_0001;
-    let mut next = |below: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state % below
-    };
+    let mut rng = StdRng::seed_from_u64(0x5eed_1234_abcd_0001);
     let now = 1_795_824_000;
     let hour = now / 3600;
     let (mut batched, mut one_by_one) = (
@@ -1253,18 +1233,21 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
     for index in 0..60u64 {
         let offer = OfferSpec {
             id: uuid::Uuid::from_u128(u128::from(1_000 + index)),
-            provider: uuid::Uuid::from_u128(u128::from(1 + next(3))),
-            hub: u8::try_from(next(3)).unwrap(),
+            provider: uuid::Uuid::from_u128(rng.random_range(1..4)),
+            hub: rng.random_range(0..3),
             cluster: "c".into(),
             sku: 0,
-            quantity: 1 + u32::try_from(next(3)).unwrap(),
+            quantity: rng.random_range(1..4),
             window: Hours {
                 start: hour + 1,
                 end: hour + 49,
             },
-            ask_price: Decimal::new(800 + i64::try_from(next(400)).unwrap(), 2),
-            green_share: 20 + u8::try_from(next(70)).unwrap(),
-            attributes: vec![("qualification".into(), format!("level-{}", 1 + next(4)))],
+            ask_price: Decimal::new(rng.random_range(800..1200), 2),
+            green_share: rng.random_range(20..90),
+            attributes: vec![(
+                "qualification".into(),
+                format!("level-{}", rng.random_range(1..5)),
+            )],
         };
         batched.submit_offer(offer.clone(), now, &mut BuiltInRules);
         one_by_one.submit_offer(offer, now, &mut BuiltInRules);
@@ -1272,23 +1255,23 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
     let data_classes = [DataClass::General, DataClass::Important, DataClass::Core];
     let (mut decisions, mut fills, mut in_batches) = (0, 0, 0);
     for index in 0..40u64 {
-        let start = hour + 2 + i64::try_from(next(4)).unwrap();
+        let start = hour + rng.random_range(2..6);
         let window = Hours {
             start,
-            end: start + 1 + i64::try_from(next(12)).unwrap(),
+            end: start + rng.random_range(1..13),
         };
-        let limit = Decimal::new(900 + i64::try_from(next(800)).unwrap(), 2);
+        let limit = Decimal::new(rng.random_range(900..1700), 2);
         let bid = BidSpec {
             id: uuid::Uuid::from_u128(u128::from(5_000 + index)),
-            buyer: uuid::Uuid::from_u128(u128::from(10 + next(3))),
+            buyer: uuid::Uuid::from_u128(rng.random_range(10..13)),
             skus: vec![0],
-            hubs: HubSet(1 + next(7)),
-            data_origin: [None, Some(0), Some(1), Some(2)][usize::try_from(next(4)).unwrap()],
-            quantity: 1 + u32::try_from(next(10)).unwrap(),
+            hubs: HubSet(rng.random_range(1..8)),
+            data_origin: [None, Some(0), Some(1), Some(2)][rng.random_range(0..4)],
+            quantity: rng.random_range(1..11),
             window,
             limit_price: limit,
-            min_green_share: u8::try_from(next(60)).unwrap(),
-            data_class: data_classes[usize::try_from(next(3)).unwrap()],
+            min_green_share: rng.random_range(0..60),
+            data_class: data_classes[rng.random_range(0..3)],
             time_in_force: TimeInForce::Gtc,
             expires_at: None,
             min_fill: 1,

@@ -28,6 +28,9 @@ impl Capacity {
             steps: vec![(window.start, 0)],
             sold_out_hours: Vec::new(),
             sold_out_blocks: SoldOut {
+                // At most 9 for the longest window the exchange accepts; a window so long that
+                // its blocks would not fit saturates, which only maps fewer hours (both sides
+                // read this one value, and hours past the last block are never marked).
                 block_hours: u16::try_from(block_hours(window)).unwrap_or(u16::MAX),
                 blocks: [0; SOLD_OUT_BLOCKS / 64],
             },

@@ -8,6 +8,11 @@
 //! `target/policies/v02-<name>.wasm` exist (the same sources built with `wit = "0.2"`), for
 //! those (one call a pair), and with no active policy at all.
 //!
+//! Then the other side: an incoming offer of `N` units that crosses `N` resting bids of one unit
+//! each (a fresh book for every offer, built outside the timing), submitted through the same
+//! policies: the offer's candidates are announced to them, so a 0.3 policy decides them in one
+//! call per stage as well.
+//!
 //! `scripts/build-policies && cargo run --release -p suanli-server --example order_policies [N]`
 
 use std::collections::BTreeMap;
@@ -108,7 +113,74 @@ fn main() -> anyhow::Result<()> {
         );
     };
 
+    // An offer crossing `pairs` resting bids of one unit each, each bid in a book of its own.
+    let offer = OfferSpec {
+        id: Uuid::from_u128(8),
+        provider: Uuid::from_u128(1),
+        hub: 0,
+        cluster: "zhongwei".into(),
+        sku: 0,
+        quantity: pairs,
+        window: Hours {
+            start: hour + 1,
+            end: hour + 49,
+        },
+        ask_price: Decimal::new(10, 0),
+        green_share: 60,
+        attributes: vec![("qualification".into(), "level-3".into())],
+    };
+    let book_of_bids = || {
+        let mut engine = Engine::new(EngineConfig::default());
+        for index in 0..pairs {
+            let resting = BidSpec {
+                id: Uuid::from_u128(2_000 + u128::from(index)),
+                quantity: 1,
+                limit_price: limit - Decimal::new(i64::from(index), 2),
+                ..bid.clone()
+            };
+            engine.submit_bid(resting, NOW, &mut BuiltInRules);
+        }
+        engine
+    };
+    let measure_offer = |label: &str, active: Option<&ActivePolicies>| {
+        let submit = |engine: &mut Engine| match active {
+            Some(active) => {
+                let mut policies =
+                    HubPolicies::new(&host, active, &reference, HubBudget::default());
+                policies.begin_order();
+                let outcome = engine.submit_offer(offer.clone(), NOW, &mut policies);
+                (outcome, policies.decisions.len())
+            }
+            None => (
+                engine.submit_offer(offer.clone(), NOW, &mut BuiltInRules),
+                0,
+            ),
+        };
+        for _ in 0..200 {
+            submit(&mut book_of_bids());
+        }
+        let mut samples = Vec::with_capacity(2_000);
+        let mut decisions = 0;
+        for _ in 0..2_000 {
+            let mut engine = book_of_bids();
+            let started = Instant::now();
+            let (outcome, made) = submit(&mut engine);
+            samples.push(started.elapsed());
+            assert_eq!(u32::try_from(outcome.fills.len()), Ok(pairs), "{outcome:?}");
+            decisions = made;
+        }
+        samples.sort();
+        let median = samples[samples.len() / 2].as_secs_f64() * 1e6;
+        println!(
+            "{label}: an offer crossing {pairs} bids, median {median:.1} µs per offer, {:.2} µs per \
+             pair ({decisions} decisions), p99 {:.1} µs",
+            median / f64::from(pairs),
+            samples[samples.len() * 99 / 100].as_secs_f64() * 1e6,
+        );
+    };
+
     measure("no active policy", None);
+    measure_offer("no active policy", None);
     for prefix in ["", "v02-"] {
         let compile = |kind, name: &str| -> anyhow::Result<Option<ActivePolicy>> {
             let path = format!("target/policies/{prefix}{name}.wasm");
@@ -139,6 +211,7 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .collect();
         measure(&format!("interface {version}"), Some(&active));
+        measure_offer(&format!("interface {version}"), Some(&active));
     }
     Ok(())
 }

@@ -1253,6 +1253,17 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
         one_by_one.submit_offer(offer, now, &mut BuiltInRules);
     }
     let data_classes = [DataClass::General, DataClass::Important, DataClass::Core];
+    // Every decision as stored: hub, kind, outcome, pair, input and output.
+    let rows = |policies: &HubPolicies<'_>| -> Vec<String> {
+        policies
+            .decisions
+            .iter()
+            .map(|row| {
+                let pair = (&row.hub, row.kind, &row.outcome, row.bid_id, row.offer_id);
+                format!("{pair:?} {} {}", row.input, row.output)
+            })
+            .collect()
+    };
     let (mut decisions, mut fills, mut in_batches) = (0, 0, 0);
     for index in 0..40u64 {
         let start = hour + rng.random_range(2..6);
@@ -1295,23 +1306,6 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
             "bid {index}"
         );
         assert_eq!(with_batches.reasons, without.reasons, "bid {index}");
-        let rows = |policies: &HubPolicies<'_>| -> Vec<_> {
-            policies
-                .decisions
-                .iter()
-                .map(|row| {
-                    let row = (&row.hub, row.kind, &row.outcome, row.offer_id);
-                    format!("{row:?}")
-                })
-                .zip(
-                    policies
-                        .decisions
-                        .iter()
-                        .map(|row| (&row.input, &row.output)),
-                )
-                .map(|(row, (input, output))| format!("{row} {input} {output}"))
-                .collect()
-        };
         assert_eq!(rows(&ahead), rows(&alone), "bid {index}");
         assert!(
             ahead.faults.is_empty() && alone.faults.is_empty(),
@@ -1329,5 +1323,92 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
     assert!(
         decisions > 200 && fills > 20 && in_batches > 100,
         "{decisions} decisions, {in_batches} in batch calls, {fills} fills"
+    );
+
+    // Incoming offers: resting bids first (under the built-in rules), then offers large enough
+    // to fill several bids each, so that a fill often leaves a later announced bid fewer units
+    // than announced (asked again with its new units, alone).
+    for index in 0..80u64 {
+        let start = hour + rng.random_range(2..8);
+        let window = Hours {
+            start,
+            end: start + rng.random_range(1..9),
+        };
+        let limit = Decimal::new(rng.random_range(1200..2400), 2);
+        let bid = BidSpec {
+            id: uuid::Uuid::from_u128(u128::from(8_000 + index)),
+            buyer: uuid::Uuid::from_u128(rng.random_range(10..13)),
+            skus: vec![0],
+            hubs: HubSet(rng.random_range(1..8)),
+            data_origin: [None, Some(0), Some(1), Some(2)][rng.random_range(0..4)],
+            quantity: rng.random_range(1..5),
+            window,
+            limit_price: limit,
+            min_green_share: rng.random_range(0..40),
+            data_class: data_classes[rng.random_range(0..3)],
+            time_in_force: TimeInForce::Gtc,
+            expires_at: None,
+            min_fill: 1,
+            unit_hold: money::unit_hold(limit, window.len()),
+        };
+        batched.submit_bid(bid.clone(), now, &mut BuiltInRules);
+        one_by_one.submit_bid(bid, now, &mut BuiltInRules);
+    }
+    let (mut decisions, mut fills, mut in_batches, mut alone_again) = (0, 0, 0, 0);
+    for index in 0..30u64 {
+        let offer = OfferSpec {
+            id: uuid::Uuid::from_u128(u128::from(9_000 + index)),
+            provider: uuid::Uuid::from_u128(rng.random_range(1..4)),
+            hub: rng.random_range(0..3),
+            cluster: "c".into(),
+            sku: 0,
+            quantity: rng.random_range(2..7),
+            window: Hours {
+                start: hour + 1,
+                end: hour + 25,
+            },
+            ask_price: Decimal::new(rng.random_range(600..1000), 2),
+            green_share: rng.random_range(40..90),
+            attributes: vec![(
+                "qualification".into(),
+                format!("level-{}", rng.random_range(1..5)),
+            )],
+        };
+        let mut ahead = HubPolicies::new(&host, &active, &reference, budget);
+        ahead.begin_order();
+        let with_batches = batched.submit_offer(offer.clone(), now, &mut ahead);
+        let mut alone = HubPolicies::new(&host, &active, &reference, budget);
+        alone.begin_order();
+        let without = one_by_one.submit_offer(offer, now, &mut OneByOne(&mut alone));
+        let seen = |fills: &[suanli_server::market::Fill]| -> Vec<_> {
+            fills
+                .iter()
+                .map(|fill| (fill.bid_id, fill.units, fill.unit_price, fill.levy_bps))
+                .collect()
+        };
+        assert_eq!(
+            seen(&with_batches.fills),
+            seen(&without.fills),
+            "offer {index}"
+        );
+        assert_eq!(with_batches.state, without.state, "offer {index}");
+        assert_eq!(rows(&ahead), rows(&alone), "offer {index}");
+        assert!(
+            ahead.faults.is_empty() && alone.faults.is_empty(),
+            "{:?} {:?}",
+            ahead.faults.iter().map(|f| &f.message).collect::<Vec<_>>(),
+            alone.faults.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+        decisions += ahead.decisions.len();
+        fills += with_batches.fills.len();
+        in_batches += ahead.calls.batched;
+        alone_again += ahead.calls.single;
+    }
+    println!(
+        "offers: {decisions} decisions, {in_batches} in batch calls, {alone_again} alone, {fills} fills"
+    );
+    assert!(
+        decisions > 100 && fills > 20 && in_batches > 50,
+        "offers: {decisions} decisions, {in_batches} in batch calls, {fills} fills"
     );
 }

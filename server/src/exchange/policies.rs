@@ -114,11 +114,12 @@ pub struct HubPolicies<'a> {
     /// Hubs whose policy could not run (unavailable, or budget spent) for the current order,
     /// already recorded.
     exhausted: HashSet<HubId>,
-    /// The inputs of the current order's pairs, by (bid, offer): built once per pair.
-    inputs: HashMap<(Uuid, Uuid), PairInput>,
+    /// The inputs of the current order's pairs, by (bid, offer, units): built once per pair
+    /// (an incoming offer may ask about a pair again with fewer units than it announced).
+    inputs: HashMap<(Uuid, Uuid, u32), PairInput>,
     /// Decisions made ahead by batch calls for the pairs announced last, by (hub, kind, bid,
-    /// offer), taken when the engine asks.
-    prepared: HashMap<(HubId, PolicyKind, Uuid, Uuid), Prepared>,
+    /// offer, units), taken when the engine asks about the same pair with the same units.
+    prepared: HashMap<(HubId, PolicyKind, Uuid, Uuid, u32), Prepared>,
     /// Whether any active policy decides in batches.
     batches: bool,
     /// How the decisions so far were made (quotes' included).
@@ -218,7 +219,7 @@ impl<'a> HubPolicies<'a> {
     fn input_of(&mut self, pair: &PairFacts<'_>) -> &PairInput {
         let reference = self.reference;
         self.inputs
-            .entry((pair.bid.id, pair.offer.id))
+            .entry((pair.bid.id, pair.offer.id, pair.units))
             .or_insert_with(|| PairInput {
                 input: policy_input(pair, reference),
                 canonical: Default::default(),
@@ -227,7 +228,7 @@ impl<'a> HubPolicies<'a> {
 
     /// The input of a pair already built for this order.
     fn built_input(&self, pair: &PairFacts<'_>) -> &PairInput {
-        &self.inputs[&(pair.bid.id, pair.offer.id)]
+        &self.inputs[&(pair.bid.id, pair.offer.id, pair.units)]
     }
 
     /// Keeps a fault of `hub`'s policy of `kind` (`digest`), with its message and the input the
@@ -269,7 +270,7 @@ impl<'a> HubPolicies<'a> {
         let hub_code = self.reference.hub_by_id(hub).code.clone();
         let prepared = self
             .prepared
-            .remove(&(hub, kind, pair.bid.id, pair.offer.id));
+            .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units));
         let allowance = self.allowance(hub);
         let refused = match (&prepared, &policy, &allowance) {
             (Some(_), _, _) => None,
@@ -547,8 +548,10 @@ impl<'a> HubPolicies<'a> {
                 } else {
                     0
                 };
-                self.prepared
-                    .insert((hub, kind, pair.bid.id, pair.offer.id), (output, fuel));
+                self.prepared.insert(
+                    (hub, kind, pair.bid.id, pair.offer.id, pair.units),
+                    (output, fuel),
+                );
             }
         }
     }

@@ -100,10 +100,14 @@ pub trait Policies {
         false
     }
 
-    /// The pairs the engine will ask about next, in the order it will ask (an incoming bid's
+    /// The pairs the engine will ask about next, in the order it will ask (an incoming order's
     /// candidates): the policies may decide them all at once, and answer [`Policies::allow`] and
     /// [`Policies::price`] from what they found. The answers must be those one-by-one asking
-    /// would give; the engine asks about every pair announced before it announces more.
+    /// would give. For an incoming bid the engine asks about every pair announced before it
+    /// announces more. For an incoming offer it asks in the order announced but may stop early
+    /// (the offer sold out), pass over a pair, or ask about one with fewer `units` than
+    /// announced (earlier fills took some of its hours): an answer found for other facts must
+    /// not be given.
     fn prepare(&mut self, _pairs: &[PairFacts<'_>]) {}
 }
 

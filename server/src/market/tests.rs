@@ -211,6 +211,59 @@ fn an_incoming_offer_takes_the_highest_bids_first_then_the_earliest() {
     );
 }
 
+/// Built-in answers, and a record of the pairs announced and asked about: (bid, units).
+#[derive(Default)]
+struct Recording {
+    announced: Vec<Vec<(Uuid, u32)>>,
+    asked: Vec<(Uuid, u32)>,
+}
+
+impl Policies for Recording {
+    fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<Allowance> {
+        self.asked.push((pair.bid.id, pair.units));
+        BuiltInRules.allow(pair)
+    }
+
+    fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
+        BuiltInRules.price(pair)
+    }
+
+    fn prepares(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, pairs: &[PairFacts<'_>]) {
+        self.announced
+            .push(pairs.iter().map(|pair| (pair.bid.id, pair.units)).collect());
+    }
+}
+
+#[test]
+fn an_incoming_offer_announces_the_bids_it_may_fill_and_asks_with_the_units_left() {
+    let bids: Vec<BidSpec> = (0..5)
+        .map(|n| bid(10 + n, &[0], &[0], 2, H, &format!("{}", 20 - n)))
+        .collect();
+    let ids: Vec<Uuid> = bids.iter().map(|bid| bid.id).collect();
+    let (mut announcing, mut plain) = (engine(), engine());
+    for bid in bids {
+        announcing.submit_bid(bid.clone(), NOW, &mut BuiltInRules);
+        plain.submit_bid(bid, NOW, &mut BuiltInRules);
+    }
+    let offer = offer(1, 0, 0, 5, H, "9");
+    let mut recording = Recording::default();
+    let outcome = announcing.submit_offer(offer.clone(), NOW, &mut recording);
+    assert_eq!(outcome, plain.submit_offer(offer, NOW, &mut BuiltInRules));
+    // Five units over ten hours: three bids of two units would take all of them, so three are
+    // announced; the third is asked with the one unit the first two fills left.
+    assert_eq!(
+        recording.announced,
+        [vec![(ids[0], 2), (ids[1], 2), (ids[2], 2)]]
+    );
+    assert_eq!(recording.asked, [(ids[0], 2), (ids[1], 2), (ids[2], 1)]);
+    let filled: Vec<u32> = outcome.fills.iter().map(|fill| fill.units).collect();
+    assert_eq!(filled, [2, 2, 1]);
+}
+
 #[test]
 fn capacity_is_counted_per_hour() {
     let mut engine = engine();
@@ -924,27 +977,64 @@ fn run_with(
 }
 
 /// Policies that deny some pairs and price each by its own facts, and that check, when they ask
-/// to hear of pairs ahead, that the engine asks about exactly the pairs it announced, in order.
+/// to hear of pairs ahead, that the engine asks only about pairs it announced, in order: every
+/// one of them with the units announced for an incoming bid; for an incoming offer perhaps not
+/// all of them, and perhaps with fewer units (earlier fills took some of a pair's hours).
 #[derive(Default)]
 struct Judging {
     announce: bool,
     /// (bid, offer, units) announced and not yet asked about.
     announced: std::collections::VecDeque<(Uuid, Uuid, u32)>,
+    /// Whether the pairs announced last are an incoming offer's.
+    offer_announced: bool,
+    /// Pairs of incoming offers asked about after being announced.
+    offer_pairs_asked: usize,
     violations: Vec<String>,
 }
 
 impl Judging {
     fn asked(&mut self, pair: &PairFacts<'_>) {
-        if !self.announce || pair.maker != Side::Offer {
+        if !self.announce {
             return;
         }
         let key = (pair.bid.id, pair.offer.id, pair.units);
+        if pair.maker == Side::Bid {
+            // An incoming offer: pairs announced before this one may have been passed over.
+            while let Some(front) = self.announced.front() {
+                if (front.0, front.1) == (key.0, key.1) {
+                    break;
+                }
+                self.announced.pop_front();
+            }
+        }
         match self.announced.front() {
             Some(front) if *front == key => {}
+            Some(front) if pair.maker == Side::Bid && (front.0, front.1) == (key.0, key.1) => {
+                if key.2 > front.2 {
+                    self.violations.push(format!(
+                        "asked {key:?} with more units than announced {front:?}"
+                    ));
+                }
+            }
             other => self
                 .violations
                 .push(format!("asked {key:?}, announced {other:?}")),
         }
+    }
+
+    /// Done with the pair at the front (refused, or priced).
+    fn answered(&mut self, pair: &PairFacts<'_>) {
+        if self.announce {
+            self.announced.pop_front();
+            if pair.maker == Side::Bid {
+                self.offer_pairs_asked += 1;
+            }
+        }
+    }
+
+    /// Whether every pair announced for an incoming bid was asked about.
+    fn all_bid_pairs_asked(&self) -> bool {
+        self.offer_announced || self.announced.is_empty()
     }
 }
 
@@ -952,8 +1042,8 @@ impl Policies for Judging {
     fn allow(&mut self, pair: &PairFacts<'_>) -> Decided<Allowance> {
         self.asked(pair);
         let denied = (pair.bid.id.as_u128() + pair.offer.id.as_u128()).is_multiple_of(5);
-        if denied || !self.announce || pair.maker != Side::Offer {
-            self.announced.pop_front();
+        if denied {
+            self.answered(pair);
         }
         Decided::built_in(if denied {
             Allowance::Denied {
@@ -966,9 +1056,7 @@ impl Policies for Judging {
     }
 
     fn price(&mut self, pair: &PairFacts<'_>) -> Decided<PriceDecision> {
-        if self.announce && pair.maker == Side::Offer {
-            self.announced.pop_front();
-        }
+        self.answered(pair);
         let markup = Decimal::from(pair.offer.id.as_u128() % 3 + u128::from(pair.units % 2));
         Decided::built_in(PriceDecision::Quote {
             unit_price: pair.offer.ask_price + markup,
@@ -981,15 +1069,55 @@ impl Policies for Judging {
     }
 
     fn prepare(&mut self, pairs: &[PairFacts<'_>]) {
-        if !self.announced.is_empty() {
+        if !self.all_bid_pairs_asked() {
             self.violations
                 .push(format!("announced again with {:?} unasked", self.announced));
         }
+        self.offer_announced = pairs.first().is_some_and(|pair| pair.maker == Side::Bid);
         self.announced = pairs
             .iter()
             .map(|pair| (pair.bid.id, pair.offer.id, pair.units))
             .collect();
     }
+}
+
+/// Resting bids first, then offers large enough to fill several of them each (an incoming
+/// offer's candidates announced many at a time, and fills leaving later bids fewer units).
+fn crowded_bids() -> impl Strategy<Value = Vec<Command>> {
+    let bids = proptest::collection::vec(
+        (0..4u8, 1..8u8, 1..4u32, 0..3i64, 1..4i64, 5..24u32).prop_map(
+            |(buyer, hubs, quantity, start, length, limit)| Command::Bid {
+                buyer,
+                skus: vec![0],
+                hubs,
+                quantity,
+                start,
+                length,
+                limit,
+                tif: 0,
+                min_fill: 1,
+            },
+        ),
+        8..30,
+    );
+    let offers = proptest::collection::vec(
+        (0..4u8, 0..3u8, 2..8u32, 1..12u32).prop_map(|(provider, hub, quantity, ask)| {
+            Command::Offer {
+                provider,
+                hub,
+                sku: 0,
+                quantity,
+                start: 0,
+                length: 8,
+                ask,
+            }
+        }),
+        1..8,
+    );
+    (bids, offers).prop_map(|(mut bids, offers)| {
+        bids.extend(offers);
+        bids
+    })
 }
 
 proptest! {
@@ -1003,7 +1131,7 @@ proptest! {
         let announced = run_with(&commands, false, &mut announcing, 8);
         prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default(), 8));
         prop_assert!(announcing.violations.is_empty(), "{:?}", announcing.violations);
-        prop_assert!(announcing.announced.is_empty(), "never asked: {:?}", announcing.announced);
+        prop_assert!(announcing.all_bid_pairs_asked(), "never asked: {:?}", announcing.announced);
     }
 
     #[test]
@@ -1012,7 +1140,15 @@ proptest! {
         let announced = run_with(&commands, false, &mut announcing, 64);
         prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default(), 64));
         prop_assert!(announcing.violations.is_empty(), "{:?}", announcing.violations);
-        prop_assert!(announcing.announced.is_empty(), "never asked: {:?}", announcing.announced);
+        prop_assert!(announcing.all_bid_pairs_asked(), "never asked: {:?}", announcing.announced);
+    }
+
+    #[test]
+    fn announcing_an_incoming_offers_candidates_changes_nothing(commands in crowded_bids()) {
+        let mut announcing = Judging { announce: true, ..Judging::default() };
+        let announced = run_with(&commands, false, &mut announcing, 64);
+        prop_assert_eq!(announced, run_with(&commands, false, &mut Judging::default(), 64));
+        prop_assert!(announcing.violations.is_empty(), "{:?}", announcing.violations);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! Then the other side: an incoming offer of `N` units that crosses `N` resting bids of one unit
 //! each (a fresh book for every offer, built outside the timing), submitted through the same
 //! policies: the offer's candidates are announced to them, so a 0.3 policy decides them in one
-//! call per stage as well.
+//! call per stage as well; and once more with the 0.3 policies asked pair by pair, as incoming
+//! offers asked them before they announced their candidates.
 //!
 //! `scripts/build-policies && cargo run --release -p suanli-server --example order_policies [N]`
 
@@ -142,11 +143,14 @@ fn main() -> anyhow::Result<()> {
         }
         engine
     };
-    let measure_offer = |label: &str, active: Option<&ActivePolicies>| {
+    let measure_offer = |label: &str, active: Option<&ActivePolicies>, one_pair_calls: bool| {
         let submit = |engine: &mut Engine| match active {
             Some(active) => {
                 let mut policies =
                     HubPolicies::new(&host, active, &reference, HubBudget::default());
+                if one_pair_calls {
+                    policies = policies.one_pair_calls();
+                }
                 policies.begin_order();
                 let outcome = engine.submit_offer(offer.clone(), NOW, &mut policies);
                 (outcome, policies.decisions.len())
@@ -180,7 +184,7 @@ fn main() -> anyhow::Result<()> {
     };
 
     measure("no active policy", None);
-    measure_offer("no active policy", None);
+    measure_offer("no active policy", None, false);
     for prefix in ["", "v02-"] {
         let compile = |kind, name: &str| -> anyhow::Result<Option<ActivePolicy>> {
             let path = format!("target/policies/{prefix}{name}.wasm");
@@ -211,7 +215,10 @@ fn main() -> anyhow::Result<()> {
         .into_iter()
         .collect();
         measure(&format!("interface {version}"), Some(&active));
-        measure_offer(&format!("interface {version}"), Some(&active));
+        measure_offer(&format!("interface {version}"), Some(&active), false);
+        if version == "0.3.0" {
+            measure_offer("interface 0.3 asked pair by pair", Some(&active), true);
+        }
     }
     Ok(())
 }

@@ -1117,33 +1117,6 @@ async fn a_policy_computing_with_floats_and_nans_decides_and_replays_the_same_ev
     assert_eq!(decision.recorded, decision.replayed);
 }
 
-/// A hub's policies asked pair by pair: the same `HubPolicies`, never told of pairs ahead.
-struct OneByOne<'p, 'a>(&'p mut suanli_server::exchange::policies::HubPolicies<'a>);
-
-impl suanli_server::market::Policies for OneByOne<'_, '_> {
-    fn allow(
-        &mut self,
-        pair: &suanli_server::market::PairFacts<'_>,
-    ) -> suanli_server::market::Decided<suanli_server::market::Allowance> {
-        self.0.allow(pair)
-    }
-
-    fn price(
-        &mut self,
-        pair: &suanli_server::market::PairFacts<'_>,
-    ) -> suanli_server::market::Decided<suanli_server::market::PriceDecision> {
-        self.0.price(pair)
-    }
-
-    fn quote_below_ask(
-        &mut self,
-        pair: &suanli_server::market::PairFacts<'_>,
-        unit_price: rust_decimal::Decimal,
-    ) {
-        self.0.quote_below_ask(pair, unit_price)
-    }
-}
-
 #[test]
 fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_versions() {
     use std::collections::BTreeMap;
@@ -1291,9 +1264,9 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
         let mut ahead = HubPolicies::new(&host, &active, &reference, budget);
         ahead.begin_order();
         let with_batches = batched.submit_bid(bid.clone(), now, &mut ahead);
-        let mut alone = HubPolicies::new(&host, &active, &reference, budget);
+        let mut alone = HubPolicies::new(&host, &active, &reference, budget).one_pair_calls();
         alone.begin_order();
-        let without = one_by_one.submit_bid(bid, now, &mut OneByOne(&mut alone));
+        let without = one_by_one.submit_bid(bid, now, &mut alone);
         let seen = |fills: &[suanli_server::market::Fill]| -> Vec<_> {
             fills
                 .iter()
@@ -1377,9 +1350,9 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
         let mut ahead = HubPolicies::new(&host, &active, &reference, budget);
         ahead.begin_order();
         let with_batches = batched.submit_offer(offer.clone(), now, &mut ahead);
-        let mut alone = HubPolicies::new(&host, &active, &reference, budget);
+        let mut alone = HubPolicies::new(&host, &active, &reference, budget).one_pair_calls();
         alone.begin_order();
-        let without = one_by_one.submit_offer(offer, now, &mut OneByOne(&mut alone));
+        let without = one_by_one.submit_offer(offer, now, &mut alone);
         let seen = |fills: &[suanli_server::market::Fill]| -> Vec<_> {
             fills
                 .iter()

@@ -173,6 +173,13 @@ impl<'a> HubPolicies<'a> {
         }
     }
 
+    /// The same policies deciding every pair in a call of its own, as policies of earlier
+    /// interface versions do: what batch calls are compared with.
+    pub fn one_pair_calls(mut self) -> Self {
+        self.batches = false;
+        self
+    }
+
     /// Runs `quote` (the evaluation of a bid that is not placed) against the quotes' own batch
     /// budget, and forgets every decision and fault it made: a quote changes nothing, not even
     /// what the batch's orders may spend.

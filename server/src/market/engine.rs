@@ -755,7 +755,8 @@ impl Engine {
 
             let bid = self.bids.get_mut(&bid_seq).expect("candidate bids rest");
             offer.capacity.take(bid.spec.window, units);
-            free_unit_hours -= u64::from(units) * u64::from(bid.spec.window.len());
+            free_unit_hours =
+                free_unit_hours.saturating_sub(u64::from(units) * u64::from(bid.spec.window.len()));
             bid.remaining -= units;
             bid.min_fill = 1;
             let status = if bid.remaining == 0 {

@@ -1183,11 +1183,13 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
         )
     };
     // Batches in every stage (0.3), one-pair calls mixed in (0.2 compliance and 0.1 pricing in
-    // Guizhou), and data-origin hubs judging pairs of other hubs.
+    // Guizhou), and data-origin hubs judging pairs of other hubs. Beijing's prices depend on the
+    // units (the offers' `mode` attribute), so a decision made ahead for other units than a pair
+    // is asked with would show.
     let active: ActivePolicies = [
         (0, PolicyKind::Pricing, "west-green-pricing"),
         (0, PolicyKind::Compliance, "data-residency"),
-        (1, PolicyKind::Pricing, "east-peak-pricing"),
+        (1, PolicyKind::Pricing, "hostile"),
         (1, PolicyKind::Compliance, "data-residency"),
         (2, PolicyKind::Pricing, "float-pricing"),
         (2, PolicyKind::Compliance, "qualification"),
@@ -1217,15 +1219,34 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
             },
             ask_price: Decimal::new(rng.random_range(800..1200), 2),
             green_share: rng.random_range(20..90),
-            attributes: vec![(
-                "qualification".into(),
-                format!("level-{}", rng.random_range(1..5)),
-            )],
+            attributes: vec![
+                (
+                    "qualification".into(),
+                    format!("level-{}", rng.random_range(1..5)),
+                ),
+                ("mode".into(), "units".into()),
+            ],
         };
         batched.submit_offer(offer.clone(), now, &mut BuiltInRules);
         one_by_one.submit_offer(offer, now, &mut BuiltInRules);
     }
     let data_classes = [DataClass::General, DataClass::Important, DataClass::Core];
+    // Each incoming order is judged by the policies afresh (its own budgets).
+    let policies = || {
+        let mut policies = HubPolicies::new(&host, &active, &reference, budget);
+        policies.begin_order();
+        policies
+    };
+    // What the two sides of each fill see: counterparties, units, price and levy.
+    let seen = |fills: &[suanli_server::market::Fill]| -> Vec<_> {
+        fills
+            .iter()
+            .map(|fill| {
+                let (bid, offer) = (fill.bid_id, fill.offer_id);
+                (bid, offer, fill.units, fill.unit_price, fill.levy_bps)
+            })
+            .collect()
+    };
     // Every decision as stored: hub, kind, outcome, pair, input and output.
     let rows = |policies: &HubPolicies<'_>| -> Vec<String> {
         policies
@@ -1236,6 +1257,17 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
                 format!("{pair:?} {} {}", row.input, row.output)
             })
             .collect()
+    };
+    // Both ways stored the same decisions and no fault, and pair by pair made no batch call.
+    let same_decisions = |order: &str, ahead: &HubPolicies<'_>, alone: &HubPolicies<'_>| {
+        assert_eq!(rows(ahead), rows(alone), "{order}");
+        assert!(
+            ahead.faults.is_empty() && alone.faults.is_empty(),
+            "{order}: {:?} {:?}",
+            ahead.faults.iter().map(|f| &f.message).collect::<Vec<_>>(),
+            alone.faults.iter().map(|f| &f.message).collect::<Vec<_>>()
+        );
+        assert_eq!(alone.calls.batched, 0, "{order}");
     };
     let (mut decisions, mut fills, mut in_batches) = (0, 0, 0);
     for index in 0..40u64 {
@@ -1261,32 +1293,13 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
             min_fill: 1,
             unit_hold: money::unit_hold(limit, window.len()),
         };
-        let mut ahead = HubPolicies::new(&host, &active, &reference, budget);
-        ahead.begin_order();
+        let (mut ahead, mut alone) = (policies(), policies().one_pair_calls());
         let with_batches = batched.submit_bid(bid.clone(), now, &mut ahead);
-        let mut alone = HubPolicies::new(&host, &active, &reference, budget).one_pair_calls();
-        alone.begin_order();
         let without = one_by_one.submit_bid(bid, now, &mut alone);
-        let seen = |fills: &[suanli_server::market::Fill]| -> Vec<_> {
-            fills
-                .iter()
-                .map(|fill| (fill.offer_id, fill.units, fill.unit_price, fill.levy_bps))
-                .collect()
-        };
-        assert_eq!(
-            seen(&with_batches.fills),
-            seen(&without.fills),
-            "bid {index}"
-        );
-        assert_eq!(with_batches.reasons, without.reasons, "bid {index}");
-        assert_eq!(rows(&ahead), rows(&alone), "bid {index}");
-        assert!(
-            ahead.faults.is_empty() && alone.faults.is_empty(),
-            "{:?} {:?}",
-            ahead.faults.iter().map(|f| &f.message).collect::<Vec<_>>(),
-            alone.faults.iter().map(|f| &f.message).collect::<Vec<_>>()
-        );
-        assert_eq!(alone.calls.batched, 0);
+        let order = format!("bid {index}");
+        assert_eq!(seen(&with_batches.fills), seen(&without.fills), "{order}");
+        assert_eq!(with_batches.reasons, without.reasons, "{order}");
+        same_decisions(&order, &ahead, &alone);
         decisions += ahead.decisions.len();
         fills += with_batches.fills.len();
         in_batches += ahead.calls.batched;
@@ -1342,36 +1355,21 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
             },
             ask_price: Decimal::new(rng.random_range(600..1000), 2),
             green_share: rng.random_range(40..90),
-            attributes: vec![(
-                "qualification".into(),
-                format!("level-{}", rng.random_range(1..5)),
-            )],
+            attributes: vec![
+                (
+                    "qualification".into(),
+                    format!("level-{}", rng.random_range(1..5)),
+                ),
+                ("mode".into(), "units".into()),
+            ],
         };
-        let mut ahead = HubPolicies::new(&host, &active, &reference, budget);
-        ahead.begin_order();
+        let (mut ahead, mut alone) = (policies(), policies().one_pair_calls());
         let with_batches = batched.submit_offer(offer.clone(), now, &mut ahead);
-        let mut alone = HubPolicies::new(&host, &active, &reference, budget).one_pair_calls();
-        alone.begin_order();
         let without = one_by_one.submit_offer(offer, now, &mut alone);
-        let seen = |fills: &[suanli_server::market::Fill]| -> Vec<_> {
-            fills
-                .iter()
-                .map(|fill| (fill.bid_id, fill.units, fill.unit_price, fill.levy_bps))
-                .collect()
-        };
-        assert_eq!(
-            seen(&with_batches.fills),
-            seen(&without.fills),
-            "offer {index}"
-        );
-        assert_eq!(with_batches.state, without.state, "offer {index}");
-        assert_eq!(rows(&ahead), rows(&alone), "offer {index}");
-        assert!(
-            ahead.faults.is_empty() && alone.faults.is_empty(),
-            "{:?} {:?}",
-            ahead.faults.iter().map(|f| &f.message).collect::<Vec<_>>(),
-            alone.faults.iter().map(|f| &f.message).collect::<Vec<_>>()
-        );
+        let order = format!("offer {index}");
+        assert_eq!(seen(&with_batches.fills), seen(&without.fills), "{order}");
+        assert_eq!(with_batches.state, without.state, "{order}");
+        same_decisions(&order, &ahead, &alone);
         decisions += ahead.decisions.len();
         fills += with_batches.fills.len();
         in_batches += ahead.calls.batched;

@@ -12,7 +12,7 @@
 //!   candidates are skipped, with one `hub_budget_exhausted` fault recorded per order.
 //!
 //! A policy built against version 0.3 of the interface decides in batches: when the engine
-//! announces an incoming bid's candidates ([`Policies::prepare`]), each hub's policy is called
+//! announces an incoming order's candidates ([`Policies::prepare`]), each hub's policy is called
 //! once for all of its pairs (compliance of the offers' hubs, then of the data-origin hubs for
 //! the pairs still allowed, then pricing for the pairs allowed by both), and `allow`/`price`
 //! answer from those results, recording each decision exactly as a one-pair call would, with
@@ -275,9 +275,16 @@ impl<'a> HubPolicies<'a> {
     ) -> Option<(Result<PolicyOutput, Fault>, DecisionRecord)> {
         let policy = self.active.get(&(hub, kind))?.clone();
         let hub_code = self.reference.hub_by_id(hub).code.clone();
-        let prepared = self
-            .prepared
-            .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units));
+        // Once the hub's budget has run out for this order, its later pairs are skipped, even
+        // those a batch call decided ahead: an incoming offer may ask about a pair alone (other
+        // units than announced) and find the budget spent, and the pairs after it must not trade
+        // in its place.
+        let prepared = if self.exhausted.contains(&hub) {
+            None
+        } else {
+            self.prepared
+                .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units))
+        };
         let allowance = self.allowance(hub);
         let refused = match (&prepared, &policy, &allowance) {
             (Some(_), _, _) => None,
@@ -445,6 +452,13 @@ impl<'a> HubPolicies<'a> {
                 continue;
             };
             if !self.active.contains_key(&(hub, kind)) {
+                continue;
+            }
+            let key = (hub, kind, pair.bid.id, pair.offer.id, pair.units);
+            if let Some((output, _)) = self.prepared.get(&key) {
+                // Decided ahead already, with these facts.
+                live[index] =
+                    kind != PolicyKind::Compliance || matches!(output, Ok(PolicyOutput::Allow));
                 continue;
             }
             match by_hub.iter_mut().find(|(known, _)| *known == hub) {
@@ -686,8 +700,15 @@ impl Policies for HubPolicies<'_> {
     }
 
     fn prepare(&mut self, pairs: &[PairFacts<'_>]) {
-        // Decisions made ahead that were never asked for belong to pairs no longer coming.
-        self.prepared.clear();
+        // Decisions made ahead for pairs announced again with the same facts stand (an incoming
+        // offer announces its remaining candidates again after a refusal); the others belong to
+        // pairs no longer coming.
+        let coming: HashSet<(Uuid, Uuid, u32)> = pairs
+            .iter()
+            .map(|pair| (pair.bid.id, pair.offer.id, pair.units))
+            .collect();
+        self.prepared
+            .retain(|(_, _, bid, offer, units), _| coming.contains(&(*bid, *offer, *units)));
         if pairs.len() < 2 {
             return;
         }

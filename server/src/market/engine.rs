@@ -722,25 +722,17 @@ impl Engine {
         let prepares = policies.prepares();
         // Candidates before this position were announced to the policies (or passed over).
         let mut announced_to = 0;
-        // The offer's unit-hours still free: what the announced pairs are measured against.
-        let mut free_unit_hours =
-            u64::from(offer.spec.quantity) * u64::from(offer.spec.window.len());
         for (position, &bid_seq) in candidates.iter().enumerate() {
             if offer.capacity.sold_out() {
                 break;
             }
-            let Some((bid, units)) = self.bid_units(&offer, bid_seq, now) else {
+            let Some((bid, units)) = self.bid_units(&offer.spec, &offer.capacity, bid_seq, now)
+            else {
                 continue;
             };
             if prepares && position >= announced_to {
-                announced_to = position
-                    + self.announce_bids(
-                        &offer,
-                        &candidates[position..],
-                        free_unit_hours,
-                        now,
-                        policies,
-                    );
+                announced_to =
+                    position + self.announce_bids(&offer, &candidates[position..], now, policies);
             }
             let facts = PairFacts {
                 offer: &offer.spec,
@@ -750,13 +742,14 @@ impl Engine {
                 units,
             };
             let Ok(quote) = quote_pair(&facts, policies) else {
+                // The units announced for this pair stay with the offer: the pairs after it are
+                // announced again with what they can now have.
+                announced_to = announced_to.min(position + 1);
                 continue;
             };
 
             let bid = self.bids.get_mut(&bid_seq).expect("candidate bids rest");
             offer.capacity.take(bid.spec.window, units);
-            free_unit_hours =
-                free_unit_hours.saturating_sub(u64::from(units) * u64::from(bid.spec.window.len()));
             bid.remaining -= units;
             bid.min_fill = 1;
             let status = if bid.remaining == 0 {
@@ -982,45 +975,50 @@ impl Engine {
         pairs.len()
     }
 
-    /// The resting bid `seq` and the units the incoming `offer` can give it now, if it can trade
-    /// with the offer at all (eligible, live, enough free units for its minimum fill).
-    fn bid_units(&self, offer: &RestingOffer, seq: Seq, now: i64) -> Option<(&RestingBid, u32)> {
+    /// The resting bid `seq` and the units the incoming offer (`spec`, with `capacity` free) can
+    /// give it, if it can trade with the offer at all (eligible, live, enough free units for its
+    /// minimum fill).
+    fn bid_units(
+        &self,
+        spec: &OfferSpec,
+        capacity: &Capacity,
+        seq: Seq,
+        now: i64,
+    ) -> Option<(&RestingBid, u32)> {
         let bid = &self.bids[&seq];
-        if !pair_is_eligible(&offer.spec, &bid.spec, now) || bid.spec.expiry() <= now {
+        if !pair_is_eligible(spec, &bid.spec, now) || bid.spec.expiry() <= now {
             return None;
         }
-        let units = offer.capacity.free(bid.spec.window).min(bid.remaining);
+        let units = capacity.free(bid.spec.window).min(bid.remaining);
         (units > 0 && units >= bid.min_fill).then_some((bid, units))
     }
 
-    /// Tells the policies which pairs an incoming offer will ask about next: the `candidates`
-    /// (resting bids in limit order, the first of them the one about to be asked) that can trade
-    /// with the offer as it stands, at most [`PREPARED_PAIRS_MAX`], and no more once their
-    /// unit-hours would take all the offer's `free_unit_hours` (had they all traded, the offer
-    /// would be sold out). Unlike an incoming bid's scan, the offer's may not ask about every
-    /// pair announced: it stops when the offer sells out, passes over a bid its earlier fills
-    /// left too few units for, and asks about a pair with fewer units than announced when they
-    /// took some of its hours. Returns how many candidates the announcement covers.
+    /// Tells the policies which pairs an incoming offer will ask about next, as the scan would
+    /// ask if every pair traded: the `candidates` (resting bids in limit order, the first of them
+    /// the one about to be asked) walked on a copy of the offer's capacity, each taking the units
+    /// it would trade, until the copy is sold out or [`PREPARED_PAIRS_MAX`] pairs are announced;
+    /// a bid the earlier ones would leave without enough units is passed over. The scan itself
+    /// asks in that order; a refusal leaves units to later pairs, so after one the scan announces
+    /// the candidates after it again. Returns how many candidates the announcement covers.
     fn announce_bids(
         &self,
         offer: &RestingOffer,
         candidates: &[Seq],
-        free_unit_hours: u64,
         now: i64,
         policies: &mut dyn Policies,
     ) -> usize {
+        let mut capacity = offer.capacity.clone();
         let mut pairs = Vec::new();
-        let mut unit_hours = 0u64;
         let mut covered = 0;
         for &seq in candidates {
-            if pairs.len() == PREPARED_PAIRS_MAX || unit_hours >= free_unit_hours {
+            if pairs.len() == PREPARED_PAIRS_MAX || capacity.sold_out() {
                 break;
             }
             covered += 1;
-            let Some((bid, units)) = self.bid_units(offer, seq, now) else {
+            let Some((bid, units)) = self.bid_units(&offer.spec, &capacity, seq, now) else {
                 continue;
             };
-            unit_hours += u64::from(units) * u64::from(bid.spec.window.len());
+            capacity.take(bid.spec.window, units);
             pairs.push(PairFacts {
                 offer: &offer.spec,
                 bid: &bid.spec,

@@ -103,11 +103,11 @@ pub trait Policies {
     /// The pairs the engine will ask about next, in the order it will ask (an incoming order's
     /// candidates): the policies may decide them all at once, and answer [`Policies::allow`] and
     /// [`Policies::price`] from what they found. The answers must be those one-by-one asking
-    /// would give. For an incoming bid the engine asks about every pair announced before it
-    /// announces more. For an incoming offer it asks in the order announced but may stop early
-    /// (the offer sold out), pass over a pair, or ask about one with fewer `units` than
-    /// announced (earlier fills took some of its hours): an answer found for other facts must
-    /// not be given.
+    /// would give. For an incoming bid the engine asks about every pair announced, with the
+    /// facts announced, before it announces more. An incoming offer announces its pairs as if
+    /// each traded, and asks in that order; it may stop early (the offer sold out), and after a
+    /// refusal it announces the pairs after it again, some of them with more `units` than before
+    /// or newly able to trade: an answer found for other facts must not be given.
     fn prepare(&mut self, _pairs: &[PairFacts<'_>]) {}
 }
 

@@ -1,7 +1,9 @@
 //! A hostile pricing policy, for tests of the sandbox only. The offer attribute `mode` picks the
 //! misbehaviour: `loop`, `memory`, `recursion`, `trap`, `garbage`, `oversized`, `below-ask`, or
 //! `neighbours` (the ask plus one millionth for every pair this instance priced before: alone the
-//! ask, later in a batch call more); without it the policy quotes the ask, like a good one.
+//! ask, later in a batch call more); without it the policy quotes the ask, like a good one, and
+//! with `units` the ask plus one millionth per unit of the pair (a good policy whose answer
+//! depends on the units).
 
 suanli_policy_sdk::pricing_policy!(price);
 
@@ -32,6 +34,9 @@ pub fn price(input: &MatchInput) -> Result<Quote, Rejection> {
             static SEEN: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
             let seen = SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             suanli_policy_sdk::format_micros(input.offer.ask_price + seen)
+        }
+        Some("units") => {
+            suanli_policy_sdk::format_micros(input.offer.ask_price + i64::from(input.units))
         }
         _ => suanli_policy_sdk::format_micros(input.offer.ask_price),
     };

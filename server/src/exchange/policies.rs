@@ -114,8 +114,8 @@ pub struct HubPolicies<'a> {
     /// Hubs whose policy could not run (unavailable, or budget spent) for the current order,
     /// already recorded.
     exhausted: HashSet<HubId>,
-    /// The inputs of the current order's pairs, by (bid, offer, units): built once per pair
-    /// (an incoming offer may ask about a pair again with fewer units than it announced).
+    /// The inputs of the current order's pairs, by (bid, offer, units): built once per pair and
+    /// units (an incoming offer announces a pair again with more units after a refusal).
     inputs: HashMap<(Uuid, Uuid, u32), PairInput>,
     /// Decisions made ahead by batch calls for the pairs announced last, by (hub, kind, bid,
     /// offer, units), taken when the engine asks about the same pair with the same units.
@@ -275,17 +275,17 @@ impl<'a> HubPolicies<'a> {
     ) -> Option<(Result<PolicyOutput, Fault>, DecisionRecord)> {
         let policy = self.active.get(&(hub, kind))?.clone();
         let hub_code = self.reference.hub_by_id(hub).code.clone();
-        // Once the hub's budget has run out for this order, its later pairs are skipped, even
-        // those a batch call decided ahead: an incoming offer may ask about a pair alone (other
-        // units than announced) and find the budget spent, and the pairs after it must not trade
-        // in its place.
-        let prepared = if self.exhausted.contains(&hub) {
-            None
-        } else {
-            self.prepared
-                .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units))
-        };
+        // A decision made ahead stands only while the hub's budget lasts: once it is spent (by
+        // a pair decided alone, or by other orders of the batch), the hub's later pairs are
+        // skipped, as they would be asked one by one, so no pair trades in the place of an
+        // earlier one the budget refused.
         let allowance = self.allowance(hub);
+        let prepared = match allowance {
+            Ok(_) => self
+                .prepared
+                .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units)),
+            Err(_) => None,
+        };
         let refused = match (&prepared, &policy, &allowance) {
             (Some(_), _, _) => None,
             (None, ActivePolicy::Unavailable { digest }, _) => {
@@ -701,14 +701,20 @@ impl Policies for HubPolicies<'_> {
 
     fn prepare(&mut self, pairs: &[PairFacts<'_>]) {
         // Decisions made ahead for pairs announced again with the same facts stand (an incoming
-        // offer announces its remaining candidates again after a refusal); the others belong to
-        // pairs no longer coming.
+        // offer announces its remaining candidates again after a refusal), unless their policy
+        // has since been caught answering differently alone; the others belong to pairs no
+        // longer coming.
         let coming: HashSet<(Uuid, Uuid, u32)> = pairs
             .iter()
             .map(|pair| (pair.bid.id, pair.offer.id, pair.units))
             .collect();
-        self.prepared
-            .retain(|(_, _, bid, offer, units), _| coming.contains(&(*bid, *offer, *units)));
+        let (active, host) = (self.active, self.host);
+        self.prepared.retain(|(hub, kind, bid, offer, units), _| {
+            coming.contains(&(*bid, *offer, *units))
+                && active
+                    .get(&(*hub, *kind))
+                    .is_some_and(|policy| !host.caught(policy.digest()))
+        });
         if pairs.len() < 2 {
             return;
         }

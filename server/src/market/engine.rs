@@ -139,6 +139,12 @@ const PRICE_REASON_LOOKAHEAD: usize = 16;
 /// the unit tests, so that their books reach it.
 const PREPARED_PAIRS_MAX: usize = if cfg!(test) { 3 } else { 64 };
 
+/// The most announcements one incoming offer makes (each refusal makes it announce the pairs
+/// after it again, with the units the refusal left them); beyond, it says so with an empty
+/// announcement and asks one by one, so a run of refusals cannot have the same pairs decided
+/// again and again.
+const OFFER_ANNOUNCEMENTS_MAX: usize = 4;
+
 /// What the offer index keeps beside each entry: enough to turn most candidates down without
 /// reading the offer itself (a cache miss on a large book).
 #[derive(Debug, Clone, Copy)]
@@ -722,6 +728,7 @@ impl Engine {
         let prepares = policies.prepares();
         // Candidates before this position were announced to the policies (or passed over).
         let mut announced_to = 0;
+        let mut announcements_left = OFFER_ANNOUNCEMENTS_MAX;
         for (position, &bid_seq) in candidates.iter().enumerate() {
             if offer.capacity.sold_out() {
                 break;
@@ -731,8 +738,14 @@ impl Engine {
                 continue;
             };
             if prepares && position >= announced_to {
-                announced_to =
-                    position + self.announce_bids(&offer, &candidates[position..], now, policies);
+                announced_to = if announcements_left == 0 {
+                    // Enough announcements for one offer: the rest are asked one by one.
+                    policies.prepare(&[]);
+                    candidates.len()
+                } else {
+                    announcements_left -= 1;
+                    position + self.announce_bids(&offer, &candidates[position..], now, policies)
+                };
             }
             let facts = PairFacts {
                 offer: &offer.spec,

@@ -105,9 +105,10 @@ pub trait Policies {
     /// [`Policies::price`] from what they found. The answers must be those one-by-one asking
     /// would give. For an incoming bid the engine asks about every pair announced, with the
     /// facts announced, before it announces more. An incoming offer announces its pairs as if
-    /// each traded, and asks in that order; it may stop early (the offer sold out), and after a
-    /// refusal it announces the pairs after it again, some of them with more `units` than before
-    /// or newly able to trade: an answer found for other facts must not be given.
+    /// each traded, and asks in that order; after a refusal it announces the pairs after it
+    /// again, some of them with more `units` than before or newly able to trade (an answer found
+    /// for other facts must not be given), and after a few announcements it announces nothing
+    /// (an empty list) and asks about its remaining pairs without announcing them.
     fn prepare(&mut self, _pairs: &[PairFacts<'_>]) {}
 }
 

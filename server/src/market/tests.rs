@@ -307,6 +307,20 @@ fn an_incoming_offer_announces_the_bids_it_would_fill_if_each_traded() {
     assert_eq!(recording.announced, [vec![(ids[0], 1)]]);
     assert_eq!(recording.asked, [(ids[0], 1)]);
     assert_eq!(fills, [(ids[0], 1)]);
+
+    // Fifteen bids of one unit: four announcements of three pairs (the most at once here), then
+    // an empty one, and the last three bids are asked about without announcing them.
+    let limits: Vec<String> = (0..15).map(|n| format!("{}", 30 - n)).collect();
+    let bids: Vec<_> = limits.iter().map(|limit| (1, H, limit.as_str())).collect();
+    let mut recording = Recording::default();
+    let (ids, fills) = offer_through(&bids, 15, &mut recording);
+    let sizes: Vec<usize> = recording.announced.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 3, 3, 3, 0]);
+    let announced: Vec<(Uuid, u32)> = recording.announced.concat();
+    let every: Vec<(Uuid, u32)> = ids.iter().map(|id| (*id, 1)).collect();
+    assert_eq!(announced, every[..12]);
+    assert_eq!(recording.asked, every);
+    assert_eq!(fills, every);
 }
 
 #[test]
@@ -1024,7 +1038,8 @@ fn run_with(
 /// Policies that deny some pairs and price each by its own facts, and that check, when they ask
 /// to hear of pairs ahead, that the engine asks about exactly the pairs announced, in order, with
 /// the units announced. An incoming bid asks about every pair it announced before it announces
-/// more; an incoming offer may announce again after a refusal, or stop once it sold out.
+/// more; an incoming offer may announce again after a refusal, and once it announced nothing
+/// (an empty list) asks without announcing.
 #[derive(Default)]
 struct Judging {
     announce: bool,
@@ -1032,12 +1047,14 @@ struct Judging {
     announced: std::collections::VecDeque<(Uuid, Uuid, u32)>,
     /// Whether the pairs announced last are an incoming offer's.
     offer_announced: bool,
+    /// Whether the last announcement was empty: the order asks without announcing.
+    stopped: bool,
     violations: Vec<String>,
 }
 
 impl Judging {
     fn asked(&mut self, pair: &PairFacts<'_>) {
-        if !self.announce {
+        if !self.announce || self.stopped {
             return;
         }
         let key = (pair.bid.id, pair.offer.id, pair.units);
@@ -1098,6 +1115,7 @@ impl Policies for Judging {
                 .push(format!("announced again with {:?} unasked", self.announced));
         }
         self.offer_announced = pairs.first().is_some_and(|pair| pair.maker == Side::Bid);
+        self.stopped = pairs.is_empty();
         self.announced = pairs
             .iter()
             .map(|pair| (pair.bid.id, pair.offer.id, pair.units))

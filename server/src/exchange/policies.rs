@@ -275,17 +275,15 @@ impl<'a> HubPolicies<'a> {
     ) -> Option<(Result<PolicyOutput, Fault>, DecisionRecord)> {
         let policy = self.active.get(&(hub, kind))?.clone();
         let hub_code = self.reference.hub_by_id(hub).code.clone();
-        // A decision made ahead stands only while the hub's budget lasts: once it is spent (by
-        // a pair decided alone, or by other orders of the batch), the hub's later pairs are
-        // skipped, as they would be asked one by one, so no pair trades in the place of an
-        // earlier one the budget refused.
-        let allowance = self.allowance(hub);
-        let prepared = match allowance {
-            Ok(_) => self
-                .prepared
-                .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units)),
-            Err(_) => None,
+        // A decision made ahead stands (it was paid for), unless its policy has since been
+        // caught answering differently alone: then the pair is decided alone.
+        let prepared = if self.host.caught(policy.digest()) {
+            None
+        } else {
+            self.prepared
+                .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units))
         };
+        let allowance = self.allowance(hub);
         let refused = match (&prepared, &policy, &allowance) {
             (Some(_), _, _) => None,
             (None, ActivePolicy::Unavailable { digest }, _) => {
@@ -700,21 +698,20 @@ impl Policies for HubPolicies<'_> {
     }
 
     fn prepare(&mut self, pairs: &[PairFacts<'_>]) {
+        // Nothing more will be announced for this order: what was decided ahead still answers
+        // the same facts.
+        if pairs.is_empty() {
+            return;
+        }
         // Decisions made ahead for pairs announced again with the same facts stand (an incoming
-        // offer announces its remaining candidates again after a refusal), unless their policy
-        // has since been caught answering differently alone; the others belong to pairs no
-        // longer coming.
+        // offer announces its remaining candidates again after a refusal); the others belong to
+        // pairs no longer coming.
         let coming: HashSet<(Uuid, Uuid, u32)> = pairs
             .iter()
             .map(|pair| (pair.bid.id, pair.offer.id, pair.units))
             .collect();
-        let (active, host) = (self.active, self.host);
-        self.prepared.retain(|(hub, kind, bid, offer, units), _| {
-            coming.contains(&(*bid, *offer, *units))
-                && active
-                    .get(&(*hub, *kind))
-                    .is_some_and(|policy| !host.caught(policy.digest()))
-        });
+        self.prepared
+            .retain(|(_, _, bid, offer, units), _| coming.contains(&(*bid, *offer, *units)));
         if pairs.len() < 2 {
             return;
         }

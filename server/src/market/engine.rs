@@ -140,9 +140,9 @@ const PRICE_REASON_LOOKAHEAD: usize = 16;
 const PREPARED_PAIRS_MAX: usize = if cfg!(test) { 3 } else { 64 };
 
 /// The most announcements one incoming offer makes (each refusal makes it announce the pairs
-/// after it again, with the units the refusal left them); beyond, it says so with an empty
-/// announcement and asks one by one, so a run of refusals cannot have the same pairs decided
-/// again and again.
+/// after it again, with the units the refusal left them); then it says so, once, with an empty
+/// announcement and asks about the rest without announcing them, so a run of refusals cannot
+/// have the same pairs decided again and again.
 const OFFER_ANNOUNCEMENTS_MAX: usize = 4;
 
 /// What the offer index keeps beside each entry: enough to turn most candidates down without
@@ -725,7 +725,7 @@ impl Engine {
             .collect();
 
         let mut fills = Vec::new();
-        let prepares = policies.prepares();
+        let mut prepares = policies.prepares();
         // Candidates before this position were announced to the policies (or passed over).
         let mut announced_to = 0;
         let mut announcements_left = OFFER_ANNOUNCEMENTS_MAX;
@@ -738,14 +738,15 @@ impl Engine {
                 continue;
             };
             if prepares && position >= announced_to {
-                announced_to = if announcements_left == 0 {
-                    // Enough announcements for one offer: the rest are asked one by one.
+                if announcements_left == 0 {
+                    // Enough announcements for one offer: the rest are asked without.
                     policies.prepare(&[]);
-                    candidates.len()
+                    prepares = false;
                 } else {
                     announcements_left -= 1;
-                    position + self.announce_bids(&offer, &candidates[position..], now, policies)
-                };
+                    announced_to = position
+                        + self.announce_bids(&offer, &candidates[position..], now, policies);
+                }
             }
             let facts = PairFacts {
                 offer: &offer.spec,
@@ -1012,7 +1013,8 @@ impl Engine {
     /// it would trade, until the copy is sold out or [`PREPARED_PAIRS_MAX`] pairs are announced;
     /// a bid the earlier ones would leave without enough units is passed over. The scan itself
     /// asks in that order; a refusal leaves units to later pairs, so after one the scan announces
-    /// the candidates after it again. Returns how many candidates the announcement covers.
+    /// the candidates after it again (at most [`OFFER_ANNOUNCEMENTS_MAX`] announcements in all).
+    /// Returns how many candidates the announcement covers.
     fn announce_bids(
         &self,
         offer: &RestingOffer,

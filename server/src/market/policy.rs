@@ -107,8 +107,9 @@ pub trait Policies {
     /// facts announced, before it announces more. An incoming offer announces its pairs as if
     /// each traded, and asks in that order; after a refusal it announces the pairs after it
     /// again, some of them with more `units` than before or newly able to trade (an answer found
-    /// for other facts must not be given), and after a few announcements it announces nothing
-    /// (an empty list) and asks about its remaining pairs without announcing them.
+    /// for other facts must not be given), and after a few announcements it announces nothing,
+    /// once (an empty list: what was decided ahead still answers the same facts), and asks
+    /// about its remaining pairs without announcing them.
     fn prepare(&mut self, _pairs: &[PairFacts<'_>]) {}
 }
 

@@ -321,6 +321,19 @@ fn an_incoming_offer_announces_the_bids_it_would_fill_if_each_traded() {
     assert_eq!(announced, every[..12]);
     assert_eq!(recording.asked, every);
     assert_eq!(fills, every);
+
+    // A refusal after the last announcement announces nothing more.
+    let mut recording = Recording {
+        deny: Some(d("17")),
+        ..Recording::default()
+    };
+    let (ids, fills) = offer_through(&bids, 15, &mut recording);
+    let sizes: Vec<usize> = recording.announced.iter().map(Vec::len).collect();
+    assert_eq!(sizes, [3, 3, 3, 3, 0]);
+    let every: Vec<(Uuid, u32)> = ids.iter().map(|id| (*id, 1)).collect();
+    assert_eq!(recording.asked, every);
+    let filled: Vec<(Uuid, u32)> = [&every[..13], &every[14..]].concat();
+    assert_eq!(fills, filled);
 }
 
 #[test]

@@ -117,8 +117,9 @@ pub struct HubPolicies<'a> {
     /// The inputs of the current order's pairs, by (bid, offer, units): built once per pair and
     /// units (an incoming offer announces a pair again with more units after a refusal).
     inputs: HashMap<(Uuid, Uuid, u32), PairInput>,
-    /// Decisions made ahead by batch calls for the pairs announced last, by (hub, kind, bid,
-    /// offer, units), taken when the engine asks about the same pair with the same units.
+    /// Decisions made ahead by batch calls for the pairs announced (last, or earlier in the
+    /// order and announced again with the same facts), by (hub, kind, bid, offer, units), taken
+    /// when the engine asks about the same pair with the same units.
     prepared: HashMap<(HubId, PolicyKind, Uuid, Uuid, u32), Prepared>,
     /// Whether any active policy decides in batches.
     batches: bool,

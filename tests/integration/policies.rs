@@ -1269,30 +1269,49 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
         );
         assert_eq!(alone.calls.batched, 0, "{order}");
     };
-    let (mut decisions, mut fills, mut in_batches) = (0, 0, 0);
-    for index in 0..40u64 {
-        let start = hour + rng.random_range(2..6);
+    // A bid `id` starting `starts` hours from now, lasting `hours`, with a limit in `cents`, for
+    // `quantity` units and a green share of at least `green` (the rest drawn alike).
+    struct Draw {
+        starts: std::ops::Range<i64>,
+        hours: std::ops::Range<i64>,
+        cents: std::ops::Range<i64>,
+        quantity: std::ops::Range<u32>,
+        green: std::ops::Range<u8>,
+    }
+    let random_bid = |rng: &mut StdRng, id: u64, draw: &Draw| {
+        let start = hour + rng.random_range(draw.starts.clone());
         let window = Hours {
             start,
-            end: start + rng.random_range(1..13),
+            end: start + rng.random_range(draw.hours.clone()),
         };
-        let limit = Decimal::new(rng.random_range(900..1700), 2);
-        let bid = BidSpec {
-            id: uuid::Uuid::from_u128(u128::from(5_000 + index)),
+        let limit = Decimal::new(rng.random_range(draw.cents.clone()), 2);
+        BidSpec {
+            id: uuid::Uuid::from_u128(u128::from(id)),
             buyer: uuid::Uuid::from_u128(rng.random_range(10..13)),
             skus: vec![0],
             hubs: HubSet(rng.random_range(1..8)),
             data_origin: [None, Some(0), Some(1), Some(2)][rng.random_range(0..4)],
-            quantity: rng.random_range(1..11),
+            quantity: rng.random_range(draw.quantity.clone()),
             window,
             limit_price: limit,
-            min_green_share: rng.random_range(0..60),
+            min_green_share: rng.random_range(draw.green.clone()),
             data_class: data_classes[rng.random_range(0..3)],
             time_in_force: TimeInForce::Gtc,
             expires_at: None,
             min_fill: 1,
             unit_hold: money::unit_hold(limit, window.len()),
-        };
+        }
+    };
+    let (mut decisions, mut fills, mut in_batches) = (0, 0, 0);
+    let incoming = Draw {
+        starts: 2..6,
+        hours: 1..13,
+        cents: 900..1700,
+        quantity: 1..11,
+        green: 0..60,
+    };
+    for index in 0..40u64 {
+        let bid = random_bid(&mut rng, 5_000 + index, &incoming);
         let (mut ahead, mut alone) = (policies(), policies().one_pair_calls());
         let with_batches = batched.submit_bid(bid.clone(), now, &mut ahead);
         let without = one_by_one.submit_bid(bid, now, &mut alone);
@@ -1312,31 +1331,17 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
     );
 
     // Incoming offers: resting bids first (under the built-in rules), then offers large enough
-    // to fill several bids each, so that a fill often leaves a later announced bid fewer units
-    // than announced (asked again with its new units, alone).
+    // to fill several bids each, so that fills and refusals change what later bids can have
+    // (the offer announces them again after a refusal).
+    let resting = Draw {
+        starts: 2..8,
+        hours: 1..9,
+        cents: 1200..2400,
+        quantity: 1..5,
+        green: 0..40,
+    };
     for index in 0..80u64 {
-        let start = hour + rng.random_range(2..8);
-        let window = Hours {
-            start,
-            end: start + rng.random_range(1..9),
-        };
-        let limit = Decimal::new(rng.random_range(1200..2400), 2);
-        let bid = BidSpec {
-            id: uuid::Uuid::from_u128(u128::from(8_000 + index)),
-            buyer: uuid::Uuid::from_u128(rng.random_range(10..13)),
-            skus: vec![0],
-            hubs: HubSet(rng.random_range(1..8)),
-            data_origin: [None, Some(0), Some(1), Some(2)][rng.random_range(0..4)],
-            quantity: rng.random_range(1..5),
-            window,
-            limit_price: limit,
-            min_green_share: rng.random_range(0..40),
-            data_class: data_classes[rng.random_range(0..3)],
-            time_in_force: TimeInForce::Gtc,
-            expires_at: None,
-            min_fill: 1,
-            unit_hold: money::unit_hold(limit, window.len()),
-        };
+        let bid = random_bid(&mut rng, 8_000 + index, &resting);
         batched.submit_bid(bid.clone(), now, &mut BuiltInRules);
         one_by_one.submit_bid(bid, now, &mut BuiltInRules);
     }

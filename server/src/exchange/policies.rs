@@ -278,12 +278,10 @@ impl<'a> HubPolicies<'a> {
         let hub_code = self.reference.hub_by_id(hub).code.clone();
         // A decision made ahead stands (it was paid for), unless its policy has since been
         // caught answering differently alone: then the pair is decided alone.
-        let prepared = if self.host.caught(policy.digest()) {
-            None
-        } else {
-            self.prepared
-                .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units))
-        };
+        let prepared = self
+            .prepared
+            .remove(&(hub, kind, pair.bid.id, pair.offer.id, pair.units))
+            .filter(|_| !self.host.caught(policy.digest()));
         let allowance = self.allowance(hub);
         let refused = match (&prepared, &policy, &allowance) {
             (Some(_), _, _) => None,

@@ -2,14 +2,15 @@
 //! `scripts/build-policies`) on one thread: one isolated decision (a fresh instance, one call,
 //! drop; median and p99 over 20,000), then the decisions of one incoming order's candidates made
 //! in one batch call (a fresh instance for the batch; 16 pairs unless told, as an order crossing
-//! 16 offers of one hub; median per call and per decision over 5,000 calls). A policy of
+//! 16 offers of one hub; median per call and per decision over 5,000 calls). Each decision's
+//! input is fresh and its WIT record is made inside the timing, as on the order path. A policy of
 //! interface version 0.2 or 0.1 takes the batch one pair per call, each in a fresh instance.
 //!
 //! `cargo run --release -p suanli-server --example policy_evaluation [policy-name [pairs]]`
 
 use std::time::Instant;
 
-use suanli_server::policy::{PolicyHost, PolicyInput, PolicyKind, SandboxLimits};
+use suanli_server::policy::{Pair, PolicyHost, PolicyInput, PolicyKind, SandboxLimits};
 
 fn main() -> anyhow::Result<()> {
     let name = std::env::args()
@@ -44,15 +45,21 @@ fn main() -> anyhow::Result<()> {
         "origin_hub": {"code": "bth", "tier": "east", "region": "north", "renewable_share": 30, "carbon_g_per_kwh": 650, "pue": "1.25"},
         "maker": "offer", "hours": 12, "units": 2, "latency_ms": 15
     }))?;
+    let limits = host.limits();
+    // As on the order path: each decision's input is wrapped before the call (outside the
+    // timing), and its WIT record made in the call (inside the timing).
+    let one =
+        |pair: &Pair| host.evaluate_within(&policy, pair, limits.fuel_max, limits.deadline_ms);
     // Warm up the allocator's slots and the caches.
     for _ in 0..2_000 {
-        host.evaluate(&policy, &input);
+        one(&Pair::new(input.clone()));
     }
     let mut samples = Vec::with_capacity(20_000);
     let mut fuel = 0;
     for _ in 0..20_000 {
+        let pair = Pair::new(input.clone());
         let started = Instant::now();
-        let evaluation = host.evaluate(&policy, &input);
+        let evaluation = one(&pair);
         samples.push(started.elapsed());
         fuel = evaluation.fuel_used;
         assert!(evaluation.output.is_ok(), "{:?}", evaluation.output);
@@ -78,18 +85,20 @@ fn main() -> anyhow::Result<()> {
             pair
         })
         .collect();
-    let pairs: Vec<&PolicyInput> = pairs.iter().collect();
-    let batch = |host: &PolicyHost| {
-        let limits = host.limits();
-        host.evaluate_batch_within(&policy, &pairs, limits.fuel_max, limits.deadline_ms)
+    // Fresh pairs for each call, wrapped outside the timing, converted inside it.
+    let wrapped = || -> Vec<Pair> { pairs.iter().cloned().map(Pair::new).collect() };
+    let batch = |wrapped: &[Pair]| {
+        let wrapped: Vec<&Pair> = wrapped.iter().collect();
+        host.evaluate_batch_within(&policy, &wrapped, limits.fuel_max, limits.deadline_ms)
     };
     for _ in 0..500 {
-        batch(&host);
+        batch(&wrapped());
     }
     let mut samples = Vec::with_capacity(5_000);
     for _ in 0..5_000 {
+        let fresh = wrapped();
         let started = Instant::now();
-        let evaluation = batch(&host);
+        let evaluation = batch(&fresh);
         samples.push(started.elapsed());
         fuel = evaluation.fuel_used;
         let outputs = evaluation

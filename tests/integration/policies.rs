@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use suanli_sdk::{DataClass, DryRunRequest, NewParticipant, ParticipantKind};
-use suanli_server::policy::{Fault, PolicyHost, PolicyKind, PolicyOutput, SandboxLimits};
+use suanli_server::policy::{Fault, Pair, PolicyHost, PolicyKind, PolicyOutput, SandboxLimits};
 use suanli_tests::{TestExchange, new_bid, new_offer, policy_component, window};
 
 use crate::isolation::{activate, texts};
@@ -174,7 +174,7 @@ fn a_batch_call_answers_each_pair_as_a_call_of_one_would_and_faults_as_a_whole()
             if index == 4 {
                 pair.offer.id = "not-a-uuid".into();
             }
-            pair
+            Pair::new(pair)
         })
         .collect();
     let refs: Vec<_> = pairs.iter().collect();
@@ -183,7 +183,7 @@ fn a_batch_call_answers_each_pair_as_a_call_of_one_would_and_faults_as_a_whole()
         let batch = host.evaluate_batch_within(policy, &refs, limits.fuel_max, limits.deadline_ms);
         let one_by_one: Vec<_> = pairs
             .iter()
-            .map(|pair| host.evaluate(policy, pair).output)
+            .map(|pair| host.evaluate(policy, pair.input()).output)
             .collect();
         assert_eq!(batch.outputs.as_ref(), Ok(&one_by_one));
         assert_eq!(
@@ -205,12 +205,12 @@ fn a_batch_call_answers_each_pair_as_a_call_of_one_would_and_faults_as_a_whole()
 
     // One pair that traps stops the whole call: the batch is one sandbox instance. The caller
     // evaluates the pairs one by one then, and only the bad one fails.
-    let mixed = [input(None), input(Some("trap")), input(None)];
+    let mixed = [input(None), input(Some("trap")), input(None)].map(Pair::new);
     let mixed: Vec<_> = mixed.iter().collect();
     let batch = host.evaluate_batch_within(&hostile, &mixed, limits.fuel_max, limits.deadline_ms);
     assert_eq!(batch.outputs.map_err(|fault| fault.class()), Err("trap"));
     // Fuel and the deadline bound the whole call.
-    let spinning = [input(None), input(Some("loop"))];
+    let spinning = [input(None), input(Some("loop"))].map(Pair::new);
     let spinning: Vec<_> = spinning.iter().collect();
     let batch = host.evaluate_batch_within(&hostile, &spinning, 1_000_000, limits.deadline_ms);
     assert_eq!(

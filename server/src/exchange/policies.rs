@@ -35,7 +35,7 @@ use crate::market::{
     Allowance, BuiltInRules, Decided, DecisionRecord, HubId, PairFacts, Policies, PriceDecision,
 };
 use crate::policy::input::{BidFacts, HubFacts, OfferFacts};
-use crate::policy::{Compiled, Fault, PolicyHost, PolicyInput, PolicyKind, PolicyOutput};
+use crate::policy::{Compiled, Fault, Pair, PolicyHost, PolicyInput, PolicyKind, PolicyOutput};
 use uuid::Uuid;
 
 /// A decision made ahead in a batch call: the output and its share of the call's fuel.
@@ -127,15 +127,17 @@ pub struct HubPolicies<'a> {
     pub calls: Calls,
 }
 
-/// A pair's input, and its canonical text once a record needed it.
+/// A pair's input (with its WIT record once a call needed it: one for all of the pair's calls),
+/// and its canonical text once a record needed it.
 struct PairInput {
-    input: PolicyInput,
+    input: Pair,
     canonical: std::cell::OnceCell<String>,
 }
 
 impl PairInput {
     fn canonical(&self) -> &str {
-        self.canonical.get_or_init(|| self.input.canonical())
+        self.canonical
+            .get_or_init(|| self.input.input().canonical())
     }
 }
 
@@ -229,7 +231,7 @@ impl<'a> HubPolicies<'a> {
         self.inputs
             .entry((pair.bid.id, pair.offer.id, pair.units))
             .or_insert_with(|| PairInput {
-                input: policy_input(pair, reference),
+                input: Pair::new(policy_input(pair, reference)),
                 canonical: Default::default(),
             })
     }
@@ -493,7 +495,7 @@ impl<'a> HubPolicies<'a> {
             for index in &indices {
                 self.input_of(&pairs[*index]);
             }
-            let inputs: Vec<&PolicyInput> = indices
+            let inputs: Vec<&Pair> = indices
                 .iter()
                 .map(|index| &self.built_input(&pairs[*index]).input)
                 .collect();

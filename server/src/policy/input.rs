@@ -71,6 +71,38 @@ pub struct PolicyInput {
     pub units: u32,
 }
 
+/// A pair's input as the sandbox takes it: its WIT record (versions 0.2 and 0.3) is made on first
+/// need and kept, so a pair that goes to several calls (a hub's stages, a spot check of a batch)
+/// is converted once, and every call lowers it from here by reference (its strings are not copied
+/// on the host's side). The input cannot change once wrapped, so the record never goes stale.
+#[derive(Debug)]
+pub struct Pair {
+    input: PolicyInput,
+    record: std::cell::OnceCell<Result<wit::MatchInput, Fault>>,
+}
+
+impl Pair {
+    pub fn new(input: PolicyInput) -> Self {
+        Pair {
+            input,
+            record: Default::default(),
+        }
+    }
+
+    /// The input.
+    pub fn input(&self) -> &PolicyInput {
+        &self.input
+    }
+
+    /// The WIT record of versions 0.2 and 0.3, or why the input cannot be put in it.
+    pub fn record(&self) -> Result<&wit::MatchInput, Fault> {
+        self.record
+            .get_or_init(|| self.input.to_wit())
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
 /// A policy's answer, checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "decision", rename_all = "snake_case")]
@@ -115,7 +147,12 @@ fn micros(field: &str, text: &str) -> Result<i64, Fault> {
     let exact = (!whole.is_empty() && fraction.len() <= 6 && digits(whole) && digits(fraction))
         .then(|| {
             let whole: i64 = whole.parse().ok()?;
-            let fraction: i64 = format!("{fraction:0<6}").parse().ok()?;
+            // At most six ASCII digits: "5" is 500000 millionths, "05" 50000.
+            let fraction = fraction
+                .bytes()
+                .chain(std::iter::repeat(b'0'))
+                .take(6)
+                .fold(0i64, |value, digit| value * 10 + i64::from(digit - b'0'));
             whole.checked_mul(1_000_000)?.checked_add(fraction)
         })
         .flatten();
@@ -412,6 +449,25 @@ mod tests {
             );
             let back: PolicyOutput = serde_json::from_str(&output.canonical()).unwrap();
             assert_eq!(back, output);
+        }
+    }
+
+    proptest::proptest! {
+        /// Whole millionths are read digit by digit: the same as the decimal times a million.
+        #[test]
+        fn micros_are_the_decimal_in_millionths(
+            whole in 0u64..1_000_000_000_000,
+            fraction in proptest::option::of("[0-9]{0,6}"),
+        ) {
+            let text = match &fraction {
+                Some(fraction) => format!("{whole}.{fraction}"),
+                None => whole.to_string(),
+            };
+            let exact: Decimal = text.parse().unwrap();
+            let millionths = exact * Decimal::from(1_000_000);
+            proptest::prop_assert!(millionths.fract().is_zero());
+            let expected = i64::try_from(millionths.trunc()).unwrap();
+            proptest::prop_assert_eq!(micros("price", &text).unwrap(), expected);
         }
     }
 

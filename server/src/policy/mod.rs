@@ -18,7 +18,7 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-pub use input::{PolicyInput, PolicyOutput};
+pub use input::{Pair, PolicyInput, PolicyOutput};
 
 /// The host's side of every version of the WIT package: 0.3 (`policies/wit/`, what policies are
 /// built against today: a batch of pairs per call), 0.2 (`policies/wit-0.2/`, the same types, one
@@ -245,10 +245,26 @@ enum Pre {
     Single(SinglePre),
 }
 
+/// A 0.3 policy, checked against its world, with its one export (`price-all` or `check-all`),
+/// which is called directly so that the inputs can be lowered from the callers' records by
+/// reference.
 enum BatchPre {
-    Pricing(bindings::v0_3::pricing::PricingPre<Sandbox>),
-    Compliance(bindings::v0_3::compliance::CompliancePre<Sandbox>),
+    Pricing(
+        bindings::v0_3::pricing::PricingPre<Sandbox>,
+        wasmtime::component::ComponentExportIndex,
+    ),
+    Compliance(
+        bindings::v0_3::compliance::CompliancePre<Sandbox>,
+        wasmtime::component::ComponentExportIndex,
+    ),
 }
+
+/// A batch call's parameters: the inputs' records, by reference.
+type BatchParams<'a> = (&'a [&'a wit::MatchInput],);
+/// `price-all`'s answers.
+type PriceAll = (Vec<Result<wit::Quote, wit::Rejection>>,);
+/// `check-all`'s answers.
+type CheckAll = (Vec<Result<(), wit::Denial>>,);
 
 enum SinglePre {
     PricingV0_2(bindings::v0_2::pricing::PricingPre<Sandbox>),
@@ -616,7 +632,10 @@ impl PolicyHost {
         let pre = match kind {
             PolicyKind::Pricing => {
                 match bindings::v0_3::pricing::PricingPre::new(instance_pre.clone()) {
-                    Ok(pre) => Pre::Batch(BatchPre::Pricing(pre)),
+                    Ok(pre) => Pre::Batch(BatchPre::Pricing(
+                        pre,
+                        export_index(component, "price-all")?,
+                    )),
                     Err(error) => bindings::v0_2::pricing::PricingPre::new(instance_pre.clone())
                         .map(SinglePre::PricingV0_2)
                         .or_else(|_| {
@@ -629,7 +648,10 @@ impl PolicyHost {
             }
             PolicyKind::Compliance => {
                 match bindings::v0_3::compliance::CompliancePre::new(instance_pre.clone()) {
-                    Ok(pre) => Pre::Batch(BatchPre::Compliance(pre)),
+                    Ok(pre) => Pre::Batch(BatchPre::Compliance(
+                        pre,
+                        export_index(component, "check-all")?,
+                    )),
                     Err(error) => {
                         bindings::v0_2::compliance::CompliancePre::new(instance_pre.clone())
                             .map(SinglePre::ComplianceV0_2)
@@ -654,7 +676,12 @@ impl PolicyHost {
 
     /// Runs one evaluation in a fresh instance under every limit.
     pub fn evaluate(&self, policy: &Compiled, input: &PolicyInput) -> Evaluation {
-        self.evaluate_within(policy, input, self.limits.fuel_max, self.limits.deadline_ms)
+        self.evaluate_within(
+            policy,
+            &Pair::new(input.clone()),
+            self.limits.fuel_max,
+            self.limits.deadline_ms,
+        )
     }
 
     /// A fresh store with `fuel` and a deadline of `deadline_ms` epoch ticks for a call that
@@ -697,7 +724,7 @@ impl PolicyHost {
     pub fn evaluate_within(
         &self,
         policy: &Compiled,
-        input: &PolicyInput,
+        input: &Pair,
         fuel: u64,
         deadline_ms: u64,
     ) -> Evaluation {
@@ -728,22 +755,22 @@ impl PolicyHost {
         };
         let output_max = self.limits.output_bytes_max;
         let result = match pre {
-            SinglePre::PricingV0_2(pre) => match input.to_wit() {
+            SinglePre::PricingV0_2(pre) => match input.record() {
                 Ok(wit_input) => pre
                     .instantiate(&mut store)
-                    .and_then(|instance| instance.call_price(&mut store, &wit_input))
+                    .and_then(|instance| instance.call_price(&mut store, wit_input))
                     .map(|answer| PolicyOutput::from_pricing(quoted(answer), output_max)),
                 Err(fault) => Ok(Err(fault)),
             },
-            SinglePre::ComplianceV0_2(pre) => match input.to_wit() {
+            SinglePre::ComplianceV0_2(pre) => match input.record() {
                 Ok(wit_input) => pre
                     .instantiate(&mut store)
-                    .and_then(|instance| instance.call_check(&mut store, &wit_input))
+                    .and_then(|instance| instance.call_check(&mut store, wit_input))
                     .map(|answer| PolicyOutput::from_compliance(checked(answer), output_max)),
                 Err(fault) => Ok(Err(fault)),
             },
             SinglePre::PricingV0_1(pre) => {
-                let wit_input = input.to_wit_v0_1();
+                let wit_input = input.input().to_wit_v0_1();
                 pre.instantiate(&mut store)
                     .and_then(|instance| instance.call_price(&mut store, &wit_input))
                     .map(|answer| {
@@ -754,7 +781,7 @@ impl PolicyHost {
                     })
             }
             SinglePre::ComplianceV0_1(pre) => {
-                let wit_input = input.to_wit_v0_1();
+                let wit_input = input.input().to_wit_v0_1();
                 pre.instantiate(&mut store)
                     .and_then(|instance| instance.call_check(&mut store, &wit_input))
                     .map(|answer| {
@@ -780,7 +807,7 @@ impl PolicyHost {
     pub fn evaluate_batch_within(
         &self,
         policy: &Compiled,
-        inputs: &[&PolicyInput],
+        inputs: &[&Pair],
         fuel: u64,
         deadline_ms: u64,
     ) -> BatchEvaluation {
@@ -810,7 +837,7 @@ impl PolicyHost {
         let mut outputs: Vec<Result<PolicyOutput, Fault>> = Vec::with_capacity(inputs.len());
         let mut sent = Vec::with_capacity(inputs.len());
         for input in inputs {
-            match input.to_wit() {
+            match input.record() {
                 Ok(wit_input) => {
                     sent.push(wit_input);
                     // Filled in from the answers below.
@@ -835,20 +862,29 @@ impl PolicyHost {
             }
         };
         let output_max = self.limits.output_bytes_max;
+        let params: BatchParams<'_> = (&sent,);
         let answers: wasmtime::Result<Vec<Result<PolicyOutput, Fault>>> = match pre {
-            BatchPre::Pricing(pre) => pre
+            BatchPre::Pricing(pre, export) => pre
+                .instance_pre()
                 .instantiate(&mut store)
-                .and_then(|instance| instance.call_price_all(&mut store, &sent))
-                .map(|answers| {
+                .and_then(|instance| {
+                    instance.get_typed_func::<BatchParams<'_>, PriceAll>(&mut store, export)
+                })
+                .and_then(|price_all| price_all.call(&mut store, params))
+                .map(|(answers,)| {
                     answers
                         .into_iter()
                         .map(|answer| PolicyOutput::from_pricing(quoted(answer), output_max))
                         .collect()
                 }),
-            BatchPre::Compliance(pre) => pre
+            BatchPre::Compliance(pre, export) => pre
+                .instance_pre()
                 .instantiate(&mut store)
-                .and_then(|instance| instance.call_check_all(&mut store, &sent))
-                .map(|answers| {
+                .and_then(|instance| {
+                    instance.get_typed_func::<BatchParams<'_>, CheckAll>(&mut store, export)
+                })
+                .and_then(|check_all| check_all.call(&mut store, params))
+                .map(|(answers,)| {
                     answers
                         .into_iter()
                         .map(|answer| PolicyOutput::from_compliance(checked(answer), output_max))
@@ -995,6 +1031,16 @@ const TYPES_INTERFACE_VERSIONS: [&str; 3] = [
     "suanli:policy/types@0.2.0",
     "suanli:policy/types@0.1.0",
 ];
+
+/// The index of a component's exported function `name`, which its world was checked to have.
+fn export_index(
+    component: &Component,
+    name: &str,
+) -> Result<wasmtime::component::ComponentExportIndex, UploadError> {
+    component
+        .get_export_index(None, name)
+        .ok_or_else(|| UploadError::Compile(format!("no export `{name}`")))
+}
 
 /// Whether a core module carries a `component-type` custom section (wit-bindgen puts one there).
 fn carries_component_type(bytes: &[u8]) -> bool {

@@ -472,6 +472,16 @@ mod tests {
     }
 
     #[test]
+    fn millionths_reach_the_largest_64_bit_integer_and_no_further() {
+        assert_eq!(micros("price", "9223372036854.775807"), Ok(i64::MAX));
+        assert!(micros("price", "9223372036854.775808").is_err());
+        assert!(micros("price", "9223372036855").is_err());
+        assert_eq!(micros("price", "0.000001"), Ok(1));
+        assert_eq!(micros("price", "5."), Ok(5_000_000));
+        assert_eq!(micros("price", "007.05"), Ok(7_050_000));
+    }
+
+    #[test]
     fn facts_version_0_2_cannot_carry_are_a_bad_input() {
         type Change = fn(&mut PolicyInput);
         let cases: [(&str, Change); 9] = [

@@ -868,7 +868,11 @@ impl PolicyHost {
                 .instance_pre()
                 .instantiate(&mut store)
                 .and_then(|instance| {
-                    instance.get_typed_func::<BatchParams<'_>, PriceAll>(&mut store, export)
+                    // Checked against the world at upload: a failure here is the host's.
+                    instance
+                        .get_typed_func::<BatchParams<'_>, PriceAll>(&mut store, export)
+                        .map_err(|error| Fault::Instantiate(format!("{error:#}")))
+                        .map_err(wasmtime::Error::new)
                 })
                 .and_then(|price_all| price_all.call(&mut store, params))
                 .map(|(answers,)| {
@@ -881,7 +885,10 @@ impl PolicyHost {
                 .instance_pre()
                 .instantiate(&mut store)
                 .and_then(|instance| {
-                    instance.get_typed_func::<BatchParams<'_>, CheckAll>(&mut store, export)
+                    instance
+                        .get_typed_func::<BatchParams<'_>, CheckAll>(&mut store, export)
+                        .map_err(|error| Fault::Instantiate(format!("{error:#}")))
+                        .map_err(wasmtime::Error::new)
                 })
                 .and_then(|check_all| check_all.call(&mut store, params))
                 .map(|(answers,)| {
@@ -1050,6 +1057,9 @@ fn carries_component_type(bytes: &[u8]) -> bool {
 }
 
 fn classify(error: &wasmtime::Error, memory_exceeded: bool) -> Fault {
+    if let Some(fault) = error.downcast_ref::<Fault>() {
+        return fault.clone();
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Fault::OutOfFuel,
         Some(Trap::Interrupt) => Fault::Deadline,

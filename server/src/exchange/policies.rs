@@ -757,6 +757,15 @@ fn hub_facts(reference: &Reference, hub: HubId) -> HubFacts {
     }
 }
 
+/// A compute class's name on the wire (its serde name: a test checks they agree).
+fn class_name(class: suanli_sdk::ComputeClass) -> &'static str {
+    match class {
+        suanli_sdk::ComputeClass::General => "general",
+        suanli_sdk::ComputeClass::Intelligent => "intelligent",
+        suanli_sdk::ComputeClass::Supercomputing => "supercomputing",
+    }
+}
+
 /// Everything a policy may know about a pair, from the pair and the reference data.
 pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput {
     let (offer, bid) = (pair.offer, pair.bid);
@@ -773,10 +782,7 @@ pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput 
             cluster: offer.cluster.clone(),
             hub: offer_hub.code.clone(),
             sku: sku.code.clone(),
-            sku_class: serde_json::to_value(sku.class)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            sku_class: class_name(sku.class).into(),
             quantity: offer.quantity,
             window_start: offer.window.start_seconds(),
             window_end: offer.window.end_seconds(),
@@ -807,5 +813,24 @@ pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput 
         hours: pair.hours,
         units: pair.units,
         latency_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use suanli_sdk::ComputeClass;
+
+    #[test]
+    fn a_class_is_named_as_on_the_wire() {
+        for class in [
+            ComputeClass::General,
+            ComputeClass::Intelligent,
+            ComputeClass::Supercomputing,
+        ] {
+            assert_eq!(
+                serde_json::to_value(class).unwrap(),
+                serde_json::json!(super::class_name(class))
+            );
+        }
     }
 }

@@ -864,39 +864,28 @@ impl PolicyHost {
         let output_max = self.limits.output_bytes_max;
         let params: BatchParams<'_> = (&sent,);
         let answers: wasmtime::Result<Vec<Result<PolicyOutput, Fault>>> = match pre {
-            BatchPre::Pricing(pre, export) => pre
-                .instance_pre()
-                .instantiate(&mut store)
-                .and_then(|instance| {
-                    // Checked against the world at upload: a failure here is the host's.
-                    instance
-                        .get_typed_func::<BatchParams<'_>, PriceAll>(&mut store, export)
-                        .map_err(|error| Fault::Instantiate(format!("{error:#}")))
-                        .map_err(wasmtime::Error::new)
-                })
-                .and_then(|price_all| price_all.call(&mut store, params))
-                .map(|(answers,)| {
-                    answers
-                        .into_iter()
-                        .map(|answer| PolicyOutput::from_pricing(quoted(answer), output_max))
-                        .collect()
-                }),
-            BatchPre::Compliance(pre, export) => pre
-                .instance_pre()
-                .instantiate(&mut store)
-                .and_then(|instance| {
-                    instance
-                        .get_typed_func::<BatchParams<'_>, CheckAll>(&mut store, export)
-                        .map_err(|error| Fault::Instantiate(format!("{error:#}")))
-                        .map_err(wasmtime::Error::new)
-                })
-                .and_then(|check_all| check_all.call(&mut store, params))
-                .map(|(answers,)| {
-                    answers
-                        .into_iter()
-                        .map(|answer| PolicyOutput::from_compliance(checked(answer), output_max))
-                        .collect()
-                }),
+            BatchPre::Pricing(pre, export) => {
+                call_export::<PriceAll>(pre.instance_pre(), export, &mut store, params).map(
+                    |(answers,)| {
+                        answers
+                            .into_iter()
+                            .map(|answer| PolicyOutput::from_pricing(quoted(answer), output_max))
+                            .collect()
+                    },
+                )
+            }
+            BatchPre::Compliance(pre, export) => {
+                call_export::<CheckAll>(pre.instance_pre(), export, &mut store, params).map(
+                    |(answers,)| {
+                        answers
+                            .into_iter()
+                            .map(|answer| {
+                                PolicyOutput::from_compliance(checked(answer), output_max)
+                            })
+                            .collect()
+                    },
+                )
+            }
         };
         let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let answers = match answers {
@@ -929,6 +918,25 @@ impl PolicyHost {
             fuel_used,
         }
     }
+}
+
+/// Instantiates a 0.3 policy in `store` and calls its export with the inputs' records. The
+/// export was checked against the world at upload, so a failed lookup is the host's fault
+/// (`instantiate`), not the policy's.
+fn call_export<Answers>(
+    pre: &wasmtime::component::InstancePre<Sandbox>,
+    export: &wasmtime::component::ComponentExportIndex,
+    store: &mut Store<Sandbox>,
+    params: BatchParams<'_>,
+) -> wasmtime::Result<Answers>
+where
+    Answers: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+{
+    let instance = pre.instantiate(&mut *store)?;
+    let call = instance
+        .get_typed_func::<BatchParams<'_>, Answers>(&mut *store, export)
+        .map_err(|error| wasmtime::Error::new(Fault::Instantiate(format!("{error:#}"))))?;
+    call.call(&mut *store, params)
 }
 
 /// A pricing answer of version 0.2 or 0.3 as (unit price, levy) or the rejection's reason.

@@ -162,6 +162,17 @@ pub fn name_session(connection: &mut PgConnection, name: &'static str) -> diesel
     .map(drop)
 }
 
+/// Plans this session's statements as lookups by key in tables held in memory
+/// (`random_page_cost = 1.1`, PostgreSQL's default being 4: a disk seek per page read out of
+/// order). For the sequenced writer's sessions, whose every statement reads or changes rows by key
+/// (balances by account, orders by id, foreign-key checks), on tables the writer itself keeps
+/// warm. With the default, a plan made while a table is small or its statistics old (a new
+/// exchange: `accounts` grows by an escrow account per contract) scans the whole table and hashes
+/// it for each batch, a cost that grows with the exchange's history until the next re-plan.
+pub fn plan_for_key_lookups(connection: &mut PgConnection) -> diesel::QueryResult<()> {
+    diesel::connection::SimpleConnection::batch_execute(connection, "SET random_page_cost = 1.1")
+}
+
 pub fn ping(connection: &mut PgConnection) -> diesel::QueryResult<()> {
     diesel::RunQueryDsl::execute(diesel::sql_query("SELECT 1"), connection).map(drop)
 }

@@ -198,6 +198,7 @@ impl Writer {
         let idle_transaction_ms = config.lease_duration().as_millis() as i64;
         let mut connection = db::open(database_url)?;
         db::name_session(&mut connection, WRITER_SESSION)?;
+        db::plan_for_key_lookups(&mut connection)?;
         db::lease::end_idle_transactions_after(&mut connection, idle_transaction_ms)?;
         compile_active(&mut connection, &host, &registry)?;
         let engine = load_engine(&mut connection, &reference, config)?;
@@ -220,7 +221,8 @@ impl Writer {
         tracing::info!(offers, bids, "order book rebuilt from the database");
         let compile_requests =
             spawn_compiler(database_url.to_owned(), host.clone(), registry.clone())?;
-        let reader = db::open(database_url)?;
+        let mut reader = db::open(database_url)?;
+        db::plan_for_key_lookups(&mut reader)?;
         let (commits, committed) = spawn_committer()?;
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         Ok(Writer {
@@ -839,11 +841,14 @@ impl Writer {
             self.connection = None;
             let mut connection = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
             db::name_session(&mut connection, WRITER_SESSION)?;
+            db::plan_for_key_lookups(&mut connection)?;
             db::lease::end_idle_transactions_after(&mut connection, self.idle_transaction_ms)?;
             self.connection = Some(connection);
         }
         if crate::db::ping(&mut self.reader).is_err() {
-            self.reader = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
+            let mut reader = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
+            db::plan_for_key_lookups(&mut reader)?;
+            self.reader = reader;
         }
         let connection = self
             .connection

@@ -183,6 +183,52 @@ async fn entries_removed_from_the_end_are_noticed() {
 }
 
 #[actix_web::test]
+async fn an_entry_naming_no_account_is_noticed() {
+    let exchange = TestExchange::start().await;
+    let (buyer, _) = exchange.participant(ParticipantKind::Buyer, "Buyer").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    exchange
+        .admin
+        .deposit(buyer.participant.id, &deposit("10", "k".into()))
+        .await
+        .unwrap();
+    assert!(regulator.audit_verify().await.unwrap().ok);
+    // Someone with superuser access bypasses the triggers and removes an account with entries.
+    let mut connection = exchange.sql();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("SET session_replication_role = replica"),
+        &mut connection,
+    )
+    .unwrap();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "DELETE FROM accounts WHERE participant_id = '{}' AND kind = 'buyer_available'",
+            buyer.participant.id
+        )),
+        &mut connection,
+    )
+    .unwrap();
+    let verdict = regulator.audit_verify().await.unwrap();
+    assert!(!verdict.ok);
+    let check = verdict
+        .invariants
+        .iter()
+        .find(|check| check.name == "entries_name_their_transaction_and_account")
+        .unwrap();
+    assert!(!check.ok);
+    assert!(
+        check
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("names no account"),
+        "{check:?}"
+    );
+}
+
+#[actix_web::test]
 async fn audit_pages_respect_their_limits() {
     let exchange = TestExchange::start().await;
     let (_, regulator) = exchange

@@ -173,6 +173,43 @@ async fn history_cannot_be_rewritten_through_sql() {
         &mut connection,
     );
     assert!(unbalanced.unwrap_err().to_string().contains("unbalanced"));
+    // Every entry names an existing transaction and account (checked per statement, all rows).
+    for (statement, refusal) in [
+        (
+            "WITH t AS (INSERT INTO ledger_transactions (id, kind, reference) VALUES (gen_random_uuid(), 'forged', 'x') RETURNING id) \
+             INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
+             SELECT t.id, a.id, s.amount, a.balance + s.amount FROM t, accounts a, (VALUES (5), (-5)) AS s(amount) \
+             WHERE a.kind = 'exchange_fees' \
+             UNION ALL SELECT t.id, gen_random_uuid(), 1, 1 FROM t UNION ALL SELECT t.id, gen_random_uuid(), -1, -1 FROM t",
+            "names no account",
+        ),
+        (
+            "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
+             SELECT gen_random_uuid(), a.id, s.amount, a.balance + s.amount FROM accounts a, (VALUES (5), (-5)) AS s(amount) \
+             WHERE a.kind = 'exchange_fees'",
+            "names no ledger transaction",
+        ),
+        (
+            "DELETE FROM accounts WHERE kind = 'exchange_fees'",
+            "never removed",
+        ),
+        (
+            "UPDATE accounts SET id = gen_random_uuid() WHERE kind = 'exchange_fees'",
+            "never removed or renumbered",
+        ),
+        ("TRUNCATE accounts CASCADE", "never removed"),
+        ("TRUNCATE ledger_transactions CASCADE", "append-only"),
+        ("TRUNCATE deposits", "append-only"),
+    ] {
+        let result = diesel::RunQueryDsl::execute(diesel::sql_query(statement), &mut connection);
+        let error = result.unwrap_err().to_string();
+        assert!(error.contains(refusal), "{statement}: {error}");
+    }
+    // What was refused left the ledger as it was.
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM ledger_transactions WHERE kind = 'forged'"),
+        0
+    );
 }
 
 /// The writer's `suanli_events_total` count of `kind`.

@@ -117,7 +117,7 @@ async fn full_and_partial_delivery_settle_to_the_fen() {
         .await;
     let verdict = regulator.audit_verify().await.unwrap();
     assert!(verdict.ok, "{verdict:?}");
-    assert_eq!(verdict.invariants.len(), 10);
+    assert_eq!(verdict.invariants.len(), 11);
 }
 
 #[actix_web::test]

@@ -27,6 +27,14 @@ const CHECKS: &[(&str, &str)] = &[
          FROM ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0 LIMIT 1",
     ),
     (
+        "entries_name_their_transaction_and_account",
+        "SELECT 'ledger entry ' || e.id::text || CASE WHEN t.id IS NULL \
+         THEN ' names no ledger transaction ' || e.transaction_id::text \
+         ELSE ' names no account ' || e.account_id::text END AS detail \
+         FROM ledger_entries e LEFT JOIN ledger_transactions t ON t.id = e.transaction_id \
+         LEFT JOIN accounts a ON a.id = e.account_id WHERE t.id IS NULL OR a.id IS NULL LIMIT 1",
+    ),
+    (
         "no_negative_balance",
         "SELECT kind || ' account ' || id::text || ' holds ' || balance::text AS detail FROM accounts \
          WHERE balance < 0 AND kind <> 'external' LIMIT 1",

@@ -212,6 +212,60 @@ async fn history_cannot_be_rewritten_through_sql() {
     );
 }
 
+/// The writer moves balances with one statement per batch, planned once for many batches. On a
+/// new exchange `accounts` grows by an escrow account per contract, faster than its statistics
+/// follow: planned as PostgreSQL plans by default, the statement would scan and hash every account
+/// each batch. The writer's sessions plan for lookups by key (`db::plan_for_key_lookups`), so it
+/// reads the accounts it moves through their primary key.
+#[actix_web::test]
+async fn the_writers_balance_update_reads_accounts_by_key_as_the_table_grows() {
+    #[derive(diesel::QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let exchange = TestExchange::start().await;
+    let mut connection = exchange.sql();
+    let run = |connection: &mut diesel::PgConnection, statement: &str| {
+        diesel::RunQueryDsl::execute(diesel::sql_query(statement), connection).unwrap();
+    };
+    // Statistics taken while the exchange was new, then 3,000 contracts' escrow accounts.
+    run(&mut connection, "ANALYZE accounts");
+    run(
+        &mut connection,
+        "INSERT INTO accounts (id, kind, contract_id) \
+         SELECT gen_random_uuid(), 'contract_escrow', gen_random_uuid() FROM generate_series(1, 3000)",
+    );
+    suanli_server::db::plan_for_key_lookups(&mut connection).unwrap();
+    run(&mut connection, "SET plan_cache_mode = force_generic_plan");
+    run(
+        &mut connection,
+        &format!(
+            "PREPARE move_balances (uuid[], numeric[]) AS {}",
+            suanli_server::db::ledger::MOVE_BALANCES
+        ),
+    );
+    let plan: Vec<String> = diesel::RunQueryDsl::load::<PlanLine>(
+        diesel::sql_query("EXPLAIN EXECUTE move_balances ('{}', '{}')"),
+        &mut connection,
+    )
+    .unwrap()
+    .into_iter()
+    .map(|row| row.line)
+    .collect();
+    assert!(
+        plan.iter()
+            .any(|line| line.contains("Index Scan using accounts_pkey")),
+        "{plan:#?}"
+    );
+    assert!(
+        !plan
+            .iter()
+            .any(|line| line.contains("Seq Scan on accounts")),
+        "{plan:#?}"
+    );
+}
+
 /// The writer's `suanli_events_total` count of `kind`.
 fn event_count(exchange: &TestExchange, kind: &str) -> u64 {
     suanli_tests::events_total(&exchange.state.metrics.render(), kind)

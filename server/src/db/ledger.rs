@@ -137,20 +137,10 @@ pub fn post_statements<'a>(
     deltas.sort_by_key(|(account, _)| *account);
     if !deltas.is_empty() {
         let (accounts, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
-        // Rows are locked in id order whatever plan PostgreSQL picks for the update: the
-        // `locked` CTE locks them first, its row locks taken above its sort, so every
-        // transaction that moves several balances (this statement is the only one that does)
-        // takes their locks in one order and none can deadlock with another.
-        let moved: Vec<Moved> = prepared(
-            "WITH v AS MATERIALIZED (SELECT * FROM unnest($1, $2) AS v(id, delta)), \
-             locked AS MATERIALIZED (SELECT a.id FROM accounts a JOIN v ON a.id = v.id \
-                                     ORDER BY a.id FOR NO KEY UPDATE OF a) \
-             UPDATE accounts a SET balance = a.balance + v.delta FROM v, locked \
-             WHERE a.id = v.id AND locked.id = a.id RETURNING a.id, a.balance",
-        )
-        .bind::<Array<diesel::sql_types::Uuid>, _>(accounts)
-        .bind::<Array<Numeric>, _>(amounts)
-        .load(connection)?;
+        let moved: Vec<Moved> = prepared(MOVE_BALANCES)
+            .bind::<Array<diesel::sql_types::Uuid>, _>(accounts)
+            .bind::<Array<Numeric>, _>(amounts)
+            .load(connection)?;
         balances.extend(moved.into_iter().map(|row| (row.id, row.balance)));
     }
     // Each entry's balance after it: walk back from the account's new balance.
@@ -188,6 +178,17 @@ pub fn post_statements<'a>(
     }
     Ok((statements, new_balances))
 }
+
+/// The statement that moves the balances of accounts that existed before the batch: `$1` their ids
+/// (sorted), `$2` the amounts; answers each account's new balance. Rows are locked in id order
+/// whatever plan PostgreSQL picks for the update: the `locked` CTE locks them first, its row
+/// locks taken above its sort, so every transaction that moves several balances (this statement
+/// is the only one that does) takes their locks in one order and none can deadlock with another.
+pub const MOVE_BALANCES: &str = "WITH v AS MATERIALIZED (SELECT * FROM unnest($1, $2) AS v(id, delta)), \
+     locked AS MATERIALIZED (SELECT a.id FROM accounts a JOIN v ON a.id = v.id \
+                             ORDER BY a.id FOR NO KEY UPDATE OF a) \
+     UPDATE accounts a SET balance = a.balance + v.delta FROM v, locked \
+     WHERE a.id = v.id AND locked.id = a.id RETURNING a.id, a.balance";
 
 /// The id of a participant's account of `account_kind`: derived from the two, so that the
 /// sequenced writer can name accounts without asking the database.

@@ -5,17 +5,9 @@ DROP TRIGGER accounts_never_renumbered ON accounts;
 DROP TRIGGER accounts_never_removed ON accounts;
 DROP FUNCTION refuse_account_removal();
 
-CREATE OR REPLACE FUNCTION ledger_entries_balanced() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    unbalanced uuid;
-BEGIN
-    SELECT transaction_id INTO unbalanced FROM inserted GROUP BY transaction_id HAVING sum(amount) <> 0 LIMIT 1;
-    IF unbalanced IS NOT NULL THEN
-        RAISE EXCEPTION 'ledger transaction % is unbalanced', unbalanced
-            USING ERRCODE = 'check_violation', CONSTRAINT = 'ledger_transaction_balanced';
-    END IF;
-    RETURN NULL;
-END $$;
+DROP TRIGGER ledger_entries_name_their_records_after_update ON ledger_entries;
+DROP TRIGGER ledger_entries_name_their_records ON ledger_entries;
+DROP FUNCTION ledger_entries_name_their_records();
 
 ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_transaction_id_fkey
     FOREIGN KEY (transaction_id) REFERENCES ledger_transactions (id);

@@ -185,7 +185,8 @@ async fn history_cannot_be_rewritten_through_sql() {
         ),
         (
             "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
-             SELECT gen_random_uuid(), a.id, s.amount, a.balance + s.amount FROM accounts a, (VALUES (5), (-5)) AS s(amount) \
+             SELECT t.id, a.id, s.amount, a.balance + s.amount \
+             FROM (SELECT gen_random_uuid() AS id) t, accounts a, (VALUES (5), (-5)) AS s(amount) \
              WHERE a.kind = 'exchange_fees'",
             "names no ledger transaction",
         ),
@@ -198,13 +199,32 @@ async fn history_cannot_be_rewritten_through_sql() {
             "never removed or renumbered",
         ),
         ("TRUNCATE accounts CASCADE", "never removed"),
-        ("TRUNCATE ledger_transactions CASCADE", "append-only"),
+        (
+            "TRUNCATE ledger_transactions CASCADE",
+            "ledger_transactions is append-only",
+        ),
         ("TRUNCATE deposits", "append-only"),
     ] {
         let result = diesel::RunQueryDsl::execute(diesel::sql_query(statement), &mut connection);
         let error = result.unwrap_err().to_string();
         assert!(error.contains(refusal), "{statement}: {error}");
     }
+    // An entry changed to name no account, where a migration lifted the append-only rule.
+    diesel::RunQueryDsl::execute(diesel::sql_query("BEGIN"), &mut connection).unwrap();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_append_only"),
+        &mut connection,
+    )
+    .unwrap();
+    let renamed = diesel::RunQueryDsl::execute(
+        diesel::sql_query(
+            "UPDATE ledger_entries SET account_id = gen_random_uuid() WHERE id = (SELECT min(id) FROM ledger_entries)",
+        ),
+        &mut connection,
+    );
+    let error = renamed.unwrap_err().to_string();
+    assert!(error.contains("names no account"), "{error}");
+    diesel::RunQueryDsl::execute(diesel::sql_query("ROLLBACK"), &mut connection).unwrap();
     // What was refused left the ledger as it was.
     assert_eq!(
         exchange.count("SELECT count(*) FROM ledger_transactions WHERE kind = 'forged'"),
@@ -215,8 +235,8 @@ async fn history_cannot_be_rewritten_through_sql() {
 /// The writer moves balances with one statement per batch, planned once for many batches. On a
 /// new exchange `accounts` grows by an escrow account per contract, faster than its statistics
 /// follow: planned as PostgreSQL plans by default, the statement would scan and hash every account
-/// each batch. The writer's sessions plan for lookups by key (`db::plan_for_key_lookups`), so it
-/// reads the accounts it moves through their primary key.
+/// each batch. The writer's sessions are opened to plan for lookups by key (`db::open_for_writer`),
+/// so it reads the accounts it moves through their primary key.
 #[actix_web::test]
 async fn the_writers_balance_update_reads_accounts_by_key_as_the_table_grows() {
     #[derive(diesel::QueryableByName)]
@@ -225,7 +245,7 @@ async fn the_writers_balance_update_reads_accounts_by_key_as_the_table_grows() {
         line: String,
     }
     let exchange = TestExchange::start().await;
-    let mut connection = exchange.sql();
+    let mut connection = suanli_server::db::open_for_writer(&exchange.database_url, None).unwrap();
     let run = |connection: &mut diesel::PgConnection, statement: &str| {
         diesel::RunQueryDsl::execute(diesel::sql_query(statement), connection).unwrap();
     };
@@ -236,7 +256,6 @@ async fn the_writers_balance_update_reads_accounts_by_key_as_the_table_grows() {
         "INSERT INTO accounts (id, kind, contract_id) \
          SELECT gen_random_uuid(), 'contract_escrow', gen_random_uuid() FROM generate_series(1, 3000)",
     );
-    suanli_server::db::plan_for_key_lookups(&mut connection).unwrap();
     run(&mut connection, "SET plan_cache_mode = force_generic_plan");
     run(
         &mut connection,

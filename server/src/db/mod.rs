@@ -162,15 +162,28 @@ pub fn name_session(connection: &mut PgConnection, name: &'static str) -> diesel
     .map(drop)
 }
 
-/// Plans this session's statements as lookups by key in tables held in memory
-/// (`random_page_cost = 1.1`, PostgreSQL's default being 4: a disk seek per page read out of
-/// order). For the sequenced writer's sessions, whose every statement reads or changes rows by key
-/// (balances by account, orders by id, foreign-key checks), on tables the writer itself keeps
-/// warm. With the default, a plan made while a table is small or its statistics old (a new
-/// exchange: `accounts` grows by an escrow account per contract) scans the whole table and hashes
-/// it for each batch, a cost that grows with the exchange's history until the next re-plan.
-pub fn plan_for_key_lookups(connection: &mut PgConnection) -> diesel::QueryResult<()> {
-    diesel::connection::SimpleConnection::batch_execute(connection, "SET random_page_cost = 1.1")
+/// Opens one of the sequenced writer's sessions (the committer's, named `name`, or its reader's),
+/// planning its statements as lookups by key in tables held in memory (`random_page_cost = 1.1`,
+/// PostgreSQL's default being 4: a disk seek per page read out of order). A batch reads and
+/// changes rows by key (balances by account, orders by id, foreign-key checks) in tables the
+/// writer itself keeps warm; its bulk reads (the book's rebuild, the stream's levels) are plain
+/// scans either way. With the default, a plan made while a table is small or its statistics old
+/// (a new exchange: `accounts` grows by an escrow account per contract) scans the whole table
+/// and hashes it for each batch, a cost that grows with the exchange's history until the next
+/// re-plan.
+pub fn open_for_writer(
+    database_url: &str,
+    name: Option<&'static str>,
+) -> anyhow::Result<Connection> {
+    let mut connection = open(database_url)?;
+    if let Some(name) = name {
+        name_session(&mut connection, name)?;
+    }
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut connection,
+        "SET random_page_cost = 1.1",
+    )?;
+    Ok(connection)
 }
 
 pub fn ping(connection: &mut PgConnection) -> diesel::QueryResult<()> {

@@ -250,8 +250,8 @@ pub fn write_batch(
 
 /// Makes this session plan its statements again, foreign-key checks included. PostgreSQL plans a
 /// foreign-key check once per session and keeps that plan: made while a table was tiny (a new
-/// exchange), it scans the whole table, and keeps doing so as the table grows (every new
-/// contract adds an escrow account, and every ledger entry checks its account), so the order path
+/// exchange), it scans the whole table, and keeps doing so as the table grows (every contract
+/// names its bid, offer and parties; every new contract adds an escrow account), so the order path
 /// slows down in proportion to its history. Plans made again once the tables have grown use
 /// their indexes.
 pub fn forget_plans(connection: &mut PgConnection) -> QueryResult<()> {

@@ -368,6 +368,8 @@ diesel::table! {
 }
 
 diesel::joinable!(clusters -> hubs (hub));
+// Not foreign keys since `..._ledger_references_per_statement`: a trigger checks each statement's
+// entries name existing records (`diesel print-schema` would leave these two out).
 diesel::joinable!(ledger_entries -> accounts (account_id));
 diesel::joinable!(ledger_entries -> ledger_transactions (transaction_id));
 diesel::joinable!(settlements -> contracts (contract_id));

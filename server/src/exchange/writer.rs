@@ -196,9 +196,7 @@ impl Writer {
             feed,
         } = outlets;
         let idle_transaction_ms = config.lease_duration().as_millis() as i64;
-        let mut connection = db::open(database_url)?;
-        db::name_session(&mut connection, WRITER_SESSION)?;
-        db::plan_for_key_lookups(&mut connection)?;
+        let mut connection = db::open_for_writer(database_url, Some(WRITER_SESSION))?;
         db::lease::end_idle_transactions_after(&mut connection, idle_transaction_ms)?;
         compile_active(&mut connection, &host, &registry)?;
         let engine = load_engine(&mut connection, &reference, config)?;
@@ -221,8 +219,7 @@ impl Writer {
         tracing::info!(offers, bids, "order book rebuilt from the database");
         let compile_requests =
             spawn_compiler(database_url.to_owned(), host.clone(), registry.clone())?;
-        let mut reader = db::open(database_url)?;
-        db::plan_for_key_lookups(&mut reader)?;
+        let reader = db::open_for_writer(database_url, None)?;
         let (commits, committed) = spawn_committer()?;
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         Ok(Writer {
@@ -839,16 +836,14 @@ impl Writer {
             // The new session commits under the same fencing token: if another node took the
             // lease meanwhile, its first batch is refused.
             self.connection = None;
-            let mut connection = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
-            db::name_session(&mut connection, WRITER_SESSION)?;
-            db::plan_for_key_lookups(&mut connection)?;
+            let mut connection = db::open_for_writer(&self.database_url, Some(WRITER_SESSION))
+                .map_err(BatchError::Rebuild)?;
             db::lease::end_idle_transactions_after(&mut connection, self.idle_transaction_ms)?;
             self.connection = Some(connection);
         }
         if crate::db::ping(&mut self.reader).is_err() {
-            let mut reader = db::open(&self.database_url).map_err(BatchError::Rebuild)?;
-            db::plan_for_key_lookups(&mut reader)?;
-            self.reader = reader;
+            self.reader =
+                db::open_for_writer(&self.database_url, None).map_err(BatchError::Rebuild)?;
         }
         let connection = self
             .connection

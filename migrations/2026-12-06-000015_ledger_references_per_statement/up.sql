@@ -1,7 +1,7 @@
 -- Every ledger entry names an existing ledger transaction and account. The two foreign keys that
--- said so ran two queries per entry (the sequenced writer writes a batch's ~60 entries in one
--- statement: ~120 queries; a 60-entry statement took 2.3–3.3 ms with them and 2.0–2.2 ms checked
--- this way, BENCHMARKS.md). The same promise is now checked once per statement, over all of its
+-- said so ran two queries per entry (the sequenced writer writes a batch's 40–60 entries in one
+-- statement: 80–120 queries; BENCHMARKS.md, "2026-12-06 (fifth)", times a 60-entry statement
+-- both ways). The same promise is now checked once per statement, over all of its
 -- rows: after every INSERT, and after every UPDATE (entries are append-only, but a migration may
 -- lift that, as `money_out` did). What a foreign key also promised, that the row it names cannot
 -- go away or change its id, holds because ledger transactions are append-only (`foundation`, and

@@ -264,24 +264,38 @@ async fn the_writers_balance_update_reads_accounts_by_key_as_the_table_grows() {
             suanli_server::db::ledger::MOVE_BALANCES
         ),
     );
-    let plan: Vec<String> = diesel::RunQueryDsl::load::<PlanLine>(
-        diesel::sql_query("EXPLAIN EXECUTE move_balances ('{}', '{}')"),
-        &mut connection,
-    )
-    .unwrap()
-    .into_iter()
-    .map(|row| row.line)
-    .collect();
+    let plan = |connection: &mut diesel::PgConnection| -> Vec<String> {
+        diesel::RunQueryDsl::load::<PlanLine>(
+            diesel::sql_query("EXPLAIN EXECUTE move_balances ('{}', '{}')"),
+            connection,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|row| row.line)
+        .collect()
+    };
+    let by_key = plan(&mut connection);
     assert!(
-        plan.iter()
+        by_key
+            .iter()
             .any(|line| line.contains("Index Scan using accounts_pkey")),
-        "{plan:#?}"
+        "{by_key:#?}"
     );
     assert!(
-        !plan
+        !by_key
             .iter()
             .any(|line| line.contains("Seq Scan on accounts")),
-        "{plan:#?}"
+        "{by_key:#?}"
+    );
+    // The same statement planned with PostgreSQL's default costs scans the whole table.
+    run(&mut connection, "SET random_page_cost = 4");
+    run(&mut connection, "DISCARD PLANS");
+    let by_default = plan(&mut connection);
+    assert!(
+        by_default
+            .iter()
+            .any(|line| line.contains("Seq Scan on accounts")),
+        "{by_default:#?}"
     );
 }
 

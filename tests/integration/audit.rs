@@ -5,6 +5,18 @@ use suanli_sdk::audit::GENESIS_HASH;
 use suanli_sdk::{NewDeposit, ParticipantKind};
 use suanli_tests::TestExchange;
 
+/// A connection of someone with superuser access who bypasses the database's triggers (the
+/// append-only rules, the ledger's reference checks, the guards on accounts).
+fn bypassing_triggers(exchange: &TestExchange) -> diesel::PgConnection {
+    let mut connection = exchange.sql();
+    diesel::RunQueryDsl::execute(
+        diesel::sql_query("SET session_replication_role = replica"),
+        &mut connection,
+    )
+    .unwrap();
+    connection
+}
+
 fn deposit(amount: &str, key: String) -> NewDeposit {
     NewDeposit {
         amount: amount.parse().unwrap(),
@@ -125,12 +137,7 @@ async fn an_entry_altered_in_the_database_is_named_by_verification() {
     let target = exchange.count("SELECT min(seq) + 2 FROM audit_log WHERE kind = 'deposit'");
 
     // Someone with superuser access bypasses the append-only triggers and changes an amount.
-    let mut connection = exchange.sql();
-    diesel::RunQueryDsl::execute(
-        diesel::sql_query("SET session_replication_role = replica"),
-        &mut connection,
-    )
-    .unwrap();
+    let mut connection = bypassing_triggers(&exchange);
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!(
             "UPDATE audit_log SET payload = jsonb_set(payload, '{{amount}}', '\"10000\"') WHERE seq = {target}"
@@ -167,12 +174,7 @@ async fn entries_removed_from_the_end_are_noticed() {
         .participant(ParticipantKind::Regulator, "Regulator")
         .await;
     let last = exchange.count("SELECT max(seq) FROM audit_log");
-    let mut connection = exchange.sql();
-    diesel::RunQueryDsl::execute(
-        diesel::sql_query("SET session_replication_role = replica"),
-        &mut connection,
-    )
-    .unwrap();
+    let mut connection = bypassing_triggers(&exchange);
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!("DELETE FROM audit_log WHERE seq = {last}")),
         &mut connection,
@@ -196,12 +198,7 @@ async fn an_entry_naming_no_account_is_noticed() {
         .unwrap();
     assert!(regulator.audit_verify().await.unwrap().ok);
     // Someone with superuser access bypasses the triggers and removes an account with entries.
-    let mut connection = exchange.sql();
-    diesel::RunQueryDsl::execute(
-        diesel::sql_query("SET session_replication_role = replica"),
-        &mut connection,
-    )
-    .unwrap();
+    let mut connection = bypassing_triggers(&exchange);
     diesel::RunQueryDsl::execute(
         diesel::sql_query(format!(
             "DELETE FROM accounts WHERE participant_id = '{}' AND kind = 'buyer_available'",

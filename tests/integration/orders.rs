@@ -738,7 +738,9 @@ async fn a_gtd_bid_expires_on_time_and_its_hold_comes_back() {
     let (_, buyer) = exchange.funded_buyer("Buyer", "1000").await;
     let mut gtd = new_bid(SKU, 2, window(3, 2), "10");
     gtd.time_in_force = Some(TimeInForce::Gtd);
-    gtd.expires_at = Some(chrono::Utc::now() + chrono::TimeDelta::seconds(1));
+    // Far enough ahead that the bid is placed before it expires on a loaded machine (one second
+    // was not always: CI once answered `expiry_passed`).
+    gtd.expires_at = Some(chrono::Utc::now() + chrono::TimeDelta::seconds(5));
     let placed = buyer.place_bid(&gtd).await.unwrap();
     assert_eq!(buyer.account().await.unwrap().held.to_string(), "40");
 

@@ -78,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         skus: vec![0],
         hubs: HubSet::default().with(0),
         data_origin: Some(1),
+        max_latency_ms: Some(20),
         quantity: pairs,
         window,
         limit_price: limit,

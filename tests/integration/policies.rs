@@ -586,6 +586,7 @@ async fn a_residency_policy_keeps_important_data_in_its_region() {
     let mut bid = new_bid(SKU, 1, window(2, 2), "10");
     bid.data_origin = Some("bth".into());
     bid.data_class = Some(DataClass::Important);
+    bid.max_latency_ms = Some(60);
     let placed = buyer.place_bid(&bid).await.unwrap();
     assert_eq!(placed.contracts.len(), 1);
     assert_eq!(
@@ -593,6 +594,16 @@ async fn a_residency_policy_keeps_important_data_in_its_region() {
         "important data stays in the north"
     );
     assert_eq!(placed.contracts[0].decisions[0]["kind"], "compliance");
+    // The policy saw the bid as the buyer placed it: its origin and its latency bound.
+    let input: serde_json::Value =
+        serde_json::from_str(placed.contracts[0].decisions[0]["input"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (
+            &input["bid"]["data_origin"],
+            &input["bid"]["max_latency_ms"]
+        ),
+        (&serde_json::json!("bth"), &serde_json::json!(60))
+    );
 
     // General data from the same origin may go west, to the cheaper offer.
     let mut general = bid.clone();
@@ -1291,6 +1302,7 @@ fn batch_calls_decide_every_pair_as_one_pair_calls_do_across_hubs_stages_and_ver
             skus: vec![0],
             hubs: HubSet(rng.random_range(1..8)),
             data_origin: [None, Some(0), Some(1), Some(2)][rng.random_range(0..4)],
+            max_latency_ms: None,
             quantity: rng.random_range(draw.quantity.clone()),
             window,
             limit_price: limit,

@@ -377,6 +377,58 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
     );
 }
 
+/// A bid that names its data origin rests; an offer arriving later crosses it. The contract
+/// is the same whichever side came first: the regulator sees where the data comes from, and the
+/// flow is counted.
+#[actix_web::test]
+async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
+    let exchange = TestExchange::start().await;
+    let (_, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia provider")
+        .await;
+    let (_, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    // Next hour's window: a bid for the current hour would not rest (it stops resting when its
+    // window starts).
+    let mut bid = new_bid(SKU, 2, window(1, 2), "3");
+    bid.data_origin = Some("bth".into());
+    let placed = buyer.place_bid(&bid).await.unwrap();
+    assert!(placed.contracts.is_empty(), "nothing to cross yet");
+    assert_eq!(placed.bid.status, suanli_sdk::OrderStatus::Open);
+    let crossed = provider
+        .place_offer(&new_offer("zhongwei", SKU, 2, window(1, 10), "3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        crossed.contracts.len(),
+        1,
+        "the offer crosses the resting bid"
+    );
+    let contract_id = crossed.contracts[0].id;
+
+    let page = regulator
+        .audit_contracts(&AuditFilter::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].contract.id, contract_id);
+    assert_eq!(page.items[0].data_origin.as_deref(), Some("bth"));
+    let stats = regulator
+        .audit_stats(&AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        stats
+            .east_to_west
+            .iter()
+            .map(|row| (row.key.as_str(), row.contracts))
+            .collect::<Vec<_>>(),
+        [("bth→nx", 1)]
+    );
+}
+
 #[actix_web::test]
 async fn regulators_export_and_summarise_contracts() {
     let exchange = TestExchange::start().await;

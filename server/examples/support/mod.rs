@@ -92,6 +92,7 @@ fn bid(rng: &mut StdRng, low: i64, high: i64) -> BidSpec {
         },
         hubs,
         data_origin: None,
+        max_latency_ms: None,
         quantity: rng.random_range(1..16),
         window,
         limit_price,

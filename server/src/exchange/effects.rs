@@ -281,11 +281,7 @@ impl<'a> Effects<'a> {
         }
         let offer = row.to_wire();
         self.writes.new_offers.push(row);
-        let contracts = outcome
-            .fills
-            .iter()
-            .map(|fill| self.fill(fill, None))
-            .collect();
+        let contracts = outcome.fills.iter().map(|fill| self.fill(fill)).collect();
         Ok(Placed::New(PlacedOffer { offer, contracts }))
     }
 
@@ -334,11 +330,7 @@ impl<'a> Effects<'a> {
         }
         let bid_wire = row.to_wire();
         self.writes.new_bids.push(row);
-        let contracts = outcome
-            .fills
-            .iter()
-            .map(|fill| self.fill(fill, request.data_origin.clone()))
-            .collect();
+        let contracts = outcome.fills.iter().map(|fill| self.fill(fill)).collect();
         if outcome.hold_released > Decimal::ZERO {
             self.release(buyer, spec.id, outcome.hold_released);
             self.audit_bid_unfilled(spec, &outcome);
@@ -628,7 +620,7 @@ impl<'a> Effects<'a> {
     }
 
     /// Turns a fill into a contract, its escrow funding and its audit entry.
-    fn fill(&mut self, fill: &Fill, data_origin: Option<String>) -> suanli_sdk::Contract {
+    fn fill(&mut self, fill: &Fill) -> suanli_sdk::Contract {
         let contract_id = Uuid::new_v4();
         let hours = fill.window.len();
         let row = ContractRow {
@@ -641,7 +633,9 @@ impl<'a> Effects<'a> {
             hub: self.reference.hub_by_id(fill.hub).code.clone(),
             cluster: fill.cluster.clone(),
             sku: self.reference.sku_by_id(fill.sku).code.clone(),
-            data_origin,
+            data_origin: fill
+                .data_origin
+                .map(|hub| self.reference.hub_by_id(hub).code.clone()),
             units: fill.units as i32,
             window_start: hour_start(fill.window.start),
             window_end: hour_start(fill.window.end),

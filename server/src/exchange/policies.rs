@@ -803,7 +803,7 @@ pub fn policy_input(pair: &PairFacts<'_>, reference: &Reference) -> PolicyInput 
             window_end: bid.window.end_seconds(),
             limit_price: bid.limit_price.normalize().to_string(),
             data_origin: origin_hub.as_ref().map(|hub| hub.code.clone()),
-            max_latency_ms: None,
+            max_latency_ms: bid.max_latency_ms,
             min_green_share: bid.min_green_share,
             data_class: bid.data_class.as_str().into(),
         },

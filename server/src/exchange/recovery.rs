@@ -114,6 +114,7 @@ fn restore_bids(
                 .data_origin
                 .as_deref()
                 .and_then(|code| reference.hub_id(code)),
+            max_latency_ms: row.max_latency_ms.and_then(|ms| u32::try_from(ms).ok()),
             quantity: row.quantity as u32,
             window: hours_of(row.window_start, row.window_end),
             limit_price: row.limit_price,

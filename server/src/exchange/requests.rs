@@ -220,6 +220,7 @@ pub fn bid(
             skus,
             hubs: places.eligible,
             data_origin: places.data_origin,
+            max_latency_ms: new.max_latency_ms,
             quantity: new.quantity,
             window: hours,
             limit_price,

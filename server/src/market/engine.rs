@@ -47,6 +47,8 @@ pub struct Fill {
     pub hub: HubId,
     pub cluster: String,
     pub sku: SkuId,
+    /// The bid's data origin, whichever side rested first: the contract records it.
+    pub data_origin: Option<HubId>,
     pub units: u32,
     /// The bid's window.
     pub window: Hours,
@@ -602,6 +604,7 @@ impl Engine {
                 hub: offer.spec.hub,
                 cluster: offer.spec.cluster.clone(),
                 sku: offer.spec.sku,
+                data_origin: spec.data_origin,
                 units,
                 window: spec.window,
                 unit_price: quote.unit_price,
@@ -790,6 +793,7 @@ impl Engine {
                 hub: offer.spec.hub,
                 cluster: offer.spec.cluster.clone(),
                 sku: offer.spec.sku,
+                data_origin: bid.spec.data_origin,
                 units,
                 window: bid.spec.window,
                 unit_price: quote.unit_price,

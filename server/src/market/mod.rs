@@ -125,6 +125,9 @@ pub struct BidSpec {
     /// Where the work may run, latency bound already applied.
     pub hubs: HubSet,
     pub data_origin: Option<HubId>,
+    /// The round-trip bound from the data origin the buyer asked for (already applied to `hubs`;
+    /// kept for policies).
+    pub max_latency_ms: Option<u32>,
     pub quantity: u32,
     pub window: Hours,
     pub limit_price: Decimal,

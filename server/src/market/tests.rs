@@ -65,6 +65,7 @@ fn bid(
             .iter()
             .fold(HubSet::default(), |set, hub| set.with(*hub)),
         data_origin: None,
+        max_latency_ms: None,
         quantity,
         window,
         limit_price: d(limit),
@@ -915,6 +916,7 @@ fn run_with(
                     skus: skus.iter().map(|sku| SkuId::from(*sku)).collect(),
                     hubs: HubSet(u64::from(*hubs)),
                     data_origin: None,
+                    max_latency_ms: None,
                     quantity: *quantity,
                     window,
                     limit_price,

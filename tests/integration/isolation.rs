@@ -319,9 +319,8 @@ async fn a_command_the_database_refuses_fails_alone_and_the_rest_of_its_batch_co
         .unwrap();
     let (buyer, _) = exchange.funded_buyer("Buyer", "100000").await;
     let state = exchange.state.clone();
-    let check = |bid: NewBid| {
-        requests::bid(bid, buyer.participant.id, &state.reference, Utc::now()).unwrap()
-    };
+    let check =
+        |bid: NewBid| requests::bid(bid, buyer.participant.id, &state.reference, None).unwrap();
     let mut commands: Vec<_> = (0..10)
         .map(|_| check(new_bid(SKU, 1, window(2, 2), "12")))
         .collect();
@@ -397,7 +396,7 @@ async fn a_full_queue_answers_at_once_and_a_command_past_its_deadline_is_never_a
     let late_bid = new_bid(SKU, 1, window(2, 2), "12");
     let late_key = late_bid.idempotency_key.clone();
     let late_request =
-        requests::bid(late_bid, buyer.participant.id, &state.reference, Utc::now()).unwrap();
+        requests::bid(late_bid, buyer.participant.id, &state.reference, None).unwrap();
 
     let (lock, blocked) = hold_the_writer(&exchange).await;
     // One command fills the queue (capacity 1) behind the held batch...
@@ -791,7 +790,7 @@ async fn one_participant_cannot_fill_the_queue_for_everyone() {
             new_bid(SKU, 1, window(2, 2), "12"),
             buyer,
             &state.reference,
-            Utc::now(),
+            None,
         )
         .unwrap()
     };

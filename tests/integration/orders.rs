@@ -760,6 +760,20 @@ async fn a_gtd_bid_expires_on_time_and_its_hold_comes_back() {
         exchange.count("SELECT count(*) FROM audit_log WHERE kind = 'bid_expired'"),
         1
     );
+    // A retry of the placement after the expiry (the answer was lost, say) gets the original bid
+    // back, as it is now, rather than `expiry_passed`: the key was used (SPEC §4).
+    let retried = buyer.place_bid(&gtd).await.unwrap();
+    assert_eq!(
+        (retried.bid.id, retried.bid.status),
+        (placed.bid.id, OrderStatus::Expired)
+    );
+    // A new bid with the same past expiry is still refused.
+    gtd.idempotency_key = "another".into();
+    assert_eq!(
+        code_of(buyer.place_bid(&gtd).await),
+        (422, "expiry_passed".into())
+    );
+    assert_eq!(buyer.account().await.unwrap().held.to_string(), "0");
     // An offer arriving now finds nothing to fill.
     let (_, provider) = exchange
         .participant(ParticipantKind::Provider, "Provider")

@@ -64,12 +64,15 @@ impl BidRequest {
     }
 }
 
-/// Checks an offer from `provider` at time `now`.
+/// Checks an offer from `provider`; with `now`, also that its window has not started before the
+/// current hour. Placement passes `None`: the writer checks that itself, after it has looked the
+/// idempotency key up, so that a retry arriving after the window started still gets the original
+/// order back (SPEC §4) rather than `window_started`.
 pub fn offer(
     new: NewOffer,
     provider: Uuid,
     reference: &Reference,
-    now: DateTime<Utc>,
+    now: Option<DateTime<Utc>>,
 ) -> Result<OfferRequest, ApiError> {
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
@@ -176,12 +179,15 @@ pub fn withdrawal(
     })
 }
 
-/// Checks a bid from `buyer` at time `now`, and works out the hubs it may run in.
+/// Checks a bid from `buyer`, and works out the hubs it may run in; with `now`, also that its
+/// window has not started before the current hour and that a GTD expiry lies ahead. Placement
+/// passes `None`: the writer checks both itself, after it has looked the idempotency key up (see
+/// [`offer`]).
 pub fn bid(
     new: NewBid,
     buyer: Uuid,
     reference: &Reference,
-    now: DateTime<Utc>,
+    now: Option<DateTime<Utc>>,
 ) -> Result<BidRequest, ApiError> {
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
@@ -272,11 +278,11 @@ fn bid_skus(reference: &Reference, codes: &[String]) -> Result<Vec<SkuId>, ApiEr
     Ok(skus)
 }
 
-/// When a bid expires: only a GTD bid has (and must have) an expiry, in the future.
+/// When a bid expires: only a GTD bid has (and must have) an expiry; with `now`, in the future.
 fn expiry(
     time_in_force: TimeInForce,
     expires_at: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
+    now: Option<DateTime<Utc>>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
     match (time_in_force, expires_at) {
         (TimeInForce::Gtd, None) => Err(ApiError::bad_request(
@@ -287,10 +293,9 @@ fn expiry(
             "invalid_field",
             format!("`expires_at` must lie in the years {YEAR_MIN}–{YEAR_MAX}"),
         )),
-        (TimeInForce::Gtd, Some(at)) if at <= now => Err(ApiError::unprocessable(
-            "expiry_passed",
-            "`expires_at` is not in the future",
-        )),
+        (TimeInForce::Gtd, Some(at)) if now.is_some_and(|now| at <= now) => Err(
+            ApiError::unprocessable("expiry_passed", "`expires_at` is not in the future"),
+        ),
         (TimeInForce::Gtd, Some(at)) => Ok(Some(at)),
         (_, Some(_)) => Err(ApiError::bad_request(
             "invalid_field",
@@ -393,7 +398,7 @@ fn hash_of(body: &impl serde::Serialize) -> String {
     hex::encode(Sha256::digest(canonical_json(&value).as_bytes()))
 }
 
-fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
+fn window(window: Window, now: Option<DateTime<Utc>>) -> Result<Hours, ApiError> {
     let on_the_hour =
         |at: DateTime<Utc>| at.minute() == 0 && at.second() == 0 && at.nanosecond() == 0;
     if !on_the_hour(window.start) || !on_the_hour(window.end) {
@@ -424,7 +429,9 @@ fn window(window: Window, now: DateTime<Utc>) -> Result<Hours, ApiError> {
             format!("a window is at most {WINDOW_HOURS_MAX} hours"),
         ));
     }
-    crate::rules::window::check_start(hours.start, now.timestamp())?;
+    if let Some(now) = now {
+        crate::rules::window::check_start(hours.start, now.timestamp())?;
+    }
     Ok(hours)
 }
 

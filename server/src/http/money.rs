@@ -244,7 +244,7 @@ pub async fn quote(
     fields.insert("idempotency_key".into(), "quote".into());
     let bid: NewBid = serde_json::from_value(body)
         .map_err(|error| ApiError::bad_request("invalid_body", error.to_string()))?;
-    let request = requests::bid(bid, caller.id, &state.reference, Utc::now())?;
+    let request = requests::bid(bid, caller.id, &state.reference, Some(Utc::now()))?;
     let quote: Quote = state.exchange.quote(request).await?;
     Ok(ok(&quote))
 }

@@ -2,7 +2,6 @@
 
 use actix_web::middleware::from_fn;
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
 use serde::Deserialize;
 use suanli_sdk::{
     Bid, Contract, ErrorBody, MarketBook, NewBid, NewDelivery, NewOffer, Offer, OrderStatus, Page,
@@ -93,7 +92,8 @@ pub async fn place_offer(
     body: web::Json<NewOffer>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::PlaceOffer)?;
-    let request = requests::offer(body.into_inner(), caller.id, &state.reference, Utc::now())?;
+    // The window is checked against the clock by the writer, after a retry is recognised.
+    let request = requests::offer(body.into_inner(), caller.id, &state.reference, None)?;
     let placed = match state.exchange.place_offer(request).await? {
         Placed::New(placed) => placed,
         Placed::Existing(id) => {
@@ -123,7 +123,9 @@ pub async fn place_bid(
     body: web::Json<NewBid>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::PlaceBid)?;
-    let request = requests::bid(body.into_inner(), caller.id, &state.reference, Utc::now())?;
+    // The window and a GTD expiry are checked against the clock by the writer, after a retry is
+    // recognised.
+    let request = requests::bid(body.into_inner(), caller.id, &state.reference, None)?;
     let placed = match state.exchange.place_bid(request).await? {
         Placed::New(placed) => placed,
         Placed::Existing(id) => {

@@ -303,8 +303,8 @@ pub async fn dry_run(
     let kind = stored_kind(&state, &hub, &digest).await?;
     let request = body.into_inner();
     let now = Utc::now();
-    let offer = requests::offer(request.offer, Uuid::nil(), &state.reference, now)?;
-    let bid = requests::bid(request.bid, Uuid::from_u128(1), &state.reference, now)?;
+    let offer = requests::offer(request.offer, Uuid::nil(), &state.reference, Some(now))?;
+    let bid = requests::bid(request.bid, Uuid::from_u128(1), &state.reference, Some(now))?;
     let facts = PairFacts {
         offer: &offer.spec,
         bid: &bid.spec,

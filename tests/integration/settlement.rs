@@ -394,6 +394,9 @@ async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
     // window starts).
     let mut bid = new_bid(SKU, 2, window(1, 2), "3");
     bid.data_origin = Some("bth".into());
+    // Gansu lies 18 ms from Beijing, Ningxia 15.
+    bid.hubs = Some(vec!["nx".into(), "gs".into()]);
+    bid.max_latency_ms = Some(16);
     let placed = buyer.place_bid(&bid).await.unwrap();
     assert!(placed.contracts.is_empty(), "nothing to cross yet");
     assert_eq!(placed.bid.status, suanli_sdk::OrderStatus::Open);
@@ -426,6 +429,30 @@ async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
             .map(|row| (row.key.as_str(), row.contracts))
             .collect::<Vec<_>>(),
         [("bth→nx", 1)]
+    );
+    // The hash-chained log says the same: where the data comes from, and what the buyer asked.
+    let log = regulator.audit_log(0, 500).await.unwrap().items;
+    let payload = |kind: &str| {
+        log.iter()
+            .find(|entry| entry.kind == kind)
+            .map(|entry| entry.payload.clone())
+            .unwrap()
+    };
+    assert_eq!(payload("contract_created")["data_origin"], "bth");
+    let accepted = payload("bid_accepted");
+    assert_eq!(
+        (
+            &accepted["data_origin"],
+            &accepted["max_latency_ms"],
+            &accepted["requested_hubs"],
+            &accepted["hubs"]
+        ),
+        (
+            &serde_json::json!("bth"),
+            &serde_json::json!(16),
+            &serde_json::json!(["nx", "gs"]),
+            &serde_json::json!(["nx"])
+        )
     );
 }
 

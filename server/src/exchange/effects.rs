@@ -394,8 +394,10 @@ impl<'a> Effects<'a> {
                     end: row.window_end,
                 },
                 limit_price: row.limit_price.normalize().to_string(),
+                requested_hubs: row.requested_hubs.clone(),
                 hubs: row.hubs.clone(),
                 data_origin: row.data_origin.clone(),
+                max_latency_ms: row.max_latency_ms.and_then(|ms| u32::try_from(ms).ok()),
                 min_green_share: row.min_green_share,
                 data_class: row.data_class.0,
                 time_in_force: row.time_in_force.0,
@@ -689,6 +691,7 @@ impl<'a> Effects<'a> {
                 hub: row.hub.clone(),
                 cluster: row.cluster.clone(),
                 sku: row.sku.clone(),
+                data_origin: row.data_origin.clone(),
                 units: row.units,
                 window: WindowFields {
                     start: row.window_start,

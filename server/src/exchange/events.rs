@@ -37,8 +37,13 @@ pub enum AuditEvent {
         quantity: i32,
         window: WindowFields,
         limit_price: String,
+        /// The hubs the buyer named (`None`: every hub).
+        requested_hubs: Option<Vec<String>>,
+        /// Where the bid may run: the hubs named, less those beyond `max_latency_ms` of
+        /// `data_origin`.
         hubs: Vec<String>,
         data_origin: Option<String>,
+        max_latency_ms: Option<u32>,
         min_green_share: i16,
         data_class: DataClass,
         time_in_force: TimeInForce,
@@ -80,6 +85,8 @@ pub enum AuditEvent {
         hub: String,
         cluster: String,
         sku: String,
+        /// The bid's data origin, whichever side rested first.
+        data_origin: Option<String>,
         units: i32,
         window: WindowFields,
         unit_price: String,

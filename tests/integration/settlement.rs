@@ -462,7 +462,8 @@ async fn regulators_export_and_summarise_contracts() {
     let (_, provider) = exchange
         .participant(ParticipantKind::Provider, "Ningxia provider")
         .await;
-    let (_, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
+    let (buyer_created, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
+    let buyer_id = buyer_created.participant.id;
     let (_, regulator) = exchange
         .participant(ParticipantKind::Regulator, "Regulator")
         .await;
@@ -595,6 +596,54 @@ async fn regulators_export_and_summarise_contracts() {
             stats.green_share_of_delivered.to_string()
         ),
         (2, "60".into())
+    );
+
+    // The export and the stats select contracts as the listing does: by hub, SKU and participant.
+    let in_gansu = AuditFilter {
+        hub: Some("gs".into()),
+        ..Default::default()
+    };
+    let stats = regulator.audit_stats(&in_gansu).await.unwrap();
+    assert!(stats.by_hub.is_empty() && stats.east_to_west.is_empty());
+    assert_eq!(stats.delivered_unit_hours, 0);
+    let mut none = Vec::new();
+    regulator
+        .audit_export(ExportFormat::JsonLines, &in_gansu, &mut none, |_| {})
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let (stranger, _) = exchange
+        .participant(ParticipantKind::Buyer, "A buyer with no contracts")
+        .await;
+    let theirs = AuditFilter {
+        participant: Some(stranger.participant.id),
+        ..Default::default()
+    };
+    assert!(
+        regulator
+            .audit_stats(&theirs)
+            .await
+            .unwrap()
+            .by_sku
+            .is_empty()
+    );
+    let ours = AuditFilter {
+        participant: Some(buyer_id),
+        sku: Some(SKU.into()),
+        ..Default::default()
+    };
+    let stats = regulator.audit_stats(&ours).await.unwrap();
+    assert_eq!(
+        (stats.by_sku[0].contracts, stats.delivered_unit_hours),
+        (30, 2)
+    );
+    let unknown = AuditFilter {
+        hub: Some("atlantis".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        code_of(regulator.audit_stats(&unknown).await),
+        (400, "unknown_hub".into())
     );
 
     assert_eq!(

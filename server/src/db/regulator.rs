@@ -1,7 +1,6 @@
 //! The regulator's reads: contracts with their settlements (paged and for export) and the
 //! statistics of SPEC §8, all computed from the same records.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Numeric, Text, Timestamptz};
 use rust_decimal::Decimal;
@@ -127,13 +126,31 @@ struct Delivered {
     green_unit_hours: Decimal,
 }
 
+/// The contracts a statistic counts: those `filter` selects (`$1` to `$5`).
+const FILTERED: &str = "($1::timestamptz IS NULL OR c.created_at >= $1) AND ($2::timestamptz IS NULL OR c.created_at < $2) \
+     AND ($3::text IS NULL OR c.hub = $3) AND ($4::text IS NULL OR c.sku = $4) \
+     AND ($5::uuid IS NULL OR c.buyer_id = $5 OR c.provider_id = $5)";
+
+/// `query` with `filter` bound as [`FILTERED`]'s parameters.
+fn filtered<'a>(
+    query: String,
+    filter: &'a ContractFilter,
+) -> diesel::query_builder::BoxedSqlQuery<'a, diesel::pg::Pg, diesel::query_builder::SqlQuery> {
+    diesel::sql_query(query)
+        .into_boxed()
+        .bind::<Nullable<Timestamptz>, _>(filter.from)
+        .bind::<Nullable<Timestamptz>, _>(filter.to)
+        .bind::<Nullable<Text>, _>(filter.hub.as_deref())
+        .bind::<Nullable<Text>, _>(filter.sku.as_deref())
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(filter.party)
+}
+
 fn grouped(
     connection: &mut PgConnection,
     key: &str,
     join: &str,
     condition: &str,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
+    filter: &ContractFilter,
 ) -> QueryResult<Vec<StatsRow>> {
     let query = format!(
         "SELECT {key} AS key, count(*) AS contracts, coalesce(sum(c.units::bigint * c.hours), 0)::bigint AS unit_hours, \
@@ -141,13 +158,10 @@ fn grouped(
          coalesce(sum(st.delivered_unit_hours), 0)::bigint AS delivered_unit_hours, \
          coalesce(sum(st.charged), 0) AS charged \
          FROM contracts c LEFT JOIN settlements st ON st.contract_id = c.id {join} \
-         WHERE ($1::timestamptz IS NULL OR c.created_at >= $1) AND ($2::timestamptz IS NULL OR c.created_at < $2) {condition} \
+         WHERE {FILTERED} {condition} \
          GROUP BY 1 ORDER BY 1"
     );
-    let rows: Vec<GroupRow> = diesel::sql_query(query)
-        .bind::<Nullable<Timestamptz>, _>(from)
-        .bind::<Nullable<Timestamptz>, _>(to)
-        .load(connection)?;
+    let rows: Vec<GroupRow> = filtered(query, filter).load(connection)?;
     Ok(rows
         .into_iter()
         .map(|row| StatsRow {
@@ -163,38 +177,34 @@ fn grouped(
 }
 
 /// Volume and value by hub, SKU and class; east→west flows; the green share of what was
-/// delivered; for contracts made in `[from, to)`.
-pub fn stats(
-    connection: &mut PgConnection,
-    from: Option<DateTime<Utc>>,
-    to: Option<DateTime<Utc>>,
-) -> QueryResult<Stats> {
-    let by_hub = grouped(connection, "c.hub", "", "", from, to)?;
-    let by_sku = grouped(connection, "c.sku", "", "", from, to)?;
+/// delivered; for the contracts `filter` selects (made in `[from, to)`, in a hub, of a SKU, with
+/// a participant), as the listing and the export select them.
+pub fn stats(connection: &mut PgConnection, filter: &ContractFilter) -> QueryResult<Stats> {
+    let by_hub = grouped(connection, "c.hub", "", "", filter)?;
+    let by_sku = grouped(connection, "c.sku", "", "", filter)?;
     let by_class = grouped(
         connection,
         "s.class",
         "JOIN skus s ON s.code = c.sku",
         "",
-        from,
-        to,
+        filter,
     )?;
     let east_to_west = grouped(
         connection,
         "c.data_origin || '→' || c.hub",
         "JOIN hubs origin ON origin.code = c.data_origin JOIN hubs compute ON compute.code = c.hub",
         "AND origin.tier = 'east' AND compute.tier = 'west'",
-        from,
-        to,
+        filter,
     )?;
-    let delivered: Delivered = diesel::sql_query(
-        "SELECT coalesce(sum(s.delivered_unit_hours), 0)::bigint AS unit_hours, \
-         coalesce(sum(s.delivered_unit_hours * o.green_share), 0) / 100.0 AS green_unit_hours \
-         FROM settlements s JOIN contracts c ON c.id = s.contract_id JOIN offers o ON o.id = c.offer_id \
-         WHERE ($1::timestamptz IS NULL OR c.created_at >= $1) AND ($2::timestamptz IS NULL OR c.created_at < $2)",
+    let delivered: Delivered = filtered(
+        format!(
+            "SELECT coalesce(sum(s.delivered_unit_hours), 0)::bigint AS unit_hours, \
+             coalesce(sum(s.delivered_unit_hours * o.green_share), 0) / 100.0 AS green_unit_hours \
+             FROM settlements s JOIN contracts c ON c.id = s.contract_id JOIN offers o ON o.id = c.offer_id \
+             WHERE {FILTERED}"
+        ),
+        filter,
     )
-    .bind::<Nullable<Timestamptz>, _>(from)
-    .bind::<Nullable<Timestamptz>, _>(to)
     .get_result(connection)?;
     let green_share_of_delivered = if delivered.unit_hours == 0 {
         Decimal::ZERO
@@ -204,8 +214,8 @@ pub fn stats(
             .normalize()
     };
     Ok(Stats {
-        from,
-        to,
+        from: filter.from,
+        to: filter.to,
         by_hub,
         by_sku,
         by_class,

@@ -54,7 +54,7 @@ pub struct ContractsQuery {
     pub limit: Option<u32>,
 }
 
-/// Query of `GET /v1/audit/export`.
+/// Query of `GET /v1/audit/export`: the listing's filters, and the format.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportQuery {
@@ -62,14 +62,22 @@ pub struct ExportQuery {
     pub format: String,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    pub hub: Option<String>,
+    pub sku: Option<String>,
+    /// Contracts where this participant is buyer or provider.
+    pub participant: Option<Uuid>,
 }
 
-/// Query of `GET /v1/audit/stats`.
+/// Query of `GET /v1/audit/stats`: the listing's filters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    pub hub: Option<String>,
+    pub sku: Option<String>,
+    /// Contracts where this participant is buyer or provider.
+    pub participant: Option<Uuid>,
 }
 
 /// Rows read per query while verifying the chain or exporting.
@@ -182,11 +190,14 @@ pub async fn export(
             ));
         }
     };
+    known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
     validate::time_range(query.from, query.to)?;
     let filter = ContractFilter {
+        party: query.participant,
+        hub: query.hub,
+        sku: query.sku,
         from: query.from,
         to: query.to,
-        ..Default::default()
     };
     // Exports run on their own few connections, so that long or stalled ones never starve the
     // rest of the API; one more than they allow is refused at once.
@@ -358,10 +369,18 @@ pub async fn stats(
     query: web::Query<StatsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
-    let StatsQuery { from, to } = query.into_inner();
-    validate::time_range(from, to)?;
+    let query = query.into_inner();
+    known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
+    validate::time_range(query.from, query.to)?;
+    let filter = ContractFilter {
+        party: query.participant,
+        hub: query.hub,
+        sku: query.sku,
+        from: query.from,
+        to: query.to,
+    };
     let stats = state
-        .read_db(move |connection| Ok(regulator::stats(connection, from, to)?))
+        .read_db(move |connection| Ok(regulator::stats(connection, &filter)?))
         .await?;
     Ok(ok(&stats))
 }

@@ -338,6 +338,10 @@ async fn a_retried_order_is_placed_once_and_a_changed_one_is_refused() {
         again.contracts, first.contracts,
         "the original effects come back"
     );
+    // The same limit written with trailing zeros is the same order.
+    let mut zeros = bid.clone();
+    zeros.limit_price = "12.00".parse().unwrap();
+    assert_eq!(buyer.place_bid(&zeros).await.unwrap().bid.id, first.bid.id);
     let mut changed = bid.clone();
     changed.quantity = 3;
     assert_eq!(
@@ -357,6 +361,12 @@ async fn a_retried_order_is_placed_once_and_a_changed_one_is_refused() {
     let first = provider.place_offer(&offer).await.unwrap();
     assert_eq!(
         provider.place_offer(&offer).await.unwrap().offer.id,
+        first.offer.id
+    );
+    let mut zeros = offer.clone();
+    zeros.ask_price = "10.000".parse().unwrap();
+    assert_eq!(
+        provider.place_offer(&zeros).await.unwrap().offer.id,
         first.offer.id
     );
 }

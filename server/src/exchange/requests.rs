@@ -74,6 +74,9 @@ pub fn offer(
     reference: &Reference,
     now: Option<DateTime<Utc>>,
 ) -> Result<OfferRequest, ApiError> {
+    let mut new = new;
+    // `15` and `15.00` are the same order (as for withdrawals).
+    new.ask_price = new.ask_price.normalize();
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let hub = reference.hub_of_cluster(&new.cluster).ok_or_else(|| {
@@ -189,6 +192,9 @@ pub fn bid(
     reference: &Reference,
     now: Option<DateTime<Utc>>,
 ) -> Result<BidRequest, ApiError> {
+    let mut new = new;
+    // `15` and `15.00` are the same order (as for withdrawals).
+    new.limit_price = new.limit_price.normalize();
     let request_hash = hash_of(&new);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let skus = bid_skus(reference, &new.skus)?;

@@ -743,8 +743,9 @@ pub struct Quote {
     #[serde(with = "rust_decimal::serde::str")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub total_notional: Decimal,
-    /// What placing the bid would hold from `available` at once: `limit_price × hours × quantity`
-    /// rounded up to the fen (the part fills do not use comes back as they happen).
+    /// What placing the bid would hold from `available` at once: `limit_price × hours`, rounded
+    /// up to the fen, times `quantity` (rounded per unit, so that every fill's share covers its
+    /// notional; the part fills do not use comes back as they happen).
     #[serde(with = "rust_decimal::serde::str")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub hold: Decimal,

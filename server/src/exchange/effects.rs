@@ -227,7 +227,12 @@ impl<'a> Effects<'a> {
         self.refuse_suspended(request.spec.provider)?;
         let key = (request.spec.provider, request.idempotency_key.clone());
         if let Some((id, hash)) = self.reads.seen_offers.get(&key) {
-            return replay(*id, hash, &request.request_hash);
+            return replay(
+                *id,
+                hash,
+                &request.request_hash,
+                &request.request_hash_as_written,
+            );
         }
         self.refuse_past_window(request.spec.window.start)?;
         policies.begin_order();
@@ -295,7 +300,12 @@ impl<'a> Effects<'a> {
         self.refuse_suspended(buyer)?;
         let key = (buyer, request.idempotency_key.clone());
         if let Some((id, hash)) = self.reads.seen_bids.get(&key) {
-            return replay(*id, hash, &request.request_hash);
+            return replay(
+                *id,
+                hash,
+                &request.request_hash,
+                &request.request_hash_as_written,
+            );
         }
         // A window of the current hour buys capacity now: such a bid fills at once or expires.
         self.refuse_past_window(request.spec.window.start)?;
@@ -791,8 +801,15 @@ impl<'a> Effects<'a> {
     }
 }
 
-fn replay<T>(id: Uuid, stored_hash: &str, request_hash: &str) -> Result<Placed<T>, ApiError> {
-    if stored_hash == request_hash {
+/// The original order for a retry: its request hashes the same as the stored order's (or, for an
+/// order stored before prices were normalised for hashing, as its price was written).
+fn replay<T>(
+    id: Uuid,
+    stored_hash: &str,
+    request_hash: &str,
+    as_written: &Option<String>,
+) -> Result<Placed<T>, ApiError> {
+    if stored_hash == request_hash || as_written.as_deref() == Some(stored_hash) {
         Ok(Placed::Existing(id))
     } else {
         Err(ApiError::conflict(
@@ -892,5 +909,24 @@ fn bid_row(
         created_at: now,
         updated_at: now,
         reasons: serde_json::to_value(reasons).unwrap_or_else(|_| serde_json::json!([])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retry_matches_the_stored_hash_normalised_or_as_written_and_nothing_else() {
+        let id = Uuid::from_u128(7);
+        let original = |result: Result<Placed<()>, ApiError>| matches!(result, Ok(Placed::Existing(found)) if found == id);
+        // Stored since prices are normalised, retried with either spelling.
+        assert!(original(replay(id, "n", "n", &None)));
+        assert!(original(replay(id, "n", "n", &Some("w".into()))));
+        // Stored before: the hash of the price as written.
+        assert!(original(replay(id, "w", "n", &Some("w".into()))));
+        // A different order under the same key.
+        let conflict = replay::<()>(id, "other", "n", &Some("w".into()));
+        assert!(matches!(conflict, Err(error) if error.code == "idempotency_conflict"));
     }
 }

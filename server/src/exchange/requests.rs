@@ -38,6 +38,9 @@ pub struct OfferRequest {
     pub idempotency_key: String,
     /// SHA-256 of the canonical request, to tell a retry from a different order with a reused key.
     pub request_hash: String,
+    /// The hash of the request with its price as written, when that differs: what was stored for
+    /// orders placed before prices were normalised for hashing, so that their retries still match.
+    pub request_hash_as_written: Option<String>,
 }
 
 /// A checked bid, ready for the engine and the store.
@@ -53,6 +56,8 @@ pub struct BidRequest {
     pub expires_at: Option<DateTime<Utc>>,
     pub idempotency_key: String,
     pub request_hash: String,
+    /// As [`OfferRequest::request_hash_as_written`].
+    pub request_hash_as_written: Option<String>,
     /// Hubs the bid asked for (or all) that `max_latency_ms` ruled out.
     pub latency_excluded: HubSet,
 }
@@ -76,8 +81,15 @@ pub fn offer(
 ) -> Result<OfferRequest, ApiError> {
     let mut new = new;
     // `15` and `15.00` are the same order (as for withdrawals).
+    let as_written = new.ask_price;
     new.ask_price = new.ask_price.normalize();
     let request_hash = hash_of(&new);
+    let request_hash_as_written = (as_written.scale() != new.ask_price.scale()).then(|| {
+        hash_of(&NewOffer {
+            ask_price: as_written,
+            ..new.clone()
+        })
+    });
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let hub = reference.hub_of_cluster(&new.cluster).ok_or_else(|| {
         let hint = validate::did_you_mean(
@@ -139,6 +151,7 @@ pub fn offer(
         attributes,
         idempotency_key: new.idempotency_key,
         request_hash,
+        request_hash_as_written,
     })
 }
 
@@ -194,8 +207,15 @@ pub fn bid(
 ) -> Result<BidRequest, ApiError> {
     let mut new = new;
     // `15` and `15.00` are the same order (as for withdrawals).
+    let as_written = new.limit_price;
     new.limit_price = new.limit_price.normalize();
     let request_hash = hash_of(&new);
+    let request_hash_as_written = (as_written.scale() != new.limit_price.scale()).then(|| {
+        hash_of(&NewBid {
+            limit_price: as_written,
+            ..new.clone()
+        })
+    });
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let skus = bid_skus(reference, &new.skus)?;
     let hours = window(new.window, now)?;
@@ -256,6 +276,7 @@ pub fn bid(
         expires_at,
         idempotency_key: new.idempotency_key,
         request_hash,
+        request_hash_as_written,
         latency_excluded: HubSet(places.asked.0 & !places.eligible.0),
     })
 }

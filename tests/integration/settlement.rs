@@ -392,7 +392,8 @@ async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
         .await;
     // Next hour's window: a bid for the current hour would not rest (it stops resting when its
     // window starts).
-    let mut bid = new_bid(SKU, 2, window(1, 2), "3");
+    let base = window(1, 2);
+    let mut bid = new_bid(SKU, 2, base, "3");
     bid.data_origin = Some("bth".into());
     // Gansu lies 18 ms from Beijing, Ningxia 15.
     bid.hubs = Some(vec!["nx".into(), "gs".into()]);
@@ -401,7 +402,16 @@ async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
     assert!(placed.contracts.is_empty(), "nothing to cross yet");
     assert_eq!(placed.bid.status, suanli_sdk::OrderStatus::Open);
     let crossed = provider
-        .place_offer(&new_offer("zhongwei", SKU, 2, window(1, 10), "3"))
+        .place_offer(&new_offer(
+            "zhongwei",
+            SKU,
+            2,
+            suanli_sdk::Window {
+                start: base.start,
+                end: base.start + chrono::TimeDelta::hours(10),
+            },
+            "3",
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -456,12 +466,71 @@ async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
     );
 }
 
+/// Contracts recorded without their bid's data origin by earlier versions get it from the
+/// migration that fixes them; nothing else changes.
 #[actix_web::test]
-async fn regulators_export_and_summarise_contracts() {
+async fn the_migration_gives_contracts_recorded_without_an_origin_their_bids() {
     let exchange = TestExchange::start().await;
     let (_, provider) = exchange
         .participant(ParticipantKind::Provider, "Ningxia provider")
         .await;
+    let (_, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
+    let (_, regulator) = exchange
+        .participant(ParticipantKind::Regulator, "Regulator")
+        .await;
+    let base = window(2, 2);
+    let mut bid = new_bid(SKU, 1, base, "3");
+    bid.data_origin = Some("bth".into());
+    buyer.place_bid(&bid).await.unwrap();
+    let offer_window = suanli_sdk::Window {
+        start: base.start,
+        end: base.start + chrono::TimeDelta::hours(10),
+    };
+    provider
+        .place_offer(&new_offer("zhongwei", SKU, 1, offer_window, "3"))
+        .await
+        .unwrap();
+    // Another buyer's contract, with no origin, stays without one.
+    let (_, local) = exchange.funded_buyer("Local buyer", "100000").await;
+    local.place_bid(&new_bid(SKU, 1, base, "3")).await.unwrap();
+    provider
+        .place_offer(&new_offer("zhongwei", SKU, 1, offer_window, "3"))
+        .await
+        .unwrap();
+    let origins = |exchange: &TestExchange| {
+        exchange.count("SELECT count(*) FROM contracts WHERE data_origin = 'bth'")
+    };
+    assert_eq!(origins(&exchange), 1);
+
+    // As an earlier version recorded it, and with the fixing migration not yet applied.
+    let mut sql = exchange.sql();
+    for statement in [
+        "UPDATE contracts SET data_origin = NULL",
+        "DELETE FROM __diesel_schema_migrations WHERE version = '20261206000016'",
+    ] {
+        diesel::RunQueryDsl::execute(diesel::sql_query(statement), &mut sql).unwrap();
+    }
+    assert_eq!(origins(&exchange), 0);
+    suanli_server::db::migrate(&mut sql).unwrap();
+    assert_eq!(origins(&exchange), 1);
+    assert_eq!(
+        exchange.count("SELECT count(*) FROM contracts WHERE data_origin IS NULL"),
+        1
+    );
+    let stats = regulator
+        .audit_stats(&AuditFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(stats.east_to_west[0].key, "bth→nx");
+}
+
+#[actix_web::test]
+async fn regulators_export_and_summarise_contracts() {
+    let exchange = TestExchange::start().await;
+    let (provider_created, provider) = exchange
+        .participant(ParticipantKind::Provider, "Ningxia provider")
+        .await;
+    let provider_id = provider_created.participant.id;
     let (buyer_created, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
     let buyer_id = buyer_created.participant.id;
     let (_, regulator) = exchange
@@ -637,6 +706,23 @@ async fn regulators_export_and_summarise_contracts() {
         (stats.by_sku[0].contracts, stats.delivered_unit_hours),
         (30, 2)
     );
+    // The provider's side of the participant filter, in the export.
+    let provided = AuditFilter {
+        participant: Some(provider_id),
+        sku: Some(SKU.into()),
+        ..Default::default()
+    };
+    let mut theirs_jsonl = Vec::new();
+    regulator
+        .audit_export(
+            ExportFormat::JsonLines,
+            &provided,
+            &mut theirs_jsonl,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(String::from_utf8(theirs_jsonl).unwrap().lines().count(), 30);
     let unknown = AuditFilter {
         hub: Some("atlantis".into()),
         ..Default::default()

@@ -1,0 +1,2 @@
+-- The origins filled in are correct; there is nothing to undo.
+SELECT 1;

@@ -80,6 +80,26 @@ pub struct StatsQuery {
     pub participant: Option<Uuid>,
 }
 
+/// The contracts a regulator's listing, export or statistics select: known hub and SKU codes
+/// (else 400 naming the closest), a time range that does not end before it starts.
+fn contract_filter(
+    state: &AppState,
+    (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    hub: Option<String>,
+    sku: Option<String>,
+    participant: Option<Uuid>,
+) -> Result<ContractFilter, ApiError> {
+    known_codes(state, hub.as_deref(), sku.as_deref())?;
+    validate::time_range(from, to)?;
+    Ok(ContractFilter {
+        party: participant,
+        hub,
+        sku,
+        from,
+        to,
+    })
+}
+
 /// Rows read per query while verifying the chain or exporting.
 const BATCH_ROWS: i64 = 1000;
 /// Export chunks in flight between the database reader and the client: bounds the memory an
@@ -144,17 +164,15 @@ pub async fn contracts(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
     let query = query.into_inner();
-    known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
-    validate::time_range(query.from, query.to)?;
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
-    let filter = ContractFilter {
-        party: query.participant,
-        hub: query.hub,
-        sku: query.sku,
-        from: query.from,
-        to: query.to,
-    };
+    let filter = contract_filter(
+        &state,
+        (query.from, query.to),
+        query.hub,
+        query.sku,
+        query.participant,
+    )?;
     let rows = state
         .db(move |connection| {
             Ok(regulator::audited_contracts(
@@ -190,15 +208,13 @@ pub async fn export(
             ));
         }
     };
-    known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
-    validate::time_range(query.from, query.to)?;
-    let filter = ContractFilter {
-        party: query.participant,
-        hub: query.hub,
-        sku: query.sku,
-        from: query.from,
-        to: query.to,
-    };
+    let filter = contract_filter(
+        &state,
+        (query.from, query.to),
+        query.hub,
+        query.sku,
+        query.participant,
+    )?;
     // Exports run on their own few connections, so that long or stalled ones never starve the
     // rest of the API; one more than they allow is refused at once.
     let slot = state
@@ -370,15 +386,13 @@ pub async fn stats(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
     let query = query.into_inner();
-    known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
-    validate::time_range(query.from, query.to)?;
-    let filter = ContractFilter {
-        party: query.participant,
-        hub: query.hub,
-        sku: query.sku,
-        from: query.from,
-        to: query.to,
-    };
+    let filter = contract_filter(
+        &state,
+        (query.from, query.to),
+        query.hub,
+        query.sku,
+        query.participant,
+    )?;
     let stats = state
         .read_db(move |connection| Ok(regulator::stats(connection, &filter)?))
         .await?;

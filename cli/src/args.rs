@@ -393,10 +393,8 @@ pub(crate) enum Audit {
         format: String,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long)]
-        from: Option<DateTime<Utc>>,
-        #[arg(long)]
-        to: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        select: ContractSelection,
     },
     /// Re-executes a contract's policy decisions: on the exchange, or with --local here, in this
     /// process, from the stored modules and recorded inputs (the same deterministic engine).
@@ -435,12 +433,43 @@ pub(crate) enum Audit {
         #[arg(long)]
         from_checkpoint: PathBuf,
     },
+    /// Volume and value by hub, SKU and class, east→west flows, green share.
     Stats {
-        #[arg(long)]
-        from: Option<DateTime<Utc>>,
-        #[arg(long)]
-        to: Option<DateTime<Utc>>,
+        #[command(flatten)]
+        select: ContractSelection,
     },
+}
+
+/// Which contracts an export or the statistics cover, shared by `audit export` and `audit stats`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct ContractSelection {
+    /// Contracts made at or after this time (RFC 3339).
+    #[arg(long)]
+    pub(crate) from: Option<DateTime<Utc>>,
+    /// Contracts made before this time (RFC 3339).
+    #[arg(long)]
+    pub(crate) to: Option<DateTime<Utc>>,
+    /// Only contracts in this hub.
+    #[arg(long)]
+    pub(crate) hub: Option<String>,
+    /// Only contracts of this SKU.
+    #[arg(long)]
+    pub(crate) sku: Option<String>,
+    /// Only contracts where this participant is buyer or provider.
+    #[arg(long)]
+    pub(crate) participant: Option<Uuid>,
+}
+
+impl ContractSelection {
+    pub(crate) fn filter(&self) -> AuditFilter {
+        AuditFilter {
+            from: self.from,
+            to: self.to,
+            hub: self.hub.clone(),
+            sku: self.sku.clone(),
+            participant: self.participant,
+        }
+    }
 }
 
 #[derive(Subcommand)]

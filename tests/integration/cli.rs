@@ -198,6 +198,14 @@ async fn provider_buyer_and_regulator_do_their_jobs_with_the_command_line() {
     );
     assert!(ok);
     assert_eq!(json(&stdout)["by_hub"][0]["key"], "nx");
+    // The same selection as the listing's: another hub has none of these contracts.
+    let (ok, stdout, stderr) = suanli(
+        &exchange,
+        &config("regulator"),
+        &["audit", "stats", "--hub", "gs", "--json"],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(json(&stdout)["by_hub"], serde_json::json!([]));
 
     // A refusal is one clear line and a non-zero exit.
     let (ok, stdout, stderr) = suanli(&exchange, &config("buyer"), &["offers", "list"]);

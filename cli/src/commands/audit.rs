@@ -233,8 +233,7 @@ pub(crate) async fn audit(
         Audit::Export {
             format,
             out,
-            from,
-            to,
+            select,
         } => {
             let format = match format.as_str() {
                 "csv" => ExportFormat::Csv,
@@ -243,11 +242,7 @@ pub(crate) async fn audit(
             };
             let mut file = std::io::BufWriter::new(std::fs::File::create(out)?);
             let bar = indicatif::ProgressBar::new_spinner();
-            let filter = AuditFilter {
-                from: *from,
-                to: *to,
-                ..Default::default()
-            };
+            let filter = select.filter();
             let bytes = client
                 .audit_export(format, &filter, &mut file, |received| {
                     bar.set_message(format!("{received} bytes"));
@@ -283,14 +278,8 @@ pub(crate) async fn audit(
                 bail!("a replayed decision differs from the record");
             }
         }
-        Audit::Stats { from, to } => {
-            let stats = client
-                .audit_stats(&AuditFilter {
-                    from: *from,
-                    to: *to,
-                    ..Default::default()
-                })
-                .await?;
+        Audit::Stats { select } => {
+            let stats = client.audit_stats(&select.filter()).await?;
             return show(json, &stats);
         }
     }

@@ -377,19 +377,46 @@ async fn the_invariant_check_holds_after_a_random_workload_and_names_what_a_tamp
     );
 }
 
+/// A Ningxia provider, a funded Beijing buyer and a regulator.
+struct Trade {
+    provider: suanli_sdk::Client,
+    provider_id: uuid::Uuid,
+    buyer: suanli_sdk::Client,
+    buyer_id: uuid::Uuid,
+    regulator: suanli_sdk::Client,
+}
+
+impl Trade {
+    async fn parties(exchange: &TestExchange) -> Trade {
+        let (provider_created, provider) = exchange
+            .participant(ParticipantKind::Provider, "Ningxia provider")
+            .await;
+        let (buyer_created, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
+        let (_, regulator) = exchange
+            .participant(ParticipantKind::Regulator, "Regulator")
+            .await;
+        Trade {
+            provider,
+            provider_id: provider_created.participant.id,
+            buyer,
+            buyer_id: buyer_created.participant.id,
+            regulator,
+        }
+    }
+}
+
 /// A bid that names its data origin rests; an offer arriving later crosses it. The contract
 /// is the same whichever side came first: the regulator sees where the data comes from, and the
 /// flow is counted.
 #[actix_web::test]
 async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange
-        .participant(ParticipantKind::Provider, "Ningxia provider")
-        .await;
-    let (_, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
-    let (_, regulator) = exchange
-        .participant(ParticipantKind::Regulator, "Regulator")
-        .await;
+    let Trade {
+        provider,
+        buyer,
+        regulator,
+        ..
+    } = Trade::parties(&exchange).await;
     // Next hour's window: a bid for the current hour would not rest (it stops resting when its
     // window starts).
     let base = window(1, 2);
@@ -471,13 +498,12 @@ async fn an_incoming_offer_keeps_the_resting_bids_data_origin() {
 #[actix_web::test]
 async fn the_migration_gives_contracts_recorded_without_an_origin_their_bids() {
     let exchange = TestExchange::start().await;
-    let (_, provider) = exchange
-        .participant(ParticipantKind::Provider, "Ningxia provider")
-        .await;
-    let (_, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
-    let (_, regulator) = exchange
-        .participant(ParticipantKind::Regulator, "Regulator")
-        .await;
+    let Trade {
+        provider,
+        buyer,
+        regulator,
+        ..
+    } = Trade::parties(&exchange).await;
     let base = window(2, 2);
     let mut bid = new_bid(SKU, 1, base, "3");
     bid.data_origin = Some("bth".into());
@@ -527,15 +553,13 @@ async fn the_migration_gives_contracts_recorded_without_an_origin_their_bids() {
 #[actix_web::test]
 async fn regulators_export_and_summarise_contracts() {
     let exchange = TestExchange::start().await;
-    let (provider_created, provider) = exchange
-        .participant(ParticipantKind::Provider, "Ningxia provider")
-        .await;
-    let provider_id = provider_created.participant.id;
-    let (buyer_created, buyer) = exchange.funded_buyer("Beijing buyer", "100000").await;
-    let buyer_id = buyer_created.participant.id;
-    let (_, regulator) = exchange
-        .participant(ParticipantKind::Regulator, "Regulator")
-        .await;
+    let Trade {
+        provider,
+        provider_id,
+        buyer,
+        buyer_id,
+        regulator,
+    } = Trade::parties(&exchange).await;
     provider
         .place_offer(&new_offer("zhongwei", SKU, 40, window(0, 10), "3"))
         .await

@@ -231,7 +231,7 @@ impl<'a> Effects<'a> {
                 *id,
                 hash,
                 &request.request_hash,
-                &request.request_hash_as_written,
+                request.request_hash_as_written.as_deref(),
             );
         }
         self.refuse_past_window(request.spec.window.start)?;
@@ -304,7 +304,7 @@ impl<'a> Effects<'a> {
                 *id,
                 hash,
                 &request.request_hash,
-                &request.request_hash_as_written,
+                request.request_hash_as_written.as_deref(),
             );
         }
         // A window of the current hour buys capacity now: such a bid fills at once or expires.
@@ -807,9 +807,9 @@ fn replay<T>(
     id: Uuid,
     stored_hash: &str,
     request_hash: &str,
-    as_written: &Option<String>,
+    as_written: Option<&str>,
 ) -> Result<Placed<T>, ApiError> {
-    if stored_hash == request_hash || as_written.as_deref() == Some(stored_hash) {
+    if stored_hash == request_hash || as_written == Some(stored_hash) {
         Ok(Placed::Existing(id))
     } else {
         Err(ApiError::conflict(
@@ -921,12 +921,12 @@ mod tests {
         let id = Uuid::from_u128(7);
         let original = |result: Result<Placed<()>, ApiError>| matches!(result, Ok(Placed::Existing(found)) if found == id);
         // Stored since prices are normalised, retried with either spelling.
-        assert!(original(replay(id, "n", "n", &None)));
-        assert!(original(replay(id, "n", "n", &Some("w".into()))));
+        assert!(original(replay(id, "n", "n", None)));
+        assert!(original(replay(id, "n", "n", Some("w"))));
         // Stored before: the hash of the price as written.
-        assert!(original(replay(id, "w", "n", &Some("w".into()))));
+        assert!(original(replay(id, "w", "n", Some("w"))));
         // A different order under the same key.
-        let conflict = replay::<()>(id, "other", "n", &Some("w".into()));
+        let conflict = replay::<()>(id, "other", "n", Some("w"));
         assert!(matches!(conflict, Err(error) if error.code == "idempotency_conflict"));
     }
 }

@@ -80,16 +80,8 @@ pub fn offer(
     now: Option<DateTime<Utc>>,
 ) -> Result<OfferRequest, ApiError> {
     let mut new = new;
-    // `15` and `15.00` are the same order (as for withdrawals).
-    let as_written = new.ask_price;
-    new.ask_price = new.ask_price.normalize();
-    let request_hash = hash_of(&new);
-    let request_hash_as_written = (as_written.scale() != new.ask_price.scale()).then(|| {
-        hash_of(&NewOffer {
-            ask_price: as_written,
-            ..new.clone()
-        })
-    });
+    let (request_hash, request_hash_as_written) =
+        order_hashes(&mut new, |offer| &mut offer.ask_price);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let hub = reference.hub_of_cluster(&new.cluster).ok_or_else(|| {
         let hint = validate::did_you_mean(
@@ -206,16 +198,8 @@ pub fn bid(
     now: Option<DateTime<Utc>>,
 ) -> Result<BidRequest, ApiError> {
     let mut new = new;
-    // `15` and `15.00` are the same order (as for withdrawals).
-    let as_written = new.limit_price;
-    new.limit_price = new.limit_price.normalize();
-    let request_hash = hash_of(&new);
-    let request_hash_as_written = (as_written.scale() != new.limit_price.scale()).then(|| {
-        hash_of(&NewBid {
-            limit_price: as_written,
-            ..new.clone()
-        })
-    });
+    let (request_hash, request_hash_as_written) =
+        order_hashes(&mut new, |bid| &mut bid.limit_price);
     validate::text("idempotency_key", &new.idempotency_key, 200)?;
     let skus = bid_skus(reference, &new.skus)?;
     let hours = window(new.window, now)?;
@@ -417,6 +401,20 @@ fn bid_places(reference: &Reference, new: &NewBid) -> Result<BidPlaces, ApiError
         eligible,
         data_origin,
     })
+}
+
+/// An order's request hash with its price normalised (`15` and `15.00` are the same order, as for
+/// withdrawals), leaving the price normalised in `order`; and, when normalising changed it, the
+/// hash of the order as written (see [`OfferRequest::request_hash_as_written`]).
+fn order_hashes<T: serde::Serialize>(
+    order: &mut T,
+    price: fn(&mut T) -> &mut Decimal,
+) -> (String, Option<String>) {
+    let written = *price(order);
+    let normalised = written.normalize();
+    let as_written = (normalised.scale() != written.scale()).then(|| hash_of(order));
+    *price(order) = normalised;
+    (hash_of(order), as_written)
 }
 
 fn hash_of(body: &impl serde::Serialize) -> String {

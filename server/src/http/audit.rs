@@ -38,10 +38,11 @@ pub struct LogQuery {
     pub limit: Option<u32>,
 }
 
-/// Query of `GET /v1/audit/contracts`.
+/// Which contracts the regulator's listing, export and statistics cover: the same query
+/// parameters on all three.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ContractsQuery {
+pub struct ContractSelection {
     /// Contracts made at or after this time.
     pub from: Option<DateTime<Utc>>,
     /// Contracts made before this time.
@@ -50,54 +51,38 @@ pub struct ContractsQuery {
     pub sku: Option<String>,
     /// Contracts where this participant is buyer or provider.
     pub participant: Option<Uuid>,
+}
+
+impl ContractSelection {
+    /// The filter, once the hub and SKU codes are known (else 400 naming the closest) and the
+    /// time range does not end before it starts.
+    fn filter(self, state: &AppState) -> Result<ContractFilter, ApiError> {
+        known_codes(state, self.hub.as_deref(), self.sku.as_deref())?;
+        validate::time_range(self.from, self.to)?;
+        Ok(ContractFilter {
+            party: self.participant,
+            hub: self.hub,
+            sku: self.sku,
+            from: self.from,
+            to: self.to,
+        })
+    }
+}
+
+/// The page of `GET /v1/audit/contracts` (beside its [`ContractSelection`]).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ContractsPage {
     pub cursor: Option<String>,
     pub limit: Option<u32>,
 }
 
-/// Query of `GET /v1/audit/export`: the listing's filters, and the format.
+/// The format of `GET /v1/audit/export` (beside its [`ContractSelection`]).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct ExportQuery {
+pub struct ExportFormatQuery {
     /// `csv` or `jsonl`.
     pub format: String,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub hub: Option<String>,
-    pub sku: Option<String>,
-    /// Contracts where this participant is buyer or provider.
-    pub participant: Option<Uuid>,
-}
-
-/// Query of `GET /v1/audit/stats`: the listing's filters.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct StatsQuery {
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub hub: Option<String>,
-    pub sku: Option<String>,
-    /// Contracts where this participant is buyer or provider.
-    pub participant: Option<Uuid>,
-}
-
-/// The contracts a regulator's listing, export or statistics select: known hub and SKU codes
-/// (else 400 naming the closest), a time range that does not end before it starts.
-fn contract_filter(
-    state: &AppState,
-    (from, to): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
-    hub: Option<String>,
-    sku: Option<String>,
-    participant: Option<Uuid>,
-) -> Result<ContractFilter, ApiError> {
-    known_codes(state, hub.as_deref(), sku.as_deref())?;
-    validate::time_range(from, to)?;
-    Ok(ContractFilter {
-        party: participant,
-        hub,
-        sku,
-        from,
-        to,
-    })
 }
 
 /// Rows read per query while verifying the chain or exporting.
@@ -155,24 +140,18 @@ pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
 }
 
 /// Contracts with their settlements, newest first, by time, hub, SKU and participant.
-#[utoipa::path(get, path = "/v1/audit/contracts", tag = "audit", params(ContractsQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/contracts", tag = "audit", params(ContractSelection, ContractsPage), security(("bearer" = [])),
     responses((status = 200, body = Page<AuditedContract>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn contracts(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ContractsQuery>,
+    selection: web::Query<ContractSelection>,
+    page_query: web::Query<ContractsPage>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
-    let query = query.into_inner();
-    let limit = validate::page_limit(query.limit, 100)?;
-    let before = cursor(query.cursor.as_deref())?;
-    let filter = contract_filter(
-        &state,
-        (query.from, query.to),
-        query.hub,
-        query.sku,
-        query.participant,
-    )?;
+    let limit = validate::page_limit(page_query.limit, 100)?;
+    let before = cursor(page_query.cursor.as_deref())?;
+    let filter = selection.into_inner().filter(&state)?;
     let rows = state
         .db(move |connection| {
             Ok(regulator::audited_contracts(
@@ -189,16 +168,16 @@ pub async fn contracts(
 
 /// Every contract (with its settlement) made in `[from, to)`, oldest first, streamed as CSV or
 /// JSON Lines: the server never holds more than a few thousand rows at once.
-#[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(ExportQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/export", tag = "audit", params(ExportFormatQuery, ContractSelection), security(("bearer" = [])),
     responses((status = 200, description = "text/csv or application/x-ndjson"), (status = 400, body = ErrorBody)))]
 pub async fn export(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ExportQuery>,
+    format: web::Query<ExportFormatQuery>,
+    selection: web::Query<ContractSelection>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
-    let query = query.into_inner();
-    let (csv, content_type) = match query.format.as_str() {
+    let (csv, content_type) = match format.format.as_str() {
         "csv" => (true, "text/csv; charset=utf-8"),
         "jsonl" => (false, "application/x-ndjson"),
         _ => {
@@ -208,13 +187,7 @@ pub async fn export(
             ));
         }
     };
-    let filter = contract_filter(
-        &state,
-        (query.from, query.to),
-        query.hub,
-        query.sku,
-        query.participant,
-    )?;
+    let filter = selection.into_inner().filter(&state)?;
     // Exports run on their own few connections, so that long or stalled ones never starve the
     // rest of the API; one more than they allow is refused at once.
     let slot = state
@@ -377,22 +350,15 @@ fn csv_field(field: &str, out: &mut String) {
 }
 
 /// Volume and value by hub, SKU and class, east→west flows, green share of delivered compute.
-#[utoipa::path(get, path = "/v1/audit/stats", tag = "audit", params(StatsQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit/stats", tag = "audit", params(ContractSelection), security(("bearer" = [])),
     responses((status = 200, body = Stats), (status = 403, body = ErrorBody)))]
 pub async fn stats(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<StatsQuery>,
+    selection: web::Query<ContractSelection>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
-    let query = query.into_inner();
-    let filter = contract_filter(
-        &state,
-        (query.from, query.to),
-        query.hub,
-        query.sku,
-        query.participant,
-    )?;
+    let filter = selection.into_inner().filter(&state)?;
     let stats = state
         .read_db(move |connection| Ok(regulator::stats(connection, &filter)?))
         .await?;

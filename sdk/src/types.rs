@@ -979,18 +979,32 @@ pub struct MarketIndex {
     pub hubs: Vec<IndexRow>,
 }
 
-/// A recent contract as the public sees it: no participant ids.
+/// A recent contract as the public sees it: every field of [`Contract`] but the participant ids
+/// (`buyer_id`, `provider_id`) and the policy decisions (whose inputs name the participants).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trade {
+    pub id: Uuid,
+    pub bid_id: Uuid,
+    pub offer_id: Uuid,
     pub hub: String,
     pub cluster: String,
     pub sku: String,
     pub units: u32,
     pub window: Window,
+    pub hours: u32,
     #[serde(with = "rust_decimal::serde::str")]
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub unit_price: Decimal,
+    /// `unit_price × units × hours`, rounded half-even to the fen.
+    #[serde(with = "rust_decimal::serde::str")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub notional: Decimal,
+    /// The hub's levy from the pricing decision, basis points of the charge.
+    pub levy_bps: u32,
+    /// Which side rested first.
+    pub maker: Side,
+    pub status: ContractStatus,
     pub created_at: DateTime<Utc>,
 }
 

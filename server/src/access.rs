@@ -29,8 +29,12 @@ pub enum Action<'a> {
     PlaceOffer,
     /// Bid for capacity (buyers).
     PlaceBid,
-    /// List orders or contracts: one's own (providers, buyers), or everyone's (regulators).
+    /// List contracts: one's own (providers, buyers), or everyone's (regulators).
     ListOwnOrEverything,
+    /// List offers: one's own (providers), or everyone's (regulators).
+    ListOffers,
+    /// List bids: one's own (buyers), or everyone's (regulators).
+    ListBids,
     /// Read one order or contract whose parties are these.
     Read {
         party: Uuid,
@@ -71,6 +75,8 @@ pub fn authorize(caller: &Caller, action: Action<'_>) -> Result<(), ApiError> {
         Action::PlaceOffer => caller.role == Provider,
         Action::PlaceBid => caller.role == Buyer,
         Action::ListOwnOrEverything => matches!(caller.role, Provider | Buyer | Regulator),
+        Action::ListOffers => matches!(caller.role, Provider | Regulator),
+        Action::ListBids => matches!(caller.role, Buyer | Regulator),
         Action::ReportDelivery => matches!(caller.role, Provider | Buyer),
         Action::Read { party, other_party } => {
             let is_party = caller.id == party || Some(caller.id) == other_party;
@@ -115,7 +121,8 @@ pub fn sees_every_withdrawal(caller: &Caller) -> bool {
 }
 
 /// Whose orders and contracts a listing shows the caller: its own (`Some(id)`), or, for a
-/// regulator, everyone's (`None`). Call it after [`Action::ListOwnOrEverything`] was allowed.
+/// regulator, everyone's (`None`). Call it after [`Action::ListOwnOrEverything`],
+/// [`Action::ListOffers`] or [`Action::ListBids`] was allowed.
 pub fn listing_scope(caller: &Caller) -> Option<Uuid> {
     (caller.role != ParticipantKind::Regulator).then_some(caller.id)
 }
@@ -130,7 +137,9 @@ fn describe(action: Action<'_>) -> &'static str {
         Action::ReadAuditLog => "read the audit log",
         Action::PlaceOffer => "place offers",
         Action::PlaceBid => "place bids",
-        Action::ListOwnOrEverything => "list orders or contracts",
+        Action::ListOwnOrEverything => "list contracts",
+        Action::ListOffers => "list offers",
+        Action::ListBids => "list bids",
         Action::ReportDelivery => "report delivery",
         Action::Read { .. } => "read this",
         Action::Cancel { .. } => "cancel this",
@@ -172,6 +181,8 @@ mod tests {
             (Action::PlaceOffer, &[Provider]),
             (Action::PlaceBid, &[Buyer]),
             (Action::ListOwnOrEverything, &[Provider, Buyer, Regulator]),
+            (Action::ListOffers, &[Provider, Regulator]),
+            (Action::ListBids, &[Buyer, Regulator]),
             (Action::ReportDelivery, &[Provider, Buyer]),
         ];
         for (action, allowed) in table {

@@ -31,7 +31,10 @@ pub struct Claims {
     pub hub: Option<String>,
     pub iat: i64,
     pub exp: i64,
-    pub jti: Uuid,
+    /// The token's own id: a UUID on the tokens the exchange issues; optional, and any string,
+    /// on an external issuer's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     /// Who issued it: `SUANLI_JWT_ISSUER` (the external issuer must use the same).
     pub iss: String,
     /// Always [`AUDIENCE`].
@@ -127,7 +130,7 @@ impl TokenKeys {
             hub,
             iat: now,
             exp: now + self.ttl_seconds as i64,
-            jti: Uuid::new_v4(),
+            jti: Some(Uuid::new_v4().to_string()),
             iss: self.issuer.clone(),
             aud: AUDIENCE.to_owned(),
             kep: Some(key_epoch),

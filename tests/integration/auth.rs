@@ -54,6 +54,17 @@ async fn an_api_key_buys_a_token_that_identifies_its_participant() {
         .unwrap();
     assert_eq!(me.id, buyer.participant.id);
     assert_eq!(me.kind, ParticipantKind::Buyer);
+    // The scheme's name is case-insensitive.
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = exchange
+            .anonymous
+            .request(reqwest::Method::GET, "/v1/participants/me")
+            .header("Authorization", format!("{scheme} {}", token.access_token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{scheme}");
+    }
 
     let claims = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&token.access_token)
         .unwrap()
@@ -212,6 +223,21 @@ async fn tokens_from_a_configured_external_issuer_are_accepted_and_strangers_are
         );
         assert!(client.audit_verify().await.unwrap().ok);
 
+        // Identity providers issue token ids of their own shape, or none: both are accepted.
+        for jti in [json!("idp-7f3a"), serde_json::Value::Null] {
+            let mut claims = claims.clone();
+            match jti {
+                serde_json::Value::Null => claims.as_object_mut().unwrap().remove("jti"),
+                jti => claims.as_object_mut().unwrap().insert("jti".into(), jti),
+            };
+            let token = jsonwebtoken::encode(&Header::new(algorithm), &claims, &key).unwrap();
+            assert_eq!(
+                exchange.anonymous.with_token(token).me().await.unwrap().id,
+                regulator.participant.id,
+                "{algorithm:?} {claims}"
+            );
+        }
+
         if algorithm == Algorithm::EdDSA {
             let stranger =
                 EncodingKey::from_ed_pem(fixture("ed25519-other-private.pem").as_bytes()).unwrap();
@@ -273,6 +299,19 @@ async fn roles_only_do_what_their_role_allows() {
         (403, "forbidden".into())
     );
     assert_eq!(code_of(provider.audit_verify().await).0, 403);
+    // Offers are listed by providers and regulators, bids by buyers and regulators.
+    assert_eq!(
+        code_of(buyer_client.offers(None, None, 10).await),
+        (403, "forbidden".into())
+    );
+    assert_eq!(
+        code_of(provider.bids(None, None, 10).await),
+        (403, "forbidden".into())
+    );
+    assert!(provider.offers(None, None, 10).await.is_ok());
+    assert!(buyer_client.bids(None, None, 10).await.is_ok());
+    assert!(regulator.offers(None, None, 10).await.is_ok());
+    assert!(regulator.bids(None, None, 10).await.is_ok());
 
     // A token that claims a role its signer never gave is a forgery: refused, not obeyed.
     let forged = hs256("guess", &claims(buyer.participant.id, "admin", 600));

@@ -189,6 +189,49 @@ impl ContractRow {
     }
 }
 
+impl ContractRow {
+    /// The contract as the public sees it (`GET /v1/market/trades`): no participant ids.
+    pub fn to_public(&self) -> Trade {
+        let Contract {
+            id,
+            bid_id,
+            offer_id,
+            hub,
+            cluster,
+            sku,
+            units,
+            window,
+            hours,
+            unit_price,
+            notional,
+            levy_bps,
+            maker,
+            status,
+            created_at,
+            buyer_id: _,
+            provider_id: _,
+            decisions: _,
+        } = self.to_wire();
+        Trade {
+            id,
+            bid_id,
+            offer_id,
+            hub,
+            cluster,
+            sku,
+            units,
+            window,
+            hours,
+            unit_price,
+            notional,
+            levy_bps,
+            maker,
+            status,
+            created_at,
+        }
+    }
+}
+
 /// An order's state after a batch touched it.
 #[derive(Debug, Clone, Copy)]
 pub struct OrderUpdate {
@@ -954,7 +997,7 @@ pub struct ContractFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// Recent trades for the public: no participant ids.
+/// Recent trades for the public: contracts without participant ids, newest first.
 pub fn trades(
     connection: &mut PgConnection,
     hub: Option<&str>,
@@ -962,16 +1005,7 @@ pub fn trades(
     limit: i64,
 ) -> QueryResult<Vec<Trade>> {
     let mut query = contracts::table
-        .select((
-            contracts::hub,
-            contracts::cluster,
-            contracts::sku,
-            contracts::units,
-            contracts::window_start,
-            contracts::window_end,
-            contracts::unit_price,
-            contracts::created_at,
-        ))
+        .select(ContractRow::as_select())
         .order(contracts::seq.desc())
         .limit(limit)
         .into_boxed();
@@ -981,33 +1015,8 @@ pub fn trades(
     if let Some(sku) = sku {
         query = query.filter(contracts::sku.eq(sku.to_owned()));
     }
-    #[derive(Queryable)]
-    struct TradeRow {
-        hub: String,
-        cluster: String,
-        sku: String,
-        units: i32,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        price: Decimal,
-        at: DateTime<Utc>,
-    }
-    let rows: Vec<TradeRow> = query.load(connection)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| Trade {
-            hub: row.hub,
-            cluster: row.cluster,
-            sku: row.sku,
-            units: row.units as u32,
-            window: Window {
-                start: row.start,
-                end: row.end,
-            },
-            unit_price: row.price.normalize(),
-            created_at: row.at,
-        })
-        .collect())
+    let rows: Vec<ContractRow> = query.load(connection)?;
+    Ok(rows.iter().map(ContractRow::to_public).collect())
 }
 
 /// Resting offers (cheapest first) and bids (highest first) aggregated by price.

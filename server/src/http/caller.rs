@@ -74,9 +74,9 @@ fn bearer_token(request: &HttpRequest) -> Result<&str, ApiError> {
         .to_str()
         .ok()
         .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
+            // The scheme's name is case-insensitive (RFC 9110 §11.1).
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then_some(token)
         })
         .map(str::trim)
         .ok_or_else(|| {

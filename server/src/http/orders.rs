@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use suanli_sdk::{
     Bid, Contract, ErrorBody, MarketBook, NewBid, NewDelivery, NewOffer, Offer, OrderStatus, Page,
-    PlacedBid, PlacedOffer, Settlement, Trade,
+    PlacedBid, PlacedOffer, Settlement, Side, Trade,
 };
 use uuid::Uuid;
 
@@ -193,7 +193,7 @@ pub async fn cancel_bid(
 
 /// The caller's offers, newest first (regulators: everyone's).
 #[utoipa::path(get, path = "/v1/offers", tag = "orders", params(OrderListQuery), security(("bearer" = [])),
-    responses((status = 200, body = Page<Offer>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Page<Offer>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_offers(
     state: web::Data<AppState>,
     caller: Caller,
@@ -204,7 +204,7 @@ pub async fn list_offers(
 
 /// The caller's bids, newest first (regulators: everyone's).
 #[utoipa::path(get, path = "/v1/bids", tag = "orders", params(OrderListQuery), security(("bearer" = [])),
-    responses((status = 200, body = Page<Bid>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Page<Bid>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list_bids(
     state: web::Data<AppState>,
     caller: Caller,
@@ -403,7 +403,13 @@ async fn list_orders<O: StoredOrder>(
     caller: &Caller,
     query: &OrderListQuery,
 ) -> Result<HttpResponse, ApiError> {
-    authorize(caller, Action::ListOwnOrEverything)?;
+    authorize(
+        caller,
+        match O::SIDE {
+            Side::Offer => Action::ListOffers,
+            Side::Bid => Action::ListBids,
+        },
+    )?;
     let owner = listing_scope(caller);
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;

@@ -120,6 +120,12 @@ pub fn sees_every_withdrawal(caller: &Caller) -> bool {
     caller.role == ParticipantKind::Admin
 }
 
+/// Whether the caller reads a contract's policy decisions with their inputs (regulators), rather
+/// than as a party does, without the other side's order (`db::orders::for_party`).
+pub fn sees_decision_inputs(caller: &Caller) -> bool {
+    caller.role == ParticipantKind::Regulator
+}
+
 /// Whose orders and contracts a listing shows the caller: its own (`Some(id)`), or, for a
 /// regulator, everyone's (`None`). Call it after [`Action::ListOwnOrEverything`],
 /// [`Action::ListOffers`] or [`Action::ListBids`] was allowed.

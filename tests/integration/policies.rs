@@ -594,9 +594,35 @@ async fn a_residency_policy_keeps_important_data_in_its_region() {
         "important data stays in the north"
     );
     assert_eq!(placed.contracts[0].decisions[0]["kind"], "compliance");
+    // The parties see the decisions without their inputs, which hold the other side's order
+    // (here the bid's limit); the regulator reads them.
+    let id = placed.contracts[0].id;
+    let provider_sees = provider.contract(id).await.unwrap();
+    let provider_lists = provider
+        .contracts(None, None, None, 10)
+        .await
+        .unwrap()
+        .items;
+    for decisions in [
+        &placed.contracts[0].decisions,
+        &provider_sees.decisions,
+        &provider_lists[0].decisions,
+    ] {
+        assert!(
+            !decisions.is_empty() && decisions.iter().all(|d| d.get("input").is_none()),
+            "{decisions:?}"
+        );
+    }
+    let recorded = regulator.contract(id).await.unwrap();
+    let listed = regulator
+        .contracts(None, None, None, 10)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(listed[0].decisions, recorded.decisions);
     // The policy saw the bid as the buyer placed it: its origin and its latency bound.
     let input: serde_json::Value =
-        serde_json::from_str(placed.contracts[0].decisions[0]["input"].as_str().unwrap()).unwrap();
+        serde_json::from_str(recorded.decisions[0]["input"].as_str().unwrap()).unwrap();
     assert_eq!(
         (
             &input["bid"]["data_origin"],

@@ -189,7 +189,24 @@ impl ContractRow {
     }
 }
 
+/// A contract as one of its parties sees it: each policy decision without its `input`, which
+/// holds the other side's order (a bid's limit, quantity and data class; an offer's ask, quantity
+/// and attributes). Regulators and the hub's operator read the inputs, and replay them.
+pub fn for_party(mut contract: Contract) -> Contract {
+    for decision in &mut contract.decisions {
+        if let Some(fields) = decision.as_object_mut() {
+            fields.remove("input");
+        }
+    }
+    contract
+}
+
 impl ContractRow {
+    /// The contract as its parties see it ([`for_party`]).
+    pub fn to_party_wire(&self) -> Contract {
+        for_party(self.to_wire())
+    }
+
     /// The contract as the public sees it (`GET /v1/market/trades`): no participant ids.
     pub fn to_public(&self) -> Trade {
         let Contract {

@@ -715,7 +715,8 @@ impl<'a> Effects<'a> {
             },
         );
         self.contracts_created += 1;
-        let contract = row.to_wire();
+        // The answer goes to the incoming order's owner, a party.
+        let contract = row.to_party_wire();
         self.writes.contracts.push(row);
         contract
     }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::forward::to_leader;
 use super::{AppState, ok};
-use crate::access::{Action, authorize, listing_scope};
+use crate::access::{Action, authorize, listing_scope, sees_decision_inputs};
 use crate::auth::Caller;
 use crate::db::orders::{self, BidRow, ContractFilter, OfferRow, StoredOrder};
 use crate::db::regulator;
@@ -104,7 +104,7 @@ pub async fn place_offer(
                     let contracts = orders::contracts_taken_by(connection, OfferRow::SIDE, id)?;
                     Ok(PlacedOffer {
                         offer: offer.to_wire(),
-                        contracts: contracts.iter().map(|c| c.to_wire()).collect(),
+                        contracts: contracts.iter().map(|c| c.to_party_wire()).collect(),
                     })
                 })
                 .await?
@@ -138,7 +138,7 @@ pub async fn place_bid(
                     Ok(PlacedBid {
                         reasons: bid.reasons.clone(),
                         bid,
-                        contracts: contracts.iter().map(|c| c.to_wire()).collect(),
+                        contracts: contracts.iter().map(|c| c.to_party_wire()).collect(),
                     })
                 })
                 .await?
@@ -222,7 +222,11 @@ pub async fn get_contract(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let contract = readable_contract(&state, &caller, path.into_inner()).await?;
-    Ok(ok(&contract.to_wire()))
+    Ok(ok(&if sees_decision_inputs(&caller) {
+        contract.to_wire()
+    } else {
+        contract.to_party_wire()
+    }))
 }
 
 /// Contract `id`, if the caller may read it (one of its parties, or a regulator).
@@ -259,8 +263,9 @@ pub async fn list_contracts(
     known_codes(&state, query.hub.as_deref(), query.sku.as_deref())?;
     let limit = validate::page_limit(query.limit, 100)?;
     let before = cursor(query.cursor.as_deref())?;
+    let party = listing_scope(&caller);
     let filter = ContractFilter {
-        party: listing_scope(&caller),
+        party,
         hub: query.hub,
         sku: query.sku,
         ..Default::default()
@@ -280,7 +285,11 @@ pub async fn list_contracts(
         rows,
         limit,
         |(seq, _)| *seq,
-        |(_, audited)| audited.contract,
+        |(_, audited)| match party {
+            // A party sees the decisions without the other side's order.
+            Some(_) => orders::for_party(audited.contract),
+            None => audited.contract,
+        },
     ))
 }
 

@@ -113,38 +113,8 @@ fn check(config: Config) -> anyhow::Result<()> {
     let result = (|| -> anyhow::Result<bool> {
         let pool = db::connect(&database.url, 1, config.db_connect_timeout_ms)?;
         let mut connection = pool.get()?;
-        let chain = db::audit::verify(&mut connection, 1000)?;
-        println!(
-            "{:<34} {}",
-            "audit_chain",
-            if chain.ok {
-                format!("ok ({} entries)", chain.entries)
-            } else {
-                format!("BROKEN at seq {:?}", chain.first_bad_seq)
-            }
-        );
-        let mut ok = chain.ok;
-        // The Merkle tree and every signed checkpoint against the log as it is now.
-        let tree = db::tree::check(&mut connection)?;
-        ok &= tree.is_empty();
-        if tree.is_empty() {
-            println!(
-                "{:<34} ok ({} checkpoints)",
-                "audit_tree_and_checkpoints",
-                db::tree::checkpoints(&mut connection)?.len()
-            );
-        }
-        for problem in &tree {
-            println!("{:<34} BROKEN: {problem}", "audit_tree_and_checkpoints");
-        }
-        for check in db::invariants::check(&mut connection)? {
-            ok &= check.ok;
-            match &check.detail {
-                None => println!("{:<34} ok", check.name),
-                Some(detail) => println!("{:<34} BROKEN: {detail}", check.name),
-            }
-        }
-        Ok(ok)
+        // Every check reads one snapshot, so an exchange running meanwhile is not half seen.
+        db::in_snapshot(&mut connection, check_all)
     })();
     if let Some(cluster) = &database.private_cluster {
         cluster.stop()?;
@@ -153,6 +123,43 @@ fn check(config: Config) -> anyhow::Result<()> {
         anyhow::bail!("invariants broken");
     }
     Ok(())
+}
+
+/// Checks the chain, the tree and its checkpoints, and every invariant, printing one line each;
+/// whether all held.
+fn check_all(connection: &mut db::Connection) -> anyhow::Result<bool> {
+    let chain = db::audit::verify(connection, 1000)?;
+    println!(
+        "{:<34} {}",
+        "audit_chain",
+        if chain.ok {
+            format!("ok ({} entries)", chain.entries)
+        } else {
+            format!("BROKEN at seq {:?}", chain.first_bad_seq)
+        }
+    );
+    let mut ok = chain.ok;
+    // The Merkle tree and every signed checkpoint against the log as it is now.
+    let tree = db::tree::check(connection)?;
+    ok &= tree.is_empty();
+    if tree.is_empty() {
+        println!(
+            "{:<34} ok ({} checkpoints)",
+            "audit_tree_and_checkpoints",
+            db::tree::checkpoints(connection)?.len()
+        );
+    }
+    for problem in &tree {
+        println!("{:<34} BROKEN: {problem}", "audit_tree_and_checkpoints");
+    }
+    for check in db::invariants::check_within(connection)? {
+        ok &= check.ok;
+        match &check.detail {
+            None => println!("{:<34} ok", check.name),
+            Some(detail) => println!("{:<34} BROKEN: {detail}", check.name),
+        }
+    }
+    Ok(ok)
 }
 
 async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {

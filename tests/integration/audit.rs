@@ -243,3 +243,33 @@ async fn audit_pages_respect_their_limits() {
     assert_eq!(page.items.len(), 2);
     assert_eq!(page.next_after_seq, None);
 }
+
+/// Verification reads the chain in pages and the head last: it runs in one snapshot, so an entry
+/// committed meanwhile is neither half seen (the head past the last page read: a false alarm of
+/// entries cut from the end) nor counted.
+#[actix_web::test]
+async fn the_chain_is_verified_in_one_snapshot_while_entries_are_committed() {
+    let exchange = TestExchange::start().await;
+    let (buyer, _) = exchange.participant(ParticipantKind::Buyer, "Buyer").await;
+    let admin = exchange.admin.me().await.unwrap().id;
+    let (mut reader, mut writer) = (exchange.sql(), exchange.sql());
+    let (before, verdict) = suanli_server::db::in_snapshot(&mut reader, |reader| {
+        let before = suanli_server::db::audit::page(reader, 0, i64::MAX)?.len();
+        // A deposit commits its entry while the chain is being read ...
+        suanli_server::db::ledger::deposit(
+            &mut writer,
+            admin,
+            buyer.participant.id,
+            &deposit("5", "during".into()),
+        )
+        .unwrap();
+        // ... and the walk, reading on in pages, sees the chain and its head as they were.
+        let verdict = suanli_server::db::audit::verify(reader, 2)?;
+        Ok::<_, diesel::result::Error>((before, verdict))
+    })
+    .unwrap();
+    assert!(verdict.ok, "{verdict:?}");
+    assert_eq!(verdict.entries as usize, before);
+    let after = suanli_server::db::audit::verify(&mut reader, 1000).unwrap();
+    assert!(after.ok && after.entries as usize > before, "{after:?}");
+}

@@ -110,22 +110,22 @@ fn with_statuses(query: &str) -> String {
 
 /// Runs every check in one read-only snapshot.
 pub fn check(connection: &mut PgConnection) -> QueryResult<Vec<InvariantCheck>> {
-    connection
-        .build_transaction()
-        .read_only()
-        .repeatable_read()
-        .run(|connection| {
-            let mut results = Vec::with_capacity(CHECKS.len());
-            for (name, query) in CHECKS {
-                let violation: Option<Violation> = diesel::sql_query(with_statuses(query))
-                    .get_result(connection)
-                    .optional()?;
-                results.push(InvariantCheck {
-                    name: (*name).to_owned(),
-                    ok: violation.is_none(),
-                    detail: violation.and_then(|violation| violation.detail),
-                });
-            }
-            Ok(results)
-        })
+    super::in_snapshot(connection, check_within)
+}
+
+/// Runs every check in the caller's transaction: within [`super::in_snapshot`], beside other
+/// reads that must see the same state (the chain's verification).
+pub fn check_within(connection: &mut PgConnection) -> QueryResult<Vec<InvariantCheck>> {
+    let mut results = Vec::with_capacity(CHECKS.len());
+    for (name, query) in CHECKS {
+        let violation: Option<Violation> = diesel::sql_query(with_statuses(query))
+            .get_result(connection)
+            .optional()?;
+        results.push(InvariantCheck {
+            name: (*name).to_owned(),
+            ok: violation.is_none(),
+            detail: violation.and_then(|violation| violation.detail),
+        });
+    }
+    Ok(results)
 }

@@ -56,6 +56,22 @@ where
     diesel::Connection::transaction(connection, work)
 }
 
+/// Runs `read` in one snapshot of the database (a read-only, repeatable-read transaction): what
+/// commits meanwhile is not seen at all, rather than seen in part. Checks that read several
+/// tables, or one table in pages, while the writer goes on use it, so that a chain growing as it
+/// is read is not taken for one cut short, nor a ledger half read for one out of balance.
+pub fn in_snapshot<T, E, F>(connection: &mut Connection, read: F) -> Result<T, E>
+where
+    F: FnOnce(&mut Connection) -> Result<T, E>,
+    E: From<StoreError>,
+{
+    connection
+        .build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(read)
+}
+
 /// What a store failure means to the rest of the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {

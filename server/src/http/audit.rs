@@ -130,10 +130,13 @@ pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
     authorize(&caller, Action::ReadAuditLog)?;
     let verdict = state
         .db(|connection| {
-            let mut verdict = audit::verify(connection, BATCH_ROWS)?;
-            verdict.invariants = invariants::check(connection)?;
-            verdict.ok &= verdict.invariants.iter().all(|check| check.ok);
-            Ok(verdict)
+            // One snapshot: batches committing during the walk are not half seen.
+            Ok(crate::db::in_snapshot(connection, |connection| {
+                let mut verdict = audit::verify(connection, BATCH_ROWS)?;
+                verdict.invariants = invariants::check_within(connection)?;
+                verdict.ok &= verdict.invariants.iter().all(|check| check.ok);
+                Ok::<_, crate::db::StoreError>(verdict)
+            })?)
         })
         .await?;
     Ok(ok(&verdict))

@@ -225,14 +225,14 @@ pub struct Identity {
     pub suspended: bool,
     /// Key rotations so far.
     pub key_epoch: i32,
-    /// When the key last changed, Unix seconds.
+    /// When the key last changed, Unix seconds (rounded down).
     pub credentials_changed_at: i64,
 }
 
 impl Identity {
     /// Whether a verified token speaks for this participant as it is now: not suspended, the
     /// stored role and hub, and issued under the current key (the exchange's tokens carry the key
-    /// epoch; an external issuer's must be issued after the last key change). Anything else is a
+    /// epoch; an external issuer's must be issued in a second after the last key change's). Anything else is a
     /// 401, never trusted.
     pub fn admits(&self, token: &Verified) -> Result<(), ApiError> {
         if self.suspended {
@@ -249,7 +249,9 @@ impl Identity {
         }
         let current = match token.key_epoch {
             Some(epoch) => epoch == self.key_epoch,
-            None => token.issued_at >= self.credentials_changed_at,
+            // `iat` counts whole seconds and the change is kept to the second below it: a token
+            // of the change's own second may have been issued before it, so it is refused.
+            None => token.issued_at > self.credentials_changed_at,
         };
         if !current {
             return Err(ApiError::unauthorized(
@@ -629,8 +631,13 @@ mod tests {
             "token_revoked"
         );
         assert!(
-            stored.admits(&token(None, 1000)).is_ok(),
+            stored.admits(&token(None, 1001)).is_ok(),
             "an external token issued after the change"
+        );
+        assert_eq!(
+            stored.admits(&token(None, 1000)).unwrap_err().code,
+            "token_revoked",
+            "an external token of the change's own second may be from before it"
         );
         assert_eq!(
             stored.admits(&token(None, 999)).unwrap_err().code,

@@ -340,8 +340,8 @@ impl IdentityCache {
 /// address and per key id.
 pub struct LoginGuard {
     jobs: Mutex<std::sync::mpsc::Sender<HashingJob>>,
-    /// Jobs queued or running.
-    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Jobs queued or running, in all and per holder.
+    pending: std::sync::Arc<Mutex<Pending>>,
     pending_max: usize,
     failures: Mutex<HashMap<String, (u32, Instant)>>,
     failures_max: u32,
@@ -352,6 +352,19 @@ pub struct LoginGuard {
 }
 
 type HashingJob = Box<dyn FnOnce() + Send>;
+
+/// The hashing jobs queued or running: in all, and for each holder (a key id logging in, a
+/// participant rotating its key). A holder has an entry only while it has a job, so there are
+/// never more entries than jobs.
+#[derive(Debug, Default)]
+struct Pending {
+    total: usize,
+    by_holder: HashMap<String, usize>,
+}
+
+/// Most hashing jobs one holder may have queued or running at once: one participant logging in
+/// (or rotating) in a loop takes this many places of the queue, never everyone's.
+pub const HASHING_PER_HOLDER_MAX: usize = 2;
 
 /// Most (address or key id) failure counters kept; beyond it the oldest windows are dropped.
 const LOGIN_FAILURE_ENTRIES_MAX: usize = 100_000;
@@ -456,33 +469,65 @@ impl LoginGuard {
         }
     }
 
-    /// Runs `work` (Argon2) on the hashing threads and waits for it, or refuses at once (503
-    /// `login_busy`) when the queue is full.
+    /// Runs `work` (Argon2) for `holder` (whose key is checked or made: `key:<id>` for a login,
+    /// `participant:<id>` for a rotation) on the hashing threads and waits for it. Refuses at
+    /// once when the holder already has [`HASHING_PER_HOLDER_MAX`] jobs queued or running (429
+    /// `too_many_logins`: its own flood waits, nobody else's login), or when the queue is full
+    /// (503 `login_busy`).
     pub async fn hashing<T: Send + 'static>(
         &self,
+        holder: String,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        use std::sync::atomic::Ordering;
-        if self.pending.fetch_add(1, Ordering::SeqCst) >= self.pending_max {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::busy(
-                "login_busy",
-                "too many API keys are being checked; retry shortly",
-                1,
-            ));
+        {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if pending.by_holder.get(&holder).copied().unwrap_or(0) >= HASHING_PER_HOLDER_MAX {
+                return Err(ApiError {
+                    retry_after_s: Some(1),
+                    ..ApiError::too_many_requests(
+                        "too_many_logins",
+                        "this key is already being checked; wait for that answer",
+                    )
+                });
+            }
+            if pending.total >= self.pending_max {
+                return Err(ApiError::busy(
+                    "login_busy",
+                    "too many API keys are being checked; retry shortly",
+                    1,
+                ));
+            }
+            pending.total += 1;
+            *pending.by_holder.entry(holder.clone()).or_default() += 1;
         }
         /// Gives the queue place back however the job ends (done, panicked, or never run).
-        struct Pending(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-        impl Drop for Pending {
+        struct Place(std::sync::Arc<Mutex<Pending>>, String);
+        impl Drop for Place {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                let mut pending = self
+                    .0
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                pending.total -= 1;
+                if let Some(count) = pending.by_holder.get_mut(&self.1) {
+                    *count -= 1;
+                    if *count == 0 {
+                        pending.by_holder.remove(&self.1);
+                    }
+                }
             }
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let pending = Pending(self.pending.clone());
+        let pending = Place(self.pending.clone(), holder);
         let job: HashingJob = Box::new(move || {
-            let _pending = pending;
-            let _ = reply.send(work());
+            let answer = work();
+            // The place is free before the answer leaves (and when `work` panics, as the job
+            // unwinds).
+            drop(pending);
+            let _ = reply.send(answer);
         });
         let sent = self
             .jobs
@@ -555,6 +600,52 @@ pub fn api_key_lookup_id(key: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One holder flooding the hashing queue is refused beyond its share (429) while others still
+    /// get places, until the queue itself is full (503); places come back as jobs end.
+    #[actix_web::test]
+    async fn one_holder_cannot_take_the_whole_hashing_queue() {
+        let guard =
+            std::sync::Arc::new(LoginGuard::new(1, 4, 5, Duration::from_secs(60), None).unwrap());
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Arc::new(Mutex::new(released));
+        // A job that holds its place until released (the one hashing thread runs them in turn).
+        let held = |holder: &str| {
+            let (guard, released, holder) = (guard.clone(), released.clone(), holder.to_owned());
+            actix_web::rt::spawn(async move {
+                guard
+                    .hashing(holder, move || {
+                        let _ = released.lock().unwrap().recv();
+                    })
+                    .await
+            })
+        };
+        let mut jobs = Vec::new();
+        for holder in ["key:a", "key:a", "key:b", "key:b", "key:c"] {
+            jobs.push(held(holder));
+        }
+        // The spawned requests take their places (the runtime runs on this one thread).
+        actix_web::rt::task::yield_now().await;
+        let refused = guard.hashing("key:a".into(), || ()).await.unwrap_err();
+        assert_eq!(
+            (refused.code, refused.retry_after_s),
+            ("too_many_logins", Some(1))
+        );
+        assert_eq!(
+            guard.hashing("key:d".into(), || ()).await.unwrap_err().code,
+            "login_busy",
+            "five places in all"
+        );
+        for _ in 0..jobs.len() {
+            release.send(()).unwrap();
+        }
+        for job in jobs {
+            job.await.unwrap().unwrap();
+        }
+        assert!(guard.hashing("key:a".into(), || ()).await.is_ok());
+        let pending = guard.pending.lock().unwrap();
+        assert_eq!((pending.total, pending.by_holder.len()), (0, 0));
+    }
 
     #[test]
     fn made_keys_are_found_by_their_id_and_verify_against_their_hash() {

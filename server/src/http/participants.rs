@@ -81,7 +81,9 @@ pub async fn issue_token(
     let hash = participant.api_key_hash.clone();
     let matches = state
         .logins
-        .hashing(move || auth::api_key_matches(&key, &hash))
+        .hashing(subjects[1].clone(), move || {
+            auth::api_key_matches(&key, &hash)
+        })
         .await?;
     if !matches {
         return Err(fail(&state, true));
@@ -158,7 +160,10 @@ pub async fn create_participant(
         }
         (_, None, None) => {}
     }
-    let key = state.logins.hashing(auth::new_api_key).await??;
+    let key = state
+        .logins
+        .hashing(format!("participant:{}", caller.id), auth::new_api_key)
+        .await??;
     let actor = caller.actor();
     let api_key = key.key.clone();
     let row = state
@@ -206,7 +211,10 @@ pub async fn rotate_key(
     caller: Caller,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::RotateOwnKey)?;
-    let key = state.logins.hashing(auth::new_api_key).await??;
+    let key = state
+        .logins
+        .hashing(format!("participant:{}", caller.id), auth::new_api_key)
+        .await??;
     let (id, actor, api_key) = (caller.id, caller.actor(), key.key.clone());
     let row = state
         .db(move |connection| {

@@ -470,7 +470,8 @@ impl LoginGuard {
     }
 
     /// Runs `work` (Argon2) for `holder` (whose key is checked or made: `key:<id>` for a login,
-    /// `participant:<id>` for a rotation) on the hashing threads and waits for it. Refuses at
+    /// `participant:<id>` for a rotation, one of its own for each participant the admin creates)
+    /// on the hashing threads and waits for it. Refuses at
     /// once when the holder already has [`HASHING_PER_HOLDER_MAX`] jobs queued or running (429
     /// `too_many_logins`: its own flood waits, nobody else's login), or when the queue is full
     /// (503 `login_busy`).

@@ -89,8 +89,9 @@ pub struct Config {
     #[arg(long, env = "SUANLI_DB_CONNECT_TIMEOUT_MS", default_value_t = 5000)]
     pub db_connect_timeout_ms: u64,
 
-    /// Streamed exports that may run at once, each on a database connection of its own (not taken
-    /// from the pool other requests use); one more is refused with 503 `exports_busy`.
+    /// Streamed exports and chain verifications that may run at once, each on a database
+    /// connection of its own (not taken from the pool other requests use); one more is refused
+    /// with 503 `exports_busy` (`verify_busy`).
     #[arg(long, env = "SUANLI_EXPORTS_CONCURRENT_MAX", default_value_t = 2)]
     pub exports_concurrent_max: u32,
 

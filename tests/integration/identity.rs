@@ -336,7 +336,33 @@ async fn a_login_flood_costs_little_memory_and_a_good_login_still_goes_through()
         .unwrap();
     assert_eq!(limited.status(), 429);
     assert!(limited.headers().contains_key("retry-after"));
-    // The targeted key id is limited too, from any address, so guessing its secret stops.
+    // One key id's guesses are checked at most two at a time (the rest of a concurrent flood is
+    // refused unchecked), and after SUANLI_LOGIN_FAILURES_MAX failures its key id is limited from
+    // any address, so guessing its secret stops.
+    let guesser = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 3]))
+        .build()
+        .unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..30 {
+        let answer = guesser
+            .post(&url)
+            .json(&json!({"api_key": format!("sk_{victim_id}_{}", "0".repeat(64))}))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let code = answer.json::<serde_json::Value>().await.unwrap()["code"].clone();
+        answers.push((status, code));
+        if status != 401 {
+            break;
+        }
+    }
+    assert_eq!(
+        answers.last(),
+        Some(&(429, json!("too_many_failures"))),
+        "{answers:?}"
+    );
     assert_eq!(
         code_of(anonymous.token(&victim.api_key).await),
         (429, "too_many_failures".into())
@@ -488,6 +514,12 @@ async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
         "the API waited {:?}",
         started.elapsed()
     );
+    // A verification is a long read like an export: it takes one of their places, or is refused
+    // at once rather than queued on the connections everyone else uses.
+    assert_eq!(
+        code_of(regulator.audit_verify().await),
+        (503, "verify_busy".into())
+    );
 
     // A stalled export is abandoned after SUANLI_EXPORT_STALL_MS_MAX, and its slot is free again.
     let started = Instant::now();
@@ -513,6 +545,8 @@ async fn exports_whose_clients_never_read_do_not_starve_the_rest_of_the_api() {
         }
     };
     assert!(exported > 10_000_000, "a whole export: {exported} bytes");
+    // With a place free again, the verification runs (its verdict here is beside the point).
+    regulator.audit_verify().await.unwrap();
     drop(stalled);
 }
 

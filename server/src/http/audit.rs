@@ -125,20 +125,37 @@ pub async fn log(
 /// Recomputes the whole chain on the server, names the first bad entry, and checks the ledger and
 /// book invariants (regulators).
 #[utoipa::path(get, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, body = AuditVerification), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = AuditVerification), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpResponse, ApiError> {
     authorize(&caller, Action::ReadAuditLog)?;
-    let verdict = state
-        .db(|connection| {
-            // One snapshot: batches committing during the walk are not half seen.
-            Ok(crate::db::in_snapshot(connection, |connection| {
-                let mut verdict = audit::verify(connection, BATCH_ROWS)?;
-                verdict.invariants = invariants::check_within(connection)?;
-                verdict.ok &= verdict.invariants.iter().all(|check| check.ok);
-                Ok::<_, crate::db::StoreError>(verdict)
-            })?)
-        })
-        .await?;
+    // A verification reads the whole log and every table the invariants cover: like an export,
+    // it runs on the exports' own few connections and takes one of their places, so that
+    // regulators verifying at once never starve the rest of the API.
+    let slot = state
+        .exports
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::busy(
+                "verify_busy",
+                "the exchange's long audit reads (exports, verifications) are all running; retry shortly",
+                5,
+            )
+        })?;
+    let pool = state.exports.pool.clone();
+    let verdict = web::block(move || -> Result<_, ApiError> {
+        let _slot = slot;
+        let mut connection = pool.get()?;
+        // One snapshot: batches committing during the walk are not half seen.
+        Ok(crate::db::in_snapshot(&mut connection, |connection| {
+            let mut verdict = audit::verify(connection, BATCH_ROWS)?;
+            verdict.invariants = invariants::check_within(connection)?;
+            verdict.ok &= verdict.invariants.iter().all(|check| check.ok);
+            Ok::<_, crate::db::StoreError>(verdict)
+        })?)
+    })
+    .await??;
     Ok(ok(&verdict))
 }
 

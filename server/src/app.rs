@@ -188,6 +188,7 @@ pub fn prepare(config: &Config, database_url: &str) -> anyhow::Result<web::Data<
             stall_max: std::time::Duration::from_millis(config.export_stall_ms_max),
         },
         stream_replays: db::connect_lazily(database_url, 2, config.db_connect_timeout_ms)?,
+        book_reads: Arc::new(tokio::sync::Semaphore::new(http::BOOK_READS_MAX)),
         identities: Default::default(),
         logins,
         reference,

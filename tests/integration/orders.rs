@@ -835,3 +835,70 @@ async fn a_gtd_bid_expires_on_time_and_its_hold_comes_back() {
         .unwrap();
     assert!(offer.contracts.is_empty());
 }
+
+#[actix_web::test]
+async fn the_book_aggregates_bids_by_limit_with_the_union_of_their_hubs() {
+    let exchange = TestExchange::start().await;
+    let (_, buyer) = exchange.funded_buyer("Buyer", "10000").await;
+    for (quantity, limit, hubs) in [
+        (2, "9", &["nx"][..]),
+        (3, "9", &["gs", "nx"]),
+        (1, "8", &["bth"]),
+    ] {
+        let mut bid = new_bid(SKU, quantity, window(3, 2), limit);
+        bid.hubs = Some(hubs.iter().map(|hub| (*hub).to_owned()).collect());
+        buyer.place_bid(&bid).await.unwrap();
+    }
+    let levels = |book: suanli_sdk::MarketBook| -> Vec<(String, u64, u64, Vec<String>)> {
+        book.bids
+            .into_iter()
+            .map(|level| {
+                (
+                    level.price.to_string(),
+                    level.units,
+                    level.orders,
+                    level.hubs,
+                )
+            })
+            .collect()
+    };
+    let strings = |hubs: &[&str]| hubs.iter().map(|hub| (*hub).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        levels(
+            exchange
+                .anonymous
+                .market_book(Some(SKU), None)
+                .await
+                .unwrap()
+        ),
+        [
+            ("9".into(), 5, 2, strings(&["gs", "nx"])),
+            ("8".into(), 1, 1, strings(&["bth"]))
+        ]
+    );
+    // The level of the bids that accept Gansu: the hubs they name between them.
+    assert_eq!(
+        levels(
+            exchange
+                .anonymous
+                .market_book(Some(SKU), Some("gs"))
+                .await
+                .unwrap()
+        ),
+        [("9".into(), 3, 1, strings(&["gs", "nx"]))]
+    );
+    // `limit` cuts the levels shown on each side.
+    let top: suanli_sdk::MarketBook = exchange
+        .anonymous
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/market/book?sku={SKU}&limit=1"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(levels(top), [("9".into(), 5, 2, strings(&["gs", "nx"]))]);
+}

@@ -1074,17 +1074,20 @@ pub fn book(
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)
     .bind::<diesel::sql_types::BigInt, _>(levels_max)
     .load(connection)?;
-    // A bid names several hubs: the level's hubs are the union of its bids' (one lookup per level).
+    // A bid names several hubs: the level's hubs are the union of its bids'. One pass over the
+    // resting bids for the levels, one over the bids of the levels shown for their hubs.
     let bids: Vec<Level> = diesel::sql_query(format!(
-        "SELECT b.limit_price AS price, sum(b.remaining)::bigint AS units, count(*) AS orders, \
-         ARRAY(SELECT DISTINCT h FROM bids b2, unnest(b2.hubs) AS h \
-               WHERE b2.limit_price = b.limit_price AND b2.status IN ({resting}) \
-                 AND ($1::text IS NULL OR $1 = ANY(b2.hubs)) AND ($2::text IS NULL OR $2 = ANY(b2.skus)) \
-               ORDER BY h) AS hubs, \
-         min(b.min_green_share) AS green_min, max(b.min_green_share) AS green_max, \
-         min(b.window_start) AS window_start, max(b.window_end) AS window_end FROM bids b \
-         WHERE b.status IN ({resting}) AND ($1::text IS NULL OR $1 = ANY(b.hubs)) AND ($2::text IS NULL OR $2 = ANY(b.skus)) \
-         GROUP BY b.limit_price ORDER BY b.limit_price DESC LIMIT $3",
+        "WITH resting AS (SELECT limit_price, remaining, hubs, min_green_share, window_start, window_end FROM bids \
+           WHERE status IN ({resting}) AND ($1::text IS NULL OR $1 = ANY(hubs)) AND ($2::text IS NULL OR $2 = ANY(skus))), \
+         levels AS (SELECT limit_price, sum(remaining)::bigint AS units, count(*) AS orders, \
+           min(min_green_share) AS green_min, max(min_green_share) AS green_max, \
+           min(window_start) AS window_start, max(window_end) AS window_end FROM resting \
+           GROUP BY limit_price ORDER BY limit_price DESC LIMIT $3), \
+         hubs AS (SELECT r.limit_price, array_agg(DISTINCT h ORDER BY h) AS hubs \
+           FROM resting r JOIN levels l USING (limit_price), unnest(r.hubs) AS h GROUP BY r.limit_price) \
+         SELECT l.limit_price AS price, l.units, l.orders, coalesce(h.hubs, '{{}}') AS hubs, l.green_min, \
+           l.green_max, l.window_start, l.window_end FROM levels l LEFT JOIN hubs h USING (limit_price) \
+         ORDER BY l.limit_price DESC",
     ))
     .bind::<diesel::sql_types::Nullable<Text>, _>(hub)
     .bind::<diesel::sql_types::Nullable<Text>, _>(sku)

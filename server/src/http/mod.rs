@@ -54,6 +54,9 @@ pub struct AppState {
     /// The market stream's own connections for replays (so that subscribers resuming at once
     /// cannot take the connections every other request needs).
     pub stream_replays: DbPool,
+    /// Places for reads of the public book (an aggregate over every resting order): anyone may
+    /// ask, so at most [`BOOK_READS_MAX`] hold pooled connections at once.
+    pub book_reads: std::sync::Arc<tokio::sync::Semaphore>,
     /// What one hub may store of policies.
     pub policy_quota: PolicyQuota,
     pub reference: Reference,
@@ -67,6 +70,9 @@ pub struct AppState {
     /// The checkpointer's schedule: every interval, and once more at shutdown.
     pub checkpoints: std::sync::Arc<crate::checkpoint::Schedule>,
 }
+
+/// Reads of the public book that may run at once; one more is refused with 503 `book_busy`.
+pub const BOOK_READS_MAX: usize = 4;
 
 impl AppState {
     /// Runs `work` with a pooled connection on the blocking thread pool, off the async executor.

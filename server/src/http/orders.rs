@@ -78,7 +78,7 @@ pub struct ContractListQuery {
 pub struct MarketQuery {
     pub sku: Option<String>,
     pub hub: Option<String>,
-    /// Trades only: 1–500, default 50.
+    /// Trades: how many, 1–500, default 50. The book: price levels per side, 1–500, default 100.
     pub limit: Option<u32>,
 }
 
@@ -319,21 +319,31 @@ pub async fn report_delivery(
 
 /// Resting offers and bids aggregated by price (public).
 #[utoipa::path(get, path = "/v1/market/book", tag = "market", params(MarketQuery),
-    responses((status = 200, body = MarketBook), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = MarketBook), (status = 400, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn book(
     state: web::Data<AppState>,
     query: web::Query<MarketQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let MarketQuery { sku, hub, .. } = query.into_inner();
+    let MarketQuery { sku, hub, limit } = query.into_inner();
     known_codes(&state, hub.as_deref(), sku.as_deref())?;
+    let levels = validate::page_limit(limit, 100)?;
     let (hub_filter, sku_filter) = (hub.clone(), sku.clone());
+    // Public and a scan of the resting orders: a few at once, so that a flood of book reads holds
+    // a few of the pool's connections, never all of them.
+    let _place = state.book_reads.clone().try_acquire_owned().map_err(|_| {
+        ApiError::busy(
+            "book_busy",
+            "the book is being read by many at once; retry shortly",
+            1,
+        )
+    })?;
     let (offers, bids) = state
         .db(move |connection| {
             Ok(orders::book(
                 connection,
                 hub_filter.as_deref(),
                 sku_filter.as_deref(),
-                100,
+                i64::from(levels),
             )?)
         })
         .await?;

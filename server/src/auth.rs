@@ -604,7 +604,7 @@ mod tests {
 
     /// One holder flooding the hashing queue is refused beyond its share (429) while others still
     /// get places, until the queue itself is full (503); places come back as jobs end.
-    #[actix_web::test]
+    #[tokio::test]
     async fn one_holder_cannot_take_the_whole_hashing_queue() {
         let guard =
             std::sync::Arc::new(LoginGuard::new(1, 4, 5, Duration::from_secs(60), None).unwrap());
@@ -613,7 +613,7 @@ mod tests {
         // A job that holds its place until released (the one hashing thread runs them in turn).
         let held = |holder: &str| {
             let (guard, released, holder) = (guard.clone(), released.clone(), holder.to_owned());
-            actix_web::rt::spawn(async move {
+            tokio::spawn(async move {
                 guard
                     .hashing(holder, move || {
                         let _ = released.lock().unwrap().recv();
@@ -626,7 +626,7 @@ mod tests {
             jobs.push(held(holder));
         }
         // The spawned requests take their places (the runtime runs on this one thread).
-        actix_web::rt::task::yield_now().await;
+        tokio::task::yield_now().await;
         let refused = guard.hashing("key:a".into(), || ()).await.unwrap_err();
         assert_eq!(
             (refused.code, refused.retry_after_s),

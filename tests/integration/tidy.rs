@@ -222,6 +222,20 @@ fn every_mounted_route_is_in_the_openapi_document_and_the_document_is_sound() {
     );
     let quantity = &document["components"]["schemas"]["NewBid"]["properties"]["quantity"];
     assert_eq!(quantity["minimum"], 1, "{quantity}");
+    // A quote's body is a bid without `idempotency_key`: the document does not ask for one.
+    let quote = &document["paths"]["/v1/quotes"]["post"]["requestBody"]["content"]["application/json"]
+        ["schema"]["$ref"];
+    assert_eq!(quote, "#/components/schemas/NewQuote");
+    let schema = &document["components"]["schemas"]["NewQuote"];
+    assert_eq!(schema["properties"]["quantity"], *quantity, "{schema}");
+    assert!(
+        schema["properties"].get("idempotency_key").is_none()
+            && !schema["required"]
+                .as_array()
+                .unwrap()
+                .contains(&"idempotency_key".into()),
+        "{schema}"
+    );
 }
 
 /// The workspace forbids `unsafe` code, and every crate takes the workspace's lints, but one: the

@@ -52,9 +52,27 @@ fn complete(document: &mut serde_json::Value) {
                 operation["requestBody"]["description"] = serde_json::json!(
                     "a bid (`NewBid`) without `idempotency_key`: one, if sent, is ignored"
                 );
+                operation["requestBody"]["content"]["application/json"]["schema"] =
+                    serde_json::json!({"$ref": "#/components/schemas/NewQuote"});
             }
         }
     }
+    // The quote's body: the bid's schema with `idempotency_key` left out.
+    let schemas = &mut document["components"]["schemas"];
+    let mut quote = schemas["NewBid"].clone();
+    if let Some(fields) = quote.as_object_mut() {
+        if let Some(properties) = fields.get_mut("properties").and_then(|p| p.as_object_mut()) {
+            properties.remove("idempotency_key");
+        }
+        if let Some(required) = fields.get_mut("required").and_then(|r| r.as_array_mut()) {
+            required.retain(|name| name != "idempotency_key");
+        }
+        fields.insert(
+            "description".into(),
+            serde_json::json!("A bid to quote: `NewBid` without `idempotency_key`."),
+        );
+    }
+    schemas["NewQuote"] = quote;
 }
 
 /// The whole API, as its handlers' annotations describe it.

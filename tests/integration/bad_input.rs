@@ -202,3 +202,75 @@ async fn no_garbage_makes_the_server_answer_500() {
     assert_eq!(exchange.anonymous.healthz().await.unwrap().status, "ok");
     assert_eq!(exchange.count("SELECT count(*) FROM deposits"), 0);
 }
+
+#[actix_web::test]
+async fn a_known_path_under_another_method_is_405_and_an_unknown_path_404() {
+    let exchange = TestExchange::start().await;
+    let send = |method: reqwest::Method, path: &str| {
+        exchange
+            .anonymous
+            .request(method, path)
+            .header("Authorization", "Bearer x")
+            .send()
+    };
+    let response = send(reqwest::Method::PUT, "/v1/offers").await.unwrap();
+    assert_eq!(response.status(), 405);
+    assert_eq!(response.headers()["allow"], "GET, POST");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+    let id = uuid::Uuid::new_v4();
+    let response = send(reqwest::Method::PATCH, &format!("/v1/bids/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            response.status().as_u16(),
+            response.headers()["allow"].to_str().unwrap()
+        ),
+        (405, "DELETE, GET")
+    );
+    for path in ["/v1/offer", "/v1/offers/x/y", "/nothing"] {
+        let response = send(reqwest::Method::GET, path).await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "not_found", "{path}: {body}");
+    }
+}
+
+#[actix_web::test]
+async fn an_empty_query_parameter_is_a_parameter_not_given() {
+    let exchange = TestExchange::start().await;
+    let (_, buyer) = exchange.participant(ParticipantKind::Buyer, "Buyer").await;
+    // As API.md writes the parameters each path takes.
+    for path in [
+        "/v1/market/trades?sku=&hub=&limit=",
+        "/v1/market/book?sku=&hub=",
+        "/v1/market/candles?sku=ai.ascend-910b&hub=&interval=1h",
+    ] {
+        let response = exchange
+            .anonymous
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            200,
+            "{path}: {}",
+            response.text().await.unwrap()
+        );
+    }
+    let response = buyer
+        .request(reqwest::Method::GET, "/v1/bids?status=&cursor=&limit=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // A value given is still checked.
+    let response = buyer
+        .request(reqwest::Method::GET, "/v1/bids?status=&limit=0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}

@@ -199,6 +199,20 @@ pub fn server(
             .app_data(state.clone())
             .configure(routes.clone())
             .default_service(web::to(not_found))
+            .wrap_fn(|mut request, service| {
+                if let Some(query) = without_empty_parameters(request.query_string()) {
+                    let path = request.path().to_owned();
+                    let target = if query.is_empty() {
+                        path
+                    } else {
+                        format!("{path}?{query}")
+                    };
+                    if let Ok(uri) = target.parse() {
+                        request.head_mut().uri = uri;
+                    }
+                }
+                service.call(request)
+            })
             .wrap_fn(move |request, service| {
                 let started = Instant::now();
                 let metrics = metrics.clone();
@@ -246,12 +260,82 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
+/// No route matched: 405 with the `Allow` header when the path is a route's under another method,
+/// else 404.
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allowed = methods_of(request.path());
+    if !allowed.is_empty() {
+        return Ok(HttpResponse::MethodNotAllowed()
+            .insert_header((actix_web::http::header::ALLOW, allowed.join(", ")))
+            .json(suanli_sdk::ErrorBody {
+                code: "method_not_allowed".into(),
+                message: format!(
+                    "{} {} is not served; this path takes {}",
+                    request.method(),
+                    request.path(),
+                    allowed.join(", ")
+                ),
+            }));
+    }
     Err(ApiError::not_found(format!(
         "no route for {} {}",
         request.method(),
         request.path()
     )))
+}
+
+/// The methods the routes of `path` take (upper case), from the OpenAPI document, which names
+/// every mounted route (the tidy test checks it); empty when no route has this path.
+fn methods_of(path: &str) -> Vec<String> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<String>)>> =
+        std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        let document = openapi::document();
+        let Some(paths) = document["paths"].as_object() else {
+            return Vec::new();
+        };
+        paths
+            .iter()
+            .map(|(template, item)| {
+                let segments = template.split('/').map(str::to_owned).collect();
+                let methods = item
+                    .as_object()
+                    .map(|operations| operations.keys().map(|m| m.to_uppercase()).collect())
+                    .unwrap_or_default();
+                (segments, methods)
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut methods: Vec<String> = routes
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(part, given)| {
+                    (part.starts_with('{') && part.ends_with('}') && !given.is_empty())
+                        || part == given
+                })
+        })
+        .flat_map(|(_, methods)| methods.iter().cloned())
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
+/// The query string without its parameters that have no value (`?sku=&hub=`, as API.md writes
+/// the parameters a path takes): an empty parameter means the parameter is not given. `None` when
+/// nothing is dropped.
+fn without_empty_parameters(query: &str) -> Option<String> {
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|part| {
+            part.split_once('=')
+                .is_some_and(|(_, value)| !value.is_empty())
+        })
+        .collect();
+    let dropped = query.split('&').count() != kept.len();
+    dropped.then(|| kept.join("&"))
 }
 
 fn json_error(error: error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {

@@ -229,6 +229,24 @@ async fn a_known_path_under_another_method_is_405_and_an_unknown_path_404() {
         ),
         (405, "DELETE, GET")
     );
+    // The path as routed (escapes decoded), and the console's pages, answer the same way.
+    for (method, path, allow) in [
+        (reqwest::Method::PUT, "/v1/%6Fffers", "GET, POST"),
+        (reqwest::Method::POST, "/", "GET"),
+        (reqwest::Method::DELETE, "/console/app.js", "GET"),
+    ] {
+        let response = send(method, path).await.unwrap();
+        assert_eq!(
+            (
+                response.status().as_u16(),
+                response.headers()["allow"].to_str().unwrap()
+            ),
+            (405, allow),
+            "{path}"
+        );
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "method_not_allowed", "{path}: {body}");
+    }
     for path in ["/v1/offer", "/v1/offers/x/y", "/nothing"] {
         let response = send(reqwest::Method::GET, path).await.unwrap();
         assert_eq!(response.status(), 404, "{path}");

@@ -206,47 +206,6 @@ impl ContractRow {
     pub fn to_party_wire(&self) -> Contract {
         for_party(self.to_wire())
     }
-
-    /// The contract as the public sees it (`GET /v1/market/trades`): no participant ids.
-    pub fn to_public(&self) -> Trade {
-        let Contract {
-            id,
-            bid_id,
-            offer_id,
-            hub,
-            cluster,
-            sku,
-            units,
-            window,
-            hours,
-            unit_price,
-            notional,
-            levy_bps,
-            maker,
-            status,
-            created_at,
-            buyer_id: _,
-            provider_id: _,
-            decisions: _,
-        } = self.to_wire();
-        Trade {
-            id,
-            bid_id,
-            offer_id,
-            hub,
-            cluster,
-            sku,
-            units,
-            window,
-            hours,
-            unit_price,
-            notional,
-            levy_bps,
-            maker,
-            status,
-            created_at,
-        }
-    }
 }
 
 /// An order's state after a batch touched it.
@@ -1014,7 +973,30 @@ pub struct ContractFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-/// Recent trades for the public: contracts without participant ids, newest first.
+/// A contract's public columns: all but the participant ids and the decisions.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = contracts)]
+struct PublicContract {
+    id: Uuid,
+    bid_id: Uuid,
+    offer_id: Uuid,
+    hub: String,
+    cluster: String,
+    sku: String,
+    units: i32,
+    window_start: DateTime<Utc>,
+    window_end: DateTime<Utc>,
+    hours: i32,
+    unit_price: Decimal,
+    notional: Decimal,
+    levy_bps: i32,
+    maker: StoredSide,
+    status: StoredContractStatus,
+    created_at: DateTime<Utc>,
+}
+
+/// Recent trades for the public: contracts without participant ids, newest first (their
+/// decisions, whose inputs name the participants, are not even read).
 pub fn trades(
     connection: &mut PgConnection,
     hub: Option<&str>,
@@ -1022,7 +1004,7 @@ pub fn trades(
     limit: i64,
 ) -> QueryResult<Vec<Trade>> {
     let mut query = contracts::table
-        .select(ContractRow::as_select())
+        .select(PublicContract::as_select())
         .order(contracts::seq.desc())
         .limit(limit)
         .into_boxed();
@@ -1032,8 +1014,30 @@ pub fn trades(
     if let Some(sku) = sku {
         query = query.filter(contracts::sku.eq(sku.to_owned()));
     }
-    let rows: Vec<ContractRow> = query.load(connection)?;
-    Ok(rows.iter().map(ContractRow::to_public).collect())
+    let rows: Vec<PublicContract> = query.load(connection)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Trade {
+            id: row.id,
+            bid_id: row.bid_id,
+            offer_id: row.offer_id,
+            hub: row.hub,
+            cluster: row.cluster,
+            sku: row.sku,
+            units: row.units as u32,
+            window: Window {
+                start: row.window_start,
+                end: row.window_end,
+            },
+            hours: row.hours as u32,
+            unit_price: row.unit_price.normalize(),
+            notional: row.notional.normalize(),
+            levy_bps: row.levy_bps as u32,
+            maker: row.maker.0,
+            status: row.status.0,
+            created_at: row.created_at,
+        })
+        .collect())
 }
 
 /// Resting offers (cheapest first) and bids (highest first) aggregated by price.

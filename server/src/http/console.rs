@@ -53,12 +53,15 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(
             web::resource("/")
                 .wrap(Compress::default())
-                .route(web::get().to(index)),
+                .route(web::get().to(index))
+                // Another method gets the JSON 405 every other path gets, not actix's empty one.
+                .default_service(web::to(super::not_found)),
         )
         .service(
             web::resource("/console/{name}")
                 .wrap(Compress::default())
-                .route(web::get().to(asset)),
+                .route(web::get().to(asset))
+                .default_service(web::to(super::not_found)),
         );
 }
 

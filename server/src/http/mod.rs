@@ -262,8 +262,9 @@ fn method_label(method: &actix_web::http::Method) -> &'static str {
 
 /// No route matched: 405 with the `Allow` header when the path is a route's under another method,
 /// else 404.
-async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let allowed = methods_of(request.path());
+pub(super) async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    // The path as the router matched it (percent-escapes decoded), not as it was written.
+    let allowed = methods_of(request.match_info().as_str());
     if !allowed.is_empty() {
         return Ok(HttpResponse::MethodNotAllowed()
             .insert_header((actix_web::http::header::ALLOW, allowed.join(", ")))
@@ -327,6 +328,9 @@ fn methods_of(path: &str) -> Vec<String> {
 /// the parameters a path takes): an empty parameter means the parameter is not given. `None` when
 /// nothing is dropped.
 fn without_empty_parameters(query: &str) -> Option<String> {
+    if query.is_empty() {
+        return None;
+    }
     let kept: Vec<&str> = query
         .split('&')
         .filter(|part| {

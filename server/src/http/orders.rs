@@ -329,16 +329,23 @@ pub async fn book(
     let levels = validate::page_limit(limit, 100)?;
     let (hub_filter, sku_filter) = (hub.clone(), sku.clone());
     // Public and a scan of the resting orders: a few at once, so that a flood of book reads holds
-    // a few of the pool's connections, never all of them.
-    let _place = state.book_reads.clone().try_acquire_owned().map_err(|_| {
-        ApiError::busy(
-            "book_busy",
-            "the book is being read by many at once; retry shortly",
-            1,
-        )
-    })?;
+    // a few of the pool's connections, never all of them. A read waits a moment for a place; the
+    // place goes with the query, and is given back when the query ends, even if the client has
+    // gone.
+    let place = tokio::time::timeout(BOOK_PLACE_WAIT, state.book_reads.clone().acquire_owned())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| {
+            ApiError::busy(
+                "book_busy",
+                "the book is being read by many at once; retry shortly",
+                1,
+            )
+        })?;
     let (offers, bids) = state
         .db(move |connection| {
+            let _place = place;
             Ok(orders::book(
                 connection,
                 hub_filter.as_deref(),
@@ -354,6 +361,9 @@ pub async fn book(
         bids,
     }))
 }
+
+/// How long a read of the public book waits for one of the places ([`super::BOOK_READS_MAX`]).
+const BOOK_PLACE_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Recent contracts without participant ids (public).
 #[utoipa::path(get, path = "/v1/market/trades", tag = "market", params(MarketQuery),

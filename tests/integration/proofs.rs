@@ -46,7 +46,7 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
         .await;
     let (status, code) = code_of(regulator.checkpoint().await);
     assert_eq!((status, code.as_str()), (404, "not_found"));
-    let (made, buyer, _) = contract(&exchange, "First").await;
+    let (made, buyer, provider) = contract(&exchange, "First").await;
     let size = checkpoint_now(&exchange);
     // Nothing new since: no second checkpoint.
     assert!(exchange.checkpoint_now().is_none());
@@ -69,6 +69,36 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
     assert_eq!(verified.proven.len(), 1, "{contract_proof:?}");
     assert!(verified.pending.is_empty());
     assert_eq!(contract_proof.entries[0].entry.kind, "contract_created");
+    // The provider reads the same proof, and it does not tell it the bid's limit: the contract's
+    // entry names no hold released and no data origin. The buyer's side of the fill (limit 25,
+    // ask 20: 2 units × 2 hours hold 100, use 80) is an entry of its own, for regulators.
+    let provider_proof = provider.contract_proof(made.id).await.unwrap();
+    assert_eq!(provider_proof.entries.len(), contract_proof.entries.len());
+    for entry in &provider_proof.entries {
+        for field in ["hold_released", "data_origin", "limit_price", "hold"] {
+            assert!(
+                entry.entry.payload.get(field).is_none(),
+                "{field}: {:?}",
+                entry.entry
+            );
+        }
+    }
+    let log = regulator.audit_log(0, 100).await.unwrap().items;
+    let filled = log
+        .iter()
+        .find(|entry| entry.kind == "bid_filled")
+        .expect("the buyer's side of the fill");
+    assert_eq!(
+        (
+            filled.payload["bid_id"].as_str().unwrap(),
+            filled.payload["hold_released"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        ),
+        (made.bid_id.to_string().as_str(), 20.into())
+    );
     let bytes = serde_json::to_vec(&contract_proof.entries[0].audit_path).unwrap();
     assert!(bytes.len() < 2048, "{} bytes of proof", bytes.len());
     // Another buyer may not have it; a wrong key refuses it.

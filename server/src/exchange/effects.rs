@@ -701,7 +701,6 @@ impl<'a> Effects<'a> {
                 hub: row.hub.clone(),
                 cluster: row.cluster.clone(),
                 sku: row.sku.clone(),
-                data_origin: row.data_origin.clone(),
                 units: row.units,
                 window: WindowFields {
                     start: row.window_start,
@@ -711,9 +710,18 @@ impl<'a> Effects<'a> {
                 notional: row.notional.to_string(),
                 levy_bps: row.levy_bps,
                 maker: row.maker.0,
-                hold_released: fill.hold_released.to_string(),
             },
         );
+        if fill.hold_released > Decimal::ZERO {
+            self.audit(
+                SYSTEM_ACTOR.to_owned(),
+                AuditEvent::BidFilled {
+                    bid_id: row.bid_id,
+                    units: row.units,
+                    hold_released: fill.hold_released.to_string(),
+                },
+            );
+        }
         self.contracts_created += 1;
         // The answer goes to the incoming order's owner, a party.
         let contract = row.to_party_wire();

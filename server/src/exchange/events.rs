@@ -85,14 +85,21 @@ pub enum AuditEvent {
         hub: String,
         cluster: String,
         sku: String,
-        /// The bid's data origin, whichever side rested first.
-        data_origin: Option<String>,
         units: i32,
         window: WindowFields,
         unit_price: String,
         notional: String,
         levy_bps: i32,
         maker: Side,
+    },
+    /// The buyer's side of a fill: the part of the bid's hold for these units that the notional
+    /// did not use, back to its available money. Kept out of `contract_created`, which both
+    /// parties read in the contract's proof: with the notional it would tell the provider the
+    /// bid's limit (as the bid's data origin, in `bid_accepted`, would tell it where the data
+    /// comes from). It follows its contract's entry in the log.
+    BidFilled {
+        bid_id: Uuid,
+        units: i32,
         hold_released: String,
     },
     ParticipantSuspended {
@@ -154,6 +161,7 @@ impl AuditEvent {
             AuditEvent::OfferRemoved { expired: false, .. } => "offer_cancelled",
             AuditEvent::OfferRemoved { expired: true, .. } => "offer_expired",
             AuditEvent::ContractCreated { .. } => "contract_created",
+            AuditEvent::BidFilled { .. } => "bid_filled",
             AuditEvent::ContractSettled { .. } => "contract_settled",
             AuditEvent::ParticipantSuspended { .. } => "participant_suspended",
             AuditEvent::ComplianceDenied { .. } => "compliance_denied",

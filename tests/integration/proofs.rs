@@ -84,6 +84,15 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
         }
     }
     let log = regulator.audit_log(0, 100).await.unwrap().items;
+    // A proof hands its reader the hashes of neighbouring entries: every entry is salted, so none
+    // can be found again by guessing its fields (the bid's limit from a neighbouring bid_filled).
+    for entry in &log {
+        let salt = entry.payload["salt"].as_str().unwrap_or_default();
+        assert!(
+            salt.len() == 32 && salt.bytes().all(|byte| byte.is_ascii_hexdigit()),
+            "{entry:?}"
+        );
+    }
     let filled = log
         .iter()
         .find(|entry| entry.kind == "bid_filled")

@@ -61,7 +61,26 @@ pub fn append(
     kind: &str,
     payload: Value,
 ) -> QueryResult<i64> {
-    append_batch(connection, &[(actor.to_owned(), kind, payload)], Utc::now())
+    append_batch(
+        connection,
+        &[(actor.to_owned(), kind, salted(payload))],
+        Utc::now(),
+    )
+}
+
+/// `payload` with a `salt` of 128 random bits. An inclusion proof hands its reader the leaf
+/// hashes of neighbouring entries, and most entries are guessable from what a party knows (its
+/// counterparty's id, a window, a price in whole fen): unsalted, a provider could recover a
+/// buyer's limit from the hash beside its own contract's entry. Every entry is salted where it is
+/// made: here, and in the writer's `Effects::audit`.
+pub fn salted(mut payload: Value) -> Value {
+    if let Some(fields) = payload.as_object_mut() {
+        fields.insert(
+            "salt".into(),
+            Value::String(format!("{:032x}", rand::random::<u128>())),
+        );
+    }
+    payload
 }
 
 /// Appends entries in order, all stamped `at`, in the caller's transaction (one lock of the head,

@@ -804,9 +804,11 @@ impl<'a> Effects<'a> {
     }
 
     fn audit(&mut self, actor: String, event: AuditEvent) {
-        self.writes
-            .audit
-            .push((actor, event.kind(), event.payload()));
+        self.writes.audit.push((
+            actor,
+            event.kind(),
+            crate::db::audit::salted(event.payload()),
+        ));
     }
 }
 

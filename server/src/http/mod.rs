@@ -71,7 +71,8 @@ pub struct AppState {
     pub checkpoints: std::sync::Arc<crate::checkpoint::Schedule>,
 }
 
-/// Reads of the public book that may run at once; one more is refused with 503 `book_busy`.
+/// Reads of the public book that may run at once; one more waits a moment for a place, then is
+/// refused with 503 `book_busy`.
 pub const BOOK_READS_MAX: usize = 4;
 
 impl AppState {

@@ -70,8 +70,8 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
     assert!(verified.pending.is_empty());
     assert_eq!(contract_proof.entries[0].entry.kind, "contract_created");
     // The provider reads the same proof, and it does not tell it the bid's limit: the contract's
-    // entry names no hold released and no data origin. The buyer's side of the fill (limit 25,
-    // ask 20: 2 units × 2 hours hold 100, use 80) is an entry of its own, for regulators.
+    // entry names no hold released (limit 25, ask 20: 2 units × 2 hours hold 100, use 80) and no
+    // data origin. The regulator reads both in the bid's own entry.
     let provider_proof = provider.contract_proof(made.id).await.unwrap();
     assert_eq!(provider_proof.entries.len(), contract_proof.entries.len());
     for entry in &provider_proof.entries {
@@ -93,20 +93,15 @@ async fn a_party_proves_its_contract_against_a_checkpoint_signed_by_the_pinned_k
             "{entry:?}"
         );
     }
-    let filled = log
+    let accepted = log
         .iter()
-        .find(|entry| entry.kind == "bid_filled")
-        .expect("the buyer's side of the fill");
+        .find(|entry| {
+            entry.kind == "bid_accepted" && entry.payload["bid_id"] == made.bid_id.to_string()
+        })
+        .expect("the bid's entry");
     assert_eq!(
-        (
-            filled.payload["bid_id"].as_str().unwrap(),
-            filled.payload["hold_released"]
-                .as_str()
-                .unwrap()
-                .parse::<rust_decimal::Decimal>()
-                .unwrap()
-        ),
-        (made.bid_id.to_string().as_str(), 20.into())
+        (&accepted.payload["limit_price"], &accepted.payload["hold"]),
+        (&serde_json::json!("25"), &serde_json::json!("100"))
     );
     let bytes = serde_json::to_vec(&contract_proof.entries[0].audit_path).unwrap();
     assert!(bytes.len() < 2048, "{} bytes of proof", bytes.len());

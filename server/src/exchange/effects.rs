@@ -712,16 +712,7 @@ impl<'a> Effects<'a> {
                 maker: row.maker.0,
             },
         );
-        if fill.hold_released > Decimal::ZERO {
-            self.audit(
-                SYSTEM_ACTOR.to_owned(),
-                AuditEvent::BidFilled {
-                    bid_id: row.bid_id,
-                    units: row.units,
-                    hold_released: fill.hold_released.to_string(),
-                },
-            );
-        }
+
         self.contracts_created += 1;
         // The answer goes to the incoming order's owner, a party.
         let contract = row.to_party_wire();

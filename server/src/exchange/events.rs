@@ -90,17 +90,12 @@ pub enum AuditEvent {
         unit_price: String,
         notional: String,
         levy_bps: i32,
+        // Neither the hold the fill released nor the bid's data origin: both parties read this
+        // entry in the contract's proof, and with the notional the released hold would tell the
+        // provider the bid's limit. The chain still holds both: the origin in `bid_accepted`, and
+        // the release is `ceil_fen(limit × hours) × units − notional`, from `bid_accepted`'s
+        // limit and window and this entry's units and notional.
         maker: Side,
-    },
-    /// The buyer's side of a fill: the part of the bid's hold for these units that the notional
-    /// did not use, back to its available money. Kept out of `contract_created`, which both
-    /// parties read in the contract's proof: with the notional it would tell the provider the
-    /// bid's limit (as the bid's data origin, in `bid_accepted`, would tell it where the data
-    /// comes from). It follows its contract's entry in the log.
-    BidFilled {
-        bid_id: Uuid,
-        units: i32,
-        hold_released: String,
     },
     ParticipantSuspended {
         participant_id: Uuid,
@@ -161,7 +156,6 @@ impl AuditEvent {
             AuditEvent::OfferRemoved { expired: false, .. } => "offer_cancelled",
             AuditEvent::OfferRemoved { expired: true, .. } => "offer_expired",
             AuditEvent::ContractCreated { .. } => "contract_created",
-            AuditEvent::BidFilled { .. } => "bid_filled",
             AuditEvent::ContractSettled { .. } => "contract_settled",
             AuditEvent::ParticipantSuspended { .. } => "participant_suspended",
             AuditEvent::ComplianceDenied { .. } => "compliance_denied",

@@ -131,18 +131,7 @@ pub async fn verify(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
     // A verification reads the whole log and every table the invariants cover: like an export,
     // it runs on the exports' own few connections and takes one of their places, so that
     // regulators verifying at once never starve the rest of the API.
-    let slot = state
-        .exports
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::busy(
-                "verify_busy",
-                "the exchange's long audit reads (exports, verifications) are all running; retry shortly",
-                5,
-            )
-        })?;
+    let slot = state.exports.place("verify_busy")?;
     let pool = state.exports.pool.clone();
     let verdict = web::block(move || -> Result<_, ApiError> {
         let _slot = slot;
@@ -210,18 +199,7 @@ pub async fn export(
     let filter = selection.into_inner().filter(&state)?;
     // Exports run on their own few connections, so that long or stalled ones never starve the
     // rest of the API; one more than they allow is refused at once.
-    let slot = state
-        .exports
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| {
-            ApiError::busy(
-                "exports_busy",
-                "the exports the exchange runs at once are all taken; retry shortly",
-                5,
-            )
-        })?;
+    let slot = state.exports.place("exports_busy")?;
     // Take the connection before answering, off the async executor, so an outage is a 503.
     let pool = super::replica::pool_for_read(
         state.replica.as_deref(),

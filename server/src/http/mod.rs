@@ -124,6 +124,20 @@ pub struct Exports {
     pub stall_max: std::time::Duration,
 }
 
+impl Exports {
+    /// One of the places for a long audit read (an export or a chain verification), or a 503
+    /// with `code` at once when all are taken.
+    pub fn place(&self, code: &'static str) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.slots.clone().try_acquire_owned().map_err(|_| {
+            ApiError::busy(
+                code,
+                "the exchange's long audit reads (exports, verifications) are all running; retry shortly",
+                5,
+            )
+        })
+    }
+}
+
 /// What one hub may store of policies: versions and bytes, all versions together.
 pub struct PolicyQuota {
     pub uploads_per_hub_max: u64,

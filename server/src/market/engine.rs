@@ -7,7 +7,7 @@
 //! window. At most `candidates_max` resting orders are examined per incoming order.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasherDefault;
 
 use rust_decimal::Decimal;
@@ -356,8 +356,57 @@ pub struct Engine {
     offers_by_market: HashMap<(SkuId, HubId), OfferIndex, Cheap>,
     /// Resting bids by SKU, highest limit first (in micro-CNY), then arrival.
     bids_by_sku: HashMap<SkuId, BidIndex, Cheap>,
-    /// When each resting order stops resting (Unix seconds).
-    expiries: BTreeSet<(i64, Seq)>,
+    /// When each resting order stops resting.
+    expiries: Expiries,
+}
+
+/// When resting orders stop resting: order numbers grouped by the second (Unix seconds) they
+/// expire at. Nearly every order expires on an hour (an offer when its window ends, a bid when
+/// its window starts), so the map holds about one group per hour of the horizon and putting an
+/// order in it is a short descent and a push. An order that leaves the book early stays in its
+/// group (its number is skipped when the group falls due), until there are more of those than
+/// orders resting: then they are swept out, so the groups never hold more than twice the resting
+/// orders and a few more.
+#[derive(Debug, Default)]
+struct Expiries {
+    groups: BTreeMap<i64, Vec<Seq>>,
+    /// Numbers in the groups, those of orders that left early included.
+    entries: usize,
+}
+
+/// How many numbers of orders that left early the expiries keep beyond the resting orders'.
+const EXPIRIES_SLACK: usize = 1024;
+
+impl Expiries {
+    /// Notes that the order `seq` stops resting at `at`; sweeps out the orders that left early
+    /// (those `rests` does not know) when they outnumber the `resting` ones.
+    fn insert(&mut self, at: i64, seq: Seq, resting: usize, rests: impl Fn(Seq) -> bool) {
+        self.groups.entry(at).or_default().push(seq);
+        self.entries += 1;
+        if self.entries > 2 * resting + EXPIRIES_SLACK {
+            self.groups.retain(|_, group| {
+                group.retain(|seq| rests(*seq));
+                !group.is_empty()
+            });
+            self.entries = self.groups.values().map(Vec::len).sum();
+        }
+    }
+
+    /// Takes out the numbers due at `now` (expiring at `now` or before), by expiry and then
+    /// number; among them are orders that have already left.
+    fn take_due(&mut self, now: i64) -> Vec<Seq> {
+        let mut due = Vec::new();
+        while let Some(entry) = self.groups.first_entry() {
+            if *entry.key() > now {
+                break;
+            }
+            let mut group = entry.remove();
+            group.sort_unstable();
+            self.entries -= group.len();
+            due.append(&mut group);
+        }
+        due
+    }
 }
 
 impl Engine {
@@ -411,10 +460,7 @@ impl Engine {
     /// Takes every order whose time is up at `now` (Unix seconds) out of the book.
     pub fn expire(&mut self, now: i64) -> Vec<Removal> {
         let mut removals = Vec::new();
-        while let Some(&(at, seq)) = self.expiries.first() {
-            if at > now {
-                break;
-            }
+        for seq in self.expiries.take_due(now) {
             if let Some(removal) = self.remove(seq, RemovalReason::Expired) {
                 removals.push(removal);
             }
@@ -1120,10 +1166,10 @@ impl Engine {
         }
         let offer = self.offers.in_slot(key.slot);
         debug_assert_eq!(offer.spec.id, self.offers[&seq].spec.id);
-        // The incoming bid is live by definition (one for the current hour trades now).
-        if !pair_is_eligible(&offer.spec, bid, now) {
-            return None;
-        }
+        // The incoming bid is live by definition (one for the current hour trades now). The
+        // index entry holds the offer's own window, green share and provider, and the scan reads
+        // only the markets of the bid's SKUs and hubs: what the entry passed, the offer passes.
+        debug_assert!(pair_is_eligible(&offer.spec, bid, now));
         let units = offer.capacity.free(bid.window).min(bid.quantity);
         if units == 0 {
             sold_out(reasons);
@@ -1148,8 +1194,9 @@ impl Engine {
         };
         let market = (offer.spec.sku, offer.spec.hub);
         let ask = micros(offer.spec.ask_price);
-        self.expiries.insert((offer.spec.window.end_seconds(), seq));
+        let at = offer.spec.window.end_seconds();
         key.slot = self.offers.insert(seq, offer);
+        self.note_expiry(at, seq);
         self.offers_by_market
             .entry(market)
             .or_default()
@@ -1169,8 +1216,18 @@ impl Engine {
                 .or_default()
                 .insert((Reverse(micros(bid.spec.limit_price)), seq), key);
         }
-        self.expiries.insert((bid.spec.expiry(), seq));
+        let at = bid.spec.expiry();
         self.bids.insert(seq, bid);
+        self.note_expiry(at, seq);
+    }
+
+    /// Notes when the order `seq`, resting from now on, stops resting.
+    fn note_expiry(&mut self, at: i64, seq: Seq) {
+        let (offers, bids) = (&self.offers, &self.bids);
+        self.expiries
+            .insert(at, seq, offers.len() + bids.len(), |seq| {
+                offers.contains_key(&seq) || bids.contains_key(&seq)
+            });
     }
 
     /// Brings the price index's summary of a resting offer's sold-out hours up to date.
@@ -1197,8 +1254,6 @@ impl Engine {
                 self.offers_by_market.remove(&market);
             }
         }
-        self.expiries
-            .remove(&(offer.spec.window.end_seconds(), seq));
         Some(offer)
     }
 
@@ -1212,7 +1267,6 @@ impl Engine {
                 }
             }
         }
-        self.expiries.remove(&(bid.spec.expiry(), seq));
         Some(bid)
     }
 
@@ -1384,6 +1438,59 @@ fn offer_state(seq: Seq, offer: &RestingOffer) -> OrderState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiries_fall_due_by_time_then_number_and_skip_nothing_due() {
+        let mut expiries = Expiries::default();
+        for (at, seq) in [(7200, 9), (3600, 4), (7200, 2), (3605, 1), (3600, 3)] {
+            expiries.insert(at, seq, 5, |_| true);
+        }
+        assert_eq!(expiries.take_due(3599), Vec::<Seq>::new());
+        assert_eq!(expiries.take_due(3604), [3, 4]);
+        assert_eq!(expiries.take_due(7200), [1, 2, 9]);
+        assert_eq!(expiries.entries, 0);
+    }
+
+    #[test]
+    fn orders_that_left_early_never_outnumber_the_resting_ones_in_the_expiries() {
+        // A participant placing and cancelling orders far ahead, again and again, while one rests.
+        let mut engine = Engine::new(EngineConfig { candidates_max: 16 });
+        let provider = Uuid::from_u128(1);
+        let offer = |id: u128| OfferSpec {
+            id: Uuid::from_u128(id),
+            provider,
+            hub: 0,
+            cluster: String::new(),
+            sku: 0,
+            quantity: 1,
+            window: Hours {
+                start: 1_000_000,
+                end: 1_000_000 + i64::try_from(id % 5_000).expect("small") + 1,
+            },
+            ask_price: Decimal::TEN,
+            green_share: 50,
+            attributes: Vec::new(),
+        };
+        let kept = engine.submit_offer(offer(0), 0, &mut super::super::BuiltInRules);
+        for id in 1..20_000 {
+            let seq = engine
+                .submit_offer(offer(id), 0, &mut super::super::BuiltInRules)
+                .state
+                .seq;
+            engine.cancel(seq, provider).expect("it rests");
+            assert!(engine.expiries.entries <= 2 * 2 + EXPIRIES_SLACK);
+        }
+        assert_eq!(engine.resting(), (1, 0));
+        let expired = engine.expire(1_005_001 * 3600);
+        assert_eq!(
+            expired
+                .iter()
+                .map(|removal| removal.state.seq)
+                .collect::<Vec<_>>(),
+            [kept.state.seq]
+        );
+        assert_eq!(engine.expiries.entries, 0);
+    }
 
     proptest::proptest! {
         /// The price read from the decimal's integer and scale is the decimal computation's:

@@ -17,6 +17,9 @@ pub struct Capacity {
     sold_out_hours: Vec<u64>,
     /// The blocks of hours sold out throughout: the coarse map the price index keeps.
     sold_out_blocks: SoldOut,
+    /// The most units used in any hour (0 while nothing is sold): lets [`Capacity::free`]
+    /// answer an offer nobody bought from without reading its steps.
+    used_most: u32,
 }
 
 impl Capacity {
@@ -34,11 +37,20 @@ impl Capacity {
                 block_hours: u16::try_from(block_hours(window)).unwrap_or(u16::MAX),
                 blocks: [0; SOLD_OUT_BLOCKS / 64],
             },
+            used_most: 0,
         }
     }
 
     /// Units free in EVERY hour of `range` (which must lie inside the window).
     pub fn free(&self, range: Hours) -> u32 {
+        debug_assert!(
+            self.window.contains(range),
+            "{range:?} outside {:?}",
+            self.window
+        );
+        if self.used_most == 0 {
+            return self.quantity;
+        }
         if self.any_sold_out(range) {
             return 0;
         }
@@ -100,7 +112,7 @@ impl Capacity {
 
     /// Whether anything was sold.
     pub fn any_sold(&self) -> bool {
-        self.steps.iter().any(|(_, used)| *used > 0)
+        self.used_most > 0
     }
 
     /// Most units used in any hour of `range`.
@@ -136,26 +148,43 @@ impl Capacity {
             units <= self.free(range),
             "overselling {units} units over {range:?}"
         );
+        if units == 0 || range.is_empty() {
+            return;
+        }
         self.split_at(range.start);
         if range.end < self.window.end {
             self.split_at(range.end);
         }
-        for index in 0..self.steps.len() {
-            let (hour, used) = self.steps[index];
-            if hour >= range.start && hour < range.end {
-                self.steps[index].1 = used + units;
-                if used + units == self.quantity && units > 0 {
-                    // The steps were split at the range's end, so the next one ends this hour's
-                    // segment inside the range.
-                    let end = self
-                        .steps
-                        .get(index + 1)
-                        .map_or(self.window.end, |(next, _)| *next);
-                    self.mark_sold_out(hour, end);
-                }
+        // Only the steps inside the range change, each by the same units: neighbours inside it
+        // stay unequal, so only its two edges can join their neighbours outside.
+        let first = self.steps.partition_point(|(hour, _)| *hour < range.start);
+        let mut index = first;
+        while let Some(&(hour, used)) = self.steps.get(index)
+            && hour < range.end
+        {
+            self.steps[index].1 = used + units;
+            self.used_most = self.used_most.max(used + units);
+            if used + units == self.quantity {
+                // The steps were split at the range's end, so the next one ends this hour's
+                // segment inside the range.
+                let end = self
+                    .steps
+                    .get(index + 1)
+                    .map_or(self.window.end, |(next, _)| *next);
+                self.mark_sold_out(hour, end);
             }
+            index += 1;
         }
-        self.steps.dedup_by(|later, earlier| later.1 == earlier.1);
+        if self
+            .steps
+            .get(index)
+            .is_some_and(|after| after.1 == self.steps[index - 1].1)
+        {
+            self.steps.remove(index);
+        }
+        if first > 0 && self.steps[first].1 == self.steps[first - 1].1 {
+            self.steps.remove(first);
+        }
     }
 
     /// A summary of the hours sold out: the blocks of hours sold out throughout (see
@@ -384,6 +413,9 @@ mod tests {
                 }
             }
             proptest::prop_assert_eq!(capacity.sold_out(), used.iter().all(|units| *units == quantity));
+            // Each step differs from the one before: as few steps as the sales need.
+            let segments: Vec<(Hours, u32)> = capacity.segments().collect();
+            proptest::prop_assert!(segments.windows(2).all(|pair| pair[0].1 != pair[1].1));
         }
 
         /// A window longer than the map: blocks of several hours. The map blocks a range only

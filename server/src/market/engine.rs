@@ -1123,7 +1123,9 @@ impl Engine {
 
     /// The resting offer `seq` of `hub` (within the bid's price) and the units it can give the
     /// incoming `bid`, or `None` with the reason noted: window, green share, self-trade,
-    /// eligibility, capacity. What the index keeps (`key`) is checked before the offer is read.
+    /// eligibility, capacity. What the index keeps (`key`) is checked before the offer is read;
+    /// inlined into the scan, since most candidates go no further than that.
+    #[inline]
     fn candidate_units(
         &self,
         bid: &BidSpec,
@@ -1164,6 +1166,20 @@ impl Engine {
             sold_out(reasons);
             return None;
         }
+        self.offer_units(bid, seq, hub, key, now, reasons)
+    }
+
+    /// [`Engine::candidate_units`] once the index entry passed: the offer read, its free units.
+    #[inline(never)]
+    fn offer_units(
+        &self,
+        bid: &BidSpec,
+        seq: Seq,
+        hub: Option<HubId>,
+        key: &OfferKey,
+        now: i64,
+        reasons: &mut Reasons,
+    ) -> Option<(&RestingOffer, u32)> {
         let offer = self.offers.in_slot(key.slot);
         debug_assert_eq!(offer.spec.id, self.offers[&seq].spec.id);
         // The incoming bid is live by definition (one for the current hour trades now). The
@@ -1172,7 +1188,9 @@ impl Engine {
         debug_assert!(pair_is_eligible(&offer.spec, bid, now));
         let units = offer.capacity.free(bid.window).min(bid.quantity);
         if units == 0 {
-            sold_out(reasons);
+            reasons.note(ReasonCode::CapacitySoldOut, hub, || {
+                "offers here are sold out for the window".into()
+            });
             return None;
         }
         Some((offer, units))
@@ -1320,11 +1338,15 @@ struct Quote {
 /// The cheapest head across a bid's markets (ask, then order number), with its market's index:
 /// what the scan examines next. Few markets: a linear scan is enough.
 fn cheapest_head<'a>(heads: &[Option<Head<'a>>]) -> Option<(usize, Head<'a>)> {
-    heads
-        .iter()
-        .enumerate()
-        .filter_map(|(index, head)| head.map(|head| (index, head)))
-        .min_by_key(|(_, (order, _))| **order)
+    let mut cheapest: Option<(usize, Head<'a>)> = None;
+    for (index, head) in heads.iter().enumerate() {
+        if let Some(head) = head
+            && cheapest.is_none_or(|(_, best)| head.0 < best.0)
+        {
+            cheapest = Some((index, *head));
+        }
+    }
+    cheapest
 }
 
 /// The rules of SPEC §5 that need no policy: hub, window, green share, self-trade, and an offer

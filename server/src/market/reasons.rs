@@ -72,30 +72,55 @@ pub struct Reason {
     pub message: String,
 }
 
-/// The reasons gathered for one bid: the reasons, and beside them each one's (code, hub) as one
-/// small integer, so that the check for a reason already there (made for every candidate turned
-/// down, dozens per bid) reads one cache line.
+/// The reasons gathered for one bid: the reasons, and beside them which (code, hub) pairs they
+/// hold as one bit each (a word per code, a bit per hub below 63; bit 63 stands for no hub and
+/// every hub from 63 up, and then the list decides), so that the check for a reason already
+/// there, made for every candidate turned down (dozens per bid), is one load and one test.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reasons {
     kept: Vec<Reason>,
-    keys: [u32; REASONS_MAX],
+    seen: [u64; CODES],
 }
 
-/// A (code, hub) pair as one integer; no hub is 256, past every hub number.
-fn key(code: ReasonCode, hub: Option<HubId>) -> u32 {
-    ((code as u32) << 16) | hub.map_or(256, u32::from)
-}
+/// Words in [`Reasons::seen`]: one per code, and room for a few more codes (a code past them
+/// is looked up in the list).
+const CODES: usize = 16;
 
 impl Reasons {
     /// Notes a reason unless one with the same code and hub is already there (or the list is
-    /// full). The message is built only when it is kept.
+    /// full). The message is built only when it is kept. Inlined: most calls are a reason already
+    /// there, answered from its bit without a call.
+    #[inline]
     pub fn note(&mut self, code: ReasonCode, hub: Option<HubId>, message: impl FnOnce() -> String) {
-        let len = self.kept.len();
-        let key = key(code, hub);
-        if len >= REASONS_MAX || self.keys[..len].contains(&key) {
+        let bit = hub.filter(|hub| *hub < 63).map_or(63, u32::from);
+        let known = self.seen.get(code as usize).map_or(u64::MAX, |word| *word);
+        if bit != 63 && known & (1 << bit) != 0 {
             return;
         }
-        self.keys[len] = key;
+        self.note_new(code, hub, bit, message);
+    }
+
+    /// [`Reasons::note`] for a (code, hub) not known from its bit alone.
+    #[inline(never)]
+    fn note_new(
+        &mut self,
+        code: ReasonCode,
+        hub: Option<HubId>,
+        bit: u32,
+        message: impl FnOnce() -> String,
+    ) {
+        let known = self.seen.get(code as usize).map_or(u64::MAX, |word| *word);
+        let listed = || {
+            self.kept
+                .iter()
+                .any(|reason| reason.code == code && reason.hub == hub)
+        };
+        if (known & (1 << bit) != 0 && (bit != 63 || listed())) || self.kept.len() >= REASONS_MAX {
+            return;
+        }
+        if let Some(word) = self.seen.get_mut(code as usize) {
+            *word |= 1 << bit;
+        }
         self.kept.push(Reason {
             code,
             hub,
@@ -109,7 +134,7 @@ impl Reasons {
 
     pub fn clear(&mut self) {
         self.kept.clear();
-        self.keys = [0; REASONS_MAX];
+        self.seen = [0; CODES];
     }
 
     /// The reasons, in the order they were first seen.
@@ -131,6 +156,24 @@ mod tests {
         let kept = reasons.clone().into_vec();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].message, "first");
+        // No hub, and hubs from 63 up, share a bit: the list tells them apart.
+        reasons.note(ReasonCode::PriceAboveLimit, None, || "no hub".into());
+        reasons.note(ReasonCode::PriceAboveLimit, Some(200), || "hub 200".into());
+        reasons.note(ReasonCode::PriceAboveLimit, Some(63), || "hub 63".into());
+        reasons.note(ReasonCode::PriceAboveLimit, Some(200), || {
+            "hub 200 again".into()
+        });
+        reasons.note(ReasonCode::PriceAboveLimit, None, || "no hub again".into());
+        let messages: Vec<String> = reasons
+            .clone()
+            .into_vec()
+            .into_iter()
+            .map(|reason| reason.message)
+            .collect();
+        assert_eq!(
+            messages,
+            ["first", "other hub", "no hub", "hub 200", "hub 63"]
+        );
         for hub in 0..40 {
             reasons.note(ReasonCode::CapacitySoldOut, Some(hub), || "sold out".into());
         }

@@ -871,7 +871,8 @@ impl Engine {
         policies: &mut dyn Policies,
         reasons: &mut Reasons,
     ) -> Vec<Quote> {
-        let mut markets: Vec<(HubId, OfferIndexIter<'_>)> = Vec::new();
+        let mut markets: Vec<(HubId, OfferIndexIter<'_>)> =
+            Vec::with_capacity(bid.skus.len() * bid.hubs.0.count_ones() as usize);
         for (index, sku) in bid.skus.iter().enumerate() {
             // A SKU named twice must not make an offer a candidate twice.
             if bid.skus[..index].contains(sku) {

@@ -55,9 +55,16 @@ impl HubSet {
         HubSet(self.0 | (1 << hub))
     }
 
-    /// The hubs in the set, in index order.
+    /// The hubs in the set, in index order (one step per hub in the set, not per possible hub).
     pub fn iter(self) -> impl Iterator<Item = HubId> {
-        (0..64u8).filter(move |hub| self.contains(*hub))
+        let mut rest = self.0;
+        std::iter::from_fn(move || {
+            let hub = HubId::try_from(rest.trailing_zeros())
+                .ok()
+                .filter(|hub| *hub < 64)?;
+            rest &= rest - 1;
+            Some(hub)
+        })
     }
 
     /// Whether the set is empty.

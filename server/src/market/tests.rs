@@ -1233,3 +1233,11 @@ proptest! {
         prop_assert_eq!(run(&commands, false), run(&commands, false));
     }
 }
+
+#[test]
+fn a_hub_set_lists_its_hubs_in_index_order() {
+    let set = HubSet::default().with(63).with(0).with(5);
+    assert_eq!(set.iter().collect::<Vec<_>>(), [0, 5, 63]);
+    assert_eq!(HubSet::default().iter().count(), 0);
+    assert_eq!(HubSet(u64::MAX).iter().count(), 64);
+}

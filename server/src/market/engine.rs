@@ -267,7 +267,7 @@ impl std::hash::Hasher for SeqHasher {
 }
 
 /// The resting offers of one market in ask order, from the price index.
-type OfferIndexIter<'a> = std::collections::btree_map::Iter<'a, (i64, Seq), OfferKey>;
+type OfferIndexIter<'a> = super::chunked::Iter<'a, (i64, Seq), OfferKey>;
 
 /// The next entry of a market's offer index: (ask in millionths, order number) and what the index
 /// keeps beside it (borrowed: the scan moves on without copying entries).
@@ -288,7 +288,7 @@ struct Lookahead<'s, 'a> {
 }
 
 /// One market's resting offers by (ask in micro-CNY, order number).
-type OfferIndex = BTreeMap<(i64, Seq), OfferKey>;
+type OfferIndex = super::chunked::Chunked<(i64, Seq), OfferKey>;
 
 /// One SKU's resting bids by (highest limit in micro-CNY first, order number).
 type BidIndex = BTreeMap<(Reverse<i64>, Seq), BidKey>;

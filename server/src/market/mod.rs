@@ -10,6 +10,7 @@
 //! - [`money`]: rounding to the fen, holds and notionals.
 
 pub mod capacity;
+mod chunked;
 pub mod engine;
 pub mod money;
 pub mod policy;

@@ -1,8 +1,11 @@
-//! An ordered map kept as a list of short sorted runs: what the price index of each market is
-//! made of. A scan of the book walks its entries in order, dozens per incoming bid, most of them
-//! turned down from the entry alone, so walking must cost little: here the next entry is the next
-//! element of a slice, and only every few dozen entries the next run. Inserting or removing finds
-//! the run through the runs' last keys (one contiguous array) and shifts at most one run.
+//! An ordered map kept as short sorted runs: what the price index of each market is made of. A
+//! scan of the book walks its entries in order, dozens per incoming bid, most of them turned down
+//! from the entry alone, so walking must cost little: here the next entry is the next element of
+//! a slice, and only every few dozen entries the next run. The runs themselves sit in an ordered
+//! map under their last keys, so inserting or removing finds its run in logarithmic time and
+//! shifts at most one run, however large the market grows.
+
+use std::collections::BTreeMap;
 
 /// Most entries in one run; a run that grows past it is split in two.
 const RUN_MAX: usize = 32;
@@ -13,19 +16,16 @@ const RUN_MIN: usize = RUN_MAX / 4;
 /// An ordered map from `K` to `V` (see the module's documentation).
 #[derive(Debug, Clone)]
 pub struct Chunked<K, V> {
-    /// Each run's last key, in order: the run that holds or would hold a key is the first whose
-    /// last key is not below it (the last run for a key beyond every run).
-    lasts: Vec<K>,
-    /// The runs, each sorted by key and never empty, every key of a run below every key of the
-    /// next.
-    runs: Vec<Vec<(K, V)>>,
+    /// The runs under their last keys: each sorted by key and never empty, every key of a run
+    /// below every key of the next. The run that holds or would hold a key is the first whose last
+    /// key is not below it (the last run for a key beyond every run).
+    runs: BTreeMap<K, Vec<(K, V)>>,
 }
 
 impl<K, V> Default for Chunked<K, V> {
     fn default() -> Self {
         Chunked {
-            lasts: Vec::new(),
-            runs: Vec::new(),
+            runs: BTreeMap::new(),
         }
     }
 }
@@ -35,90 +35,101 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
         self.runs.is_empty()
     }
 
-    /// The run that holds or would hold `key`; the map has at least one run.
-    fn run_of(&self, key: &K) -> usize {
-        self.lasts
-            .partition_point(|last| last < key)
-            .min(self.runs.len() - 1)
+    /// The last key of the run that holds or would hold `key`, if the map has any run.
+    fn run_of(&self, key: &K) -> Option<K> {
+        self.runs
+            .range(key..)
+            .next()
+            .or_else(|| self.runs.last_key_value())
+            .map(|(last, _)| *last)
+    }
+
+    /// Takes the run under `last` out, to put it back under its (possibly new) last key.
+    fn take_run(&mut self, last: &K) -> Vec<(K, V)> {
+        self.runs.remove(last).expect("a run under its last key")
+    }
+
+    /// Puts `run` (not empty) back under its last key.
+    fn put_run(&mut self, run: Vec<(K, V)>) {
+        let last = run.last().expect("runs are never empty").0;
+        self.runs.insert(last, run);
     }
 
     /// Puts `value` under `key`; answers the value it replaced, if any.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        if self.runs.is_empty() {
+        let Some(last) = self.run_of(&key) else {
             let mut run = Vec::with_capacity(RUN_MAX + 1);
             run.push((key, value));
-            self.runs.push(run);
-            self.lasts.push(key);
+            self.runs.insert(key, run);
             return None;
-        }
-        let index = self.run_of(&key);
-        let run = &mut self.runs[index];
+        };
+        let run = self.runs.get_mut(&last).expect("the run found");
         let at = match run.binary_search_by(|(other, _)| other.cmp(&key)) {
             Ok(at) => return Some(std::mem::replace(&mut run[at].1, value)),
             Err(at) => at,
         };
         run.insert(at, (key, value));
-        if at + 1 == run.len() {
-            // Only past the last run's last key: every other run's last key is not below `key`.
-            self.lasts[index] = key;
-        }
-        if run.len() > RUN_MAX {
-            let mut upper = Vec::with_capacity(RUN_MAX + 1);
-            upper.extend(run.drain(run.len() / 2..));
-            let lower_last = run.last().expect("half of a full run").0;
-            let upper_last = self.lasts[index];
-            self.lasts[index] = lower_last;
-            self.lasts.insert(index + 1, upper_last);
-            self.runs.insert(index + 1, upper);
+        // Past the run's last key (only ever in the last run), or too long: under new keys.
+        if at + 1 == run.len() || run.len() > RUN_MAX {
+            let mut run = self.take_run(&last);
+            if run.len() > RUN_MAX {
+                let mut upper = Vec::with_capacity(RUN_MAX + 1);
+                upper.extend(run.drain(run.len() / 2..));
+                self.put_run(upper);
+            }
+            self.put_run(run);
         }
         None
     }
 
     /// Takes the entry under `key` out; answers its value, if there was one.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        if self.runs.is_empty() {
-            return None;
-        }
-        let index = self.run_of(key);
-        let run = &mut self.runs[index];
+        let last = self.run_of(key)?;
+        let run = self.runs.get_mut(&last).expect("the run found");
         let at = run.binary_search_by(|(other, _)| other.cmp(key)).ok()?;
         let (_, value) = run.remove(at);
-        if run.is_empty() {
-            self.runs.remove(index);
-            self.lasts.remove(index);
-            return Some(value);
-        }
-        if at == run.len() {
-            self.lasts[index] = run[at - 1].0;
-        }
-        if run.len() < RUN_MIN {
-            self.join_with_a_neighbour(index);
+        if at == run.len() || run.len() < RUN_MIN {
+            let run = self.take_run(&last);
+            if !run.is_empty() {
+                self.put_back_joined(run);
+            }
         }
         Some(value)
     }
 
-    /// Joins the short run `index` with the next run, or else the one before, if both fit in one.
-    fn join_with_a_neighbour(&mut self, index: usize) {
-        let fits = |a: usize, b: usize| self.runs[a].len() + self.runs[b].len() <= RUN_MAX;
-        let (lower, upper) = if index + 1 < self.runs.len() && fits(index, index + 1) {
-            (index, index + 1)
-        } else if index > 0 && fits(index - 1, index) {
-            (index - 1, index)
-        } else {
-            return;
-        };
-        let moved = self.runs.remove(upper);
-        self.runs[lower].extend(moved);
-        self.lasts[lower] = self.lasts.remove(upper);
+    /// Puts `run` back, joined with the run after it, or else the one before, when it is short
+    /// and both fit in one.
+    fn put_back_joined(&mut self, mut run: Vec<(K, V)>) {
+        if run.len() < RUN_MIN {
+            let last = run.last().expect("runs are never empty").0;
+            let next = self
+                .runs
+                .range(last..)
+                .next()
+                .filter(|(_, next)| run.len() + next.len() <= RUN_MAX)
+                .map(|(key, _)| *key);
+            let before = || {
+                self.runs
+                    .range(..last)
+                    .next_back()
+                    .filter(|(_, before)| run.len() + before.len() <= RUN_MAX)
+                    .map(|(key, _)| *key)
+            };
+            if let Some(next) = next {
+                run.extend(self.take_run(&next));
+            } else if let Some(before) = before() {
+                let mut joined = self.take_run(&before);
+                joined.append(&mut run);
+                run = joined;
+            }
+        }
+        self.put_run(run);
     }
 
     /// The value under `key`, to change.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        if self.runs.is_empty() {
-            return None;
-        }
-        let index = self.run_of(key);
-        let run = &mut self.runs[index];
+        let last = self.run_of(key)?;
+        let run = self.runs.get_mut(&last).expect("the run found");
         let at = run.binary_search_by(|(other, _)| other.cmp(key)).ok()?;
         Some(&mut run[at].1)
     }
@@ -126,7 +137,7 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
     /// The entries in key order.
     pub fn iter(&self) -> Iter<'_, K, V> {
         Iter {
-            runs: self.runs.iter(),
+            runs: self.runs.values(),
             current: [].iter(),
         }
     }
@@ -135,7 +146,7 @@ impl<K: Ord + Copy, V> Chunked<K, V> {
 /// The entries of a [`Chunked`] map in key order.
 #[derive(Debug)]
 pub struct Iter<'a, K, V> {
-    runs: std::slice::Iter<'a, Vec<(K, V)>>,
+    runs: std::collections::btree_map::Values<'a, K, Vec<(K, V)>>,
     current: std::slice::Iter<'a, (K, V)>,
 }
 
@@ -214,8 +225,7 @@ mod tests {
                 proptest::prop_assert_eq!(map.is_empty(), model.is_empty());
             }
             proptest::prop_assert!(map.iter().eq(model.iter()));
-            proptest::prop_assert_eq!(map.runs.len(), map.lasts.len());
-            for (run, last) in map.runs.iter().zip(&map.lasts) {
+            for (last, run) in &map.runs {
                 proptest::prop_assert!(!run.is_empty() && run.len() <= RUN_MAX);
                 proptest::prop_assert_eq!(run.last().map(|(key, _)| *key), Some(*last));
             }

@@ -365,8 +365,8 @@ pub struct Engine {
 /// its window starts), so the map holds about one group per hour of the horizon and putting an
 /// order in it is a short descent and a push. An order that leaves the book early stays in its
 /// group (its number is skipped when the group falls due), until there are more of those than
-/// orders resting: then they are swept out, so the groups never hold more than twice the resting
-/// orders and a few more.
+/// orders resting when the next order comes to rest: then they are swept out, so that each order
+/// put in finds the groups holding at most twice the resting orders and a few more.
 #[derive(Debug, Default)]
 struct Expiries {
     groups: BTreeMap<i64, Vec<Seq>>,

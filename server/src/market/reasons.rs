@@ -93,8 +93,12 @@ impl Reasons {
     #[inline]
     pub fn note(&mut self, code: ReasonCode, hub: Option<HubId>, message: impl FnOnce() -> String) {
         let bit = hub.filter(|hub| *hub < 63).map_or(63, u32::from);
-        let known = self.seen.get(code as usize).map_or(u64::MAX, |word| *word);
-        if bit != 63 && known & (1 << bit) != 0 {
+        if bit != 63
+            && self
+                .seen
+                .get(code as usize)
+                .is_some_and(|word| word & (1 << bit) != 0)
+        {
             return;
         }
         self.note_new(code, hub, bit, message);
@@ -109,13 +113,22 @@ impl Reasons {
         bit: u32,
         message: impl FnOnce() -> String,
     ) {
-        let known = self.seen.get(code as usize).map_or(u64::MAX, |word| *word);
         let listed = || {
             self.kept
                 .iter()
                 .any(|reason| reason.code == code && reason.hub == hub)
         };
-        if (known & (1 << bit) != 0 && (bit != 63 || listed())) || self.kept.len() >= REASONS_MAX {
+        // The bit decides, unless it is the shared one or the code has no word: then the list.
+        let known = match self
+            .seen
+            .get(code as usize)
+            .map(|word| word & (1 << bit) != 0)
+        {
+            Some(false) => false,
+            Some(true) if bit != 63 => true,
+            _ => listed(),
+        };
+        if known || self.kept.len() >= REASONS_MAX {
             return;
         }
         if let Some(word) = self.seen.get_mut(code as usize) {

@@ -712,7 +712,6 @@ impl<'a> Effects<'a> {
                 maker: row.maker.0,
             },
         );
-
         self.contracts_created += 1;
         // The answer goes to the incoming order's owner, a party.
         let contract = row.to_party_wire();

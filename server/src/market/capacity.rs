@@ -17,9 +17,6 @@ pub struct Capacity {
     sold_out_hours: Vec<u64>,
     /// The blocks of hours sold out throughout: the coarse map the price index keeps.
     sold_out_blocks: SoldOut,
-    /// The most units used in any hour (0 while nothing is sold): lets [`Capacity::free`]
-    /// answer an offer nobody bought from without reading its steps.
-    used_most: u32,
 }
 
 impl Capacity {
@@ -37,20 +34,11 @@ impl Capacity {
                 block_hours: u16::try_from(block_hours(window)).unwrap_or(u16::MAX),
                 blocks: [0; SOLD_OUT_BLOCKS / 64],
             },
-            used_most: 0,
         }
     }
 
     /// Units free in EVERY hour of `range` (which must lie inside the window).
     pub fn free(&self, range: Hours) -> u32 {
-        debug_assert!(
-            self.window.contains(range),
-            "{range:?} outside {:?}",
-            self.window
-        );
-        if self.used_most == 0 {
-            return self.quantity;
-        }
         if self.any_sold_out(range) {
             return 0;
         }
@@ -112,7 +100,7 @@ impl Capacity {
 
     /// Whether anything was sold.
     pub fn any_sold(&self) -> bool {
-        self.used_most > 0
+        self.steps.iter().any(|(_, used)| *used > 0)
     }
 
     /// Most units used in any hour of `range`.
@@ -163,7 +151,6 @@ impl Capacity {
             && hour < range.end
         {
             self.steps[index].1 = used + units;
-            self.used_most = self.used_most.max(used + units);
             if used + units == self.quantity {
                 // The steps were split at the range's end, so the next one ends this hour's
                 // segment inside the range.

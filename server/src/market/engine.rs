@@ -1158,13 +1158,8 @@ impl Engine {
             });
             return None;
         }
-        let sold_out = |reasons: &mut Reasons| {
-            reasons.note(ReasonCode::CapacitySoldOut, hub, || {
-                "offers here are sold out for the window".into()
-            });
-        };
         if key.sold_out.blocks(key.window.start, bid.window) {
-            sold_out(reasons);
+            note_sold_out(reasons, hub);
             return None;
         }
         self.offer_units(bid, seq, hub, key, now, reasons)
@@ -1189,9 +1184,7 @@ impl Engine {
         debug_assert!(pair_is_eligible(&offer.spec, bid, now));
         let units = offer.capacity.free(bid.window).min(bid.quantity);
         if units == 0 {
-            reasons.note(ReasonCode::CapacitySoldOut, hub, || {
-                "offers here are sold out for the window".into()
-            });
+            note_sold_out(reasons, hub);
             return None;
         }
         Some((offer, units))
@@ -1334,6 +1327,13 @@ struct Quote {
     unit_price: Decimal,
     levy_bps: u32,
     decisions: Vec<DecisionRecord>,
+}
+
+/// Notes that a market's candidates had no unit free over the bid's window.
+fn note_sold_out(reasons: &mut Reasons, hub: Option<HubId>) {
+    reasons.note(ReasonCode::CapacitySoldOut, hub, || {
+        "offers here are sold out for the window".into()
+    });
 }
 
 /// The cheapest head across a bid's markets (ask, then order number), with its market's index:

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::capacity::{Capacity, SoldOut};
 use super::money;
 use super::policy::{Allowance, DecisionRecord, PairFacts, Policies, PriceDecision};
-use super::reasons::{Reason, ReasonCode, Reasons};
+use super::reasons::{Message, Reason, ReasonCode, Reasons};
 use super::{BidSpec, Hours, HubId, OfferSpec, OrderState, Seq, SkuId};
 
 /// Limits of the engine.
@@ -576,33 +576,34 @@ impl Engine {
             reasons.clear();
         } else {
             if reasons.is_empty() {
-                reasons.note(ReasonCode::NoOfferInWindow, None, || {
-                    if fillable == 0 {
-                        "no resting offer of these SKUs in these hubs covers the window".into()
-                    } else {
-                        format!("only {fillable} of {} units were on offer", spec.quantity)
+                let message = if fillable == 0 {
+                    Message::Fixed("no resting offer of these SKUs in these hubs covers the window")
+                } else {
+                    Message::PartlyOnOffer {
+                        fillable,
+                        quantity: spec.quantity,
                     }
-                });
+                };
+                reasons.note(ReasonCode::NoOfferInWindow, None, message);
             }
             if fok_fails {
-                reasons.note(ReasonCode::FokNotFilled, None, || {
-                    format!(
-                        "fill-or-kill: only {fillable} of {} units could trade, so none did",
-                        spec.quantity
-                    )
-                });
+                let message = Message::FokNotFilled {
+                    fillable,
+                    quantity: spec.quantity,
+                };
+                reasons.note(ReasonCode::FokNotFilled, None, message);
             } else if min_fill_fails && fillable > 0 {
-                reasons.note(ReasonCode::MinFillNotReached, None, || {
-                    format!(
-                        "only {fillable} units could trade, fewer than the minimum fill {}",
-                        spec.min_fill
-                    )
-                });
+                let message = Message::MinFillNotReached {
+                    fillable,
+                    min_fill: spec.min_fill,
+                };
+                reasons.note(ReasonCode::MinFillNotReached, None, message);
             }
             if keeps && window_started {
-                reasons.note(ReasonCode::WindowStarted, None, || {
-                    "the window has started: units that did not fill at once expire".into()
-                });
+                let message = Message::Fixed(
+                    "the window has started: units that did not fill at once expire",
+                );
+                reasons.note(ReasonCode::WindowStarted, None, message);
             }
         }
         BidPlan {
@@ -964,14 +965,13 @@ impl Engine {
                     quotes.push(quote);
                 }
                 Err(refusal) => {
-                    reasons.note(refusal.code, Some(refusal.hub), || refusal.message);
+                    reasons.note(refusal.code, Some(refusal.hub), refusal.message);
                 }
             }
         }
         if examined >= self.config.candidates_max {
-            reasons.note(ReasonCode::CandidatesExhausted, None, || {
-                format!("{examined} offers were examined, the most one order may; narrow the bid")
-            });
+            let message = Message::CandidatesExhausted { examined };
+            reasons.note(ReasonCode::CandidatesExhausted, None, message);
         }
         quotes
     }
@@ -1112,13 +1112,11 @@ impl Engine {
         };
         if let Some((seq, _)) = offers.find(|(_, key)| suits(key)) {
             let offer = &self.offers[&seq].spec;
-            reasons.note(ReasonCode::PriceAboveLimit, Some(offer.hub), || {
-                format!(
-                    "an ask here is {} CNY, above the limit {}",
-                    offer.ask_price.normalize(),
-                    bid.limit_price.normalize()
-                )
-            });
+            let message = Message::AskAboveLimit {
+                ask: offer.ask_price,
+                limit: bid.limit_price,
+            };
+            reasons.note(ReasonCode::PriceAboveLimit, Some(offer.hub), message);
         }
     }
 
@@ -1126,7 +1124,7 @@ impl Engine {
     /// incoming `bid`, or `None` with the reason noted: window, green share, self-trade,
     /// eligibility, capacity. What the index keeps (`key`) is checked before the offer is read;
     /// inlined into the scan, since most candidates go no further than that.
-    #[inline]
+    #[inline(always)]
     fn candidate_units(
         &self,
         bid: &BidSpec,
@@ -1138,24 +1136,21 @@ impl Engine {
     ) -> Option<(&RestingOffer, u32)> {
         let hub = Some(hub);
         if !key.window.contains(bid.window) || key.window.end_seconds() <= now {
-            reasons.note(ReasonCode::NoOfferInWindow, hub, || {
-                "no offer here covers the window".into()
-            });
+            let message = Message::Fixed("no offer here covers the window");
+            reasons.note(ReasonCode::NoOfferInWindow, hub, message);
             return None;
         }
         if key.green_share < bid.min_green_share {
-            reasons.note(ReasonCode::GreenShareBelow, hub, || {
-                format!(
-                    "offers here have a green share of {}%, below the minimum {}%",
-                    key.green_share, bid.min_green_share
-                )
-            });
+            let message = Message::GreenShareBelow {
+                offered: key.green_share,
+                minimum: bid.min_green_share,
+            };
+            reasons.note(ReasonCode::GreenShareBelow, hub, message);
             return None;
         }
         if key.provider == bid.buyer {
-            reasons.note(ReasonCode::OwnOffer, hub, || {
-                "the offer here is your own (no self-trade)".into()
-            });
+            let message = Message::Fixed("the offer here is your own (no self-trade)");
+            reasons.note(ReasonCode::OwnOffer, hub, message);
             return None;
         }
         if key.sold_out.blocks(key.window.start, bid.window) {
@@ -1331,9 +1326,8 @@ struct Quote {
 
 /// Notes that a market's candidates had no unit free over the bid's window.
 fn note_sold_out(reasons: &mut Reasons, hub: Option<HubId>) {
-    reasons.note(ReasonCode::CapacitySoldOut, hub, || {
-        "offers here are sold out for the window".into()
-    });
+    let message = Message::Fixed("offers here are sold out for the window");
+    reasons.note(ReasonCode::CapacitySoldOut, hub, message);
 }
 
 /// The cheapest head across a bid's markets (ask, then order number), with its market's index:
@@ -1365,7 +1359,7 @@ fn pair_is_eligible(offer: &OfferSpec, bid: &BidSpec, now: i64) -> bool {
 struct Refusal {
     code: ReasonCode,
     hub: HubId,
-    message: String,
+    message: Message,
 }
 
 /// Asks compliance, then pricing; keeps the quote only inside `ask ≤ price ≤ limit`.
@@ -1378,14 +1372,16 @@ fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Result<Quot
             return Err(Refusal {
                 code: ReasonCode::ComplianceDenied,
                 hub,
-                message: reason,
+                message: Message::Written(reason),
             });
         }
         Allowance::Failed { hub, message } => {
             return Err(Refusal {
                 code: ReasonCode::PolicyFault,
                 hub,
-                message: format!("the compliance policy could not decide: {message}"),
+                message: Message::Written(format!(
+                    "the compliance policy could not decide: {message}"
+                )),
             });
         }
     }
@@ -1399,14 +1395,14 @@ fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Result<Quot
             return Err(Refusal {
                 code: ReasonCode::PricingRejected,
                 hub,
-                message: reason,
+                message: Message::Written(reason),
             });
         }
         PriceDecision::Failed { message } => {
             return Err(Refusal {
                 code: ReasonCode::PolicyFault,
                 hub,
-                message: format!("the pricing policy could not quote: {message}"),
+                message: Message::Written(format!("the pricing policy could not quote: {message}")),
             });
         }
     };
@@ -1415,18 +1411,17 @@ fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Result<Quot
         return Err(Refusal {
             code: ReasonCode::PolicyFault,
             hub,
-            message: "the pricing policy quoted below the ask".into(),
+            message: Message::Fixed("the pricing policy quoted below the ask"),
         });
     }
     if unit_price > facts.bid.limit_price {
         return Err(Refusal {
             code: ReasonCode::PriceAboveLimit,
             hub,
-            message: format!(
-                "the hub prices it at {} CNY, above the limit {}",
-                unit_price.normalize(),
-                facts.bid.limit_price.normalize()
-            ),
+            message: Message::QuoteAboveLimit {
+                price: unit_price,
+                limit: facts.bid.limit_price,
+            },
         });
     }
     let mut decisions = allowed.records;

@@ -1,7 +1,11 @@
 //! Why an incoming bid's units did not trade, gathered while its candidates are examined.
 //!
 //! One reason per (code, hub), the first message kept; at most [`REASONS_MAX`] of them, so a bid
-//! that saw hundreds of candidates still gets a short answer.
+//! that saw hundreds of candidates still gets a short answer. A message is kept as the facts it
+//! states and written out only when the reasons are answered: a bid that fills drops the reasons
+//! its scan gathered, and then no message is ever written.
+
+use rust_decimal::Decimal;
 
 use super::HubId;
 
@@ -72,13 +76,71 @@ pub struct Reason {
     pub message: String,
 }
 
+/// What a reason says, as the facts it states; written out by [`Message::into_text`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A sentence that states no figure.
+    Fixed(&'static str),
+    /// A sentence written elsewhere (a policy's own reason).
+    Written(String),
+    /// The next asks of a market are above the bid's limit.
+    AskAboveLimit { ask: Decimal, limit: Decimal },
+    /// A hub's pricing policy quoted above the bid's limit.
+    QuoteAboveLimit { price: Decimal, limit: Decimal },
+    /// A market's offers are less green than the bid asks.
+    GreenShareBelow { offered: u8, minimum: u8 },
+    /// Fewer units than the bid's quantity were on offer.
+    PartlyOnOffer { fillable: u32, quantity: u32 },
+    /// A fill-or-kill bid could not fill completely.
+    FokNotFilled { fillable: u32, quantity: u32 },
+    /// Fewer units than the minimum fill could trade.
+    MinFillNotReached { fillable: u32, min_fill: u32 },
+    /// The scan examined as many candidates as one order may.
+    CandidatesExhausted { examined: usize },
+}
+
+impl Message {
+    /// The sentence, written out (each with one `format!`, which sizes its string at once).
+    pub fn into_text(self) -> String {
+        match self {
+            Message::Fixed(text) => text.to_owned(),
+            Message::Written(text) => text,
+            Message::AskAboveLimit { ask, limit } => format!(
+                "an ask here is {} CNY, above the limit {}",
+                ask.normalize(),
+                limit.normalize()
+            ),
+            Message::QuoteAboveLimit { price, limit } => format!(
+                "the hub prices it at {} CNY, above the limit {}",
+                price.normalize(),
+                limit.normalize()
+            ),
+            Message::GreenShareBelow { offered, minimum } => format!(
+                "offers here have a green share of {offered}%, below the minimum {minimum}%"
+            ),
+            Message::PartlyOnOffer { fillable, quantity } => {
+                format!("only {fillable} of {quantity} units were on offer")
+            }
+            Message::FokNotFilled { fillable, quantity } => format!(
+                "fill-or-kill: only {fillable} of {quantity} units could trade, so none did"
+            ),
+            Message::MinFillNotReached { fillable, min_fill } => {
+                format!("only {fillable} units could trade, fewer than the minimum fill {min_fill}")
+            }
+            Message::CandidatesExhausted { examined } => {
+                format!("{examined} offers were examined, the most one order may; narrow the bid")
+            }
+        }
+    }
+}
+
 /// The reasons gathered for one bid: the reasons, and beside them which (code, hub) pairs they
 /// hold as one bit each (a word per code, a bit per hub below 63; bit 63 stands for no hub and
 /// every hub from 63 up, and then the list decides), so that the check for a reason already
 /// there, made for every candidate turned down (dozens per bid), is one load and one test.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reasons {
-    kept: Vec<Reason>,
+    kept: Vec<(ReasonCode, Option<HubId>, Message)>,
     seen: [u64; CODES],
 }
 
@@ -88,10 +150,10 @@ const CODES: usize = 16;
 
 impl Reasons {
     /// Notes a reason unless one with the same code and hub is already there (or the list is
-    /// full). The message is built only when it is kept. Inlined: most calls are a reason already
-    /// there, answered from its bit without a call.
+    /// full). Inlined: most calls are a reason already there, answered from its bit without a
+    /// call.
     #[inline]
-    pub fn note(&mut self, code: ReasonCode, hub: Option<HubId>, message: impl FnOnce() -> String) {
+    pub fn note(&mut self, code: ReasonCode, hub: Option<HubId>, message: Message) {
         let bit = hub.filter(|hub| *hub < 63).map_or(63, u32::from);
         if bit != 63
             && self
@@ -106,17 +168,11 @@ impl Reasons {
 
     /// [`Reasons::note`] for a (code, hub) not known from its bit alone.
     #[inline(never)]
-    fn note_new(
-        &mut self,
-        code: ReasonCode,
-        hub: Option<HubId>,
-        bit: u32,
-        message: impl FnOnce() -> String,
-    ) {
+    fn note_new(&mut self, code: ReasonCode, hub: Option<HubId>, bit: u32, message: Message) {
         let listed = || {
             self.kept
                 .iter()
-                .any(|reason| reason.code == code && reason.hub == hub)
+                .any(|(kept, kept_hub, _)| *kept == code && *kept_hub == hub)
         };
         // The bit decides, unless it is the shared one or the code has no word: then the list.
         let known = match self
@@ -134,11 +190,7 @@ impl Reasons {
         if let Some(word) = self.seen.get_mut(code as usize) {
             *word |= 1 << bit;
         }
-        self.kept.push(Reason {
-            code,
-            hub,
-            message: message(),
-        });
+        self.kept.push((code, hub, message));
     }
 
     pub fn is_empty(&self) -> bool {
@@ -150,9 +202,16 @@ impl Reasons {
         self.seen = [0; CODES];
     }
 
-    /// The reasons, in the order they were first seen.
+    /// The reasons, in the order they were first seen, their messages written out.
     pub fn into_vec(self) -> Vec<Reason> {
         self.kept
+            .into_iter()
+            .map(|(code, hub, message)| Reason {
+                code,
+                hub,
+                message: message.into_text(),
+            })
+            .collect()
     }
 }
 
@@ -163,20 +222,46 @@ mod tests {
     #[test]
     fn one_reason_per_code_and_hub_and_a_bounded_list() {
         let mut reasons = Reasons::default();
-        reasons.note(ReasonCode::PriceAboveLimit, Some(1), || "first".into());
-        reasons.note(ReasonCode::PriceAboveLimit, Some(1), || "second".into());
-        reasons.note(ReasonCode::PriceAboveLimit, Some(2), || "other hub".into());
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            Some(1),
+            Message::Fixed("first"),
+        );
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            Some(1),
+            Message::Fixed("second"),
+        );
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            Some(2),
+            Message::Fixed("other hub"),
+        );
         let kept = reasons.clone().into_vec();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].message, "first");
         // No hub, and hubs from 63 up, share a bit: the list tells them apart.
-        reasons.note(ReasonCode::PriceAboveLimit, None, || "no hub".into());
-        reasons.note(ReasonCode::PriceAboveLimit, Some(200), || "hub 200".into());
-        reasons.note(ReasonCode::PriceAboveLimit, Some(63), || "hub 63".into());
-        reasons.note(ReasonCode::PriceAboveLimit, Some(200), || {
-            "hub 200 again".into()
-        });
-        reasons.note(ReasonCode::PriceAboveLimit, None, || "no hub again".into());
+        reasons.note(ReasonCode::PriceAboveLimit, None, Message::Fixed("no hub"));
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            Some(200),
+            Message::Fixed("hub 200"),
+        );
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            Some(63),
+            Message::Fixed("hub 63"),
+        );
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            Some(200),
+            Message::Fixed("hub 200 again"),
+        );
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            None,
+            Message::Fixed("no hub again"),
+        );
         let messages: Vec<String> = reasons
             .clone()
             .into_vec()
@@ -188,8 +273,75 @@ mod tests {
             ["first", "other hub", "no hub", "hub 200", "hub 63"]
         );
         for hub in 0..40 {
-            reasons.note(ReasonCode::CapacitySoldOut, Some(hub), || "sold out".into());
+            reasons.note(
+                ReasonCode::CapacitySoldOut,
+                Some(hub),
+                Message::Fixed("sold out"),
+            );
         }
         assert_eq!(reasons.into_vec().len(), REASONS_MAX);
+    }
+
+    #[test]
+    fn messages_are_written_out_with_their_figures_when_answered() {
+        let mut reasons = Reasons::default();
+        let ask = Decimal::new(9_500_000, 6);
+        let limit = Decimal::new(800, 2);
+        reasons.note(
+            ReasonCode::PriceAboveLimit,
+            Some(3),
+            Message::AskAboveLimit { ask, limit },
+        );
+        reasons.note(
+            ReasonCode::GreenShareBelow,
+            Some(3),
+            Message::GreenShareBelow {
+                offered: 20,
+                minimum: 35,
+            },
+        );
+        reasons.note(
+            ReasonCode::NoOfferInWindow,
+            None,
+            Message::PartlyOnOffer {
+                fillable: 2,
+                quantity: 5,
+            },
+        );
+        reasons.note(
+            ReasonCode::ComplianceDenied,
+            Some(4),
+            Message::Written("data may not leave the region".into()),
+        );
+        let written: Vec<(ReasonCode, Option<HubId>, String)> = reasons
+            .into_vec()
+            .into_iter()
+            .map(|reason| (reason.code, reason.hub, reason.message))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                (
+                    ReasonCode::PriceAboveLimit,
+                    Some(3),
+                    "an ask here is 9.5 CNY, above the limit 8".to_owned()
+                ),
+                (
+                    ReasonCode::GreenShareBelow,
+                    Some(3),
+                    "offers here have a green share of 20%, below the minimum 35%".to_owned()
+                ),
+                (
+                    ReasonCode::NoOfferInWindow,
+                    None,
+                    "only 2 of 5 units were on offer".to_owned()
+                ),
+                (
+                    ReasonCode::ComplianceDenied,
+                    Some(4),
+                    "data may not leave the region".to_owned()
+                ),
+            ]
+        );
     }
 }

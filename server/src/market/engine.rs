@@ -1379,9 +1379,7 @@ fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Result<Quot
             return Err(Refusal {
                 code: ReasonCode::PolicyFault,
                 hub,
-                message: Message::Written(format!(
-                    "the compliance policy could not decide: {message}"
-                )),
+                message: Message::ComplianceFailed(message),
             });
         }
     }
@@ -1402,7 +1400,7 @@ fn quote_pair(facts: &PairFacts<'_>, policies: &mut dyn Policies) -> Result<Quot
             return Err(Refusal {
                 code: ReasonCode::PolicyFault,
                 hub,
-                message: Message::Written(format!("the pricing policy could not quote: {message}")),
+                message: Message::PricingFailed(message),
             });
         }
     };

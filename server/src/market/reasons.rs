@@ -81,8 +81,12 @@ pub struct Reason {
 pub enum Message {
     /// A sentence that states no figure.
     Fixed(&'static str),
-    /// A sentence written elsewhere (a policy's own reason).
+    /// A policy's own reason, as the policy wrote it.
     Written(String),
+    /// The compliance policy could not decide (the policy host's account of why).
+    ComplianceFailed(String),
+    /// The pricing policy could not quote (the policy host's account of why).
+    PricingFailed(String),
     /// The next asks of a market are above the bid's limit.
     AskAboveLimit { ask: Decimal, limit: Decimal },
     /// A hub's pricing policy quoted above the bid's limit.
@@ -100,11 +104,16 @@ pub enum Message {
 }
 
 impl Message {
-    /// The sentence, written out (each with one `format!`, which sizes its string at once).
+    /// The sentence, written out: a figure's sentence by its own `format!`, which sizes the
+    /// string from its pieces (writing through `Display` would grow it from empty).
     pub fn into_text(self) -> String {
         match self {
             Message::Fixed(text) => text.to_owned(),
             Message::Written(text) => text,
+            Message::ComplianceFailed(why) => {
+                format!("the compliance policy could not decide: {why}")
+            }
+            Message::PricingFailed(why) => format!("the pricing policy could not quote: {why}"),
             Message::AskAboveLimit { ask, limit } => format!(
                 "an ask here is {} CNY, above the limit {}",
                 ask.normalize(),
@@ -313,6 +322,11 @@ mod tests {
             Some(4),
             Message::Written("data may not leave the region".into()),
         );
+        reasons.note(
+            ReasonCode::PolicyFault,
+            Some(5),
+            Message::PricingFailed("its fuel ran out".into()),
+        );
         let written: Vec<(ReasonCode, Option<HubId>, String)> = reasons
             .into_vec()
             .into_iter()
@@ -340,6 +354,11 @@ mod tests {
                     ReasonCode::ComplianceDenied,
                     Some(4),
                     "data may not leave the region".to_owned()
+                ),
+                (
+                    ReasonCode::PolicyFault,
+                    Some(5),
+                    "the pricing policy could not quote: its fuel ran out".to_owned()
                 ),
             ]
         );

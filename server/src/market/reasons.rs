@@ -293,74 +293,60 @@ mod tests {
 
     #[test]
     fn messages_are_written_out_with_their_figures_when_answered() {
+        let cases = [
+            (
+                ReasonCode::PriceAboveLimit,
+                Some(3),
+                Message::AskAboveLimit {
+                    ask: Decimal::new(9_500_000, 6),
+                    limit: Decimal::new(800, 2),
+                },
+                "an ask here is 9.5 CNY, above the limit 8",
+            ),
+            (
+                ReasonCode::GreenShareBelow,
+                Some(3),
+                Message::GreenShareBelow {
+                    offered: 20,
+                    minimum: 35,
+                },
+                "offers here have a green share of 20%, below the minimum 35%",
+            ),
+            (
+                ReasonCode::NoOfferInWindow,
+                None,
+                Message::PartlyOnOffer {
+                    fillable: 2,
+                    quantity: 5,
+                },
+                "only 2 of 5 units were on offer",
+            ),
+            (
+                ReasonCode::ComplianceDenied,
+                Some(4),
+                Message::Written("data may not leave the region".into()),
+                "data may not leave the region",
+            ),
+            (
+                ReasonCode::PolicyFault,
+                Some(5),
+                Message::PricingFailed("its fuel ran out".into()),
+                "the pricing policy could not quote: its fuel ran out",
+            ),
+        ];
         let mut reasons = Reasons::default();
-        let ask = Decimal::new(9_500_000, 6);
-        let limit = Decimal::new(800, 2);
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            Some(3),
-            Message::AskAboveLimit { ask, limit },
-        );
-        reasons.note(
-            ReasonCode::GreenShareBelow,
-            Some(3),
-            Message::GreenShareBelow {
-                offered: 20,
-                minimum: 35,
-            },
-        );
-        reasons.note(
-            ReasonCode::NoOfferInWindow,
-            None,
-            Message::PartlyOnOffer {
-                fillable: 2,
-                quantity: 5,
-            },
-        );
-        reasons.note(
-            ReasonCode::ComplianceDenied,
-            Some(4),
-            Message::Written("data may not leave the region".into()),
-        );
-        reasons.note(
-            ReasonCode::PolicyFault,
-            Some(5),
-            Message::PricingFailed("its fuel ran out".into()),
-        );
+        for (code, hub, message, _) in cases.clone() {
+            reasons.note(code, hub, message);
+        }
         let written: Vec<(ReasonCode, Option<HubId>, String)> = reasons
             .into_vec()
             .into_iter()
             .map(|reason| (reason.code, reason.hub, reason.message))
             .collect();
-        assert_eq!(
-            written,
-            [
-                (
-                    ReasonCode::PriceAboveLimit,
-                    Some(3),
-                    "an ask here is 9.5 CNY, above the limit 8".to_owned()
-                ),
-                (
-                    ReasonCode::GreenShareBelow,
-                    Some(3),
-                    "offers here have a green share of 20%, below the minimum 35%".to_owned()
-                ),
-                (
-                    ReasonCode::NoOfferInWindow,
-                    None,
-                    "only 2 of 5 units were on offer".to_owned()
-                ),
-                (
-                    ReasonCode::ComplianceDenied,
-                    Some(4),
-                    "data may not leave the region".to_owned()
-                ),
-                (
-                    ReasonCode::PolicyFault,
-                    Some(5),
-                    "the pricing policy could not quote: its fuel ran out".to_owned()
-                ),
-            ]
-        );
+        let expected: Vec<(ReasonCode, Option<HubId>, String)> = cases
+            .into_iter()
+            .map(|(code, hub, _, text)| (code, hub, text.to_owned()))
+            .collect();
+        assert_eq!(written, expected);
     }
 }

@@ -230,47 +230,23 @@ mod tests {
 
     #[test]
     fn one_reason_per_code_and_hub_and_a_bounded_list() {
+        fn note(reasons: &mut Reasons, code: ReasonCode, hub: Option<HubId>, text: &'static str) {
+            reasons.note(code, hub, Message::Fixed(text));
+        }
+        use ReasonCode::{CapacitySoldOut, PriceAboveLimit};
         let mut reasons = Reasons::default();
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            Some(1),
-            Message::Fixed("first"),
-        );
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            Some(1),
-            Message::Fixed("second"),
-        );
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            Some(2),
-            Message::Fixed("other hub"),
-        );
+        note(&mut reasons, PriceAboveLimit, Some(1), "first");
+        note(&mut reasons, PriceAboveLimit, Some(1), "second");
+        note(&mut reasons, PriceAboveLimit, Some(2), "other hub");
         let kept = reasons.clone().into_vec();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].message, "first");
         // No hub, and hubs from 63 up, share a bit: the list tells them apart.
-        reasons.note(ReasonCode::PriceAboveLimit, None, Message::Fixed("no hub"));
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            Some(200),
-            Message::Fixed("hub 200"),
-        );
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            Some(63),
-            Message::Fixed("hub 63"),
-        );
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            Some(200),
-            Message::Fixed("hub 200 again"),
-        );
-        reasons.note(
-            ReasonCode::PriceAboveLimit,
-            None,
-            Message::Fixed("no hub again"),
-        );
+        note(&mut reasons, PriceAboveLimit, None, "no hub");
+        note(&mut reasons, PriceAboveLimit, Some(200), "hub 200");
+        note(&mut reasons, PriceAboveLimit, Some(63), "hub 63");
+        note(&mut reasons, PriceAboveLimit, Some(200), "hub 200 again");
+        note(&mut reasons, PriceAboveLimit, None, "no hub again");
         let messages: Vec<String> = reasons
             .clone()
             .into_vec()
@@ -282,11 +258,7 @@ mod tests {
             ["first", "other hub", "no hub", "hub 200", "hub 63"]
         );
         for hub in 0..40 {
-            reasons.note(
-                ReasonCode::CapacitySoldOut,
-                Some(hub),
-                Message::Fixed("sold out"),
-            );
+            note(&mut reasons, CapacitySoldOut, Some(hub), "sold out");
         }
         assert_eq!(reasons.into_vec().len(), REASONS_MAX);
     }

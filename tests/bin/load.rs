@@ -152,6 +152,7 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    exchange.stop().await;
     Ok(())
 }
 
@@ -265,7 +266,7 @@ async fn bidding_exchange(
 /// The bid load for `seconds`, printing every 10 s the rate, the latency percentiles of those
 /// 10 s and the resident memory of this process (the server and the clients together).
 async fn soak(seconds: u64, connections: usize) -> anyhow::Result<()> {
-    let (_exchange, buyers) = bidding_exchange(connections, |_| {}).await?;
+    let (exchange, buyers) = bidding_exchange(connections, |_| {}).await?;
     let stop = Arc::new(AtomicBool::new(false));
     let latencies = Arc::new(std::sync::Mutex::new(Vec::<Duration>::new()));
     let failed = Arc::new(AtomicU64::new(0));
@@ -312,6 +313,7 @@ async fn soak(seconds: u64, connections: usize) -> anyhow::Result<()> {
         task.await?;
     }
     println!("peak RSS {} MiB", peak_rss_kib() / 1024);
+    exchange.stop().await;
     Ok(())
 }
 
@@ -358,6 +360,7 @@ async fn rebuild(orders: u64) -> anyhow::Result<()> {
         rss_kib() / 1024,
         book.offers.len()
     );
+    exchange.stop().await;
     Ok(())
 }
 
@@ -680,6 +683,7 @@ async fn settle(contracts: usize, connections: usize) -> anyhow::Result<()> {
     let (line, tps) = pgbench(&exchange.database_url, connections, 10)?;
     println!("pgbench, {connections} clients, single-row INSERT, 10 s: {line}");
     println!("ratio: settlements/s ÷ pgbench tps = {:.3}", rate / tps);
+    exchange.stop().await;
     Ok(())
 }
 

@@ -225,12 +225,7 @@ async fn run(config: &Config, database_url: &str, demo: bool) -> anyhow::Result<
         crate::http::stop(&state, &handle, false).await;
     });
     let served = server.await.context("HTTP server failed");
-    // Another node takes the matching lease at once instead of after the timeout.
-    state_for_stop.exchange.resign();
-    // A last checkpoint covers everything written before the stop.
-    state_for_stop
-        .checkpoints
-        .stop(std::time::Duration::from_secs(10));
+    state_for_stop.finish();
     served
 }
 

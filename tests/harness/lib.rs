@@ -134,7 +134,7 @@ impl TestExchange {
         Self::start_serving(None, database_url.to_owned(), config, admin_api_key).await
     }
 
-    /// Stops this server (waiting for requests in flight) and starts a new one on the same
+    /// Stops this server as [`TestExchange::stop`] does and starts a new one on the same
     /// database, as after a restart.
     pub async fn restart(self) -> Self {
         self.restart_with(|_| {}).await
@@ -143,7 +143,7 @@ impl TestExchange {
     /// Like [`TestExchange::restart`], with the configuration changed by `adjust` first.
     pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
         http::stop(&self.state, &self.handle, true).await;
-        self.state.exchange.resign();
+        self.state.finish();
         let database = self.database.take().expect("the database is ours");
         let (mut config, admin_api_key) = (self.config.clone(), self.admin_api_key.clone());
         adjust(&mut config);
@@ -151,18 +151,15 @@ impl TestExchange {
         Self::start_on(database, config, admin_api_key).await
     }
 
-    /// Stops this server as `suanli-server serve` stops: requests in flight finish, the writer
-    /// stops (its queued commands answered first) and gives the lease up, and the last
-    /// checkpoint is written, each waited for. For a process that ends right after (the load
-    /// benchmarks): dropping only tells them to stop, and a writer or checkpointer still talking
-    /// to PostgreSQL while the process exits races the C libraries' exit handlers (one 10-minute
-    /// soak ended in `double free or corruption` after its last figure).
+    /// Stops this server as `suanli-server serve` stops: requests in flight finish, then
+    /// [`AppState::finish`] (the writer, the lease, the last checkpoint), each waited for. For a
+    /// process that ends right after (the load benchmarks): dropping only tells them to stop,
+    /// and a writer or checkpointer still talking to PostgreSQL while the process exits races the
+    /// C libraries' exit handlers (one 10-minute soak ended in `double free or corruption` after
+    /// its last figure).
     pub async fn stop(self) {
         http::stop(&self.state, &self.handle, true).await;
-        self.state.exchange.resign();
-        self.state
-            .checkpoints
-            .stop(std::time::Duration::from_secs(10));
+        self.state.finish();
     }
 
     /// Another server on this exchange's database (as a second process would be), with the

@@ -106,6 +106,16 @@ impl AppState {
         .await?
     }
 
+    /// What follows the HTTP server's stop, as `suanli-server serve` ends: the writer answers
+    /// its queued commands and stops, the matching lease is given up (another node takes it at
+    /// once instead of after the timeout), and a last checkpoint covers everything written
+    /// (waited for at most ten seconds). Blocks until then; nothing of this node then talks to
+    /// PostgreSQL on its own, so the process may exit.
+    pub fn finish(&self) {
+        self.exchange.resign();
+        self.checkpoints.stop(std::time::Duration::from_secs(10));
+    }
+
     /// Runs CPU-heavy `work` (password hashing) on the blocking thread pool.
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, ApiError>
     where

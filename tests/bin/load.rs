@@ -147,8 +147,9 @@ async fn main() -> anyhow::Result<()> {
             .metrics
             .render()
             .lines()
-            .filter(|l| l.starts_with("suanli_batch_commands_sum")
-                || l.starts_with("suanli_batch_commands_count"))
+            .filter(|l| l.starts_with("suanli_batch_commands")
+                || l.starts_with("suanli_batch_seconds_sum")
+                || l.starts_with("suanli_batch_seconds_count"))
             .collect::<Vec<_>>()
             .join("\n")
     );

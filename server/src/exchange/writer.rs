@@ -2,8 +2,9 @@
 //! any database transaction), hands all its effects to the committer thread, which writes them in
 //! one transaction, and answers the batch only once it committed.
 //!
-//! Pipelined: while batch N commits, batch N+1 is read and matched (the engine already holds N's
-//! changes); N+1 goes to the committer only after N committed, so batches commit one at a time
+//! Pipelined: while batch N commits, batch N+1 gathers commands for up to half a commit
+//! ([`Writer::gather`]) and is then read and matched (the engine already holds N's changes); N+1
+//! goes to the committer only after N committed, so batches commit one at a time
 //! and in order, and answers leave in order. N+1's reads may or may not see N (it commits
 //! meanwhile): what N changed is laid over them ([`Pending`]) unless they already include it.
 //!
@@ -58,9 +59,13 @@ pub struct Writer {
     committed: mpsc::UnboundedReceiver<Done>,
     /// The batch committing now, if any.
     in_flight: Option<InFlight>,
+    /// How long the last batch that committed took, from its hand-over to the committer until
+    /// the committer had written it: twice as long as the next batch may gather commands before
+    /// it is matched ([`Writer::gather`]).
+    commit_time: Duration,
     /// Batches read and matched so far.
     prepared: u64,
-    /// Waits for a command or a commit, whichever comes first.
+    /// Waits for a command or a commit, whichever comes first (and for the end of a gathering).
     runtime: tokio::runtime::Runtime,
     registry: Arc<Registry>,
     host: Arc<PolicyHost>,
@@ -221,7 +226,9 @@ impl Writer {
             spawn_compiler(database_url.to_owned(), host.clone(), registry.clone())?;
         let reader = db::open_for_writer(database_url, None)?;
         let (commits, committed) = spawn_committer()?;
-        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
         Ok(Writer {
             connection: Some(connection),
             lease_token,
@@ -230,6 +237,7 @@ impl Writer {
             commits,
             committed,
             in_flight: None,
+            commit_time: Duration::ZERO,
             prepared: 0,
             runtime,
             registry,
@@ -266,6 +274,7 @@ impl Writer {
                 Next::Closed => break,
             };
             let mut batch = vec![first];
+            self.gather(&mut receiver, &mut batch);
             while batch.len() < self.config.batch_commands_max {
                 match receiver.try_recv() {
                     Ok(command) => batch.push(command),
@@ -293,6 +302,45 @@ impl Writer {
                 done = committed.recv() => Next::Committed(done.unwrap_or_else(Done::lost)),
             }
         })
+    }
+
+    /// While a batch commits, lets the next one (`batch`, begun with the command that arrived
+    /// first) gather the commands that arrive until half the last commit's time has passed since
+    /// the committing batch was handed over, so that it is not cut at its first command and is
+    /// still matched, as a rule, before that commit ends. Bigger batches share each commit's
+    /// fixed cost (a WAL flush, the round trips, the audit head) among more commands. Stops at
+    /// once when the commit is answered (and answers it), or when the batch is full; with no
+    /// batch committing, it does not wait at all. The time gathered counts toward each
+    /// command's deadline, as any wait in the queue does.
+    fn gather(&mut self, receiver: &mut mpsc::Receiver<Command>, batch: &mut Vec<Command>) {
+        let Some(flight) = &self.in_flight else {
+            return;
+        };
+        let until = tokio::time::Instant::from_std(flight.submitted + self.commit_time / 2);
+        let max = self.config.batch_commands_max;
+        let committed = &mut self.committed;
+        let done = self.runtime.block_on(async {
+            let deadline = tokio::time::sleep_until(until);
+            tokio::pin!(deadline);
+            while batch.len() < max {
+                tokio::select! {
+                    biased;
+                    done = committed.recv() => return Some(done.unwrap_or_else(Done::lost)),
+                    command = receiver.recv() => match command {
+                        Some(command) => batch.push(command),
+                        // Every sender is gone: the loop finds that out next.
+                        None => return None,
+                    },
+                    () = &mut deadline => return None,
+                }
+            }
+            None
+        });
+        if let Some(done) = done
+            && let Err((error, commands)) = self.complete(done)
+        {
+            self.recover(error, commands);
+        }
     }
 
     /// Waits for the batch committing now (and whatever its failure makes the writer apply again).
@@ -449,6 +497,7 @@ impl Writer {
             contracts_created: prepared.contracts_created,
             pending,
             started,
+            submitted: Instant::now(),
         });
     }
 
@@ -480,6 +529,7 @@ impl Writer {
         let Some(flight) = self.in_flight.take() else {
             return Ok(());
         };
+        let done_at = done.at;
         self.connection = done.connection;
         if done.lost {
             self.restart_committer();
@@ -524,6 +574,7 @@ impl Writer {
         self.metrics
             .batch_seconds
             .observe(flight.started.elapsed().as_secs_f64());
+        self.commit_time = done_at.saturating_duration_since(flight.submitted);
         for (sender, outcome) in flight.senders.into_iter().zip(flight.outcomes) {
             sender.reply.answer(outcome, &self.metrics);
         }
@@ -922,6 +973,8 @@ struct InFlight {
     contracts_created: u64,
     pending: Pending,
     started: Instant,
+    /// When it was handed to the committer.
+    submitted: Instant,
 }
 
 /// What the batch committing now changed that the next batch's reads must see: exactly what it
@@ -1028,6 +1081,8 @@ struct Done {
     result: Result<Vec<StreamEvent>, BatchError>,
     /// The committer thread ended without answering.
     lost: bool,
+    /// When the committer was done with the batch.
+    at: Instant,
 }
 
 impl Done {
@@ -1037,6 +1092,7 @@ impl Done {
             connection: None,
             result: Err(BatchError::Commit("the committer thread is gone".into())),
             lost: true,
+            at: Instant::now(),
         }
     }
 }
@@ -1077,11 +1133,13 @@ fn spawn_committer() -> anyhow::Result<(
                             Err(error) => Err(BatchError::Database(error)),
                         },
                         lost: false,
+                        at: Instant::now(),
                     },
                     Err(_) => Done {
                         connection: None,
                         result: Err(BatchError::Commit("writing the batch panicked".into())),
                         lost: false,
+                        at: Instant::now(),
                     },
                 };
                 if done.send(answer).is_err() {

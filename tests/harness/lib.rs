@@ -142,12 +142,10 @@ impl TestExchange {
 
     /// Like [`TestExchange::restart`], with the configuration changed by `adjust` first.
     pub async fn restart_with(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
-        http::stop(&self.state, &self.handle, true).await;
-        self.state.finish();
         let database = self.database.take().expect("the database is ours");
         let (mut config, admin_api_key) = (self.config.clone(), self.admin_api_key.clone());
         adjust(&mut config);
-        drop(self);
+        self.stop().await;
         Self::start_on(database, config, admin_api_key).await
     }
 

@@ -7,7 +7,7 @@
 //! window. At most `candidates_max` resting orders are examined per incoming order.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::BuildHasherDefault;
 
 use rust_decimal::Decimal;
@@ -284,7 +284,7 @@ struct Lookahead<'s, 'a> {
     limit: i64,
     quantity: u64,
     covered: u64,
-    pending: &'s std::collections::BinaryHeap<Reverse<(i64, u32)>>,
+    pending: &'s BinaryHeap<Reverse<(i64, u32)>>,
 }
 
 /// One market's resting offers by (ask in micro-CNY, order number).
@@ -358,6 +358,46 @@ pub struct Engine {
     bids_by_sku: HashMap<SkuId, BidIndex, Cheap>,
     /// When each resting order stops resting.
     expiries: Expiries,
+    /// The buffers incoming orders' scans fill and empty, kept from one order to the next (out
+    /// of the engine while an order borrows them: moving the box moves one pointer).
+    spare: Option<Box<Spare>>,
+}
+
+/// The buffers an incoming order's scan fills and empties, kept empty between orders so that a
+/// warm engine allocates only what it answers with (fills, reasons written out, resting orders).
+/// Those that hold cursors into the book are kept with their lifetimes erased ([`recycle`]).
+#[derive(Default)]
+struct Spare {
+    markets: Vec<(HubId, OfferIndexIter<'static>)>,
+    heads: Vec<Option<Head<'static>>>,
+    quotes: Vec<Quote>,
+    pending: BinaryHeap<Reverse<(i64, u32)>>,
+    planned: Vec<(Quote, u32)>,
+    reasons: Reasons,
+    /// The announcements' walks ahead (see [`Engine::announce`]) and the pairs they announce.
+    ahead_markets: Vec<(HubId, OfferIndexIter<'static>)>,
+    ahead_heads: Vec<Option<Head<'static>>>,
+    unheard: Reasons,
+    pairs: Vec<PairFacts<'static>>,
+    /// An incoming offer's candidate bids.
+    candidates: Vec<Seq>,
+}
+
+impl std::fmt::Debug for Spare {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Spare")
+    }
+}
+
+/// An empty vector of `U` in `vector`'s allocation when `T` and `U` have the same layout (the
+/// standard library collects a vector's own iterator in place), else a new empty one: how the
+/// scan's buffers of cursors, which borrow the book, are kept from one order to the next.
+fn recycle<T, U>(mut vector: Vec<T>) -> Vec<U> {
+    vector.clear();
+    vector
+        .into_iter()
+        .map(|_| unreachable!("the vector was emptied"))
+        .collect()
 }
 
 /// When resting orders stop resting: order numbers grouped by the second (Unix seconds) they
@@ -515,7 +555,7 @@ impl Engine {
     /// What `spec` would get if it arrived at `now`: its fills and why the rest would not
     /// trade. Nothing changes; the policies are asked exactly as for [`Engine::submit_bid`].
     pub fn quote_bid(&self, spec: &BidSpec, now: i64, policies: &mut dyn Policies) -> BidQuote {
-        let plan = self.plan_bid(spec, now, policies);
+        let mut plan = self.plan_bid(spec, now, policies, &mut Spare::default());
         let hours = spec.window.len();
         let fills = plan
             .planned
@@ -535,20 +575,28 @@ impl Engine {
         BidQuote {
             fills,
             unfilled: plan.unfilled,
-            reasons: plan.reasons.into_vec(),
+            reasons: plan.reasons.take_vec(),
         }
     }
 
     /// Plans an incoming bid: which offers it takes, and why the rest does not trade.
-    fn plan_bid(&self, spec: &BidSpec, now: i64, policies: &mut dyn Policies) -> BidPlan {
-        let mut reasons = Reasons::default();
-        let mut quotes = self.quote_offers_for(spec, now, policies, &mut reasons);
+    /// `spare` lends the buffers; the plan's own (`planned`, `reasons`) go back to it once used.
+    fn plan_bid(
+        &self,
+        spec: &BidSpec,
+        now: i64,
+        policies: &mut dyn Policies,
+        spare: &mut Spare,
+    ) -> BidPlan {
+        let mut reasons = std::mem::take(&mut spare.reasons);
+        let mut quotes = std::mem::take(&mut spare.quotes);
+        self.quote_offers_for(spec, now, policies, &mut reasons, &mut quotes, spare);
         quotes.sort_by_key(|quote| (quote.unit_price, quote.offer));
 
         // Plan first: FOK and the minimum fill are all-or-nothing.
-        let mut planned = Vec::new();
+        let mut planned = std::mem::take(&mut spare.planned);
         let mut wanted = spec.quantity;
-        for quote in quotes {
+        for quote in quotes.drain(..) {
             if wanted == 0 {
                 break;
             }
@@ -556,6 +604,7 @@ impl Engine {
             wanted -= units;
             planned.push((quote, units));
         }
+        spare.quotes = quotes;
         let fillable = spec.quantity - wanted;
         let fok_fails = spec.time_in_force == TimeInForce::Fok && wanted > 0;
         let min_fill_fails = fillable < spec.min_fill.max(1);
@@ -624,16 +673,17 @@ impl Engine {
     ) -> BidOutcome {
         let seq = self.take_seq();
         let hours = spec.window.len();
+        let mut spare = self.spare.take().unwrap_or_default();
         let BidPlan {
-            planned,
+            mut planned,
             unfilled,
             all_or_nothing_fails,
             rests,
-            reasons,
-        } = self.plan_bid(&spec, now, policies);
+            mut reasons,
+        } = self.plan_bid(&spec, now, policies, &mut spare);
 
         let mut fills = Vec::with_capacity(planned.len());
-        for (quote, units) in planned {
+        for (quote, units) in planned.drain(..) {
             let offer = self
                 .offers
                 .get_mut(&quote.offer)
@@ -707,11 +757,15 @@ impl Engine {
                 },
             );
         }
+        let answered = reasons.take_vec();
+        spare.planned = planned;
+        spare.reasons = reasons;
+        self.spare = Some(spare);
         BidOutcome {
             state,
             fills,
             hold_released,
-            reasons: reasons.into_vec(),
+            reasons: answered,
         }
     }
 
@@ -758,21 +812,24 @@ impl Engine {
             spec,
         };
         let ask = micros(offer.spec.ask_price);
-        let candidates: Vec<Seq> = self
-            .bids_by_sku
-            .get(&offer.spec.sku)
-            .into_iter()
-            .flatten()
-            .take_while(|((Reverse(limit), _), _)| *limit >= ask)
-            .take(self.config.candidates_max)
-            .filter(|(_, key)| {
-                key.hubs.contains(offer.spec.hub)
-                    && offer.spec.window.contains(key.window)
-                    && offer.spec.green_share >= key.min_green_share
-                    && offer.spec.provider != key.buyer
-            })
-            .map(|((_, seq), _)| *seq)
-            .collect();
+        let mut spare = self.spare.take().unwrap_or_default();
+        let mut candidates = std::mem::take(&mut spare.candidates);
+        candidates.clear();
+        candidates.extend(
+            self.bids_by_sku
+                .get(&offer.spec.sku)
+                .into_iter()
+                .flatten()
+                .take_while(|((Reverse(limit), _), _)| *limit >= ask)
+                .take(self.config.candidates_max)
+                .filter(|(_, key)| {
+                    key.hubs.contains(offer.spec.hub)
+                        && offer.spec.window.contains(key.window)
+                        && offer.spec.green_share >= key.min_green_share
+                        && offer.spec.provider != key.buyer
+                })
+                .map(|((_, seq), _)| *seq),
+        );
 
         let mut fills = Vec::new();
         let mut prepares = policies.prepares();
@@ -795,7 +852,13 @@ impl Engine {
                 } else {
                     announcements_left -= 1;
                     announced_to = position
-                        + self.announce_bids(&offer, &candidates[position..], now, policies);
+                        + self.announce_bids(
+                            &offer,
+                            &candidates[position..],
+                            now,
+                            policies,
+                            &mut spare.pairs,
+                        );
                 }
             }
             let facts = PairFacts {
@@ -856,6 +919,8 @@ impl Engine {
             }
         }
 
+        spare.candidates = candidates;
+        self.spare = Some(spare);
         let state = offer_state(seq, &offer);
         if state.status != OrderStatus::Filled {
             self.rest_offer(seq, offer);
@@ -871,9 +936,11 @@ impl Engine {
         now: i64,
         policies: &mut dyn Policies,
         reasons: &mut Reasons,
-    ) -> Vec<Quote> {
+        quotes: &mut Vec<Quote>,
+        spare: &mut Spare,
+    ) {
         let mut markets: Vec<(HubId, OfferIndexIter<'_>)> =
-            Vec::with_capacity(bid.skus.len() * bid.hubs.0.count_ones() as usize);
+            recycle(std::mem::take(&mut spare.markets));
         for (index, sku) in bid.skus.iter().enumerate() {
             // A SKU named twice must not make an offer a candidate twice.
             if bid.skus[..index].contains(sku) {
@@ -885,12 +952,9 @@ impl Engine {
                     .map(|book| (hub, book.iter()))
             }));
         }
-        let mut heads: Vec<Option<Head<'_>>> = markets
-            .iter_mut()
-            .map(|(_, market)| market.next())
-            .collect();
+        let mut heads: Vec<Option<Head<'_>>> = recycle(std::mem::take(&mut spare.heads));
+        heads.extend(markets.iter_mut().map(|(_, market)| market.next()));
         let limit = micros(bid.limit_price);
-        let mut quotes = Vec::new();
         let mut examined = 0;
         // How many of the pairs announced to the policies are still to be asked about.
         let mut announced_left = 0usize;
@@ -898,8 +962,8 @@ impl Engine {
         // Units already quoted strictly below the ask about to be examined: no later candidate can
         // beat them (a quote is never below its own ask), so once they cover the bid, stop.
         let mut covered: u64 = 0;
-        let mut pending: std::collections::BinaryHeap<Reverse<(i64, u32)>> =
-            std::collections::BinaryHeap::new();
+        let mut pending = std::mem::take(&mut spare.pending);
+        pending.clear();
         while examined < self.config.candidates_max {
             // The next candidate: its ask is the lowest still ahead.
             let Some((best, (&(ask, offer_seq), key))) = cheapest_head(&heads) else {
@@ -954,7 +1018,7 @@ impl Engine {
                     covered,
                     pending: &pending,
                 };
-                announced_left = self.announce(bid, now, facts, ahead, policies);
+                announced_left = self.announce(bid, now, facts, ahead, policies, spare);
             }
             announced_left = announced_left.saturating_sub(1);
             match quote_pair(&facts, policies) {
@@ -973,7 +1037,9 @@ impl Engine {
             let message = Message::CandidatesExhausted { examined };
             reasons.note(ReasonCode::CandidatesExhausted, None, message);
         }
-        quotes
+        spare.markets = recycle(markets);
+        spare.heads = recycle(heads);
+        spare.pending = pending;
     }
 
     /// Tells the policies which pairs this scan will ask about next, starting with `first`, so
@@ -991,14 +1057,20 @@ impl Engine {
         first: PairFacts<'a>,
         ahead: Lookahead<'_, 'a>,
         policies: &mut dyn Policies,
+        spare: &mut Spare,
     ) -> usize {
-        let mut pairs = vec![first];
+        let mut pairs: Vec<PairFacts<'a>> = recycle(std::mem::take(&mut spare.pairs));
+        pairs.push(first);
         let mut announced_units = u64::from(first.units);
-        let mut markets: Vec<(HubId, OfferIndexIter<'a>)> = ahead.markets.to_vec();
-        let mut heads = ahead.heads.to_vec();
+        let mut markets: Vec<(HubId, OfferIndexIter<'a>)> =
+            recycle(std::mem::take(&mut spare.ahead_markets));
+        markets.extend_from_slice(ahead.markets);
+        let mut heads: Vec<Option<Head<'a>>> = recycle(std::mem::take(&mut spare.ahead_heads));
+        heads.extend_from_slice(ahead.heads);
         let mut examined = ahead.examined;
         // What the walk ahead finds out about refused candidates the scan notes itself.
-        let mut unheard = Reasons::default();
+        let mut unheard = std::mem::take(&mut spare.unheard);
+        unheard.clear();
         while pairs.len() < PREPARED_PAIRS_MAX && examined < self.config.candidates_max {
             let Some((best, (&(ask, offer_seq), key))) = cheapest_head(&heads) else {
                 break;
@@ -1037,7 +1109,12 @@ impl Engine {
             }
         }
         policies.prepare(&pairs);
-        pairs.len()
+        let announced = pairs.len();
+        spare.pairs = recycle(pairs);
+        spare.ahead_markets = recycle(markets);
+        spare.ahead_heads = recycle(heads);
+        spare.unheard = unheard;
+        announced
     }
 
     /// The resting bid `seq` and the units the incoming offer (`spec`, with `capacity` free) can
@@ -1072,9 +1149,10 @@ impl Engine {
         candidates: &[Seq],
         now: i64,
         policies: &mut dyn Policies,
+        spare_pairs: &mut Vec<PairFacts<'static>>,
     ) -> usize {
         let mut capacity = offer.capacity.clone();
-        let mut pairs = Vec::new();
+        let mut pairs: Vec<PairFacts<'_>> = recycle(std::mem::take(spare_pairs));
         let mut covered = 0;
         for &seq in candidates {
             if pairs.len() == PREPARED_PAIRS_MAX || capacity.sold_out() {
@@ -1094,6 +1172,7 @@ impl Engine {
             });
         }
         policies.prepare(&pairs);
+        *spare_pairs = recycle(pairs);
         covered
     }
 

@@ -211,10 +211,12 @@ impl Reasons {
         self.seen = [0; CODES];
     }
 
-    /// The reasons, in the order they were first seen, their messages written out.
-    pub fn into_vec(self) -> Vec<Reason> {
+    /// The reasons, in the order they were first seen, their messages written out; leaves
+    /// these reasons empty, their list's room kept for the next order.
+    pub fn take_vec(&mut self) -> Vec<Reason> {
+        self.seen = [0; CODES];
         self.kept
-            .into_iter()
+            .drain(..)
             .map(|(code, hub, message)| Reason {
                 code,
                 hub,
@@ -238,7 +240,7 @@ mod tests {
         note(&mut reasons, PriceAboveLimit, Some(1), "first");
         note(&mut reasons, PriceAboveLimit, Some(1), "second");
         note(&mut reasons, PriceAboveLimit, Some(2), "other hub");
-        let kept = reasons.clone().into_vec();
+        let kept = reasons.clone().take_vec();
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].message, "first");
         // No hub, and hubs from 63 up, share a bit: the list tells them apart.
@@ -249,7 +251,7 @@ mod tests {
         note(&mut reasons, PriceAboveLimit, None, "no hub again");
         let messages: Vec<String> = reasons
             .clone()
-            .into_vec()
+            .take_vec()
             .into_iter()
             .map(|reason| reason.message)
             .collect();
@@ -260,7 +262,13 @@ mod tests {
         for hub in 0..40 {
             note(&mut reasons, CapacitySoldOut, Some(hub), "sold out");
         }
-        assert_eq!(reasons.into_vec().len(), REASONS_MAX);
+        assert_eq!(reasons.take_vec().len(), REASONS_MAX);
+        // Taking them forgets them, bits included: the next order's reasons start afresh.
+        assert!(reasons.is_empty());
+        note(&mut reasons, CapacitySoldOut, Some(1), "sold out again");
+        let again = reasons.take_vec();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].message, "sold out again");
     }
 
     #[test]
@@ -311,7 +319,7 @@ mod tests {
             reasons.note(code, hub, message);
         }
         let written: Vec<(ReasonCode, Option<HubId>, String)> = reasons
-            .into_vec()
+            .take_vec()
             .into_iter()
             .map(|reason| (reason.code, reason.hub, reason.message))
             .collect();

@@ -364,7 +364,9 @@ pub struct Engine {
 }
 
 /// The buffers an incoming order's scan fills and empties, kept empty between orders so that a
-/// warm engine allocates only what it answers with (fills, reasons written out, resting orders).
+/// warm engine allocates little beyond what it answers with (fills, reasons written out) and what
+/// comes to rest; an incoming offer that announces its pairs to policies still copies its
+/// capacity for each announcement.
 /// Those that hold cursors into the book are kept with their lifetimes erased ([`recycle`]).
 #[derive(Default)]
 struct Spare {
@@ -374,7 +376,8 @@ struct Spare {
     pending: BinaryHeap<Reverse<(i64, u32)>>,
     planned: Vec<(Quote, u32)>,
     reasons: Reasons,
-    /// The announcements' walks ahead (see [`Engine::announce`]) and the pairs they announce.
+    /// An incoming bid's walks ahead (see [`Engine::announce`]), and the pairs an incoming order
+    /// announces (also [`Engine::announce_bids`]).
     ahead_markets: Vec<(HubId, OfferIndexIter<'static>)>,
     ahead_heads: Vec<Option<Head<'static>>>,
     unheard: Reasons,

@@ -363,8 +363,8 @@ pub struct Engine {
     spare: Option<Box<Spare>>,
 }
 
-/// The buffers an incoming order's scan fills and empties, kept empty between orders so that a
-/// warm engine allocates little beyond what it answers with (fills, reasons written out) and what
+/// The buffers an incoming order's scan fills and empties, kept in the engine between orders (and
+/// emptied before each use) so that a warm engine allocates little beyond what it answers with (fills, reasons written out) and what
 /// comes to rest; an incoming offer that announces its pairs to policies still copies its
 /// capacity for each announcement.
 /// Those that hold cursors into the book are kept with their lifetimes erased ([`recycle`]).

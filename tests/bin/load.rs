@@ -149,9 +149,19 @@ async fn main() -> anyhow::Result<()> {
             .lines()
             .filter(|l| l.starts_with("suanli_batch_commands")
                 || l.starts_with("suanli_batch_seconds_sum")
-                || l.starts_with("suanli_batch_seconds_count"))
+                || l.starts_with("suanli_batch_seconds_count")
+                || l.starts_with("suanli_batch_commit_seconds_sum")
+                || l.starts_with("suanli_batch_commit_seconds_count"))
             .collect::<Vec<_>>()
             .join("\n")
+    );
+    let metrics = &exchange.state.metrics;
+    let batches = metrics.batch_commit_seconds.get_sample_count().max(1) as f64;
+    println!(
+        "batches: {}, {:.1} commands each, committed in {:.2} ms on average (hand-over to commit)",
+        metrics.batch_commit_seconds.get_sample_count(),
+        metrics.batch_commands.get_sample_sum() / batches,
+        metrics.batch_commit_seconds.get_sample_sum() / batches * 1000.0,
     );
     exchange.stop().await;
     Ok(())

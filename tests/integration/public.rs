@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use suanli_sdk::{ComputeClass, Tier};
-use suanli_tests::TestExchange;
+use suanli_tests::{TestExchange, new_bid, window};
 
 #[actix_web::test]
 async fn reference_data_has_every_hub_cluster_and_sku() {
@@ -81,6 +81,38 @@ async fn health_readiness_metrics_and_openapi_are_served() {
     );
     assert!(
         text.contains("suanli_events_total{kind=\"participant_created\"} 1"),
+        "{text}"
+    );
+
+    // A bid is one batch, and its commit is timed.
+    let (_, buyer) = exchange.funded_buyer("Metered buyer", "1000").await;
+    buyer
+        .place_bid(&new_bid("ai.metax-c500", 1, window(1, 2), "10"))
+        .await
+        .unwrap();
+    let text = exchange
+        .anonymous
+        .request(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .map(|value| value.trim().parse::<f64>().unwrap())
+    };
+    let batches = series("suanli_batch_commands_count").expect("batches counted");
+    assert!(batches >= 1.0, "{text}");
+    assert_eq!(
+        series("suanli_batch_commit_seconds_count"),
+        Some(batches),
+        "{text}"
+    );
+    assert!(
+        series("suanli_batch_commit_seconds_sum").unwrap() > 0.0,
         "{text}"
     );
 

@@ -575,6 +575,9 @@ impl Writer {
             .batch_seconds
             .observe(flight.started.elapsed().as_secs_f64());
         self.commit_time = done_at.saturating_duration_since(flight.submitted);
+        self.metrics
+            .batch_commit_seconds
+            .observe(self.commit_time.as_secs_f64());
         for (sender, outcome) in flight.senders.into_iter().zip(flight.outcomes) {
             sender.reply.answer(outcome, &self.metrics);
         }

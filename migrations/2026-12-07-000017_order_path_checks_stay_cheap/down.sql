@@ -2,10 +2,9 @@ ALTER TABLE policy_decisions DROP CONSTRAINT policy_decisions_digest_check,
     ADD CONSTRAINT policy_decisions_digest_check CHECK (digest ~ '^[0-9a-f]{64}$');
 ALTER TABLE audit_head DROP CONSTRAINT audit_head_hash_check,
     ADD CONSTRAINT audit_head_hash_check CHECK (hash ~ '^[0-9a-f]{64}$');
-ALTER TABLE audit_log DROP CONSTRAINT audit_log_hash_check,
+ALTER TABLE audit_log DROP CONSTRAINT audit_log_hash_check, DROP CONSTRAINT audit_log_prev_hash_check,
+    ADD CONSTRAINT audit_log_prev_hash_check CHECK (prev_hash ~ '^[0-9a-f]{64}$'),
     ADD CONSTRAINT audit_log_hash_check CHECK (hash ~ '^[0-9a-f]{64}$');
-ALTER TABLE audit_log DROP CONSTRAINT audit_log_prev_hash_check,
-    ADD CONSTRAINT audit_log_prev_hash_check CHECK (prev_hash ~ '^[0-9a-f]{64}$');
 
 CREATE OR REPLACE FUNCTION ledger_entries_name_their_records() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE

@@ -186,7 +186,10 @@ pub fn name_session(connection: &mut PgConnection, name: &'static str) -> diesel
 /// scans either way. With the default, a plan made while a table is small or its statistics old
 /// (a new exchange: `accounts` grows by an escrow account per contract) scans the whole table
 /// and hashes it for each batch, a cost that grows with the exchange's history until the next
-/// re-plan.
+/// re-plan. This narrows that risk without removing it: an estimate far enough behind still
+/// hashes (the ledger entries' reference check did, BENCHMARKS.md "2026-12-07 (thirteenth)"), so
+/// that check no longer leaves the choice to the planner (migration
+/// `..._order_path_checks_stay_cheap`).
 pub fn open_for_writer(
     database_url: &str,
     name: Option<&'static str>,

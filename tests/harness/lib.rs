@@ -109,6 +109,23 @@ pub struct TestExchange {
 }
 
 impl TestExchange {
+    /// A `/metrics` series' value, as the anonymous client reads it (0 if absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .anonymous
+            .request(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics' text");
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .map_or(0.0, |value| value.trim().parse().expect("a metric's value"))
+    }
+
     /// An exchange with the test configuration.
     pub async fn start() -> Self {
         Self::start_with(|_| {}).await

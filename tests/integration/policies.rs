@@ -720,21 +720,9 @@ async fn a_faulting_policy_fails_closed_and_is_recorded() {
     assert_eq!(exchange.anonymous.readyz().await.unwrap().status, "ready");
 }
 
-/// A `/metrics` series' value (0 if absent).
+/// A `/metrics` counter's value (0 if absent).
 async fn metric(exchange: &TestExchange, series: &str) -> u64 {
-    let text = exchange
-        .anonymous
-        .request(reqwest::Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let prefix = format!("{series} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .map_or(0, |value| value.trim().parse().unwrap())
+    exchange.metric(series).await as u64
 }
 
 /// Places one-unit offers of `provider` in `cluster` at these asks over the next ten hours, each

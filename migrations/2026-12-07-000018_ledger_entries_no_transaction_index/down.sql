@@ -1,0 +1,1 @@
+CREATE INDEX ledger_entries_transaction ON ledger_entries (transaction_id);

@@ -538,9 +538,8 @@ fn invariants_hold(exchange: &TestExchange) -> anyhow::Result<()> {
 }
 
 /// Each session of the exchange's database and the CPU time its backend has used so far (from
-/// `/proc/<pid>/schedstat`): empty when PostgreSQL runs on another machine. A backend's CPU time
-/// a bid is steadier than the bid rate on a shared machine, so it shows changes of a few percent
-/// in what the database does for a bid.
+/// `/proc/<pid>/schedstat`): empty when PostgreSQL runs on another machine. With the run's length
+/// it gives the share of the run the committer's backend was on a CPU, and its CPU time a bid.
 fn backends_cpu(exchange: &TestExchange) -> Vec<(i32, Duration)> {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]

@@ -136,9 +136,10 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some((pid, used)) = busiest_backend {
         println!(
-            "the exchange's busiest PostgreSQL backend (the committer's, pid {pid}): {:.0} µs of CPU a bid accepted, on a CPU {:.0} % of the run",
-            used.as_secs_f64() * 1e6 / accepted.max(1) as f64,
-            used.as_secs_f64() / elapsed * 100.0,
+            "the exchange's busiest PostgreSQL backend (the committer's, pid {pid}): {:.0} µs of CPU a bid accepted, on a CPU {:.0} % of the run, runnable but waiting for a CPU {:.0} %",
+            used.on_cpu.as_secs_f64() * 1e6 / accepted.max(1) as f64,
+            used.on_cpu.as_secs_f64() / elapsed * 100.0,
+            used.waiting.as_secs_f64() / elapsed * 100.0,
         );
     }
     invariants_hold(&exchange)?;
@@ -537,10 +538,19 @@ fn invariants_hold(exchange: &TestExchange) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Each session of the exchange's database and the CPU time its backend has used so far (from
-/// `/proc/<pid>/schedstat`): empty when PostgreSQL runs on another machine. With the run's length
-/// it gives the share of the run the committer's backend was on a CPU, and its CPU time a bid.
-fn backends_cpu(exchange: &TestExchange) -> Vec<(i32, Duration)> {
+/// A backend's time so far, from `/proc/<pid>/schedstat`.
+#[derive(Clone, Copy)]
+struct BackendTime {
+    /// On a CPU.
+    on_cpu: Duration,
+    /// Runnable, but waiting for a CPU (the other processes on the machine had them).
+    waiting: Duration,
+}
+
+/// Each session of the exchange's database and its backend's time so far: empty when PostgreSQL
+/// runs on another machine. With the run's length it gives the share of the run the committer's
+/// backend was on a CPU and waiting for one, and its CPU time a bid.
+fn backends_cpu(exchange: &TestExchange) -> Vec<(i32, BackendTime)> {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Backend {
@@ -556,21 +566,31 @@ fn backends_cpu(exchange: &TestExchange) -> Vec<(i32, Duration)> {
         .into_iter()
         .filter_map(|backend| {
             let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", backend.pid)).ok()?;
-            let on_cpu_ns = stat.split_whitespace().next()?.parse().ok()?;
-            Some((backend.pid, Duration::from_nanos(on_cpu_ns)))
+            let mut fields = stat.split_whitespace().map(str::parse::<u64>);
+            let on_cpu = Duration::from_nanos(fields.next()?.ok()?);
+            let waiting = Duration::from_nanos(fields.next()?.ok()?);
+            Some((backend.pid, BackendTime { on_cpu, waiting }))
         })
         .collect()
 }
 
-/// The backend that used the most CPU time between two readings of [`backends_cpu`], and how much.
-fn busiest(before: &[(i32, Duration)], after: &[(i32, Duration)]) -> Option<(i32, Duration)> {
+/// The backend that used the most CPU time between two readings of [`backends_cpu`], and its
+/// time in between.
+fn busiest(
+    before: &[(i32, BackendTime)],
+    after: &[(i32, BackendTime)],
+) -> Option<(i32, BackendTime)> {
     after
         .iter()
-        .filter_map(|(pid, used)| {
+        .filter_map(|(pid, now)| {
             let (_, was) = before.iter().find(|(earlier, _)| earlier == pid)?;
-            Some((*pid, used.saturating_sub(*was)))
+            let between = BackendTime {
+                on_cpu: now.on_cpu.saturating_sub(was.on_cpu),
+                waiting: now.waiting.saturating_sub(was.waiting),
+            };
+            Some((*pid, between))
         })
-        .max_by_key(|(_, used)| *used)
+        .max_by_key(|(_, between)| between.on_cpu)
 }
 
 /// PostgreSQL's single-row insert rate with `clients` clients: pgbench's line, and its tps.

@@ -113,11 +113,11 @@ async fn main() -> anyhow::Result<()> {
     let (exchange, buyers) = bidding_exchange(connections, |_| {}).await?;
 
     let recording = profile.then(|| record_profile(seconds)).transpose()?;
-    let backends_before = backends_cpu(&exchange);
+    let backends_before = backends_cpu(&exchange)?;
     let started = Instant::now();
     let (accepted, failed, latencies) = bid_load(&buyers, seconds).await;
     let elapsed = started.elapsed().as_secs_f64();
-    let busiest_backend = busiest(&backends_before, &backends_cpu(&exchange));
+    let busiest_backend = busiest(&backends_before, &backends_cpu(&exchange)?);
     if let Some(recording) = recording {
         report_profile(recording)?;
     }
@@ -550,7 +550,7 @@ struct BackendTime {
 /// Each session of the exchange's database and its backend's time so far: empty when PostgreSQL
 /// runs on another machine. With the run's length it gives the share of the run the committer's
 /// backend was on a CPU and waiting for one, and its CPU time a bid.
-fn backends_cpu(exchange: &TestExchange) -> Vec<(i32, BackendTime)> {
+fn backends_cpu(exchange: &TestExchange) -> anyhow::Result<Vec<(i32, BackendTime)>> {
     use diesel::RunQueryDsl;
     #[derive(diesel::QueryableByName)]
     struct Backend {
@@ -560,9 +560,8 @@ fn backends_cpu(exchange: &TestExchange) -> Vec<(i32, BackendTime)> {
     let backends: Vec<Backend> = diesel::sql_query(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
-    .load(&mut exchange.sql())
-    .unwrap_or_default();
-    backends
+    .load(&mut exchange.sql())?;
+    Ok(backends
         .into_iter()
         .filter_map(|backend| {
             let stat = std::fs::read_to_string(format!("/proc/{}/schedstat", backend.pid)).ok()?;
@@ -571,7 +570,7 @@ fn backends_cpu(exchange: &TestExchange) -> Vec<(i32, BackendTime)> {
             let waiting = Duration::from_nanos(fields.next()?.ok()?);
             Some((backend.pid, BackendTime { on_cpu, waiting }))
         })
-        .collect()
+        .collect())
 }
 
 /// The backend that used the most CPU time between two readings of [`backends_cpu`], and its

@@ -109,7 +109,9 @@ pub struct TestExchange {
 }
 
 impl TestExchange {
-    /// A `/metrics` series' value, as the anonymous client reads it (0 if absent).
+    /// A `/metrics` series' value, as the anonymous client reads it. A labelled series
+    /// (`name{label="…"}`) appears only once its labels are first used, so it reads 0 until then;
+    /// an unlabelled one is always there, and its absence (a misspelt name) fails the test.
     pub async fn metric(&self, series: &str) -> f64 {
         let text = self
             .anonymous
@@ -123,7 +125,14 @@ impl TestExchange {
         let prefix = format!("{series} ");
         text.lines()
             .find_map(|line| line.strip_prefix(&prefix))
-            .map_or(0.0, |value| value.trim().parse().expect("a metric's value"))
+            .map(|value| value.trim().parse().expect("a metric's value"))
+            .unwrap_or_else(|| {
+                assert!(
+                    series.contains('{'),
+                    "/metrics has no series {series}:\n{text}"
+                );
+                0.0
+            })
     }
 
     /// An exchange with the test configuration.

@@ -95,6 +95,15 @@ pub fn canonical_entry(seq: i64, at: &str, actor: &str, kind: &str, payload: &Va
     String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
+/// The canonical text of one entry's fields but its sequence number: everything up to and
+/// including `"seq":`. The entry's canonical text is this, then `seq` in decimal, then `}` (as
+/// the exchange's database completes it when it appends a batch's entries to the chain).
+pub fn canonical_entry_prefix(at: &str, actor: &str, kind: &str, payload: &Value) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_canonical_prefix(at, actor, kind, payload, &mut out);
+    String::from_utf8(out).expect("JSON text is UTF-8")
+}
+
 /// [`canonical_entry`] into `out`: the five keys in their sorted order, written directly.
 fn write_canonical_entry(
     seq: i64,
@@ -104,6 +113,13 @@ fn write_canonical_entry(
     payload: &Value,
     out: &mut Vec<u8>,
 ) {
+    write_canonical_prefix(at, actor, kind, payload, out);
+    write_json(&seq, out);
+    out.push(b'}');
+}
+
+/// [`canonical_entry_prefix`] into `out`.
+fn write_canonical_prefix(at: &str, actor: &str, kind: &str, payload: &Value, out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"actor\":");
     write_str(actor, out);
     out.extend_from_slice(b",\"at\":");
@@ -113,8 +129,6 @@ fn write_canonical_entry(
     out.extend_from_slice(b",\"payload\":");
     write_canonical(payload, out);
     out.extend_from_slice(b",\"seq\":");
-    write_json(&seq, out);
-    out.push(b'}');
 }
 
 /// `sha256(prev_hash_bytes || canonical_bytes)` as lowercase hex; `None` if `prev_hash` is not
@@ -382,6 +396,14 @@ mod tests {
                 });
                 assert_eq!(
                     canonical_entry(seq, at, actor, "k", &payload),
+                    canonical_json(&object)
+                );
+                // What the exchange's database completes with the entry's `seq`.
+                assert_eq!(
+                    format!(
+                        "{}{seq}}}",
+                        canonical_entry_prefix(at, actor, "k", &payload)
+                    ),
                     canonical_json(&object)
                 );
             }

@@ -366,7 +366,8 @@ fn postmaster_started(url: &str) -> i64 {
     .at
 }
 
-/// How many other sessions wait for a lock in a statement on the audit chain's head.
+/// How many other sessions wait for a lock in a batch's last statement, the one that locks the
+/// audit chain's head (in the database's `batch_end`).
 fn waiting_for_the_audit_head(connection: &mut diesel::PgConnection) -> i64 {
     #[derive(diesel::QueryableByName)]
     struct Waiting {
@@ -375,7 +376,7 @@ fn waiting_for_the_audit_head(connection: &mut diesel::PgConnection) -> i64 {
     }
     diesel::sql_query(
         "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() \
-         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE '%audit_head%'",
+         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND query LIKE '%batch_end(%'",
     )
     .get_result::<Waiting>(connection)
     .expect("pg_stat_activity")

@@ -261,7 +261,7 @@ async fn the_writers_balance_update_reads_accounts_by_key_as_the_table_grows() {
         &mut connection,
         &format!(
             "PREPARE move_balances (uuid[], numeric[]) AS {}",
-            suanli_server::db::ledger::MOVE_BALANCES
+            suanli_server::db::ledger::MOVE_BALANCES.as_str()
         ),
     );
     let plan = |connection: &mut diesel::PgConnection| -> Vec<String> {

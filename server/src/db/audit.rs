@@ -1,18 +1,21 @@
 //! The hash-chained audit log (API.md "The hash chain").
 //!
-//! [`append`] locks the single `audit_head` row, so entries get gapless `seq`s in commit order even
-//! with many concurrent writers, and an aborted transaction leaves no hole. The canonical text and
-//! the hash are computed by the sdk's functions, the same ones a client verifies with.
+//! Entries join the chain through the database's `audit_append` ([`append_batch`]), which locks the
+//! single `audit_head` row, so entries get gapless `seq`s in commit order even with many concurrent
+//! writers, and an aborted transaction leaves no hole. Each entry's canonical text up to its `seq`
+//! is made by the sdk's function; `audit_append` completes it and hashes it as the sdk's
+//! `chain_hash` does, and [`verify`] checks the stored chain with the sdk's verifier, the one a
+//! client uses.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use serde_json::Value;
-use suanli_sdk::audit::{ChainVerifier, canonical_entry, chain_hash};
+use suanli_sdk::audit::{ChainVerifier, canonical_entry_prefix};
 use suanli_sdk::{AuditEntry, AuditVerification};
 
 use diesel::sql_types::{Array, BigInt, Jsonb, Text, Timestamptz};
 
-use super::prepared::{Prepared, prepared};
+use super::prepared::prepared;
 use super::schema::{audit_head, audit_log};
 
 /// Who caused a change: a participant, or the exchange itself.
@@ -83,78 +86,65 @@ pub fn salted(mut payload: Value) -> Value {
     payload
 }
 
-/// Appends entries in order, all stamped `at`, in the caller's transaction (one lock of the head,
-/// one multi-row insert), and returns the last `seq`: the one way entries join the chain.
+/// Appends entries in order, all stamped `at`, in the caller's transaction, and returns the last
+/// `seq`: the one way entries join the chain. The database's `audit_append` (migration
+/// `..._batch_audit_in_one_statement`) locks the head until the transaction ends, completes each
+/// entry's canonical text with its `seq` and hashes it after the one before, in one round trip.
 pub fn append_batch(
     connection: &mut PgConnection,
     entries: &[(String, &str, Value)],
     at: DateTime<Utc>,
 ) -> QueryResult<i64> {
-    let (statements, seq) = append_statements(connection, entries, at)?;
-    for statement in statements {
-        statement.execute(connection)?;
+    #[derive(QueryableByName)]
+    struct Appended {
+        #[diesel(sql_type = BigInt)]
+        last_seq: i64,
     }
-    Ok(seq)
+    let entries = Entries::of(entries, at);
+    let appended: Appended = prepared("SELECT audit_append($1, $2, $3, $4, $5) AS last_seq")
+        .bind::<Timestamptz, _>(entries.at)
+        .bind::<Array<Text>, _>(entries.actors)
+        .bind::<Array<Text>, _>(entries.kinds)
+        .bind::<Array<Jsonb>, _>(entries.payloads)
+        .bind::<Array<Text>, _>(entries.prefixes)
+        .get_result(connection)?;
+    Ok(appended.last_seq)
 }
 
-/// [`append_batch`] for the writer's batch, which sends most of its writes as one statement:
-/// locks the head (answered at once: the new entries' hashes chain from it) and returns the
-/// statements that insert the entries and move the head, and the last `seq`. The head stays
-/// locked until the caller's transaction ends, so nothing joins the chain in between.
-pub fn append_statements<'a>(
-    connection: &mut PgConnection,
-    entries: &'a [(String, &str, Value)],
-    at: DateTime<Utc>,
-) -> QueryResult<(Vec<Prepared<'a>>, i64)> {
-    if entries.is_empty() {
-        // Nothing to chain: no need to wait for (or hold up) the head.
-        let seq = audit_head::table
-            .select(audit_head::seq)
-            .first(connection)?;
-        return Ok((Vec::new(), seq));
+/// Entries laid out for the database's `audit_append` (or the writer's `batch_end`, which calls
+/// it): each one's actor, kind, payload and canonical text up to its `seq`, all stamped `at`.
+pub struct Entries<'a> {
+    /// When, to the microsecond (what PostgreSQL keeps, so that the canonical text's `at` is the
+    /// stored one).
+    pub at: DateTime<Utc>,
+    pub actors: Vec<&'a str>,
+    pub kinds: Vec<&'a str>,
+    pub payloads: Vec<&'a Value>,
+    /// Each entry's canonical text up to and including `"seq":`.
+    pub prefixes: Vec<String>,
+}
+
+impl<'a> Entries<'a> {
+    pub fn of(entries: &'a [(String, &'a str, Value)], at: DateTime<Utc>) -> Self {
+        let at = at.trunc_subsecs(6);
+        let at_text = format_at(at);
+        let mut laid_out = Entries {
+            at,
+            actors: Vec::with_capacity(entries.len()),
+            kinds: Vec::with_capacity(entries.len()),
+            payloads: Vec::with_capacity(entries.len()),
+            prefixes: Vec::with_capacity(entries.len()),
+        };
+        for (actor, kind, payload) in entries {
+            laid_out
+                .prefixes
+                .push(canonical_entry_prefix(&at_text, actor, kind, payload));
+            laid_out.actors.push(actor);
+            laid_out.kinds.push(kind);
+            laid_out.payloads.push(payload);
+        }
+        laid_out
     }
-    let (mut seq, mut hash): (i64, String) = audit_head::table
-        .select((audit_head::seq, audit_head::hash))
-        .for_update()
-        .first(connection)?;
-    let at = at.trunc_subsecs(6);
-    let at_text = format_at(at);
-    let mut seqs = Vec::with_capacity(entries.len());
-    let mut actors = Vec::with_capacity(entries.len());
-    let mut kinds = Vec::with_capacity(entries.len());
-    let mut payloads = Vec::with_capacity(entries.len());
-    let mut canonicals = Vec::with_capacity(entries.len());
-    let mut prev_hashes = Vec::with_capacity(entries.len());
-    let mut hashes = Vec::with_capacity(entries.len());
-    for (actor, kind, payload) in entries {
-        seq += 1;
-        let canonical = canonical_entry(seq, &at_text, actor, kind, payload);
-        let next = chain_hash(&hash, &canonical).expect("hashes are 64 hex digits");
-        seqs.push(seq);
-        actors.push(actor.as_str());
-        kinds.push(*kind);
-        payloads.push(payload);
-        canonicals.push(canonical);
-        prev_hashes.push(std::mem::replace(&mut hash, next.clone()));
-        hashes.push(next);
-    }
-    // Statements whose texts never change, whatever the batch size: PostgreSQL plans them once.
-    let insert = prepared(
-        "INSERT INTO audit_log (seq, at, actor, kind, payload, canonical, prev_hash, hash) \
-         SELECT s, $2, a, k, p, c, ph, h FROM unnest($1, $3, $4, $5, $6, $7, $8) AS t(s, a, k, p, c, ph, h)",
-    )
-    .bind::<Array<BigInt>, _>(seqs)
-    .bind::<Timestamptz, _>(at)
-    .bind::<Array<Text>, _>(actors)
-    .bind::<Array<Text>, _>(kinds)
-    .bind::<Array<Jsonb>, _>(payloads)
-    .bind::<Array<Text>, _>(canonicals)
-    .bind::<Array<Text>, _>(prev_hashes)
-    .bind::<Array<Text>, _>(hashes);
-    let head = prepared("UPDATE audit_head SET seq = $1, hash = $2")
-        .bind::<BigInt, _>(seq)
-        .bind::<Text, _>(hash);
-    Ok((vec![insert, head], seq))
 }
 
 /// At most `limit` entries with `seq > after_seq`, in order.

@@ -5,8 +5,9 @@
 //! - [`acquire`] takes the lease when it has expired (or is already this process's), raising the
 //!   fencing `token` by one;
 //! - [`renew`] pushes the expiry on while the token is still the holder's;
-//! - [`holds`] runs inside every batch's transaction, just before it commits: it reads the row
-//!   `FOR KEY SHARE` and compares the token. `token` is a key column (it has a unique index), so
+//! - every batch's transaction checks the token in its last statement (the database's
+//!   `batch_end`, `db::stream::end_statement`), as [`holds`] does for the rebuild of the book's
+//!   levels: it reads the row `FOR KEY SHARE` and compares the token. `token` is a key column (it has a unique index), so
 //!   a node that takes the lease meanwhile makes a key update of the row, which waits for that
 //!   lock: either the batch commits first (and the new holder, which reads the book only after it
 //!   took the lease, sees it) or the batch, reading the row after the taker committed, sees the
@@ -121,9 +122,9 @@ pub fn current(connection: &mut Connection) -> QueryResult<Lease> {
     .get_result(connection)
 }
 
-/// Inside a batch's transaction, just before it commits: whether `token` still holds the lease.
-/// The row stays key-share-locked until the transaction ends, so nobody takes the lease in
-/// between.
+/// Inside a transaction that must only commit under the lease (the rebuild of the book's levels;
+/// a batch's does the same in SQL, `batch_end`): whether `token` still holds the lease. The row
+/// stays key-share-locked until the transaction ends, so nobody takes the lease in between.
 pub fn holds(connection: &mut Connection, token: i64) -> QueryResult<bool> {
     let row: Token =
         super::prepared::prepared("SELECT token FROM matching_lease WHERE singleton FOR KEY SHARE")

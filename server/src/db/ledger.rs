@@ -97,98 +97,178 @@ pub fn post_statements<'a>(
         #[diesel(sql_type = Numeric)]
         balance: Decimal,
     }
-    let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
-    let (mut ids, mut kinds, mut references) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut entry_transactions, mut entry_accounts, mut entry_amounts) =
-        (Vec::new(), Vec::new(), Vec::new());
-    for transaction in transactions {
-        assert!(
-            transaction
-                .legs
-                .iter()
-                .map(|(_, amount)| *amount)
-                .sum::<Decimal>()
-                .is_zero(),
-            "unbalanced {transaction:?}"
-        );
-        ids.push(transaction.id);
-        kinds.push(transaction.kind);
-        references.push(transaction.reference.as_str());
-        for (account, amount) in &transaction.legs {
-            if !amount.is_zero() {
-                *deltas.entry(*account).or_default() += *amount;
-                entry_transactions.push(transaction.id);
-                entry_accounts.push(*account);
-                entry_amounts.push(*amount);
+    let postings = Postings::of(transactions, new_accounts);
+    let mut moved = Vec::new();
+    if !postings.moved_accounts.is_empty() {
+        moved = prepared(&MOVE_BALANCES)
+            .bind::<Array<diesel::sql_types::Uuid>, _>(postings.moved_accounts.clone())
+            .bind::<Array<Numeric>, _>(postings.moved_amounts.clone())
+            .load::<Moved>(connection)?
+            .into_iter()
+            .map(|row| (row.id, row.balance))
+            .collect();
+    }
+    Ok(postings.statements(moved))
+}
+
+/// Balanced transactions laid out to be written: what they move in the balances of accounts that
+/// exist ([`move_balances`]' two parameters, which the writer's batch sends with its other
+/// updates), then, once those balances are known, the statements that write the transactions
+/// and their entries ([`Postings::statements`]).
+pub struct Postings<'a> {
+    ids: Vec<Uuid>,
+    kinds: Vec<&'static str>,
+    references: Vec<&'a str>,
+    entry_transactions: Vec<Uuid>,
+    entry_accounts: Vec<Uuid>,
+    entry_amounts: Vec<Decimal>,
+    /// The accounts that existed before, in id order (the order their rows are locked in) …
+    pub moved_accounts: Vec<Uuid>,
+    /// … and what their balances move by.
+    pub moved_amounts: Vec<Decimal>,
+    /// The balances after them of the accounts opened with these transactions.
+    new_balances: HashMap<Uuid, Decimal>,
+}
+
+impl<'a> Postings<'a> {
+    /// Lays out `transactions` (each must sum to zero); `new_accounts` are opened with them and
+    /// start at zero.
+    pub fn of(transactions: &'a [LedgerTransaction], new_accounts: &HashSet<Uuid>) -> Self {
+        let mut deltas: HashMap<Uuid, Decimal> = HashMap::new();
+        let (mut ids, mut kinds, mut references) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut entry_transactions, mut entry_accounts, mut entry_amounts) =
+            (Vec::new(), Vec::new(), Vec::new());
+        for transaction in transactions {
+            assert!(
+                transaction
+                    .legs
+                    .iter()
+                    .map(|(_, amount)| *amount)
+                    .sum::<Decimal>()
+                    .is_zero(),
+                "unbalanced {transaction:?}"
+            );
+            ids.push(transaction.id);
+            kinds.push(transaction.kind);
+            references.push(transaction.reference.as_str());
+            for (account, amount) in &transaction.legs {
+                if !amount.is_zero() {
+                    *deltas.entry(*account).or_default() += *amount;
+                    entry_transactions.push(transaction.id);
+                    entry_accounts.push(*account);
+                    entry_amounts.push(*amount);
+                }
             }
         }
-    }
-    // Accounts the batch opens start at zero: their balance after it is the sum of its entries.
-    let mut balances: HashMap<Uuid, Decimal> = deltas
-        .iter()
-        .filter(|(account, _)| new_accounts.contains(account))
-        .map(|(account, delta)| (*account, *delta))
-        .collect();
-    let new_balances = balances.clone();
-    let mut deltas: Vec<(Uuid, Decimal)> = deltas
-        .into_iter()
-        .filter(|(account, _)| !new_accounts.contains(account))
-        .collect();
-    deltas.sort_by_key(|(account, _)| *account);
-    if !deltas.is_empty() {
-        let (accounts, amounts): (Vec<Uuid>, Vec<Decimal>) = deltas.into_iter().unzip();
-        let moved: Vec<Moved> = prepared(MOVE_BALANCES)
-            .bind::<Array<diesel::sql_types::Uuid>, _>(accounts)
-            .bind::<Array<Numeric>, _>(amounts)
-            .load(connection)?;
-        balances.extend(moved.into_iter().map(|row| (row.id, row.balance)));
-    }
-    // Each entry's balance after it: walk back from the account's new balance.
-    let mut balance_after = vec![Decimal::ZERO; entry_amounts.len()];
-    for index in (0..entry_amounts.len()).rev() {
-        if let Some(balance) = balances.get_mut(&entry_accounts[index]) {
-            balance_after[index] = *balance;
-            *balance -= entry_amounts[index];
+        // Accounts opened here start at zero: their balance after is the sum of their entries.
+        let new_balances: HashMap<Uuid, Decimal> = deltas
+            .iter()
+            .filter(|(account, _)| new_accounts.contains(account))
+            .map(|(account, delta)| (*account, *delta))
+            .collect();
+        let mut deltas: Vec<(Uuid, Decimal)> = deltas
+            .into_iter()
+            .filter(|(account, _)| !new_accounts.contains(account))
+            .collect();
+        deltas.sort_by_key(|(account, _)| *account);
+        let (moved_accounts, moved_amounts) = deltas.into_iter().unzip();
+        Postings {
+            ids,
+            kinds,
+            references,
+            entry_transactions,
+            entry_accounts,
+            entry_amounts,
+            moved_accounts,
+            moved_amounts,
+            new_balances,
         }
     }
-    let mut statements = Vec::new();
-    if !ids.is_empty() {
-        statements.push(
-            prepared(
-                "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
-            )
-            .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-            .bind::<Array<Text>, _>(kinds)
-            .bind::<Array<Text>, _>(references),
-        );
+
+    /// The statements that write the transactions and their entries, to be run in this order,
+    /// given `moved`, the balances after them of the accounts that existed; and the balances of
+    /// the accounts opened with them (whose rows the caller inserts with these balances).
+    pub fn statements(
+        self,
+        moved: impl IntoIterator<Item = (Uuid, Decimal)>,
+    ) -> (Vec<Prepared<'a>>, HashMap<Uuid, Decimal>) {
+        let Postings {
+            ids,
+            kinds,
+            references,
+            entry_transactions,
+            entry_accounts,
+            entry_amounts,
+            new_balances,
+            ..
+        } = self;
+        let mut balances = new_balances.clone();
+        balances.extend(moved);
+        // Each entry's balance after it: walk back from the account's new balance.
+        let mut balance_after = vec![Decimal::ZERO; entry_amounts.len()];
+        for index in (0..entry_amounts.len()).rev() {
+            if let Some(balance) = balances.get_mut(&entry_accounts[index]) {
+                balance_after[index] = *balance;
+                *balance -= entry_amounts[index];
+            }
+        }
+        let mut statements = Vec::new();
+        if !ids.is_empty() {
+            statements.push(
+                prepared(
+                    "INSERT INTO ledger_transactions (id, kind, reference) SELECT * FROM unnest($1, $2, $3)",
+                )
+                .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
+                .bind::<Array<Text>, _>(kinds)
+                .bind::<Array<Text>, _>(references),
+            );
+        }
+        if !entry_transactions.is_empty() {
+            // All the entries in one statement, which the balance trigger checks per
+            // transaction; `WITH ORDINALITY` keeps their order, so ids follow the running balances.
+            statements.push(
+                prepared(
+                    "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
+                     SELECT t, a, m, b FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS v(t, a, m, b, n) ORDER BY n",
+                )
+                .bind::<Array<diesel::sql_types::Uuid>, _>(entry_transactions)
+                .bind::<Array<diesel::sql_types::Uuid>, _>(entry_accounts)
+                .bind::<Array<Numeric>, _>(entry_amounts)
+                .bind::<Array<Numeric>, _>(balance_after),
+            );
+        }
+        (statements, new_balances)
     }
-    if !entry_transactions.is_empty() {
-        // All the batch's entries in one statement, which the balance trigger checks per
-        // transaction; `WITH ORDINALITY` keeps their order, so ids follow the running balances.
-        statements.push(
-            prepared(
-                "INSERT INTO ledger_entries (transaction_id, account_id, amount, balance_after) \
-                 SELECT t, a, m, b FROM unnest($1, $2, $3, $4) WITH ORDINALITY AS v(t, a, m, b, n) ORDER BY n",
-            )
-            .bind::<Array<diesel::sql_types::Uuid>, _>(entry_transactions)
-            .bind::<Array<diesel::sql_types::Uuid>, _>(entry_accounts)
-            .bind::<Array<Numeric>, _>(entry_amounts)
-            .bind::<Array<Numeric>, _>(balance_after),
-        );
-    }
-    Ok((statements, new_balances))
 }
 
 /// The statement that moves the balances of accounts that existed before the batch: `$1` their ids
-/// (sorted), `$2` the amounts; answers each account's new balance. Rows are locked in id order
-/// whatever plan PostgreSQL picks for the update: the `locked` CTE locks them first, its row
-/// locks taken above its sort, so every transaction that moves several balances (this statement
-/// is the only one that does) takes their locks in one order and none can deadlock with another.
-pub const MOVE_BALANCES: &str = "WITH v AS MATERIALIZED (SELECT * FROM unnest($1, $2) AS v(id, delta)), \
-     locked AS MATERIALIZED (SELECT a.id FROM accounts a JOIN v ON a.id = v.id \
-                             ORDER BY a.id FOR NO KEY UPDATE OF a) \
-     UPDATE accounts a SET balance = a.balance + v.delta FROM v, locked \
-     WHERE a.id = v.id AND locked.id = a.id RETURNING a.id, a.balance";
+/// (sorted), `$2` the amounts; answers each account's new balance ([`move_balances`]).
+pub static MOVE_BALANCES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH {} SELECT id, balance FROM moved_balances",
+        move_balances(1, 2)
+    )
+});
+
+/// The common table expressions that move the balances of accounts that existed before the
+/// batch, the parameter numbered `ids` their ids (sorted) and the one numbered `amounts` what each
+/// moves by; `moved_balances` answers each account's new balance as `(id, balance)`. Sent as
+/// [`MOVE_BALANCES`], or with the other updates of the writer's batch
+/// (`db::orders::write_batch`). Rows are locked in id order whatever plan PostgreSQL picks for the
+/// update: `locked_accounts` locks them first, its row locks taken above its sort, so every
+/// transaction that moves several balances (these are the only statements that do) takes their
+/// locks in one order and none can deadlock with another.
+pub fn move_balances(ids: usize, amounts: usize) -> String {
+    format!(
+        "balance_moves AS MATERIALIZED (SELECT * FROM unnest(${ids}::uuid[], ${amounts}::numeric[]) \
+                                        AS v(id, delta)), \
+         locked_accounts AS MATERIALIZED (SELECT a.id FROM accounts a JOIN balance_moves v ON a.id = v.id \
+                                          ORDER BY a.id FOR NO KEY UPDATE OF a), \
+         moved_balances AS (UPDATE accounts a SET balance = a.balance + v.delta \
+                            FROM balance_moves v, locked_accounts l \
+                            WHERE a.id = v.id AND l.id = a.id RETURNING a.id, a.balance)"
+    )
+}
 
 /// The id of a participant's account of `account_kind`: derived from the two, so that the
 /// sequenced writer can name accounts without asking the database.

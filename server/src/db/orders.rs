@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Int4, Numeric, Text};
+use diesel::sql_types::{Array, Int4, Nullable, Numeric, Text};
 use rust_decimal::Decimal;
 use suanli_sdk::{Bid, BookLevel, Contract, Offer, OrderStatus, Side, Trade, Window};
 use uuid::Uuid;
@@ -244,28 +244,27 @@ pub struct BatchWrites {
 
 /// Writes a batch of the sequenced writer in one transaction, all of it or nothing, and
 /// answers the market stream's events the batch recorded; `None` (nothing written) when
-/// `lease_token` no longer holds the matching lease (`db::lease::holds`, checked last, just
-/// before the commit).
+/// `lease_token` no longer holds the matching lease (checked in the batch's last statement, by
+/// the database's `batch_end`: see `db::lease::holds`).
 pub fn write_batch(
     connection: &mut PgConnection,
     writes: &BatchWrites,
     now: DateTime<Utc>,
     lease_token: i64,
 ) -> QueryResult<Option<Vec<super::stream::StreamEvent>>> {
-    let mut fenced = false;
-    let written = connection.transaction(|connection| {
-        let events = write(connection, writes, now)?;
-        if !super::lease::holds(connection, lease_token)? {
-            fenced = true;
-            return Err(diesel::result::Error::RollbackTransaction);
+    match connection.transaction(|connection| write(connection, writes, now, lease_token)) {
+        Err(diesel::result::Error::DatabaseError(_, info))
+            if info.constraint_name() == Some(LEASE_HELD) =>
+        {
+            Ok(None)
         }
-        Ok(events)
-    });
-    match written {
-        Err(diesel::result::Error::RollbackTransaction) if fenced => Ok(None),
         written => written.map(Some),
     }
 }
+
+/// The constraint the database's `batch_end` names when a batch's lease token no longer holds
+/// the matching lease.
+const LEASE_HELD: &str = "matching_lease_held";
 
 /// Makes this session plan its statements again, foreign-key checks included. PostgreSQL plans a
 /// foreign-key check once per session and keeps that plan: made while a table was tiny (a new
@@ -280,21 +279,28 @@ pub fn forget_plans(connection: &mut PgConnection) -> QueryResult<()> {
 /// What a batch changed in each price level of the book: (side, SKU, price) → (units, orders).
 pub type LevelDeltas = HashMap<(Side, String, Decimal), (i64, i64)>;
 
-/// An order as it stood before a batch updated it.
+/// A row of [`UPDATES_AND_BALANCES`]'s answer: an updated order as it stood before and after the
+/// batch (`part` `offer` or `bid`), or an account's balance after it (`part` `account`).
 #[derive(QueryableByName)]
-struct Before {
-    #[diesel(sql_type = Array<Text>)]
-    skus: Vec<String>,
-    #[diesel(sql_type = Numeric)]
-    price: Decimal,
-    #[diesel(sql_type = Int4)]
-    remaining: i32,
+struct Changed {
     #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = Int4)]
-    new_remaining: i32,
-    #[diesel(sql_type = Text)]
-    new_status: String,
+    part: String,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    skus: Option<Vec<String>>,
+    #[diesel(sql_type = Nullable<Numeric>)]
+    price: Option<Decimal>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    remaining: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    status: Option<String>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    new_remaining: Option<i32>,
+    #[diesel(sql_type = Nullable<Text>)]
+    new_status: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    account: Option<Uuid>,
+    #[diesel(sql_type = Nullable<Numeric>)]
+    balance: Option<Decimal>,
 }
 
 /// What an order contributes to its levels: (units, orders), nothing unless it rests.
@@ -323,87 +329,143 @@ fn add_share(
     }
 }
 
-/// Applies the batch's updates to resting orders of `table`, answering each order's state before
-/// and after (one statement: its first part reads the rows as they were).
-fn update_orders(
+/// The batch's first statement: updates the resting orders of both sides (`$1`–`$3` offers'
+/// ids, remaining and status; `$4`–`$7` bids' ids, remaining, status and minimum fill; `$8`
+/// when) and moves the balances of the accounts that existed (`$9` their ids, `$10` the amounts:
+/// `ledger::move_balances`, which locks their rows in id order). Answers each updated order as it
+/// was and as it is (read on the statement's snapshot, before its updates), and each moved
+/// account's new balance. One text whatever the batch holds (empty arrays update nothing), so
+/// PostgreSQL plans it once per session.
+static UPDATES_AND_BALANCES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH vo AS (SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[]) AS v(id, remaining, status)), \
+         bo AS (SELECT ARRAY[o.sku] AS skus, o.ask_price AS price, o.remaining, o.status, \
+                       vo.remaining AS new_remaining, vo.status AS new_status \
+                FROM offers o JOIN vo ON o.id = vo.id), \
+         uo AS (UPDATE offers o SET remaining = vo.remaining, status = vo.status, updated_at = $8 \
+                FROM vo WHERE o.id = vo.id), \
+         vb AS (SELECT * FROM unnest($4::uuid[], $5::int4[], $6::text[], $7::int4[]) \
+                    AS v(id, remaining, status, min_fill)), \
+         bb AS (SELECT b.skus, b.limit_price AS price, b.remaining, b.status, \
+                       vb.remaining AS new_remaining, vb.status AS new_status \
+                FROM bids b JOIN vb ON b.id = vb.id), \
+         ub AS (UPDATE bids b SET remaining = vb.remaining, status = vb.status, \
+                       min_fill = vb.min_fill, updated_at = $8 \
+                FROM vb WHERE b.id = vb.id), \
+         {} \
+         SELECT 'offer' AS part, skus, price, remaining, status, new_remaining, new_status, \
+                NULL::uuid AS account, NULL::numeric AS balance FROM bo \
+         UNION ALL \
+         SELECT 'bid', skus, price, remaining, status, new_remaining, new_status, NULL, NULL FROM bb \
+         UNION ALL \
+         SELECT 'account', NULL, NULL, NULL, NULL, NULL, NULL, id, balance FROM moved_balances",
+        ledger::move_balances(9, 10)
+    )
+});
+
+/// Applies the batch's updates to resting orders placed before it and moves the balances of
+/// accounts that existed, in one statement ([`struct@UPDATES_AND_BALANCES`]): adds what the orders'
+/// updates change in the book's levels to `levels`, and answers the accounts' new balances.
+fn update_orders_and_balances(
     connection: &mut PgConnection,
-    side: Side,
-    updates: &HashMap<Uuid, OrderUpdate>,
+    offers: &HashMap<Uuid, OrderUpdate>,
+    bids: &HashMap<Uuid, OrderUpdate>,
+    postings: &ledger::Postings<'_>,
     now: DateTime<Utc>,
     levels: &mut LevelDeltas,
-) -> QueryResult<()> {
-    if updates.is_empty() {
-        return Ok(());
+) -> QueryResult<Vec<(Uuid, Decimal)>> {
+    if offers.is_empty() && bids.is_empty() && postings.moved_accounts.is_empty() {
+        return Ok(Vec::new());
     }
-    let (mut ids, mut remaining, mut status, mut min_fill) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     // In id order, so that rows are locked in one order whoever else updates them.
-    let mut updates: Vec<_> = updates.iter().collect();
-    updates.sort_unstable_by_key(|(id, _)| **id);
-    for (id, update) in updates {
-        ids.push(*id);
-        remaining.push(update.remaining);
-        status.push(update.status.as_str());
-        min_fill.push(update.min_fill);
-    }
-    let statement = match side {
-        Side::Offer => {
-            "WITH v AS (SELECT * FROM unnest($1, $2, $3, $4) AS v(id, remaining, status, min_fill)), \
-             before AS (SELECT ARRAY[o.sku] AS skus, o.ask_price AS price, o.remaining, o.status, \
-                               v.remaining AS new_remaining, v.status AS new_status \
-                        FROM offers o JOIN v ON o.id = v.id), \
-             changed AS (UPDATE offers o SET remaining = v.remaining, status = v.status, updated_at = $5 \
-                         FROM v WHERE o.id = v.id) \
-             SELECT * FROM before"
-        }
-        Side::Bid => {
-            "WITH v AS (SELECT * FROM unnest($1, $2, $3, $4) AS v(id, remaining, status, min_fill)), \
-             before AS (SELECT b.skus, b.limit_price AS price, b.remaining, b.status, \
-                               v.remaining AS new_remaining, v.status AS new_status \
-                        FROM bids b JOIN v ON b.id = v.id), \
-             changed AS (UPDATE bids b SET remaining = v.remaining, status = v.status, \
-                                min_fill = v.min_fill, updated_at = $5 \
-                         FROM v WHERE b.id = v.id) \
-             SELECT * FROM before"
-        }
+    let sorted = |updates: &HashMap<Uuid, OrderUpdate>| {
+        let mut updates: Vec<(Uuid, OrderUpdate)> =
+            updates.iter().map(|(id, update)| (*id, *update)).collect();
+        updates.sort_unstable_by_key(|(id, _)| *id);
+        updates
     };
-    let before: Vec<Before> = super::prepared::prepared(statement)
-        .bind::<Array<diesel::sql_types::Uuid>, _>(ids)
-        .bind::<Array<Int4>, _>(remaining)
-        .bind::<Array<Text>, _>(status)
-        .bind::<Array<Int4>, _>(min_fill)
+    let (offers, bids) = (sorted(offers), sorted(bids));
+    let changed: Vec<Changed> = super::prepared::prepared(&UPDATES_AND_BALANCES)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(
+            offers.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Int4>, _>(offers.iter().map(|(_, u)| u.remaining).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            offers
+                .iter()
+                .map(|(_, u)| u.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<diesel::sql_types::Uuid>, _>(
+            bids.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Int4>, _>(bids.iter().map(|(_, u)| u.remaining).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            bids.iter()
+                .map(|(_, u)| u.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Int4>, _>(bids.iter().map(|(_, u)| u.min_fill).collect::<Vec<_>>())
         .bind::<diesel::sql_types::Timestamptz, _>(now)
+        .bind::<Array<diesel::sql_types::Uuid>, _>(&postings.moved_accounts)
+        .bind::<Array<Numeric>, _>(&postings.moved_amounts)
         .load(connection)?;
-    for order in before {
+    let mut moved = Vec::new();
+    for row in changed {
+        let side = match row.part.as_str() {
+            "offer" => Side::Offer,
+            "bid" => Side::Bid,
+            _ => {
+                if let (Some(account), Some(balance)) = (row.account, row.balance) {
+                    moved.push((account, balance));
+                }
+                continue;
+            }
+        };
+        let (
+            Some(skus),
+            Some(price),
+            Some(remaining),
+            Some(status),
+            Some(new_remaining),
+            Some(new_status),
+        ) = (
+            row.skus,
+            row.price,
+            row.remaining,
+            row.status,
+            row.new_remaining,
+            row.new_status,
+        )
+        else {
+            continue;
+        };
         let (was, is) = (
-            resting_share(order.remaining, &order.status),
-            resting_share(order.new_remaining, &order.new_status),
+            resting_share(remaining, &status),
+            resting_share(new_remaining, &new_status),
         );
-        add_share(
-            levels,
-            side,
-            &order.skus,
-            order.price,
-            (is.0 - was.0, is.1 - was.1),
-        );
+        add_share(levels, side, &skus, price, (is.0 - was.0, is.1 - was.1));
     }
-    Ok(())
+    Ok(moved)
 }
 
-/// Writes the batch; answers the market stream's events it recorded, in order. The order path's
-/// writes take a few round trips whatever the batch holds: the statements whose answers the rest
-/// needs (the updated orders' states before, the moved balances), then every insert of orders,
-/// contracts, escrow accounts, candles, the ledger, policy decisions and settlements as one
-/// statement; then withdrawals, suspensions and policy faults, each its own statement when the
-/// batch has any; and last the audit chain's head is locked and the audit entries chained from it go
-/// with the stream's events as one more statement. The head is locked after every other row this
-/// transaction locks, as the endpoints that append to the chain do (a key rotation updates the
-/// participant, then appends), so that no transaction holding a row the batch needs can wait for
-/// the head while the batch waits for that row.
+/// Writes the batch; answers the market stream's events it recorded, in order. Three statements
+/// whatever the batch holds (five round trips with `BEGIN` and `COMMIT`): the statement whose answers the
+/// rest needs (the resting orders' updates, with their states before, and the moved balances);
+/// then every insert of orders, contracts, escrow accounts, candles, the ledger, policy decisions
+/// and settlements as one statement; then withdrawals, suspensions and policy faults, each its own
+/// statement when the batch has any; and last the stream's events with the batch's end
+/// (`db::stream::end_statement`): the audit entries appended to the chain, which locks its head,
+/// and the matching lease checked. The head is locked after every row this transaction locks in
+/// a table others write to (the book's levels, locked in the same statement, are only ever
+/// written by the writer holding the lease), as the endpoints that append to the chain do (a key
+/// rotation updates the participant, then appends), so that no transaction holding a row the
+/// batch needs can wait for the head while the batch waits for that row.
 fn write(
     connection: &mut PgConnection,
     writes: &BatchWrites,
     now: DateTime<Utc>,
+    lease_token: i64,
 ) -> QueryResult<Vec<super::stream::StreamEvent>> {
     let mut levels = LevelDeltas::new();
     // Orders placed in this batch are inserted as they stand after it (they do not exist yet
@@ -424,15 +486,21 @@ fn write(
         let share = resting_share(bid.remaining, bid.status.0.as_str());
         add_share(&mut levels, Side::Bid, &bid.skus, bid.limit_price, share);
     }
-    update_orders(connection, Side::Offer, &offer_updates, now, &mut levels)?;
-    update_orders(connection, Side::Bid, &bid_updates, now, &mut levels)?;
     let escrows: HashSet<Uuid> = writes
         .contracts
         .iter()
         .map(|contract| ledger::contract_escrow_account(contract.id))
         .collect();
-    let (ledger_statements, escrow_balances) =
-        ledger::post_statements(connection, &writes.ledger, &escrows)?;
+    let postings = ledger::Postings::of(&writes.ledger, &escrows);
+    let moved = update_orders_and_balances(
+        connection,
+        &offer_updates,
+        &bid_updates,
+        &postings,
+        now,
+        &mut levels,
+    )?;
+    let (ledger_statements, escrow_balances) = postings.statements(moved);
     let mut statements = Vec::new();
     statements.extend(offers_statement(&new_offers));
     statements.extend(bids_statement(&new_bids));
@@ -449,20 +517,13 @@ fn write(
         super::participants::suspend(connection, *participant, reason, now)?;
     }
     super::policies::record_faults(connection, &writes.faults, now)?;
-    let mut statements = Vec::new();
-    if !writes.audit.is_empty() {
-        statements = super::audit::append_statements(connection, &writes.audit, now)?.0;
-    }
-    // Last, so that the statement answers the stream's events.
-    let recorded = super::stream::record_statement(writes, &levels, now);
-    let records = recorded.is_some();
-    statements.extend(recorded);
-    let mut events: Vec<super::stream::StreamEvent> = Vec::new();
-    match super::prepared::all_of(statements) {
-        Some(statement) if records => events = statement.load(connection)?,
-        Some(statement) => statement.execute(connection).map(drop)?,
-        None => {}
-    }
+    let audit = super::audit::Entries::of(&writes.audit, now);
+    let mut events: Vec<super::stream::StreamEvent> =
+        super::stream::end_statement(writes, &levels, audit, lease_token)
+            .load::<super::stream::Ended>(connection)?
+            .into_iter()
+            .filter_map(super::stream::Ended::event)
+            .collect();
     events.sort_by_key(|event| event.id);
     Ok(events)
 }

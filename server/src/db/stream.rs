@@ -2,7 +2,6 @@
 //! every price level the batch changed, re-aggregated from the resting orders), read back by a
 //! subscriber that resumes after an event id.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Jsonb, Numeric, Text, Timestamptz};
 use rust_decimal::Decimal;
@@ -22,17 +21,21 @@ pub struct StreamEvent {
     pub data: String,
 }
 
-/// The statement recording the events of a batch, inside its transaction (the writer sends it
-/// last in the batch's one statement of inserts, `db::orders::write`): its trades in the order
-/// they were made, then each price level (side, SKU, price) the batch changed, as it stands after
-/// the batch (the batch's `levels` changes added to `book_levels`). An order that never rested
-/// changed no level, so its price is not shown. It answers the events as [`StreamEvent`]s (in any
-/// order: sort them by id). Its text never changes; `None` when the batch changed nothing.
-pub fn record_statement(
+/// The batch's last statement, inside its transaction (`db::orders::write`): records its market
+/// events — its trades in the order they were made, then each price level (side, SKU, price) the
+/// batch changed, as it stands after the batch (the batch's `levels` changes added to
+/// `book_levels`; an order that never rested changed no level, so its price is not shown) — and
+/// ends the batch with the database's `batch_end`: its audit entries appended to the chain, then
+/// the matching lease checked (it fails the statement when `lease_token` no longer holds it).
+/// Answers its events as [`Ended`] rows (in any order: sort them by id). Its text never
+/// changes, whatever the batch holds.
+pub fn end_statement<'a>(
     writes: &BatchWrites,
     levels: &LevelDeltas,
-    now: DateTime<Utc>,
-) -> Option<super::prepared::Prepared<'static>> {
+    audit: super::audit::Entries<'a>,
+    lease_token: i64,
+) -> super::prepared::Prepared<'a> {
+    let now = audit.at;
     let mut levels: Vec<_> = levels
         .iter()
         .filter(|(_, change)| **change != (0, 0))
@@ -43,9 +46,6 @@ pub fn record_statement(
             (a_side.as_str(), a_sku, a_price).cmp(&(b_side.as_str(), b_sku, b_price))
         },
     );
-    if levels.is_empty() && writes.contracts.is_empty() {
-        return None;
-    }
     let trades: Vec<serde_json::Value> = writes
         .contracts
         .iter()
@@ -77,8 +77,12 @@ pub fn record_statement(
     let prices: Vec<Decimal> = levels.iter().map(|((_, _, price), _)| *price).collect();
     let units: Vec<i64> = levels.iter().map(|(_, change)| change.0).collect();
     let orders: Vec<i64> = levels.iter().map(|(_, change)| change.1).collect();
+    // `ended` is read once, as the preserved side of the last join, so `batch_end` runs exactly
+    // once however many events there are (none included); the inserts, being data-modifying,
+    // run to completion whatever the query reads of them.
     super::prepared::prepared(
-        "WITH changes AS ( \
+        "WITH ended AS MATERIALIZED (SELECT batch_end($8, $7, $9, $10, $11, $12) AS last_seq), \
+         changes AS ( \
              SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::int8[], $5::int8[]) \
                  AS c(side, sku, price, units, orders)), \
          levels AS ( \
@@ -94,10 +98,12 @@ pub fn record_statement(
              SELECT 1, row_number() OVER (ORDER BY side, sku, price), 'book', \
                     jsonb_build_object('side', side, 'sku', sku, 'price', trim_scale(price)::text, \
                                        'units', units, 'orders', orders) \
-             FROM levels) \
-         INSERT INTO market_events (kind, data, created_at) \
-         SELECT kind, data, $7 FROM events ORDER BY part, place \
-         RETURNING id, kind, data::text AS data",
+             FROM levels), \
+         recorded AS ( \
+             INSERT INTO market_events (kind, data, created_at) \
+             SELECT kind, data, $7 FROM events ORDER BY part, place \
+             RETURNING id, kind, data::text AS data) \
+         SELECT r.id, r.kind, r.data FROM ended LEFT JOIN recorded r ON true",
     )
     .bind::<Array<Text>, _>(sides)
     .bind::<Array<Text>, _>(skus)
@@ -106,7 +112,34 @@ pub fn record_statement(
     .bind::<Array<BigInt>, _>(orders)
     .bind::<Array<Jsonb>, _>(trades)
     .bind::<Timestamptz, _>(now)
-    .into()
+    .bind::<BigInt, _>(lease_token)
+    .bind::<Array<Text>, _>(audit.actors)
+    .bind::<Array<Text>, _>(audit.kinds)
+    .bind::<Array<Jsonb>, _>(audit.payloads)
+    .bind::<Array<Text>, _>(audit.prefixes)
+}
+
+/// A row [`end_statement`] answers: an event it recorded, or, for a batch that recorded none,
+/// one row of nulls.
+#[derive(Debug, QueryableByName)]
+pub struct Ended {
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    kind: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    data: Option<String>,
+}
+
+impl Ended {
+    /// The event this row holds, if any.
+    pub fn event(self) -> Option<StreamEvent> {
+        Some(StreamEvent {
+            id: self.id?,
+            kind: self.kind?,
+            data: self.data?,
+        })
+    }
 }
 
 /// Sets `book_levels` to the sums of the resting orders (and drops emptied levels), in one

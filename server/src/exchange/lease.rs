@@ -13,7 +13,7 @@
 //!   feeds its own market stream subscribers from the database ([`spawn_follower_feed`]).
 //!
 //! Safety never rests on this thread's timing: every batch checks its token inside its own
-//! transaction (`db::lease::holds`), so a paused leader that wakes up late commits nothing.
+//! transaction (the database's `batch_end`, see `db::lease`), so a paused leader that wakes up late commits nothing.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

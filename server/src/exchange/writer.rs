@@ -43,7 +43,7 @@ use crate::telemetry::Metrics;
 
 pub struct Writer {
     /// The connection every batch commits through; each batch's transaction checks `lease_token`
-    /// before it commits (`db::lease::holds`), so a writer whose node lost the matching lease
+    /// before it commits (the database's `batch_end`, `db::stream::end_statement`), so a writer whose node lost the matching lease
     /// cannot commit anything. With the committer while a batch commits; `None` after a commit
     /// that panicked.
     connection: Option<db::Connection>,

@@ -232,7 +232,8 @@ async fn history_cannot_be_rewritten_through_sql() {
     );
 }
 
-/// The writer moves balances with one statement per batch, planned once for many batches. On a
+/// The writer moves balances in its batch's first statement (with the resting orders' updates),
+/// planned once for many batches. On a
 /// new exchange `accounts` grows by an escrow account per contract, faster than its statistics
 /// follow: planned as PostgreSQL plans by default, the statement would scan and hash every account
 /// each batch. The writer's sessions are opened to plan for lookups by key (`db::open_for_writer`),
@@ -260,13 +261,16 @@ async fn the_writers_balance_update_reads_accounts_by_key_as_the_table_grows() {
     run(
         &mut connection,
         &format!(
-            "PREPARE move_balances (uuid[], numeric[]) AS {}",
-            suanli_server::db::ledger::MOVE_BALANCES.as_str()
+            "PREPARE batch_updates (uuid[], int4[], text[], uuid[], int4[], text[], int4[], \
+             timestamptz, uuid[], numeric[]) AS {}",
+            suanli_server::db::orders::UPDATES_AND_BALANCES.as_str()
         ),
     );
     let plan = |connection: &mut diesel::PgConnection| -> Vec<String> {
         diesel::RunQueryDsl::load::<PlanLine>(
-            diesel::sql_query("EXPLAIN EXECUTE move_balances ('{}', '{}')"),
+            diesel::sql_query(
+                "EXPLAIN EXECUTE batch_updates ('{}', '{}', '{}', '{}', '{}', '{}', '{}', now(), '{}', '{}')",
+            ),
             connection,
         )
         .unwrap()

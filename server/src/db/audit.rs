@@ -87,8 +87,9 @@ pub fn salted(mut payload: Value) -> Value {
 }
 
 /// Appends entries in order, all stamped `at`, in the caller's transaction, and returns the last
-/// `seq`: the one way entries join the chain. The database's `audit_append` (migration
-/// `..._batch_audit_in_one_statement`) locks the head until the transaction ends, completes each
+/// `seq`. Entries join the chain only through the database's `audit_append` (migration
+/// `..._batch_audit_in_one_statement`): here, and in the writer's batch, through `batch_end`
+/// (`db::stream::end_statement`). It locks the head until the transaction ends, completes each
 /// entry's canonical text with its `seq` and hashes it after the one before, in one round trip.
 pub fn append_batch(
     connection: &mut PgConnection,

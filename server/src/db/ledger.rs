@@ -63,33 +63,18 @@ pub fn post(
     Ok(transaction.id)
 }
 
-/// Writes balanced transactions, the one way money moves: each touched balance moved by the sum
-/// of its entries (in account-id order, so that concurrent writers cannot deadlock on accounts),
-/// then the transactions and all their entries, each entry with its account's balance after it
-/// (read from the moved balance while its row is locked, so an account's entries and their
-/// running balances are in one order). Three statements whose texts never change (PostgreSQL
-/// plans them once).
+/// Writes balanced transactions outside the writer's batch (deposits, withdrawals): each touched
+/// balance moved by the sum of its entries ([`MOVE_BALANCES`], in account-id order, so that
+/// concurrent writers cannot deadlock on accounts), then the transactions and all their entries,
+/// each entry with its account's balance after it (read from the moved balance while its row is
+/// locked, so an account's entries and their running balances are in one order). Three
+/// statements whose texts never change (PostgreSQL plans them once). Money moves only through
+/// [`Postings`]: here, and in the writer's batch, which sends [`move_balances`] with its other
+/// updates (`db::orders::write_batch`).
 pub fn post_all(
     connection: &mut PgConnection,
     transactions: &[LedgerTransaction],
 ) -> QueryResult<()> {
-    let (statements, _) = post_statements(connection, transactions, &HashSet::new())?;
-    for statement in statements {
-        statement.execute(connection)?;
-    }
-    Ok(())
-}
-
-/// [`post_all`] for the writer's batch, which sends most of its writes as one statement: moves
-/// the balances of the accounts that exist now (answered at once), and returns the statements
-/// that write the transactions and their entries, to be run in this order, and the balances of
-/// `new_accounts` — accounts the batch opens itself, whose rows the caller inserts with these
-/// balances (nothing moves them here: they do not exist yet).
-pub fn post_statements<'a>(
-    connection: &mut PgConnection,
-    transactions: &'a [LedgerTransaction],
-    new_accounts: &HashSet<Uuid>,
-) -> QueryResult<(Vec<Prepared<'a>>, HashMap<Uuid, Decimal>)> {
     #[derive(QueryableByName)]
     struct Moved {
         #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -97,18 +82,21 @@ pub fn post_statements<'a>(
         #[diesel(sql_type = Numeric)]
         balance: Decimal,
     }
-    let postings = Postings::of(transactions, new_accounts);
+    let postings = Postings::of(transactions, &HashSet::new());
     let mut moved = Vec::new();
     if !postings.moved_accounts.is_empty() {
         moved = prepared(&MOVE_BALANCES)
-            .bind::<Array<diesel::sql_types::Uuid>, _>(postings.moved_accounts.clone())
-            .bind::<Array<Numeric>, _>(postings.moved_amounts.clone())
+            .bind::<Array<diesel::sql_types::Uuid>, _>(&postings.moved_accounts)
+            .bind::<Array<Numeric>, _>(&postings.moved_amounts)
             .load::<Moved>(connection)?
             .into_iter()
             .map(|row| (row.id, row.balance))
             .collect();
     }
-    Ok(postings.statements(moved))
+    for statement in postings.statements(moved).0 {
+        statement.execute(connection)?;
+    }
+    Ok(())
 }
 
 /// Balanced transactions laid out to be written: what they move in the balances of accounts that

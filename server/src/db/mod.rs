@@ -190,6 +190,14 @@ pub fn name_session(connection: &mut PgConnection, name: &'static str) -> diesel
 /// hashes (the ledger entries' reference check did, BENCHMARKS.md "2026-12-07 (thirteenth)"), so
 /// that check no longer leaves the choice to the planner (migration
 /// `..._order_path_checks_stay_cheap`).
+///
+/// Each statement is planned once per session and the plan kept (`plan_cache_mode =
+/// force_generic_plan`): the writer's statements have fixed texts over arrays, so a plan made for
+/// the parameters at hand ("custom") would only see how long the arrays are, and costs more to make
+/// than to run. Left to itself, PostgreSQL made a custom plan for every execution of the batch's
+/// first statement once it judged the generic one dearer than plans for small arrays: 17 % of the
+/// committer backend's time went to planning (BENCHMARKS.md "2026-12-07 (fifteenth)"). The plans
+/// are still made again as the tables grow (`db::orders::forget_plans`).
 pub fn open_for_writer(
     database_url: &str,
     name: Option<&'static str>,
@@ -200,7 +208,7 @@ pub fn open_for_writer(
     }
     diesel::connection::SimpleConnection::batch_execute(
         &mut connection,
-        "SET random_page_cost = 1.1",
+        "SET random_page_cost = 1.1; SET plan_cache_mode = force_generic_plan",
     )?;
     Ok(connection)
 }

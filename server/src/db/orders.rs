@@ -336,7 +336,7 @@ fn add_share(
 /// was and as it is (read on the statement's snapshot, before its updates), and each moved
 /// account's new balance. One text whatever the batch holds (empty arrays update nothing), so
 /// PostgreSQL plans it once per session.
-static UPDATES_AND_BALANCES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub static UPDATES_AND_BALANCES: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH vo AS (SELECT * FROM unnest($1::uuid[], $2::int4[], $3::text[]) AS v(id, remaining, status)), \
          bo AS (SELECT ARRAY[o.sku] AS skus, o.ask_price AS price, o.remaining, o.status, \
@@ -450,7 +450,8 @@ fn update_orders_and_balances(
 }
 
 /// Writes the batch; answers the market stream's events it recorded, in order. Three statements
-/// whatever the batch holds (five round trips with `BEGIN` and `COMMIT`): the statement whose answers the
+/// whatever orders the batch holds (five round trips with `BEGIN` and `COMMIT`; one more for
+/// each kind of rare write below that it holds): the statement whose answers the
 /// rest needs (the resting orders' updates, with their states before, and the moved balances);
 /// then every insert of orders, contracts, escrow accounts, candles, the ledger, policy decisions
 /// and settlements as one statement; then withdrawals, suspensions and policy faults, each its own

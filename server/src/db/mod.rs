@@ -192,12 +192,16 @@ pub fn name_session(connection: &mut PgConnection, name: &'static str) -> diesel
 /// `..._order_path_checks_stay_cheap`).
 ///
 /// Each statement is planned once per session and the plan kept (`plan_cache_mode =
-/// force_generic_plan`): the writer's statements have fixed texts over arrays, so a plan made for
-/// the parameters at hand ("custom") would only see how long the arrays are, and costs more to make
-/// than to run. Left to itself, PostgreSQL made a custom plan for every execution of the batch's
-/// first statement once it judged the generic one dearer than plans for small arrays: 17 % of the
-/// committer backend's time went to planning (BENCHMARKS.md "2026-12-07 (fifteenth)"). The plans
-/// are still made again as the tables grow (`db::orders::forget_plans`).
+/// force_generic_plan`). The batch's statements have fixed texts over arrays, so a plan made for
+/// the parameters at hand ("custom") would only see how long the arrays are, and costs more to
+/// make than to run. Left to itself, PostgreSQL made a custom plan for 3,499 of 4,496 executions of
+/// the batch's first statement, once it judged the generic plan dearer than plans for small
+/// arrays: planning was 15–18 % of the committer backend's samples (BENCHMARKS.md "2026-12-07
+/// (fifteenth)"). The sessions' other reads (the book's rebuild, the stream after an event id, the
+/// hubs' levy accounts, the batch's reads by key) plan as well generically; a condition whose
+/// value decides the plan is written into the statement's text instead of bound (the rebuild's
+/// resting statuses, `db::orders::resting_offers_after`). The plans are still made again as the
+/// tables grow (`db::orders::forget_plans`).
 pub fn open_for_writer(
     database_url: &str,
     name: Option<&'static str>,

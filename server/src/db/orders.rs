@@ -837,6 +837,15 @@ pub struct RestingOffer {
     pub sold: Vec<SoldUnits>,
 }
 
+/// `status IN ('open', 'partially_filled')` written into the query's text, not bound: the
+/// writer's sessions keep one generic plan per statement (`db::open_for_writer`), and only a
+/// condition the planner can read proves that the resting orders' partial indexes
+/// (`offers_resting`, `bids_resting`) hold every row asked for. With the statuses bound, the book's
+/// rebuild would walk every order ever placed.
+fn resting_literally() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql(&format!("status IN ({})", super::types::resting_sql()))
+}
+
 /// At most `limit` resting offers numbered after `after_seq`, in arrival order, each with what
 /// its contracts sold. The book is read page by page so that a large one never sits in memory
 /// twice (rows and engine) at start-up.
@@ -846,7 +855,7 @@ pub fn resting_offers_after(
     limit: i64,
 ) -> QueryResult<Vec<RestingOffer>> {
     let rows: Vec<OfferRow> = offers::table
-        .filter(offers::status.eq_any(RESTING))
+        .filter(resting_literally())
         .filter(offers::seq.gt(after_seq))
         .order(offers::seq)
         .limit(limit)
@@ -885,7 +894,7 @@ pub fn resting_bids_after(
     limit: i64,
 ) -> QueryResult<Vec<BidRow>> {
     bids::table
-        .filter(bids::status.eq_any(RESTING))
+        .filter(resting_literally())
         .filter(bids::seq.gt(after_seq))
         .order(bids::seq)
         .limit(limit)
